@@ -1,0 +1,1 @@
+//! The Ampel agent: sources -> batches -> transport to the collector.

@@ -1,0 +1,1 @@
+//! Mail delivery with lettre: a file outbox (the default) or SMTP.

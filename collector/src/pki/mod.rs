@@ -1,0 +1,1 @@
+//! The deployment's certificate authority, built on rcgen.

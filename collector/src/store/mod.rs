@@ -1,0 +1,1 @@
+//! The collector's LMDB store (heed).

@@ -1,0 +1,319 @@
+//! The data model. Timestamps are UTC Unix milliseconds (`i64`).
+//!
+//! Every record kind is a variant of [`Record`]. A record kind this build does not know (sent by a
+//! newer agent) decodes as [`Record::Unknown`] so the collector can count and skip it instead of
+//! refusing the whole batch.
+
+use std::fmt;
+
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Version of the batch format this build writes.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// One unit of transfer: the records an agent gathered in one interval.
+///
+/// `seq` is the agent's persisted, monotonically increasing sequence number; the collector
+/// acknowledges by it and uses it to drop duplicates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Batch {
+    /// Format version ([`PROTOCOL_VERSION`] when written by this build).
+    pub version: u16,
+    /// Sequence number, unique and increasing per device.
+    pub seq: u64,
+    /// What the agent believes its device id is. Informational only: the collector takes the
+    /// identity from the authenticated certificate and merely counts a disagreement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
+    /// The records, in the order they were gathered.
+    pub records: Vec<Record>,
+}
+
+/// One observation from a device.
+///
+/// On the wire: a map `{"kind": <name>, "data": <record>}`, kind first.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", content = "data", rename_all = "snake_case")]
+pub enum Record {
+    /// A numeric sample (CPU, memory, disk, counters).
+    Metric(Metric),
+    /// A security event: IDS, antivirus, mail quarantine, authentication.
+    Alert(Alert),
+    /// License state of the appliance.
+    License(License),
+    /// What the device is and runs.
+    Inventory(Inventory),
+    /// Byte and packet counters of an interface or traffic category over an interval.
+    Traffic(Traffic),
+    /// A record kind unknown to this build; counted and skipped by the collector.
+    Unknown,
+}
+
+// Written by hand because serde's `#[serde(other)]` cannot skip the content of an unknown
+// adjacently tagged variant: a newer record kind must decode as `Unknown`, not fail the batch.
+impl<'de> Deserialize<'de> for Record {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RecordVisitor;
+
+        impl<'de> Visitor<'de> for RecordVisitor {
+            type Value = Record;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a record map {kind, data}")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Record, A::Error> {
+                let key: String = map.next_key()?.ok_or_else(|| de::Error::missing_field("kind"))?;
+                if key != "kind" {
+                    return Err(de::Error::custom("record: \"kind\" must be the first key"));
+                }
+                let kind: String = map.next_value()?;
+                let mut record = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key != "data" || record.is_some() {
+                        map.next_value::<IgnoredAny>()?;
+                        continue;
+                    }
+                    record = Some(match kind.as_str() {
+                        "metric" => Record::Metric(map.next_value()?),
+                        "alert" => Record::Alert(map.next_value()?),
+                        "license" => Record::License(map.next_value()?),
+                        "inventory" => Record::Inventory(map.next_value()?),
+                        "traffic" => Record::Traffic(map.next_value()?),
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                            Record::Unknown
+                        }
+                    });
+                }
+                match record {
+                    Some(r) => Ok(r),
+                    None if kind == "unknown" => Ok(Record::Unknown),
+                    None if !matches!(kind.as_str(), "metric" | "alert" | "license" | "inventory" | "traffic") => {
+                        Ok(Record::Unknown)
+                    }
+                    None => Err(de::Error::missing_field("data")),
+                }
+            }
+        }
+
+        deserializer.deserialize_map(RecordVisitor)
+    }
+}
+
+impl Record {
+    /// The record's kind as a short lowercase name, for counters and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Record::Metric(_) => "metric",
+            Record::Alert(_) => "alert",
+            Record::License(_) => "license",
+            Record::Inventory(_) => "inventory",
+            Record::Traffic(_) => "traffic",
+            Record::Unknown => "unknown",
+        }
+    }
+
+    /// Timestamp of the record, if it has one.
+    pub fn ts(&self) -> Option<i64> {
+        match self {
+            Record::Metric(m) => Some(m.ts),
+            Record::Alert(a) => Some(a.ts),
+            Record::License(l) => Some(l.ts),
+            Record::Inventory(i) => Some(i.ts),
+            Record::Traffic(t) => Some(t.ts),
+            Record::Unknown => None,
+        }
+    }
+}
+
+/// A numeric sample of one series. The series is `name` plus `labels`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metric {
+    /// Sample time, Unix ms UTC.
+    pub ts: i64,
+    /// Metric name, e.g. `cpu.usage_percent`.
+    pub name: String,
+    /// Label pairs that tell series of one name apart (e.g. `mount=/var`), sorted by key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<(String, String)>,
+    /// The value.
+    pub value: f64,
+}
+
+/// Where an alert came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertSource {
+    /// Intrusion detection / prevention (Suricata).
+    Ids,
+    /// Antivirus (ClamAV).
+    Antivirus,
+    /// Mail filter and quarantine (rspamd, amavis, Postfix).
+    Mail,
+    /// Authentication events.
+    Auth,
+    /// Packet filter events.
+    Firewall,
+    /// Anything else.
+    #[serde(other)]
+    Other,
+}
+
+/// What the device did about an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertAction {
+    /// Let through; only reported.
+    Allowed,
+    /// Blocked or dropped.
+    Blocked,
+    /// Moved to quarantine.
+    Quarantined,
+    /// Rejected (mail).
+    Rejected,
+    /// Not stated by the source.
+    #[serde(other)]
+    Unknown,
+}
+
+/// A security event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Event time, Unix ms UTC.
+    pub ts: i64,
+    /// Which subsystem raised it.
+    pub source: AlertSource,
+    /// Severity, 1 = most severe (Suricata's scale: 1..=4).
+    pub severity: u8,
+    /// Signature id, where the source has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature_id: Option<u64>,
+    /// Signature or detection name.
+    pub signature: String,
+    /// Category (IDS classtype, mail reason).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// What was done.
+    pub action: AlertAction,
+    /// Source address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src: Option<String>,
+    /// Destination address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst: Option<String>,
+    /// Free-form detail (file path, mail id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// One licensed feature with its own expiry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LicenseFeature {
+    /// Feature name, e.g. `ids`.
+    pub name: String,
+    /// Expiry, Unix ms UTC, if it expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<i64>,
+}
+
+/// License state of the appliance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct License {
+    /// When the state was read, Unix ms UTC.
+    pub ts: i64,
+    /// Product name.
+    pub product: String,
+    /// Appliance model.
+    #[serde(default)]
+    pub model: String,
+    /// Serial number.
+    #[serde(default)]
+    pub serial: String,
+    /// Whether the license is valid according to the appliance.
+    pub licensed: bool,
+    /// Expiry of the license, Unix ms UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<i64>,
+    /// Licensed features.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<LicenseFeature>,
+    /// Set when the license could not be read: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown_reason: Option<String>,
+}
+
+/// What the device is and runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Inventory {
+    /// When it was read, Unix ms UTC.
+    pub ts: i64,
+    /// Host name.
+    pub hostname: String,
+    /// Appliance model, if configured or known.
+    #[serde(default)]
+    pub model: String,
+    /// Firmware version, if configured or known.
+    #[serde(default)]
+    pub firmware: String,
+    /// Operating system name and version.
+    #[serde(default)]
+    pub os: String,
+    /// Kernel release.
+    #[serde(default)]
+    pub kernel: String,
+    /// Version of `ampel-agent`.
+    pub agent_version: String,
+    /// Seconds since boot.
+    pub uptime_s: u64,
+}
+
+/// Counters of an interface or traffic category over `interval_ms`, as deltas.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Traffic {
+    /// End of the interval, Unix ms UTC.
+    pub ts: i64,
+    /// Length of the interval the deltas cover.
+    pub interval_ms: u64,
+    /// Interface name.
+    pub interface: String,
+    /// Traffic category (application protocol, nftables counter), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Packets sent.
+    pub tx_packets: u64,
+    /// Receive errors.
+    #[serde(default)]
+    pub rx_errors: u64,
+    /// Transmit errors.
+    #[serde(default)]
+    pub tx_errors: u64,
+}
+
+/// The collector's answer to one batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    /// Sequence number of the batch answered.
+    pub seq: u64,
+    /// What became of it.
+    pub status: AckStatus,
+}
+
+/// What became of a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AckStatus {
+    /// Durably committed.
+    Committed,
+    /// Already committed earlier; nothing was written again.
+    Duplicate,
+    /// Refused for good (malformed, over limits); the agent must not resend it.
+    Rejected(String),
+}
