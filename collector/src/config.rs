@@ -1,0 +1,456 @@
+//! `collector.toml`: parsed into types that cannot hold a bad value.
+//!
+//! Every table is `deny_unknown_fields`, so a typo is an error, and every error names the file,
+//! the line and the key (see [`ConfigError`]). Relative paths are resolved against the
+//! directory of the config file. The shipped, commented example is
+//! `packaging/collector.toml`; a test parses it.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer};
+
+/// Where the collector looks for its config when no `--config` is given.
+pub const DEFAULT_PATH: &str = "/etc/ampel/collector.toml";
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or a value is wrong; names line and key.
+    #[error("{path}:{line}: {key}{message}")]
+    Parse {
+        /// The config file.
+        path: PathBuf,
+        /// 1-based line of the problem (0 when unknown).
+        line: usize,
+        /// `key "x.y": ` when the key is known, else empty.
+        key: String,
+        /// What is wrong and what is expected.
+        message: String,
+    },
+    /// Values that are fine alone but not together.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
+}
+
+/// Turns a toml error into file, line and dotted key.
+pub fn toml_error(path: &Path, src: &str, err: &toml::de::Error) -> ConfigError {
+    let (line, key) = match err.span() {
+        Some(span) => {
+            let line = src[..span.start.min(src.len())].matches('\n').count() + 1;
+            (line, key_at(src, line))
+        }
+        None => (0, None),
+    };
+    ConfigError::Parse {
+        path: path.to_owned(),
+        line,
+        key: key.map(|k| format!("key \"{k}\": ")).unwrap_or_default(),
+        message: err.message().trim().to_owned(),
+    }
+}
+
+/// The dotted key defined on `line` (1-based), qualified by the table header above it.
+fn key_at(src: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = src.lines().collect();
+    let text = lines.get(line.checked_sub(1)?)?.trim();
+    let table = lines[..line - 1]
+        .iter()
+        .rev()
+        .map(|l| l.trim())
+        .find(|l| l.starts_with('[') && !l.starts_with("[["))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+    if text.starts_with('[') {
+        return Some(text.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+    }
+    let key = text.split('=').next()?.trim().trim_matches('"');
+    if key.is_empty() {
+        return table;
+    }
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key.to_owned(),
+    })
+}
+
+/// A duration written as `250ms`, `30s`, `15m`, `24h` or `7d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Duration(pub std::time::Duration);
+
+impl FromStr for Duration {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration; write e.g. \"30s\", \"15m\", \"24h\""))?;
+        let ms = match unit.trim() {
+            "ms" => Some(n),
+            "s" => n.checked_mul(1000),
+            "m" => n.checked_mul(60_000),
+            "h" => n.checked_mul(3_600_000),
+            "d" => n.checked_mul(86_400_000),
+            _ => return Err(format!("{s:?} has no unit; write e.g. \"30s\", \"15m\", \"24h\", \"7d\"")),
+        };
+        ms.map(|ms| Duration(std::time::Duration::from_millis(ms))).ok_or_else(|| format!("{s:?} is too long"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for Duration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}s", self.0.as_secs())
+    }
+}
+
+impl Duration {
+    /// Milliseconds, saturating.
+    pub fn as_ms(self) -> i64 {
+        i64::try_from(self.0.as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+/// A percentage between 0 and 100.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct Percent(pub f64);
+
+impl<'de> Deserialize<'de> for Percent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = f64::deserialize(d)?;
+        if !(0.0..=100.0).contains(&v) {
+            return Err(serde::de::Error::custom(format!("{v} is not a percentage between 0 and 100")));
+        }
+        Ok(Percent(v))
+    }
+}
+
+/// An IANA time zone name that this machine's tz database knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeZoneName(pub String);
+
+impl<'de> Deserialize<'de> for TimeZoneName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        jiff::tz::TimeZone::get(&s)
+            .map_err(|_| serde::de::Error::custom(format!("{s:?} is not an IANA time zone such as \"Europe/Berlin\" or \"UTC\"")))?;
+        Ok(TimeZoneName(s))
+    }
+}
+
+impl Default for TimeZoneName {
+    fn default() -> Self {
+        TimeZoneName("UTC".into())
+    }
+}
+
+/// The whole collector configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Config {
+    /// Where the store, the PKI and the outbox live by default.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// The QUIC listener.
+    #[serde(default)]
+    pub quic: QuicConfig,
+    /// The certificate authority.
+    #[serde(default)]
+    pub pki: PkiConfig,
+    /// The LMDB store.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// Risk rule thresholds.
+    #[serde(default)]
+    pub risk: RiskConfig,
+    /// Report defaults.
+    #[serde(default)]
+    pub report: ReportConfig,
+    /// Mail delivery.
+    #[serde(default)]
+    pub mail: crate::mail::MailConfig,
+    /// The file this was read from (set by [`Config::load`]).
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("/var/lib/ampel")
+}
+
+/// `[quic]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct QuicConfig {
+    /// Address and UDP port to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Batches a connection may have in flight at once.
+    #[serde(default = "default_streams")]
+    pub max_streams: u32,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 4433))
+}
+
+fn default_streams() -> u32 {
+    16
+}
+
+impl Default for QuicConfig {
+    fn default() -> Self {
+        QuicConfig { listen: default_listen(), max_streams: default_streams() }
+    }
+}
+
+/// `[pki]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PkiConfig {
+    /// Directory of the CA, the server certificate and the CRL; default `<data-dir>/pki`.
+    pub dir: Option<PathBuf>,
+    /// Lifetime of device certificates issued by `pki issue`.
+    #[serde(default = "default_device_days")]
+    pub device_days: u32,
+}
+
+fn default_device_days() -> u32 {
+    397
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Directory of the LMDB files; default `<data-dir>/store`.
+    pub dir: Option<PathBuf>,
+    /// Initial map size in MiB; the map grows by doubling when full.
+    #[serde(default = "default_map_mib")]
+    pub initial_map_mib: u32,
+}
+
+fn default_map_mib() -> u32 {
+    256
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { dir: None, initial_map_mib: default_map_mib() }
+    }
+}
+
+/// `[risk]`: thresholds of the built-in rules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RiskConfig {
+    /// A device not heard from for this long is yellow.
+    #[serde(default = "default_silent_yellow")]
+    pub silent_yellow: Duration,
+    /// A device not heard from for this long is red.
+    #[serde(default = "default_silent_red")]
+    pub silent_red: Duration,
+    /// CPU usage at or above this counts as high.
+    #[serde(default = "default_cpu_high")]
+    pub cpu_high_percent: Percent,
+    /// Memory usage at or above this counts as high.
+    #[serde(default = "default_memory_high")]
+    pub memory_high_percent: Percent,
+    /// CPU or memory high for more than this share of the samples is yellow; for more than
+    /// twice this share, red.
+    #[serde(default = "default_high_share")]
+    pub high_share_percent: Percent,
+    /// A file system filled to this level is yellow.
+    #[serde(default = "default_disk_yellow")]
+    pub disk_yellow_percent: Percent,
+    /// A file system filled to this level is red.
+    #[serde(default = "default_disk_red")]
+    pub disk_red_percent: Percent,
+}
+
+fn default_silent_yellow() -> Duration {
+    Duration(std::time::Duration::from_secs(15 * 60))
+}
+fn default_silent_red() -> Duration {
+    Duration(std::time::Duration::from_secs(24 * 3600))
+}
+fn default_cpu_high() -> Percent {
+    Percent(90.0)
+}
+fn default_memory_high() -> Percent {
+    Percent(90.0)
+}
+fn default_high_share() -> Percent {
+    Percent(25.0)
+}
+fn default_disk_yellow() -> Percent {
+    Percent(85.0)
+}
+fn default_disk_red() -> Percent {
+    Percent(95.0)
+}
+
+impl Default for RiskConfig {
+    fn default() -> Self {
+        RiskConfig {
+            silent_yellow: default_silent_yellow(),
+            silent_red: default_silent_red(),
+            cpu_high_percent: default_cpu_high(),
+            memory_high_percent: default_memory_high(),
+            high_share_percent: default_high_share(),
+            disk_yellow_percent: default_disk_yellow(),
+            disk_red_percent: default_disk_red(),
+        }
+    }
+}
+
+/// `[report]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ReportConfig {
+    /// IANA time zone the report's dates are shown in.
+    #[serde(default)]
+    pub time_zone: TimeZoneName,
+}
+
+impl Config {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Self::parse(path, &src)
+    }
+
+    /// Parses config text as if read from `path` (relative paths resolve against its directory).
+    pub fn parse(path: &Path, src: &str) -> Result<Config, ConfigError> {
+        let mut cfg: Config = toml::from_str(src).map_err(|e| toml_error(path, src, &e))?;
+        cfg.source = path.to_owned();
+        let base = path.parent().unwrap_or(Path::new("."));
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        resolve(&mut cfg.data_dir);
+        if let Some(d) = cfg.pki.dir.as_mut() {
+            resolve(d);
+        }
+        if let Some(d) = cfg.store.dir.as_mut() {
+            resolve(d);
+        }
+        cfg.mail.resolve_paths(base, &cfg.data_dir);
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks across fields.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid { path: self.source.clone(), message };
+        if self.risk.silent_red <= self.risk.silent_yellow {
+            return Err(invalid(format!(
+                "[risk] silent-red ({}) must be longer than silent-yellow ({})",
+                self.risk.silent_red, self.risk.silent_yellow
+            )));
+        }
+        if self.risk.disk_red_percent.0 < self.risk.disk_yellow_percent.0 {
+            return Err(invalid("[risk] disk-red-percent must not be below disk-yellow-percent".into()));
+        }
+        self.mail.validate().map_err(|e| invalid(format!("[mail] {e}")))?;
+        Ok(())
+    }
+
+    /// The PKI directory.
+    pub fn pki_dir(&self) -> PathBuf {
+        self.pki.dir.clone().unwrap_or_else(|| self.data_dir.join("pki"))
+    }
+
+    /// The store directory.
+    pub fn store_dir(&self) -> PathBuf {
+        self.store.dir.clone().unwrap_or_else(|| self.data_dir.join("store"))
+    }
+
+    /// Store options from `[store]`.
+    pub fn store_options(&self) -> crate::store::StoreOptions {
+        crate::store::StoreOptions {
+            initial_map_size: (self.store.initial_map_mib as usize) << 20,
+            ..crate::store::StoreOptions::default()
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn parse(src: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/etc/ampel/collector.toml"), src)
+    }
+
+    #[test]
+    fn empty_config_takes_the_documented_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.quic.listen.port(), 4433);
+        assert_eq!(c.pki_dir(), PathBuf::from("/var/lib/ampel/pki"));
+        assert_eq!(c.risk.silent_yellow.as_ms(), 15 * 60 * 1000);
+        assert_eq!(c.report.time_zone.0, "UTC");
+    }
+
+    #[test]
+    fn a_typo_names_file_line_and_key() {
+        let err = parse("data-dir = \"/tmp\"\n[risk]\nsilent-yelow = \"1m\"\n").unwrap_err().to_string();
+        assert!(err.starts_with("/etc/ampel/collector.toml:3: key \"risk.silent-yelow\": unknown field"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_value_names_file_line_and_key() {
+        let err = parse("[report]\n\ntime-zone = \"Mars/Olympus\"\n").unwrap_err().to_string();
+        assert!(err.contains("collector.toml:3: key \"report.time-zone\""), "{err}");
+        assert!(err.contains("IANA"), "{err}");
+        let err = parse("[risk]\ncpu-high-percent = 140\n").unwrap_err().to_string();
+        assert!(err.contains(":2: key \"risk.cpu-high-percent\"") && err.contains("between 0 and 100"), "{err}");
+        let err = parse("[quic]\nlisten = \"localhost\"\n").unwrap_err().to_string();
+        assert!(err.contains(":2: key \"quic.listen\""), "{err}");
+    }
+
+    #[test]
+    fn cross_field_checks_say_what_to_do() {
+        let err = parse("[risk]\nsilent-yellow = \"2h\"\nsilent-red = \"1h\"\n").unwrap_err().to_string();
+        assert!(err.contains("silent-red") && err.contains("longer than"), "{err}");
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_config_directory() {
+        let c = parse("data-dir = \"data\"\n[pki]\ndir = \"ca\"\n").unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/etc/ampel/data"));
+        assert_eq!(c.pki_dir(), PathBuf::from("/etc/ampel/ca"));
+        assert_eq!(c.store_dir(), PathBuf::from("/etc/ampel/data/store"));
+    }
+
+    #[test]
+    fn durations_parse_with_units_only() {
+        assert_eq!("250ms".parse::<Duration>().unwrap().as_ms(), 250);
+        assert_eq!("7d".parse::<Duration>().unwrap().as_ms(), 7 * 86_400_000);
+        assert!("15".parse::<Duration>().is_err());
+        assert!("x5m".parse::<Duration>().is_err());
+    }
+}

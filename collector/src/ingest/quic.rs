@@ -1,0 +1,159 @@
+//! The QUIC listener: mutual TLS, one bidirectional stream per batch.
+//!
+//! The client certificate is verified by rustls against the deployment CA (and its CRL) during
+//! the handshake; the device and tenant are then read from that verified certificate — never
+//! from the payload. Each stream carries one length-prefixed batch up and one ack down. The
+//! length is checked before anything is read, and the payload buffer grows only as bytes arrive.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use ampel_protocol::{Ack, AckStatus, Identity, Limits, codec, frame};
+use rustls_pki_types::CertificateDer;
+use tokio::sync::watch;
+
+use super::writer::Writer;
+
+/// Why the listener could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    /// The TLS configuration is not usable for QUIC.
+    #[error("TLS configuration unusable for QUIC: {0}")]
+    Tls(String),
+    /// The UDP socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Builds a bound QUIC endpoint from a rustls server configuration (which must require client
+/// certificates).
+pub fn bind(addr: SocketAddr, tls: rustls::ServerConfig, max_streams: u32) -> Result<quinn::Endpoint, ListenError> {
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(|e| ListenError::Tls(e.to_string()))?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .max_concurrent_bidi_streams(max_streams.into())
+        .max_concurrent_uni_streams(0u32.into())
+        .max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(60_000))));
+    server.transport_config(Arc::new(transport));
+    quinn::Endpoint::server(server, addr).map_err(|source| ListenError::Bind { addr, source })
+}
+
+/// Accepts connections until `shutdown` turns true, then stops accepting, gives open streams a
+/// moment to finish and closes the endpoint.
+pub async fn serve(endpoint: quinn::Endpoint, writer: Writer, limits: Limits, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            incoming = endpoint.accept() => {
+                let Some(incoming) = incoming else { break };
+                let writer = writer.clone();
+                tokio::spawn(async move {
+                    let remote = incoming.remote_address();
+                    if let Err(e) = connection(incoming, writer, limits).await {
+                        tracing::debug!(%remote, error = %e, "connection ended");
+                    }
+                });
+            }
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() { break; }
+            }
+        }
+    }
+    tracing::info!("QUIC listener stopping");
+    // Streams already handed to the writer commit regardless; a short grace lets their acks go out.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    endpoint.close(quinn::VarInt::from_u32(0), b"collector shutting down");
+    endpoint.wait_idle().await;
+}
+
+/// The verified identity of a connection's peer.
+fn peer_identity(conn: &quinn::Connection) -> Result<Identity, String> {
+    let any = conn.peer_identity().ok_or("no client certificate")?;
+    let chain = any.downcast::<Vec<CertificateDer<'static>>>().map_err(|_| "unexpected peer identity type")?;
+    let leaf = chain.first().ok_or("empty certificate chain")?;
+    Identity::from_cert_der(leaf).map_err(|e| e.to_string())
+}
+
+async fn connection(incoming: quinn::Incoming, writer: Writer, limits: Limits) -> Result<(), String> {
+    let remote = incoming.remote_address();
+    let conn = incoming.await.map_err(|e| format!("handshake with {remote} failed: {e}"))?;
+    let identity = match peer_identity(&conn) {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::warn!(%remote, error = %e, "refusing connection: certificate carries no usable identity");
+            conn.close(quinn::VarInt::from_u32(2), b"certificate carries no usable identity");
+            return Err(e);
+        }
+    };
+    tracing::info!(%remote, device = %identity.device, tenant = %identity.tenant, "agent connected");
+    loop {
+        let (send, recv) = match conn.accept_bi().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::info!(device = %identity.device, reason = %e, "agent disconnected");
+                return Ok(());
+            }
+        };
+        let writer = writer.clone();
+        let identity = identity.clone();
+        tokio::spawn(async move {
+            if let Err(e) = stream(send, recv, identity.clone(), writer, limits).await {
+                tracing::debug!(device = %identity.device, error = %e, "stream failed");
+            }
+        });
+    }
+}
+
+async fn stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, identity: Identity, writer: Writer, limits: Limits) -> Result<(), String> {
+    let mut header = [0u8; frame::HEADER_LEN];
+    recv.read_exact(&mut header).await.map_err(|e| e.to_string())?;
+    let (seq, status) = match frame::payload_len(header, &limits) {
+        Err(e) => (0, AckStatus::Rejected(e.to_string())),
+        Ok(len) => {
+            // `read_to_end` allocates as bytes arrive, never the announced length up front.
+            let payload = recv.read_to_end(len).await.map_err(|e| e.to_string())?;
+            if payload.len() != len {
+                (0, AckStatus::Rejected(format!("frame announced {len} bytes but carried {}", payload.len())))
+            } else {
+                match codec::decode_batch(&payload, &limits) {
+                    Err(e) => (0, AckStatus::Rejected(e.to_string())),
+                    Ok(batch) => {
+                        let seq = batch.seq;
+                        match writer.submit(identity.clone(), batch, now_ms()).await {
+                            Ok(status) => (seq, status),
+                            // Not stored: say nothing so the agent resends later.
+                            Err(e) => {
+                                let _ = send.reset(quinn::VarInt::from_u32(1));
+                                return Err(e.to_string());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    if let AckStatus::Rejected(reason) = &status {
+        writer.stats().batches_rejected.fetch_add(u64::from(seq == 0), Ordering::Relaxed);
+        tracing::warn!(device = %identity.device, %reason, "batch rejected");
+    }
+    let ack = codec::encode_ack(&Ack { seq, status }).map_err(|e| e.to_string())?;
+    let bytes = frame::encode_frame(&ack, &limits).map_err(|e| e.to_string())?;
+    send.write_all(&bytes).await.map_err(|e| e.to_string())?;
+    send.finish().map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Wall-clock time in Unix ms.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

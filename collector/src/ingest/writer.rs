@@ -1,0 +1,163 @@
+//! The one task that writes to the store.
+//!
+//! Connections hand decoded batches to the [`Writer`] through a bounded channel and wait for the
+//! answer. The writer thread takes whatever has queued up — up to [`GROUP_MAX_BATCHES`] batches
+//! or [`GROUP_MAX_RECORDS`] records — commits it in one LMDB transaction, and only then answers
+//! every waiting connection, which acknowledges to its agent. LMDB transactions are synchronous,
+//! so the writer is a plain thread and never holds a transaction across an `.await`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ampel_protocol::{AckStatus, Batch, Identity};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::{PendingBatch, Store};
+
+/// Most batches committed in one transaction.
+pub const GROUP_MAX_BATCHES: usize = 512;
+/// Most records committed in one transaction (a soft bound: a group closes once past it).
+pub const GROUP_MAX_RECORDS: usize = 200_000;
+
+/// Counters an operator wants to see, shared with `/metrics` and the logs.
+#[derive(Debug, Default)]
+pub struct IngestStats {
+    /// Batches committed.
+    pub batches_committed: AtomicU64,
+    /// Batches that were duplicates of committed ones.
+    pub batches_duplicate: AtomicU64,
+    /// Batches refused (decode errors, tenant mismatch).
+    pub batches_rejected: AtomicU64,
+    /// Points written.
+    pub points: AtomicU64,
+    /// Alerts written.
+    pub alerts: AtomicU64,
+    /// Records of kinds this build does not know.
+    pub records_unknown: AtomicU64,
+    /// Records refused as malformed.
+    pub records_malformed: AtomicU64,
+    /// Batches whose payload named a sender other than the certificate.
+    pub sender_mismatch: AtomicU64,
+    /// Transactions committed.
+    pub commits: AtomicU64,
+    /// Commits that failed (each failed batch was answered with an error, not acknowledged).
+    pub commit_errors: AtomicU64,
+}
+
+struct Request {
+    pending: PendingBatch,
+    reply: oneshot::Sender<Result<AckStatus, String>>,
+}
+
+/// Handle to the writer: cheap to clone, one per connection.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Request>,
+    stats: Arc<IngestStats>,
+}
+
+/// Why a batch could not be handed to the writer.
+#[derive(Debug, thiserror::Error)]
+pub enum WriterError {
+    /// The writer has stopped (shutdown or a fatal store error).
+    #[error("the store writer has stopped")]
+    Stopped,
+    /// The commit failed; the batch was not stored and must not be acknowledged.
+    #[error("commit failed: {0}")]
+    Commit(String),
+}
+
+impl Writer {
+    /// Starts the writer thread over `store`. It stops when every [`Writer`] clone is dropped,
+    /// after committing what was queued; join the returned handle to wait for that.
+    pub fn start(store: Store, stats: Arc<IngestStats>) -> (Writer, std::thread::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(4096);
+        let thread_stats = stats.clone();
+        let handle = std::thread::Builder::new()
+            .name("ampel-writer".into())
+            .spawn(move || run(store, rx, thread_stats))
+            .unwrap_or_else(|e| {
+                // Without a writer thread the collector cannot work at all; this happens only when
+                // the OS refuses a thread at start-up.
+                tracing::error!(error = %e, "cannot start the writer thread");
+                std::process::exit(70)
+            });
+        (Writer { tx, stats }, handle)
+    }
+
+    /// The shared counters.
+    pub fn stats(&self) -> &Arc<IngestStats> {
+        &self.stats
+    }
+
+    /// Queues a batch and waits until it is committed (or found to be a duplicate).
+    pub async fn submit(&self, identity: Identity, batch: Batch, received_ms: i64) -> Result<AckStatus, WriterError> {
+        if batch.sender.as_deref().is_some_and(|s| s != identity.device.as_str()) {
+            self.stats.sender_mismatch.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(device = %identity.device, claimed = ?batch.sender, "payload names another sender; stored under the certificate's identity");
+        }
+        let (reply, rx) = oneshot::channel();
+        let req = Request { pending: PendingBatch { identity, batch, received_ms }, reply };
+        self.tx.send(req).await.map_err(|_| WriterError::Stopped)?;
+        match rx.await {
+            Ok(Ok(status)) => Ok(status),
+            Ok(Err(e)) => Err(WriterError::Commit(e)),
+            Err(_) => Err(WriterError::Stopped),
+        }
+    }
+}
+
+fn run(store: Store, mut rx: mpsc::Receiver<Request>, stats: Arc<IngestStats>) {
+    let mut group: Vec<Request> = Vec::with_capacity(GROUP_MAX_BATCHES);
+    while let Some(first) = rx.blocking_recv() {
+        let mut records = first.pending.batch.records.len();
+        group.push(first);
+        while group.len() < GROUP_MAX_BATCHES && records < GROUP_MAX_RECORDS {
+            match rx.try_recv() {
+                Ok(r) => {
+                    records += r.pending.batch.records.len();
+                    group.push(r);
+                }
+                Err(_) => break,
+            }
+        }
+        let pending: Vec<PendingBatch> = group
+            .iter_mut()
+            .map(|r| PendingBatch {
+                identity: r.pending.identity.clone(),
+                batch: std::mem::replace(
+                    &mut r.pending.batch,
+                    Batch { version: 0, seq: 0, sender: None, records: Vec::new() },
+                ),
+                received_ms: r.pending.received_ms,
+            })
+            .collect();
+        match store.commit(&pending) {
+            Ok(results) => {
+                stats.commits.fetch_add(1, Ordering::Relaxed);
+                for (req, (status, outcome)) in group.drain(..).zip(results) {
+                    match &status {
+                        AckStatus::Committed => stats.batches_committed.fetch_add(1, Ordering::Relaxed),
+                        AckStatus::Duplicate => stats.batches_duplicate.fetch_add(1, Ordering::Relaxed),
+                        AckStatus::Rejected(_) => stats.batches_rejected.fetch_add(1, Ordering::Relaxed),
+                    };
+                    stats.points.fetch_add(outcome.points, Ordering::Relaxed);
+                    stats.alerts.fetch_add(outcome.alerts, Ordering::Relaxed);
+                    stats.records_unknown.fetch_add(outcome.unknown, Ordering::Relaxed);
+                    stats.records_malformed.fetch_add(outcome.malformed, Ordering::Relaxed);
+                    // The connection may have gone; the data is committed either way and a
+                    // resend will be acknowledged as a duplicate.
+                    let _ = req.reply.send(Ok(status));
+                }
+            }
+            Err(e) => {
+                stats.commit_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, batches = group.len(), "commit failed; batches not acknowledged");
+                for req in group.drain(..) {
+                    let _ = req.reply.send(Err(e.to_string()));
+                }
+            }
+        }
+    }
+    tracing::debug!("writer stopped: all handles dropped");
+}
