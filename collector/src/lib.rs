@@ -10,6 +10,7 @@
 //! - [`report`]: PDF rendering with genpdf.
 //! - [`mail`]: delivery through a file outbox or SMTP.
 
+pub mod assess;
 pub mod config;
 pub mod ingest;
 pub mod mail;

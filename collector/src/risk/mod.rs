@@ -3,6 +3,8 @@
 //! The walking skeleton ships the first rules (device silent, CPU high, disk high); the full
 //! engine is its own piece of work.
 
+pub mod rules;
+
 use serde::{Deserialize, Serialize};
 
 /// A traffic light. Ordered from harmless to worst so that `max` aggregates.
