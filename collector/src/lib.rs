@@ -9,12 +9,21 @@
 //! - [`risk`]: rules, findings and traffic lights.
 //! - [`report`]: PDF rendering with genpdf.
 //! - [`mail`]: delivery through a file outbox or SMTP.
+//! - [`assess`]: gathers a tenant's data, runs the rules, builds the report data.
+//! - [`reporting`]: `report preview|send` and `mail test`.
+//! - [`server`]: `serve` — store, writer and listener started and stopped together.
+//! - [`demo`]: the embedded default: everything on loopback.
+//! - [`cli`]: the command line.
 
 pub mod assess;
+pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod ingest;
 pub mod mail;
 pub mod pki;
 pub mod report;
+pub mod reporting;
 pub mod risk;
+pub mod server;
 pub mod store;

@@ -1,1 +1,35 @@
-fn main() {}
+//! `ampel-collector`: thin binary over the `ampel_collector` library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Exit code for a bad configuration (sysexits.h `EX_CONFIG`), which systemd units key on.
+const EX_CONFIG: u8 = 78;
+
+fn main() -> ExitCode {
+    ampel_protocol::tls::install_provider();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = ampel_collector::cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(ampel_collector::cli::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if e.chain().any(|c| c.is::<ampel_collector::config::ConfigError>()) {
+                ExitCode::from(EX_CONFIG)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! The command line of `ampel-collector`. `main.rs` parses it and calls [`run`].
+
+use std::path::{Path, PathBuf};
+
+use ampel_protocol::{DeviceId, TenantId};
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::assess::{self, Period};
+use crate::config::{self, Config};
+use crate::ingest::quic::now_ms;
+use crate::pki::{InitOptions, Pki};
+use crate::server::Server;
+use crate::store::Store;
+
+/// Ampel collector: ingests agent data over QUIC with mutual TLS, stores it in LMDB, scores
+/// risk as a traffic light and mails PDF reports.
+#[derive(Debug, Parser)]
+#[command(name = "ampel-collector", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(long, short, global = true, default_value = config::DEFAULT_PATH, env = "AMPEL_COLLECTOR_CONFIG")]
+    pub config: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the collector: QUIC listener, store writer (stops on SIGINT/SIGTERM).
+    Serve,
+    /// Check the configuration file and exit (exit code 78 when it is wrong).
+    CheckConfig,
+    /// Manage the deployment's certificate authority.
+    #[command(subcommand)]
+    Pki(PkiCommand),
+    /// List registered devices with tenant, first/last seen and point counts.
+    Devices(DevicesArgs),
+    /// Show risk findings and traffic lights.
+    #[command(subcommand)]
+    Risk(RiskCommand),
+    /// Render and send reports.
+    #[command(subcommand)]
+    Report(ReportCommand),
+    /// Check mail delivery.
+    #[command(subcommand)]
+    Mail(MailCommand),
+    /// Run a self-contained demo: throw-away PKI, collector and three agents on loopback,
+    /// reports rendered and mailed into an output directory.
+    Demo(DemoArgs),
+}
+
+/// `pki` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PkiCommand {
+    /// Create the CA, the collector's server certificate and an empty CRL.
+    Init {
+        /// Server name for the certificate: DNS name or IP address (repeat for several).
+        #[arg(long = "name", required = true)]
+        names: Vec<String>,
+        /// Replace an existing CA (every issued device certificate stops working).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Issue a device certificate and register the device under its tenant.
+    Issue {
+        /// Tenant (certificate O).
+        #[arg(long)]
+        tenant: TenantId,
+        /// Device id (certificate CN), unique across the deployment.
+        #[arg(long)]
+        device: DeviceId,
+        /// Directory to write <device>.pem, <device>.key and ca.pem into.
+        #[arg(long)]
+        out: PathBuf,
+        /// Certificate lifetime in days (default: [pki] device-days).
+        #[arg(long)]
+        days: Option<u32>,
+    },
+}
+
+/// `devices` arguments.
+#[derive(Debug, Args)]
+pub struct DevicesArgs {
+    /// Only this tenant's devices.
+    #[arg(long)]
+    pub tenant: Option<TenantId>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `risk` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RiskCommand {
+    /// Show a tenant's light, score and findings.
+    Show {
+        /// The tenant.
+        #[arg(long)]
+        tenant: TenantId,
+        /// Period judged, e.g. last-24h, last-7d.
+        #[arg(long, default_value = "last-24h")]
+        period: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `report` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Render a tenant's report to a PDF file.
+    Preview {
+        /// The tenant.
+        #[arg(long)]
+        tenant: TenantId,
+        /// Period, e.g. last-24h, last-7d, last-30d.
+        #[arg(long, default_value = "last-7d")]
+        period: String,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Render a tenant's report and mail it as an attachment.
+    Send {
+        /// The tenant.
+        #[arg(long)]
+        tenant: TenantId,
+        /// Period, e.g. last-24h, last-7d, last-30d.
+        #[arg(long, default_value = "last-7d")]
+        period: String,
+        /// Recipient (repeat for several).
+        #[arg(long = "to", required = true)]
+        to: Vec<String>,
+    },
+}
+
+/// `mail` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum MailCommand {
+    /// Connect to the SMTP server (TLS, login) without sending; names the step that fails.
+    Test,
+}
+
+/// `demo` arguments.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Directory for the demo's files, reports and mails (created; must be empty if it exists).
+    #[arg(long, default_value = "ampel-demo")]
+    pub out: PathBuf,
+    /// Seconds of live data to collect.
+    #[arg(long, default_value_t = 15)]
+    pub seconds: u64,
+    /// The ampel-agent binary (default: next to this binary).
+    #[arg(long)]
+    pub agent: Option<PathBuf>,
+}
+
+/// Loads the config, marking errors so that `main` exits with 78.
+pub fn load_config(path: &Path) -> Result<Config> {
+    Ok(Config::load(path)?)
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Demo(args) => crate::demo::run(args).await,
+        Command::CheckConfig => {
+            let cfg = load_config(&cli.config)?;
+            println!("{}: ok", cfg.source.display());
+            Ok(())
+        }
+        Command::Serve => serve(load_config(&cli.config)?).await,
+        Command::Pki(cmd) => pki(&load_config(&cli.config)?, cmd),
+        Command::Devices(args) => devices(&load_config(&cli.config)?, &args),
+        Command::Risk(RiskCommand::Show { tenant, period, json }) => risk_show(&load_config(&cli.config)?, &tenant, &period, json),
+        Command::Report(cmd) => crate::reporting::command(&load_config(&cli.config)?, cmd).await,
+        Command::Mail(MailCommand::Test) => crate::reporting::mail_test(&load_config(&cli.config)?).await,
+    }
+}
+
+async fn serve(cfg: Config) -> Result<()> {
+    let server = Server::start(&cfg).context("starting the collector")?;
+    wait_for_shutdown_signal().await?;
+    tracing::info!("shutting down");
+    server.stop().await;
+    Ok(())
+}
+
+/// Waits for SIGINT or SIGTERM.
+pub async fn wait_for_shutdown_signal() -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("waiting for SIGINT")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+fn open_store(cfg: &Config) -> Result<Store> {
+    Store::open(&cfg.store_dir(), cfg.store_options()).with_context(|| format!("opening the store in {}", cfg.store_dir().display()))
+}
+
+fn pki(cfg: &Config, cmd: PkiCommand) -> Result<()> {
+    match cmd {
+        PkiCommand::Init { names, force } => {
+            let opts = InitOptions { names, force, ..InitOptions::default() };
+            let pki = Pki::init(&cfg.pki_dir(), &opts).context("creating the certificate authority")?;
+            println!("CA created in {}", pki.dir().display());
+            println!("  CA certificate:     {}", pki.ca_path().display());
+            println!("  server certificate: {}", pki.server_cert_path().display());
+            println!("  CRL:                {}", pki.crl_path().display());
+            println!("  CA fingerprint:     sha256:{}", pki.ca_fingerprint());
+            Ok(())
+        }
+        PkiCommand::Issue { tenant, device, out, days } => {
+            let pki = Pki::open(&cfg.pki_dir()).context("opening the certificate authority")?;
+            let store = open_store(cfg)?;
+            if let Some(existing) = store.device(device.as_str())? {
+                bail!("device {device} is already registered (tenant {}); device ids must be unique", existing.tenant);
+            }
+            let issued = pki.issue_device(&tenant, &device, days.unwrap_or(cfg.pki.device_days)).context("issuing the certificate")?;
+            let files = issued.write_to(&out).context("writing the device files")?;
+            store.register_device(&tenant, &device, now_ms()).context("registering the device")?;
+            println!("device {device} of tenant {tenant} registered");
+            println!("  certificate: {}", files.cert.display());
+            println!("  key:         {}", files.key.display());
+            println!("  CA:          {}", files.ca.display());
+            Ok(())
+        }
+    }
+}
+
+/// Formats Unix ms as an RFC 3339 UTC time, to the second.
+pub fn fmt_time(ms: Option<i64>) -> String {
+    match ms.and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok()) {
+        Some(ts) => ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        None => "never".to_owned(),
+    }
+}
+
+fn devices(cfg: &Config, args: &DevicesArgs) -> Result<()> {
+    let store = open_store(cfg)?;
+    let list = store.devices(args.tenant.as_ref().map(|t| t.as_str()))?;
+    if args.json {
+        let rows: Vec<serde_json::Value> = list
+            .iter()
+            .map(|(id, r)| {
+                serde_json::json!({
+                    "device": id, "tenant": r.tenant, "first_seen_ms": r.first_seen_ms,
+                    "last_seen_ms": r.last_seen_ms, "points": r.points, "alerts": r.alerts, "batches": r.batches,
+                    "hostname": r.inventory.as_ref().map(|i| i.hostname.clone()),
+                    "agent_version": r.inventory.as_ref().map(|i| i.agent_version.clone()),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    println!("{:<24} {:<16} {:<21} {:<21} {:>10}", "DEVICE", "TENANT", "FIRST SEEN", "LAST SEEN", "POINTS");
+    for (id, r) in &list {
+        println!("{:<24} {:<16} {:<21} {:<21} {:>10}", id, r.tenant, fmt_time(r.first_seen_ms), fmt_time(r.last_seen_ms), r.points);
+    }
+    if list.is_empty() {
+        println!("(no devices registered; add one with `ampel-collector pki issue`)");
+    }
+    Ok(())
+}
+
+fn risk_show(cfg: &Config, tenant: &TenantId, period: &str, json: bool) -> Result<()> {
+    let store = open_store(cfg)?;
+    let period = Period::parse(period, now_ms()).map_err(anyhow::Error::msg)?;
+    let a = assess::assess(&store, cfg, tenant.as_str(), &period)?;
+    if json {
+        let devices: Vec<serde_json::Value> = a
+            .devices
+            .iter()
+            .map(|d| serde_json::json!({"device": d.device, "light": d.light, "score": d.score, "findings": d.findings}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"tenant": a.tenant, "light": a.light, "score": a.score, "devices": devices}))?);
+        return Ok(());
+    }
+    println!("tenant {}: {} (score {})", a.tenant, a.light.as_str().to_uppercase(), a.score);
+    for d in &a.devices {
+        println!("  {}: {} (score {})", d.device, d.light.as_str(), d.score);
+        for f in &d.findings {
+            println!("    [{}] {}: {}", f.level.as_str(), f.rule, f.evidence);
+            println!("        -> {}", f.recommendation);
+        }
+    }
+    Ok(())
+}

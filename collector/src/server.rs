@@ -1,0 +1,103 @@
+//! `serve`: the store, the writer and the QUIC listener wired together, started and stopped as
+//! one. The demo and the tests run the same [`Server`] in process.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ampel_protocol::{Limits, tls};
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::ingest::{IngestStats, Writer, quic};
+use crate::store::{Store, StoreError};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A certificate, key or CRL file could not be read or used.
+    #[error("{path}: {message}")]
+    Tls {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The TLS material does not fit together.
+    #[error("TLS configuration from {dir}: {message}")]
+    TlsConfig {
+        /// The PKI directory.
+        dir: PathBuf,
+        /// What rustls said.
+        message: String,
+    },
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The listener could not start.
+    #[error(transparent)]
+    Listen(#[from] quic::ListenError),
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, ServeError> {
+    std::fs::read(path).map_err(|e| ServeError::Tls {
+        path: path.to_owned(),
+        message: format!("cannot read: {e} (run `ampel-collector pki init` to create the CA and server certificate)"),
+    })
+}
+
+/// The collector's server TLS configuration from the PKI directory: `server.pem`, `server.key`,
+/// client certificates verified against `ca.pem` and, when present, `crl.pem`.
+pub fn server_tls(pki_dir: &Path, alpn: &[&[u8]]) -> Result<rustls::ServerConfig, ServeError> {
+    let bad = |path: PathBuf| move |e: tls::TlsError| ServeError::Tls { path, message: e.to_string() };
+    let cert_path = pki_dir.join("server.pem");
+    let key_path = pki_dir.join("server.key");
+    let ca_path = pki_dir.join("ca.pem");
+    let crl_path = pki_dir.join("crl.pem");
+    let chain = tls::parse_certs(&read(&cert_path)?).map_err(bad(cert_path))?;
+    let key = tls::parse_key(&read(&key_path)?).map_err(bad(key_path))?;
+    let cas = tls::parse_certs(&read(&ca_path)?).map_err(bad(ca_path))?;
+    let crls = if crl_path.exists() { tls::parse_crls(&read(&crl_path)?).map_err(bad(crl_path))? } else { Vec::new() };
+    tls::server_config(chain, key, &cas, crls, alpn).map_err(|e| ServeError::TlsConfig { dir: pki_dir.to_owned(), message: e.to_string() })
+}
+
+/// A running collector.
+pub struct Server {
+    /// The bound QUIC address (useful when the config asked for port 0).
+    pub local_addr: SocketAddr,
+    /// The store, for reading while running.
+    pub store: Store,
+    /// Live counters.
+    pub stats: Arc<IngestStats>,
+    shutdown: watch::Sender<bool>,
+    listener: tokio::task::JoinHandle<()>,
+    writer: std::thread::JoinHandle<()>,
+}
+
+impl Server {
+    /// Opens the store, starts the writer and binds the listener. Call inside a tokio runtime.
+    pub fn start(cfg: &Config) -> Result<Server, ServeError> {
+        let tls = server_tls(&cfg.pki_dir(), &[ampel_protocol::ALPN_DATA])?;
+        let store = Store::open(&cfg.store_dir(), cfg.store_options())?;
+        let stats = Arc::new(IngestStats::default());
+        let endpoint = quic::bind(cfg.quic.listen, tls, cfg.quic.max_streams)?;
+        let local_addr = endpoint.local_addr().map_err(|source| quic::ListenError::Bind { addr: cfg.quic.listen, source })?;
+        let (writer, writer_thread) = Writer::start(store.clone(), stats.clone());
+        let (shutdown, rx) = watch::channel(false);
+        let listener = tokio::spawn(quic::serve(endpoint, writer, Limits::default(), rx));
+        tracing::info!(addr = %local_addr, store = %cfg.store_dir().display(), "collector listening (QUIC, mutual TLS)");
+        Ok(Server { local_addr, store, stats, shutdown, listener, writer: writer_thread })
+    }
+
+    /// Stops accepting, lets in-flight batches commit and waits for the writer to finish.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        if let Err(e) = self.listener.await {
+            tracing::error!(error = %e, "listener task failed");
+        }
+        let writer = self.writer;
+        // The writer ends once the last connection task has dropped its handle.
+        let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        tracing::info!("collector stopped");
+    }
+}
