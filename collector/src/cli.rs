@@ -120,6 +120,10 @@ pub enum ReportCommand {
         /// Period, e.g. last-24h, last-7d, last-30d.
         #[arg(long, default_value = "last-7d")]
         period: String,
+        /// End of the period as an RFC 3339 time (default: now). The same end gives the same
+        /// report, byte for byte.
+        #[arg(long)]
+        end: Option<jiff::Timestamp>,
         /// Output file.
         #[arg(long)]
         out: PathBuf,
@@ -132,6 +136,9 @@ pub enum ReportCommand {
         /// Period, e.g. last-24h, last-7d, last-30d.
         #[arg(long, default_value = "last-7d")]
         period: String,
+        /// End of the period as an RFC 3339 time (default: now).
+        #[arg(long)]
+        end: Option<jiff::Timestamp>,
         /// Recipient (repeat for several).
         #[arg(long = "to", required = true)]
         to: Vec<String>,

@@ -58,12 +58,16 @@ pub fn report_mail(data: &ReportData, pdf: Vec<u8>, to: Vec<String>) -> Outgoing
     }
 }
 
+fn end_ms(end: Option<jiff::Timestamp>) -> i64 {
+    end.map_or_else(now_ms, |t| t.as_millisecond())
+}
+
 /// Runs a `report` subcommand.
 pub async fn command(cfg: &Config, cmd: ReportCommand) -> Result<()> {
     let store = Store::open(&cfg.store_dir(), cfg.store_options()).with_context(|| format!("opening the store in {}", cfg.store_dir().display()))?;
     match cmd {
-        ReportCommand::Preview { tenant, period, out } => {
-            let period = Period::parse(&period, now_ms()).map_err(anyhow::Error::msg)?;
+        ReportCommand::Preview { tenant, period, end, out } => {
+            let period = Period::parse(&period, end_ms(end)).map_err(anyhow::Error::msg)?;
             let started = std::time::Instant::now();
             let (data, pdf) = render(&store, cfg, tenant.as_str(), &period)?;
             write_atomic(&out, &pdf)?;
@@ -78,8 +82,8 @@ pub async fn command(cfg: &Config, cmd: ReportCommand) -> Result<()> {
                 started.elapsed().as_millis()
             );
         }
-        ReportCommand::Send { tenant, period, to } => {
-            let period = Period::parse(&period, now_ms()).map_err(anyhow::Error::msg)?;
+        ReportCommand::Send { tenant, period, end, to } => {
+            let period = Period::parse(&period, end_ms(end)).map_err(anyhow::Error::msg)?;
             let mailer = Mailer::new(&cfg.mail).context("setting up mail delivery")?;
             let (data, pdf) = render(&store, cfg, tenant.as_str(), &period)?;
             let delivery = mailer.send(&report_mail(&data, pdf, to.clone())).await.context("sending the report")?;

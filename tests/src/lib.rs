@@ -1,1 +1,307 @@
-//! placeholder
+//! Helpers for the end-to-end tests: run the real binaries, start real servers on loopback
+//! ports chosen at run time, and clean up after.
+//!
+//! # Layout
+//!
+//! - [`bin`] finds a built binary; [`Cmd`] runs one to completion; [`Proc`] keeps one running
+//!   (killed on drop) and collects its log.
+//! - [`Deployment`] is a collector with its own CA in a temporary directory, plus agents.
+//! - [`require`] fails a test with a clear message when a tool it needs is missing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Path of a binary of this workspace, built by `cargo build --workspace --bins`.
+pub fn bin(name: &str) -> PathBuf {
+    // target/<profile>/deps/e2e-<hash> -> target/<profile>/<name>
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let p = dir.join(name);
+    assert!(p.exists(), "{} is missing: build the binaries first (`cargo build --workspace --bins`, or run tests/run)", p.display());
+    p
+}
+
+/// Fails with a clear message when a tool is not installed.
+pub fn require(tool: &str, package: &str) -> PathBuf {
+    for dir in ["/usr/bin", "/usr/sbin", "/usr/local/bin", "/bin", "/sbin"] {
+        let p = Path::new(dir).join(tool);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("{tool} is required by this test but not installed: apt-get install {package} (tests/run installs it)");
+}
+
+/// A command run to completion.
+pub struct Cmd {
+    cmd: Command,
+    shown: String,
+}
+
+impl Cmd {
+    /// A command for a workspace binary.
+    pub fn new(name: &str) -> Cmd {
+        let mut cmd = Command::new(bin(name));
+        cmd.env("RUST_LOG", "info");
+        Cmd { cmd, shown: name.to_owned() }
+    }
+
+    /// Adds arguments.
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(mut self, args: I) -> Cmd {
+        for a in args {
+            self.shown.push(' ');
+            self.shown.push_str(&a.as_ref().to_string_lossy());
+            self.cmd.arg(a);
+        }
+        self
+    }
+
+    /// Runs and returns the output whatever the exit status.
+    pub fn output(mut self) -> Output {
+        self.cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("cannot run {}: {e}", self.shown))
+    }
+
+    /// Runs, asserts success, returns stdout.
+    pub fn ok(self) -> String {
+        let shown = self.shown.clone();
+        let out = self.output();
+        assert!(
+            out.status.success(),
+            "`{shown}` failed with {}\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// A long-running process, killed on drop, whose stderr is collected.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Proc {
+    /// Starts a workspace binary.
+    pub fn start(name: &str, label: &str, args: &[&str]) -> Proc {
+        let mut child = Command::new(bin(name))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("piped stderr");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        Proc { name: label.to_owned(), child, log }
+    }
+
+    /// Takes over a child started elsewhere (its stderr is not collected).
+    pub fn adopt(label: &str, child: Child) -> Proc {
+        Proc { name: label.to_owned(), child, log: Arc::new(Mutex::new(String::new())) }
+    }
+
+    /// What the process logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the log contains `needle`; panics with the log after `timeout`.
+    pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if self.log().contains(needle) {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("{} exited with {status} before logging {needle:?}; log:\n{}", self.name, self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{} did not log {needle:?} within {timeout:?}; log:\n{}", self.name, self.log());
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns whether it exited cleanly.
+    pub fn stop(&mut self) -> bool {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        false
+    }
+
+    /// Kills with SIGKILL.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free UDP port on loopback (bound, read, released).
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A free TCP port on loopback (bound, read, released).
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Polls `f` until it returns `Some`, for at most `timeout`.
+pub fn wait_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if start.elapsed() > timeout {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A collector deployment in a temporary directory: config, CA, store.
+pub struct Deployment {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub port: u16,
+}
+
+impl Deployment {
+    /// Writes `collector.toml` (with `extra` appended) and creates the CA.
+    pub fn new(extra: &str) -> Deployment {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_udp_port();
+        let config = dir.path().join("collector.toml");
+        std::fs::write(&config, format!("data-dir = \"data\"\n\n[quic]\nlisten = \"127.0.0.1:{port}\"\n\n{extra}")).unwrap();
+        let d = Deployment { dir, config, port };
+        d.collector(&["pki", "init", "--name", "localhost", "--name", "127.0.0.1"]).ok();
+        d
+    }
+
+    /// `ampel-collector --config <ours> args...`
+    pub fn collector(&self, args: &[&str]) -> Cmd {
+        Cmd::new("ampel-collector").args(["--config", self.config.to_str().unwrap()]).args(args)
+    }
+
+    /// The PKI directory.
+    pub fn pki_dir(&self) -> PathBuf {
+        self.dir.path().join("data/pki")
+    }
+
+    /// Issues a device certificate into `agents/<device>/` and returns that directory.
+    pub fn issue(&self, tenant: &str, device: &str) -> PathBuf {
+        let out = self.dir.path().join("agents").join(device);
+        self.collector(&["pki", "issue", "--tenant", tenant, "--device", device, "--out", out.to_str().unwrap()]).ok();
+        out
+    }
+
+    /// Starts `ampel-collector serve` and waits until it listens.
+    pub fn serve(&self) -> Proc {
+        let mut p = Proc::start("ampel-collector", "collector", &["--config", self.config.to_str().unwrap(), "serve"]);
+        p.wait_for_log("collector listening", Duration::from_secs(20));
+        p
+    }
+
+    /// Writes an agent config for a device directory made by [`issue`](Self::issue).
+    pub fn agent_config(&self, device_dir: &Path, device: &str, interval: &str) -> PathBuf {
+        let cfg = device_dir.join("agent.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "interval = \"{interval}\"\nstate-dir = \"state\"\n\n[collector]\ntransport = \"quic\"\naddress = \"127.0.0.1:{}\"\n\
+                 server-name = \"localhost\"\nca = \"ca.pem\"\ncert = \"{device}.pem\"\nkey = \"{device}.key\"\n\n\
+                 [sources.performance]\nenabled = true\nmounts = [\"/\"]\n\n[sources.inventory]\nenabled = true\nmodel = \"TestBox\"\n",
+                self.port
+            ),
+        )
+        .unwrap();
+        cfg
+    }
+
+    /// Starts an agent for a device directory.
+    pub fn agent(&self, device_dir: &Path, device: &str, interval: &str) -> Proc {
+        let cfg = self.agent_config(device_dir, device, interval);
+        Proc::start("ampel-agent", device, &["run", "--config", cfg.to_str().unwrap()])
+    }
+
+    /// `devices --json`, parsed.
+    pub fn devices(&self) -> Vec<serde_json::Value> {
+        let out = self.collector(&["devices", "--json"]).ok();
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("devices --json printed no JSON ({e}):\n{out}"))
+    }
+
+    /// One device's row from `devices --json`.
+    pub fn device(&self, id: &str) -> Option<serde_json::Value> {
+        self.devices().into_iter().find(|d| d["device"] == id)
+    }
+}
+
+/// A minimal QUIC agent for tests that need to send hand-made batches: connects with the given
+/// device files and returns the collector's ack for each batch, or the error that ended it.
+pub async fn send_batches(
+    addr: std::net::SocketAddr,
+    ca_pem: &Path,
+    cert_pem: &Path,
+    key_pem: &Path,
+    batches: &[ampel_protocol::Batch],
+) -> Result<Vec<ampel_protocol::Ack>, String> {
+    use ampel_protocol::{Limits, codec, frame, tls};
+    tls::install_provider();
+    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    let cas = tls::parse_certs(&read(ca_pem)?).map_err(|e| e.to_string())?;
+    let chain = tls::parse_certs(&read(cert_pem)?).map_err(|e| e.to_string())?;
+    let key = tls::parse_key(&read(key_pem)?).map_err(|e| e.to_string())?;
+    let cfg = tls::client_config(&cas, chain, key, &[ampel_protocol::ALPN_DATA]).map_err(|e| e.to_string())?;
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(cfg).map_err(|e| e.to_string())?;
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).map_err(|e| e.to_string())?;
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    let conn = endpoint.connect(addr, "localhost").map_err(|e| e.to_string())?.await.map_err(|e| e.to_string())?;
+    let limits = Limits::default();
+    let mut acks = Vec::new();
+    for b in batches {
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+        let payload = codec::encode_batch(b).map_err(|e| e.to_string())?;
+        send.write_all(&frame::encode_frame(&payload, &limits).map_err(|e| e.to_string())?).await.map_err(|e| e.to_string())?;
+        send.finish().map_err(|e| e.to_string())?;
+        let mut header = [0u8; frame::HEADER_LEN];
+        recv.read_exact(&mut header).await.map_err(|e| e.to_string())?;
+        let len = frame::payload_len(header, &limits).map_err(|e| e.to_string())?;
+        let body = recv.read_to_end(len).await.map_err(|e| e.to_string())?;
+        acks.push(codec::decode_ack(&body, &limits).map_err(|e| e.to_string())?);
+    }
+    conn.close(0u32.into(), b"done");
+    endpoint.wait_idle().await;
+    Ok(acks)
+}

@@ -1,0 +1,105 @@
+//! Data from agents reaches the store under the identity of their certificate — and only then.
+
+use std::time::Duration;
+
+use ampel_protocol::{AckStatus, Batch, Metric, PROTOCOL_VERSION, Record};
+use ampel_tests::{Deployment, send_batches, wait_until};
+
+fn points(d: &Deployment, device: &str) -> u64 {
+    d.device(device).and_then(|v| v["points"].as_u64()).unwrap_or(0)
+}
+
+#[test]
+fn points_from_an_agent_arrive_under_the_tenant_of_its_certificate() {
+    let d = Deployment::new("");
+    let dev = d.issue("acme", "fw-1");
+    let mut collector = d.serve();
+    let mut agent = d.agent(&dev, "fw-1", "250ms");
+    let arrived = wait_until(Duration::from_secs(30), || (points(&d, "fw-1") >= 20).then_some(()));
+    assert!(arrived.is_some(), "no points arrived within 30 s\nagent log:\n{}\ncollector log:\n{}", agent.log(), collector.log());
+    assert!(agent.stop(), "agent did not stop cleanly:\n{}", agent.log());
+    assert!(collector.stop(), "collector did not stop cleanly:\n{}", collector.log());
+    let row = d.device("fw-1").unwrap();
+    assert_eq!(row["tenant"], "acme");
+    assert!(row["last_seen_ms"].as_i64().unwrap() >= row["first_seen_ms"].as_i64().unwrap());
+    assert_eq!(row["hostname"].as_str().map(str::is_empty), Some(false), "inventory stored: {row}");
+    // The table view tells the same.
+    let table = d.collector(&["devices", "--tenant", "acme"]).ok();
+    assert!(table.contains("fw-1") && table.contains("acme"), "{table}");
+}
+
+#[test]
+fn a_client_certificate_from_another_ca_is_refused_and_nothing_is_stored() {
+    let d = Deployment::new("");
+    d.issue("acme", "fw-1");
+    // A second, unrelated deployment issues a certificate with the same names.
+    let rogue = Deployment::new("");
+    let rogue_dev = rogue.issue("acme", "fw-1");
+    // Make the rogue agent trust the real collector so only the client side is wrong.
+    std::fs::copy(d.pki_dir().join("ca.pem"), rogue_dev.join("ca.pem")).unwrap();
+    let mut collector = d.serve();
+    let rogue_cfg = rogue.agent_config(&rogue_dev, "fw-1", "250ms");
+    let text = std::fs::read_to_string(&rogue_cfg).unwrap().replace(&format!(":{}", rogue.port), &format!(":{}", d.port));
+    std::fs::write(&rogue_cfg, text).unwrap();
+    let mut agent = ampel_tests::Proc::start("ampel-agent", "rogue", &["run", "--config", rogue_cfg.to_str().unwrap()]);
+    std::thread::sleep(Duration::from_secs(4));
+    agent.stop();
+    collector.stop();
+    assert_eq!(points(&d, "fw-1"), 0, "rogue data stored!\ncollector log:\n{}", collector.log());
+    let log = agent.log().to_lowercase();
+    assert!(log.contains("certificate") || log.contains("refused") || log.contains("alert"), "the agent should say why it is refused:\n{}", agent.log());
+}
+
+fn claiming_batch(seq: u64) -> Batch {
+    Batch {
+        version: PROTOCOL_VERSION,
+        seq,
+        sender: Some("fw-2".into()),
+        records: vec![Record::Metric(Metric {
+            ts: 1_700_000_000_000 + seq as i64,
+            name: "cpu.usage_percent".into(),
+            labels: vec![("tenant".into(), "globex".into()), ("device".into(), "fw-2".into())],
+            value: 42.0,
+        })],
+    }
+}
+
+#[test]
+fn a_payload_claiming_another_device_or_tenant_lands_only_under_its_own_identity() {
+    let d = Deployment::new("");
+    let dev1 = d.issue("acme", "fw-1");
+    d.issue("globex", "fw-2");
+    let mut collector = d.serve();
+    let addr = format!("127.0.0.1:{}", d.port).parse().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let acks = rt
+        .block_on(send_batches(addr, &dev1.join("ca.pem"), &dev1.join("fw-1.pem"), &dev1.join("fw-1.key"), &[claiming_batch(1), claiming_batch(2), claiming_batch(1)]))
+        .unwrap_or_else(|e| panic!("{e}\ncollector log:\n{}", collector.log()));
+    let statuses: Vec<AckStatus> = acks.into_iter().map(|a| a.status).collect();
+    assert_eq!(statuses, vec![AckStatus::Committed, AckStatus::Committed, AckStatus::Duplicate]);
+    collector.stop();
+    assert_eq!(points(&d, "fw-1"), 2, "points land under the certificate's device");
+    assert_eq!(points(&d, "fw-2"), 0, "nothing lands under the claimed device");
+    assert_eq!(d.device("fw-1").unwrap()["tenant"], "acme");
+    assert!(collector.log().contains("payload names another sender"), "the mismatch is logged:\n{}", collector.log());
+}
+
+#[test]
+fn a_certificate_whose_tenant_differs_from_the_registry_is_rejected() {
+    let d = Deployment::new("");
+    d.issue("acme", "fw-1");
+    // Same CA, same device id, other tenant: issued behind the registry's back.
+    let pki = ampel_collector::pki::Pki::open(&d.pki_dir()).unwrap();
+    let forged = pki
+        .issue_device(&"globex".parse().unwrap(), &"fw-1".parse().unwrap(), 1)
+        .unwrap()
+        .write_to(&d.dir.path().join("forged"))
+        .unwrap();
+    let mut collector = d.serve();
+    let addr = format!("127.0.0.1:{}", d.port).parse().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let acks = rt.block_on(send_batches(addr, &forged.ca, &forged.cert, &forged.key, &[claiming_batch(1)])).unwrap();
+    collector.stop();
+    assert!(matches!(&acks[0].status, AckStatus::Rejected(r) if r.contains("another tenant")), "{acks:?}");
+    assert_eq!(points(&d, "fw-1"), 0);
+}

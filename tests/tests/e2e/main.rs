@@ -1,0 +1,11 @@
+//! End-to-end tests: the real `ampel-collector` and `ampel-agent` binaries, real QUIC with
+//! mutual TLS on loopback, real LMDB files, a real SMTP server, real PDF tools.
+//!
+//! Build the binaries first: `cargo build --workspace --bins` (tests/run does it).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod config;
+mod demo;
+mod ingest;
+mod report;
