@@ -13,11 +13,15 @@
 //! - `smtp`: the SMTP client, one function per step (resolve, connect, TLS, EHLO, STARTTLS,
 //!   AUTH), each under the configured timeout; passwords live in a redacting wrapper.
 //! - `error`: [`MailError`] and [`MailTestError`].
+//! - `tests`: end-to-end tests against a real aiosmtpd on a loopback port.
 
 mod config;
 mod error;
 mod message;
 mod smtp;
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;
 
 use std::path::{Path, PathBuf};
 
