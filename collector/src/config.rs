@@ -357,7 +357,7 @@ impl Config {
         if let Some(d) = cfg.store.dir.as_mut() {
             resolve(d);
         }
-        cfg.mail.resolve_paths(base, &cfg.data_dir);
+        cfg.mail.resolve_paths(base);
         cfg.validate()?;
         Ok(cfg)
     }

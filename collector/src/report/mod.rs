@@ -60,3 +60,13 @@ pub struct DeviceReport {
     /// Memory usage in percent over the period, as (Unix ms, value), time-ordered.
     pub memory: Vec<(i64, f64)>,
 }
+
+/// Placeholder until the renderer lands.
+#[derive(Debug, thiserror::Error)]
+#[error("report renderer not built yet")]
+pub struct ReportError;
+
+/// Placeholder until the renderer lands.
+pub fn render(_data: &ReportData) -> Result<Vec<u8>, ReportError> {
+    Err(ReportError)
+}
