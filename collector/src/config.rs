@@ -447,6 +447,17 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_config_parses_to_the_defaults() {
+        let shipped = parse(include_str!("../../packaging/collector.toml")).unwrap();
+        let empty = parse("").unwrap();
+        assert_eq!(shipped.quic.listen, empty.quic.listen);
+        assert_eq!(shipped.risk.silent_red, empty.risk.silent_red);
+        assert_eq!(shipped.risk.disk_yellow_percent, empty.risk.disk_yellow_percent);
+        assert_eq!(shipped.report.time_zone, empty.report.time_zone);
+        assert_eq!(shipped.mail.outbox, empty.mail.outbox);
+    }
+
+    #[test]
     fn durations_parse_with_units_only() {
         assert_eq!("250ms".parse::<Duration>().unwrap().as_ms(), 250);
         assert_eq!("7d".parse::<Duration>().unwrap().as_ms(), 7 * 86_400_000);
