@@ -53,29 +53,32 @@ fn main() -> ExitCode {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .init();
-    let (config_path, result) = match &cli.command {
-        Command::Run { config } => (config, prepare(config).map(Some)),
-        Command::CheckConfig { config } => (config, prepare(config).map(|_| None)),
-        Command::Once { config } => (config, AgentConfig::load(config).map_err(anyhow::Error::from).map(|c| {
-            // `once` needs no certificates: it only gathers.
-            Some(Prepared::Config(c))
-        })),
-    };
-    let prepared = match result {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return ExitCode::from(EX_CONFIG);
-        }
-    };
-    let outcome = match prepared {
-        None => {
-            println!("{}: ok", config_path.display());
-            Ok(())
-        }
-        Some(Prepared::Agent(agent)) => run(*agent),
-        Some(Prepared::Config(config)) => once(&config),
-    };
+    match cli.command {
+        Command::CheckConfig { config } => match prepare(&config) {
+            Ok(_) => {
+                println!("{}: ok", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => bad_config(e),
+        },
+        Command::Run { config } => match prepare(&config) {
+            Ok(agent) => finish(run(agent)),
+            Err(e) => bad_config(e),
+        },
+        // `once` needs no certificates: it only gathers.
+        Command::Once { config } => match AgentConfig::load(&config) {
+            Ok(config) => finish(once(&config)),
+            Err(e) => bad_config(e.into()),
+        },
+    }
+}
+
+fn bad_config(e: anyhow::Error) -> ExitCode {
+    eprintln!("error: {e:#}");
+    ExitCode::from(EX_CONFIG)
+}
+
+fn finish(outcome: anyhow::Result<()>) -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -85,16 +88,10 @@ fn main() -> ExitCode {
     }
 }
 
-enum Prepared {
-    Agent(Box<Agent>),
-    Config(AgentConfig),
-}
-
 /// Loads the configuration and everything it names; any failure here is a configuration error.
-fn prepare(path: &Path) -> anyhow::Result<Prepared> {
+fn prepare(path: &Path) -> anyhow::Result<Agent> {
     let config = AgentConfig::load(path)?;
-    let agent = Agent::new(config).with_context(|| format!("{}: unusable configuration", path.display()))?;
-    Ok(Prepared::Agent(Box::new(agent)))
+    Agent::new(config).with_context(|| format!("{}: unusable configuration", path.display()))
 }
 
 fn run(agent: Agent) -> anyhow::Result<()> {

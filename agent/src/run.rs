@@ -144,7 +144,7 @@ async fn produce(
             _ = ticker.tick() => {
                 let now = unix_ms();
                 let records = sources::gather_all(&mut g.sources, now);
-                let seq = g.seqs.next()?;
+                let seq = g.seqs.next_seq()?;
                 tracing::debug!(seq, records = records.len(), "batch gathered");
                 let batch = Batch { version: PROTOCOL_VERSION, seq, sender: g.sender.clone(), records };
                 tx.send(batch).await.map_err(|_| RunError::TransportStopped)?;

@@ -76,7 +76,7 @@ impl SeqStore {
     }
 
     /// The next sequence number.
-    pub fn next(&mut self) -> Result<u64, SeqError> {
+    pub fn next_seq(&mut self) -> Result<u64, SeqError> {
         if self.next >= self.reserved_until {
             self.reserve()?;
         }
@@ -118,7 +118,7 @@ mod tests {
             // Each run takes a different number of batches, some crossing block borders.
             let mut s = SeqStore::open_with_block(dir.path(), 4).unwrap();
             for _ in 0..(3 + seen.len() % 5) {
-                seen.push(s.next().unwrap());
+                seen.push(s.next_seq().unwrap());
             }
         } // dropped without any shutdown step: like a crash
         assert_eq!(seen[0], 1);
@@ -129,9 +129,9 @@ mod tests {
     fn a_new_instance_starts_after_the_reserved_block() {
         let dir = tempfile::tempdir().unwrap();
         let mut a = SeqStore::open(dir.path()).unwrap();
-        assert_eq!((a.next().unwrap(), a.next().unwrap()), (1, 2));
+        assert_eq!((a.next_seq().unwrap(), a.next_seq().unwrap()), (1, 2));
         let mut b = SeqStore::open(dir.path()).unwrap();
-        assert_eq!(b.next().unwrap(), 1 + BLOCK);
+        assert_eq!(b.next_seq().unwrap(), 1 + BLOCK);
         assert_eq!(fs::read_to_string(dir.path().join("seq")).unwrap(), format!("{}\n", 1 + 2 * BLOCK));
     }
 
@@ -148,6 +148,6 @@ mod tests {
     fn the_state_dir_is_created() {
         let dir = tempfile::tempdir().unwrap();
         let nested = dir.path().join("a/b");
-        assert_eq!(SeqStore::open(&nested).unwrap().next().unwrap(), 1);
+        assert_eq!(SeqStore::open(&nested).unwrap().next_seq().unwrap(), 1);
     }
 }

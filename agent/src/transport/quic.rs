@@ -152,7 +152,10 @@ pub fn classify(e: ConnectionError) -> QuicError {
                 use rustls::AlertDescription as A;
                 let reason = String::from_utf8_lossy(&cc.reason).into_owned();
                 let text = if reason.is_empty() { format!("{alert:?}") } else { format!("{alert:?} ({reason})") };
+                // A CA of the same name but another key fails the signature check: DecryptError.
+                let about_our_cert = reason.contains("peer certificate");
                 match alert {
+                    _ if about_our_cert => QuicError::CertificateRefused(text),
                     A::BadCertificate
                     | A::UnsupportedCertificate
                     | A::CertificateRevoked
@@ -253,123 +256,28 @@ impl QuicTransport {
         first.ok_or(QuicError::NoAddress(address))
     }
 
-    /// Frames a batch and adds it to the outbox.
-    fn enqueue(&self, outbox: &mut Outbox, batch: Batch, status: &mut Status) {
-        let seq = batch.seq;
-        let framed = codec::encode_batch(&batch).and_then(|payload| frame::encode_frame(&payload, &Limits::default()));
-        let frame: Frame = match framed {
-            Ok(f) => Arc::from(f),
-            Err(e) => {
-                tracing::error!(seq, error = %e, "cannot encode batch; dropping it");
-                status.dropped += 1;
-                return;
-            }
-        };
-        if let Some(old) = outbox.push(seq, frame) {
-            status.dropped += 1;
-            let d = outbox.dropped();
-            // 1, 10, 100, 1000, then every 1000: visible without flooding the journal.
-            if matches!(d, 1 | 10 | 100) || d % 1000 == 0 {
-                tracing::warn!(
-                    dropped_seq = old,
-                    dropped_total = d,
-                    capacity = self.options.queue_capacity,
-                    "outbox full: dropped the oldest unacknowledged batch"
-                );
-            }
-        }
-    }
-
-    fn publish(&self, status: &Status, outbox: &Outbox) {
-        let mut s = status.clone();
-        s.queued = outbox.len();
-        s.in_flight = outbox.in_flight();
-        self.status.send_if_modified(|old| {
-            let changed = *old != s;
-            if changed {
-                *old = s;
-            }
-            changed
-        });
-    }
-
-    /// Applies a finished stream's outcome to the outbox. An error ends the connection.
-    fn settle(
-        &self,
-        joined: Result<(u64, Result<Ack, QuicError>), JoinError>,
-        outbox: &mut Outbox,
-        status: &mut Status,
-    ) -> Result<(), QuicError> {
-        let (seq, result) = joined.map_err(|e| QuicError::Internal(e.to_string()))?;
-        match result {
-            Ok(Ack { status: AckStatus::Committed | AckStatus::Duplicate, .. }) => {
-                if outbox.release(seq) {
-                    status.acked += 1;
-                }
-                tracing::debug!(seq, "batch acknowledged");
-            }
-            Ok(Ack { status: AckStatus::Rejected(reason), .. }) => {
-                if outbox.release(seq) {
-                    status.rejected += 1;
-                }
-                tracing::warn!(seq, reason = ?reason, "collector rejected the batch; dropping it");
-            }
-            Err(e) => {
-                outbox.requeue(seq);
-                return Err(e);
-            }
-        }
-        Ok(())
-    }
-
-    /// The connection works: reset the backoff and say so once.
-    fn proved(&self, backoff: &mut Backoff, status: &mut Status) {
-        let failures = backoff.succeeded();
-        if failures > 0 {
-            tracing::info!(collector = %self.address, failed_attempts = failures, "reconnected to collector");
-        } else {
-            tracing::info!(collector = %self.address, "connected to collector");
-        }
-        status.last_error = None;
-    }
-
     /// Delivers over one connection until it fails (`Some(error)`) or the agent stops (`None`).
-    async fn serve(
-        &self,
-        conn: &Connection,
-        outbox: &mut Outbox,
-        batches: &mut mpsc::Receiver<Batch>,
-        open: &mut bool,
-        backoff: &mut Backoff,
-        status: &mut Status,
-    ) -> Option<QuicError> {
+    async fn serve(&self, conn: &Connection, batches: &mut mpsc::Receiver<Batch>, st: &mut State) -> Option<QuicError> {
         let mut streams: JoinSet<(u64, Result<Ack, QuicError>)> = JoinSet::new();
         let mut proven = false;
         let proof = tokio::time::sleep(self.options.proven_after);
         tokio::pin!(proof);
-        let mut drain_until = (!*open).then(|| Instant::now() + self.options.drain_timeout);
-        status.connected = true;
+        st.status.connected = true;
         let result = loop {
-            while let Some((seq, frame)) = outbox.next_to_send(self.options.max_in_flight) {
+            while let Some((seq, frame)) = st.outbox.next_to_send(self.options.max_in_flight) {
                 streams.spawn(deliver(conn.clone(), seq, frame, self.options.ack_timeout));
             }
-            self.publish(status, outbox);
-            if !*open && outbox.is_empty() {
+            self.publish(st);
+            if st.drain_until.is_some() && st.outbox.is_empty() {
                 break None;
             }
-            let deadline = drain_until.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            let deadline = st.drain_until.unwrap_or_else(far_future);
             tokio::select! {
-                b = batches.recv(), if *open => match b {
-                    Some(b) => self.enqueue(outbox, b, status),
-                    None => {
-                        *open = false;
-                        drain_until = Some(Instant::now() + self.options.drain_timeout);
-                    }
-                },
-                Some(joined) = streams.join_next() => match self.settle(joined, outbox, status) {
+                b = batches.recv(), if st.drain_until.is_none() => self.take(st, b),
+                Some(joined) = streams.join_next() => match self.settle(st, joined) {
                     Ok(()) if !proven => {
                         proven = true;
-                        self.proved(backoff, status);
+                        self.proved(st);
                     }
                     Ok(()) => {}
                     Err(e) => break Some(e),
@@ -377,14 +285,14 @@ impl QuicTransport {
                 e = conn.closed() => break Some(classify(e)),
                 _ = &mut proof, if !proven => {
                     proven = true;
-                    self.proved(backoff, status);
+                    self.proved(st);
                 }
-                _ = tokio::time::sleep_until(deadline), if drain_until.is_some() => break None,
+                _ = tokio::time::sleep_until(deadline), if st.drain_until.is_some() => break None,
             }
         };
         // Take the outcomes that are in already, so no ack that arrived is thrown away.
         while let Some(joined) = streams.try_join_next() {
-            let _ = self.settle(joined, outbox, status);
+            let _ = self.settle(st, joined);
         }
         streams.abort_all();
         match &result {
@@ -395,49 +303,47 @@ impl QuicTransport {
             }
             Some(_) => {} // the connection is gone already
         }
-        status.connected = false;
+        st.status.connected = false;
         result
     }
 
     async fn run_inner(self, mut batches: mpsc::Receiver<Batch>) {
-        let mut outbox = Outbox::new(self.options.queue_capacity);
-        let mut backoff = Backoff::new(self.options.backoff);
+        let mut st = State {
+            outbox: Outbox::new(self.options.queue_capacity),
+            backoff: Backoff::new(self.options.backoff),
+            status: Status::default(),
+            drain_until: None,
+        };
         let mut rng = StdRng::from_os_rng();
         let mut endpoint: Option<Endpoint> = None;
-        let mut status = Status::default();
-        let mut open = true;
         'life: loop {
-            // Connect, accepting batches meanwhile.
+            // Connect, taking batches meanwhile. A stop request lets the attempt finish within
+            // the drain time, so batches gathered just before it still get their chance.
             let attempt = {
                 let connecting = self.connect(&mut endpoint);
                 tokio::pin!(connecting);
                 loop {
+                    let deadline = st.drain_until.unwrap_or_else(far_future);
                     tokio::select! {
                         r = &mut connecting => break Some(r),
-                        b = batches.recv(), if open => match b {
-                            Some(b) => {
-                                self.enqueue(&mut outbox, b, &mut status);
-                                self.publish(&status, &outbox);
-                            }
-                            // Stopping while not connected: nothing is in flight to wait for.
-                            None => break None,
-                        },
+                        b = batches.recv(), if st.drain_until.is_none() => self.take(&mut st, b),
+                        _ = tokio::time::sleep_until(deadline), if st.drain_until.is_some() => break None,
                     }
                 }
             };
-            let Some(attempt) = attempt else { break 'life };
             let error = match attempt {
-                Ok(conn) => {
+                None => break 'life,
+                Some(Ok(conn)) => {
                     tracing::debug!(collector = %self.address, "handshake complete");
-                    match self.serve(&conn, &mut outbox, &mut batches, &mut open, &mut backoff, &mut status).await {
+                    match self.serve(&conn, &mut batches, &mut st).await {
                         None => break 'life,
                         Some(e) => e,
                     }
                 }
-                Err(e) => e,
+                Some(Err(e)) => e,
             };
-            outbox.requeue_all();
-            let delay = backoff.failed(std::time::Instant::now(), &mut rng);
+            st.outbox.requeue_all();
+            let delay = st.backoff.failed(std::time::Instant::now(), &mut rng);
             if delay.log {
                 tracing::warn!(
                     collector = %self.address,
@@ -450,42 +356,132 @@ impl QuicTransport {
             } else {
                 tracing::debug!(collector = %self.address, error = %error, attempt = delay.failures, "collector still unreachable");
             }
-            status.last_error = Some(error.to_string());
-            self.publish(&status, &outbox);
-            if !open {
+            st.status.last_error = Some(error.to_string());
+            self.publish(&st);
+            if st.drain_until.is_some() {
                 break;
             }
+            // Wait out the backoff, taking batches meanwhile; a stop request ends the wait.
             let pause = tokio::time::sleep(delay.wait);
             tokio::pin!(pause);
-            loop {
+            while st.drain_until.is_none() {
                 tokio::select! {
                     _ = &mut pause => break,
-                    b = batches.recv() => match b {
-                        Some(b) => {
-                            self.enqueue(&mut outbox, b, &mut status);
-                            self.publish(&status, &outbox);
-                        }
-                        None => break 'life,
-                    },
+                    b = batches.recv() => self.take(&mut st, b),
                 }
             }
+            if st.drain_until.is_some() {
+                break;
+            }
         }
-        if !outbox.is_empty() {
+        if !st.outbox.is_empty() {
             tracing::warn!(
-                batches = outbox.len(),
+                batches = st.outbox.len(),
                 "stopping with batches the collector has not acknowledged; they are lost (no persistent spool yet)"
             );
-            status.dropped += outbox.len() as u64;
+            st.status.dropped += st.outbox.len() as u64;
         }
-        status.connected = false;
-        status.queued = 0;
-        status.in_flight = 0;
-        self.status.send_replace(status);
+        st.outbox = Outbox::new(1);
+        st.status.connected = false;
+        self.publish(&st);
         if let Some(ep) = endpoint {
             // Give the CONNECTION_CLOSE a moment to leave.
             let _ = tokio::time::timeout(Duration::from_secs(1), ep.wait_idle()).await;
         }
     }
+
+    /// Handles what the channel gave: a batch to enqueue, or `None` — the agent is stopping.
+    fn take(&self, st: &mut State, batch: Option<Batch>) {
+        match batch {
+            Some(b) => self.enqueue(st, b),
+            None => st.drain_until = Some(Instant::now() + self.options.drain_timeout),
+        }
+        self.publish(st);
+    }
+
+    /// Frames a batch and adds it to the outbox.
+    fn enqueue(&self, st: &mut State, batch: Batch) {
+        let seq = batch.seq;
+        let framed = codec::encode_batch(&batch).and_then(|payload| frame::encode_frame(&payload, &Limits::default()));
+        let frame: Frame = match framed {
+            Ok(f) => Arc::from(f),
+            Err(e) => {
+                tracing::error!(seq, error = %e, "cannot encode batch; dropping it");
+                st.status.dropped += 1;
+                return;
+            }
+        };
+        if let Some(old) = st.outbox.push(seq, frame) {
+            st.status.dropped += 1;
+            let d = st.outbox.dropped();
+            // 1, 10, 100, 1000, then every 1000: visible without flooding the journal.
+            if matches!(d, 1 | 10 | 100) || d.is_multiple_of(1000) {
+                tracing::warn!(
+                    dropped_seq = old,
+                    dropped_total = d,
+                    capacity = self.options.queue_capacity,
+                    "outbox full: dropped the oldest unacknowledged batch"
+                );
+            }
+        }
+    }
+
+    fn publish(&self, st: &State) {
+        let mut s = st.status.clone();
+        s.queued = st.outbox.len();
+        s.in_flight = st.outbox.in_flight();
+        self.status.send_if_modified(|old| {
+            let changed = *old != s;
+            if changed {
+                *old = s;
+            }
+            changed
+        });
+    }
+
+    /// Applies a finished stream's outcome to the outbox. An error ends the connection.
+    fn settle(&self, st: &mut State, joined: Result<(u64, Result<Ack, QuicError>), JoinError>) -> Result<(), QuicError> {
+        let (seq, result) = joined.map_err(|e| QuicError::Internal(e.to_string()))?;
+        match result {
+            Ok(Ack { status: AckStatus::Committed | AckStatus::Duplicate, .. }) => {
+                if st.outbox.release(seq) {
+                    st.status.acked += 1;
+                }
+                tracing::debug!(seq, "batch acknowledged");
+            }
+            Ok(Ack { status: AckStatus::Rejected(reason), .. }) => {
+                if st.outbox.release(seq) {
+                    st.status.rejected += 1;
+                }
+                tracing::warn!(seq, reason = ?reason, "collector rejected the batch; dropping it");
+            }
+            Err(e) => {
+                st.outbox.requeue(seq);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// The connection works: reset the backoff and say so once.
+    fn proved(&self, st: &mut State) {
+        let failures = st.backoff.succeeded();
+        if failures > 0 {
+            tracing::info!(collector = %self.address, failed_attempts = failures, "reconnected to collector");
+        } else {
+            tracing::info!(collector = %self.address, "connected to collector");
+        }
+        st.status.last_error = None;
+    }
+}
+
+/// What the transport task carries from one connection to the next.
+struct State {
+    outbox: Outbox,
+    backoff: Backoff,
+    status: Status,
+    /// Set when the channel closed: deliver what we can until then, then stop.
+    drain_until: Option<Instant>,
 }
 
 impl Transport for QuicTransport {
@@ -496,6 +492,11 @@ impl Transport for QuicTransport {
     fn run(self, batches: mpsc::Receiver<Batch>) -> impl Future<Output = ()> + Send {
         self.run_inner(batches)
     }
+}
+
+/// A deadline that never comes, for a `select!` branch that is disabled anyway.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400)
 }
 
 /// Sends one framed batch on its own stream and waits for its ack.

@@ -183,7 +183,10 @@ impl Source for Performance {
 mod tests {
     use super::*;
 
-    fn values(records: &[Record]) -> Vec<(String, Vec<(String, String)>, f64)> {
+    /// Name, labels, value.
+    type Sample = (String, Vec<(String, String)>, f64);
+
+    fn values(records: &[Record]) -> Vec<Sample> {
         records
             .iter()
             .map(|r| match r {
