@@ -1,1 +1,117 @@
-fn main() {}
+//! `ampel-agent`: thin command line around the `ampel_agent` library.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use ampel_agent::{Agent, AgentConfig};
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// Exit code for an unusable configuration (EX_CONFIG from sysexits.h), so systemd and
+/// packaging scripts can tell "fix the config" from "something broke".
+const EX_CONFIG: u8 = 78;
+
+/// Ampel agent: gathers performance and inventory data on this host and streams it to the
+/// Ampel collector over QUIC with mutual TLS.
+///
+/// Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug or RUST_LOG=ampel_agent=debug) to
+/// change what is logged (default: info).
+#[derive(Debug, Parser)]
+#[command(name = "ampel-agent", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Gather a batch every interval and send it to the collector until SIGINT or SIGTERM.
+    Run {
+        /// The configuration file.
+        #[arg(short, long, value_name = "FILE", default_value = "/etc/ampel/agent.toml")]
+        config: PathBuf,
+    },
+    /// Gather one batch, print it as JSON and exit. Sends nothing, writes nothing.
+    Once {
+        /// The configuration file.
+        #[arg(short, long, value_name = "FILE", default_value = "/etc/ampel/agent.toml")]
+        config: PathBuf,
+    },
+    /// Check the configuration and that the certificate and key files load. Prints
+    /// "FILE: ok" or the problem; exits with 78 when the configuration is unusable.
+    CheckConfig {
+        /// The configuration file.
+        #[arg(short, long, value_name = "FILE", default_value = "/etc/ampel/agent.toml")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::CheckConfig { config } => match prepare(&config) {
+            Ok(_) => {
+                println!("{}: ok", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => bad_config(e),
+        },
+        Command::Run { config } => match prepare(&config) {
+            Ok(agent) => finish(run(agent)),
+            Err(e) => bad_config(e),
+        },
+        // `once` needs no certificates: it only gathers.
+        Command::Once { config } => match AgentConfig::load(&config) {
+            Ok(config) => finish(once(&config)),
+            Err(e) => bad_config(e.into()),
+        },
+    }
+}
+
+fn bad_config(e: anyhow::Error) -> ExitCode {
+    eprintln!("error: {e:#}");
+    ExitCode::from(EX_CONFIG)
+}
+
+fn finish(outcome: anyhow::Result<()>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Loads the configuration and everything it names; any failure here is a configuration error.
+fn prepare(path: &Path) -> anyhow::Result<Agent> {
+    let config = AgentConfig::load(path)?;
+    Agent::new(config).with_context(|| format!("{}: unusable configuration", path.display()))
+}
+
+fn run(agent: Agent) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing the SIGTERM handler")?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+            }
+        };
+        agent.run(shutdown).await.context("agent stopped")
+    })
+}
+
+fn once(config: &AgentConfig) -> anyhow::Result<()> {
+    let batch = ampel_agent::run::once(config).context("gathering a batch")?;
+    let json = serde_json::to_string_pretty(&batch).context("formatting the batch as JSON")?;
+    println!("{json}");
+    Ok(())
+}

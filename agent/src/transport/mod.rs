@@ -1,0 +1,125 @@
+//! Transports: how batches reach the collector.
+//!
+//! A transport is one task that owns the connection. The run loop hands it batches through a
+//! channel; the transport keeps every batch in its [`Outbox`] until the collector acknowledges
+//! it, reconnects with [`Backoff`](crate::backoff::Backoff) when the connection fails, and
+//! publishes a [`Status`] for logs and tests. Closing the channel asks it to finish: it waits
+//! briefly for outstanding acks, then closes the connection with a reason.
+//!
+//! - [`quic`]: QUIC with mutual TLS, one bidirectional stream per batch.
+//! - [`outbox`]: the bounded queue of unacknowledged batches, as plain data.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+
+use ampel_protocol::tls::{self, TlsError};
+use ampel_protocol::{Batch, Identity};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::sync::{mpsc, watch};
+
+use crate::config::CollectorConfig;
+
+pub mod outbox;
+pub mod quic;
+
+pub use outbox::Outbox;
+
+/// Why a transport could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// A certificate or key file could not be read.
+    #[error("cannot read {}: {error}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        error: std::io::Error,
+    },
+    /// A certificate or key file does not hold what it should.
+    #[error("{}: {error}", path.display())]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        error: TlsError,
+    },
+    /// rustls refused the combination (e.g. the key does not belong to the certificate).
+    #[error("TLS configuration from {} and {}: {error}", cert.display(), key.display())]
+    Tls {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// What rustls said.
+        error: TlsError,
+    },
+    /// QUIC cannot use the TLS configuration (no TLS 1.3 suite).
+    #[error("QUIC cannot use this TLS configuration: {0}")]
+    Quic(String),
+}
+
+/// What a transport reports about itself, for logs and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Status {
+    /// Whether a connection to the collector is up.
+    pub connected: bool,
+    /// Batches held (waiting or in flight).
+    pub queued: usize,
+    /// Batches in flight.
+    pub in_flight: usize,
+    /// Batches the collector committed (or had committed before).
+    pub acked: u64,
+    /// Batches the collector refused for good (dropped, never resent).
+    pub rejected: u64,
+    /// Batches dropped because the outbox was full or the agent stopped before delivering them.
+    pub dropped: u64,
+    /// The most recent connection error, until the next success.
+    pub last_error: Option<String>,
+}
+
+/// One way of delivering batches to the collector.
+pub trait Transport {
+    /// A receiver of this transport's [`Status`] updates.
+    fn status(&self) -> watch::Receiver<Status>;
+
+    /// Delivers batches from `batches` until the channel is closed, then drains briefly and
+    /// closes the connection.
+    fn run(self, batches: mpsc::Receiver<Batch>) -> impl Future<Output = ()> + Send;
+}
+
+/// The TLS material of a device: the deployment CA, its certificate chain and its key.
+pub struct Credentials {
+    /// Trust anchors for the collector's certificate.
+    pub ca: Vec<CertificateDer<'static>>,
+    /// The device certificate, leaf first.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// The device's private key. Never logged: this type has no `Debug`.
+    pub key: PrivateKeyDer<'static>,
+    /// Tenant and device id read from the certificate, if it carries them.
+    pub identity: Option<Identity>,
+}
+
+impl Credentials {
+    /// Reads and parses the three PEM files named in the config.
+    pub fn load(collector: &CollectorConfig) -> Result<Credentials, TransportError> {
+        let ca = tls::parse_certs(&read(&collector.ca)?).map_err(pem(&collector.ca))?;
+        let chain = tls::parse_certs(&read(&collector.cert)?).map_err(pem(&collector.cert))?;
+        let key = tls::parse_key(&read(&collector.key)?).map_err(pem(&collector.key))?;
+        let identity = chain.first().and_then(|leaf| match Identity::from_cert_der(leaf) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                tracing::warn!(cert = %collector.cert.display(), error = %e, "device certificate carries no usable identity; the collector will likely refuse it");
+                None
+            }
+        });
+        Ok(Credentials { ca, chain, key, identity })
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TransportError> {
+    std::fs::read(path).map_err(|error| TransportError::Read { path: path.to_owned(), error })
+}
+
+fn pem(path: &Path) -> impl FnOnce(TlsError) -> TransportError + '_ {
+    move |error| TransportError::Pem { path: path.to_owned(), error }
+}

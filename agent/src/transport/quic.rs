@@ -1,0 +1,533 @@
+//! QUIC transport: one connection with mutual TLS, one bidirectional stream per batch.
+//!
+//! Per batch: open a stream, write `frame(encode_batch(batch))`, finish the sending side, read
+//! one ack frame back. A finished stream only means the bytes left; the batch is released when
+//! the collector's [`Ack`] says `committed` or `duplicate`. `rejected` means "never send this
+//! again": it is logged and dropped. Up to [`QuicOptions::max_in_flight`] streams run at once.
+//!
+//! Any failure — connection lost, ack timeout, a collector that breaks the protocol — puts every
+//! unacknowledged batch back into the [`Outbox`], closes the connection and reconnects after a
+//! [`Backoff`] delay; held batches are then resent in sequence order.
+//!
+//! With TLS 1.3 the handshake completes on the client before the collector has judged our
+//! certificate; a refusal arrives as the connection closing with a TLS alert, usually on the
+//! first stream read. [`classify`] turns that into "collector refused our certificate".
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ampel_protocol::{ALPN_DATA, Ack, AckStatus, Batch, Limits, codec, frame, tls};
+use quinn::crypto::rustls::QuicClientConfig;
+use quinn::{Connection, ConnectionError, Endpoint, VarInt};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tokio::sync::{mpsc, watch};
+use tokio::task::{JoinError, JoinSet};
+use tokio::time::Instant;
+
+use super::outbox::{Frame, Outbox};
+use super::{Credentials, Status, Transport, TransportError};
+use crate::backoff::{Backoff, BackoffConfig};
+use crate::config::{CollectorAddress, CollectorConfig};
+
+/// Bounds for decoding an ack: acks are tiny, so anything large is a broken or hostile peer.
+pub const ACK_LIMITS: Limits = Limits { max_frame: 8 << 10, max_records: 16, max_string: 4 << 10, max_depth: 4 };
+
+/// Application close code: the agent is stopping.
+pub const CLOSE_SHUTDOWN: u32 = 0;
+/// Application close code: the collector broke the protocol.
+pub const CLOSE_PROTOCOL_ERROR: u32 = 1;
+/// Application close code: an ack did not arrive in time.
+pub const CLOSE_ACK_TIMEOUT: u32 = 2;
+
+/// Tuning of the QUIC transport. The defaults suit a 1 s – 5 min batch interval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuicOptions {
+    /// Streams (batches awaiting their ack) at once.
+    pub max_in_flight: usize,
+    /// Batches held in memory until acknowledged; beyond this the oldest is dropped.
+    pub queue_capacity: usize,
+    /// How long a batch may wait for its ack before the connection is considered broken.
+    pub ack_timeout: Duration,
+    /// How long a connection attempt may take.
+    pub connect_timeout: Duration,
+    /// On shutdown, how long to wait for outstanding acks.
+    pub drain_timeout: Duration,
+    /// Reconnect backoff.
+    pub backoff: BackoffConfig,
+    /// A connection silent this long is dead.
+    pub idle_timeout: Duration,
+    /// Keep-alive interval, so an idle connection (long batch interval) is not timed out.
+    pub keep_alive: Duration,
+    /// A connection counts as working (backoff reset, "connected" logged) after its first ack
+    /// or after staying up this long, whichever comes first.
+    pub proven_after: Duration,
+}
+
+impl Default for QuicOptions {
+    fn default() -> Self {
+        QuicOptions {
+            max_in_flight: 8,
+            queue_capacity: 10_000,
+            ack_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(2),
+            backoff: BackoffConfig::default(),
+            idle_timeout: Duration::from_secs(30),
+            keep_alive: Duration::from_secs(10),
+            proven_after: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why a connection or a batch's stream failed. Each ends the connection and leads to a
+/// reconnect after a backoff delay.
+#[derive(Debug, thiserror::Error)]
+pub enum QuicError {
+    /// DNS resolution failed.
+    #[error("cannot resolve {address}: {error}")]
+    Resolve {
+        /// The configured address.
+        address: String,
+        /// What the resolver said.
+        error: std::io::Error,
+    },
+    /// DNS returned nothing.
+    #[error("{0} resolves to no address")]
+    NoAddress(String),
+    /// No UDP socket.
+    #[error("cannot open a UDP socket: {0}")]
+    Socket(std::io::Error),
+    /// quinn refused to start the connection (e.g. an unusable server name).
+    #[error("cannot start a connection: {0}")]
+    Connect(String),
+    /// The handshake did not complete in time.
+    #[error("no answer from the collector within {0:?}")]
+    ConnectTimeout(Duration),
+    /// We do not trust the collector's certificate.
+    #[error("collector's certificate not accepted: {0} (check `ca` and `server-name`)")]
+    ServerUntrusted(String),
+    /// The collector does not accept our certificate.
+    #[error("collector refused our certificate: {0}")]
+    CertificateRefused(String),
+    /// The collector ended the TLS handshake for another reason (e.g. no common ALPN).
+    #[error("collector ended the TLS handshake: {0}")]
+    HandshakeRefused(String),
+    /// The connection failed or was closed.
+    #[error("connection lost: {0}")]
+    Connection(ConnectionError),
+    /// A batch's ack did not arrive in time.
+    #[error("no ack for batch {seq} within {after:?}")]
+    AckTimeout {
+        /// The batch.
+        seq: u64,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The collector answered something that is not a valid ack for the batch.
+    #[error("collector broke the protocol: {0}")]
+    Protocol(String),
+    /// A stream was reset or stopped by the collector.
+    #[error("stream of batch {seq} failed: {reason}")]
+    Stream {
+        /// The batch.
+        seq: u64,
+        /// What happened.
+        reason: String,
+    },
+    /// A stream task died (a bug, not the peer's doing).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Turns quinn's connection error into one that says who refused what.
+pub fn classify(e: ConnectionError) -> QuicError {
+    // QUIC carries TLS alerts as transport error codes 0x100 + alert.
+    let alert = |code: u64| (0x100..0x200).contains(&code).then(|| rustls::AlertDescription::from((code & 0xff) as u8));
+    match e {
+        ConnectionError::TransportError(te) if alert(te.code.into()).is_some() => QuicError::ServerUntrusted(te.reason),
+        ConnectionError::ConnectionClosed(cc) => match alert(cc.error_code.into()) {
+            Some(alert) => {
+                use rustls::AlertDescription as A;
+                let reason = String::from_utf8_lossy(&cc.reason).into_owned();
+                let text = if reason.is_empty() { format!("{alert:?}") } else { format!("{alert:?} ({reason})") };
+                // A CA of the same name but another key fails the signature check: DecryptError.
+                let about_our_cert = reason.contains("peer certificate");
+                match alert {
+                    _ if about_our_cert => QuicError::CertificateRefused(text),
+                    A::BadCertificate
+                    | A::UnsupportedCertificate
+                    | A::CertificateRevoked
+                    | A::CertificateExpired
+                    | A::CertificateUnknown
+                    | A::UnknownCA
+                    | A::AccessDenied
+                    | A::CertificateRequired => QuicError::CertificateRefused(text),
+                    _ => QuicError::HandshakeRefused(text),
+                }
+            }
+            None => QuicError::Connection(ConnectionError::ConnectionClosed(cc)),
+        },
+        other => QuicError::Connection(other),
+    }
+}
+
+/// The QUIC transport.
+pub struct QuicTransport {
+    address: CollectorAddress,
+    server_name: String,
+    client: quinn::ClientConfig,
+    options: QuicOptions,
+    status: watch::Sender<Status>,
+}
+
+impl QuicTransport {
+    /// Builds the TLS and QUIC configuration; fails on unusable credentials. Does no I/O.
+    pub fn new(
+        collector: &CollectorConfig,
+        creds: Credentials,
+        options: QuicOptions,
+    ) -> Result<QuicTransport, TransportError> {
+        tls::install_provider();
+        let tls_config = tls::client_config(&creds.ca, creds.chain, creds.key, &[ALPN_DATA]).map_err(|error| {
+            TransportError::Tls { cert: collector.cert.clone(), key: collector.key.clone(), error }
+        })?;
+        let crypto = QuicClientConfig::try_from(tls_config).map_err(|e| TransportError::Quic(e.to_string()))?;
+        let mut transport = quinn::TransportConfig::default();
+        let idle = quinn::IdleTimeout::try_from(options.idle_timeout).map_err(|e| TransportError::Quic(e.to_string()))?;
+        transport
+            .max_idle_timeout(Some(idle))
+            .keep_alive_interval(Some(options.keep_alive))
+            // The collector never opens streams towards us, and acks are small.
+            .max_concurrent_bidi_streams(VarInt::from_u32(0))
+            .max_concurrent_uni_streams(VarInt::from_u32(0))
+            .stream_receive_window(VarInt::from_u32(64 << 10))
+            .receive_window(VarInt::from_u32(256 << 10))
+            .send_window(1 << 20);
+        let mut client = quinn::ClientConfig::new(Arc::new(crypto));
+        client.transport_config(Arc::new(transport));
+        let (status, _) = watch::channel(Status::default());
+        Ok(QuicTransport {
+            address: collector.address.clone(),
+            server_name: collector.tls_name().to_str().into_owned(),
+            client,
+            options,
+            status,
+        })
+    }
+
+    /// Resolves the address and completes a handshake. The endpoint (UDP socket) is reused
+    /// across attempts unless the address family changed.
+    pub async fn connect(&self, endpoint: &mut Option<Endpoint>) -> Result<Connection, QuicError> {
+        let addr = self.resolve().await?;
+        let reusable = endpoint.as_ref().filter(|ep| ep.local_addr().is_ok_and(|a| a.is_ipv6() == addr.is_ipv6()));
+        let ep = match reusable {
+            Some(ep) => ep.clone(),
+            None => {
+                let bind: SocketAddr = if addr.is_ipv6() {
+                    (Ipv6Addr::UNSPECIFIED, 0).into()
+                } else {
+                    (Ipv4Addr::UNSPECIFIED, 0).into()
+                };
+                let ep = Endpoint::client(bind).map_err(QuicError::Socket)?;
+                *endpoint = Some(ep.clone());
+                ep
+            }
+        };
+        let connecting =
+            ep.connect_with(self.client.clone(), addr, &self.server_name).map_err(|e| QuicError::Connect(e.to_string()))?;
+        match tokio::time::timeout(self.options.connect_timeout, connecting).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(e)) => Err(classify(e)),
+            Err(_) => Err(QuicError::ConnectTimeout(self.options.connect_timeout)),
+        }
+    }
+
+    async fn resolve(&self) -> Result<SocketAddr, QuicError> {
+        if let Some(sa) = self.address.socket_addr() {
+            return Ok(sa);
+        }
+        let address = self.address.to_string();
+        let first = tokio::net::lookup_host(address.as_str())
+            .await
+            .map_err(|error| QuicError::Resolve { address: address.clone(), error })?
+            .next();
+        first.ok_or(QuicError::NoAddress(address))
+    }
+
+    /// Delivers over one connection until it fails (`Some(error)`) or the agent stops (`None`).
+    async fn serve(&self, conn: &Connection, batches: &mut mpsc::Receiver<Batch>, st: &mut State) -> Option<QuicError> {
+        let mut streams: JoinSet<(u64, Result<Ack, QuicError>)> = JoinSet::new();
+        let mut proven = false;
+        let proof = tokio::time::sleep(self.options.proven_after);
+        tokio::pin!(proof);
+        st.status.connected = true;
+        let result = loop {
+            while let Some((seq, frame)) = st.outbox.next_to_send(self.options.max_in_flight) {
+                streams.spawn(deliver(conn.clone(), seq, frame, self.options.ack_timeout));
+            }
+            self.publish(st);
+            if st.drain_until.is_some() && st.outbox.is_empty() {
+                break None;
+            }
+            let deadline = st.drain_until.unwrap_or_else(far_future);
+            tokio::select! {
+                b = batches.recv(), if st.drain_until.is_none() => self.take(st, b),
+                Some(joined) = streams.join_next() => match self.settle(st, joined) {
+                    Ok(()) if !proven => {
+                        proven = true;
+                        self.proved(st);
+                    }
+                    Ok(()) => {}
+                    Err(e) => break Some(e),
+                },
+                e = conn.closed() => break Some(classify(e)),
+                _ = &mut proof, if !proven => {
+                    proven = true;
+                    self.proved(st);
+                }
+                _ = tokio::time::sleep_until(deadline), if st.drain_until.is_some() => break None,
+            }
+        };
+        // Take the outcomes that are in already, so no ack that arrived is thrown away.
+        while let Some(joined) = streams.try_join_next() {
+            let _ = self.settle(st, joined);
+        }
+        streams.abort_all();
+        match &result {
+            None => conn.close(VarInt::from_u32(CLOSE_SHUTDOWN), b"agent shutting down"),
+            Some(QuicError::AckTimeout { .. }) => conn.close(VarInt::from_u32(CLOSE_ACK_TIMEOUT), b"ack timeout"),
+            Some(QuicError::Protocol(_) | QuicError::Stream { .. } | QuicError::Internal(_)) => {
+                conn.close(VarInt::from_u32(CLOSE_PROTOCOL_ERROR), b"protocol error")
+            }
+            Some(_) => {} // the connection is gone already
+        }
+        st.status.connected = false;
+        result
+    }
+
+    async fn run_inner(self, mut batches: mpsc::Receiver<Batch>) {
+        let mut st = State {
+            outbox: Outbox::new(self.options.queue_capacity),
+            backoff: Backoff::new(self.options.backoff),
+            status: Status::default(),
+            drain_until: None,
+        };
+        let mut rng = StdRng::from_os_rng();
+        let mut endpoint: Option<Endpoint> = None;
+        'life: loop {
+            // Connect, taking batches meanwhile. A stop request lets the attempt finish within
+            // the drain time, so batches gathered just before it still get their chance.
+            let attempt = {
+                let connecting = self.connect(&mut endpoint);
+                tokio::pin!(connecting);
+                loop {
+                    let deadline = st.drain_until.unwrap_or_else(far_future);
+                    tokio::select! {
+                        r = &mut connecting => break Some(r),
+                        b = batches.recv(), if st.drain_until.is_none() => self.take(&mut st, b),
+                        _ = tokio::time::sleep_until(deadline), if st.drain_until.is_some() => break None,
+                    }
+                }
+            };
+            let error = match attempt {
+                None => break 'life,
+                Some(Ok(conn)) => {
+                    tracing::debug!(collector = %self.address, "handshake complete");
+                    match self.serve(&conn, &mut batches, &mut st).await {
+                        None => break 'life,
+                        Some(e) => e,
+                    }
+                }
+                Some(Err(e)) => e,
+            };
+            st.outbox.requeue_all();
+            let delay = st.backoff.failed(std::time::Instant::now(), &mut rng);
+            if delay.log {
+                tracing::warn!(
+                    collector = %self.address,
+                    error = %error,
+                    attempt = delay.failures,
+                    retry_in_ms = delay.wait.as_millis() as u64,
+                    backoff_ceiling_ms = delay.ceiling.as_millis() as u64,
+                    "cannot deliver to collector; retrying with backoff",
+                );
+            } else {
+                tracing::debug!(collector = %self.address, error = %error, attempt = delay.failures, "collector still unreachable");
+            }
+            st.status.last_error = Some(error.to_string());
+            self.publish(&st);
+            if st.drain_until.is_some() {
+                break;
+            }
+            // Wait out the backoff, taking batches meanwhile; a stop request ends the wait.
+            let pause = tokio::time::sleep(delay.wait);
+            tokio::pin!(pause);
+            while st.drain_until.is_none() {
+                tokio::select! {
+                    _ = &mut pause => break,
+                    b = batches.recv() => self.take(&mut st, b),
+                }
+            }
+            if st.drain_until.is_some() {
+                break;
+            }
+        }
+        if !st.outbox.is_empty() {
+            tracing::warn!(
+                batches = st.outbox.len(),
+                "stopping with batches the collector has not acknowledged; they are lost (no persistent spool yet)"
+            );
+            st.status.dropped += st.outbox.len() as u64;
+        }
+        st.outbox = Outbox::new(1);
+        st.status.connected = false;
+        self.publish(&st);
+        if let Some(ep) = endpoint {
+            // Give the CONNECTION_CLOSE a moment to leave.
+            let _ = tokio::time::timeout(Duration::from_secs(1), ep.wait_idle()).await;
+        }
+    }
+
+    /// Handles what the channel gave: a batch to enqueue, or `None` — the agent is stopping.
+    fn take(&self, st: &mut State, batch: Option<Batch>) {
+        match batch {
+            Some(b) => self.enqueue(st, b),
+            None => st.drain_until = Some(Instant::now() + self.options.drain_timeout),
+        }
+        self.publish(st);
+    }
+
+    /// Frames a batch and adds it to the outbox.
+    fn enqueue(&self, st: &mut State, batch: Batch) {
+        let seq = batch.seq;
+        let framed = codec::encode_batch(&batch).and_then(|payload| frame::encode_frame(&payload, &Limits::default()));
+        let frame: Frame = match framed {
+            Ok(f) => Arc::from(f),
+            Err(e) => {
+                tracing::error!(seq, error = %e, "cannot encode batch; dropping it");
+                st.status.dropped += 1;
+                return;
+            }
+        };
+        if let Some(old) = st.outbox.push(seq, frame) {
+            st.status.dropped += 1;
+            let d = st.outbox.dropped();
+            // 1, 10, 100, 1000, then every 1000: visible without flooding the journal.
+            if matches!(d, 1 | 10 | 100) || d.is_multiple_of(1000) {
+                tracing::warn!(
+                    dropped_seq = old,
+                    dropped_total = d,
+                    capacity = self.options.queue_capacity,
+                    "outbox full: dropped the oldest unacknowledged batch"
+                );
+            }
+        }
+    }
+
+    fn publish(&self, st: &State) {
+        let mut s = st.status.clone();
+        s.queued = st.outbox.len();
+        s.in_flight = st.outbox.in_flight();
+        self.status.send_if_modified(|old| {
+            let changed = *old != s;
+            if changed {
+                *old = s;
+            }
+            changed
+        });
+    }
+
+    /// Applies a finished stream's outcome to the outbox. An error ends the connection.
+    fn settle(&self, st: &mut State, joined: Result<(u64, Result<Ack, QuicError>), JoinError>) -> Result<(), QuicError> {
+        let (seq, result) = joined.map_err(|e| QuicError::Internal(e.to_string()))?;
+        match result {
+            Ok(Ack { status: AckStatus::Committed | AckStatus::Duplicate, .. }) => {
+                if st.outbox.release(seq) {
+                    st.status.acked += 1;
+                }
+                tracing::debug!(seq, "batch acknowledged");
+            }
+            Ok(Ack { status: AckStatus::Rejected(reason), .. }) => {
+                if st.outbox.release(seq) {
+                    st.status.rejected += 1;
+                }
+                tracing::warn!(seq, reason = ?reason, "collector rejected the batch; dropping it");
+            }
+            Err(e) => {
+                st.outbox.requeue(seq);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// The connection works: reset the backoff and say so once.
+    fn proved(&self, st: &mut State) {
+        let failures = st.backoff.succeeded();
+        if failures > 0 {
+            tracing::info!(collector = %self.address, failed_attempts = failures, "reconnected to collector");
+        } else {
+            tracing::info!(collector = %self.address, "connected to collector");
+        }
+        st.status.last_error = None;
+    }
+}
+
+/// What the transport task carries from one connection to the next.
+struct State {
+    outbox: Outbox,
+    backoff: Backoff,
+    status: Status,
+    /// Set when the channel closed: deliver what we can until then, then stop.
+    drain_until: Option<Instant>,
+}
+
+impl Transport for QuicTransport {
+    fn status(&self) -> watch::Receiver<Status> {
+        self.status.subscribe()
+    }
+
+    fn run(self, batches: mpsc::Receiver<Batch>) -> impl Future<Output = ()> + Send {
+        self.run_inner(batches)
+    }
+}
+
+/// A deadline that never comes, for a `select!` branch that is disabled anyway.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400)
+}
+
+/// Sends one framed batch on its own stream and waits for its ack.
+async fn deliver(conn: Connection, seq: u64, frame: Frame, ack_timeout: Duration) -> (u64, Result<Ack, QuicError>) {
+    let result = match tokio::time::timeout(ack_timeout, exchange(&conn, seq, &frame)).await {
+        Ok(r) => r,
+        Err(_) => Err(QuicError::AckTimeout { seq, after: ack_timeout }),
+    };
+    (seq, result)
+}
+
+async fn exchange(conn: &Connection, seq: u64, frame: &[u8]) -> Result<Ack, QuicError> {
+    let stream_err = |reason: String| QuicError::Stream { seq, reason };
+    let (mut send, mut recv) = conn.open_bi().await.map_err(classify)?;
+    send.write_all(frame).await.map_err(|e| match e {
+        quinn::WriteError::ConnectionLost(e) => classify(e),
+        other => stream_err(other.to_string()),
+    })?;
+    send.finish().map_err(|e| stream_err(e.to_string()))?;
+    let read_err = |e: quinn::ReadExactError| match e {
+        quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(e)) => classify(e),
+        other => stream_err(other.to_string()),
+    };
+    let mut header = [0u8; frame::HEADER_LEN];
+    recv.read_exact(&mut header).await.map_err(read_err)?;
+    let len = frame::payload_len(header, &ACK_LIMITS).map_err(|e| QuicError::Protocol(format!("ack frame: {e}")))?;
+    let mut payload = vec![0u8; len];
+    recv.read_exact(&mut payload).await.map_err(read_err)?;
+    let ack = codec::decode_ack(&payload, &ACK_LIMITS).map_err(|e| QuicError::Protocol(format!("ack: {e}")))?;
+    if ack.seq != seq {
+        return Err(QuicError::Protocol(format!("ack for batch {} on the stream of batch {seq}", ack.seq)));
+    }
+    Ok(ack)
+}
