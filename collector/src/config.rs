@@ -225,7 +225,7 @@ impl Default for QuicConfig {
 }
 
 /// `[pki]`
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct PkiConfig {
     /// Directory of the CA, the server certificate and the CRL; default `<data-dir>/pki`.
@@ -237,6 +237,12 @@ pub struct PkiConfig {
 
 fn default_device_days() -> u32 {
     397
+}
+
+impl Default for PkiConfig {
+    fn default() -> Self {
+        PkiConfig { dir: None, device_days: default_device_days() }
+    }
 }
 
 /// `[store]`
@@ -413,6 +419,7 @@ mod tests {
         assert_eq!(c.pki_dir(), PathBuf::from("/var/lib/ampel/pki"));
         assert_eq!(c.risk.silent_yellow.as_ms(), 15 * 60 * 1000);
         assert_eq!(c.report.time_zone.0, "UTC");
+        assert_eq!(c.pki.device_days, 397);
     }
 
     #[test]
