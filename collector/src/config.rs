@@ -189,6 +189,12 @@ pub struct Config {
     /// Mail delivery.
     #[serde(default)]
     pub mail: crate::mail::MailConfig,
+    /// Scheduled report jobs (`[[jobs]]`); none by default.
+    #[serde(default)]
+    pub jobs: Vec<crate::schedule::JobConfig>,
+    /// How scheduled reports are delivered (`[delivery]`).
+    #[serde(default)]
+    pub delivery: crate::schedule::DeliveryConfig,
     /// The file this was read from (set by [`Config::load`]).
     #[serde(skip)]
     pub source: PathBuf,
@@ -375,6 +381,7 @@ impl Config {
             return Err(invalid("[risk] disk-red-percent must not be below disk-yellow-percent".into()));
         }
         self.mail.validate().map_err(|e| invalid(format!("[mail] {e}")))?;
+        crate::schedule::config::validate(&self.jobs).map_err(invalid)?;
         Ok(())
     }
 
@@ -444,6 +451,50 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/etc/ampel/data"));
         assert_eq!(c.pki_dir(), PathBuf::from("/etc/ampel/ca"));
         assert_eq!(c.store_dir(), PathBuf::from("/etc/ampel/data/store"));
+    }
+
+    #[test]
+    fn the_shipped_example_parses_with_a_job_uncommented() {
+        let shipped = include_str!("../../packaging/collector.toml");
+        let c = parse(shipped).unwrap();
+        assert!(c.jobs.is_empty());
+        assert_eq!(c.delivery, crate::schedule::DeliveryConfig::default());
+        // The commented job, uncommented, is valid too.
+        let job: String = shipped
+            .lines()
+            .skip_while(|l| !l.starts_with("# [[jobs]]"))
+            .take_while(|l| l.starts_with('#') && !l.starts_with("# Recipients"))
+            .map(|l| format!("{}\n", l.trim_start_matches('#').trim_start()))
+            .collect();
+        let c = parse(&format!("{job}")).unwrap();
+        assert_eq!(c.jobs[0].to.0.len(), 2);
+        assert_eq!(c.jobs[0].cc.0, vec!["noc@acme.example".to_owned()]);
+    }
+
+    #[test]
+    fn jobs_refuse_header_injection_and_bad_addresses_naming_the_line() {
+        let base = "[[jobs]]\nname = \"w\"\ntenants = [\"acme\"]\nperiod = \"week\"\nsend = [\"mon 08:00\"]\n";
+        for (extra, what) in [
+            ("subject = \"Report\\r\\nBcc: x@evil.example\"\nto = \"a@b.example\"\n", "control character"),
+            ("to = \"a@b.example\\r\\nBcc: x@evil.example\"\n", "control character"),
+            ("to = \"Eve\\n <a@b.example>\"\n", "control character"),
+            ("to = \"a@b.example; not-an-address\"\n", "not an e-mail address"),
+            ("to = \"a@b.example\"\ncc = [\"ok@b.example\", \"x\\u0000@b.example\"]\n", "control character"),
+            ("to = \"a@b.example\"\ntime-zone = \"Mars/Base\"\n", "IANA"),
+            ("to = \"a@b.example\"\nlanguage = \"fr\"\n", "unknown variant"),
+        ] {
+            let err = parse(&format!("{base}{extra}")).unwrap_err().to_string();
+            assert!(err.contains("collector.toml:") && err.contains("key \"") && err.contains(what), "{extra}: {err}");
+        }
+        let many: Vec<String> = (0..101).map(|i| format!("u{i}@b.example")).collect();
+        let err = parse(&format!("{base}to = \"{}\"\n", many.join(";"))).unwrap_err().to_string();
+        assert!(err.contains("at most 100"), "{err}");
+        let err = parse(&format!("{base}to = \"a@b.example\"\nsend = [\"a\",\"b\",\"c\",\"d\",\"e\",\"f\"]\n")).unwrap_err().to_string();
+        assert!(err.contains("duplicate") || err.contains("1 to 5"), "{err}");
+        let err = parse(&format!("{base}to = \"a@b.example\"\n{base}to = \"a@b.example\"\n")).unwrap_err().to_string();
+        assert!(err.contains("used twice"), "{err}");
+        let ok = parse(&format!("{base}to = \"A <a@b.example>; c@d.example\"\n")).unwrap();
+        assert_eq!(ok.jobs[0].to.addresses(), vec!["a@b.example".to_owned(), "c@d.example".to_owned()]);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - [`mail`]: delivery through a file outbox or SMTP.
 //! - [`assess`]: gathers a tenant's data, runs the rules, builds the report data.
 //! - [`reporting`]: `report preview|send` and `mail test`.
+//! - [`schedule`]: report jobs, due times, the delivery store and the scheduler loop.
 //! - [`server`]: `serve` — store, writer and listener started and stopped together.
 //! - [`demo`]: the embedded default: everything on loopback.
 //! - [`cli`]: the command line.
@@ -25,5 +26,6 @@ pub mod pki;
 pub mod report;
 pub mod reporting;
 pub mod risk;
+pub mod schedule;
 pub mod server;
 pub mod store;

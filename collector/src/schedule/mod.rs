@@ -1,0 +1,16 @@
+//! Scheduled delivery: report jobs from `[[jobs]]`, "what is due" as a plain function, the
+//! scheduler loop, and the delivery store it keeps its state in.
+//!
+//! # Layout
+//!
+//! - `config`: [`JobConfig`] (`[[jobs]]`) and [`DeliveryConfig`] (`[delivery]`).
+//! - `due`: slots in the job's time zone, periods, and [`due`](due::due) over
+//!   (jobs, cursors, now) — unit-tested with a simulated clock.
+//! - `store`: [`DeliveryStore`], the LMDB environment at `<data-dir>/delivery/`.
+
+pub mod config;
+pub mod due;
+pub mod store;
+
+pub use config::{DeliveryConfig, DeliveryMode, JobConfig, Language};
+pub use store::{ArchiveRecord, ArchiveStatus, ConsentEvent, DeliveryStore, DeliveryStoreError, Recipient, RecipientState};
