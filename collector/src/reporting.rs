@@ -55,6 +55,7 @@ pub fn report_mail(data: &ReportData, pdf: Vec<u8>, to: Vec<String>) -> Outgoing
         subject: format!("{}: A security report has been created", data.tenant),
         text: mail_text(data),
         attachment: Some((format!("ampel-{}-{}.pdf", data.tenant, data.period_label), pdf)),
+        ..OutgoingMail::default()
     }
 }
 
