@@ -11,6 +11,7 @@
 //! - [`mail`]: delivery through a file outbox or SMTP.
 //! - [`assess`]: gathers a tenant's data, runs the rules, builds the report data.
 //! - [`reporting`]: `report preview|send` and `mail test`.
+//! - [`recipients`]: opt-in of report recipients, signed links, the consent log.
 //! - [`schedule`]: report jobs, due times, the delivery store and the scheduler loop.
 //! - [`server`]: `serve` — store, writer and listener started and stopped together.
 //! - [`demo`]: the embedded default: everything on loopback.
@@ -23,6 +24,7 @@ pub mod demo;
 pub mod ingest;
 pub mod mail;
 pub mod pki;
+pub mod recipients;
 pub mod report;
 pub mod reporting;
 pub mod risk;
