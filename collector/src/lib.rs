@@ -9,6 +9,7 @@
 //! - [`risk`]: rules, findings and traffic lights.
 //! - [`report`]: PDF rendering with genpdf.
 //! - [`mail`]: delivery through a file outbox or SMTP.
+//! - [`archive`]: report PDFs kept under `<data-dir>/archive/`.
 //! - [`assess`]: gathers a tenant's data, runs the rules, builds the report data.
 //! - [`reporting`]: `report preview|send` and `mail test`.
 //! - [`recipients`]: opt-in of report recipients, signed links, the consent log.
@@ -17,6 +18,7 @@
 //! - [`demo`]: the embedded default: everything on loopback.
 //! - [`cli`]: the command line.
 
+pub mod archive;
 pub mod assess;
 pub mod cli;
 pub mod config;

@@ -6,10 +6,12 @@
 //! - `config`: [`JobConfig`] (`[[jobs]]`) and [`DeliveryConfig`] (`[delivery]`).
 //! - `due`: slots in the job's time zone, periods, and [`due`](due::due) over
 //!   (jobs, cursors, now) — unit-tested with a simulated clock.
+//! - `runner`: [`Scheduler`](runner::Scheduler): render, archive, deliver; the loop.
 //! - `store`: [`DeliveryStore`], the LMDB environment at `<data-dir>/delivery/`.
 
 pub mod config;
 pub mod due;
+pub mod runner;
 pub mod store;
 
 pub use config::{DeliveryConfig, DeliveryMode, JobConfig, Language};
