@@ -73,7 +73,7 @@ fn key_at(src: &str, line: usize) -> Option<String> {
         .iter()
         .rev()
         .map(|l| l.trim())
-        .find(|l| l.starts_with('[') && !l.starts_with("[["))
+        .find(|l| l.starts_with('['))
         .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
     if text.starts_with('[') {
         return Some(text.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
@@ -192,6 +192,9 @@ pub struct Config {
     /// Scheduled report jobs (`[[jobs]]`); none by default.
     #[serde(default)]
     pub jobs: Vec<crate::schedule::JobConfig>,
+    /// The HTTP listener (`[http]`).
+    #[serde(default)]
+    pub http: crate::http::HttpConfig,
     /// How scheduled reports are delivered (`[delivery]`).
     #[serde(default)]
     pub delivery: crate::schedule::DeliveryConfig,
@@ -382,6 +385,9 @@ impl Config {
         }
         self.mail.validate().map_err(|e| invalid(format!("[mail] {e}")))?;
         crate::schedule::config::validate(&self.jobs).map_err(invalid)?;
+        if !self.jobs.is_empty() && self.http.listen.is_none() {
+            return Err(invalid("[[jobs]] need the HTTP listener for opt-in and download links: set [http] listen (and public-url)".into()));
+        }
         Ok(())
     }
 
@@ -393,6 +399,16 @@ impl Config {
     /// The store directory.
     pub fn store_dir(&self) -> PathBuf {
         self.store.dir.clone().unwrap_or_else(|| self.data_dir.join("store"))
+    }
+
+    /// The delivery store directory: scheduler state, recipients, consent log, archive index.
+    pub fn delivery_dir(&self) -> PathBuf {
+        self.data_dir.join("delivery")
+    }
+
+    /// The report archive directory.
+    pub fn archive_dir(&self) -> PathBuf {
+        self.data_dir.join("archive")
     }
 
     /// Store options from `[store]`.
@@ -466,14 +482,15 @@ mod tests {
             .take_while(|l| l.starts_with('#') && !l.starts_with("# Recipients"))
             .map(|l| format!("{}\n", l.trim_start_matches('#').trim_start()))
             .collect();
-        let c = parse(&format!("{job}")).unwrap();
+        let c = parse(&format!("[http]\nlisten = \"127.0.0.1:8080\"\n{job}")).unwrap();
+        assert!(parse(&job).unwrap_err().to_string().contains("[http] listen"));
         assert_eq!(c.jobs[0].to.0.len(), 2);
         assert_eq!(c.jobs[0].cc.0, vec!["noc@acme.example".to_owned()]);
     }
 
     #[test]
     fn jobs_refuse_header_injection_and_bad_addresses_naming_the_line() {
-        let base = "[[jobs]]\nname = \"w\"\ntenants = [\"acme\"]\nperiod = \"week\"\nsend = [\"mon 08:00\"]\n";
+        let base = "[http]\nlisten = \"127.0.0.1:8080\"\n[[jobs]]\nname = \"w\"\ntenants = [\"acme\"]\nperiod = \"week\"\nsend = [\"mon 08:00\"]\n";
         for (extra, what) in [
             ("subject = \"Report\\r\\nBcc: x@evil.example\"\nto = \"a@b.example\"\n", "control character"),
             ("to = \"a@b.example\\r\\nBcc: x@evil.example\"\n", "control character"),
@@ -484,14 +501,15 @@ mod tests {
             ("to = \"a@b.example\"\nlanguage = \"fr\"\n", "unknown variant"),
         ] {
             let err = parse(&format!("{base}{extra}")).unwrap_err().to_string();
-            assert!(err.contains("collector.toml:") && err.contains("key \"") && err.contains(what), "{extra}: {err}");
+            assert!(err.contains("collector.toml:") && err.contains("key \"jobs.") && err.contains(what), "{extra}: {err}");
         }
         let many: Vec<String> = (0..101).map(|i| format!("u{i}@b.example")).collect();
         let err = parse(&format!("{base}to = \"{}\"\n", many.join(";"))).unwrap_err().to_string();
         assert!(err.contains("at most 100"), "{err}");
         let err = parse(&format!("{base}to = \"a@b.example\"\nsend = [\"a\",\"b\",\"c\",\"d\",\"e\",\"f\"]\n")).unwrap_err().to_string();
         assert!(err.contains("duplicate") || err.contains("1 to 5"), "{err}");
-        let err = parse(&format!("{base}to = \"a@b.example\"\n{base}to = \"a@b.example\"\n")).unwrap_err().to_string();
+        let job = base.trim_start_matches("[http]\nlisten = \"127.0.0.1:8080\"\n");
+        let err = parse(&format!("{base}to = \"a@b.example\"\n{job}to = \"a@b.example\"\n")).unwrap_err().to_string();
         assert!(err.contains("used twice"), "{err}");
         let ok = parse(&format!("{base}to = \"A <a@b.example>; c@d.example\"\n")).unwrap();
         assert_eq!(ok.jobs[0].to.addresses(), vec!["a@b.example".to_owned(), "c@d.example".to_owned()]);

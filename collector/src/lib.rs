@@ -5,6 +5,7 @@
 //! - [`config`]: `collector.toml`, parsed into types that cannot hold a bad value.
 //! - [`pki`]: the deployment's certificate authority (`pki init`, `pki issue`).
 //! - [`store`]: the LMDB store — device registry, points, alerts, sequence marks.
+//! - [`http`]: the HTTP listener: opt-in links, downloads, `/healthz`, `/metrics`.
 //! - [`ingest`]: the QUIC listener and the one writer task that group-commits.
 //! - [`risk`]: rules, findings and traffic lights.
 //! - [`report`]: PDF rendering with genpdf.
@@ -23,6 +24,7 @@ pub mod assess;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod http;
 pub mod ingest;
 pub mod mail;
 pub mod pki;
