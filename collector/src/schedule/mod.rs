@@ -13,6 +13,9 @@ pub mod config;
 pub mod due;
 pub mod runner;
 pub mod store;
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;
 
 pub use config::{DeliveryConfig, DeliveryMode, JobConfig, Language};
 pub use store::{ArchiveRecord, ArchiveStatus, ConsentEvent, DeliveryStore, DeliveryStoreError, Recipient, RecipientState};

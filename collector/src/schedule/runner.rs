@@ -275,8 +275,8 @@ impl Scheduler {
             DeliveryMode::Attachment => false,
             DeliveryMode::Link => true,
             DeliveryMode::Auto => {
-                // base64 grows by 4/3 plus line breaks; 32 KiB for headers and text.
-                let encoded = bytes / 57 * 78 + 78 + 32 * 1024;
+                // base64 grows by 4/3 plus line breaks; 16 KiB for headers, text and HTML.
+                let encoded = bytes / 57 * 78 + 78 + 16 * 1024;
                 let server = match self.mailer.size_limit().await {
                     Ok(limit) => limit,
                     Err(e) => {
