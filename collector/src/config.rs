@@ -234,7 +234,7 @@ impl Default for QuicConfig {
 }
 
 /// `[pki]`
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct PkiConfig {
     /// Directory of the CA, the server certificate and the CRL; default `<data-dir>/pki`.
@@ -246,6 +246,14 @@ pub struct PkiConfig {
 
 fn default_device_days() -> u32 {
     397
+}
+
+// Not derived: a derived `Default` gave `device-days = 0` when `[pki]` was absent, and
+// `pki issue` then refused every device.
+impl Default for PkiConfig {
+    fn default() -> Self {
+        PkiConfig { dir: None, device_days: default_device_days() }
+    }
 }
 
 /// `[store]`
@@ -436,6 +444,7 @@ mod tests {
         assert_eq!(c.pki_dir(), PathBuf::from("/var/lib/ampel/pki"));
         assert_eq!(c.risk.silent_yellow.as_ms(), 15 * 60 * 1000);
         assert_eq!(c.report.time_zone.0, "UTC");
+        assert_eq!(c.pki.device_days, 397);
     }
 
     #[test]
@@ -503,6 +512,8 @@ mod tests {
             let err = parse(&format!("{base}{extra}")).unwrap_err().to_string();
             assert!(err.contains("collector.toml:") && err.contains("key \"jobs.") && err.contains(what), "{extra}: {err}");
         }
+        let err = parse(&format!("{}to = \"a@b.example\"\n", base.replace("[\"acme\"]", "[\"../etc\"]"))).unwrap_err().to_string();
+        assert!(err.contains("key \"jobs.tenants\"") && !err.contains("duplicate"), "{err}");
         let many: Vec<String> = (0..101).map(|i| format!("u{i}@b.example")).collect();
         let err = parse(&format!("{base}to = \"{}\"\n", many.join(";"))).unwrap_err().to_string();
         assert!(err.contains("at most 100"), "{err}");

@@ -26,7 +26,7 @@ pub struct JobConfig {
     /// Unique name; keys the scheduler state and the archive.
     pub name: JobName,
     /// Tenants; each gets its own report and mail.
-    pub tenants: Vec<OneLine>,
+    pub tenants: Vec<ampel_protocol::TenantId>,
     /// What a report covers, ending at the send time: `day`, `week`, `month` or `<N>d`.
     pub period: ReportPeriod,
     /// When to send, in `time-zone`: e.g. `"mon 08:00"`, `"daily 06:30"`, `"day 1 08:00"`.

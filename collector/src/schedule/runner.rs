@@ -187,7 +187,7 @@ impl Scheduler {
     async fn invite(&self, now: Timestamp) -> Result<(), ScheduleError> {
         let now_ms = now.as_millisecond();
         for job in self.jobs.iter().filter(|j| j.enabled) {
-            let tenants: Vec<String> = job.tenants.iter().map(|t| t.0.clone()).collect();
+            let tenants: Vec<String> = job.tenants.iter().map(|t| t.as_str().to_owned()).collect();
             for address in job.to.addresses().into_iter().chain(job.cc.addresses()) {
                 if self.store.recipient(&address)?.is_some() {
                     continue;
@@ -214,7 +214,7 @@ impl Scheduler {
         let period = due::period_of(job, slot);
         let mut ids = Vec::new();
         for tenant in &job.tenants {
-            let tenant = tenant.0.as_str();
+            let tenant = tenant.as_str();
             let mut rec = match self.store.report_of_run(&job.name.0, slot.as_millisecond(), tenant)? {
                 Some(r) if r.status != ArchiveStatus::Pending => continue,
                 Some(r) => {
@@ -361,7 +361,14 @@ impl Scheduler {
             // Only CC recipients confirmed: a message needs a To.
             base.to = std::mem::take(&mut base.cc);
         }
-        let targets: Vec<String> = base.to.iter().chain(&base.cc).cloned().collect();
+        let mut seen = std::collections::HashSet::new();
+        let targets: Vec<String> = base
+            .to
+            .iter()
+            .chain(&base.cc)
+            .filter(|m| seen.insert(m.parse::<lettre::message::Mailbox>().map(|mb| mb.email.to_string().to_lowercase()).unwrap_or_else(|_| m.to_lowercase())))
+            .cloned()
+            .collect();
         if targets.is_empty() {
             rec.status = ArchiveStatus::NoRecipients;
             self.store.update_report(rec)?;
