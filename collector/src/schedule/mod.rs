@@ -16,7 +16,7 @@ pub mod due;
 pub mod runner;
 pub mod store;
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
 
 pub use config::{DeliveryConfig, DeliveryMode, JobConfig, Language};

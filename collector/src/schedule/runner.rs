@@ -201,7 +201,13 @@ impl Scheduler {
                         tracing::info!(job = %job.name, recipient = %address, "invitation sent");
                     }
                     // Not recorded: tried again at the next tick.
-                    Err(e) => tracing::warn!(job = %job.name, recipient = %address, error = %e, "invitation not sent; retrying at the next tick"),
+                    Err(e) => {
+                        tracing::warn!(job = %job.name, recipient = %address, error = %e, "invitation not sent; retrying at the next tick");
+                        if matches!(e, MailError::Connection(_)) {
+                            // The server is unreachable: do not wait out a timeout per address.
+                            return Ok(());
+                        }
+                    }
                 }
             }
         }

@@ -341,3 +341,27 @@ async fn delivery_failures_are_retried_and_recorded() {
     assert_eq!(rec.status, ArchiveStatus::Sent);
     assert_eq!(rig.reports().len(), 1);
 }
+
+#[tokio::test]
+async fn the_loop_stops_promptly_on_shutdown() {
+    let rig = Rig::new(33_554_432);
+    confirm_all(&rig.store, &["ops@example.org", "sec@example.org"]);
+    let sched = rig.scheduler(DAILY, fast(), fake_renderer(10, Arc::new(AtomicUsize::new(0)), &[]));
+    let (tx, rx) = watch::channel(false);
+    let task = tokio::spawn(sched.run_loop(rx));
+    // The first tick gives the new job its cursor: "now", so nothing from the past is sent.
+    let cursor = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            if let Some(c) = rig.store.cursors().unwrap().get("daily").copied() {
+                return c;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert!((Timestamp::now().as_millisecond() - cursor).abs() < 10_000);
+    tx.send(true).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), task).await.expect("the scheduler did not stop").unwrap();
+    assert!(rig.reports().is_empty());
+}
