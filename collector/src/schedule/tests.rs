@@ -319,6 +319,17 @@ async fn auto_delivery_switches_to_a_signed_link_above_the_servers_size() {
     assert_eq!(http(rig.http, "GET", &format!("/download?t={forged}"), "").await.0, 403);
     let other = LinkKey::from_bytes(&[9; 32]).sign(TokenKind::Download, &rec.id.to_string(), 0);
     assert_eq!(http(rig.http, "GET", &format!("/download?t={other}"), "").await.0, 403);
+
+    // The configured limit switches too, even when the server would take the mail.
+    let strict = DeliveryConfig { max_attachment_bytes: 1000, ..fast() };
+    let limited = rig.scheduler(DAILY, strict, fake_renderer(2000, calls.clone(), &[]));
+    let ids = limited.tick(today_at(8, 0).checked_add(48.hours()).unwrap()).await.unwrap();
+    assert_eq!(rig.store.report(ids[0]).unwrap().unwrap().mode, "link");
+    // `delivery = "attachment"` never switches.
+    let attach = DAILY.replace("message = ", "delivery = \"attachment\"\nmessage = ");
+    let forced = rig.scheduler(&attach, fast(), fake_renderer(2000, calls.clone(), &[]));
+    let ids = forced.tick(today_at(8, 0).checked_add(72.hours()).unwrap()).await.unwrap();
+    assert_eq!(rig.store.report(ids[0]).unwrap().unwrap().mode, "attachment");
 }
 
 #[tokio::test]
