@@ -47,6 +47,8 @@ pub enum Command {
     /// Check mail delivery.
     #[command(subcommand)]
     Mail(MailCommand),
+    /// List report recipients and their opt-in state (or the consent log).
+    Recipients(RecipientsArgs),
     /// Run a self-contained demo: throw-away PKI, collector and three agents on loopback,
     /// reports rendered and mailed into an output directory.
     Demo(DemoArgs),
@@ -143,6 +145,28 @@ pub enum ReportCommand {
         #[arg(long = "to", required = true)]
         to: Vec<String>,
     },
+    /// List archived scheduled reports with their delivery status.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deliver an archived report again to its job's confirmed recipients.
+    Resend {
+        /// The report id from `report list`.
+        id: u64,
+    },
+}
+
+/// `recipients` arguments.
+#[derive(Debug, Args)]
+pub struct RecipientsArgs {
+    /// Print the consent log (who confirmed or unsubscribed, when, from where) instead.
+    #[arg(long)]
+    pub log: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `mail` subcommands.
@@ -184,8 +208,12 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Pki(cmd) => pki(&load_config(&cli.config)?, cmd),
         Command::Devices(args) => devices(&load_config(&cli.config)?, &args),
         Command::Risk(RiskCommand::Show { tenant, period, json }) => risk_show(&load_config(&cli.config)?, &tenant, &period, json),
+        Command::Report(cmd @ (ReportCommand::List { .. } | ReportCommand::Resend { .. })) => {
+            crate::schedule::commands::report(&load_config(&cli.config)?, cmd).await
+        }
         Command::Report(cmd) => crate::reporting::command(&load_config(&cli.config)?, cmd).await,
         Command::Mail(MailCommand::Test) => crate::reporting::mail_test(&load_config(&cli.config)?).await,
+        Command::Recipients(args) => crate::schedule::commands::recipients(&load_config(&cli.config)?, args.log, args.json),
     }
 }
 

@@ -73,7 +73,7 @@ fn key_at(src: &str, line: usize) -> Option<String> {
         .iter()
         .rev()
         .map(|l| l.trim())
-        .find(|l| l.starts_with('[') && !l.starts_with("[["))
+        .find(|l| l.starts_with('['))
         .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
     if text.starts_with('[') {
         return Some(text.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
@@ -189,6 +189,15 @@ pub struct Config {
     /// Mail delivery.
     #[serde(default)]
     pub mail: crate::mail::MailConfig,
+    /// Scheduled report jobs (`[[jobs]]`); none by default.
+    #[serde(default)]
+    pub jobs: Vec<crate::schedule::JobConfig>,
+    /// The HTTP listener (`[http]`).
+    #[serde(default)]
+    pub http: crate::http::HttpConfig,
+    /// How scheduled reports are delivered (`[delivery]`).
+    #[serde(default)]
+    pub delivery: crate::schedule::DeliveryConfig,
     /// The file this was read from (set by [`Config::load`]).
     #[serde(skip)]
     pub source: PathBuf,
@@ -239,6 +248,8 @@ fn default_device_days() -> u32 {
     397
 }
 
+// Not derived: a derived `Default` gave `device-days = 0` when `[pki]` was absent, and
+// `pki issue` then refused every device.
 impl Default for PkiConfig {
     fn default() -> Self {
         PkiConfig { dir: None, device_days: default_device_days() }
@@ -381,6 +392,10 @@ impl Config {
             return Err(invalid("[risk] disk-red-percent must not be below disk-yellow-percent".into()));
         }
         self.mail.validate().map_err(|e| invalid(format!("[mail] {e}")))?;
+        crate::schedule::config::validate(&self.jobs).map_err(invalid)?;
+        if !self.jobs.is_empty() && self.http.listen.is_none() {
+            return Err(invalid("[[jobs]] need the HTTP listener for opt-in and download links: set [http] listen (and public-url)".into()));
+        }
         Ok(())
     }
 
@@ -392,6 +407,16 @@ impl Config {
     /// The store directory.
     pub fn store_dir(&self) -> PathBuf {
         self.store.dir.clone().unwrap_or_else(|| self.data_dir.join("store"))
+    }
+
+    /// The delivery store directory: scheduler state, recipients, consent log, archive index.
+    pub fn delivery_dir(&self) -> PathBuf {
+        self.data_dir.join("delivery")
+    }
+
+    /// The report archive directory.
+    pub fn archive_dir(&self) -> PathBuf {
+        self.data_dir.join("archive")
     }
 
     /// Store options from `[store]`.
@@ -462,6 +487,54 @@ mod tests {
         assert_eq!(shipped.risk.disk_yellow_percent, empty.risk.disk_yellow_percent);
         assert_eq!(shipped.report.time_zone, empty.report.time_zone);
         assert_eq!(shipped.mail.outbox, empty.mail.outbox);
+    }
+
+    #[test]
+    fn the_shipped_example_parses_with_a_job_uncommented() {
+        let shipped = include_str!("../../packaging/collector.toml");
+        let c = parse(shipped).unwrap();
+        assert!(c.jobs.is_empty());
+        assert_eq!(c.delivery, crate::schedule::DeliveryConfig::default());
+        // The commented job, uncommented, is valid too.
+        let job: String = shipped
+            .lines()
+            .skip_while(|l| !l.starts_with("# [[jobs]]"))
+            .take_while(|l| l.starts_with('#') && !l.starts_with("# Recipients"))
+            .map(|l| format!("{}\n", l.trim_start_matches('#').trim_start()))
+            .collect();
+        let c = parse(&format!("[http]\nlisten = \"127.0.0.1:8080\"\n{job}")).unwrap();
+        assert!(parse(&job).unwrap_err().to_string().contains("[http] listen"));
+        assert_eq!(c.jobs[0].to.0.len(), 2);
+        assert_eq!(c.jobs[0].cc.0, vec!["noc@acme.example".to_owned()]);
+    }
+
+    #[test]
+    fn jobs_refuse_header_injection_and_bad_addresses_naming_the_line() {
+        let base = "[http]\nlisten = \"127.0.0.1:8080\"\n[[jobs]]\nname = \"w\"\ntenants = [\"acme\"]\nperiod = \"week\"\nsend = [\"mon 08:00\"]\n";
+        for (extra, what) in [
+            ("subject = \"Report\\r\\nBcc: x@evil.example\"\nto = \"a@b.example\"\n", "control character"),
+            ("to = \"a@b.example\\r\\nBcc: x@evil.example\"\n", "control character"),
+            ("to = \"Eve\\n <a@b.example>\"\n", "control character"),
+            ("to = \"a@b.example; not-an-address\"\n", "not an e-mail address"),
+            ("to = \"a@b.example\"\ncc = [\"ok@b.example\", \"x\\u0000@b.example\"]\n", "control character"),
+            ("to = \"a@b.example\"\ntime-zone = \"Mars/Base\"\n", "IANA"),
+            ("to = \"a@b.example\"\nlanguage = \"fr\"\n", "unknown variant"),
+        ] {
+            let err = parse(&format!("{base}{extra}")).unwrap_err().to_string();
+            assert!(err.contains("collector.toml:") && err.contains("key \"jobs.") && err.contains(what), "{extra}: {err}");
+        }
+        let err = parse(&format!("{}to = \"a@b.example\"\n", base.replace("[\"acme\"]", "[\"../etc\"]"))).unwrap_err().to_string();
+        assert!(err.contains("key \"jobs.tenants\"") && !err.contains("duplicate"), "{err}");
+        let many: Vec<String> = (0..101).map(|i| format!("u{i}@b.example")).collect();
+        let err = parse(&format!("{base}to = \"{}\"\n", many.join(";"))).unwrap_err().to_string();
+        assert!(err.contains("at most 100"), "{err}");
+        let err = parse(&format!("{base}to = \"a@b.example\"\nsend = [\"a\",\"b\",\"c\",\"d\",\"e\",\"f\"]\n")).unwrap_err().to_string();
+        assert!(err.contains("duplicate") || err.contains("1 to 5"), "{err}");
+        let job = base.trim_start_matches("[http]\nlisten = \"127.0.0.1:8080\"\n");
+        let err = parse(&format!("{base}to = \"a@b.example\"\n{job}to = \"a@b.example\"\n")).unwrap_err().to_string();
+        assert!(err.contains("used twice"), "{err}");
+        let ok = parse(&format!("{base}to = \"A <a@b.example>; c@d.example\"\n")).unwrap();
+        assert_eq!(ok.jobs[0].to.addresses(), vec!["a@b.example".to_owned(), "c@d.example".to_owned()]);
     }
 
     #[test]

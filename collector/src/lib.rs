@@ -5,25 +5,33 @@
 //! - [`config`]: `collector.toml`, parsed into types that cannot hold a bad value.
 //! - [`pki`]: the deployment's certificate authority (`pki init`, `pki issue`).
 //! - [`store`]: the LMDB store — device registry, points, alerts, sequence marks.
+//! - [`http`]: the HTTP listener: opt-in links, downloads, `/healthz`, `/metrics`.
 //! - [`ingest`]: the QUIC listener and the one writer task that group-commits.
 //! - [`risk`]: rules, findings and traffic lights.
 //! - [`report`]: PDF rendering with genpdf.
 //! - [`mail`]: delivery through a file outbox or SMTP.
+//! - [`archive`]: report PDFs kept under `<data-dir>/archive/`.
 //! - [`assess`]: gathers a tenant's data, runs the rules, builds the report data.
 //! - [`reporting`]: `report preview|send` and `mail test`.
+//! - [`recipients`]: opt-in of report recipients, signed links, the consent log.
+//! - [`schedule`]: report jobs, due times, the delivery store and the scheduler loop.
 //! - [`server`]: `serve` — store, writer and listener started and stopped together.
 //! - [`demo`]: the embedded default: everything on loopback.
 //! - [`cli`]: the command line.
 
+pub mod archive;
 pub mod assess;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod http;
 pub mod ingest;
 pub mod mail;
 pub mod pki;
+pub mod recipients;
 pub mod report;
 pub mod reporting;
 pub mod risk;
+pub mod schedule;
 pub mod server;
 pub mod store;

@@ -55,6 +55,7 @@ pub fn report_mail(data: &ReportData, pdf: Vec<u8>, to: Vec<String>) -> Outgoing
         subject: format!("{}: A security report has been created", data.tenant),
         text: mail_text(data),
         attachment: Some((format!("ampel-{}-{}.pdf", data.tenant, data.period_label), pdf)),
+        ..OutgoingMail::default()
     }
 }
 
@@ -64,6 +65,9 @@ fn end_ms(end: Option<jiff::Timestamp>) -> i64 {
 
 /// Runs a `report` subcommand.
 pub async fn command(cfg: &Config, cmd: ReportCommand) -> Result<()> {
+    if matches!(cmd, ReportCommand::List { .. } | ReportCommand::Resend { .. }) {
+        return crate::schedule::commands::report(cfg, cmd).await;
+    }
     let store = Store::open(&cfg.store_dir(), cfg.store_options()).with_context(|| format!("opening the store in {}", cfg.store_dir().display()))?;
     match cmd {
         ReportCommand::Preview { tenant, period, end, out } => {
@@ -92,6 +96,8 @@ pub async fn command(cfg: &Config, cmd: ReportCommand) -> Result<()> {
                 None => println!("report of tenant {tenant} sent to {} (message id {})", to.join(", "), delivery.message_id),
             }
         }
+        // Answered above, before the main store is opened.
+        ReportCommand::List { .. } | ReportCommand::Resend { .. } => {}
     }
     Ok(())
 }

@@ -37,6 +37,12 @@ pub enum ServeError {
     /// The listener could not start.
     #[error(transparent)]
     Listen(#[from] quic::ListenError),
+    /// Scheduled delivery (delivery store, link key, mail setup) could not start.
+    #[error("starting scheduled delivery: {0:#}")]
+    Delivery(anyhow::Error),
+    /// The HTTP listener could not start.
+    #[error(transparent)]
+    Http(#[from] crate::http::HttpError),
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, ServeError> {
@@ -61,6 +67,32 @@ pub fn server_tls(pki_dir: &Path, alpn: &[&[u8]]) -> Result<rustls::ServerConfig
     tls::server_config(chain, key, &cas, crls, alpn).map_err(|e| ServeError::TlsConfig { dir: pki_dir.to_owned(), message: e.to_string() })
 }
 
+type Delivery = (Option<crate::http::HttpServer>, Option<tokio::task::JoinHandle<()>>);
+
+/// Starts the HTTP listener (when `[http] listen` is set) and the scheduler (when there are
+/// `[[jobs]]`, which config validation ties to the listener).
+fn start_delivery(cfg: &Config, store: &Store, ingest: &Arc<IngestStats>, shutdown: &watch::Receiver<bool>) -> Result<Delivery, ServeError> {
+    use crate::schedule::{commands, runner};
+    let Some(listen) = cfg.http.listen else { return Ok((None, None)) };
+    let (delivery, key) = commands::open(cfg).map_err(ServeError::Delivery)?;
+    let stats = Arc::new(runner::DeliveryStats::default());
+    let state = crate::http::HttpState {
+        store: delivery.clone(),
+        key: key.clone(),
+        archive: crate::archive::Archive::new(&cfg.archive_dir()),
+        delivery: stats.clone(),
+        ingest: Some(ingest.clone()),
+    };
+    let http = crate::http::HttpServer::start(listen, state, shutdown.clone())?;
+    if cfg.jobs.is_empty() {
+        return Ok((Some(http), None));
+    }
+    let render = runner::store_renderer(store.clone(), Arc::new(cfg.clone()));
+    let sched = commands::scheduler(cfg, delivery, key, http.local_addr, render, stats).map_err(ServeError::Delivery)?;
+    let task = tokio::spawn(sched.run_loop(shutdown.clone()));
+    Ok((Some(http), Some(task)))
+}
+
 /// A running collector.
 pub struct Server {
     /// The bound QUIC address (useful when the config asked for port 0).
@@ -69,6 +101,10 @@ pub struct Server {
     pub store: Store,
     /// Live counters.
     pub stats: Arc<IngestStats>,
+    /// The bound HTTP address, when `[http] listen` is set.
+    pub http_addr: Option<SocketAddr>,
+    http: Option<crate::http::HttpServer>,
+    scheduler: Option<tokio::task::JoinHandle<()>>,
     shutdown: watch::Sender<bool>,
     listener: tokio::task::JoinHandle<()>,
     writer: std::thread::JoinHandle<()>,
@@ -84,14 +120,28 @@ impl Server {
         let local_addr = endpoint.local_addr().map_err(|source| quic::ListenError::Bind { addr: cfg.quic.listen, source })?;
         let (writer, writer_thread) = Writer::start(store.clone(), stats.clone());
         let (shutdown, rx) = watch::channel(false);
+        let (http, scheduler) = match start_delivery(cfg, &store, &stats, &rx) {
+            Ok(started) => started,
+            Err(e) => {
+                let _ = shutdown.send(true);
+                return Err(e);
+            }
+        };
         let listener = tokio::spawn(quic::serve(endpoint, writer, Limits::default(), rx));
         tracing::info!(addr = %local_addr, store = %cfg.store_dir().display(), "collector listening (QUIC, mutual TLS)");
-        Ok(Server { local_addr, store, stats, shutdown, listener, writer: writer_thread })
+        let http_addr = http.as_ref().map(|h| h.local_addr);
+        Ok(Server { local_addr, store, stats, http_addr, http, scheduler, shutdown, listener, writer: writer_thread })
     }
 
     /// Stops accepting, lets in-flight batches commit and waits for the writer to finish.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
+        if let Some(s) = self.scheduler {
+            let _ = s.await;
+        }
+        if let Some(h) = self.http {
+            h.stopped().await;
+        }
         if let Err(e) = self.listener.await {
             tracing::error!(error = %e, "listener task failed");
         }

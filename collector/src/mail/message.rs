@@ -4,14 +4,14 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use lettre::Message;
-use lettre::message::header::ContentType;
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 
 use super::config::parse_mailbox;
 use super::error::MailError;
 
 /// One report mail as the report scheduler hands it over.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OutgoingMail {
     /// Recipients, each `user@example.org` or `Name <user@example.org>`; at least one.
     pub to: Vec<String>,
@@ -21,6 +21,16 @@ pub struct OutgoingMail {
     pub text: String,
     /// An optional attachment: file name and PDF bytes, sent as `application/pdf`.
     pub attachment: Option<(String, Vec<u8>)>,
+    /// CC recipients, same form as `to`.
+    pub cc: Vec<String>,
+    /// An HTML alternative of `text`; the mail then carries both (multipart/alternative).
+    pub html: Option<String>,
+    /// An `https:`/`http:` one-click unsubscribe URL: adds `List-Unsubscribe: <url>` and
+    /// `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058).
+    pub list_unsubscribe: Option<String>,
+    /// Deliver to this one address only (the SMTP envelope), while `To`/`Cc` show everyone:
+    /// each recipient gets their own copy with their own unsubscribe link.
+    pub envelope_to: Option<String>,
 }
 
 /// Makes a fresh Message-ID in the sender's domain: milliseconds since the epoch (so ids sort
@@ -65,10 +75,33 @@ pub(crate) fn build(
         })?;
         builder = builder.to(mailbox);
     }
+    for address in &mail.cc {
+        let mailbox = parse_mailbox(address).map_err(|reason| MailError::InvalidRecipient {
+            address: address.clone(),
+            reason,
+        })?;
+        builder = builder.cc(mailbox);
+    }
+    if let Some(url) = &mail.list_unsubscribe {
+        one_line("List-Unsubscribe URL", url)?;
+        if !(url.starts_with("https://") || url.starts_with("http://")) || url.contains(['<', '>', ' ', ',']) {
+            return Err(MailError::Build(format!("List-Unsubscribe URL {url:?} is not a plain http(s) URL")));
+        }
+        let name = |n: &str| HeaderName::new_from_ascii(n.to_owned()).map_err(|e| MailError::Build(e.to_string()));
+        builder = builder
+            .raw_header(HeaderValue::new(name("List-Unsubscribe")?, format!("<{url}>")))
+            .raw_header(HeaderValue::new(name("List-Unsubscribe-Post")?, "List-Unsubscribe=One-Click".to_owned()));
+    }
 
-    let text = SinglePart::plain(mail.text.clone());
+    let text: MultiPart = match &mail.html {
+        Some(html) => MultiPart::alternative()
+            .singlepart(SinglePart::plain(mail.text.clone()))
+            .singlepart(SinglePart::html(html.clone())),
+        None => MultiPart::mixed().singlepart(SinglePart::plain(mail.text.clone())),
+    };
     let built = match &mail.attachment {
-        None => builder.singlepart(text),
+        None if mail.html.is_some() => builder.multipart(text),
+        None => builder.singlepart(SinglePart::plain(mail.text.clone())),
         Some((name, pdf)) => {
             one_line("attachment file name", name)?;
             if name.trim().is_empty() {
@@ -78,11 +111,13 @@ pub(crate) fn build(
             }
             let pdf_type = ContentType::parse("application/pdf")
                 .map_err(|e| MailError::Build(e.to_string()))?;
-            builder.multipart(
-                MultiPart::mixed()
-                    .singlepart(text)
-                    .singlepart(Attachment::new(name.clone()).body(pdf.clone(), pdf_type)),
-            )
+            let attachment = Attachment::new(name.clone()).body(pdf.clone(), pdf_type);
+            let body = if mail.html.is_some() {
+                MultiPart::mixed().multipart(text).singlepart(attachment)
+            } else {
+                MultiPart::mixed().singlepart(SinglePart::plain(mail.text.clone())).singlepart(attachment)
+            };
+            builder.multipart(body)
         }
     };
     built.map_err(|e| MailError::Build(e.to_string()))
@@ -103,6 +138,7 @@ mod tests {
             subject: "Weekly risk report".into(),
             text: "Hello,\nthe report is attached.\n".into(),
             attachment: Some(("report.pdf".into(), b"%PDF-1.4\n\x00\xff".to_vec())),
+            ..OutgoingMail::default()
         }
     }
 
@@ -154,6 +190,24 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn list_unsubscribe_html_and_cc() {
+        let m = OutgoingMail {
+            cc: vec!["noc@example.org".into()],
+            html: Some("<p>green</p>".into()),
+            list_unsubscribe: Some("https://ampel.example/unsubscribe?t=ab.cd".into()),
+            ..mail()
+        };
+        let text = String::from_utf8(build(&from(), &m, "<x@example.org>").unwrap().formatted()).unwrap();
+        assert!(text.contains("List-Unsubscribe: <https://ampel.example/unsubscribe?t=ab.cd>"), "{text}");
+        assert!(text.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"), "{text}");
+        assert!(text.contains("Cc: noc@example.org") && text.contains("multipart/alternative") && text.contains("text/html"), "{text}");
+        for bad in ["https://x.example/u\r\nBcc: a@b.example", "javascript:alert(1)", "https://x/>, <mailto:a@b"] {
+            let m = OutgoingMail { list_unsubscribe: Some(bad.into()), ..mail() };
+            assert!(build(&from(), &m, "<x@example.org>").is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ mod message;
 mod smtp;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests;
+pub(crate) mod tests;
 
 use std::path::{Path, PathBuf};
 
@@ -84,10 +84,17 @@ impl Mailer {
         let message_id = message::new_message_id(&self.from);
         let message = message::build(&self.from, mail, &message_id)?;
         let bytes = message.formatted();
+        let envelope = match &mail.envelope_to {
+            Some(rcpt) => {
+                let to = config::parse_mailbox(rcpt).map_err(|reason| MailError::InvalidRecipient { address: rcpt.clone(), reason })?;
+                lettre::address::Envelope::new(Some(self.from.email.clone()), vec![to.email]).map_err(|e| MailError::Build(e.to_string()))?
+            }
+            None => message.envelope().clone(),
+        };
         let file = match &self.backend {
             Backend::File { outbox } => Some(write_eml(outbox, &message_id, &bytes).await?),
             Backend::Smtp(client) => {
-                client.send(message.envelope(), &bytes).await?;
+                client.send(&envelope, &bytes).await?;
                 None
             }
         };
@@ -98,6 +105,15 @@ impl Mailer {
             "mail delivered"
         );
         Ok(Delivery { message_id, file })
+    }
+
+    /// The largest message the SMTP server accepts, from the `SIZE` keyword of its EHLO
+    /// reply (RFC 1870); `None` when it names no limit or for the file transport.
+    pub async fn size_limit(&self) -> Result<Option<u64>, MailError> {
+        match &self.backend {
+            Backend::File { .. } => Ok(None),
+            Backend::Smtp(client) => Ok(client.size_limit().await?),
+        }
     }
 
     /// Checks that mail could be delivered, without sending any: for SMTP it resolves,

@@ -422,6 +422,18 @@ impl SmtpClient {
         Ok(done.join(", "))
     }
 
+    /// Opens a session, sends EHLO once more to read the raw reply (lettre's `ServerInfo`
+    /// drops `SIZE`), and returns the advertised limit.
+    pub(crate) async fn size_limit(&self) -> Result<Option<u64>, MailTestError> {
+        let mut done = Vec::new();
+        let mut conn = self.open(&mut done).await?;
+        let limit = self.timeout;
+        let reply = run(limit, conn.command(lettre::transport::smtp::commands::Ehlo::new(self.hello.clone())), describe).await;
+        let _ = tokio::time::timeout(limit.get(), conn.quit()).await;
+        let reply = reply.map_err(|reason| MailTestError::Other { step: "EHLO (SIZE)", target: self.server(), reason })?;
+        Ok(reply.message().find_map(parse_size))
+    }
+
     /// Delivers one formatted message to the envelope's recipients.
     pub(crate) async fn send(&self, envelope: &Envelope, email: &[u8]) -> Result<(), MailError> {
         let mut done = Vec::new();
@@ -439,6 +451,15 @@ impl SmtpClient {
         let _ = tokio::time::timeout(limit.get(), conn.quit()).await;
         Ok(())
     }
+}
+
+/// `SIZE 10240000` in an EHLO line; `SIZE` or `SIZE 0` means no fixed limit.
+fn parse_size(line: &str) -> Option<u64> {
+    let mut words = line.split_whitespace();
+    if !words.next()?.eq_ignore_ascii_case("SIZE") {
+        return None;
+    }
+    words.next()?.parse().ok().filter(|n| *n > 0)
 }
 
 /// Runs one step under the timeout, turning its error into a reason text.

@@ -27,17 +27,17 @@ const AUTH_SERVER: &str = concat!(
 );
 const EXTRACT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/mail/testdata/extract.py");
 const USER: &str = "reports";
-const PASSWORD: &str = "s3cret-Pa55word";
+pub(crate) const PASSWORD: &str = "s3cret-Pa55word";
 
 /// A private CA and a server certificate for `localhost` / `127.0.0.1`, as PEM files.
-struct TestPki {
+pub(crate) struct TestPki {
     _dir: TempDir,
-    ca: PathBuf,
+    pub(crate) ca: PathBuf,
     cert: PathBuf,
     key: PathBuf,
 }
 
-fn test_pki() -> TestPki {
+pub(crate) fn test_pki() -> TestPki {
     let dir = TempDir::new().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -78,11 +78,11 @@ fn free_port() -> u16 {
 }
 
 /// A running aiosmtpd; killed and reaped on drop.
-struct SmtpServer {
+pub(crate) struct SmtpServer {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     maildir: PathBuf,
-    dir: TempDir,
+    pub(crate) dir: TempDir,
 }
 
 impl SmtpServer {
@@ -109,7 +109,12 @@ impl SmtpServer {
     }
 
     /// `testdata/auth_server.py`: TLS (`mode` "starttls" or "tls") and a required login.
-    fn with_auth(pki: &TestPki, mode: &str) -> SmtpServer {
+    pub(crate) fn with_auth(pki: &TestPki, mode: &str) -> SmtpServer {
+        Self::with_auth_size(pki, mode, 33_554_432)
+    }
+
+    /// Like [`SmtpServer::with_auth`], advertising `SIZE size`.
+    pub(crate) fn with_auth_size(pki: &TestPki, mode: &str, size: u64) -> SmtpServer {
         Self::spawn(|port, maildir| {
             let mut cmd = Command::new(PYTHON);
             cmd.arg(AUTH_SERVER)
@@ -120,7 +125,8 @@ impl SmtpServer {
                 .arg(maildir)
                 .arg(USER)
                 .arg(PASSWORD)
-                .arg(mode);
+                .arg(mode)
+                .arg(size.to_string());
             cmd
         })
     }
@@ -175,12 +181,12 @@ impl SmtpServer {
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 
     /// The messages received so far, parsed by Python's `email` module.
-    fn received(&self) -> Vec<Value> {
+    pub(crate) fn received(&self) -> Vec<Value> {
         extract(&self.maildir, self.dir.path())
     }
 }
@@ -238,10 +244,11 @@ fn report_mail(subject: &str) -> OutgoingMail {
         subject: subject.into(),
         text: "Guten Tag,\n\nthe weekly Ampel report is attached. Status: grün.\n".into(),
         attachment: Some(("ampel-report-2024-w23.pdf".into(), pdf_bytes())),
+        ..OutgoingMail::default()
     }
 }
 
-fn smtp_config(host: &str, port: u16, security: Security) -> MailConfig {
+pub(crate) fn smtp_config(host: &str, port: u16, security: Security) -> MailConfig {
     MailConfig {
         transport: TransportKind::Smtp,
         host: Some(host.parse().unwrap()),
@@ -254,7 +261,7 @@ fn smtp_config(host: &str, port: u16, security: Security) -> MailConfig {
 }
 
 /// Adds the test login; the password file lives in `dir`.
-fn with_login(mut cfg: MailConfig, dir: &Path, password: &str) -> MailConfig {
+pub(crate) fn with_login(mut cfg: MailConfig, dir: &Path, password: &str) -> MailConfig {
     let file = dir.join("smtp-password");
     fs::write(&file, format!("{password}\n")).unwrap();
     cfg.username = Some(USER.parse().unwrap());
@@ -629,4 +636,22 @@ fn password_file_keeps_inner_whitespace_and_drops_the_newline() {
     fs::write(&file, " pass word \r\n").unwrap();
     let secret = smtp::Secret::read(&file).unwrap();
     assert_eq!(secret.expose(), " pass word ");
+}
+
+#[tokio::test]
+async fn the_advertised_size_limit_is_read_from_ehlo() {
+    let pki = test_pki();
+    let server = SmtpServer::with_auth(&pki, "starttls");
+    let mut cfg = smtp_config("localhost", server.port, Security::Starttls);
+    cfg.ca_file = Some(pki.ca.clone());
+    let cfg = with_login(cfg, server.dir.path(), PASSWORD);
+    let mailer = Mailer::new(&cfg).unwrap();
+    // The Controller's default data size limit, advertised as "SIZE 33554432".
+    assert_eq!(mailer.size_limit().await.unwrap(), Some(33_554_432));
+    // The CLI server advertises none.
+    let plain = SmtpServer::plain();
+    let mailer = Mailer::new(&smtp_config("127.0.0.1", plain.port, Security::None)).unwrap();
+    assert_eq!(mailer.size_limit().await.unwrap(), None);
+    let file = Mailer::new(&MailConfig::default()).unwrap();
+    assert_eq!(file.size_limit().await.unwrap(), None);
 }

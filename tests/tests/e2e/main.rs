@@ -9,3 +9,4 @@ mod config;
 mod demo;
 mod ingest;
 mod report;
+mod schedule;

@@ -1,9 +1,10 @@
 """An aiosmtpd server for Ampel's mail tests that requires a login.
 
-usage: auth_server.py HOST PORT CERT KEY MAILDIR USER PASSWORD MODE
+usage: auth_server.py HOST PORT CERT KEY MAILDIR USER PASSWORD MODE [SIZE]
 
 MODE "starttls": plain listener; STARTTLS is required, then AUTH (PLAIN or LOGIN).
 MODE "tls":      implicit TLS from the first byte, then AUTH.
+SIZE (optional): the message size limit advertised in EHLO (default 33554432).
 Only USER with PASSWORD may log in; accepted mail lands in the Maildir MAILDIR.
 Prints "ready" once listening and runs until killed.
 """
@@ -18,7 +19,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 def main() -> None:
-    host, port, cert, key, maildir, user, password, mode = sys.argv[1:]
+    host, port, cert, key, maildir, user, password, mode = sys.argv[1:9]
+    size = int(sys.argv[9]) if len(sys.argv) > 9 else 33554432
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
 
@@ -36,6 +38,7 @@ def main() -> None:
         port=int(port),
         authenticator=authenticator,
         auth_required=True,
+        data_size_limit=size,
     )
     if mode == "starttls":
         controller = Controller(

@@ -20,6 +20,10 @@ def describe(msg, index, outdir):
         "from": msg["from"],
         "to": msg["to"],
         "message_id": msg["message-id"],
+        "cc": msg["cc"],
+        "list_unsubscribe": msg["list-unsubscribe"],
+        "list_unsubscribe_post": msg["list-unsubscribe-post"],
+        "html": None,
         "text": None,
         "attachments": [],
     }
@@ -37,6 +41,9 @@ def describe(msg, index, outdir):
                     "path": path,
                 }
             )
+        elif part.get_content_type() == "text/html":
+            charset = part.get_content_charset() or "utf-8"
+            info["html"] = part.get_payload(decode=True).decode(charset)
         elif part.get_content_type() == "text/plain":
             charset = part.get_content_charset() or "utf-8"
             info["text"] = part.get_payload(decode=True).decode(charset)

@@ -1,0 +1,374 @@
+//! `[[jobs]]` and `[delivery]`: report jobs and how the scheduler delivers them.
+//!
+//! Every value is parsed into a type that cannot hold a bad value: send rules, periods,
+//! address lists (at most 100, each a valid mailbox, no control characters), one-line
+//! subjects. A bad value names file, line and key through [`crate::config::toml_error`].
+
+use std::fmt;
+use std::str::FromStr;
+
+use jiff::civil::{Date, Time, Weekday};
+use serde::{Deserialize, Deserializer};
+
+use crate::config::{Duration, TimeZoneName};
+
+/// Default subject; `{tenant}` is replaced by the tenant id.
+pub const DEFAULT_SUBJECT: &str = "{tenant}: A security report has been created";
+/// Most send rules per job.
+pub const MAX_RULES: usize = 5;
+/// Most recipients (and, separately, most CC) per job.
+pub const MAX_RECIPIENTS: usize = 100;
+
+/// One `[[jobs]]` entry: which tenants' reports go to whom, and when.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct JobConfig {
+    /// Unique name; keys the scheduler state and the archive.
+    pub name: JobName,
+    /// Tenants; each gets its own report and mail.
+    pub tenants: Vec<ampel_protocol::TenantId>,
+    /// What a report covers, ending at the send time: `day`, `week`, `month` or `<N>d`.
+    pub period: ReportPeriod,
+    /// When to send, in `time-zone`: e.g. `"mon 08:00"`, `"daily 06:30"`, `"day 1 08:00"`.
+    pub send: SendRules,
+    /// IANA time zone of the send rules and the period boundaries.
+    #[serde(default)]
+    pub time_zone: TimeZoneName,
+    /// No run is due before this date (in `time-zone`).
+    pub start: Option<Date>,
+    /// A disabled job is kept (with its state) but sends nothing.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Subject template; `{tenant}` and `{period}` are replaced.
+    #[serde(default = "default_subject")]
+    pub subject: OneLine,
+    /// Text placed above the summary in the mail body (line breaks allowed).
+    #[serde(default)]
+    pub message: String,
+    /// Recipients: a list or one `;`-separated string.
+    pub to: AddressList,
+    /// CC recipients: a list or one `;`-separated string.
+    #[serde(default)]
+    pub cc: AddressList,
+    /// Language of the mail and the report.
+    #[serde(default)]
+    pub language: Language,
+    /// Report widgets by name, passed through to the renderer (empty: all).
+    #[serde(default)]
+    pub widgets: Vec<OneLine>,
+    /// How the PDF travels.
+    #[serde(default)]
+    pub delivery: DeliveryMode,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_subject() -> OneLine {
+    OneLine(DEFAULT_SUBJECT.to_owned())
+}
+
+/// `[delivery]`: how scheduled reports are delivered.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// A run missed while the collector was down: `"send-once"` sends the latest missed run
+    /// once, marked late; `"skip"` records it as skipped.
+    pub missed: MissedRuns,
+    /// A run sent this long after its time is marked late.
+    pub late_after: Duration,
+    /// Delivery attempts per report mail (1 = no retry).
+    pub attempts: u32,
+    /// Wait before the first retry; doubles for each further one.
+    pub retry_backoff: Duration,
+    /// `delivery = "auto"` sends a link instead of the PDF above this size (the server's
+    /// advertised SMTP SIZE, when smaller, wins).
+    pub max_attachment_bytes: u64,
+    /// How long a download link works.
+    pub link_ttl: Duration,
+    /// How long an invitation's confirm link works.
+    pub invite_ttl: Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            missed: MissedRuns::SendOnce,
+            late_after: Duration(std::time::Duration::from_secs(15 * 60)),
+            attempts: 3,
+            retry_backoff: Duration(std::time::Duration::from_secs(60)),
+            max_attachment_bytes: 10 << 20,
+            link_ttl: Duration(std::time::Duration::from_secs(30 * 86_400)),
+            invite_ttl: Duration(std::time::Duration::from_secs(14 * 86_400)),
+        }
+    }
+}
+
+/// What to do with runs missed while the collector was down.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum MissedRuns {
+    /// Send the latest missed run once, marked late.
+    #[default]
+    SendOnce,
+    /// Send nothing; record the missed runs as skipped.
+    Skip,
+}
+
+/// A job name: 1–64 characters of `A-Z a-z 0-9 - _ .`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobName(pub String);
+
+impl<'de> Deserialize<'de> for JobName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.is_empty() || s.len() > 64 || !s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return Err(serde::de::Error::custom(format!("job name {s:?} must be 1-64 characters of A-Z, a-z, 0-9, '-', '_', '.'")));
+        }
+        Ok(JobName(s))
+    }
+}
+
+impl fmt::Display for JobName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A non-empty line of text without CR, LF or other control characters (it becomes a header).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OneLine(pub String);
+
+impl OneLine {
+    /// Checks `s`.
+    pub fn new(s: &str) -> Result<OneLine, String> {
+        if let Some(c) = s.chars().find(|c| c.is_control()) {
+            return Err(format!("{s:?} contains the control character {c:?}; it must be one line of text"));
+        }
+        if s.trim().is_empty() {
+            return Err("must not be empty".into());
+        }
+        Ok(OneLine(s.to_owned()))
+    }
+}
+
+impl<'de> Deserialize<'de> for OneLine {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        OneLine::new(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Up to [`MAX_RECIPIENTS`] validated mailboxes, written as a list or a `;`-separated string.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AddressList(pub Vec<String>);
+
+impl AddressList {
+    /// Parses and checks every address.
+    pub fn parse(items: Vec<String>) -> Result<AddressList, String> {
+        let mut out = Vec::new();
+        for item in items.iter().flat_map(|s| s.split(';')) {
+            if let Some(c) = item.chars().find(|c| c.is_control()) {
+                return Err(format!("address {item:?} contains the control character {c:?}"));
+            }
+            let item = item.trim();
+            if item.is_empty() {
+                continue;
+            }
+            let mailbox: lettre::message::Mailbox =
+                item.parse().map_err(|e| format!("{item:?} is not an e-mail address: {e}"))?;
+            out.push(mailbox.to_string());
+        }
+        if out.len() > MAX_RECIPIENTS {
+            return Err(format!("{} addresses; at most {MAX_RECIPIENTS} are allowed", out.len()));
+        }
+        Ok(AddressList(out))
+    }
+
+    /// The bare addresses (`user@example.org`), lower-cased, for opt-in bookkeeping.
+    pub fn addresses(&self) -> Vec<String> {
+        self.0.iter().filter_map(|m| m.parse::<lettre::message::Mailbox>().ok()).map(|m| m.email.to_string().to_lowercase()).collect()
+    }
+}
+
+impl<'de> Deserialize<'de> for AddressList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            One(String),
+            Many(Vec<String>),
+        }
+        let items = match Raw::deserialize(d)? {
+            Raw::One(s) => vec![s],
+            Raw::Many(v) => v,
+        };
+        AddressList::parse(items).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Mail and report language.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Language {
+    /// English.
+    #[default]
+    En,
+    /// German.
+    De,
+}
+
+impl Language {
+    /// `en` or `de`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Language::En => "en",
+            Language::De => "de",
+        }
+    }
+}
+
+/// How the PDF travels.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeliveryMode {
+    /// Always attached.
+    Attachment,
+    /// Always a signed, expiring download link.
+    Link,
+    /// Attached unless too big for the server or `max-attachment-bytes`; then a link.
+    #[default]
+    Auto,
+}
+
+/// What a report covers, ending at its send time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportPeriod {
+    /// The preceding calendar day span (24 h, 23 h or 25 h across DST).
+    Day,
+    /// The preceding seven calendar days.
+    Week,
+    /// The preceding calendar month span (same day of the previous month).
+    Month,
+    /// The preceding N calendar days (1–366).
+    Days(u16),
+}
+
+impl FromStr for ReportPeriod {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s.trim() {
+            "day" => ReportPeriod::Day,
+            "week" => ReportPeriod::Week,
+            "month" => ReportPeriod::Month,
+            other => {
+                let n = other
+                    .strip_suffix('d')
+                    .and_then(|n| n.parse::<u16>().ok())
+                    .filter(|n| (1..=366).contains(n))
+                    .ok_or_else(|| format!("period {other:?}: write \"day\", \"week\", \"month\" or a number of days such as \"14d\" (1-366)"))?;
+                ReportPeriod::Days(n)
+            }
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for ReportPeriod {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl ReportPeriod {
+    /// Short name used in labels and file names: `day`, `week`, `month`, `14d`.
+    pub fn name(self) -> String {
+        match self {
+            ReportPeriod::Day => "day".into(),
+            ReportPeriod::Week => "week".into(),
+            ReportPeriod::Month => "month".into(),
+            ReportPeriod::Days(n) => format!("{n}d"),
+        }
+    }
+}
+
+/// On which days a rule fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleDay {
+    /// Every day.
+    Daily,
+    /// Every given weekday.
+    Weekly(Weekday),
+    /// The given day of every month; 29–31 fall on the last day of shorter months.
+    Monthly(i8),
+}
+
+/// One send rule: a day and a wall-clock time in the job's zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendRule {
+    /// Which days.
+    pub day: RuleDay,
+    /// Wall-clock time; a time skipped by DST moves forward by the gap.
+    pub time: Time,
+}
+
+impl FromStr for SendRule {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let help = "write e.g. \"mon 08:00\", \"daily 06:30\" or \"day 1 08:00\"";
+        let words: Vec<&str> = s.split_whitespace().collect();
+        let (day, time) = match words.as_slice() {
+            ["daily", t] => (RuleDay::Daily, *t),
+            ["day", n, t] => {
+                let n: i8 = n.parse().ok().filter(|n| (1..=31).contains(n)).ok_or_else(|| format!("send rule {s:?}: day of month must be 1-31"))?;
+                (RuleDay::Monthly(n), *t)
+            }
+            [w, t] => {
+                let wd = match w.to_ascii_lowercase().get(..3) {
+                    Some("mon") => Weekday::Monday,
+                    Some("tue") => Weekday::Tuesday,
+                    Some("wed") => Weekday::Wednesday,
+                    Some("thu") => Weekday::Thursday,
+                    Some("fri") => Weekday::Friday,
+                    Some("sat") => Weekday::Saturday,
+                    Some("sun") => Weekday::Sunday,
+                    _ => return Err(format!("send rule {s:?}: unknown day {w:?}; {help}")),
+                };
+                (RuleDay::Weekly(wd), *t)
+            }
+            _ => return Err(format!("send rule {s:?}: {help}")),
+        };
+        let time: Time = time.parse().map_err(|_| format!("send rule {s:?}: {time:?} is not a time such as 08:00"))?;
+        Ok(SendRule { day, time })
+    }
+}
+
+/// One to [`MAX_RULES`] send rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendRules(pub Vec<SendRule>);
+
+impl<'de> Deserialize<'de> for SendRules {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = Vec::<String>::deserialize(d)?;
+        if raw.is_empty() || raw.len() > MAX_RULES {
+            return Err(serde::de::Error::custom(format!("{} send rules; give 1 to {MAX_RULES}", raw.len())));
+        }
+        raw.iter().map(|s| s.parse()).collect::<Result<Vec<_>, _>>().map(SendRules).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Checks across jobs: unique names, at least one tenant and one recipient.
+pub fn validate(jobs: &[JobConfig]) -> Result<(), String> {
+    let mut seen = std::collections::HashSet::new();
+    for job in jobs {
+        if !seen.insert(&job.name) {
+            return Err(format!("[[jobs]] name {:?} is used twice; names must be unique", job.name.0));
+        }
+        if job.tenants.is_empty() {
+            return Err(format!("[[jobs]] {:?} has no tenants", job.name.0));
+        }
+        if job.to.0.is_empty() {
+            return Err(format!("[[jobs]] {:?} has no recipients (`to`)", job.name.0));
+        }
+    }
+    Ok(())
+}

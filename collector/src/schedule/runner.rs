@@ -1,0 +1,465 @@
+//! The scheduler: once a minute (and at each slot) it asks [`due`](super::due::due) what is
+//! due, renders, archives and mails. One task; the renderer runs on the blocking pool.
+//!
+//! Restart safety, step by step:
+//! 1. a job seen for the first time gets the cursor "now" (nothing from its past is sent);
+//! 2. per tenant of a due run, the PDF is rendered, archived and recorded as `pending`
+//!    *before* any mail goes out; each recipient delivered is added to the record at once;
+//! 3. the job's cursor moves past the slot only when every tenant's record is final (sent,
+//!    failed after all attempts, or no recipients).
+//!
+//! So a restart in the middle of a run finds the slot still due, skips finished tenants and
+//! recipients already served, and resumes the rest from the archived file: nobody gets a
+//! report twice, and nothing is silently skipped. A render error leaves the cursor where it
+//! is, so the run is retried at the next tick.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use jiff::Timestamp;
+use tokio::sync::watch;
+
+use super::config::{DeliveryConfig, DeliveryMode, JobConfig, Language};
+use super::due::{self, SlotPeriod};
+use super::store::{ArchiveRecord, ArchiveStatus, DeliveryStore, DeliveryStoreError};
+use crate::archive::{self, Archive, ArchiveError};
+use crate::mail::{MailError, Mailer, OutgoingMail};
+use crate::recipients::{self, Links};
+
+/// Why a scheduler step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    /// The delivery store failed.
+    #[error(transparent)]
+    Store(#[from] DeliveryStoreError),
+    /// An archive file could not be written or read.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    /// The report could not be rendered; the run is retried at the next tick.
+    #[error("rendering the report of tenant {tenant} failed: {reason}")]
+    Render {
+        /// The tenant.
+        tenant: String,
+        /// What the renderer said.
+        reason: String,
+    },
+    /// A mail could not be built (a bad address or header value).
+    #[error(transparent)]
+    Mail(#[from] MailError),
+    /// `report resend` named a report that does not exist.
+    #[error("there is no report {0}; see `ampel-collector report list`")]
+    NoSuchReport(u64),
+    /// `report resend` named a report whose job is no longer configured.
+    #[error("report {id} belongs to job {job:?}, which is no longer in the configuration")]
+    NoSuchJob {
+        /// The report.
+        id: u64,
+        /// Its job.
+        job: String,
+    },
+}
+
+/// What the renderer is asked for.
+#[derive(Debug, Clone)]
+pub struct RenderRequest {
+    /// The tenant.
+    pub tenant: String,
+    /// The period.
+    pub period: SlotPeriod,
+    /// The job's language.
+    pub language: Language,
+    /// The job's widget names (empty: all).
+    pub widgets: Vec<String>,
+}
+
+/// A rendered report and the summary the mail shows.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// `green`, `yellow`, `red` or `grey`.
+    pub light: String,
+    /// 0–100.
+    pub score: u8,
+    /// Top findings, one line each (empty: all in order).
+    pub findings: Vec<String>,
+    /// The PDF.
+    pub pdf: Vec<u8>,
+}
+
+/// Renders a report; injected so tests need no PDF renderer. Runs on the blocking pool.
+pub type RenderFn = Arc<dyn Fn(&RenderRequest) -> Result<Rendered, String> + Send + Sync>;
+
+/// The real renderer: the main store, the risk engine and `report::render`.
+pub fn store_renderer(store: crate::store::Store, cfg: Arc<crate::config::Config>) -> RenderFn {
+    Arc::new(move |req: &RenderRequest| {
+        let period = crate::assess::Period { start_ms: req.period.start.as_millisecond(), end_ms: req.period.end.as_millisecond(), label: req.period.label.clone() };
+        let (data, pdf) = crate::reporting::render(&store, &cfg, &req.tenant, &period).map_err(|e| format!("{e:#}"))?;
+        let findings = data
+            .findings
+            .iter()
+            .take(10)
+            .map(|f| format!("[{}] {}: {} — {}", f.level.as_str(), f.device.as_deref().unwrap_or("tenant"), f.evidence, f.recommendation))
+            .collect();
+        Ok(Rendered { light: data.light.as_str().to_owned(), score: data.score, findings, pdf })
+    })
+}
+
+/// Delivery counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct DeliveryStats {
+    /// Reports rendered and archived.
+    pub reports: AtomicU64,
+    /// Report mails accepted (one per recipient).
+    pub mails_sent: AtomicU64,
+    /// Report mail attempts that failed.
+    pub mail_failures: AtomicU64,
+    /// Invitations sent.
+    pub invitations: AtomicU64,
+    /// Runs sent late (after downtime).
+    pub runs_late: AtomicU64,
+    /// Slots skipped (missed while down).
+    pub runs_skipped: AtomicU64,
+}
+
+/// The scheduler with everything it needs.
+pub struct Scheduler {
+    /// The jobs.
+    pub jobs: Vec<JobConfig>,
+    /// `[delivery]`.
+    pub delivery: DeliveryConfig,
+    /// Scheduler state, recipients, archive index.
+    pub store: DeliveryStore,
+    /// Archive files.
+    pub archive: Archive,
+    /// Mail delivery.
+    pub mailer: Arc<Mailer>,
+    /// Link building.
+    pub links: Links,
+    /// The renderer.
+    pub render: RenderFn,
+    /// Counters.
+    pub stats: Arc<DeliveryStats>,
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn light_colour(light: &str) -> &'static str {
+    match light {
+        "red" => "#d32f2f",
+        "yellow" => "#f9a825",
+        "green" => "#2e7d32",
+        _ => "#757575",
+    }
+}
+
+impl Scheduler {
+    /// One step at `now`: make sure every job has a cursor, invite new recipients, and run
+    /// what is due. Returns the ids of the reports made or finished.
+    pub async fn tick(&self, now: Timestamp) -> Result<Vec<u64>, ScheduleError> {
+        let names: Vec<&str> = self.jobs.iter().map(|j| j.name.0.as_str()).collect();
+        self.store.init_cursors(&names, due::initial_cursor(now))?;
+        self.invite(now).await?;
+        let cursors = self.store.cursors()?;
+        let mut ids = Vec::new();
+        for d in due::due(&self.jobs, &cursors, now, &self.delivery) {
+            let Some(job) = self.jobs.iter().find(|j| j.name.0 == d.job) else { continue };
+            for s in &d.skipped {
+                tracing::warn!(job = %d.job, slot = %s, "a run missed while the collector was down is skipped; only the latest is sent");
+                self.stats.runs_skipped.fetch_add(1, Ordering::Relaxed);
+            }
+            if d.send {
+                if d.late {
+                    tracing::warn!(job = %d.job, slot = %d.slot, "sending a run late");
+                    self.stats.runs_late.fetch_add(1, Ordering::Relaxed);
+                }
+                ids.extend(self.run(job, d.slot, d.late, now).await?);
+            } else {
+                tracing::warn!(job = %d.job, slot = %d.slot, "missed run skipped (missed = \"skip\")");
+                self.stats.runs_skipped.fetch_add(1, Ordering::Relaxed);
+            }
+            self.store.set_cursor(&d.job, d.slot.as_millisecond())?;
+        }
+        Ok(ids)
+    }
+
+    /// Sends an invitation to every address of an enabled job not known yet.
+    async fn invite(&self, now: Timestamp) -> Result<(), ScheduleError> {
+        let now_ms = now.as_millisecond();
+        for job in self.jobs.iter().filter(|j| j.enabled) {
+            let tenants: Vec<String> = job.tenants.iter().map(|t| t.as_str().to_owned()).collect();
+            for address in job.to.addresses().into_iter().chain(job.cc.addresses()) {
+                if self.store.recipient(&address)?.is_some() {
+                    continue;
+                }
+                let expires = now_ms.saturating_add(self.delivery.invite_ttl.as_ms());
+                let mail = recipients::invitation(job.language, &address, &tenants, &self.links.confirm_url(&address, expires), &self.links.unsubscribe_url(&address));
+                match self.mailer.send(&mail).await {
+                    Ok(_) => {
+                        recipients::record_invitation(&self.store, &address, &job.name.0, now_ms)?;
+                        self.stats.invitations.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(job = %job.name, recipient = %address, "invitation sent");
+                    }
+                    // Not recorded: tried again at the next tick.
+                    Err(e) => {
+                        tracing::warn!(job = %job.name, recipient = %address, error = %e, "invitation not sent; retrying at the next tick");
+                        if matches!(e, MailError::Connection(_)) {
+                            // The server is unreachable: do not wait out a timeout per address.
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Renders, archives and delivers one slot of a job, tenant by tenant, skipping what a run
+    /// before a restart already finished.
+    async fn run(&self, job: &JobConfig, slot: Timestamp, late: bool, now: Timestamp) -> Result<Vec<u64>, ScheduleError> {
+        let period = due::period_of(job, slot);
+        let mut ids = Vec::new();
+        for tenant in &job.tenants {
+            let tenant = tenant.as_str();
+            let mut rec = match self.store.report_of_run(&job.name.0, slot.as_millisecond(), tenant)? {
+                Some(r) if r.status != ArchiveStatus::Pending => continue,
+                Some(r) => {
+                    tracing::info!(job = %job.name, tenant, report = r.id, "resuming a delivery interrupted by a restart");
+                    r
+                }
+                None => self.render_and_archive(job, tenant, &period, slot, late, now).await?,
+            };
+            self.deliver(job, &mut rec, now, false).await?;
+            ids.push(rec.id);
+        }
+        Ok(ids)
+    }
+
+    async fn render_and_archive(&self, job: &JobConfig, tenant: &str, period: &SlotPeriod, slot: Timestamp, late: bool, now: Timestamp) -> Result<ArchiveRecord, ScheduleError> {
+        let req = RenderRequest { tenant: tenant.to_owned(), period: period.clone(), language: job.language, widgets: job.widgets.iter().map(|w| w.0.clone()).collect() };
+        let render = Arc::clone(&self.render);
+        let rendered = tokio::task::spawn_blocking(move || render(&req))
+            .await
+            .map_err(|e| ScheduleError::Render { tenant: tenant.to_owned(), reason: e.to_string() })?
+            .map_err(|reason| ScheduleError::Render { tenant: tenant.to_owned(), reason })?;
+        let file = archive::file_name(&job.name.0, slot.as_millisecond(), tenant, &period.label);
+        self.archive.write(&file, &rendered.pdf)?;
+        let mut rec = ArchiveRecord {
+            id: 0,
+            job: job.name.0.clone(),
+            tenant: tenant.to_owned(),
+            slot_ms: slot.as_millisecond(),
+            period_start_ms: period.start.as_millisecond(),
+            period_end_ms: period.end.as_millisecond(),
+            period_label: period.label.clone(),
+            created_ms: now.as_millisecond(),
+            file,
+            bytes: rendered.pdf.len() as u64,
+            light: rendered.light,
+            score: rendered.score,
+            late,
+            mode: String::new(),
+            recipients: Vec::new(),
+            status: ArchiveStatus::Pending,
+            attempts: 0,
+            last_error: None,
+            message_id: None,
+        };
+        // The mail summary is kept beside the PDF so a resumed or resent delivery shows it.
+        let summary = rendered.findings.join("\n");
+        self.archive.write(&format!("{}.summary", rec.file), summary.as_bytes())?;
+        rec.id = self.store.add_report(rec.clone())?;
+        self.stats.reports.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(job = %job.name, tenant, report = rec.id, light = %rec.light, bytes = rec.bytes, "report archived");
+        Ok(rec)
+    }
+
+    /// Whether the PDF goes as a link: always for `link`, never for `attachment`, and for
+    /// `auto` when the encoded mail would exceed `max-attachment-bytes` or the server's SIZE.
+    async fn use_link(&self, mode: DeliveryMode, bytes: u64) -> bool {
+        match mode {
+            DeliveryMode::Attachment => false,
+            DeliveryMode::Link => true,
+            DeliveryMode::Auto => {
+                // base64 grows by 4/3 plus line breaks; 16 KiB for headers, text and HTML.
+                let encoded = bytes / 57 * 78 + 78 + 16 * 1024;
+                let server = match self.mailer.size_limit().await {
+                    Ok(limit) => limit,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the SMTP server's SIZE; using max-attachment-bytes only");
+                        None
+                    }
+                };
+                bytes > self.delivery.max_attachment_bytes || server.is_some_and(|max| encoded > max)
+            }
+        }
+    }
+
+    fn mail_for(&self, job: &JobConfig, rec: &ArchiveRecord, summary: &str, link: Option<&str>, pdf: Option<Vec<u8>>) -> OutgoingMail {
+        let subject = job.subject.0.replace("{tenant}", &rec.tenant).replace("{period}", &rec.period_label);
+        let de = job.language == Language::De;
+        let late = if rec.late {
+            if de { "Hinweis: Dieser Bericht wird verspätet zugestellt.\n\n" } else { "Note: this report is delivered late.\n\n" }
+        } else {
+            ""
+        };
+        let head = if de {
+            format!("Ampel-Sicherheitsbericht für {}\nZeitraum: {}\nGesamt: {} (Punktzahl {} von 100)\n", rec.tenant, rec.period_label, rec.light.to_uppercase(), rec.score)
+        } else {
+            format!("Ampel security report for {}\nPeriod: {}\nOverall: {} (score {} of 100)\n", rec.tenant, rec.period_label, rec.light.to_uppercase(), rec.score)
+        };
+        let findings = if summary.trim().is_empty() {
+            if de { "\nKeine Befunde: alle Geräte sind in Ordnung.\n".to_owned() } else { "\nNo findings: all devices are in order.\n".to_owned() }
+        } else {
+            format!("\n{}\n{summary}\n", if de { "Was Aufmerksamkeit braucht:" } else { "What needs attention:" })
+        };
+        let tail = match link {
+            Some(url) if de => format!("\nDer vollständige Bericht (PDF) steht hier zum Download bereit (Link zeitlich begrenzt):\n{url}\n"),
+            Some(url) => format!("\nDownload the full report (PDF; the link expires):\n{url}\n"),
+            None if de => "\nDer vollständige Bericht ist als PDF angehängt.\n".to_owned(),
+            None => "\nThe full report is attached as PDF.\n".to_owned(),
+        };
+        let message = if job.message.is_empty() { String::new() } else { format!("{}\n\n", job.message) };
+        let text = format!("{late}{message}{head}{findings}{tail}");
+        let colour = light_colour(&rec.light);
+        let items: String = summary.lines().filter(|l| !l.is_empty()).map(|l| format!("<li>{}</li>", html_escape(l))).collect();
+        let html = format!(
+            "<!DOCTYPE html><html><body style=\"font-family:sans-serif\">{}{}<h2>{}</h2>\
+             <p><span style=\"display:inline-block;width:14px;height:14px;border-radius:7px;background:{colour}\"></span> \
+             <strong>{}</strong> — {} {}/100</p><p>{}</p>{}<p>{}</p></body></html>",
+            html_escape(late.trim()),
+            html_escape(&job.message).replace('\n', "<br>"),
+            html_escape(&format!("{} — {}", rec.tenant, rec.period_label)),
+            html_escape(&rec.light.to_uppercase()),
+            if de { "Punktzahl" } else { "score" },
+            rec.score,
+            if items.is_empty() { html_escape(findings.trim()) } else { String::new() },
+            if items.is_empty() { String::new() } else { format!("<ul>{items}</ul>") },
+            match link {
+                Some(url) => format!("<a href=\"{}\">{}</a>", html_escape(url), if de { "Bericht herunterladen (PDF)" } else { "Download the report (PDF)" }),
+                None => html_escape(tail.trim()),
+            },
+        );
+        OutgoingMail {
+            to: crate::recipients::confirmed(&self.store, &job.to.0).unwrap_or_default(),
+            cc: crate::recipients::confirmed(&self.store, &job.cc.0).unwrap_or_default(),
+            subject,
+            text,
+            html: Some(html),
+            attachment: pdf.map(|p| (format!("ampel-{}-{}.pdf", rec.tenant, rec.period_label), p)),
+            ..OutgoingMail::default()
+        }
+    }
+
+    /// Delivers an archived report to every confirmed recipient of its job not served yet,
+    /// each with their own copy and unsubscribe link, retrying with backoff. Updates `rec`.
+    async fn deliver(&self, job: &JobConfig, rec: &mut ArchiveRecord, now: Timestamp, resend: bool) -> Result<(), ScheduleError> {
+        let pdf = self.archive.read(&rec.file)?;
+        let summary = self.archive.read(&format!("{}.summary", rec.file)).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+        let link = if self.use_link(job.delivery, rec.bytes).await {
+            Some(self.links.download_url(rec.id, now.as_millisecond().saturating_add(self.delivery.link_ttl.as_ms())))
+        } else {
+            None
+        };
+        rec.mode = if link.is_some() { "link" } else { "attachment" }.to_owned();
+        let mut base = self.mail_for(job, rec, &summary, link.as_deref(), if link.is_some() { None } else { Some(pdf) });
+        if base.to.is_empty() {
+            // Only CC recipients confirmed: a message needs a To.
+            base.to = std::mem::take(&mut base.cc);
+        }
+        let mut seen = std::collections::HashSet::new();
+        let targets: Vec<String> = base
+            .to
+            .iter()
+            .chain(&base.cc)
+            .filter(|m| seen.insert(m.parse::<lettre::message::Mailbox>().map(|mb| mb.email.to_string().to_lowercase()).unwrap_or_else(|_| m.to_lowercase())))
+            .cloned()
+            .collect();
+        if targets.is_empty() {
+            rec.status = ArchiveStatus::NoRecipients;
+            self.store.update_report(rec)?;
+            tracing::info!(job = %job.name, tenant = %rec.tenant, report = rec.id, "no confirmed recipient: report archived only");
+            return Ok(());
+        }
+        if resend {
+            rec.recipients.clear();
+        }
+        let mut failed = false;
+        for target in targets {
+            if rec.recipients.contains(&target) {
+                continue;
+            }
+            let address = target.parse::<lettre::message::Mailbox>().map(|m| m.email.to_string()).unwrap_or_else(|_| target.clone());
+            let mail = OutgoingMail { envelope_to: Some(target.clone()), list_unsubscribe: Some(self.links.unsubscribe_url(&address)), ..base.clone() };
+            let mut delivered = false;
+            for attempt in 1..=self.delivery.attempts.max(1) {
+                rec.attempts += 1;
+                match self.mailer.send(&mail).await {
+                    Ok(d) => {
+                        rec.message_id = Some(d.message_id);
+                        rec.recipients.push(target.clone());
+                        rec.last_error = None;
+                        self.store.update_report(rec)?;
+                        self.stats.mails_sent.fetch_add(1, Ordering::Relaxed);
+                        delivered = true;
+                        break;
+                    }
+                    Err(e) => {
+                        self.stats.mail_failures.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(job = %job.name, tenant = %rec.tenant, report = rec.id, recipient = %address, attempt, error = %e, "report mail not delivered");
+                        rec.last_error = Some(e.to_string());
+                        self.store.update_report(rec)?;
+                        if matches!(e, MailError::InvalidRecipient { .. } | MailError::HeaderInjection { .. } | MailError::Build(_)) {
+                            break; // the same mail will not get better
+                        }
+                        if attempt < self.delivery.attempts {
+                            let wait = self.delivery.retry_backoff.0.saturating_mul(1 << (attempt - 1).min(16));
+                            tokio::time::sleep(wait).await;
+                        }
+                    }
+                }
+            }
+            failed |= !delivered;
+        }
+        rec.status = if failed { ArchiveStatus::Failed } else { ArchiveStatus::Sent };
+        self.store.update_report(rec)?;
+        Ok(())
+    }
+
+    /// `report resend ID`: delivers an archived report again to the job's confirmed
+    /// recipients (a fresh download link if it goes as a link).
+    pub async fn resend(&self, id: u64, now: Timestamp) -> Result<ArchiveRecord, ScheduleError> {
+        let mut rec = self.store.report(id)?.ok_or(ScheduleError::NoSuchReport(id))?;
+        let job = self.jobs.iter().find(|j| j.name.0 == rec.job).ok_or_else(|| ScheduleError::NoSuchJob { id, job: rec.job.clone() })?;
+        self.deliver(job, &mut rec, now, true).await?;
+        Ok(rec)
+    }
+
+    /// Runs until `shutdown` turns true: a tick now, then at each next slot or after a
+    /// minute, whichever is sooner. A shutdown during a tick abandons it; the next start
+    /// resumes (see the module docs).
+    pub async fn run_loop(self, mut shutdown: watch::Receiver<bool>) {
+        tracing::info!(jobs = self.jobs.len(), "scheduler started");
+        loop {
+            let now = Timestamp::now();
+            tokio::select! {
+                r = self.tick(now) => if let Err(e) = r {
+                    tracing::error!(error = %e, "scheduler step failed; retrying in a minute");
+                },
+                _ = shutdown.wait_for(|s| *s) => break,
+            }
+            let now = Timestamp::now();
+            let next = self.jobs.iter().filter(|j| j.enabled).filter_map(|j| due::next_slot(j, now)).min();
+            let mut wait = std::time::Duration::from_secs(60);
+            if let Some(next) = next {
+                let ms = (next.as_millisecond() - now.as_millisecond()).max(0) as u64;
+                wait = wait.min(std::time::Duration::from_millis(ms + 50));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.wait_for(|s| *s) => break,
+            }
+        }
+        tracing::info!("scheduler stopped");
+    }
+}

@@ -1,0 +1,378 @@
+//! End-to-end tests of scheduled delivery: a real aiosmtpd with STARTTLS and AUTH (the mail
+//! module's test server), the real HTTP listener on 127.0.0.1:0 spoken to over TCP, and a
+//! simulated clock driving [`Scheduler::tick`]. The PDF renderer is a fake.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use jiff::{Timestamp, ToSpan};
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+use super::runner::{DeliveryStats, RenderFn, Rendered, Scheduler};
+use super::{ArchiveStatus, DeliveryConfig, DeliveryStore, JobConfig, RecipientState};
+use crate::archive::Archive;
+use crate::http::{HttpServer, HttpState};
+use crate::mail::tests::{PASSWORD, SmtpServer, TestPki, smtp_config, test_pki, with_login};
+use crate::mail::{MailConfig, Mailer, Security};
+use crate::recipients::{LinkKey, Links, TokenKind};
+
+/// Everything a scheduler test needs, torn down on drop.
+struct Rig {
+    _pki: TestPki,
+    smtp: SmtpServer,
+    dir: TempDir,
+    store: DeliveryStore,
+    key: LinkKey,
+    http: std::net::SocketAddr,
+    stats: Arc<DeliveryStats>,
+    _shutdown: watch::Sender<bool>,
+}
+
+fn pdf(len: usize) -> Vec<u8> {
+    let mut p = b"%PDF-1.4\n".to_vec();
+    p.extend((0..len).map(|i| (i * 31 % 251) as u8));
+    p
+}
+
+/// A renderer that returns a green report of `len` bytes and counts its calls; tenants in
+/// `fail` make it fail.
+fn fake_renderer(len: usize, calls: Arc<AtomicUsize>, fail: &'static [&'static str]) -> RenderFn {
+    Arc::new(move |req| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        if fail.contains(&req.tenant.as_str()) {
+            return Err("renderer crashed".into());
+        }
+        Ok(Rendered { light: "green".into(), score: 100, findings: Vec::new(), pdf: pdf(len) })
+    })
+}
+
+fn mail_config(pki: &TestPki, smtp: &SmtpServer) -> MailConfig {
+    let mut cfg = smtp_config("localhost", smtp.port, Security::Starttls);
+    cfg.ca_file = Some(pki.ca.clone());
+    cfg.from = "Ampel <ampel@example.org>".parse().unwrap();
+    with_login(cfg, smtp.dir.path(), PASSWORD)
+}
+
+impl Rig {
+    fn new(size: u64) -> Rig {
+        let pki = test_pki();
+        let smtp = SmtpServer::with_auth_size(&pki, "starttls", size);
+        let dir = TempDir::new().unwrap();
+        let store = DeliveryStore::open(&dir.path().join("delivery")).unwrap();
+        let key = LinkKey::load_or_create(&dir.path().join("delivery/link.key")).unwrap();
+        let stats = Arc::new(DeliveryStats::default());
+        let (shutdown, rx) = watch::channel(false);
+        let state = HttpState { store: store.clone(), key: key.clone(), archive: Archive::new(&dir.path().join("archive")), delivery: stats.clone(), ingest: None };
+        let http = HttpServer::start("127.0.0.1:0".parse().unwrap(), state, rx).unwrap().local_addr;
+        Rig { _pki: pki, smtp, dir, store, key, http, stats, _shutdown: shutdown }
+    }
+
+    fn scheduler(&self, jobs: &str, delivery: DeliveryConfig, render: RenderFn) -> Scheduler {
+        #[derive(serde::Deserialize)]
+        struct Jobs {
+            jobs: Vec<JobConfig>,
+        }
+        let jobs: Jobs = toml::from_str(jobs).unwrap();
+        Scheduler {
+            jobs: jobs.jobs,
+            delivery,
+            store: self.store.clone(),
+            archive: Archive::new(&self.dir.path().join("archive")),
+            mailer: Arc::new(Mailer::new(&mail_config(&self._pki, &self.smtp)).unwrap()),
+            links: Links { public_url: format!("http://{}", self.http), key: self.key.clone() },
+            render,
+            stats: self.stats.clone(),
+        }
+    }
+
+    fn received(&self) -> Vec<Value> {
+        self.smtp.received()
+    }
+
+    /// Report mails (not invitations) received so far, by the envelope-visible `To`.
+    fn reports(&self) -> Vec<Value> {
+        self.received().into_iter().filter(|m| m["subject"].as_str().unwrap().contains("security report has been created")).collect()
+    }
+}
+
+/// A minimal HTTP/1.1 request: returns status and body.
+async fn http(addr: std::net::SocketAddr, method: &str, target: &str, body: &str) -> (u16, Vec<u8>) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let mut body = raw[split + 4..].to_vec();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    (status, body)
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = b.windows(2).position(|w| w == b"\r\n").unwrap();
+        let n = usize::from_str_radix(std::str::from_utf8(&b[..line_end]).unwrap().trim(), 16).unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[line_end + 2..line_end + 2 + n]);
+        b = &b[line_end + 2 + n + 2..];
+    }
+}
+
+/// The path and query of the first link in `text` containing `needle`.
+fn link(text: &str, needle: &str) -> String {
+    let line = text.split_whitespace().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("no {needle} link in {text}"));
+    let rest = line.trim_start_matches('<').trim_start_matches("http://");
+    rest[rest.find('/').unwrap()..].trim_end_matches('>').to_owned()
+}
+
+fn token(path: &str) -> String {
+    path.split("t=").nth(1).unwrap().to_owned()
+}
+
+/// Today at `hh:mm` UTC: the clock is simulated, but near the real time so that the HTTP
+/// listener (which checks expiry against the real clock) accepts the links.
+fn today_at(h: i8, m: i8) -> Timestamp {
+    let today = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    today.at(h, m, 0, 0).to_zoned(jiff::tz::TimeZone::UTC).unwrap().timestamp()
+}
+
+const DAILY: &str = r#"
+[[jobs]]
+name = "daily"
+tenants = ["acme"]
+period = "day"
+send = ["daily 08:00"]
+message = "Good morning."
+to = "Ops Team <ops@example.org>; sec@example.org"
+"#;
+
+fn fast() -> DeliveryConfig {
+    DeliveryConfig { retry_backoff: "0s".parse().unwrap(), attempts: 2, ..DeliveryConfig::default() }
+}
+
+#[tokio::test]
+async fn opt_in_flow_end_to_end() {
+    let rig = Rig::new(33_554_432);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let sched = rig.scheduler(DAILY, fast(), fake_renderer(3000, calls.clone(), &[]));
+
+    // 07:00: the job is new: invitations go out, no report.
+    sched.tick(today_at(7, 0)).await.unwrap();
+    let invites = rig.received();
+    assert_eq!(invites.len(), 2, "{invites:?}\n{}", rig.smtp.log());
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    let ops = invites.iter().find(|m| m["to"].as_str().unwrap().contains("ops@example.org")).unwrap();
+    assert!(ops["list_unsubscribe"].as_str().unwrap().contains("/unsubscribe?t="), "{ops}");
+    let confirm = link(ops["text"].as_str().unwrap(), "/confirm?t=");
+    // Ticking again does not invite twice.
+    sched.tick(today_at(7, 30)).await.unwrap();
+    assert_eq!(rig.received().len(), 2);
+
+    // Tampered and expired links are refused; a GET changes nothing.
+    let mut tampered = confirm.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == '0' { '1' } else { '0' });
+    assert_eq!(http(rig.http, "GET", &tampered, "").await.0, 403);
+    assert_eq!(http(rig.http, "POST", "/confirm", &format!("t={}", token(&tampered))).await.0, 403);
+    let expired = rig.key.sign(TokenKind::Confirm, "ops@example.org", today_at(0, 0).as_millisecond());
+    assert_eq!(http(rig.http, "POST", "/confirm", &format!("t={expired}")).await.0, 403);
+    let wrong_kind = rig.key.sign(TokenKind::Unsubscribe, "ops@example.org", 0);
+    assert_eq!(http(rig.http, "POST", "/confirm", &format!("t={wrong_kind}")).await.0, 403);
+    let (status, page) = http(rig.http, "GET", &confirm, "").await;
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&page).contains("method=\"post\""));
+    assert_eq!(rig.store.recipient("ops@example.org").unwrap().unwrap().state, RecipientState::Invited);
+
+    // Confirm over HTTP (POST, as the page's button does).
+    let (status, page) = http(rig.http, "POST", "/confirm", &format!("t={}", token(&confirm))).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&page));
+    assert_eq!(rig.store.recipient("ops@example.org").unwrap().unwrap().state, RecipientState::Confirmed);
+
+    // 08:00: the report goes to the confirmed recipient only; sec@ never confirmed.
+    let ids = sched.tick(today_at(8, 0)).await.unwrap();
+    assert_eq!(ids.len(), 1);
+    let reports = rig.reports();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let r = &reports[0];
+    assert_eq!(r["subject"], "acme: A security report has been created");
+    assert!(r["to"].as_str().unwrap().contains("ops@example.org") && !r["to"].as_str().unwrap().contains("sec@"), "{r}");
+    let date = today_at(8, 0).to_zoned(jiff::tz::TimeZone::UTC).date();
+    assert_eq!(r["attachments"][0]["filename"], format!("ampel-acme-day-{date}.pdf"));
+    assert_eq!(std::fs::read(r["attachments"][0]["path"].as_str().unwrap()).unwrap(), pdf(3000));
+    let text = r["text"].as_str().unwrap();
+    assert!(text.starts_with("Good morning.") && text.contains("GREEN") && text.contains("No findings"), "{text}");
+    assert!(r["html"].as_str().unwrap().contains("#2e7d32"), "{r}");
+    assert_eq!(r["list_unsubscribe_post"], "List-Unsubscribe=One-Click");
+    let rec = rig.store.report(ids[0]).unwrap().unwrap();
+    assert_eq!((rec.status, rec.mode.as_str(), rec.recipients.len()), (ArchiveStatus::Sent, "attachment", 1));
+
+    // The same slot again: nothing more.
+    sched.tick(today_at(8, 5)).await.unwrap();
+    assert_eq!(rig.reports().len(), 1);
+
+    // One-click unsubscribe, as a mail client does it (RFC 8058).
+    let unsub = link(r["list_unsubscribe"].as_str().unwrap(), "/unsubscribe?t=");
+    let (status, _) = http(rig.http, "POST", &unsub, "List-Unsubscribe=One-Click").await;
+    assert_eq!(status, 200);
+    assert_eq!(rig.store.recipient("ops@example.org").unwrap().unwrap().state, RecipientState::Unsubscribed);
+
+    // Next day: archived, but nobody receives it.
+    let ids = sched.tick(today_at(8, 0).checked_add(24.hours()).unwrap()).await.unwrap();
+    assert_eq!(rig.reports().len(), 1, "no mail after unsubscribing");
+    assert_eq!(rig.store.report(ids[0]).unwrap().unwrap().status, ArchiveStatus::NoRecipients);
+
+    let log: Vec<(String, String, String)> = rig.store.consent_log().unwrap().into_iter().map(|e| (e.address, e.event, e.source)).collect();
+    assert!(log.contains(&("ops@example.org".into(), "confirmed".into(), "127.0.0.1".into())), "{log:?}");
+    assert!(log.contains(&("ops@example.org".into(), "unsubscribed".into(), "127.0.0.1".into())), "{log:?}");
+    assert_eq!(log.iter().filter(|e| e.1 == "invited").count(), 2);
+
+    let (status, body) = http(rig.http, "GET", "/healthz", "").await;
+    assert_eq!((status, body.as_slice()), (200, &b"ok\n"[..]));
+    let (_, metrics) = http(rig.http, "GET", "/metrics", "").await;
+    let metrics = String::from_utf8(metrics).unwrap();
+    assert!(metrics.contains("ampel_report_mails_sent_total 1") && metrics.contains("ampel_invitations_sent_total 2"), "{metrics}");
+}
+
+fn confirm_all(store: &DeliveryStore, addresses: &[&str]) {
+    for a in addresses {
+        let ev = super::ConsentEvent { at_ms: 0, address: (*a).into(), event: "confirmed".into(), source: "test".into(), detail: String::new() };
+        store.set_recipient_state(a, RecipientState::Confirmed, ev).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_restart_in_the_middle_of_a_run_neither_resends_nor_skips() {
+    let rig = Rig::new(33_554_432);
+    confirm_all(&rig.store, &["ops@example.org", "sec@example.org"]);
+    let jobs = DAILY.replace("tenants = [\"acme\"]", "tenants = [\"alpha\", \"beta\"]");
+    let calls = Arc::new(AtomicUsize::new(0));
+    // First life: beta's render "crashes" after alpha was mailed.
+    let first = rig.scheduler(&jobs, fast(), fake_renderer(1000, calls.clone(), &["beta"]));
+    first.tick(today_at(7, 0)).await.unwrap();
+    let err = first.tick(today_at(8, 0)).await.unwrap_err();
+    assert!(err.to_string().contains("beta"), "{err}");
+    assert_eq!(rig.reports().len(), 2, "alpha went to both recipients");
+    drop(first);
+
+    // Second life, 20 minutes later: only beta is sent, marked late.
+    let second = rig.scheduler(&jobs, fast(), fake_renderer(1000, calls.clone(), &[]));
+    second.tick(today_at(8, 20)).await.unwrap();
+    let reports = rig.reports();
+    assert_eq!(reports.len(), 4, "{reports:?}");
+    let per_tenant = |t: &str| reports.iter().filter(|m| m["attachments"][0]["filename"].as_str().unwrap().contains(t)).count();
+    assert_eq!((per_tenant("alpha"), per_tenant("beta")), (2, 2));
+    let beta = rig.store.reports().unwrap().into_iter().find(|r| r.tenant == "beta").unwrap();
+    assert!(beta.late && beta.status == ArchiveStatus::Sent);
+    second.tick(today_at(8, 30)).await.unwrap();
+    assert_eq!(rig.reports().len(), 4, "the finished slot is not sent again");
+
+    // Down for three days: the latest missed run is sent once, marked late.
+    let later = today_at(9, 0).checked_add(72.hours()).unwrap();
+    let ids = second.tick(later).await.unwrap();
+    assert_eq!(ids.len(), 2);
+    let reports = rig.reports();
+    assert_eq!(reports.len(), 8);
+    assert!(reports.iter().filter(|m| m["text"].as_str().unwrap().contains("delivered late")).count() >= 4);
+    assert_eq!(rig.stats.runs_skipped.load(Ordering::Relaxed), 2);
+}
+
+#[tokio::test]
+async fn auto_delivery_switches_to_a_signed_link_above_the_servers_size() {
+    let rig = Rig::new(40_000);
+    confirm_all(&rig.store, &["ops@example.org", "sec@example.org"]);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let small = rig.scheduler(DAILY, fast(), fake_renderer(2000, calls.clone(), &[]));
+    small.tick(today_at(7, 0)).await.unwrap();
+    small.tick(today_at(8, 0)).await.unwrap();
+    let reports = rig.reports();
+    assert_eq!(reports.len(), 2);
+    assert!(reports.iter().all(|m| m["attachments"].as_array().unwrap().len() == 1), "small: attached");
+
+    let big = rig.scheduler(DAILY, fast(), fake_renderer(40_000, calls.clone(), &[]));
+    let ids = big.tick(today_at(8, 0).checked_add(24.hours()).unwrap()).await.unwrap();
+    let rec = rig.store.report(ids[0]).unwrap().unwrap();
+    assert_eq!((rec.mode.as_str(), rec.status), ("link", ArchiveStatus::Sent));
+    let reports = rig.reports();
+    let linked: Vec<&Value> = reports.iter().filter(|m| m["attachments"].as_array().unwrap().is_empty()).collect();
+    assert_eq!(linked.len(), 2, "{reports:?}");
+    let download = link(linked[0]["text"].as_str().unwrap(), "/download?t=");
+    let (status, body) = http(rig.http, "GET", &download, "").await;
+    assert_eq!(status, 200);
+    assert_eq!(body, pdf(40_000));
+    // Expired, tampered and wrong-kind download links are refused.
+    let expired = rig.key.sign(TokenKind::Download, &rec.id.to_string(), today_at(0, 0).as_millisecond());
+    assert_eq!(http(rig.http, "GET", &format!("/download?t={expired}"), "").await.0, 403);
+    let forged = rig.key.sign(TokenKind::Unsubscribe, &rec.id.to_string(), 0);
+    assert_eq!(http(rig.http, "GET", &format!("/download?t={forged}"), "").await.0, 403);
+    let other = LinkKey::from_bytes(&[9; 32]).sign(TokenKind::Download, &rec.id.to_string(), 0);
+    assert_eq!(http(rig.http, "GET", &format!("/download?t={other}"), "").await.0, 403);
+
+    // The configured limit switches too, even when the server would take the mail.
+    let strict = DeliveryConfig { max_attachment_bytes: 1000, ..fast() };
+    let limited = rig.scheduler(DAILY, strict, fake_renderer(2000, calls.clone(), &[]));
+    let ids = limited.tick(today_at(8, 0).checked_add(48.hours()).unwrap()).await.unwrap();
+    assert_eq!(rig.store.report(ids[0]).unwrap().unwrap().mode, "link");
+    // `delivery = "attachment"` never switches.
+    let attach = DAILY.replace("message = ", "delivery = \"attachment\"\nmessage = ");
+    let forced = rig.scheduler(&attach, fast(), fake_renderer(2000, calls.clone(), &[]));
+    let ids = forced.tick(today_at(8, 0).checked_add(72.hours()).unwrap()).await.unwrap();
+    assert_eq!(rig.store.report(ids[0]).unwrap().unwrap().mode, "attachment");
+}
+
+#[tokio::test]
+async fn delivery_failures_are_retried_and_recorded() {
+    let rig = Rig::new(33_554_432);
+    confirm_all(&rig.store, &["ops@example.org"]);
+    let mut sched = rig.scheduler(&DAILY.replace("Ops Team <ops@example.org>; sec@example.org", "ops@example.org"), fast(), fake_renderer(100, Arc::new(AtomicUsize::new(0)), &[]));
+    // A server that is not there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    sched.mailer = Arc::new(Mailer::new(&smtp_config("127.0.0.1", closed, Security::None)).unwrap());
+    sched.tick(today_at(7, 0)).await.unwrap();
+    let ids = sched.tick(today_at(8, 0)).await.unwrap();
+    let rec = rig.store.report(ids[0]).unwrap().unwrap();
+    assert_eq!((rec.status, rec.attempts), (ArchiveStatus::Failed, 2));
+    assert!(rec.last_error.as_deref().unwrap().contains("connect"), "{rec:?}");
+
+    // `report resend` once the server is back.
+    sched.mailer = Arc::new(Mailer::new(&mail_config(&rig._pki, &rig.smtp)).unwrap());
+    let rec = sched.resend(rec.id, today_at(9, 0)).await.unwrap();
+    assert_eq!(rec.status, ArchiveStatus::Sent);
+    assert_eq!(rig.reports().len(), 1);
+}
+
+#[tokio::test]
+async fn the_loop_stops_promptly_on_shutdown() {
+    let rig = Rig::new(33_554_432);
+    confirm_all(&rig.store, &["ops@example.org", "sec@example.org"]);
+    let sched = rig.scheduler(DAILY, fast(), fake_renderer(10, Arc::new(AtomicUsize::new(0)), &[]));
+    let (tx, rx) = watch::channel(false);
+    let task = tokio::spawn(sched.run_loop(rx));
+    // The first tick gives the new job its cursor: "now", so nothing from the past is sent.
+    let cursor = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            if let Some(c) = rig.store.cursors().unwrap().get("daily").copied() {
+                return c;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert!((Timestamp::now().as_millisecond() - cursor).abs() < 10_000);
+    tx.send(true).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), task).await.expect("the scheduler did not stop").unwrap();
+    assert!(rig.reports().is_empty());
+}
