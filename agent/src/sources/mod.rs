@@ -2,13 +2,10 @@
 //!
 //! A source is a folder here with its config type (implementing [`SourceConfig`]) and its
 //! runtime type (implementing [`Source`]). Adding one means adding its folder and one line to
-//! the [`registry!`] invocation below, which generates the `[sources.*]` config table and the
-//! code that builds every enabled source.
+//! the `registry!` invocation below, which declares the module and generates the `[sources.*]`
+//! config table and the code that builds every enabled source.
 
 use ampel_protocol::Record;
-
-pub mod inventory;
-pub mod performance;
 
 /// Why a source could not be built or could not gather.
 #[derive(Debug, thiserror::Error)]
@@ -44,9 +41,12 @@ pub trait SourceConfig {
     fn build(&self) -> Result<Box<dyn Source>, SourceError>;
 }
 
-/// Generates [`SourcesConfig`] (one optional table per source) and [`SourcesConfig::build`].
+/// Declares each source's module and generates [`SourcesConfig`] (one optional table per
+/// source) and [`SourcesConfig::build`].
 macro_rules! registry {
     ($($(#[doc = $doc:literal])* $name:ident: $config:ty,)*) => {
+        $(pub mod $name;)*
+
         /// `[sources.*]`: one table per source. A missing table means the source's defaults.
         #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
         #[serde(rename_all = "kebab-case", deny_unknown_fields)]

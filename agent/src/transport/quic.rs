@@ -108,6 +108,9 @@ pub enum QuicError {
     /// We do not trust the collector's certificate.
     #[error("collector's certificate not accepted: {0} (check `ca` and `server-name`)")]
     ServerUntrusted(String),
+    /// Our side of the TLS handshake failed for a reason other than the collector's certificate.
+    #[error("TLS handshake with the collector failed: {0}")]
+    Handshake(String),
     /// The collector does not accept our certificate.
     #[error("collector refused our certificate: {0}")]
     CertificateRefused(String),
@@ -146,7 +149,13 @@ pub fn classify(e: ConnectionError) -> QuicError {
     // QUIC carries TLS alerts as transport error codes 0x100 + alert.
     let alert = |code: u64| (0x100..0x200).contains(&code).then(|| rustls::AlertDescription::from((code & 0xff) as u8));
     match e {
-        ConnectionError::TransportError(te) if alert(te.code.into()).is_some() => QuicError::ServerUntrusted(te.reason),
+        ConnectionError::TransportError(te) if alert(te.code.into()).is_some() => {
+            if te.reason.contains("certificate") {
+                QuicError::ServerUntrusted(te.reason)
+            } else {
+                QuicError::Handshake(te.reason)
+            }
+        }
         ConnectionError::ConnectionClosed(cc) => match alert(cc.error_code.into()) {
             Some(alert) => {
                 use rustls::AlertDescription as A;

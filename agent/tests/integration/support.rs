@@ -169,6 +169,11 @@ impl Server {
         self.policy.send_replace(p);
     }
 
+    /// The next event, however long it takes (`None` once the stand-in stopped).
+    pub async fn recv_event(&mut self) -> Option<Event> {
+        self.events.recv().await
+    }
+
     /// The next event, or a panic naming what we waited for.
     pub async fn next_event(&mut self) -> Event {
         tokio::time::timeout(Duration::from_secs(20), self.events.recv())
