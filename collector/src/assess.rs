@@ -364,6 +364,81 @@ mod tests {
         assert!(Period::parse("last-0d", 0).is_err());
     }
 
+    /// End to end over a real store: gather, rules, lights per service, change since the
+    /// previous calendar day.
+    #[test]
+    fn assessment_over_the_store_with_changes_since_the_previous_day() {
+        use ampel_protocol::{AlertAction, AlertSource, Batch, DeviceId, Identity, Metric, PROTOCOL_VERSION, Record, TenantId};
+        use crate::store::{PendingBatch, StoreOptions};
+        const MIN: i64 = 60_000;
+        let day0: i64 = 1_773_014_400_000; // 2026-03-09T00:00:00Z
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let (tenant, fw1, fw2) = (TenantId::new("acme").unwrap(), DeviceId::new("fw-1").unwrap(), DeviceId::new("fw-2").unwrap());
+        store.register_device(&tenant, &fw1, day0 - 86_400_000).unwrap();
+        store.register_device(&tenant, &fw2, day0 - 86_400_000).unwrap();
+        let me = Identity { tenant: tenant.clone(), device: fw1.clone() };
+        let metric = |ts: i64, name: &str, mount: Option<&str>, value: f64| {
+            Record::Metric(Metric { ts, name: name.into(), labels: mount.map(|m| vec![("mount".to_owned(), m.to_owned())]).unwrap_or_default(), value })
+        };
+        // Two days, one batch an hour, a sample a minute. "/" is full on day 1 and fine on day 2;
+        // "/var" is fine on day 1 and full on day 2.
+        let mut group = Vec::new();
+        for hour in 0..48i64 {
+            let mut records = Vec::new();
+            for m in 0..60 {
+                let ts = day0 + (hour * 60 + m) * MIN;
+                let second_day = hour >= 24;
+                records.push(metric(ts, "cpu.usage_percent", None, 10.0));
+                records.push(metric(ts, "memory.used_percent", None, 40.0));
+                records.push(metric(ts, "disk.used_percent", Some("/"), if second_day { 50.0 } else { 96.0 }));
+                records.push(metric(ts, "disk.used_percent", Some("/var"), if second_day { 96.0 } else { 50.0 }));
+            }
+            if hour == 30 {
+                records.push(Record::Alert(ampel_protocol::Alert {
+                    ts: day0 + 30 * 60 * MIN,
+                    source: AlertSource::Ids,
+                    severity: 1,
+                    signature_id: Some(1),
+                    signature: "ET EXPLOIT x".into(),
+                    category: None,
+                    action: AlertAction::Allowed,
+                    src: None,
+                    dst: None,
+                    detail: None,
+                }));
+            }
+            let batch = Batch { version: PROTOCOL_VERSION, seq: hour as u64 + 1, sender: None, records };
+            group.push(PendingBatch { identity: me.clone(), batch, received_ms: day0 + (hour + 1) * 60 * MIN - 1 });
+        }
+        store.commit(&group).unwrap();
+        let cfg = Config::parse(std::path::Path::new("/etc/ampel/collector.toml"), "").unwrap();
+        let period = Period::parse_in("2026-03-10", 0, "UTC").unwrap();
+        let a = assess_with_changes(&store, &cfg, "acme", &period).unwrap();
+        assert_eq!(a.light, Light::Red);
+        assert_eq!(a.previous.as_ref().map(|p| p.label.as_str()), Some("2026-03-09"));
+        let fw1 = &a.devices[0];
+        let rules: Vec<(&str, Light, Option<&str>, Option<change::Change>)> =
+            fw1.findings.iter().map(|f| (f.rule.as_str(), f.level, f.subject.as_deref(), f.change)).collect();
+        assert_eq!(
+            rules,
+            vec![("threats.ids-severe", Light::Red, None, Some(change::Change::New)), ("performance.disk", Light::Red, Some("/var"), Some(change::Change::New))]
+        );
+        let service = |name: &str| fw1.services.iter().find(|s| s.service == name).map(|s| s.light);
+        assert_eq!((service("threats"), service("performance"), service("license")), (Some(Light::Red), Some(Light::Red), Some(Light::Green)));
+        // fw-2 never sent anything: grey, never green; the tenant is red and scores at most 49.
+        assert_eq!((a.devices[1].device.as_str(), a.devices[1].light), ("fw-2", Light::Grey));
+        assert!(a.score <= 49);
+        let fixed: Vec<(&str, Option<&str>)> = a.changes.iter().filter(|c| c.change == change::Change::Fixed).map(|c| (c.rule.as_str(), c.subject.as_deref())).collect();
+        assert_eq!(fixed, vec![("performance.disk", Some("/"))]);
+        let still: Vec<&str> = a.changes.iter().filter(|c| c.change == change::Change::StillOpen).map(|c| c.rule.as_str()).collect();
+        assert_eq!(still, vec!["availability.never-seen"]);
+        // The report's data carries the same verdict, with the change marked on each finding.
+        let data = report_data(&store, &cfg, "acme", &period).unwrap();
+        assert_eq!((data.light, data.score, data.findings.len()), (a.light, a.score, 3));
+        assert!(data.findings.iter().all(|f| f.change.is_some() && !f.id.is_empty()));
+    }
+
     fn berlin_ms(s: &str) -> i64 {
         s.parse::<jiff::civil::DateTime>().unwrap().to_zoned(jiff::tz::TimeZone::get("Europe/Berlin").unwrap()).unwrap().timestamp().as_millisecond()
     }

@@ -114,6 +114,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity)]
     fn new_still_open_and_fixed() {
         let prev = [f("performance.disk", Some("/var"), Light::Yellow), f("availability.silent", None, Light::Red)];
         let mut cur = vec![f("performance.disk", Some("/var"), Light::Red), f("performance.disk", Some("/"), Light::Yellow)];
