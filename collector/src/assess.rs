@@ -25,6 +25,9 @@ pub enum PeriodError {
     /// Not one of the accepted forms.
     #[error("period {0:?} is not understood; write last-<duration> (last-24h, last-7d), day, week, month (the last complete one), or a date (2026-03-29), ISO week (2026-W13) or month (2026-03)")]
     Syntax(String),
+    /// A `last-<duration>` period with a bad duration.
+    #[error("{0}")]
+    Last(String),
     /// The time zone is unknown or the date is out of range.
     #[error("period {period:?}: {message}")]
     Calendar {
@@ -131,7 +134,7 @@ impl Period {
     /// local midnight, so their length follows DST.
     pub fn parse_in(s: &str, now_ms: i64, tz: &str) -> Result<Period, PeriodError> {
         if s.starts_with("last-") {
-            return Period::parse(s, now_ms).map_err(|_| PeriodError::Syntax(s.to_owned()));
+            return Period::parse(s, now_ms).map_err(PeriodError::Last);
         }
         let calendar_err = |message: String| PeriodError::Calendar { period: s.to_owned(), message };
         let zone = jiff::tz::TimeZone::get(tz).map_err(|e| calendar_err(format!("time zone {tz:?}: {e}")))?;
@@ -247,6 +250,9 @@ fn gather(store: &Store, cfg: &Config, tenant: &str, period: &Period) -> Result<
     let mut alerts = store.alerts(tenant, period.start_ms, period.end_ms)?;
     let mut out = Vec::new();
     for (device, record) in store.devices(Some(tenant))? {
+        if record.registered_ms >= period.end_ms {
+            continue; // not there yet: nothing to judge (and nothing "fixed" later)
+        }
         let mut input = DeviceInput { device: device.clone(), ..DeviceInput::default() };
         for name in [rules::metrics::CPU, rules::metrics::MEMORY, rules::metrics::DISK_USED, &cfg.risk.capture_drops_metric.0, &cfg.risk.capture_packets_metric.0] {
             for (labels, points) in store.metric(&device, name, period.start_ms, period.end_ms)? {
@@ -260,7 +266,9 @@ fn gather(store: &Store, cfg: &Config, tenant: &str, period: &Period) -> Result<
         input.license = record.license.clone();
         let points = store.count_points(&device, period.start_ms, period.end_ms)?;
         // A device is judged on what it had sent by the end of the period.
-        input.last_seen_ms = record.last_seen_ms.map(|l| l.min(period.end_ms));
+        // A device first heard of after the period had not been seen by its end.
+        let seen_by_end = record.first_seen_ms.is_some_and(|f| f < period.end_ms);
+        input.last_seen_ms = record.last_seen_ms.filter(|_| seen_by_end).map(|l| l.min(period.end_ms));
         input.first_seen_ms = record.first_seen_ms;
         out.push(Gathered { input, record, points });
     }

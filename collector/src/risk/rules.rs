@@ -160,7 +160,12 @@ impl Window {
     }
 
     fn span(&self) -> String {
-        format!("{} to {}", self.time(self.start_ms), self.time(self.end_ms))
+        format!("{} to {}{}", self.time(self.start_ms), self.time(self.end_ms), self.zone())
+    }
+
+    /// ` (Europe/Berlin)`: which clock the times in evidence are on.
+    fn zone(&self) -> String {
+        self.tz.iana_name().map(|n| format!(" ({n})")).unwrap_or_default()
     }
 
     /// The local calendar date of `ms`.
@@ -283,6 +288,8 @@ fn expiry(out: &mut Out<'_>, cfg: &RiskConfig, subject: Option<&str>, what: &str
     }
 }
 
+/// Whether the device stopped what the alert is about. `unknown` counts as not stopped: an
+/// alert we cannot prove was blocked is treated as let through.
 fn blocked(action: AlertAction) -> bool {
     matches!(action, AlertAction::Blocked | AlertAction::Quarantined | AlertAction::Rejected)
 }
@@ -527,9 +534,10 @@ fn coverage_rules(out: &mut Out<'_>, cfg: &RiskConfig) {
             gaps.push(format!("and {} more", c.gaps.len() - 5));
         }
         let evidence = format!(
-            "Samples cover {pct:.1} % of {} to {} (grey below {:.0} %, expected every {}); {} missing in {} gaps: {}.",
+            "Samples cover {pct:.1} % of {} to {}{} (grey below {:.0} %, expected every {}); {} missing in {} gaps: {}.",
             out.win.time(start),
             out.win.time(out.win.end_ms),
+            out.win.zone(),
             cfg.coverage_min_percent.0,
             human(cfg.expected_interval.as_ms()),
             human(c.missing_ms),
