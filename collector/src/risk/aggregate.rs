@@ -135,7 +135,12 @@ mod tests {
 
     #[test]
     fn lights_per_service() {
-        let s = service_lights(&[f("license", Light::Red), f("performance", Light::Yellow), f("performance", Light::Yellow), f("coverage", Light::Grey)]);
+        let s = service_lights(&[
+            f("license", Light::Red),
+            f("performance", Light::Yellow),
+            f("performance", Light::Yellow),
+            f("coverage", Light::Grey),
+        ]);
         assert_eq!(s.len(), SERVICES.len());
         let get = |name: &str| s.iter().find(|x| x.service == name).map(|x| (x.light, x.score, x.findings));
         assert_eq!(get("license"), Some((Light::Red, 49, 1)));

@@ -29,7 +29,13 @@ impl Trend {
         let days = (level - self.intercept) / self.slope_per_day;
         let ms = days * DAY_MS + self.origin_ms as f64;
         // Saturate instead of wrapping for absurd trends.
-        Some(if ms >= i64::MAX as f64 { i64::MAX } else if ms <= i64::MIN as f64 { i64::MIN } else { ms as i64 })
+        Some(if ms >= i64::MAX as f64 {
+            i64::MAX
+        } else if ms <= i64::MIN as f64 {
+            i64::MIN
+        } else {
+            ms as i64
+        })
     }
 }
 

@@ -270,12 +270,8 @@ fn expiry(out: &mut Out<'_>, cfg: &RiskConfig, subject: Option<&str>, what: &str
         let evidence = format!("The license of {what} expired on {} ({} ago).", out.win.date(expires), human(-left));
         out.push("license.expired", subject, Light::Red, evidence, &values);
     } else if left <= warn {
-        let evidence = format!(
-            "The license of {what} expires on {}, in {} (warning {} ahead).",
-            out.win.date(expires),
-            human(left),
-            human(warn)
-        );
+        let evidence =
+            format!("The license of {what} expires on {}, in {} (warning {} ahead).", out.win.date(expires), human(left), human(warn));
         out.push("license.expiring", subject, Light::Yellow, evidence, &values);
     } else if left <= out.win.len_ms() {
         let evidence = format!(
@@ -501,7 +497,13 @@ fn capture(out: &mut Out<'_>, cfg: &RiskConfig) {
             out.win.span(),
             cfg.capture_drop_percent.0
         );
-        out.push("traffic.capture-drops", None, Light::Yellow, evidence, &[("dropped", drops), ("packets", total), ("drop_percent", share)]);
+        out.push(
+            "traffic.capture-drops",
+            None,
+            Light::Yellow,
+            evidence,
+            &[("dropped", drops), ("packets", total), ("drop_percent", share)],
+        );
     }
 }
 
@@ -587,7 +589,18 @@ mod tests {
     }
 
     fn alert(source: AlertSource, severity: u8, action: AlertAction, sig: &str, ts: i64) -> Alert {
-        Alert { ts, source, severity, signature_id: None, signature: sig.into(), category: None, action, src: None, dst: None, detail: None }
+        Alert {
+            ts,
+            source,
+            severity,
+            signature_id: None,
+            signature: sig.into(),
+            category: None,
+            action,
+            src: None,
+            dst: None,
+            detail: None,
+        }
     }
 
     #[test]
@@ -602,7 +615,9 @@ mod tests {
         let cfg = RiskConfig::default();
         let mut d = dev();
         let end = win().end_ms;
-        let at = |d: &DeviceInput| levels(&evaluate(d, &cfg, &win())).into_iter().filter(|(r, _)| r.starts_with("availability")).map(|x| x.1).collect::<Vec<_>>();
+        let at = |d: &DeviceInput| {
+            levels(&evaluate(d, &cfg, &win())).into_iter().filter(|(r, _)| r.starts_with("availability")).map(|x| x.1).collect::<Vec<_>>()
+        };
         d.last_seen_ms = Some(end - 15 * MIN + 1);
         assert_eq!(at(&d), vec![]);
         d.last_seen_ms = Some(end - 15 * MIN);
@@ -653,7 +668,10 @@ mod tests {
         // /data grows 1 point a day from 70 %: full in 29 days at the window's end.
         let grow = |per_day: f64| {
             let mut d = dev();
-            d.disks = vec![Disk { mount: "/data".into(), points: (0..24 * 60).map(|i| (T0 + i * MIN, 70.0 + per_day * i as f64 / (24.0 * 60.0))).collect() }];
+            d.disks = vec![Disk {
+                mount: "/data".into(),
+                points: (0..24 * 60).map(|i| (T0 + i * MIN, 70.0 + per_day * i as f64 / (24.0 * 60.0))).collect(),
+            }];
             run(&d)
         };
         assert!(grow(1.0).is_empty());
@@ -680,7 +698,16 @@ mod tests {
         let end = win().end_ms;
         let lic = |expires: i64| {
             let mut d = dev();
-            d.license = Some(License { ts: end - HOUR, product: "UTM".into(), model: String::new(), serial: String::new(), licensed: true, expires: Some(expires), features: vec![], unknown_reason: None });
+            d.license = Some(License {
+                ts: end - HOUR,
+                product: "UTM".into(),
+                model: String::new(),
+                serial: String::new(),
+                licensed: true,
+                expires: Some(expires),
+                features: vec![],
+                unknown_reason: None,
+            });
             levels(&run(&d)).into_iter().map(|(r, l)| (r.to_owned(), l)).collect::<Vec<_>>()
         };
         let one = |r: &str, l| vec![(r.to_owned(), l)];
@@ -691,7 +718,16 @@ mod tests {
         assert_eq!(lic(end + 30 * 24 * HOUR + 1), vec![]);
         // A 60-day window: expiring 45 days ahead is before the next report.
         let mut d = dev();
-        d.license = Some(License { ts: end, product: "UTM".into(), model: String::new(), serial: String::new(), licensed: true, expires: Some(end + 45 * 24 * HOUR), features: vec![], unknown_reason: None });
+        d.license = Some(License {
+            ts: end,
+            product: "UTM".into(),
+            model: String::new(),
+            serial: String::new(),
+            licensed: true,
+            expires: Some(end + 45 * 24 * HOUR),
+            features: vec![],
+            unknown_reason: None,
+        });
         let long = Window::utc(end - 60 * 24 * HOUR, end);
         let f = evaluate(&d, &RiskConfig::default(), &long);
         assert!(f.iter().any(|f| f.rule == "license.expiry-forecast" && f.level == Light::Yellow), "{f:?}");
@@ -706,7 +742,10 @@ mod tests {
             serial: String::new(),
             licensed: false,
             expires: None,
-            features: vec![LicenseFeature { name: "ids".into(), expires: Some(end + DAY_MS) }, LicenseFeature { name: "av".into(), expires: None }],
+            features: vec![
+                LicenseFeature { name: "ids".into(), expires: Some(end + DAY_MS) },
+                LicenseFeature { name: "av".into(), expires: None },
+            ],
             unknown_reason: None,
         });
         let f = run(&d);
@@ -717,7 +756,16 @@ mod tests {
     #[test]
     fn license_unknown_or_missing_is_grey() {
         let mut d = dev();
-        d.license = Some(License { ts: T0, product: "UTM".into(), model: String::new(), serial: String::new(), licensed: false, expires: None, features: vec![], unknown_reason: Some("no license file".into()) });
+        d.license = Some(License {
+            ts: T0,
+            product: "UTM".into(),
+            model: String::new(),
+            serial: String::new(),
+            licensed: false,
+            expires: None,
+            features: vec![],
+            unknown_reason: Some("no license file".into()),
+        });
         assert_eq!(levels(&run(&d)), vec![("license.unknown", Light::Grey)]);
         let d = dev();
         assert!(run(&d).is_empty());
@@ -734,10 +782,14 @@ mod tests {
         };
         let t = T0 + HOUR;
         assert!(with(vec![alert(AlertSource::Ids, 2, AlertAction::Allowed, "ET SCAN", t)]).is_empty());
-        let y = with(vec![alert(AlertSource::Ids, 1, AlertAction::Blocked, "ET EXPLOIT", t), alert(AlertSource::Ids, 1, AlertAction::Blocked, "ET EXPLOIT", t)]);
+        let y = with(vec![
+            alert(AlertSource::Ids, 1, AlertAction::Blocked, "ET EXPLOIT", t),
+            alert(AlertSource::Ids, 1, AlertAction::Blocked, "ET EXPLOIT", t),
+        ]);
         assert_eq!(levels(&y), vec![("threats.ids-severe", Light::Yellow)]);
         assert!(y[0].evidence.contains("0 allowed through, 2 blocked") && y[0].evidence.contains("ET EXPLOIT (2)"), "{}", y[0].evidence);
-        let r = with(vec![alert(AlertSource::Ids, 1, AlertAction::Blocked, "A", t), alert(AlertSource::Ids, 1, AlertAction::Allowed, "B", t)]);
+        let r =
+            with(vec![alert(AlertSource::Ids, 1, AlertAction::Blocked, "A", t), alert(AlertSource::Ids, 1, AlertAction::Allowed, "B", t)]);
         assert_eq!(levels(&r), vec![("threats.ids-severe", Light::Red)]);
         assert_eq!((r[0].values["allowed"], r[0].values["blocked"]), (1.0, 1.0));
         // Outside the window: ignored.
@@ -763,7 +815,9 @@ mod tests {
     fn mails(day_counts: &[(i64, u32)]) -> Vec<Alert> {
         day_counts
             .iter()
-            .flat_map(|(start, n)| (0..*n).map(move |i| alert(AlertSource::Mail, 3, AlertAction::Quarantined, "spam", start + i64::from(i) * MIN)))
+            .flat_map(|(start, n)| {
+                (0..*n).map(move |i| alert(AlertSource::Mail, 3, AlertAction::Quarantined, "spam", start + i64::from(i) * MIN))
+            })
             .collect()
     }
 

@@ -327,7 +327,13 @@ impl Scenario {
             } else if s.value.is_some() || s.to_value.is_some() {
                 return Err(format!("series {}: `value` needs `every`", s.metric));
             }
-            let known = [rules::metrics::CPU, rules::metrics::MEMORY, rules::metrics::DISK_USED, &self.risk.capture_drops_metric.0, &self.risk.capture_packets_metric.0];
+            let known = [
+                rules::metrics::CPU,
+                rules::metrics::MEMORY,
+                rules::metrics::DISK_USED,
+                &self.risk.capture_drops_metric.0,
+                &self.risk.capture_packets_metric.0,
+            ];
             if !known.contains(&s.metric.as_str()) {
                 return Err(format!("series {}: no rule reads this metric (known: {})", s.metric, known.join(", ")));
             }
@@ -358,7 +364,11 @@ impl Scenario {
                 serial: String::new(),
                 licensed: l.licensed,
                 expires: l.expires.map(|t| t.as_millisecond()),
-                features: l.features.iter().map(|f| LicenseFeature { name: f.name.clone(), expires: f.expires.map(|t| t.as_millisecond()) }).collect(),
+                features: l
+                    .features
+                    .iter()
+                    .map(|f| LicenseFeature { name: f.name.clone(), expires: f.expires.map(|t| t.as_millisecond()) })
+                    .collect(),
                 unknown_reason: l.unknown_reason.clone(),
             });
         }
