@@ -3,8 +3,8 @@
 
 use crate::config::Config;
 use crate::report::{DeviceReport, ReportData};
-use crate::risk::rules::{self, DeviceInput};
-use crate::risk::{Finding, Light};
+use crate::risk::rules::{self, DeviceInput, Window};
+use crate::risk::{Finding, FindingChange, Light, ServiceLight, change, light_of, score_of, service_lights, tenant_score};
 use crate::store::{Store, StoreError};
 
 /// A reporting period: `[start_ms, end_ms)` with the label it was asked for.
@@ -14,8 +14,105 @@ pub struct Period {
     pub start_ms: i64,
     /// End, Unix ms (exclusive).
     pub end_ms: i64,
-    /// How it was asked for, e.g. `last-7d`.
+    /// How it was asked for, e.g. `last-7d`, or the calendar period (`2026-03-29`,
+    /// `2026-W13`, `2026-03`).
     pub label: String,
+}
+
+/// A period that cannot be understood.
+#[derive(Debug, thiserror::Error)]
+pub enum PeriodError {
+    /// Not one of the accepted forms.
+    #[error("period {0:?} is not understood; write last-<duration> (last-24h, last-7d), day, week, month (the last complete one), or a date (2026-03-29), ISO week (2026-W13) or month (2026-03)")]
+    Syntax(String),
+    /// A `last-<duration>` period with a bad duration.
+    #[error("{0}")]
+    Last(String),
+    /// The time zone is unknown or the date is out of range.
+    #[error("period {period:?}: {message}")]
+    Calendar {
+        /// The period asked for.
+        period: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// A calendar period in a time zone: its bounds are local midnights, so a day across a DST
+/// change lasts 23 or 25 hours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Calendar {
+    Day(jiff::civil::Date),
+    /// The Monday of an ISO week.
+    Week(jiff::civil::Date),
+    /// The first of a month.
+    Month(jiff::civil::Date),
+}
+
+impl Calendar {
+    fn parse(s: &str) -> Option<Calendar> {
+        if let Some((y, w)) = s.split_once("-W") {
+            let week = jiff::civil::ISOWeekDate::new(y.parse().ok()?, w.parse().ok()?, jiff::civil::Weekday::Monday).ok()?;
+            return Some(Calendar::Week(week.date()));
+        }
+        if s.len() == 7 {
+            let (y, m) = s.split_once('-')?;
+            return jiff::civil::Date::new(y.parse().ok()?, m.parse().ok()?, 1).ok().map(Calendar::Month);
+        }
+        s.parse().ok().map(Calendar::Day)
+    }
+
+    /// The last complete one before `now` in `tz`.
+    fn last_complete(kind: &str, now: &jiff::Zoned) -> Option<Calendar> {
+        let today = now.date();
+        match kind {
+            "day" => today.yesterday().ok().map(Calendar::Day),
+            "week" => {
+                let monday = today.checked_sub(jiff::Span::new().days(i64::from(today.weekday().to_monday_zero_offset()))).ok()?;
+                monday.checked_sub(jiff::Span::new().weeks(1)).ok().map(Calendar::Week)
+            }
+            "month" => today.first_of_month().checked_sub(jiff::Span::new().months(1)).ok().map(Calendar::Month),
+            _ => None,
+        }
+    }
+
+    fn next(self) -> Option<Calendar> {
+        Some(match self {
+            Calendar::Day(d) => Calendar::Day(d.tomorrow().ok()?),
+            Calendar::Week(d) => Calendar::Week(d.checked_add(jiff::Span::new().weeks(1)).ok()?),
+            Calendar::Month(d) => Calendar::Month(d.checked_add(jiff::Span::new().months(1)).ok()?),
+        })
+    }
+
+    fn previous(self) -> Option<Calendar> {
+        Some(match self {
+            Calendar::Day(d) => Calendar::Day(d.yesterday().ok()?),
+            Calendar::Week(d) => Calendar::Week(d.checked_sub(jiff::Span::new().weeks(1)).ok()?),
+            Calendar::Month(d) => Calendar::Month(d.checked_sub(jiff::Span::new().months(1)).ok()?),
+        })
+    }
+
+    fn first_day(self) -> jiff::civil::Date {
+        match self {
+            Calendar::Day(d) | Calendar::Week(d) | Calendar::Month(d) => d,
+        }
+    }
+
+    fn label(self) -> String {
+        match self {
+            Calendar::Day(d) => d.to_string(),
+            Calendar::Week(d) => {
+                let w = d.iso_week_date();
+                format!("{:04}-W{:02}", w.year(), w.week())
+            }
+            Calendar::Month(d) => format!("{:04}-{:02}", d.year(), d.month()),
+        }
+    }
+
+    fn period(self, tz: &jiff::tz::TimeZone) -> Option<Period> {
+        let at = |d: jiff::civil::Date| d.to_zoned(tz.clone()).ok().map(|z| z.timestamp().as_millisecond());
+        Some(Period { start_ms: at(self.first_day())?, end_ms: at(self.next()?.first_day())?, label: self.label() })
+    }
 }
 
 impl Period {
@@ -30,6 +127,44 @@ impl Period {
         }
         Ok(Period { start_ms: now_ms.saturating_sub(d.as_ms()), end_ms: now_ms, label: s.to_owned() })
     }
+
+    /// Parses a period in time zone `tz`: `last-<duration>` as [`Period::parse`]; `day`,
+    /// `week`, `month` for the last complete one before `now_ms`; or a date (`2026-03-29`),
+    /// ISO week (`2026-W13`) or month (`2026-03`). Calendar periods run from local midnight to
+    /// local midnight, so their length follows DST.
+    pub fn parse_in(s: &str, now_ms: i64, tz: &str) -> Result<Period, PeriodError> {
+        if s.starts_with("last-") {
+            return Period::parse(s, now_ms).map_err(PeriodError::Last);
+        }
+        let calendar_err = |message: String| PeriodError::Calendar { period: s.to_owned(), message };
+        let zone = jiff::tz::TimeZone::get(tz).map_err(|e| calendar_err(format!("time zone {tz:?}: {e}")))?;
+        let cal = match s {
+            "day" | "week" | "month" => {
+                let now = jiff::Timestamp::from_millisecond(now_ms).map_err(|e| calendar_err(e.to_string()))?.to_zoned(zone.clone());
+                Calendar::last_complete(s, &now)
+            }
+            _ => Calendar::parse(s),
+        };
+        let cal = cal.ok_or_else(|| PeriodError::Syntax(s.to_owned()))?;
+        cal.period(&zone).ok_or_else(|| calendar_err("out of range".into()))
+    }
+
+    /// The period before this one, for "change since last period": the previous calendar day,
+    /// week or month in `tz` (so the day before a 23-hour DST day has 24 hours), else the same
+    /// length shifted back.
+    pub fn previous(&self, tz: &str) -> Period {
+        let zone = jiff::tz::TimeZone::get(tz).unwrap_or(jiff::tz::TimeZone::UTC);
+        if let Some(p) = Calendar::parse(&self.label).and_then(Calendar::previous).and_then(|c| c.period(&zone)) {
+            return p;
+        }
+        let len = self.end_ms.saturating_sub(self.start_ms);
+        Period { start_ms: self.start_ms.saturating_sub(len), end_ms: self.start_ms, label: format!("{} (previous)", self.label) }
+    }
+
+    /// The rules' view of the period in `tz` (UTC when the name is unknown; config checks it).
+    pub fn window(&self, tz: &str) -> Window {
+        Window { start_ms: self.start_ms, end_ms: self.end_ms, tz: jiff::tz::TimeZone::get(tz).unwrap_or(jiff::tz::TimeZone::UTC) }
+    }
 }
 
 /// One device's verdict.
@@ -37,10 +172,12 @@ impl Period {
 pub struct DeviceAssessment {
     /// Device id.
     pub device: String,
-    /// The device's light.
+    /// The device's light: the worst of its services.
     pub light: Light,
     /// The device's score.
     pub score: u8,
+    /// Light and score per service.
+    pub services: Vec<ServiceLight>,
     /// Its findings.
     pub findings: Vec<Finding>,
 }
@@ -50,12 +187,28 @@ pub struct DeviceAssessment {
 pub struct TenantAssessment {
     /// Tenant id.
     pub tenant: String,
-    /// Worst of its devices.
+    /// Worst of its devices; grey without devices.
     pub light: Light,
     /// Capped mean of its device scores.
     pub score: u8,
+    /// Light and score per service over all of the tenant's findings.
+    pub services: Vec<ServiceLight>,
     /// Per device, sorted by id.
     pub devices: Vec<DeviceAssessment>,
+    /// Against the previous period: new, still open and fixed findings. Empty unless the
+    /// previous period was assessed too ([`assess_with_changes`]).
+    pub changes: Vec<FindingChange>,
+    /// The previous period, when it was assessed.
+    pub previous: Option<Period>,
+}
+
+impl TenantAssessment {
+    /// All findings, worst first, then by device and rule.
+    pub fn findings(&self) -> Vec<Finding> {
+        let mut findings: Vec<Finding> = self.devices.iter().flat_map(|d| d.findings.clone()).collect();
+        findings.sort_by(|a, b| b.level.cmp(&a.level).then_with(|| a.device.cmp(&b.device)).then_with(|| a.rule.cmp(&b.rule)).then_with(|| a.subject.cmp(&b.subject)));
+        findings
+    }
 }
 
 /// Most points a chart series is reduced to.
@@ -93,59 +246,84 @@ struct Gathered {
     points: u64,
 }
 
-fn gather(store: &Store, tenant: &str, period: &Period) -> Result<Vec<Gathered>, StoreError> {
+fn gather(store: &Store, cfg: &Config, tenant: &str, period: &Period) -> Result<Vec<Gathered>, StoreError> {
+    let mut alerts = store.alerts(tenant, period.start_ms, period.end_ms)?;
     let mut out = Vec::new();
     for (device, record) in store.devices(Some(tenant))? {
-        let series = |name: &str| -> Result<Vec<(i64, f64)>, StoreError> {
-            let mut all: Vec<(i64, f64)> = store.metric(&device, name, period.start_ms, period.end_ms)?.into_iter().flat_map(|(_, p)| p).collect();
-            all.sort_by_key(|p| p.0);
-            Ok(all)
-        };
-        let cpu = series("cpu.usage_percent")?;
-        let memory = series("memory.used_percent")?;
-        let disks = store
-            .metric(&device, "disk.used_percent", period.start_ms, period.end_ms)?
-            .into_iter()
-            .filter_map(|(labels, pts)| {
-                let mount = labels.iter().find(|(k, _)| k == "mount").map(|(_, v)| v.clone()).unwrap_or_else(|| "?".into());
-                pts.last().map(|p| (mount, p.1))
-            })
-            .collect();
+        if record.registered_ms >= period.end_ms {
+            continue; // not there yet: nothing to judge (and nothing "fixed" later)
+        }
+        let mut input = DeviceInput { device: device.clone(), ..DeviceInput::default() };
+        for name in [rules::metrics::CPU, rules::metrics::MEMORY, rules::metrics::DISK_USED, &cfg.risk.capture_drops_metric.0, &cfg.risk.capture_packets_metric.0] {
+            for (labels, points) in store.metric(&device, name, period.start_ms, period.end_ms)? {
+                input.add_series(name, &labels, points, &cfg.risk);
+            }
+        }
+        // Alerts come tenant-wide, time-ordered; hand each device its own.
+        let (own, rest): (Vec<_>, Vec<_>) = alerts.into_iter().partition(|a| a.device == device);
+        alerts = rest;
+        input.alerts = own.into_iter().map(|a| a.alert).collect();
+        input.license = record.license.clone();
         let points = store.count_points(&device, period.start_ms, period.end_ms)?;
         // A device is judged on what it had sent by the end of the period.
-        let last_seen_ms = record.last_seen_ms.map(|l| l.min(period.end_ms));
-        out.push(Gathered { input: DeviceInput { device, last_seen_ms, cpu, memory, disks }, record, points });
+        // A device first heard of after the period had not been seen by its end.
+        let seen_by_end = record.first_seen_ms.is_some_and(|f| f < period.end_ms);
+        input.last_seen_ms = record.last_seen_ms.filter(|_| seen_by_end).map(|l| l.min(period.end_ms));
+        input.first_seen_ms = record.first_seen_ms;
+        out.push(Gathered { input, record, points });
     }
     Ok(out)
 }
 
 fn assess_gathered(tenant: &str, gathered: &[Gathered], cfg: &Config, period: &Period) -> TenantAssessment {
+    let window = period.window(&cfg.report.time_zone.0);
     let mut devices: Vec<DeviceAssessment> = gathered
         .iter()
         .map(|g| {
-            let findings = rules::evaluate(&g.input, &cfg.risk, period.end_ms);
-            DeviceAssessment { device: g.input.device.clone(), light: rules::light_of(&findings), score: rules::score_of(&findings), findings }
+            let findings = rules::evaluate(&g.input, &cfg.risk, &window);
+            DeviceAssessment { device: g.input.device.clone(), light: light_of(&findings), score: score_of(&findings), services: service_lights(&findings), findings }
         })
         .collect();
     devices.sort_by(|a, b| a.device.cmp(&b.device));
     let light = devices.iter().map(|d| d.light).max().unwrap_or(Light::Grey);
     let scores: Vec<u8> = devices.iter().map(|d| d.score).collect();
-    let score = if devices.is_empty() { 0 } else { rules::tenant_score(&scores, light) };
-    TenantAssessment { tenant: tenant.to_owned(), light, score, devices }
+    let score = if devices.is_empty() { 0 } else { tenant_score(&scores, light) };
+    let all: Vec<Finding> = devices.iter().flat_map(|d| d.findings.clone()).collect();
+    TenantAssessment { tenant: tenant.to_owned(), light, score, services: service_lights(&all), devices, changes: Vec::new(), previous: None }
 }
 
 /// Runs the rules over a tenant's devices for a period.
 pub fn assess(store: &Store, cfg: &Config, tenant: &str, period: &Period) -> Result<TenantAssessment, StoreError> {
-    let gathered = gather(store, tenant, period)?;
+    let gathered = gather(store, cfg, tenant, period)?;
     Ok(assess_gathered(tenant, &gathered, cfg, period))
+}
+
+/// Sets the changes of `current` against the findings of `previous` and marks each current
+/// finding new or still open.
+pub fn with_changes(mut current: TenantAssessment, previous: &TenantAssessment, previous_period: &Period) -> TenantAssessment {
+    current.changes = change::compare(&previous.findings(), &current.findings());
+    for d in &mut current.devices {
+        change::mark(&mut d.findings, &current.changes);
+    }
+    current.previous = Some(previous_period.clone());
+    current
+}
+
+/// [`assess`], plus the change since the previous period (found by running the rules over
+/// the previous period: see [`Period::previous`]).
+pub fn assess_with_changes(store: &Store, cfg: &Config, tenant: &str, period: &Period) -> Result<TenantAssessment, StoreError> {
+    let prev_period = period.previous(&cfg.report.time_zone.0);
+    let previous = assess(store, cfg, tenant, &prev_period)?;
+    Ok(with_changes(assess(store, cfg, tenant, period)?, &previous, &prev_period))
 }
 
 /// Everything the report of a tenant shows for a period.
 pub fn report_data(store: &Store, cfg: &Config, tenant: &str, period: &Period) -> Result<ReportData, StoreError> {
-    let gathered = gather(store, tenant, period)?;
-    let assessment = assess_gathered(tenant, &gathered, cfg, period);
-    let mut findings: Vec<Finding> = assessment.devices.iter().flat_map(|d| d.findings.clone()).collect();
-    findings.sort_by(|a, b| b.level.cmp(&a.level).then_with(|| a.device.cmp(&b.device)).then_with(|| a.rule.cmp(&b.rule)));
+    let gathered = gather(store, cfg, tenant, period)?;
+    let prev_period = period.previous(&cfg.report.time_zone.0);
+    let previous = assess(store, cfg, tenant, &prev_period)?;
+    let assessment = with_changes(assess_gathered(tenant, &gathered, cfg, period), &previous, &prev_period);
+    let findings = assessment.findings();
     let devices = gathered
         .iter()
         .zip(&assessment.devices)
@@ -192,6 +370,108 @@ mod tests {
         assert_eq!((p.start_ms, p.end_ms), (3 * 86_400_000, 10 * 86_400_000));
         assert!(Period::parse("7d", 0).is_err());
         assert!(Period::parse("last-0d", 0).is_err());
+    }
+
+    /// End to end over a real store: gather, rules, lights per service, change since the
+    /// previous calendar day.
+    #[test]
+    fn assessment_over_the_store_with_changes_since_the_previous_day() {
+        use ampel_protocol::{AlertAction, AlertSource, Batch, DeviceId, Identity, Metric, PROTOCOL_VERSION, Record, TenantId};
+        use crate::store::{PendingBatch, StoreOptions};
+        const MIN: i64 = 60_000;
+        let day0: i64 = 1_773_014_400_000; // 2026-03-09T00:00:00Z
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let (tenant, fw1, fw2) = (TenantId::new("acme").unwrap(), DeviceId::new("fw-1").unwrap(), DeviceId::new("fw-2").unwrap());
+        store.register_device(&tenant, &fw1, day0 - 86_400_000).unwrap();
+        store.register_device(&tenant, &fw2, day0 - 86_400_000).unwrap();
+        let me = Identity { tenant: tenant.clone(), device: fw1.clone() };
+        let metric = |ts: i64, name: &str, mount: Option<&str>, value: f64| {
+            Record::Metric(Metric { ts, name: name.into(), labels: mount.map(|m| vec![("mount".to_owned(), m.to_owned())]).unwrap_or_default(), value })
+        };
+        // Two days, one batch an hour, a sample a minute. "/" is full on day 1 and fine on day 2;
+        // "/var" is fine on day 1 and full on day 2.
+        let mut group = Vec::new();
+        for hour in 0..48i64 {
+            let mut records = Vec::new();
+            for m in 0..60 {
+                let ts = day0 + (hour * 60 + m) * MIN;
+                let second_day = hour >= 24;
+                records.push(metric(ts, "cpu.usage_percent", None, 10.0));
+                records.push(metric(ts, "memory.used_percent", None, 40.0));
+                records.push(metric(ts, "disk.used_percent", Some("/"), if second_day { 50.0 } else { 96.0 }));
+                records.push(metric(ts, "disk.used_percent", Some("/var"), if second_day { 96.0 } else { 50.0 }));
+            }
+            if hour == 30 {
+                records.push(Record::Alert(ampel_protocol::Alert {
+                    ts: day0 + 30 * 60 * MIN,
+                    source: AlertSource::Ids,
+                    severity: 1,
+                    signature_id: Some(1),
+                    signature: "ET EXPLOIT x".into(),
+                    category: None,
+                    action: AlertAction::Allowed,
+                    src: None,
+                    dst: None,
+                    detail: None,
+                }));
+            }
+            let batch = Batch { version: PROTOCOL_VERSION, seq: hour as u64 + 1, sender: None, records };
+            group.push(PendingBatch { identity: me.clone(), batch, received_ms: day0 + (hour + 1) * 60 * MIN - 1 });
+        }
+        store.commit(&group).unwrap();
+        let cfg = Config::parse(std::path::Path::new("/etc/ampel/collector.toml"), "").unwrap();
+        let period = Period::parse_in("2026-03-10", 0, "UTC").unwrap();
+        let a = assess_with_changes(&store, &cfg, "acme", &period).unwrap();
+        assert_eq!(a.light, Light::Red);
+        assert_eq!(a.previous.as_ref().map(|p| p.label.as_str()), Some("2026-03-09"));
+        let fw1 = &a.devices[0];
+        let rules: Vec<(&str, Light, Option<&str>, Option<change::Change>)> =
+            fw1.findings.iter().map(|f| (f.rule.as_str(), f.level, f.subject.as_deref(), f.change)).collect();
+        assert_eq!(
+            rules,
+            vec![("threats.ids-severe", Light::Red, None, Some(change::Change::New)), ("performance.disk", Light::Red, Some("/var"), Some(change::Change::New))]
+        );
+        let service = |name: &str| fw1.services.iter().find(|s| s.service == name).map(|s| s.light);
+        assert_eq!((service("threats"), service("performance"), service("license")), (Some(Light::Red), Some(Light::Red), Some(Light::Green)));
+        // fw-2 never sent anything: grey, never green; the tenant is red and scores at most 49.
+        assert_eq!((a.devices[1].device.as_str(), a.devices[1].light), ("fw-2", Light::Grey));
+        assert!(a.score <= 49);
+        let fixed: Vec<(&str, Option<&str>)> = a.changes.iter().filter(|c| c.change == change::Change::Fixed).map(|c| (c.rule.as_str(), c.subject.as_deref())).collect();
+        assert_eq!(fixed, vec![("performance.disk", Some("/"))]);
+        let still: Vec<&str> = a.changes.iter().filter(|c| c.change == change::Change::StillOpen).map(|c| c.rule.as_str()).collect();
+        assert_eq!(still, vec!["availability.never-seen"]);
+        // The report's data carries the same verdict, with the change marked on each finding.
+        let data = report_data(&store, &cfg, "acme", &period).unwrap();
+        assert_eq!((data.light, data.score, data.findings.len()), (a.light, a.score, 3));
+        assert!(data.findings.iter().all(|f| f.change.is_some() && !f.id.is_empty()));
+    }
+
+    fn berlin_ms(s: &str) -> i64 {
+        s.parse::<jiff::civil::DateTime>().unwrap().to_zoned(jiff::tz::TimeZone::get("Europe/Berlin").unwrap()).unwrap().timestamp().as_millisecond()
+    }
+
+    #[test]
+    fn calendar_periods_follow_dst_in_the_time_zone() {
+        const H: i64 = 3_600_000;
+        let now = berlin_ms("2026-03-30T08:00:00");
+        let day = Period::parse_in("day", now, "Europe/Berlin").unwrap();
+        assert_eq!((day.label.as_str(), day.start_ms, day.end_ms - day.start_ms), ("2026-03-29", berlin_ms("2026-03-29T00:00:00"), 23 * H));
+        let prev = day.previous("Europe/Berlin");
+        assert_eq!((prev.label.as_str(), prev.end_ms, prev.end_ms - prev.start_ms), ("2026-03-28", day.start_ms, 24 * H));
+        let autumn = Period::parse_in("2026-10-25", now, "Europe/Berlin").unwrap();
+        assert_eq!(autumn.end_ms - autumn.start_ms, 25 * H);
+        let week = Period::parse_in("week", now, "Europe/Berlin").unwrap();
+        assert_eq!((week.label.as_str(), week.end_ms - week.start_ms), ("2026-W13", 7 * 24 * H - H));
+        assert_eq!(week.start_ms, berlin_ms("2026-03-23T00:00:00"));
+        assert_eq!(Period::parse_in("2026-W13", 0, "Europe/Berlin").unwrap(), week);
+        let month = Period::parse_in("month", now, "Europe/Berlin").unwrap();
+        assert_eq!((month.label.as_str(), month.start_ms, month.end_ms), ("2026-02", berlin_ms("2026-02-01T00:00:00"), berlin_ms("2026-03-01T00:00:00")));
+        assert_eq!(Period::parse_in("2026-03", 0, "Europe/Berlin").unwrap().previous("Europe/Berlin"), month);
+        let last = Period::parse_in("last-24h", now, "Europe/Berlin").unwrap();
+        assert_eq!(last.previous("Europe/Berlin").end_ms, last.start_ms);
+        assert!(matches!(Period::parse_in("fortnight", now, "UTC"), Err(PeriodError::Syntax(_))));
+        assert!(Period::parse_in("day", now, "Mars/Olympus").is_err());
     }
 
     #[test]

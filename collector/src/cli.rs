@@ -97,17 +97,28 @@ pub struct DevicesArgs {
 /// `risk` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum RiskCommand {
-    /// Show a tenant's light, score and findings.
+    /// Show a tenant's light, score, lights per service, findings and the change since the
+    /// previous period.
     Show {
         /// The tenant.
         #[arg(long)]
         tenant: TenantId,
-        /// Period judged, e.g. last-24h, last-7d.
+        /// Period judged: last-24h, last-7d; day, week, month (the last complete one in the
+        /// report time zone); or 2026-03-29, 2026-W13, 2026-03.
         #[arg(long, default_value = "last-24h")]
         period: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Run the rules over scenario files (*.toml, *.json: device data and expected findings)
+    /// and report mismatches; exits non-zero when any scenario fails.
+    Test {
+        /// Directory of scenario files.
+        dir: PathBuf,
+        /// Also print the findings of passing scenarios.
+        #[arg(long, short)]
+        verbose: bool,
     },
 }
 
@@ -211,6 +222,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Report(cmd @ (ReportCommand::List { .. } | ReportCommand::Resend { .. })) => {
             crate::schedule::commands::report(&load_config(&cli.config)?, cmd).await
         }
+        Command::Risk(RiskCommand::Test { dir, verbose }) => risk_test(&dir, verbose),
         Command::Report(cmd) => crate::reporting::command(&load_config(&cli.config)?, cmd).await,
         Command::Mail(MailCommand::Test) => crate::reporting::mail_test(&load_config(&cli.config)?).await,
         Command::Recipients(args) => crate::schedule::commands::recipients(&load_config(&cli.config)?, args.log, args.json),
@@ -308,24 +320,74 @@ fn devices(cfg: &Config, args: &DevicesArgs) -> Result<()> {
 
 fn risk_show(cfg: &Config, tenant: &TenantId, period: &str, json: bool) -> Result<()> {
     let store = open_store(cfg)?;
-    let period = Period::parse(period, now_ms()).map_err(anyhow::Error::msg)?;
-    let a = assess::assess(&store, cfg, tenant.as_str(), &period)?;
+    let period = Period::parse_in(period, now_ms(), &cfg.report.time_zone.0)?;
+    let a = assess::assess_with_changes(&store, cfg, tenant.as_str(), &period)?;
     if json {
         let devices: Vec<serde_json::Value> = a
             .devices
             .iter()
-            .map(|d| serde_json::json!({"device": d.device, "light": d.light, "score": d.score, "findings": d.findings}))
+            .map(|d| serde_json::json!({"device": d.device, "light": d.light, "score": d.score, "services": d.services, "findings": d.findings}))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"tenant": a.tenant, "light": a.light, "score": a.score, "devices": devices}))?);
+        let previous = a.previous.as_ref().map(|p| serde_json::json!({"label": p.label, "start_ms": p.start_ms, "end_ms": p.end_ms}));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "tenant": a.tenant, "light": a.light, "score": a.score,
+                "period": {"label": period.label, "start_ms": period.start_ms, "end_ms": period.end_ms},
+                "services": a.services, "devices": devices, "previous_period": previous, "changes": a.changes,
+            }))?
+        );
         return Ok(());
     }
-    println!("tenant {}: {} (score {})", a.tenant, a.light.as_str().to_uppercase(), a.score);
+    println!("tenant {}: {} (score {}), {} to {}", a.tenant, a.light.as_str().to_uppercase(), a.score, fmt_time(Some(period.start_ms)), fmt_time(Some(period.end_ms)));
+    let services = |s: &[crate::risk::ServiceLight]| s.iter().map(|s| format!("{} {} {}", s.service, s.light.as_str(), s.score)).collect::<Vec<_>>().join(", ");
+    println!("  services: {}", services(&a.services));
     for d in &a.devices {
         println!("  {}: {} (score {})", d.device, d.light.as_str(), d.score);
+        println!("    services: {}", services(&d.services));
         for f in &d.findings {
-            println!("    [{}] {}: {}", f.level.as_str(), f.rule, f.evidence);
+            let change = f.change.map(|c| format!(" ({})", c.as_str())).unwrap_or_default();
+            println!("    [{}] {}{change}: {}", f.level.as_str(), f.rule, f.evidence);
             println!("        -> {}", f.recommendation);
         }
+    }
+    if let Some(prev) = &a.previous {
+        let count = |c: crate::risk::Change| a.changes.iter().filter(|x| x.change == c).count();
+        use crate::risk::Change::{Fixed, New, StillOpen};
+        println!("  since {} to {}: {} new, {} still open, {} fixed", fmt_time(Some(prev.start_ms)), fmt_time(Some(prev.end_ms)), count(New), count(StillOpen), count(Fixed));
+        for c in a.changes.iter().filter(|c| c.change == Fixed) {
+            let subject = c.subject.as_ref().map(|s| format!(" [{s}]")).unwrap_or_default();
+            println!("    fixed: {} {}{subject} (was {})", c.device.as_deref().unwrap_or("-"), c.rule, c.previous.map_or("?", |l| l.as_str()));
+        }
+    }
+    Ok(())
+}
+
+fn risk_test(dir: &Path, verbose: bool) -> Result<()> {
+    let outcomes = crate::risk::scenario::run_dir(dir)?;
+    let failed = outcomes.iter().filter(|o| !o.mismatches.is_empty()).count();
+    for o in &outcomes {
+        let name = o.path.file_name().map_or_else(|| o.path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        if o.mismatches.is_empty() {
+            println!("ok   {name}");
+            if verbose {
+                for f in &o.findings {
+                    println!("       [{}] {}: {}", f.level.as_str(), f.rule, f.evidence);
+                }
+            }
+        } else {
+            println!("FAIL {name}: {}", o.description);
+            for m in &o.mismatches {
+                println!("       {m}");
+            }
+        }
+    }
+    println!("{} scenarios, {} passed, {failed} failed", outcomes.len(), outcomes.len() - failed);
+    if failed > 0 {
+        bail!("{failed} of {} risk scenarios in {} do not match", outcomes.len(), dir.display());
+    }
+    if outcomes.is_empty() {
+        bail!("no scenario files (*.toml, *.json) in {}", dir.display());
     }
     Ok(())
 }

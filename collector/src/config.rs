@@ -303,6 +303,89 @@ pub struct RiskConfig {
     /// A file system filled to this level is red.
     #[serde(default = "default_disk_red")]
     pub disk_red_percent: Percent,
+    /// A file system whose least-squares trend reaches 100 % within this time is yellow.
+    #[serde(default = "default_disk_full_within")]
+    pub disk_full_within: Duration,
+    /// The disk forecast needs samples spanning at least this long; shorter trends are noise.
+    #[serde(default = "default_disk_forecast_min_span")]
+    pub disk_forecast_min_span: Duration,
+    /// A license (or licensed feature) expiring within this time is yellow; expired is red.
+    #[serde(default = "default_license_warning")]
+    pub license_warning: Duration,
+    /// When true, a device that never reported its license state is grey (not enough data).
+    /// Off by default because plain Linux hosts have no license to report.
+    #[serde(default)]
+    pub license_required: bool,
+    /// IDS alerts of this severity or more severe (1 = most severe) count: red when any was
+    /// allowed through, yellow when all were blocked.
+    #[serde(default = "default_ids_severity")]
+    pub ids_severity: Severity,
+    /// Mail quarantined on the last day of the period at least this many times the daily mean
+    /// of the days before is a spike (yellow).
+    #[serde(default = "default_mail_spike_factor")]
+    pub mail_spike_factor: Factor,
+    /// A spike also needs at least this many quarantined mails on the last day, so that 3
+    /// mails after a quiet week are not an alarm.
+    #[serde(default = "default_mail_spike_min_count")]
+    pub mail_spike_min_count: u32,
+    /// Metric with the packets the IDS dropped per interval (delta), summed over its series.
+    #[serde(default = "default_capture_drops_metric")]
+    pub capture_drops_metric: MetricName,
+    /// Metric with the packets the IDS captured per interval (delta), dropped ones included.
+    #[serde(default = "default_capture_packets_metric")]
+    pub capture_packets_metric: MetricName,
+    /// Dropped packets above this share of the captured packets in the period is yellow.
+    #[serde(default = "default_capture_drop_percent")]
+    pub capture_drop_percent: Percent,
+    /// How often a device is expected to send samples (the agent's `interval`). A stretch
+    /// without samples longer than twice this is a gap.
+    #[serde(default = "default_expected_interval")]
+    pub expected_interval: Duration,
+    /// A device with samples covering less than this share of the period is grey.
+    #[serde(default = "default_coverage_min")]
+    pub coverage_min_percent: Percent,
+}
+
+/// An IDS severity, 1 (most severe) to 4, as Suricata counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Severity(pub u8);
+
+impl<'de> Deserialize<'de> for Severity {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = i64::deserialize(d)?;
+        match u8::try_from(v) {
+            Ok(s @ 1..=4) => Ok(Severity(s)),
+            _ => Err(serde::de::Error::custom(format!("{v} is not an IDS severity; write 1 (most severe) to 4"))),
+        }
+    }
+}
+
+/// A factor of at least 1 (finite).
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct Factor(pub f64);
+
+impl<'de> Deserialize<'de> for Factor {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = f64::deserialize(d)?;
+        if !v.is_finite() || v < 1.0 {
+            return Err(serde::de::Error::custom(format!("{v} is not a factor of at least 1, e.g. 3 or 2.5")));
+        }
+        Ok(Factor(v))
+    }
+}
+
+/// A metric name as agents send it: non-empty, ASCII letters, digits, `.`, `_`, `-`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricName(pub String);
+
+impl<'de> Deserialize<'de> for MetricName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+            return Err(serde::de::Error::custom(format!("{s:?} is not a metric name such as \"ids.capture.kernel_drops\"")));
+        }
+        Ok(MetricName(s))
+    }
 }
 
 fn default_silent_yellow() -> Duration {
@@ -326,6 +409,39 @@ fn default_disk_yellow() -> Percent {
 fn default_disk_red() -> Percent {
     Percent(95.0)
 }
+fn default_disk_full_within() -> Duration {
+    Duration(std::time::Duration::from_secs(14 * 86_400))
+}
+fn default_disk_forecast_min_span() -> Duration {
+    Duration(std::time::Duration::from_secs(6 * 3600))
+}
+fn default_license_warning() -> Duration {
+    Duration(std::time::Duration::from_secs(30 * 86_400))
+}
+fn default_ids_severity() -> Severity {
+    Severity(1)
+}
+fn default_mail_spike_factor() -> Factor {
+    Factor(3.0)
+}
+fn default_mail_spike_min_count() -> u32 {
+    10
+}
+fn default_capture_drops_metric() -> MetricName {
+    MetricName("ids.capture.kernel_drops".into())
+}
+fn default_capture_packets_metric() -> MetricName {
+    MetricName("ids.capture.kernel_packets".into())
+}
+fn default_capture_drop_percent() -> Percent {
+    Percent(1.0)
+}
+fn default_expected_interval() -> Duration {
+    Duration(std::time::Duration::from_secs(60))
+}
+fn default_coverage_min() -> Percent {
+    Percent(90.0)
+}
 
 impl Default for RiskConfig {
     fn default() -> Self {
@@ -337,6 +453,18 @@ impl Default for RiskConfig {
             high_share_percent: default_high_share(),
             disk_yellow_percent: default_disk_yellow(),
             disk_red_percent: default_disk_red(),
+            disk_full_within: default_disk_full_within(),
+            disk_forecast_min_span: default_disk_forecast_min_span(),
+            license_warning: default_license_warning(),
+            license_required: false,
+            ids_severity: default_ids_severity(),
+            mail_spike_factor: default_mail_spike_factor(),
+            mail_spike_min_count: default_mail_spike_min_count(),
+            capture_drops_metric: default_capture_drops_metric(),
+            capture_packets_metric: default_capture_packets_metric(),
+            capture_drop_percent: default_capture_drop_percent(),
+            expected_interval: default_expected_interval(),
+            coverage_min_percent: default_coverage_min(),
         }
     }
 }
@@ -390,6 +518,9 @@ impl Config {
         }
         if self.risk.disk_red_percent.0 < self.risk.disk_yellow_percent.0 {
             return Err(invalid("[risk] disk-red-percent must not be below disk-yellow-percent".into()));
+        }
+        if self.risk.expected_interval.as_ms() <= 0 {
+            return Err(invalid("[risk] expected-interval must be longer than 0; set it to the agents' interval, e.g. \"60s\"".into()));
         }
         self.mail.validate().map_err(|e| invalid(format!("[mail] {e}")))?;
         crate::schedule::config::validate(&self.jobs).map_err(invalid)?;
@@ -485,6 +616,12 @@ mod tests {
         assert_eq!(shipped.quic.listen, empty.quic.listen);
         assert_eq!(shipped.risk.silent_red, empty.risk.silent_red);
         assert_eq!(shipped.risk.disk_yellow_percent, empty.risk.disk_yellow_percent);
+        let (a, b) = (&shipped.risk, &empty.risk);
+        assert_eq!((a.disk_full_within, a.disk_forecast_min_span, a.license_warning), (b.disk_full_within, b.disk_forecast_min_span, b.license_warning));
+        assert_eq!((a.license_required, a.ids_severity, a.mail_spike_factor, a.mail_spike_min_count), (b.license_required, b.ids_severity, b.mail_spike_factor, b.mail_spike_min_count));
+        assert_eq!((&a.capture_drops_metric, &a.capture_packets_metric, a.capture_drop_percent), (&b.capture_drops_metric, &b.capture_packets_metric, b.capture_drop_percent));
+        assert_eq!((a.expected_interval, a.coverage_min_percent), (b.expected_interval, b.coverage_min_percent));
+        assert_eq!((a.cpu_high_percent, a.memory_high_percent, a.high_share_percent, a.disk_red_percent), (b.cpu_high_percent, b.memory_high_percent, b.high_share_percent, b.disk_red_percent));
         assert_eq!(shipped.report.time_zone, empty.report.time_zone);
         assert_eq!(shipped.mail.outbox, empty.mail.outbox);
     }
@@ -535,6 +672,21 @@ mod tests {
         assert!(err.contains("used twice"), "{err}");
         let ok = parse(&format!("{base}to = \"A <a@b.example>; c@d.example\"\n")).unwrap();
         assert_eq!(ok.jobs[0].to.addresses(), vec!["a@b.example".to_owned(), "c@d.example".to_owned()]);
+    }
+
+    #[test]
+    fn new_risk_keys_reject_bad_values() {
+        let err = parse("[risk]\nids-severity = 5\n").unwrap_err().to_string();
+        assert!(err.contains("risk.ids-severity") && err.contains("1 (most severe) to 4"), "{err}");
+        let err = parse("[risk]\nmail-spike-factor = 0.5\n").unwrap_err().to_string();
+        assert!(err.contains("risk.mail-spike-factor") && err.contains("at least 1"), "{err}");
+        let err = parse("[risk]\ncapture-drops-metric = \"a b\"\n").unwrap_err().to_string();
+        assert!(err.contains("risk.capture-drops-metric"), "{err}");
+        let err = parse("[risk]\nexpected-interval = \"0s\"\n").unwrap_err().to_string();
+        assert!(err.contains("expected-interval"), "{err}");
+        let c = parse("[risk]\nlicense-warning = \"14d\"\nlicense-required = true\n").unwrap();
+        assert_eq!(c.risk.license_warning.as_ms(), 14 * 86_400_000);
+        assert!(c.risk.license_required);
     }
 
     #[test]

@@ -1,0 +1,105 @@
+//! Coverage: how much of a period a device's samples cover, and where the gaps are.
+//!
+//! Works on absolute times (Unix ms), so a calendar day of 23 or 25 hours across a DST change
+//! is judged on its real length: the hour that does not exist is never a gap, and the extra
+//! hour is expected to hold samples like any other.
+
+/// A stretch without samples, `[start, end)` in Unix ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gap {
+    /// Last sample before the gap (or the window start).
+    pub start_ms: i64,
+    /// First sample after the gap (or the window end).
+    pub end_ms: i64,
+}
+
+/// What [`coverage`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Coverage {
+    /// Share of the window covered, 0.0..=1.0.
+    pub share: f64,
+    /// Time not covered, ms.
+    pub missing_ms: i64,
+    /// The gaps, in time order.
+    pub gaps: Vec<Gap>,
+}
+
+/// Coverage of `[start_ms, end_ms)` by samples at `times` (any order, duplicates allowed) that
+/// are expected every `interval_ms`.
+///
+/// Each sample covers the interval after it. A stretch between two samples (or between the
+/// window edge and the nearest sample) longer than twice the interval is a gap; the time it
+/// misses is its length minus one interval (the interval the earlier sample covers). An empty
+/// window counts as fully covered; no samples at all is one gap over the whole window.
+pub fn coverage(times: &[i64], start_ms: i64, end_ms: i64, interval_ms: i64) -> Coverage {
+    let len = end_ms.saturating_sub(start_ms);
+    if len <= 0 || interval_ms <= 0 {
+        return Coverage { share: 1.0, missing_ms: 0, gaps: Vec::new() };
+    }
+    let mut ts: Vec<i64> = times.iter().copied().filter(|t| (start_ms..end_ms).contains(t)).collect();
+    ts.sort_unstable();
+    ts.dedup();
+    if ts.is_empty() {
+        return Coverage { share: 0.0, missing_ms: len, gaps: vec![Gap { start_ms, end_ms }] };
+    }
+    let mut edges = Vec::with_capacity(ts.len() + 2);
+    edges.push(start_ms);
+    edges.extend(&ts);
+    edges.push(end_ms);
+    let (mut missing, mut gaps) = (0i64, Vec::new());
+    for w in edges.windows(2) {
+        let stretch = w[1] - w[0];
+        if stretch > 2 * interval_ms {
+            missing += stretch - interval_ms;
+            gaps.push(Gap { start_ms: w[0], end_ms: w[1] });
+        }
+    }
+    let missing = missing.min(len);
+    Coverage { share: 1.0 - missing as f64 / len as f64, missing_ms: missing, gaps }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: i64 = 60_000;
+
+    #[test]
+    fn regular_samples_cover_everything() {
+        let ts: Vec<i64> = (0..60).map(|i| i * MIN).collect();
+        let c = coverage(&ts, 0, 60 * MIN, MIN);
+        assert_eq!((c.share, c.missing_ms, c.gaps.len()), (1.0, 0, 0));
+    }
+
+    #[test]
+    fn jitter_up_to_twice_the_interval_is_no_gap_but_more_is() {
+        let ts = [0, 2 * MIN, 4 * MIN];
+        assert!(coverage(&ts, 0, 5 * MIN, MIN).gaps.is_empty());
+        let ts = [0, 2 * MIN + 1, 4 * MIN];
+        let c = coverage(&ts, 0, 5 * MIN, MIN);
+        assert_eq!(c.gaps, vec![Gap { start_ms: 0, end_ms: 2 * MIN + 1 }]);
+        assert_eq!(c.missing_ms, MIN + 1);
+    }
+
+    #[test]
+    fn a_missing_hour_is_reported_with_its_edges() {
+        let mut ts: Vec<i64> = (0..240).map(|i| i * MIN).collect();
+        ts.retain(|t| !(60 * MIN..120 * MIN).contains(t));
+        let c = coverage(&ts, 0, 240 * MIN, MIN);
+        assert_eq!(c.gaps, vec![Gap { start_ms: 59 * MIN, end_ms: 120 * MIN }]);
+        assert_eq!(c.missing_ms, 60 * MIN);
+        assert!((c.share - 0.75).abs() < 1e-12);
+    }
+
+    #[test]
+    fn leading_and_trailing_silence_count() {
+        let ts: Vec<i64> = (30..60).map(|i| i * MIN).collect();
+        let c = coverage(&ts, 0, 90 * MIN, MIN);
+        assert_eq!(c.gaps.len(), 2);
+        assert_eq!(c.missing_ms, 29 * MIN + 30 * MIN);
+        let none = coverage(&[], 0, 90 * MIN, MIN);
+        assert_eq!((none.share, none.gaps.len()), (0.0, 1));
+        // Samples outside the window do not count.
+        assert_eq!(coverage(&[-5, 100 * MIN], 0, 90 * MIN, MIN).share, 0.0);
+    }
+}
