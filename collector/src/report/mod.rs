@@ -1,8 +1,34 @@
 //! PDF reports rendered in process with genpdf.
 //!
 //! [`ReportData`] is everything a report shows, gathered by the caller from the store and the
-//! risk engine; [`render`] turns it into PDF bytes. Rendering reads no clock and no files, so the
-//! same data gives the same bytes.
+//! risk engine; [`render`] turns it into PDF bytes. Rendering reads no clock and no files except
+//! the time zone database (through jiff, cached), and the same data gives the same bytes (see
+//! `pdf` for what printpdf would otherwise vary).
+//!
+//! # Layout
+//!
+//! - [`strings`]: every fixed text, keyed by [`Lang`]; English only so far.
+//! - `layout`: the pages — cover, summary and findings, device table, charts.
+//! - `elements`, `table`, `chart`: custom genpdf elements (lamps, a paging table, the chart).
+//! - `text`: making any input drawable (fallback mark, ellipsis, wrapping).
+//! - `zone`: dates and chart ticks in the report's time zone.
+//! - `fonts`: the embedded DejaVu Sans and the per-report glyph subset.
+//! - `pdf`: post-processing for deterministic, compressed output.
+
+mod chart;
+mod elements;
+mod fonts;
+mod layout;
+mod pdf;
+pub mod strings;
+mod table;
+mod text;
+mod zone;
+
+#[cfg(test)]
+mod tests;
+
+pub use strings::Lang;
 
 use crate::risk::{Finding, Light};
 
@@ -61,12 +87,27 @@ pub struct DeviceReport {
     pub memory: Vec<(i64, f64)>,
 }
 
-/// Placeholder until the renderer lands.
+/// Why a report could not be rendered. None of these depends on the report data: any data
+/// renders; these are faults of the build or of the libraries underneath.
 #[derive(Debug, thiserror::Error)]
-#[error("report renderer not built yet")]
-pub struct ReportError;
+pub enum ReportError {
+    /// An embedded font could not be read or subset.
+    #[error("embedded font unusable: {0}")]
+    Font(String),
+    /// genpdf failed to lay out or write the document.
+    #[error("rendering the PDF failed: {0}")]
+    Render(String),
+    /// Reading back, compressing or writing the finished PDF failed.
+    #[error("finishing the PDF failed: {0}")]
+    Pdf(String),
+}
 
-/// Placeholder until the renderer lands.
-pub fn render(_data: &ReportData) -> Result<Vec<u8>, ReportError> {
-    Err(ReportError)
+/// Renders `data` as an English PDF report.
+pub fn render(data: &ReportData) -> Result<Vec<u8>, ReportError> {
+    render_in(data, Lang::En)
+}
+
+/// Renders `data` as a PDF report in `lang`.
+pub fn render_in(data: &ReportData, lang: Lang) -> Result<Vec<u8>, ReportError> {
+    layout::render(data, lang)
 }

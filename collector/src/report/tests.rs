@@ -1,0 +1,447 @@
+//! Report tests. The end-to-end ones check the PDF with real tools (`qpdf`, `pdftotext` from
+//! poppler-utils) and fail with a clear message when a tool is missing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+use super::chart::downsample;
+use super::fonts::{self, Coverage};
+use super::strings::{Lang, Strings};
+use super::text::{self, Sanitizer};
+use super::zone::ReportZone;
+use super::*;
+
+const MIN: i64 = 60_000;
+const DAY: i64 = 86_400_000;
+/// 2024-06-03 00:00 Europe/Berlin (CEST, UTC+2).
+const START: i64 = 1_717_365_600_000;
+
+fn device(i: usize, start: i64, end: i64, step: i64) -> DeviceReport {
+    let n = if step > 0 { (end - start) / step } else { 0 };
+    let series = |phase: f64| -> Vec<(i64, f64)> {
+        (0..n)
+            .map(|k| {
+                let t = start + k * step;
+                let v = 40.0 + 30.0 * ((k as f64) / 180.0 + phase).sin() + ((k * 7919) % 13) as f64;
+                (t, v)
+            })
+            .collect()
+    };
+    DeviceReport {
+        device: format!("fw-{i:04}"),
+        hostname: format!("gw{i}.example.net"),
+        model: "UTM 320".into(),
+        os: "Linux 6.1".into(),
+        agent_version: "0.1.0".into(),
+        first_seen_ms: Some(start),
+        last_seen_ms: Some(end - step.max(1)),
+        points: u64::try_from(2 * n).unwrap(),
+        light: [Light::Green, Light::Yellow, Light::Red, Light::Grey][i % 4],
+        score: [100, 70, 20, 50][i % 4],
+        cpu: series(i as f64),
+        memory: series(i as f64 + 2.0)
+            .into_iter()
+            .map(|(t, v)| (t, v * 0.8))
+            .collect(),
+    }
+}
+
+fn sample(devices: usize, days: i64, step: i64) -> ReportData {
+    let end = START + days * DAY;
+    ReportData {
+        tenant: "acme-gmbh".into(),
+        period_start_ms: START,
+        period_end_ms: end,
+        period_label: format!("last-{days}d"),
+        time_zone: "Europe/Berlin".into(),
+        generated_at_ms: end + 8 * 3_600_000,
+        light: Light::Red,
+        score: 35,
+        findings: vec![
+            Finding {
+                rule: "availability.silent".into(),
+                service: "availability".into(),
+                device: Some("fw-0002".into()),
+                level: Light::Red,
+                evidence: "No data for 26 h (since 8 Jun 2024 06:12).".into(),
+                recommendation: "Check that the agent runs and can reach the collector.".into(),
+            },
+            Finding {
+                rule: "performance.cpu_high".into(),
+                service: "performance".into(),
+                device: Some("fw-0001".into()),
+                level: Light::Yellow,
+                evidence: "CPU above 90 % for 41 minutes in the last 24 h.".into(),
+                recommendation: "Look for a runaway process or size the appliance up.".into(),
+            },
+            Finding {
+                rule: "license.expiry".into(),
+                service: "license".into(),
+                device: None,
+                level: Light::Yellow,
+                evidence: "Two licenses expire within 30 days.".into(),
+                recommendation: "Renew them.".into(),
+            },
+        ],
+        devices: (0..devices).map(|i| device(i, START, end, step)).collect(),
+    }
+}
+
+/// Runs a tool, failing the test with a clear message if it is not installed.
+fn run(tool: &str, args: &[&str]) -> std::process::Output {
+    match Command::new(tool).args(args).output() {
+        Ok(out) => out,
+        Err(e) => {
+            panic!("this test needs `{tool}` (Debian: apt-get install qpdf poppler-utils): {e}")
+        }
+    }
+}
+
+fn write(dir: &Path, name: &str, pdf: &[u8]) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, pdf).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// `qpdf --check` must pass without warnings.
+fn assert_valid(path: &str) {
+    let out = run("qpdf", &["--check", path]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("No syntax or stream encoding errors"),
+        "qpdf --check failed for {path}:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn pdf_text(path: &str) -> String {
+    let out = run("pdftotext", &["-enc", "UTF-8", path, "-"]);
+    assert!(
+        out.status.success(),
+        "pdftotext failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn pages(path: &str) -> usize {
+    let out = run("qpdf", &["--show-npages", path]);
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+#[test]
+fn report_is_valid_and_has_its_content() {
+    let data = sample(3, 7, 15 * MIN);
+    let pdf = render(&data).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "r.pdf", &pdf);
+    assert_valid(&path);
+    let text = pdf_text(&path);
+    for needle in [
+        "Security report",
+        "acme-gmbh",
+        "fw-0000",
+        "fw-0001",
+        "fw-0002",
+        "3 Jun 2024",
+        "9 Jun 2024",
+        "Europe/Berlin",
+        "No data for 26 h",
+        "Renew them.",
+        "Page 1",
+        "Page 3",
+    ] {
+        assert!(
+            text.contains(needle),
+            "{needle:?} missing from the text:\n{text}"
+        );
+    }
+    // 8 hours after the end of the period, in CEST.
+    assert!(text.contains("10 Jun 2024 08:00 CEST"), "{text}");
+}
+
+#[test]
+fn same_data_gives_same_bytes() {
+    let data = sample(2, 2, 5 * MIN);
+    let a = render(&data).unwrap();
+    let b = render(&data).unwrap();
+    assert!(a == b, "two renders differ");
+    let mut other = data.clone();
+    other.generated_at_ms += 1000;
+    assert!(
+        render(&other).unwrap() != a,
+        "generation time does not reach the PDF"
+    );
+}
+
+#[test]
+fn hostile_text_renders() {
+    let mut data = sample(3, 1, 10 * MIN);
+    let long: String = "x".repeat(10_000);
+    data.tenant = "Ümlaut-Tenant 😀 数据 שלום مرحبا \u{0007}\u{202E}evil\u{200B}".into();
+    data.devices[0].device = long.clone();
+    data.devices[0].hostname = "😀🔥🇩🇪 flags and ZWJ 👨\u{200D}👩\u{200D}👧".into();
+    data.devices[1].device = "设备-一号 / デバイス / 장치".into();
+    data.devices[1].model = "שלום עולם RTL".into();
+    data.devices[2].device = "ctl\u{0}\u{1}\u{7f}\n\t\r\u{FEFF}end".into();
+    data.devices[2].os = "\u{10FFFF}\u{E000}\u{FFFF}".into();
+    data.findings[0].device = Some(long.clone());
+    data.findings[0].evidence = format!("{long} {long}");
+    data.findings[1].recommendation = "a ".repeat(3000);
+    data.time_zone = "Not/AZone".into();
+    data.period_label = long;
+    let pdf = render(&data).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "u.pdf", &pdf);
+    assert_valid(&path);
+    let text = pdf_text(&path);
+    assert!(text.contains("Ümlaut-Tenant"), "{text}");
+    assert!(text.contains("\u{FFFD}"), "no fallback mark in the text");
+    assert!(
+        text.contains("Unknown time zone"),
+        "no note about the unknown zone"
+    );
+    assert!(
+        text.contains("xxxxxxxx\u{2026}"),
+        "long name not shortened with an ellipsis"
+    );
+}
+
+#[test]
+fn no_devices() {
+    let mut data = sample(0, 7, MIN);
+    data.findings.clear();
+    data.light = Light::Grey;
+    let pdf = render(&data).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "e.pdf", &pdf);
+    assert_valid(&path);
+    let text = pdf_text(&path);
+    assert!(text.contains("No devices reported"), "{text}");
+    assert!(text.contains("All is well"), "{text}");
+}
+
+#[test]
+fn devices_without_data_and_single_points() {
+    let mut data = sample(3, 7, 30 * MIN);
+    data.devices[0].cpu.clear();
+    data.devices[0].memory.clear();
+    data.devices[0].last_seen_ms = None;
+    data.devices[0].hostname.clear();
+    data.devices[1].cpu = vec![(START + DAY, 55.0)];
+    data.devices[1].memory = vec![(START + DAY, f64::NAN), (START - DAY, 20.0)];
+    data.devices[2].cpu = vec![(START, 150.0), (START + 3 * DAY, -20.0), (i64::MAX, 1.0)];
+    let pdf = render(&data).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "n.pdf", &pdf);
+    assert_valid(&path);
+    assert!(pdf_text(&path).contains("no data"));
+}
+
+#[test]
+fn many_devices_span_pages() {
+    let data = sample(200, 1, 60 * MIN);
+    let pdf = render(&data).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "m.pdf", &pdf);
+    assert_valid(&path);
+    let text = pdf_text(&path);
+    for i in 0..200 {
+        let id = format!("fw-{i:04}");
+        assert!(text.contains(&id), "{id} missing");
+    }
+    assert!(
+        pages(&path) > 40,
+        "expected the table and charts to span many pages"
+    );
+}
+
+#[test]
+fn odd_periods_do_not_fail() {
+    for (start, end) in [
+        (0, 0),
+        (START, START - DAY),
+        (i64::MIN, i64::MAX),
+        (START, START + 1),
+    ] {
+        let mut data = sample(1, 1, 60 * MIN);
+        data.period_start_ms = start;
+        data.period_end_ms = end;
+        data.generated_at_ms = i64::MIN;
+        data.devices[0].last_seen_ms = Some(i64::MAX);
+        render(&data).unwrap();
+    }
+}
+
+#[test]
+fn downsample_keeps_extremes_and_breaks_gaps() {
+    assert!(downsample(&[], 0, 1000, 10).is_empty());
+    assert!(downsample(&[(5, 1.0)], 10, 10, 10).is_empty());
+    let one = downsample(&[(500, 42.0)], 0, 1000, 10);
+    assert_eq!(one, vec![vec![(0.5, 42.0)]]);
+    // A spike inside one column survives.
+    let pts: Vec<(i64, f64)> = (0..1000)
+        .map(|t| (t, if t == 333 { 99.0 } else { 10.0 }))
+        .collect();
+    let segs = downsample(&pts, 0, 1000, 10);
+    assert_eq!(segs.len(), 1);
+    assert!(segs[0].iter().any(|&(_, v)| v == 99.0));
+    assert!(segs[0].len() <= 20);
+    // A hole of 40 % of the period splits the line.
+    let holed: Vec<(i64, f64)> = (0..1000)
+        .filter(|t| !(300..700).contains(t))
+        .map(|t| (t, 5.0))
+        .collect();
+    assert_eq!(downsample(&holed, 0, 1000, 100).len(), 2);
+    // Out of range, not finite and out of scale values.
+    let odd = [
+        (-5, 1.0),
+        (10, f64::NAN),
+        (20, 500.0),
+        (30, -3.0),
+        (2000, 1.0),
+    ];
+    let segs = downsample(&odd, 0, 1000, 100);
+    let ys: Vec<f64> = segs.iter().flatten().map(|p| p.1).collect();
+    assert_eq!(ys, vec![100.0, 0.0]);
+    // Extreme times do not overflow.
+    let segs = downsample(
+        &[(i64::MIN, 1.0), (0, 2.0), (i64::MAX - 1, 3.0)],
+        i64::MIN,
+        i64::MAX,
+        50,
+    );
+    assert_eq!(segs.iter().flatten().count(), 3);
+}
+
+#[test]
+fn wrap_and_fit_stay_inside_the_width() {
+    let cov = Coverage::new().unwrap();
+    let cache = cov.cache_for_tests();
+    let style = genpdf::style::Style::new().with_font_size(8);
+    let w = genpdf::Mm::from(30.0);
+    let long = "y".repeat(10_000);
+    let fitted = text::fit(cache, style, &long, w);
+    assert!(fitted.ends_with(text::ELLIPSIS));
+    assert!(style.str_width(cache, &fitted) <= w);
+    let lines = text::wrap(cache, style, &format!("short {long} tail"), w, 3);
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0], "short");
+    assert!(lines[2].ends_with(text::ELLIPSIS));
+    assert!(lines.iter().all(|l| style.str_width(cache, l) <= w));
+    assert_eq!(text::wrap(cache, style, "", w, 3), vec![String::new()]);
+    assert_eq!(
+        text::wrap(cache, style, "a b", w, 3),
+        vec!["a b".to_owned()]
+    );
+}
+
+#[test]
+fn sanitizer_marks_what_the_font_lacks() {
+    let cov = Coverage::new().unwrap();
+    let mut san = Sanitizer::new(&cov);
+    assert_eq!(san.clean("a\tb\nc"), "a b c");
+    assert_eq!(san.clean("x\u{0}y\u{202E}z"), "x\u{FFFD}y\u{FFFD}z");
+    assert_eq!(san.clean("数"), "\u{FFFD}");
+    assert_eq!(san.clean("Grüße Ωμέγα Привет"), "Grüße Ωμέγα Привет");
+    let long = san.clean(&"z".repeat(10_000));
+    assert_eq!(long.chars().count(), text::MAX_CHARS + 1);
+    assert!(san.used().contains(&'Ω'));
+}
+
+#[test]
+fn subset_keeps_metrics_and_shrinks() {
+    let cov = Coverage::new().unwrap();
+    let text = "AVATAR Grüße 0123 Ωμέγα";
+    let chars: BTreeSet<char> = text.chars().collect();
+    let family = cov.family(&chars).unwrap();
+    let small = genpdf::fonts::FontCache::new(family);
+    let full = cov.cache_for_tests();
+    for style in [
+        genpdf::style::Style::new(),
+        genpdf::style::Style::new().bold(),
+    ] {
+        for s in text.split(' ') {
+            assert_eq!(style.str_width(&small, s), style.str_width(full, s), "{s}");
+        }
+        // Characters outside the subset are no longer mapped.
+        let font = style.font(&small);
+        assert_eq!(small.get_rt_font(font).glyph('Z').id().0, 0);
+        assert_ne!(small.get_rt_font(font).glyph('Ω').id().0, 0);
+    }
+    let map = [('A', 36u16)].into_iter().collect();
+    let tiny = fonts::subset(fonts::REGULAR, &map).unwrap();
+    assert!(
+        tiny.len() < fonts::REGULAR.len() / 5,
+        "subset is {} bytes",
+        tiny.len()
+    );
+}
+
+#[test]
+fn ticks_are_local_midnights() {
+    let s = Strings::get(Lang::En);
+    let zone = ReportZone::new("Europe/Berlin");
+    let ticks = zone.ticks(s, START, START + 7 * DAY);
+    assert_eq!(ticks.len(), 7);
+    assert_eq!(ticks[0], (START, "3 Jun".to_owned()));
+    assert_eq!(ticks[6].1, "9 Jun");
+    let month = zone.ticks(s, START, START + 30 * DAY);
+    assert!(month.len() <= 9 && month.len() >= 6, "{month:?}");
+    let day = zone.ticks(s, START, START + DAY);
+    assert_eq!(day.first().map(|t| t.1.as_str()), Some("00:00"));
+    assert!(zone.ticks(s, i64::MIN, i64::MAX).len() <= 17);
+    assert!(ReportZone::new("Not/AZone").fallback);
+    assert_eq!(
+        zone.fmt_period(s, START, START + 7 * DAY),
+        "3 Jun 2024 \u{2013} 9 Jun 2024"
+    );
+}
+
+/// Figures for the report: `cargo test -p ampel-collector --lib report::tests::figures --
+/// --ignored --nocapture` (add `--release` for release timings).
+#[test]
+#[ignore = "prints timings and sizes; run by hand"]
+fn figures() {
+    let data = sample(3, 7, MIN);
+    let points: usize = data
+        .devices
+        .iter()
+        .map(|d| d.cpu.len() + d.memory.len())
+        .sum();
+    let t = std::time::Instant::now();
+    let pdf = render(&data).unwrap();
+    let first = t.elapsed();
+    let t = std::time::Instant::now();
+    let again = render(&data).unwrap();
+    let second = t.elapsed();
+    assert_eq!(pdf, again);
+    println!(
+        "7 days, 3 devices, 1-min samples ({points} points): {} bytes, render {first:?} (again {second:?})",
+        pdf.len()
+    );
+    let month = sample(20, 30, MIN);
+    let t = std::time::Instant::now();
+    let big = render(&month).unwrap();
+    println!(
+        "30 days, 20 devices, 1-min samples: {} bytes, render {:?}",
+        big.len(),
+        t.elapsed()
+    );
+    if let Ok(dir) = std::env::var("AMPEL_REPORT_OUT") {
+        std::fs::write(Path::new(&dir).join("sample-7d.pdf"), &pdf).unwrap();
+        std::fs::write(Path::new(&dir).join("sample-30d.pdf"), &big).unwrap();
+        let mut hostile = sample(3, 1, 10 * MIN);
+        hostile.devices[0].device = "x".repeat(10_000);
+        hostile.devices[1].device = "设备-一号 😀 שלום \u{202E}evil".into();
+        hostile.findings[0].evidence = format!("{} end", "long-evidence-".repeat(80));
+        std::fs::write(
+            Path::new(&dir).join("sample-hostile.pdf"),
+            render(&hostile).unwrap(),
+        )
+        .unwrap();
+    }
+}
