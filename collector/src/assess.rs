@@ -250,12 +250,17 @@ fn gather(store: &Store, cfg: &Config, tenant: &str, period: &Period) -> Result<
     let mut alerts = store.alerts(tenant, period.start_ms, period.end_ms)?;
     let mut out = Vec::new();
     for (device, record) in store.devices(Some(tenant))? {
-        if record.registered_ms >= period.end_ms {
+        let points = store.count_points(&device, period.start_ms, period.end_ms)?;
+        if record.registered_ms >= period.end_ms && points == 0 {
             continue; // not there yet: nothing to judge (and nothing "fixed" later)
         }
         let mut input = DeviceInput { device: device.clone(), ..DeviceInput::default() };
+        // Latest sample time in the period: what "last seen" means for data sent late (a
+        // spooled backlog) or for a report of a past period.
+        let mut latest_sample: Option<i64> = None;
         for name in [rules::metrics::CPU, rules::metrics::MEMORY, rules::metrics::DISK_USED, &cfg.risk.capture_drops_metric.0, &cfg.risk.capture_packets_metric.0] {
             for (labels, points) in store.metric(&device, name, period.start_ms, period.end_ms)? {
+                latest_sample = latest_sample.max(points.last().map(|p| p.0));
                 input.add_series(name, &labels, points, &cfg.risk);
             }
         }
@@ -264,11 +269,11 @@ fn gather(store: &Store, cfg: &Config, tenant: &str, period: &Period) -> Result<
         alerts = rest;
         input.alerts = own.into_iter().map(|a| a.alert).collect();
         input.license = record.license.clone();
-        let points = store.count_points(&device, period.start_ms, period.end_ms)?;
-        // A device is judged on what it had sent by the end of the period.
-        // A device first heard of after the period had not been seen by its end.
+        // A device is judged on what it had sent by the end of the period. A device first heard
+        // of after the period had not been seen by its end — unless its samples fall inside.
         let seen_by_end = record.first_seen_ms.is_some_and(|f| f < period.end_ms);
-        input.last_seen_ms = record.last_seen_ms.filter(|_| seen_by_end).map(|l| l.min(period.end_ms));
+        let arrived = record.last_seen_ms.filter(|_| seen_by_end).map(|l| l.min(period.end_ms));
+        input.last_seen_ms = arrived.max(latest_sample);
         input.first_seen_ms = record.first_seen_ms;
         out.push(Gathered { input, record, points });
     }

@@ -9,7 +9,7 @@ use ampel_protocol::{Batch, Metric, PROTOCOL_VERSION, Record};
 use ampel_tests::{Deployment, Proc, free_tcp_port, require, send_batches, wait_until};
 
 const END: &str = "2026-11-20T12:00:00Z";
-const END_MS: i64 = 1_763_640_000_000;
+const END_MS: i64 = 1_795_176_000_000;
 
 /// One hour of CPU and memory samples for a device, sent as a real agent would.
 fn feed(d: &Deployment, device: &str) {
