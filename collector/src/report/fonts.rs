@@ -1,16 +1,20 @@
 //! The embedded DejaVu Sans family and the subsetting that keeps reports small.
 //!
 //! genpdf 0.2 hands every font of a family to printpdf, which embeds each one whole and
-//! uncompressed, under its own name (`F0`..`F3`): passing the same `FontData` for several styles
-//! does not share anything, it embeds the same file again. So:
+//! uncompressed, under its own name (`F0`..`F3`), used or not. Passing the same `FontData` for
+//! several styles shares nothing: it embeds the same file again. Measured with a one-line
+//! document (release, DejaVu Sans): four styles 2.95 MB; regular in all four slots 3.25 MB;
+//! regular and bold with built-in italic slots 1.57 MB. So:
 //!
 //! - Only regular and bold are embedded. The italic slots point at the built-in Helvetica
 //!   (metrics from DejaVu, nothing embedded); report code never asks for italic. If it ever did,
 //!   genpdf would return an error for non-Windows-1252 text, not panic.
-//! - Before a render, [`subset`] empties the outlines of every glyph the report does not use and
-//!   drops the tables nothing here reads (OpenType layout, glyph names). Glyph ids, `cmap`,
-//!   `hmtx` and `kern` stay as they are, so layout measured with the subset is the layout of
-//!   the full font. The full family is ~1.47 MB; a typical subset pair is a few tens of KB.
+//! - Before a render, [`subset`] empties the outlines and metrics of every glyph the report does
+//!   not use, maps only the characters it uses, and drops the tables nothing here reads
+//!   (OpenType layout, glyph names). Glyph ids stay as they are, so layout measured with the
+//!   subset is the layout of the full font. A report's pair is ~90 KB each before and ~20 KB
+//!   each after deflate (plus ~1 KB of widths and ToUnicode, which printpdf writes per mapped
+//!   character: ~50 KB per font with the full `cmap`).
 //!
 //! DejaVu (Bitstream Vera licence, DejaVu changes public domain; see `collector/fonts/`) is used
 //! rather than Debian's Liberation 1.07, which is GPL-2 with a font exception plus a Red Hat

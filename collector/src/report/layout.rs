@@ -144,10 +144,10 @@ pub(crate) fn render(data: &ReportData, lang: Lang) -> Result<Vec<u8>, ReportErr
             heading: s.findings.to_owned(),
             columns: vec![
                 col(s.col_level, 1.5, Align::Left, 2),
-                col(s.col_device, 1.7, Align::Left, 3),
-                col(s.col_service, 1.2, Align::Left, 2),
+                col(s.col_device, 1.6, Align::Left, 3),
+                col(s.col_service, 1.5, Align::Left, 2),
                 col(s.col_evidence, 3.2, Align::Left, 8),
-                col(s.col_recommendation, 3.2, Align::Left, 8),
+                col(s.col_recommendation, 3.0, Align::Left, 8),
             ],
             rows,
             next: 0,
@@ -170,7 +170,7 @@ pub(crate) fn render(data: &ReportData, lang: Lang) -> Result<Vec<u8>, ReportErr
             .iter()
             .map(|d| {
                 let last_seen = match d.last_seen_ms {
-                    Some(ms) => zone.fmt_datetime(s, ms),
+                    Some(ms) => zone.fmt_datetime_short(s, ms),
                     None => s.none.to_owned(),
                 };
                 let or_none = |v: String| {
@@ -198,14 +198,14 @@ pub(crate) fn render(data: &ReportData, lang: Lang) -> Result<Vec<u8>, ReportErr
         body.push(Table {
             heading: s.devices.to_owned(),
             columns: vec![
-                col(s.col_device, 2.0, Align::Left, 2),
-                col(s.col_hostname, 1.7, Align::Left, 2),
-                col(s.col_model, 1.3, Align::Left, 2),
-                col(s.col_os, 1.3, Align::Left, 2),
-                col(s.col_agent, 0.9, Align::Left, 1),
-                col(s.col_last_seen, 1.6, Align::Left, 2),
-                col(s.col_points, 1.0, Align::Right, 1),
-                col(s.col_light, 1.5, Align::Left, 2),
+                col(s.col_device, 1.5, Align::Left, 2),
+                col(s.col_hostname, 1.9, Align::Left, 2),
+                col(s.col_model, 1.1, Align::Left, 2),
+                col(s.col_os, 1.1, Align::Left, 2),
+                col(s.col_agent, 0.8, Align::Left, 1),
+                col(s.col_last_seen, 1.8, Align::Left, 2),
+                col(s.col_points, 0.9, Align::Right, 1),
+                col(s.col_light, 2.2, Align::Left, 2),
             ],
             rows,
             next: 0,

@@ -33,7 +33,9 @@ fn pdf_err(e: impl std::fmt::Display) -> ReportError {
 /// A PDF date (`D:YYYYMMDDHHmmSS+00'00'`) for `ms`; the epoch if jiff cannot represent it.
 fn pdf_date(ms: i64) -> String {
     let ts = jiff::Timestamp::from_millisecond(ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-    format!("D:{}+00'00'", ts.strftime("%Y%m%d%H%M%S"))
+    let stamp = jiff::fmt::strtime::format("%Y%m%d%H%M%S", ts)
+        .unwrap_or_else(|_| "19700101000000".to_owned());
+    format!("D:{stamp}+00'00'")
 }
 
 /// 64-bit FNV-1a, to derive a stable document id from the content.

@@ -438,6 +438,20 @@ fn figures() {
         hostile.devices[0].device = "x".repeat(10_000);
         hostile.devices[1].device = "设备-一号 😀 שלום \u{202E}evil".into();
         hostile.findings[0].evidence = format!("{} end", "long-evidence-".repeat(80));
+        hostile.tenant = format!("Ümlaut 😀 数据 שלום \u{202E}evil {}", "t".repeat(400));
+        hostile.time_zone = "Mars/Olympus_Mons".into();
+        let mut sparse = sample(3, 7, 30 * MIN);
+        sparse.devices[0].cpu.clear();
+        sparse.devices[0].memory.clear();
+        sparse.devices[1].cpu = vec![(START + DAY, 55.0)];
+        sparse.devices[1]
+            .memory
+            .retain(|&(t, _)| !(START + 2 * DAY..START + 4 * DAY).contains(&t));
+        std::fs::write(
+            Path::new(&dir).join("sample-sparse.pdf"),
+            render(&sparse).unwrap(),
+        )
+        .unwrap();
         std::fs::write(
             Path::new(&dir).join("sample-hostile.pdf"),
             render(&hostile).unwrap(),

@@ -125,9 +125,22 @@ fn force_ellipsis(cache: &FontCache, style: Style, text: &str, width: Mm) -> Str
     out
 }
 
-/// `text` broken into lines no wider than `width`: at spaces where possible, inside a word
-/// where it has to be. With more than `max_lines` lines, the last kept line ends in an
-/// ellipsis. Always at least one line (possibly empty).
+/// Characters after which a word may break when it does not fit: host names, paths, versions,
+/// rule ids and hyphenated words break there (not at ':', which would split times) before they break between arbitrary letters.
+const BREAK_AFTER: [char; 7] = ['-', '.', '/', '_', ',', ';', '\\'];
+
+/// The pieces of `text` that wrapping keeps together, each with whether a space precedes it.
+fn pieces(text: &str) -> impl Iterator<Item = (&str, bool)> {
+    text.split(' ').filter(|w| !w.is_empty()).flat_map(|word| {
+        word.split_inclusive(BREAK_AFTER)
+            .enumerate()
+            .map(|(i, piece)| (piece, i == 0))
+    })
+}
+
+/// `text` broken into lines no wider than `width`: at spaces where possible, then after
+/// punctuation, inside a word only where it has to be. With more than `max_lines` lines, the
+/// last kept line ends in an ellipsis. Always at least one line (possibly empty).
 pub(crate) fn wrap(
     cache: &FontCache,
     style: Style,
@@ -141,12 +154,19 @@ pub(crate) fn wrap(
     let mut line = String::new();
     let mut line_w = Mm::from(0.0);
     let mut truncated = false;
-    'words: for word in text.split(' ').filter(|w| !w.is_empty()) {
-        let word_w: Mm = word.chars().map(|c| char_width(cache, style, c)).sum();
-        if !line.is_empty() && line_w + space + word_w <= width {
-            line.push(' ');
-            line.push_str(word);
-            line_w += space + word_w;
+    'pieces: for (piece, spaced) in pieces(text) {
+        let piece_w: Mm = piece.chars().map(|c| char_width(cache, style, c)).sum();
+        let sep = if spaced && !line.is_empty() {
+            space
+        } else {
+            Mm::from(0.0)
+        };
+        if !line.is_empty() && line_w + sep + piece_w <= width {
+            if spaced {
+                line.push(' ');
+            }
+            line.push_str(piece);
+            line_w += sep + piece_w;
             continue;
         }
         if !line.is_empty() {
@@ -157,20 +177,20 @@ pub(crate) fn wrap(
                 break;
             }
         }
-        if word_w <= width {
-            line.push_str(word);
-            line_w = word_w;
+        if piece_w <= width {
+            line.push_str(piece);
+            line_w = piece_w;
             continue;
         }
-        // A word wider than the line: break it between characters.
-        for c in word.chars() {
+        // A piece wider than the line: break it between characters.
+        for c in piece.chars() {
             let w = char_width(cache, style, c);
             if !line.is_empty() && line_w + w > width {
                 lines.push(std::mem::take(&mut line));
                 line_w = Mm::from(0.0);
                 if lines.len() == max_lines {
                     truncated = true;
-                    break 'words;
+                    break 'pieces;
                 }
             }
             line.push(c);

@@ -10,6 +10,12 @@ use jiff::{Span, Timestamp, Zoned};
 use super::strings::Strings;
 
 const DAY_MS: i64 = 86_400_000;
+
+/// `z` formatted with `fmt`; empty if jiff cannot (a `Display` error inside `format!` would
+/// panic, so the fallible formatter is used).
+fn strtime(fmt: &str, z: &Zoned) -> String {
+    jiff::fmt::strtime::format(fmt, z).unwrap_or_default()
+}
 const HOUR_MS: i64 = 3_600_000;
 
 /// The zone a report is shown in.
@@ -55,7 +61,16 @@ impl ReportZone {
     /// A date and time such as `3 Jun 2024 14:05 CEST`, or the placeholder.
     pub(crate) fn fmt_datetime(&self, s: &Strings, ms: i64) -> String {
         match self.zoned(ms) {
-            Some(z) => format!("{} {}", s.date(z.date()), z.strftime("%H:%M %Z")),
+            Some(z) => format!("{} {}", s.date(z.date()), strtime("%H:%M %Z", &z)),
+            None => s.none.to_owned(),
+        }
+    }
+
+    /// A date and time without the zone, such as `3 Jun 2024 14:05`, for tables: the zone is
+    /// stated on the cover.
+    pub(crate) fn fmt_datetime_short(&self, s: &Strings, ms: i64) -> String {
+        match self.zoned(ms) {
+            Some(z) => format!("{} {}", s.date(z.date()), strtime("%H:%M", &z)),
             None => s.none.to_owned(),
         }
     }
@@ -109,7 +124,7 @@ impl ReportZone {
                     break;
                 }
                 if ms >= start_ms {
-                    ticks.push((ms, t.strftime("%H:%M").to_string()));
+                    ticks.push((ms, strtime("%H:%M", &t)));
                 }
                 match t.checked_add(step) {
                     Ok(next) => t = next,
