@@ -85,3 +85,289 @@ fn the_map_grows_from_a_tiny_size_and_nothing_is_lost() {
     assert_eq!(store.total_points().unwrap(), 100_000);
     assert!(store.map_size() > 1 << 20);
 }
+
+/// The store against a naive in-memory model: random commits, folds (some cut short as if the
+/// process had died between transactions), reopenings and retention passes; after each step
+/// every query must give what the model gives.
+mod model {
+    use std::collections::{BTreeMap, HashMap, HashSet};
+    use std::time::Duration;
+
+    use ampel_protocol::{AlertAction, AlertSource, License, Metric};
+    use proptest::prelude::*;
+
+    use super::super::alerts::dims_of;
+    use super::super::rollup::{bucketize, ceil_to, floor_to};
+    use super::*;
+
+    const DEVICES: [(&str, &str); 3] = [("t1", "d0"), ("t1", "d1"), ("t2", "d2")];
+    const METRICS: [&str; 3] = ["cpu", "mem", "disk"];
+    const SPAN: i64 = 300_000_000; // about 3.5 days
+    const RETENTION: Retention = Retention {
+        raw_ms: Some(150_000_000),
+        minute_ms: Some(200_000_000),
+        hour_ms: Some(250_000_000),
+        day_ms: None,
+        alerts_ms: Some(150_000_000),
+        states_ms: Some(100_000_000),
+    };
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Commit { device: usize, seq: u64, points: Vec<(usize, i64, i32)>, alerts: Vec<(i64, u8, u8, u8)>, license: Option<i64> },
+        Fold { max_points: usize, stop_after: Option<usize> },
+        Reopen,
+        Retention { advance: i64 },
+        Check { a: i64, b: i64 },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let commit = (
+            0usize..3,
+            0u64..40,
+            proptest::collection::vec((0usize..3, 0i64..300, -50i32..50), 0..25),
+            proptest::collection::vec((0..SPAN, 0u8..4, 0u8..3, 1u8..4), 0..6),
+            proptest::option::of(0..SPAN),
+        )
+            .prop_map(|(device, seq, points, alerts, license)| Op::Commit {
+                device,
+                seq,
+                points: points.into_iter().map(|(m, k, v)| (m, k * 1_000_003, v)).collect(),
+                alerts,
+                license,
+            });
+        prop_oneof![
+            6 => commit,
+            2 => (1usize..60, proptest::option::of(0usize..4)).prop_map(|(max_points, stop_after)| Op::Fold { max_points, stop_after }),
+            1 => Just(Op::Reopen),
+            1 => (0..120_000_000i64).prop_map(|advance| Op::Retention { advance }),
+            2 => (0..SPAN, 0..SPAN).prop_map(|(a, b)| Op::Check { a: a.min(b), b: a.max(b) + 1 }),
+        ]
+    }
+
+    fn alert(ts: i64, sig: u8, src: u8, sev: u8) -> ampel_protocol::Alert {
+        ampel_protocol::Alert {
+            ts,
+            source: if sig % 2 == 0 { AlertSource::Ids } else { AlertSource::Antivirus },
+            severity: sev,
+            signature_id: None,
+            signature: format!("sig-{sig}"),
+            category: (sig != 3).then(|| format!("cat-{}", sig % 2)),
+            action: AlertAction::Blocked,
+            src: Some(format!("10.0.0.{src}")),
+            dst: (src != 0).then(|| "192.0.2.1".to_owned()),
+            detail: None,
+        }
+    }
+
+    fn license(ts: i64) -> License {
+        License { ts, product: format!("p{ts}"), model: String::new(), serial: String::new(), licensed: true, expires: None, features: vec![], unknown_reason: None }
+    }
+
+    #[derive(Default)]
+    struct Model {
+        seen: HashMap<usize, HashSet<u64>>,
+        /// (device, metric) -> accepted points; first write wins. Rollups are computed from
+        /// these, raw reads from those at or after the raw horizon.
+        points: BTreeMap<(usize, usize), BTreeMap<i64, f64>>,
+        /// Alerts in arrival order.
+        alerts: Vec<(usize, ampel_protocol::Alert)>,
+        states: HashMap<usize, BTreeMap<i64, License>>,
+        now: i64,
+        h: Option<Horizons>,
+    }
+
+    impl Model {
+        fn horizons(&self) -> Horizons {
+            self.h.unwrap_or(Horizons { raw: i64::MIN, rollup: [i64::MIN; 3], alerts: i64::MIN, states: i64::MIN })
+        }
+
+        fn raw(&self, key: (usize, usize), a: i64, b: i64) -> Vec<(i64, f64)> {
+            let h = self.horizons().raw;
+            self.points.get(&key).map(|m| m.range(a.max(h).min(b)..b).map(|(t, v)| (*t, *v)).collect()).unwrap_or_default()
+        }
+
+        fn step(&self, key: (usize, usize), a: i64, b: i64, step: i64) -> Vec<Aggregate> {
+            let (lo, hi) = (floor_to(a, step), ceil_to(b, step));
+            match Level::for_step(step) {
+                None => bucketize(&self.raw(key, lo, hi), step),
+                Some(level) => {
+                    let hz = self.horizons().rollup[level.index()];
+                    let pts: Vec<(i64, f64)> = self
+                        .points
+                        .get(&key)
+                        .map(|m| m.range(lo..hi).filter(|(t, _)| level.bucket(**t) + level.ms() > hz).map(|(t, v)| (*t, *v)).collect())
+                        .unwrap_or_default();
+                    bucketize(&pts, step)
+                }
+            }
+        }
+
+        fn alerts_of(&self, tenant: &str, a: i64, b: i64) -> Vec<StoredAlert> {
+            let h = self.horizons().alerts;
+            let mut v: Vec<(i64, usize, StoredAlert)> = self
+                .alerts
+                .iter()
+                .enumerate()
+                .filter(|(_, (d, al))| DEVICES[*d].0 == tenant && al.ts >= a.max(h) && al.ts < b)
+                .map(|(i, (d, al))| (al.ts, i, StoredAlert { device: DEVICES[*d].1.to_owned(), alert: al.clone() }))
+                .collect();
+            v.sort_by_key(|x| (x.0, x.1));
+            v.into_iter().map(|x| x.2).collect()
+        }
+
+        fn summary(&self, tenant: &str, a: i64, b: i64, n: usize) -> AlertSummary {
+            let mut counts: [HashMap<Vec<u8>, u64>; 8] = Default::default();
+            let mut per_day: BTreeMap<i64, u64> = BTreeMap::new();
+            for al in self.alerts_of(tenant, a, b) {
+                dims_of(&al.device, &al.alert, |d, v| *counts[d as usize].entry(v.to_vec()).or_default() += 1);
+                *per_day.entry(a + (al.alert.ts - a).div_euclid(86_400_000) * 86_400_000).or_default() += 1;
+            }
+            let top = |d: AlertDim| {
+                let mut v: Vec<(Vec<u8>, u64)> = counts[d as usize].iter().map(|(k, c)| (k.clone(), *c)).collect();
+                v.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
+                v.truncate(n);
+                v
+            };
+            let text = |d| top(d).into_iter().map(|(k, c)| (String::from_utf8(k).unwrap(), c)).collect::<Vec<_>>();
+            AlertSummary {
+                from: a.max(self.horizons().alerts).min(b),
+                to: b,
+                total: counts[0].values().sum(),
+                by_signature: text(AlertDim::Signature),
+                by_source: text(AlertDim::Source),
+                by_src_addr: text(AlertDim::SrcAddr),
+                by_dst_addr: text(AlertDim::DstAddr),
+                by_category: text(AlertDim::Category),
+                by_severity: top(AlertDim::Severity).into_iter().map(|(k, c)| (k[0], c)).collect(),
+                by_device: text(AlertDim::Device),
+                per_day: per_day.into_iter().collect(),
+            }
+        }
+    }
+
+    fn open(dir: &std::path::Path) -> Store {
+        Store::open(dir, StoreOptions { initial_map_size: 1 << 20, retention: RETENTION, ..StoreOptions::default() }).unwrap()
+    }
+
+    fn check(store: &Store, m: &Model, a: i64, b: i64) -> Result<(), TestCaseError> {
+        for (d, (tenant, device)) in DEVICES.iter().enumerate() {
+            let series = store.series_of(device).unwrap();
+            for (mi, name) in METRICS.iter().enumerate() {
+                let id = series.iter().find(|s| s.0 == *name).map(|s| s.2);
+                let key = (d, mi);
+                let Some(id) = id else {
+                    prop_assert!(m.raw(key, i64::MIN, i64::MAX).is_empty(), "series {device}/{name} missing");
+                    continue;
+                };
+                prop_assert_eq!(store.points(id, i64::MIN, i64::MAX).unwrap(), m.raw(key, i64::MIN, i64::MAX), "all of {}/{}", device, name);
+                prop_assert_eq!(store.points(id, a, b).unwrap(), m.raw(key, a, b), "{}/{} in [{}, {})", device, name, a, b);
+                prop_assert_eq!(store.count_series(id, a, b).unwrap(), m.raw(key, a, b).len() as u64);
+                for step in [7_000, 60_000, 120_000, 3_600_000, 86_400_000] {
+                    prop_assert_eq!(store.points_step(id, a, b, step).unwrap(), m.step(key, a, b, step), "{}/{} step {} in [{}, {})", device, name, step, a, b);
+                }
+            }
+            let want: u64 = (0..3).map(|mi| m.raw((d, mi), a, b).len() as u64).sum();
+            prop_assert_eq!(store.count_points(device, a, b).unwrap(), want);
+            let st = store.device_state_at(device, b).unwrap();
+            let want = m.states.get(&d).and_then(|s| s.range(..=b).next_back()).map(|(_, l)| l.clone());
+            prop_assert_eq!(st.license, want, "license of {} at {}", device, b);
+            let _ = tenant;
+        }
+        for tenant in ["t1", "t2"] {
+            prop_assert_eq!(store.alerts(tenant, i64::MIN, i64::MAX).unwrap(), m.alerts_of(tenant, i64::MIN, i64::MAX));
+            prop_assert_eq!(store.alerts(tenant, a, b).unwrap(), m.alerts_of(tenant, a, b));
+            prop_assert_eq!(store.alert_summary(tenant, a, b, 3).unwrap(), m.summary(tenant, a, b, 3), "summary of {} in [{}, {})", tenant, a, b);
+            let whole = (0, SPAN + 1);
+            prop_assert_eq!(store.alert_summary(tenant, whole.0, whole.1, 2).unwrap(), m.summary(tenant, whole.0, whole.1, 2));
+        }
+        Ok(())
+    }
+
+    fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(dir.path());
+        let mut m = Model::default();
+        for op in ops {
+            match op {
+                Op::Commit { device, seq, points, alerts, license: lic } => {
+                    let (tenant, dev) = DEVICES[device];
+                    let mut records: Vec<Record> = points
+                        .iter()
+                        .map(|&(mi, ts, v)| {
+                            let labels = if mi == 2 { vec![("mount".to_owned(), "/".to_owned())] } else { vec![] };
+                            Record::Metric(Metric { ts, name: METRICS[mi].into(), labels, value: f64::from(v) })
+                        })
+                        .collect();
+                    records.extend(alerts.iter().map(|&(ts, sig, src, sev)| Record::Alert(alert(ts, sig, src, sev))));
+                    records.extend(lic.map(|ts| Record::License(license(ts))));
+                    let batch = Batch { version: ampel_protocol::PROTOCOL_VERSION, seq, sender: None, records };
+                    let res = store.commit(&[PendingBatch { identity: id(tenant, dev), batch, received_ms: 0 }]).unwrap();
+                    let fresh = m.seen.entry(device).or_default().insert(seq);
+                    prop_assert_eq!(&res[0].0, if fresh { &AckStatus::Committed } else { &AckStatus::Duplicate });
+                    if fresh {
+                        let h = m.horizons();
+                        let mut expired = 0;
+                        for (mi, ts, v) in points {
+                            if ts < h.raw {
+                                expired += 1;
+                            } else {
+                                m.points.entry((device, mi)).or_default().entry(ts).or_insert(f64::from(v));
+                            }
+                        }
+                        for (ts, sig, src, sev) in alerts {
+                            if ts < h.alerts {
+                                expired += 1;
+                            } else {
+                                m.alerts.push((device, alert(ts, sig, src, sev)));
+                            }
+                        }
+                        if let Some(ts) = lic {
+                            m.states.entry(device).or_default().insert(ts, license(ts));
+                        }
+                        prop_assert_eq!(res[0].1.expired, expired);
+                    }
+                }
+                Op::Fold { max_points, stop_after } => {
+                    let limits = FoldLimits { max_points, max_alerts: 4, max_entries: 5, txn_budget: Duration::ZERO, stop_after_txns: stop_after };
+                    store.fold(&limits).unwrap();
+                }
+                Op::Reopen => {
+                    drop(store);
+                    store = open(dir.path());
+                }
+                Op::Retention { advance } => {
+                    // Production folds and applies retention on one thread; fold first here too.
+                    store.fold_all().unwrap();
+                    m.now += advance;
+                    let report = store.apply_retention(m.now).unwrap();
+                    let h = RETENTION.horizons(m.now, &m.horizons());
+                    prop_assert_eq!(report.horizons, Some(h));
+                    m.h = Some(h);
+                    for s in m.states.values_mut() {
+                        let keep_from = s.range(..h.states).next_back().map(|(t, _)| *t);
+                        if let Some(t) = keep_from {
+                            s.retain(|ts, _| *ts >= t);
+                        }
+                    }
+                }
+                Op::Check { a, b } => check(&store, &m, a, b)?,
+            }
+        }
+        check(&store, &m, 0, SPAN)?;
+        store.fold_all().unwrap();
+        check(&store, &m, SPAN / 3, SPAN / 2)?;
+        let raw: u64 = m.points.keys().map(|k| m.raw(*k, i64::MIN, i64::MAX).len() as u64).sum();
+        prop_assert_eq!(store.total_points().unwrap(), raw);
+        prop_assert_eq!(store.log_len().unwrap(), 0);
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+        #[test]
+        fn every_query_agrees_with_a_naive_model(ops in proptest::collection::vec(op(), 1..40)) {
+            run(ops)?;
+        }
+    }
+}
