@@ -86,6 +86,114 @@ fn the_map_grows_from_a_tiny_size_and_nothing_is_lost() {
     assert!(store.map_size() > 1 << 20);
 }
 
+#[test]
+fn retention_keeps_exactly_what_is_inside_each_horizon() {
+    use ampel_protocol::{AlertAction, AlertSource, Metric};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let (min, hour) = (60_000i64, 3_600_000i64);
+    let now = 100 * hour;
+    let raw_keep = 10 * hour;
+    let horizon = now - raw_keep;
+    // A point every minute from 20 h to 100 h, plus points right at the horizon.
+    let mut records: Vec<Record> = (20 * 60..100 * 60)
+        .map(|i| Record::Metric(Metric { ts: i * min, name: "cpu".into(), labels: vec![], value: 1.0 }))
+        .collect();
+    for ts in [horizon - 1, horizon + 1] {
+        records.push(Record::Metric(Metric { ts, name: "cpu".into(), labels: vec![], value: 5.0 }));
+    }
+    for ts in [horizon - 1, horizon, horizon + 1] {
+        records.push(Record::Alert(ampel_protocol::Alert {
+            ts,
+            source: AlertSource::Auth,
+            severity: 3,
+            signature_id: None,
+            signature: "login failed".into(),
+            category: None,
+            action: AlertAction::Blocked,
+            src: None,
+            dst: None,
+            detail: None,
+        }));
+    }
+    let b = Batch { version: 1, seq: 1, sender: None, records };
+    store.commit(&[PendingBatch { identity: id("acme", "fw-1"), batch: b, received_ms: 0 }]).unwrap();
+    store.fold_all().unwrap();
+    let retention = Retention { raw_ms: Some(raw_keep), minute_ms: Some(raw_keep + 30 * min), hour_ms: Some(50 * hour), day_ms: None, alerts_ms: Some(raw_keep), states_ms: None };
+    let report = store.apply_retention_with(&retention, now).unwrap();
+    assert!(report.points > 0 && report.alerts == 1 && report.rollups[0] > 0);
+
+    // Raw: nothing before the horizon, everything from it on (the point at horizon - 1 is gone,
+    // the one at horizon + 1 stays, and so does the rest of the block that straddled it).
+    let id_cpu = store.series_of("fw-1").unwrap()[0].2;
+    let pts = store.points(id_cpu, 0, i64::MAX).unwrap();
+    assert_eq!(pts.first().map(|p| p.0), Some(horizon));
+    assert!(pts.iter().any(|p| p.0 == horizon + 1));
+    assert_eq!(pts.len() as u64, store.count_points("fw-1", 0, i64::MAX).unwrap());
+    assert_eq!(store.total_points().unwrap(), pts.len() as u64, "the counter follows what retention deleted");
+    // Minute rollups reach 30 minutes further back than raw points, hours 50 h back.
+    let minutes = store.points_step(id_cpu, 0, now, min).unwrap();
+    assert_eq!(minutes.first().map(|a| a.ts), Some(horizon - 30 * min));
+    let hours = store.points_step(id_cpu, 0, now, hour).unwrap();
+    assert_eq!(hours.first().map(|a| a.ts), Some(50 * hour));
+    assert_eq!(hours.iter().map(|a| a.count).sum::<u64>(), (50 * 60 + 2) as u64, "hour buckets keep points raw retention dropped");
+    // Alerts: the one at horizon - 1 is gone, from the list and from the counts.
+    let alerts = store.alerts("acme", 0, i64::MAX).unwrap();
+    assert_eq!(alerts.iter().map(|a| a.alert.ts).collect::<Vec<_>>(), vec![horizon, horizon + 1]);
+    assert_eq!(store.alert_summary("acme", 0, now, 5).unwrap().total, 2);
+
+    // Late data older than the horizon is refused and counted, not stored.
+    let late = Batch { version: 1, seq: 2, sender: None, records: vec![Record::Metric(Metric { ts: 0, name: "cpu".into(), labels: vec![], value: 1.0 })] };
+    let res = store.commit(&[PendingBatch { identity: id("acme", "fw-1"), batch: late, received_ms: 0 }]).unwrap();
+    assert_eq!((res[0].0.clone(), res[0].1.expired), (AckStatus::Committed, 1));
+}
+
+#[test]
+fn the_map_grows_while_folding_and_retaining_from_a_tiny_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions { initial_map_size: 1 << 20, max_map_size: 1 << 30, ..StoreOptions::default() }).unwrap();
+    for seq in 0..30u64 {
+        let mut b = batch(seq, 4000, seq as i64 * 4000);
+        for (i, r) in b.records.iter_mut().enumerate() {
+            if let Record::Metric(m) = r {
+                m.name = format!("m{}", i % 50);
+            }
+        }
+        let res = store.commit(&[PendingBatch { identity: id("acme", "fw-1"), batch: b, received_ms: 0 }]).unwrap();
+        assert_eq!(res[0].0, AckStatus::Committed);
+        if seq % 7 == 0 {
+            store.fold_all().unwrap();
+        }
+    }
+    store.fold_all().unwrap();
+    assert_eq!(store.total_points().unwrap(), 120_000);
+    assert_eq!(store.count_points("fw-1", i64::MIN, i64::MAX).unwrap(), 120_000);
+    assert!(store.map_size() > 1 << 20);
+    let r = Retention { raw_ms: Some(0), ..Retention::FOREVER };
+    store.apply_retention_with(&r, 60_000).unwrap();
+    assert_eq!(store.total_points().unwrap(), 60_000);
+}
+
+#[test]
+fn license_and_inventory_state_as_of_a_time() {
+    use ampel_protocol::{Inventory, License};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let lic = |ts: i64, licensed: bool| License { ts, product: "utm".into(), model: String::new(), serial: String::new(), licensed, expires: None, features: vec![], unknown_reason: None };
+    let inv = |ts: i64| Inventory { ts, hostname: format!("h{ts}"), model: String::new(), firmware: String::new(), os: String::new(), kernel: String::new(), agent_version: "1".into(), uptime_s: 0 };
+    let records = vec![Record::License(lic(100, true)), Record::License(lic(300, false)), Record::Inventory(inv(200))];
+    store.commit(&[PendingBatch { identity: id("acme", "fw-1"), batch: Batch { version: 1, seq: 1, sender: None, records }, received_ms: 0 }]).unwrap();
+    assert_eq!(store.device_state_at("fw-1", 50).unwrap(), DeviceState::default());
+    let s = store.device_state_at("fw-1", 250).unwrap();
+    assert_eq!((s.license.map(|l| l.licensed), s.inventory.map(|i| i.ts)), (Some(true), Some(200)));
+    assert_eq!(store.device_state_at("fw-1", 300).unwrap().license.map(|l| l.licensed), Some(false));
+    // Retention drops old history but keeps the last state before the horizon.
+    store.apply_retention_with(&Retention { states_ms: Some(0), ..Retention::FOREVER }, 350).unwrap();
+    assert_eq!(store.device_state_at("fw-1", 250).unwrap().license, None);
+    assert_eq!(store.device_state_at("fw-1", 400).unwrap().license.map(|l| l.ts), Some(300));
+    assert_eq!(store.device("fw-1").unwrap().unwrap().license.map(|l| l.ts), Some(300));
+}
+
 /// The store against a naive in-memory model: random commits, folds (some cut short as if the
 /// process had died between transactions), reopenings and retention passes; after each step
 /// every query must give what the model gives.
@@ -369,5 +477,151 @@ mod model {
         fn every_query_agrees_with_a_naive_model(ops in proptest::collection::vec(op(), 1..40)) {
             run(ops)?;
         }
+    }
+}
+
+/// kill -9 while the store commits and folds: a child process (this test binary, running one
+/// ignored test) commits deterministic batches, prints each acknowledgement, and folds in tiny
+/// rounds; the parent SIGKILLs it at a random moment, reopens the store and checks that every
+/// acknowledged batch is there exactly once, and the unacknowledged one wholly or not at all.
+mod crash {
+    use std::collections::BTreeMap;
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    use ampel_protocol::{AlertAction, AlertSource, Metric};
+    use rand::Rng;
+
+    use super::*;
+
+    const CHILD_ENV: &str = "AMPEL_STORE_CRASH_CHILD";
+    const DEVICES: usize = 4;
+    const METRICS: usize = 4;
+    const PER_METRIC: i64 = 30;
+
+    /// The timestamp of point `i` of round `r`: rounds alternate between new and old times, so
+    /// the fold both appends and merges into existing blocks.
+    fn ts(r: u64, i: i64) -> i64 {
+        let r = r as i64;
+        if r % 2 == 0 { 10_000_000 + r * 1_000 + i * 10 } else { 10_000_000 - r * 1_000 + i * 10 }
+    }
+
+    fn group(r: u64) -> Vec<PendingBatch> {
+        (0..DEVICES)
+            .map(|d| {
+                let mut records: Vec<Record> = (0..METRICS)
+                    .flat_map(|m| {
+                        (0..PER_METRIC).map(move |i| {
+                            Record::Metric(Metric { ts: ts(r, i), name: format!("m{m}"), labels: vec![], value: (r as i64 * 7 + m as i64 + i) as f64 })
+                        })
+                    })
+                    .collect();
+                records.push(Record::Alert(ampel_protocol::Alert {
+                    ts: ts(r, 0),
+                    source: AlertSource::Ids,
+                    severity: 1,
+                    signature_id: None,
+                    signature: format!("round {r}"),
+                    category: None,
+                    action: AlertAction::Allowed,
+                    src: None,
+                    dst: None,
+                    detail: None,
+                }));
+                PendingBatch { identity: id("crash", &format!("dev-{d}")), batch: Batch { version: 1, seq: r, sender: None, records }, received_ms: 0 }
+            })
+            .collect()
+    }
+
+    #[test]
+    #[ignore = "the child process of kill_9_during_commits_and_folds"]
+    fn crash_child() {
+        let Ok(dir) = std::env::var(CHILD_ENV) else { return };
+        let store = Store::open(std::path::Path::new(&dir), StoreOptions { initial_map_size: 1 << 20, ..StoreOptions::default() }).unwrap();
+        let mut r = store.high_seq("dev-0").unwrap().map_or(0, |h| h + 1);
+        let tiny = FoldLimits { max_points: 200, max_alerts: 2, max_entries: 3, txn_budget: Duration::ZERO, stop_after_txns: None };
+        let mut out = std::io::stdout();
+        loop {
+            let res = store.commit(&group(r)).unwrap();
+            assert!(res.iter().all(|x| x.0 == AckStatus::Committed));
+            writeln!(out, "ACK {r}").unwrap();
+            out.flush().unwrap();
+            store.fold(&tiny).unwrap();
+            r += 1;
+        }
+    }
+
+    #[test]
+    fn kill_9_during_commits_and_folds() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = rand::rng();
+        let mut acked: Option<u64> = None;
+        for _ in 0..6 {
+            let mut child = Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "store::tests::crash::crash_child", "--ignored", "--nocapture", "--test-threads=1", "-q"])
+                .env(CHILD_ENV, dir.path())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let stdout = child.stdout.take().unwrap();
+            let (tx, rx) = std::sync::mpsc::channel();
+            let reader = std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if let Some(r) = line.strip_prefix("ACK ") {
+                        let _ = tx.send(r.parse::<u64>().unwrap());
+                    }
+                }
+            });
+            let wait_for = rng.random_range(2..12);
+            for _ in 0..wait_for {
+                let r = rx.recv_timeout(Duration::from_secs(60)).expect("the child acknowledges batches");
+                acked = Some(r);
+            }
+            std::thread::sleep(Duration::from_micros(rng.random_range(0..20_000)));
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            reader.join().unwrap();
+            while let Ok(r) = rx.try_recv() {
+                acked = Some(r);
+            }
+        }
+        let acked = acked.unwrap();
+
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        // The batch after the last acknowledged one may have committed without its line.
+        let high = store.high_seq("dev-0").unwrap().unwrap();
+        assert!(high == acked || high == acked + 1, "acked {acked}, stored up to {high}");
+        let check = |store: &Store| {
+            for d in 0..DEVICES {
+                let dev = format!("dev-{d}");
+                assert_eq!(store.high_seq(&dev).unwrap(), Some(high));
+                for m in 0..METRICS {
+                    let mut want = BTreeMap::new();
+                    for r in 0..=high {
+                        for i in 0..PER_METRIC {
+                            want.entry(ts(r, i)).or_insert((r as i64 * 7 + m as i64 + i) as f64);
+                        }
+                    }
+                    let want: Vec<(i64, f64)> = want.into_iter().collect();
+                    let got = store.metric(&dev, &format!("m{m}"), i64::MIN, i64::MAX).unwrap();
+                    assert_eq!(got.len(), 1);
+                    assert_eq!(got[0].1, want, "{dev} m{m}");
+                    let hourly = store.metric_step(&dev, &format!("m{m}"), 0, 100_000_000, 3_600_000).unwrap();
+                    let count: u64 = hourly[0].1.iter().map(|a| a.count).sum();
+                    let sum: f64 = hourly[0].1.iter().map(|a| a.sum).sum();
+                    assert_eq!(count, want.len() as u64, "{dev} m{m}: rollups count each point once");
+                    assert_eq!(sum, want.iter().map(|p| p.1).sum::<f64>());
+                }
+            }
+            let alerts = store.alerts("crash", i64::MIN, i64::MAX).unwrap();
+            assert_eq!(alerts.len() as u64, DEVICES as u64 * (high + 1), "every acknowledged alert once");
+            assert_eq!(store.alert_summary("crash", 0, 100_000_000, 1).unwrap().total, DEVICES as u64 * (high + 1));
+        };
+        check(&store);
+        store.fold_all().unwrap();
+        assert_eq!(store.log_len().unwrap(), 0);
+        check(&store);
     }
 }
