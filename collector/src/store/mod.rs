@@ -409,6 +409,11 @@ impl Store {
         self.env.info().map_size
     }
 
+    /// Bytes of the data file in use (pages up to the last one used, free pages included).
+    pub fn used_bytes(&self) -> u64 {
+        (self.env.info().last_page_number as u64 + 1) * 4096
+    }
+
     /// A consistent read-only view. Keep it short: it pins the pages it sees.
     pub(crate) fn read(&self) -> Result<Snapshot<'_>, StoreError> {
         let guard = self.shared.grow.read().unwrap_or_else(std::sync::PoisonError::into_inner);
