@@ -84,8 +84,14 @@ pub fn run(a: &StoreArgs) -> anyhow::Result<()> {
     let took = started.elapsed();
     report("store.fold.throughput", fold.points as f64 / took.as_secs_f64(), "points/s");
     report("store.fold.txns", fold.txns as f64, "transactions");
-    report("store.fold.mean_txn", took.as_secs_f64() * 1000.0 / fold.txns.max(1) as f64, "ms");
-    report("store.blocks.bytes_per_point", store.used_bytes() as f64 / fold.points.max(1) as f64, "bytes (file, incl. rollups and free pages)");
+    report("store.fold.txn_mean", fold.txn_time.as_secs_f64() * 1000.0 / fold.txns.max(1) as f64, "ms (write transaction incl. commit)");
+    report("store.fold.txn_max", fold.longest_txn.as_secs_f64() * 1000.0, "ms");
+    report("store.fold.reading_share", 1.0 - fold.txn_time.as_secs_f64() / took.as_secs_f64(), "of fold time outside write transactions");
+    let usage = store.usage()?;
+    let bytes = |name: &str| usage.iter().find(|u| u.0 == name).map_or(0, |u| u.2);
+    report("store.blocks.bytes_per_point", bytes("blocks") as f64 / fold.points.max(1) as f64, "bytes (pages of the blocks database)");
+    let rollups: u64 = ["rollup-1m", "rollup-1h", "rollup-1d"].iter().map(|n| bytes(n)).sum();
+    report("store.rollups.bytes_per_point", rollups as f64 / fold.points.max(1) as f64, "bytes (all three levels)");
 
     // 3. Commit with the fold thread running, then wait until it has caught up.
     let maintenance = Maintenance::start(store.clone(), MaintenanceOptions::default())?;

@@ -1,6 +1,7 @@
 //! The writer's side: a group of batches becomes ingest-log entries in one transaction.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ampel_protocol::{AckStatus, Record};
 use heed::{PutFlags, RwTxn};
@@ -42,6 +43,22 @@ impl Interner<'_> {
     }
 }
 
+/// Counts a commit as waiting for the writer lock while it lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(n: &'a AtomicUsize) -> Self {
+        n.fetch_add(1, Ordering::AcqRel);
+        Waiting(n)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl Store {
     /// Commits a group of batches in one transaction and says for each what became of it.
     ///
@@ -53,6 +70,7 @@ impl Store {
     /// durable.
     pub fn commit(&self, group: &[PendingBatch]) -> Result<Vec<(AckStatus, CommitOutcome)>, StoreError> {
         let mut staged: HashMap<Vec<u8>, u64> = HashMap::new();
+        let _waiting = Waiting::new(&self.shared.commits_waiting);
         let results = {
             let committed = lock(&self.shared.series);
             self.write(|s, wtxn| {

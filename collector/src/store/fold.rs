@@ -19,6 +19,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use ampel_protocol::Alert;
@@ -29,6 +30,9 @@ use super::log::Entry;
 use super::rollup::{Aggregate, Level};
 use super::{Store, StoreError, StoredAlert, alerts, cbor, keys, lock, meta, names, u64_from};
 
+/// Longest the fold steps aside for waiting commits before its next transaction.
+pub const WRITER_FIRST_MAX: Duration = Duration::from_millis(100);
+
 /// How much one fold round may take on.
 #[derive(Debug, Clone)]
 pub struct FoldLimits {
@@ -38,8 +42,12 @@ pub struct FoldLimits {
     pub max_alerts: usize,
     /// Most log entries per round.
     pub max_entries: usize,
-    /// Work per write transaction before it commits, so the writer is never held up long.
+    /// Time spent merging series into blocks per write transaction, so the writer is never
+    /// held up long. The rollup updates and the commit come on top; see `max_rollups_per_txn`.
     pub txn_budget: Duration,
+    /// Rollup buckets updated per write transaction at most (each costs a lookup and a write,
+    /// about a microsecond, and dirties pages the commit writes).
+    pub max_rollups_per_txn: usize,
     /// Stop after this many write transactions, as if the process had died there. For tests of
     /// crash safety; `None` in production.
     #[doc(hidden)]
@@ -48,7 +56,7 @@ pub struct FoldLimits {
 
 impl Default for FoldLimits {
     fn default() -> Self {
-        FoldLimits { max_points: 1_000_000, max_alerts: 20_000, max_entries: 100_000, txn_budget: Duration::from_millis(40), stop_after_txns: None }
+        FoldLimits { max_points: 1_000_000, max_alerts: 20_000, max_entries: 100_000, txn_budget: Duration::from_millis(15), max_rollups_per_txn: 12_000, stop_after_txns: None }
     }
 }
 
@@ -69,8 +77,19 @@ pub struct FoldReport {
     pub corrupt: u64,
     /// Write transactions committed.
     pub txns: u64,
+    /// Time spent in write transactions, commits included: what the writer may have waited.
+    pub txn_time: Duration,
+    /// The longest write transaction, commit included.
+    pub longest_txn: Duration,
     /// Whether the log holds more (the round hit a limit or was stopped).
     pub more: bool,
+}
+
+impl FoldReport {
+    fn note_txn(&mut self, took: Duration) {
+        self.txn_time += took;
+        self.longest_txn = self.longest_txn.max(took);
+    }
 }
 
 /// A point read from the log: log key, timestamp, value.
@@ -121,31 +140,47 @@ impl Store {
                 report.more = true;
                 return Ok(report);
             }
+            self.let_the_writer_go_first();
+            let txn_started = Instant::now();
             let (next, counts) = self.write(|s, wtxn| {
                 let started = Instant::now();
                 let h = s.horizons_in(wtxn)?;
                 let mut counts = Counts::default();
-                let mut rollups: [BTreeMap<[u8; 16], Aggregate>; 3] = Default::default();
+                let mut rollups: [Vec<([u8; 16], Aggregate)>; 3] = Default::default();
                 let mut j = i;
-                while j < ids.len() && (j == i || started.elapsed() < limits.txn_budget) {
+                let mut pending_rollups = 0;
+                while j < ids.len() && (j == i || (started.elapsed() < limits.txn_budget && pending_rollups < limits.max_rollups_per_txn)) {
                     let id = ids[j];
                     let points = round.series.get(&id).map(Vec::as_slice).unwrap_or_default();
                     let fresh = s.fold_series(wtxn, id, points, h.raw, &mut counts)?;
-                    for &(ts, v) in &fresh {
-                        for level in Level::ALL {
+                    // `fresh` is time-ordered: one running aggregate per level.
+                    for level in Level::ALL {
+                        let mut cur: Option<Aggregate> = None;
+                        for &(ts, v) in &fresh {
                             let b = level.bucket(ts);
-                            rollups[level.index()]
-                                .entry(keys::rollup_key(b, id))
-                                .and_modify(|a| a.add(ts, v))
-                                .or_insert_with(|| Aggregate::of(b, ts, v));
+                            match cur.as_mut() {
+                                Some(a) if a.ts == b => a.add(ts, v),
+                                _ => {
+                                    if let Some(a) = cur.replace(Aggregate::of(b, ts, v)) {
+                                        rollups[level.index()].push((keys::rollup_key(a.ts, id), a));
+                                    }
+                                }
+                            }
+                        }
+                        if let Some(a) = cur {
+                            rollups[level.index()].push((keys::rollup_key(a.ts, id), a));
                         }
                     }
+                    pending_rollups = rollups.iter().map(Vec::len).sum::<usize>();
                     s.marks.put(wtxn, &id.to_be_bytes(), &round.last.to_be_bytes()).map_err(s.lmdb())?;
                     j += 1;
                 }
                 for level in Level::ALL {
                     let db = s.rollups[level.index()];
-                    for (k, mut add) in std::mem::take(&mut rollups[level.index()]) {
+                    let pending = &mut rollups[level.index()];
+                    // Key order: neighbouring updates share pages.
+                    pending.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                    for (k, mut add) in pending.drain(..) {
                         if let Some(old) = db.get(wtxn, &k).map_err(s.lmdb())? {
                             let old = Aggregate::decode(add.ts, old).ok_or_else(|| s.corrupt(names::ROLLUPS[level.index()], "bad length"))?;
                             add.merge(&old);
@@ -158,6 +193,7 @@ impl Store {
                 Ok((j, counts))
             })?;
             report.txns += 1;
+            report.note_txn(txn_started.elapsed());
             report.points += counts.stored;
             report.duplicates += counts.duplicates;
             report.expired += counts.expired;
@@ -168,11 +204,26 @@ impl Store {
             return Ok(report);
         }
         let alerts = std::mem::take(&mut round.alerts);
+        self.let_the_writer_go_first();
+        let txn_started = Instant::now();
         let (stored, expired) = self.write(|s, wtxn| s.finish_round(wtxn, &round, &alerts))?;
         report.txns += 1;
+        report.note_txn(txn_started.elapsed());
         report.alerts = stored;
         report.expired += expired;
         Ok(report)
+    }
+
+    /// LMDB's writer lock is not fair: a fold that starts its next transaction right after a
+    /// commit can keep the writer, and so every agent's acknowledgement, waiting for several
+    /// transactions. Between its transactions the fold therefore steps aside while a commit is
+    /// waiting (for at most [`WRITER_FIRST_MAX`], so that a saturated writer cannot stall the
+    /// fold for good).
+    fn let_the_writer_go_first(&self) {
+        let started = Instant::now();
+        while self.shared.commits_waiting.load(Ordering::Acquire) > 0 && started.elapsed() < WRITER_FIRST_MAX {
+            std::thread::sleep(Duration::from_micros(200));
+        }
     }
 
     /// Folds until the log is empty. For tools and tests; the background task folds round by
@@ -188,6 +239,8 @@ impl Store {
             total.alerts += r.alerts;
             total.corrupt += r.corrupt;
             total.txns += r.txns;
+            total.txn_time += r.txn_time;
+            total.longest_txn = total.longest_txn.max(r.longest_txn);
             if !r.more {
                 return Ok(total);
             }

@@ -54,6 +54,7 @@ pub mod seq;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use ampel_protocol::{Alert, Batch, DeviceId, Identity, Inventory, License, TenantId};
@@ -263,6 +264,8 @@ struct Shared {
     series: Mutex<HashMap<Vec<u8>, u64>>,
     /// One fold or retention pass at a time.
     maintenance: Mutex<()>,
+    /// Commits waiting for or holding LMDB's writer lock; the fold steps aside for them.
+    commits_waiting: AtomicUsize,
 }
 
 /// Most entries in the series cache before it is emptied.
@@ -366,7 +369,7 @@ impl Store {
         let heed::CommitOrAbort::Commit([devices, series, log, blocks, marks, r1, r2, r3, alerts, alert_aggs, states, seqs, meta]) = dbs else {
             return Err(StoreError::Corrupt { path: dir.to_owned(), db: "meta", detail: "database creation aborted".into() });
         };
-        let shared = Arc::new(Shared { grow: RwLock::new(()), series: Mutex::new(HashMap::new()), maintenance: Mutex::new(()) });
+        let shared = Arc::new(Shared { grow: RwLock::new(()), series: Mutex::new(HashMap::new()), maintenance: Mutex::new(()), commits_waiting: AtomicUsize::new(0) });
         Ok(Store {
             env,
             path: dir.to_owned(),
@@ -568,6 +571,33 @@ impl Store {
             None => None,
         };
         Ok(DeviceState { license, inventory })
+    }
+
+    /// Per database: (name, entries, bytes in pages), for operators and benchmarks.
+    pub fn usage(&self) -> Result<Vec<(&'static str, u64, u64)>, StoreError> {
+        let snap = self.read()?;
+        let dbs = [
+            (names::DEVICES, self.devices),
+            (names::SERIES, self.series),
+            (names::LOG, self.log),
+            (names::BLOCKS, self.blocks),
+            (names::MARKS, self.marks),
+            (names::ROLLUPS[0], self.rollups[0]),
+            (names::ROLLUPS[1], self.rollups[1]),
+            (names::ROLLUPS[2], self.rollups[2]),
+            (names::ALERTS, self.alerts),
+            (names::ALERT_AGGS, self.alert_aggs),
+            (names::STATES, self.states),
+            (names::SEQS, self.seqs),
+            (names::META, self.meta),
+        ];
+        let mut out = Vec::with_capacity(dbs.len());
+        for (name, db) in dbs {
+            let st = db.stat(&snap).map_err(self.lmdb())?;
+            let pages = (st.branch_pages + st.leaf_pages + st.overflow_pages) as u64;
+            out.push((name, st.entries as u64, pages * u64::from(st.page_size)));
+        }
+        Ok(out)
     }
 
     /// Entries in the ingest log waiting to be folded.

@@ -437,7 +437,7 @@ mod model {
                     }
                 }
                 Op::Fold { max_points, stop_after } => {
-                    let limits = FoldLimits { max_points, max_alerts: 4, max_entries: 5, txn_budget: Duration::ZERO, stop_after_txns: stop_after };
+                    let limits = FoldLimits { max_points, max_alerts: 4, max_entries: 5, txn_budget: Duration::ZERO, max_rollups_per_txn: 1, stop_after_txns: stop_after };
                     store.fold(&limits).unwrap();
                 }
                 Op::Reopen => {
@@ -540,7 +540,7 @@ mod crash {
         let Ok(dir) = std::env::var(CHILD_ENV) else { return };
         let store = Store::open(std::path::Path::new(&dir), StoreOptions { initial_map_size: 1 << 20, ..StoreOptions::default() }).unwrap();
         let mut r = store.high_seq("dev-0").unwrap().map_or(0, |h| h + 1);
-        let tiny = FoldLimits { max_points: 200, max_alerts: 2, max_entries: 3, txn_budget: Duration::ZERO, stop_after_txns: None };
+        let tiny = FoldLimits { max_points: 200, max_alerts: 2, max_entries: 3, txn_budget: Duration::ZERO, max_rollups_per_txn: 1, stop_after_txns: None };
         let mut out = std::io::stdout();
         loop {
             let res = store.commit(&group(r)).unwrap();
