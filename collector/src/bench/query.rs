@@ -73,7 +73,7 @@ pub fn run(a: &QueryArgs) -> anyhow::Result<()> {
         points += store.commit(&group)?.iter().map(|r| r.1.points).sum::<u64>();
         k += n;
         seq += 1;
-        if seq % 50 == 0 {
+        if seq.is_multiple_of(50) {
             store.fold_all()?;
         }
     }
@@ -104,6 +104,11 @@ pub fn run(a: &QueryArgs) -> anyhow::Result<()> {
     report("query.setup.alerts", a.alerts as f64, "alerts");
     report("query.setup.seconds", loading.elapsed().as_secs_f64(), "s (commit + fold)");
     report("query.setup.file", store.used_bytes() as f64 / (1 << 20) as f64, "MiB");
+    for (name, entries, bytes) in store.usage()? {
+        if bytes > 1 << 20 {
+            report(&format!("query.setup.db.{name}"), bytes as f64 / (1 << 20) as f64, &format!("MiB ({entries} entries)"));
+        }
+    }
 
     let cpu = store
         .series_of("fw-00000")?

@@ -48,6 +48,10 @@ pub struct ConnectionsArgs {
     /// Small batches (10 points) each agent sends, one after the other.
     #[arg(long, default_value_t = 10)]
     pub batches: usize,
+    /// Handshakes in flight at once (agents reconnect with jitter, not all in the same
+    /// millisecond).
+    #[arg(long, default_value_t = 100)]
+    pub concurrency: usize,
     /// Where to create the scratch store and PKI (default: the system temp dir).
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -187,9 +191,15 @@ pub async fn connections(a: &ConnectionsArgs) -> anyhow::Result<()> {
     let configs: Vec<quinn::ClientConfig> = (0..a.agents).map(|i| rig.agent(&format!("fw-{i:05}"))).collect::<anyhow::Result<_>>()?;
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
+    let gate = Arc::new(Semaphore::new(a.concurrency.max(1)));
     for (i, cfg) in configs.into_iter().enumerate() {
         let rig = rig.clone();
-        tasks.spawn(async move { rig.connect(i, cfg).await });
+        let permit = gate.clone().acquire_owned().await?;
+        tasks.spawn(async move {
+            let c = rig.connect(i, cfg).await;
+            drop(permit);
+            c
+        });
     }
     let mut conns = Vec::new();
     while let Some(r) = tasks.join_next().await {

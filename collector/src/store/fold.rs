@@ -179,7 +179,7 @@ impl Store {
                     let db = s.rollups[level.index()];
                     let pending = &mut rollups[level.index()];
                     // Key order: neighbouring updates share pages.
-                    pending.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                    pending.sort_unstable_by_key(|a| a.0);
                     for (k, mut add) in pending.drain(..) {
                         if let Some(old) = db.get(wtxn, &k).map_err(s.lmdb())? {
                             let old = Aggregate::decode(add.ts, old).ok_or_else(|| s.corrupt(names::ROLLUPS[level.index()], "bad length"))?;

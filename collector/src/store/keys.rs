@@ -64,8 +64,11 @@ pub fn device_series_prefix(device: &str) -> Vec<u8> {
     k
 }
 
-/// Parses a series key back into (name, labels) — the device is known from the prefix.
-pub fn parse_series_key(k: &[u8]) -> Option<(String, String, Vec<(String, String)>)> {
+/// Label pairs of a series, sorted by key.
+pub type Labels = Vec<(String, String)>;
+
+/// Parses a series key back into (device, name, labels).
+pub fn parse_series_key(k: &[u8]) -> Option<(String, String, Labels)> {
     let mut parts = k.split(|b| *b == 0);
     let device = std::str::from_utf8(parts.next()?).ok()?.to_owned();
     let name = std::str::from_utf8(parts.next()?).ok()?.to_owned();

@@ -64,6 +64,8 @@ use serde::{Deserialize, Serialize};
 
 pub use self::alerts::{AlertDim, AlertSummary};
 pub use self::fold::{FoldLimits, FoldReport};
+pub use self::keys::Labels;
+pub use self::read::Points;
 pub use self::retention::{Retention, RetentionReport};
 pub use self::rollup::{Aggregate, Level};
 

@@ -11,6 +11,7 @@ use std::ops::Bound;
 use super::block::{self, Header};
 use super::log::Entry;
 use super::rollup::{self, Aggregate, Level, bucketize};
+use super::keys::Labels;
 use super::{Snapshot, Store, StoreError, StoredAlert, keys, meta, names, u64_from};
 
 /// Blocks decoded per read transaction (about a million points at most).
@@ -21,6 +22,12 @@ const CHUNK_BUCKETS: i64 = 4096;
 const MAX_BUCKETS: i128 = 10_000_000;
 /// Alerts read per read transaction.
 const CHUNK_ALERTS: usize = 10_000;
+
+/// Time-ordered (timestamp, value) pairs.
+pub type Points = Vec<(i64, f64)>;
+
+/// Where an alert sits: (time, log key, position in its log entry).
+pub(crate) type AlertId = (i64, u64, u32);
 
 /// Merges sorted points of the blocks with sorted tail points; stored points win.
 fn merge(stored: Vec<(i64, f64)>, tail: Vec<(i64, f64)>) -> Vec<(i64, f64)> {
@@ -119,8 +126,7 @@ impl Store {
         };
         let (a, b) = (keys::block_key(series, first), keys::block_key(series, hi));
         let range = (Bound::Included(&a[..]), Bound::Excluded(&b[..]));
-        let mut n = 0;
-        for item in self.blocks.range(snap, &range).map_err(self.lmdb())? {
+        for (n, item) in self.blocks.range(snap, &range).map_err(self.lmdb())?.enumerate() {
             let (k, v) = item.map_err(self.lmdb())?;
             let (_, start) = keys::split_point_key(k).ok_or_else(|| self.corrupt(names::BLOCKS, "bad key"))?;
             if n == CHUNK_BLOCKS {
@@ -128,7 +134,6 @@ impl Store {
             }
             let h = Header::parse(v).map_err(|e| self.corrupt(names::BLOCKS, e))?;
             f(v, &h, start >= lo && h.last_ts < hi);
-            n += 1;
         }
         Ok(None)
     }
@@ -259,7 +264,7 @@ impl Store {
     }
 
     /// The series of a device: (name, labels, series id), sorted by name then labels.
-    pub fn series_of(&self, device: &str) -> Result<Vec<(String, Vec<(String, String)>, u64)>, StoreError> {
+    pub fn series_of(&self, device: &str) -> Result<Vec<(String, Labels, u64)>, StoreError> {
         let snap = self.read()?;
         let prefix = keys::device_series_prefix(device);
         let mut out = Vec::new();
@@ -272,7 +277,7 @@ impl Store {
     }
 
     /// Every series of `device` named `name`, with its points in `[from, to)`.
-    pub fn metric(&self, device: &str, name: &str, from: i64, to: i64) -> Result<Vec<(Vec<(String, String)>, Vec<(i64, f64)>)>, StoreError> {
+    pub fn metric(&self, device: &str, name: &str, from: i64, to: i64) -> Result<Vec<(Labels, Points)>, StoreError> {
         let mut out = Vec::new();
         for (n, labels, id) in self.series_of(device)? {
             if n == name {
@@ -283,7 +288,7 @@ impl Store {
     }
 
     /// Every series of `device` named `name`, summarised per `step` (see [`Store::points_step`]).
-    pub fn metric_step(&self, device: &str, name: &str, from: i64, to: i64, step: i64) -> Result<Vec<(Vec<(String, String)>, Vec<Aggregate>)>, StoreError> {
+    pub fn metric_step(&self, device: &str, name: &str, from: i64, to: i64, step: i64) -> Result<Vec<(Labels, Vec<Aggregate>)>, StoreError> {
         let mut out = Vec::new();
         for (n, labels, id) in self.series_of(device)? {
             if n == name {
@@ -317,7 +322,7 @@ impl Store {
     }
 
     /// Unfolded alerts of a tenant in `[from, to)`: ((ts, log key, position), alert).
-    pub(crate) fn tail_alerts(&self, snap: &Snapshot<'_>, tenant: &str, from: i64, to: i64) -> Result<Vec<((i64, u64, u32), StoredAlert)>, StoreError> {
+    pub(crate) fn tail_alerts(&self, snap: &Snapshot<'_>, tenant: &str, from: i64, to: i64) -> Result<Vec<(AlertId, StoredAlert)>, StoreError> {
         let folded = self.meta_u64(snap, meta::FOLDED)?;
         let start = keys::log_key(folded);
         let range = (Bound::Excluded(&start[..]), Bound::Unbounded);
@@ -350,7 +355,7 @@ impl Store {
             let from = from.max(h.alerts);
             (self.tail_alerts(&snap, tenant, from, to)?, self.meta_u64(&snap, meta::FOLDED)?, from)
         };
-        let mut out: Vec<((i64, u64, u32), StoredAlert)> = Vec::new();
+        let mut out: Vec<(AlertId, StoredAlert)> = Vec::new();
         if from < to {
             let hi = keys::alert_key(tenant, to, 0, 0);
             let mut lo = keys::alert_key(tenant, from, 0, 0);

@@ -256,7 +256,7 @@ mod model {
     fn alert(ts: i64, sig: u8, src: u8, sev: u8) -> ampel_protocol::Alert {
         ampel_protocol::Alert {
             ts,
-            source: if sig % 2 == 0 { AlertSource::Ids } else { AlertSource::Antivirus },
+            source: if sig.is_multiple_of(2) { AlertSource::Ids } else { AlertSource::Antivirus },
             severity: sev,
             signature_id: None,
             signature: format!("sig-{sig}"),
@@ -576,7 +576,7 @@ mod crash {
             });
             let wait_for = rng.random_range(2..12);
             for _ in 0..wait_for {
-                let r = rx.recv_timeout(Duration::from_secs(60)).expect("the child acknowledges batches");
+                let r = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|e| panic!("the child acknowledged nothing within a minute: {e}"));
                 acked = Some(r);
             }
             std::thread::sleep(Duration::from_micros(rng.random_range(0..20_000)));
