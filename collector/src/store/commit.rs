@@ -118,7 +118,10 @@ impl Store {
             if !records.contains_key(device) {
                 let rec = match self.device_in(wtxn, device)? {
                     Some(r) => r,
-                    None => DeviceRecord { tenant: tenant.to_owned(), registered_ms: p.received_ms, ..DeviceRecord::default() },
+                    None => {
+                        tracing::info!(%device, %tenant, "registering new device on first contact");
+                        DeviceRecord { tenant: tenant.to_owned(), registered_ms: p.received_ms, ..DeviceRecord::default() }
+                    }
                 };
                 records.insert(device, (rec, false));
             }
@@ -140,9 +143,6 @@ impl Store {
             }
             window.mark(p.batch.seq);
             let Some((rec, dirty)) = records.get_mut(device) else { continue };
-            if rec.first_seen_ms.is_none() {
-                tracing::info!(%device, %tenant, "registering new device on first contact");
-            }
             *dirty = true;
             let mut outcome = CommitOutcome::default();
             points.clear();

@@ -211,6 +211,39 @@ impl<'a> Entry<'a> {
     }
 }
 
+/// The section of `series` in an entry, found without parsing the whole entry: readers skim
+/// the unfolded tail with this, entry by entry.
+pub fn find_section(bytes: &[u8], series: u64) -> Result<Option<Section<'_>>, LogError> {
+    let mut c = Cur { b: bytes, at: 0 };
+    let v = c.u8()?;
+    if v != VERSION {
+        return Err(LogError::Version(v));
+    }
+    for _ in 0..2 {
+        let n = usize::from(c.u8()?);
+        c.take(n)?;
+    }
+    let n = c.len()?;
+    let mut offset = 0usize;
+    let mut found = None;
+    for _ in 0..n {
+        let id = c.u64()?;
+        let count = c.len()?;
+        let len = c.len()?;
+        if id == series && found.is_none() {
+            found = Some((offset, count, len));
+        }
+        offset = offset.checked_add(len).ok_or(LogError::Truncated)?;
+    }
+    match found {
+        None => Ok(None),
+        Some((off, count, len)) => {
+            c.take(off)?;
+            Ok(Some(Section { series, count, bytes: c.take(len)? }))
+        }
+    }
+}
+
 /// Builds the entries of one batch.
 #[derive(Debug)]
 pub struct EntryBuilder<'a> {
@@ -348,6 +381,11 @@ mod tests {
                 prop_assert!(e.len() <= TARGET_BYTES + 300, "entry of {} bytes", e.len());
                 let p = Entry::parse(e).unwrap();
                 prop_assert_eq!((p.tenant, p.device), ("acme", "fw-1"));
+                for s in &p.sections {
+                    let f = find_section(e, s.series).unwrap().unwrap();
+                    prop_assert_eq!(f.points().unwrap().len(), p.section(s.series).unwrap().count);
+                }
+                prop_assert!(find_section(e, 99).unwrap().is_none());
                 for s in &p.sections {
                     for (t, v) in s.points().unwrap() {
                         got_points.push((s.series, t, v.to_bits()));

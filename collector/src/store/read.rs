@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use super::block::{self, Header};
-use super::log::Entry;
+use super::log::{self, Entry};
 use super::rollup::{self, Aggregate, Level, bucketize};
 use super::keys::Labels;
 use super::{Snapshot, Store, StoreError, StoredAlert, keys, meta, names, u64_from};
@@ -66,8 +66,7 @@ impl Store {
         for item in self.log.range(snap, &range).map_err(self.lmdb())? {
             let (_, v) = item.map_err(self.lmdb())?;
             // A damaged entry is reported by the fold; readers skip it.
-            let Ok(entry) = Entry::parse(v) else { continue };
-            if let Some(section) = entry.section(series) {
+            if let Ok(Some(section)) = log::find_section(v, series) {
                 let _ = section.for_each(|t, x| {
                     if t >= lo && t < hi {
                         out.push((t, x));
