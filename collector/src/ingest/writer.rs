@@ -5,6 +5,10 @@
 //! or [`GROUP_MAX_RECORDS`] records — commits it in one LMDB transaction, and only then answers
 //! every waiting connection, which acknowledges to its agent. LMDB transactions are synchronous,
 //! so the writer is a plain thread and never holds a transaction across an `.await`.
+//!
+//! The commit only appends to the store's ingest log. The writer thread also owns the store's
+//! maintenance thread ([`Maintenance`]), which folds the log into blocks and rollups and applies
+//! retention; it is stopped when the writer stops.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use ampel_protocol::{AckStatus, Batch, Identity};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::store::maintenance::{Maintenance, MaintenanceOptions};
 use crate::store::{PendingBatch, Store};
 
 /// Most batches committed in one transaction.
@@ -36,6 +41,8 @@ pub struct IngestStats {
     pub records_unknown: AtomicU64,
     /// Records refused as malformed.
     pub records_malformed: AtomicU64,
+    /// Points and alerts refused because they are older than their retention.
+    pub records_expired: AtomicU64,
     /// Batches whose payload named a sender other than the certificate.
     pub sender_mismatch: AtomicU64,
     /// Transactions committed.
@@ -68,14 +75,35 @@ pub enum WriterError {
 }
 
 impl Writer {
-    /// Starts the writer thread over `store`. It stops when every [`Writer`] clone is dropped,
-    /// after committing what was queued; join the returned handle to wait for that.
+    /// Starts the writer thread over `store`, with the store's maintenance thread (fold and
+    /// retention) beside it. It stops when every [`Writer`] clone is dropped, after committing
+    /// what was queued and stopping the maintenance thread; join the returned handle to wait
+    /// for that.
     pub fn start(store: Store, stats: Arc<IngestStats>) -> (Writer, std::thread::JoinHandle<()>) {
+        Writer::start_with(store, stats, Some(MaintenanceOptions::default()))
+    }
+
+    /// [`Writer::start`] with chosen maintenance options; `None` runs no maintenance thread
+    /// (the log then grows until something folds it, e.g. a benchmark measuring the commit
+    /// path alone).
+    pub fn start_with(store: Store, stats: Arc<IngestStats>, maintenance: Option<MaintenanceOptions>) -> (Writer, std::thread::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4096);
         let thread_stats = stats.clone();
         let handle = std::thread::Builder::new()
             .name("ampel-writer".into())
-            .spawn(move || run(store, rx, thread_stats))
+            .spawn(move || {
+                let maintenance = maintenance.and_then(|opts| match Maintenance::start(store.clone(), opts) {
+                    Ok(m) => Some(m),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot start the fold thread; the ingest log will not be folded");
+                        None
+                    }
+                });
+                run(store, rx, thread_stats);
+                if let Some(m) = maintenance {
+                    m.stop();
+                }
+            })
             .unwrap_or_else(|e| {
                 // Without a writer thread the collector cannot work at all; this happens only when
                 // the OS refuses a thread at start-up.
@@ -145,6 +173,7 @@ fn run(store: Store, mut rx: mpsc::Receiver<Request>, stats: Arc<IngestStats>) {
                     stats.alerts.fetch_add(outcome.alerts, Ordering::Relaxed);
                     stats.records_unknown.fetch_add(outcome.unknown, Ordering::Relaxed);
                     stats.records_malformed.fetch_add(outcome.malformed, Ordering::Relaxed);
+                    stats.records_expired.fetch_add(outcome.expired, Ordering::Relaxed);
                     // The connection may have gone; the data is committed either way and a
                     // resend will be acknowledged as a duplicate.
                     let _ = req.reply.send(Ok(status));
@@ -160,4 +189,43 @@ fn run(store: Store, mut rx: mpsc::Receiver<Request>, stats: Arc<IngestStats>) {
         }
     }
     tracing::debug!("writer stopped: all handles dropped");
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::time::Duration;
+
+    use ampel_protocol::{DeviceId, Metric, Record, TenantId};
+
+    use super::*;
+    use crate::store::StoreOptions;
+
+    #[tokio::test]
+    async fn acknowledged_batches_are_readable_at_once_and_folded_in_the_background() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let stats = Arc::new(IngestStats::default());
+        let opts = MaintenanceOptions { idle: Duration::from_millis(20), ..MaintenanceOptions::default() };
+        let (writer, thread) = Writer::start_with(store.clone(), stats.clone(), Some(opts));
+        let identity = Identity { tenant: TenantId::new("acme").unwrap(), device: DeviceId::new("fw-1").unwrap() };
+        // Recent data: the maintenance thread applies the default retention to wall-clock time.
+        let t0 = crate::ingest::quic::now_ms() - 3_600_000;
+        for seq in 0..20u64 {
+            let records = (0..100).map(|i| Record::Metric(Metric { ts: t0 + seq as i64 * 100 + i, name: "cpu".into(), labels: vec![], value: 1.0 })).collect();
+            let status = writer.submit(identity.clone(), Batch { version: 1, seq, sender: None, records }, 0).await.unwrap();
+            assert_eq!(status, AckStatus::Committed);
+            // Acknowledged means readable, folded or not.
+            assert_eq!(store.count_points("fw-1", 0, i64::MAX).unwrap(), (seq + 1) * 100);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while store.log_len().unwrap() > 0 {
+            assert!(std::time::Instant::now() < deadline, "the fold thread did not catch up");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(store.count_points("fw-1", 0, i64::MAX).unwrap(), 2000);
+        assert_eq!(stats.points.load(Ordering::Relaxed), 2000);
+        drop(writer);
+        tokio::task::spawn_blocking(move || thread.join().unwrap()).await.unwrap();
+    }
 }

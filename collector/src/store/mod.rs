@@ -1,40 +1,85 @@
 //! The collector's LMDB store (heed).
 //!
-//! One [`Store`] owns the environment and typed databases with big-endian keys (see [`keys`]),
-//! so range scans come out in time order:
+//! LMDB appends are ten times faster than inserts scattered over thousands of series, so the
+//! hot path only appends: the writer commits incoming batches to an **ingest log** keyed by
+//! arrival order and acknowledges them. A background task **folds** the log into per-series
+//! compressed blocks and rollups and trims it. Readers merge the blocks with the part of the
+//! log not folded yet, so an acknowledged point is visible at once.
 //!
-//! | database  | key                                   | value                         |
-//! |-----------|---------------------------------------|-------------------------------|
-//! | `devices` | device id                             | [`DeviceRecord`] (CBOR)       |
-//! | `series`  | device \0 name \0 labels              | series id (u64 BE)            |
-//! | `points`  | series id (u64 BE), ts (i64 BE*)      | value (f64 bits, BE)          |
-//! | `alerts`  | tenant \0 ts (i64 BE*) id (u64 BE)    | [`StoredAlert`] (CBOR)        |
-//! | `seqs`    | device id                             | [`seq::SeqWindow`]            |
-//! | `meta`    | name                                  | counters (u64 BE)             |
+//! | database     | key                                                  | value                              |
+//! |--------------|------------------------------------------------------|------------------------------------|
+//! | `devices`    | device id                                            | [`DeviceRecord`] (CBOR)            |
+//! | `series`     | device \0 name \0 (label \x1f value \0)*             | series id (u64 BE)                 |
+//! | `log`        | arrival number (u64 BE), appended                    | a [`log`] entry: one batch's points and alerts, series interned |
+//! | `blocks`     | series id (u64 BE), first ts (i64 BE*)               | Gorilla-coded points ([`block`])   |
+//! | `marks`      | series id (u64 BE)                                   | log key up to which the series is folded (u64 BE) |
+//! | `rollup-1m`, `rollup-1h`, `rollup-1d` | bucket (i64 BE*), series id (u64 BE) | [`Aggregate`] (48 bytes)  |
+//! | `alerts`     | tenant \0 ts (i64 BE*) log key (u64 BE) pos (u32 BE) | [`StoredAlert`] (CBOR)             |
+//! | `alert-aggs` | tenant \0 level dim bucket (i64 BE*) value           | count (u64 BE)                     |
+//! | `states`     | device \0 kind ts (i64 BE*)                          | `License` / `Inventory` (CBOR)     |
+//! | `seqs`       | device id                                            | [`seq::SeqWindow`]                 |
+//! | `meta`       | name                                                 | counters, fold progress, retention horizons (u64 BE) |
 //!
-//! (*) sign bit flipped. Writes go through one writer (see `ingest::writer`), which commits
-//! many batches per transaction. When the map is full the transaction is aborted, the map
-//! grows, and the whole group is retried: nothing is acknowledged before its commit.
+//! (*) sign bit flipped, so that byte order is numeric order.
+//!
+//! # Invariants
+//!
+//! - Everything in a log entry with key ≤ `folded` (meta) is in the blocks, rollups and alerts;
+//!   the entry itself is gone. Entries above it are the tail readers merge in.
+//! - A fold round spans several bounded transactions; each commits the blocks, rollups and mark
+//!   of a few series together. A series whose mark is above `folded` already holds the points of
+//!   the entries up to its mark; the fold and the readers skip those for it. So a crash at any
+//!   point of a fold loses and duplicates nothing.
+//! - The blocks of a series do not overlap in time: a block holds points from its key up to
+//!   (not including) the next block's key. A point whose (series, timestamp) is stored already
+//!   is ignored: the first write wins, in raw data and rollups alike.
+//! - Retention keeps per data class a horizon in `meta` that only moves forward; readers never
+//!   return anything older, so a deletion interrupted half-way is invisible.
+//!
+//! Writes go through [`Store::commit`] (the writer) and the fold; both run their transactions
+//! through one helper that grows the map and retries when LMDB reports it full, so nothing is
+//! acknowledged before its commit and nothing is lost to a full map.
 
+pub mod alerts;
+pub mod block;
+mod commit;
+pub mod fold;
 pub mod keys;
+pub mod log;
+pub mod maintenance;
+mod read;
+pub mod retention;
+pub mod rollup;
 pub mod seq;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
-use ampel_protocol::{AckStatus, Alert, Batch, DeviceId, Identity, Inventory, License, Record, TenantId};
+use ampel_protocol::{Alert, Batch, DeviceId, Identity, Inventory, License, TenantId};
 use heed::types::Bytes;
-use heed::{Database, Env, EnvOpenOptions, RoTxn, RwTxn};
+use heed::{Database, Env, EnvOpenOptions, RoTxn, RwTxn, WithTls};
 use serde::{Deserialize, Serialize};
 
-use self::seq::SeqWindow;
+pub use self::alerts::{AlertDim, AlertSummary};
+pub use self::fold::{FoldLimits, FoldReport};
+pub use self::keys::Labels;
+pub use self::read::Points;
+pub use self::retention::{Retention, RetentionReport};
+pub use self::rollup::{Aggregate, Level};
 
 /// Database names, fixed on disk.
 mod names {
     pub const DEVICES: &str = "devices";
     pub const SERIES: &str = "series";
-    pub const POINTS: &str = "points";
+    pub const LOG: &str = "log";
+    pub const BLOCKS: &str = "blocks";
+    pub const MARKS: &str = "marks";
+    pub const ROLLUPS: [&str; 3] = ["rollup-1m", "rollup-1h", "rollup-1d"];
     pub const ALERTS: &str = "alerts";
+    pub const ALERT_AGGS: &str = "alert-aggs";
+    pub const STATES: &str = "states";
     pub const SEQS: &str = "seqs";
     pub const META: &str = "meta";
 }
@@ -42,8 +87,24 @@ mod names {
 /// Every database holds raw bytes; the layouts are in [`keys`].
 type Db = Database<'static, Bytes, Bytes>;
 
-const META_NEXT_SERIES: &[u8] = b"next-series";
-const META_NEXT_ALERT: &[u8] = b"next-alert";
+/// Names of counters and marks in `meta`.
+mod meta {
+    pub const NEXT_SERIES: &[u8] = b"next-series";
+    /// Highest log key folded completely.
+    pub const FOLDED: &[u8] = b"folded";
+    /// Points in the blocks.
+    pub const RAW_POINTS: &[u8] = b"raw-points";
+    pub const H_RAW: &[u8] = b"horizon-raw";
+    pub const H_ROLLUP: [&[u8]; 3] = [b"horizon-1m", b"horizon-1h", b"horizon-1d"];
+    pub const H_ALERTS: &[u8] = b"horizon-alerts";
+    pub const H_STATES: &[u8] = b"horizon-states";
+}
+
+/// Kinds in the `states` history.
+mod state_kind {
+    pub const LICENSE: u8 = 1;
+    pub const INVENTORY: u8 = 2;
+}
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +151,9 @@ pub enum StoreError {
         /// The configured maximum.
         max: usize,
     },
+    /// A query asked for something that has no answer (a step of zero, say).
+    #[error("bad query: {0}")]
+    BadQuery(String),
 }
 
 /// What the registry knows about a device.
@@ -103,7 +167,8 @@ pub struct DeviceRecord {
     pub first_seen_ms: Option<i64>,
     /// Last batch received, Unix ms.
     pub last_seen_ms: Option<i64>,
-    /// Points stored in total.
+    /// Points accepted in total (a point repeating a stored timestamp is dropped later, when
+    /// folded, but counted here).
     pub points: u64,
     /// Alerts stored in total.
     pub alerts: u64,
@@ -124,6 +189,15 @@ pub struct StoredAlert {
     pub alert: Alert,
 }
 
+/// What a device reported about itself as of some time.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DeviceState {
+    /// The latest license state read at or before that time.
+    pub license: Option<License>,
+    /// The latest inventory read at or before that time.
+    pub inventory: Option<Inventory>,
+}
+
 /// Store tuning.
 #[derive(Debug, Clone, Copy)]
 pub struct StoreOptions {
@@ -131,11 +205,15 @@ pub struct StoreOptions {
     pub initial_map_size: usize,
     /// Largest map size the store may grow to.
     pub max_map_size: usize,
+    /// Most concurrent read transactions (LMDB's reader table).
+    pub max_readers: u32,
+    /// How long each class of data is kept.
+    pub retention: Retention,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { initial_map_size: 256 << 20, max_map_size: 1 << 40 }
+        StoreOptions { initial_map_size: 256 << 20, max_map_size: 1 << 40, max_readers: 256, retention: Retention::default() }
     }
 }
 
@@ -161,20 +239,72 @@ pub struct CommitOutcome {
     pub unknown: u64,
     /// Records skipped: malformed (control characters in names, non-finite values).
     pub malformed: u64,
+    /// Points and alerts skipped: older than their retention horizon.
+    pub expired: u64,
 }
+
+/// The retention horizons in force: data older than these is gone or about to go, and never
+/// returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Horizons {
+    /// Raw points: timestamps below are dropped.
+    pub raw: i64,
+    /// Per rollup level: a bucket ending at or before it is dropped.
+    pub rollup: [i64; 3],
+    /// Alerts: timestamps below are dropped.
+    pub alerts: i64,
+    /// Device state history: entries below are dropped, except the latest one per kind.
+    pub states: i64,
+}
+
+/// What the store's threads share.
+struct Shared {
+    /// Every transaction holds this for reading; growing the map holds it for writing, because
+    /// LMDB may only resize when no transaction of this process is active.
+    grow: RwLock<()>,
+    /// Series key -> id, for ids committed already.
+    series: Mutex<HashMap<Vec<u8>, u64>>,
+    /// One fold or retention pass at a time.
+    maintenance: Mutex<()>,
+    /// Commits waiting for or holding LMDB's writer lock; the fold steps aside for them.
+    commits_waiting: AtomicUsize,
+}
+
+/// Most entries in the series cache before it is emptied.
+const SERIES_CACHE_MAX: usize = 1 << 20;
 
 /// The LMDB store. Cheap to clone; clones share the environment.
 #[derive(Clone)]
 pub struct Store {
     env: Env,
     path: PathBuf,
-    max_map_size: usize,
+    opts: StoreOptions,
+    shared: Arc<Shared>,
     devices: Db,
     series: Db,
-    points: Db,
+    log: Db,
+    blocks: Db,
+    marks: Db,
+    rollups: [Db; 3],
     alerts: Db,
+    alert_aggs: Db,
+    states: Db,
     seqs: Db,
     meta: Db,
+}
+
+/// A read transaction that keeps the map from being resized under it.
+pub(crate) struct Snapshot<'s> {
+    // Declared first: dropped (ended) before the guard is released.
+    txn: RoTxn<'s, WithTls>,
+    _guard: RwLockReadGuard<'s, ()>,
+}
+
+impl<'s> std::ops::Deref for Snapshot<'s> {
+    type Target = RoTxn<'s, WithTls>;
+    fn deref(&self) -> &Self::Target {
+        &self.txn
+    }
 }
 
 fn cbor<T: Serialize>(v: &T) -> Vec<u8> {
@@ -190,9 +320,9 @@ fn u64_from(bytes: &[u8]) -> u64 {
     u64::from_be_bytes(b)
 }
 
-/// A metric name or label part must be printable: the series key layout relies on it.
-fn printable(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 256 && !s.chars().any(char::is_control)
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere cannot leave these maps in a state that is wrong, only incomplete.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Store {
@@ -205,33 +335,70 @@ impl Store {
         // A file written by an earlier run may be larger than the initial size; LMDB then keeps
         // the file's size.
         let mut options = EnvOpenOptions::new();
-        options.map_size(map_size).max_dbs(16).max_readers(256);
+        options.map_size(map_size).max_dbs(24).max_readers(opts.max_readers.max(8));
         // SAFETY: the environment is opened once per process (the CLI opens it once per
         // command, `serve` once at start) and the directory is not modified by anything but
         // LMDB itself.
         #[allow(unsafe_code)]
         let env = unsafe { options.open(dir) }.map_err(lmdb)?;
+        let all = [
+            names::DEVICES,
+            names::SERIES,
+            names::LOG,
+            names::BLOCKS,
+            names::MARKS,
+            names::ROLLUPS[0],
+            names::ROLLUPS[1],
+            names::ROLLUPS[2],
+            names::ALERTS,
+            names::ALERT_AGGS,
+            names::STATES,
+            names::SEQS,
+            names::META,
+        ];
         let wtxn = env.write_txn().map_err(lmdb)?;
         let dbs = env
             .create_databases_and_commit(wtxn, |opener, wtxn| -> Result<_, heed::Error> {
                 let mut out = Vec::new();
-                for name in [names::DEVICES, names::SERIES, names::POINTS, names::ALERTS, names::SEQS, names::META] {
+                for name in all {
                     out.push(opener.create_database::<Bytes, Bytes>(wtxn, Some(name))?);
                 }
-                let arr: [Database<'_, Bytes, Bytes>; 6] =
+                let arr: [Database<'_, Bytes, Bytes>; 13] =
                     out.try_into().map_err(|_| heed::Error::Io(std::io::Error::other("database count")))?;
                 Ok(heed::CommitOrAbort::<_, ()>::Commit(arr))
             })
             .map_err(lmdb)?;
-        let heed::CommitOrAbort::Commit([devices, series, points, alerts, seqs, meta]) = dbs else {
+        let heed::CommitOrAbort::Commit([devices, series, log, blocks, marks, r1, r2, r3, alerts, alert_aggs, states, seqs, meta]) = dbs else {
             return Err(StoreError::Corrupt { path: dir.to_owned(), db: "meta", detail: "database creation aborted".into() });
         };
-        Ok(Store { env, path: dir.to_owned(), max_map_size: opts.max_map_size, devices, series, points, alerts, seqs, meta })
+        let shared = Arc::new(Shared { grow: RwLock::new(()), series: Mutex::new(HashMap::new()), maintenance: Mutex::new(()), commits_waiting: AtomicUsize::new(0) });
+        Ok(Store {
+            env,
+            path: dir.to_owned(),
+            opts,
+            shared,
+            devices,
+            series,
+            log,
+            blocks,
+            marks,
+            rollups: [r1, r2, r3],
+            alerts,
+            alert_aggs,
+            states,
+            seqs,
+            meta,
+        })
     }
 
     /// The store directory.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The options the store was opened with.
+    pub fn options(&self) -> &StoreOptions {
+        &self.opts
     }
 
     fn lmdb(&self) -> impl Fn(heed::Error) -> StoreError + '_ {
@@ -247,30 +414,84 @@ impl Store {
         self.env.info().map_size
     }
 
+    /// Bytes of the data file in use (pages up to the last one used, free pages included).
+    pub fn used_bytes(&self) -> u64 {
+        (self.env.info().last_page_number as u64 + 1) * 4096
+    }
+
+    /// A consistent read-only view. Keep it short: it pins the pages it sees.
+    pub(crate) fn read(&self) -> Result<Snapshot<'_>, StoreError> {
+        let guard = self.shared.grow.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let txn = self.env.read_txn().map_err(self.lmdb())?;
+        Ok(Snapshot { txn, _guard: guard })
+    }
+
     /// Runs `f` in a write transaction and commits; on a full map grows the map and retries.
+    /// `f` may run several times and must not keep effects of a failed run.
     fn write<T>(&self, mut f: impl FnMut(&Store, &mut RwTxn<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
         loop {
-            let mut wtxn = self.env.write_txn().map_err(self.lmdb())?;
-            let result = f(self, &mut wtxn).and_then(|v| wtxn.commit().map(|_| v).map_err(self.lmdb()));
+            let seen = self.map_size();
+            let result = {
+                let _guard = self.shared.grow.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut wtxn = self.env.write_txn().map_err(self.lmdb())?;
+                // `wtxn` is dropped (aborted, if not committed) before the guard.
+                f(self, &mut wtxn).and_then(|v| wtxn.commit().map(|_| v).map_err(self.lmdb()))
+            };
             match result {
-                Err(StoreError::Lmdb { source: heed::Error::Mdb(heed::MdbError::MapFull), .. }) => self.grow()?,
+                Err(StoreError::Lmdb { source: heed::Error::Mdb(heed::MdbError::MapFull), .. }) => self.grow(seen)?,
                 other => return other,
             }
         }
     }
 
-    fn grow(&self) -> Result<(), StoreError> {
+    /// Doubles the map, unless another thread grew it since `seen`.
+    fn grow(&self, seen: usize) -> Result<(), StoreError> {
+        let _exclusive = self.shared.grow.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         let current = self.map_size();
-        let next = current.saturating_mul(2).min(self.max_map_size);
+        if current > seen {
+            return Ok(());
+        }
+        let next = current.saturating_mul(2).min(self.opts.max_map_size);
         if next <= current {
-            return Err(StoreError::Full { path: self.path.clone(), max: self.max_map_size });
+            return Err(StoreError::Full { path: self.path.clone(), max: self.opts.max_map_size });
         }
         tracing::info!(from = current, to = next, "growing the store's map");
-        // SAFETY: only the writer calls `write`, and it holds no transaction here (the failed
-        // one was dropped, which aborts it). Read transactions elsewhere in this process are
-        // short; LMDB documents resizing with no active write transaction in this process.
+        // SAFETY: every transaction of this process runs under a read guard of `grow`, and we
+        // hold it for writing: no transaction is active here, as LMDB requires for a resize.
         #[allow(unsafe_code)]
         unsafe { self.env.resize(next) }.map_err(self.lmdb())
+    }
+
+    fn meta_u64(&self, txn: &RoTxn<'_>, key: &[u8]) -> Result<u64, StoreError> {
+        Ok(self.meta.get(txn, key).map_err(self.lmdb())?.map(u64_from).unwrap_or(0))
+    }
+
+    fn meta_i64(&self, txn: &RoTxn<'_>, key: &[u8], default: i64) -> Result<i64, StoreError> {
+        Ok(self.meta.get(txn, key).map_err(self.lmdb())?.map(|b| u64_from(b) as i64).unwrap_or(default))
+    }
+
+    fn put_meta(&self, wtxn: &mut RwTxn<'_>, key: &[u8], v: u64) -> Result<(), StoreError> {
+        self.meta.put(wtxn, key, &v.to_be_bytes()).map_err(self.lmdb())
+    }
+
+    /// The retention horizons as of `txn`.
+    fn horizons_in(&self, txn: &RoTxn<'_>) -> Result<Horizons, StoreError> {
+        Ok(Horizons {
+            raw: self.meta_i64(txn, meta::H_RAW, i64::MIN)?,
+            rollup: [
+                self.meta_i64(txn, meta::H_ROLLUP[0], i64::MIN)?,
+                self.meta_i64(txn, meta::H_ROLLUP[1], i64::MIN)?,
+                self.meta_i64(txn, meta::H_ROLLUP[2], i64::MIN)?,
+            ],
+            alerts: self.meta_i64(txn, meta::H_ALERTS, i64::MIN)?,
+            states: self.meta_i64(txn, meta::H_STATES, i64::MIN)?,
+        })
+    }
+
+    /// The retention horizons in force.
+    pub fn horizons(&self) -> Result<Horizons, StoreError> {
+        let snap = self.read()?;
+        self.horizons_in(&snap)
     }
 
     /// Registers a device under a tenant; refuses a device id that exists.
@@ -294,15 +515,15 @@ impl Store {
 
     /// One device's record.
     pub fn device(&self, device: &str) -> Result<Option<DeviceRecord>, StoreError> {
-        let rtxn = self.env.read_txn().map_err(self.lmdb())?;
-        self.device_in(&rtxn, device)
+        let snap = self.read()?;
+        self.device_in(&snap, device)
     }
 
     /// All devices, or those of one tenant, sorted by id.
     pub fn devices(&self, tenant: Option<&str>) -> Result<Vec<(String, DeviceRecord)>, StoreError> {
-        let rtxn = self.env.read_txn().map_err(self.lmdb())?;
+        let snap = self.read()?;
         let mut out = Vec::new();
-        for item in self.devices.iter(&rtxn).map_err(self.lmdb())? {
+        for item in self.devices.iter(&snap).map_err(self.lmdb())? {
             let (k, v) = item.map_err(self.lmdb())?;
             let rec: DeviceRecord = serde_cbor::from_slice(v).map_err(|e| self.corrupt(names::DEVICES, e))?;
             if tenant.is_none_or(|t| t == rec.tenant) {
@@ -320,318 +541,73 @@ impl Store {
         Ok(t)
     }
 
-    /// Commits a group of batches in one transaction and says for each what became of it.
-    ///
-    /// The tenant of every record is the tenant of the sending certificate; a device unknown to
-    /// the registry is registered under it, and a device registered under another tenant is
-    /// refused. Duplicates by (device, seq) are not written again.
-    pub fn commit(&self, group: &[PendingBatch]) -> Result<Vec<(AckStatus, CommitOutcome)>, StoreError> {
-        let mut series_cache: HashMap<Vec<u8>, u64> = HashMap::new();
-        self.write(|s, wtxn| {
-            series_cache.clear();
-            let mut results = Vec::with_capacity(group.len());
-            let mut windows: HashMap<String, SeqWindow> = HashMap::new();
-            let mut next_series = s.meta_u64(wtxn, META_NEXT_SERIES)?;
-            let mut next_alert = s.meta_u64(wtxn, META_NEXT_ALERT)?;
-            for p in group {
-                let device = p.identity.device.as_str();
-                let tenant = p.identity.tenant.as_str();
-                let mut rec = match s.device_in(wtxn, device)? {
-                    Some(r) if r.tenant != tenant => {
-                        results.push((
-                            AckStatus::Rejected(format!("device {device} is registered to another tenant")),
-                            CommitOutcome::default(),
-                        ));
-                        continue;
-                    }
-                    Some(r) => r,
-                    None => {
-                        tracing::info!(%device, %tenant, "registering new device on first contact");
-                        DeviceRecord { tenant: tenant.to_owned(), registered_ms: p.received_ms, ..DeviceRecord::default() }
-                    }
-                };
-                let window = match windows.get_mut(device) {
-                    Some(w) => w,
-                    None => {
-                        let w = match s.seqs.get(wtxn, device.as_bytes()).map_err(s.lmdb())? {
-                            Some(b) => SeqWindow::decode(b).ok_or_else(|| s.corrupt(names::SEQS, "bad length"))?,
-                            None => SeqWindow::default(),
-                        };
-                        windows.entry(device.to_owned()).or_insert(w)
-                    }
-                };
-                if !window.is_new(p.batch.seq) {
-                    results.push((AckStatus::Duplicate, CommitOutcome::default()));
-                    continue;
-                }
-                window.mark(p.batch.seq);
-                let mut outcome = CommitOutcome::default();
-                for r in &p.batch.records {
-                    match r {
-                        Record::Metric(m) => {
-                            if !printable(&m.name)
-                                || !m.value.is_finite()
-                                || m.labels.iter().any(|(k, v)| !printable(k) || (!v.is_empty() && !printable(v)))
-                            {
-                                outcome.malformed += 1;
-                                continue;
-                            }
-                            let skey = keys::series_key(device, &m.name, &m.labels);
-                            let id = match series_cache.get(&skey) {
-                                Some(id) => *id,
-                                None => {
-                                    let id = match s.series.get(wtxn, &skey).map_err(s.lmdb())? {
-                                        Some(b) => u64_from(b),
-                                        None => {
-                                            let id = next_series;
-                                            next_series += 1;
-                                            s.series.put(wtxn, &skey, &id.to_be_bytes()).map_err(s.lmdb())?;
-                                            id
-                                        }
-                                    };
-                                    series_cache.insert(skey, id);
-                                    id
-                                }
-                            };
-                            s.points
-                                .put(wtxn, &keys::point_key(id, m.ts), &m.value.to_bits().to_be_bytes())
-                                .map_err(s.lmdb())?;
-                            outcome.points += 1;
-                        }
-                        Record::Alert(a) => {
-                            let stored = StoredAlert { device: device.to_owned(), alert: a.clone() };
-                            s.alerts.put(wtxn, &keys::alert_key(tenant, a.ts, next_alert), &cbor(&stored)).map_err(s.lmdb())?;
-                            next_alert += 1;
-                            outcome.alerts += 1;
-                        }
-                        Record::License(l) => {
-                            if rec.license.as_ref().is_none_or(|old| old.ts <= l.ts) {
-                                rec.license = Some(l.clone());
-                            }
-                        }
-                        Record::Inventory(i) => {
-                            if rec.inventory.as_ref().is_none_or(|old| old.ts <= i.ts) {
-                                rec.inventory = Some(i.clone());
-                            }
-                        }
-                        Record::Traffic(t) => {
-                            // Traffic counters are stored as per-interface series until the
-                            // traffic section of the store is built.
-                            let mut labels = vec![("interface".to_owned(), t.interface.clone())];
-                            if let Some(c) = &t.category {
-                                labels.push(("category".to_owned(), c.clone()));
-                            }
-                            if labels.iter().any(|(_, v)| !printable(v)) {
-                                outcome.malformed += 1;
-                                continue;
-                            }
-                            for (name, v) in [("traffic.rx_bytes", t.rx_bytes), ("traffic.tx_bytes", t.tx_bytes)] {
-                                let skey = keys::series_key(device, name, &labels);
-                                let id = match s.series.get(wtxn, &skey).map_err(s.lmdb())? {
-                                    Some(b) => u64_from(b),
-                                    None => {
-                                        let id = next_series;
-                                        next_series += 1;
-                                        s.series.put(wtxn, &skey, &id.to_be_bytes()).map_err(s.lmdb())?;
-                                        id
-                                    }
-                                };
-                                s.points
-                                    .put(wtxn, &keys::point_key(id, t.ts), &(v as f64).to_bits().to_be_bytes())
-                                    .map_err(s.lmdb())?;
-                                outcome.points += 1;
-                            }
-                        }
-                        Record::Unknown => outcome.unknown += 1,
-                    }
-                }
-                rec.first_seen_ms = Some(rec.first_seen_ms.map_or(p.received_ms, |f| f.min(p.received_ms)));
-                rec.last_seen_ms = Some(rec.last_seen_ms.map_or(p.received_ms, |l| l.max(p.received_ms)));
-                rec.points += outcome.points;
-                rec.alerts += outcome.alerts;
-                rec.batches += 1;
-                s.devices.put(wtxn, device.as_bytes(), &cbor(&rec)).map_err(s.lmdb())?;
-                results.push((AckStatus::Committed, outcome));
-            }
-            for (device, w) in &windows {
-                s.seqs.put(wtxn, device.as_bytes(), &w.encode()).map_err(s.lmdb())?;
-            }
-            s.meta.put(wtxn, META_NEXT_SERIES, &next_series.to_be_bytes()).map_err(s.lmdb())?;
-            s.meta.put(wtxn, META_NEXT_ALERT, &next_alert.to_be_bytes()).map_err(s.lmdb())?;
-            Ok(results)
-        })
-    }
-
-    fn meta_u64(&self, txn: &RoTxn<'_>, key: &[u8]) -> Result<u64, StoreError> {
-        Ok(self.meta.get(txn, key).map_err(self.lmdb())?.map(u64_from).unwrap_or(0))
-    }
-
-    /// The series of a device: (name, labels, series id), sorted by name then labels.
-    pub fn series_of(&self, device: &str) -> Result<Vec<(String, Vec<(String, String)>, u64)>, StoreError> {
-        let rtxn = self.env.read_txn().map_err(self.lmdb())?;
-        let prefix = keys::device_series_prefix(device);
-        let mut out = Vec::new();
-        for item in self.series.prefix_iter(&rtxn, &prefix).map_err(self.lmdb())? {
-            let (k, v) = item.map_err(self.lmdb())?;
-            let (_, name, labels) = keys::parse_series_key(k).ok_or_else(|| self.corrupt(names::SERIES, "bad key"))?;
-            out.push((name, labels, u64_from(v)));
-        }
-        Ok(out)
-    }
-
-    /// Points of one series in `[from, to)`, time-ordered.
-    pub fn points(&self, series: u64, from: i64, to: i64) -> Result<Vec<(i64, f64)>, StoreError> {
-        let rtxn = self.env.read_txn().map_err(self.lmdb())?;
-        let (lo, hi) = (keys::point_key(series, from), keys::point_key(series, to));
-        let range = (std::ops::Bound::Included(&lo[..]), std::ops::Bound::Excluded(&hi[..]));
-        let mut out = Vec::new();
-        for item in self.points.range(&rtxn, &range).map_err(self.lmdb())? {
-            let (k, v) = item.map_err(self.lmdb())?;
-            let (_, ts) = keys::split_point_key(k).ok_or_else(|| self.corrupt(names::POINTS, "bad key"))?;
-            out.push((ts, f64::from_bits(u64_from(v))));
-        }
-        Ok(out)
-    }
-
-    /// Every series of `device` named `name`, with its points in `[from, to)`.
-    pub fn metric(&self, device: &str, name: &str, from: i64, to: i64) -> Result<Vec<(Vec<(String, String)>, Vec<(i64, f64)>)>, StoreError> {
-        let mut out = Vec::new();
-        for (n, labels, id) in self.series_of(device)? {
-            if n == name {
-                out.push((labels, self.points(id, from, to)?));
-            }
-        }
-        Ok(out)
-    }
-
-    /// Number of points of a device in `[from, to)`.
-    pub fn count_points(&self, device: &str, from: i64, to: i64) -> Result<u64, StoreError> {
-        let mut n = 0u64;
-        let ids: Vec<u64> = self.series_of(device)?.into_iter().map(|(_, _, id)| id).collect();
-        let rtxn = self.env.read_txn().map_err(self.lmdb())?;
-        for id in ids {
-            let (lo, hi) = (keys::point_key(id, from), keys::point_key(id, to));
-            let range = (std::ops::Bound::Included(&lo[..]), std::ops::Bound::Excluded(&hi[..]));
-            for item in self.points.range(&rtxn, &range).map_err(self.lmdb())? {
-                item.map_err(self.lmdb())?;
-                n += 1;
-            }
-        }
-        Ok(n)
-    }
-
-    /// Alerts of a tenant in `[from, to)`, time-ordered.
-    pub fn alerts(&self, tenant: &str, from: i64, to: i64) -> Result<Vec<StoredAlert>, StoreError> {
-        let rtxn = self.env.read_txn().map_err(self.lmdb())?;
-        let (lo, hi) = (keys::alert_key(tenant, from, 0), keys::alert_key(tenant, to, 0));
-        let range = (std::ops::Bound::Included(&lo[..]), std::ops::Bound::Excluded(&hi[..]));
-        let mut out = Vec::new();
-        for item in self.alerts.range(&rtxn, &range).map_err(self.lmdb())? {
-            let (_, v) = item.map_err(self.lmdb())?;
-            out.push(serde_cbor::from_slice(v).map_err(|e| self.corrupt(names::ALERTS, e))?);
-        }
-        Ok(out)
-    }
-
     /// The highest committed sequence number of a device.
     pub fn high_seq(&self, device: &str) -> Result<Option<u64>, StoreError> {
-        let rtxn = self.env.read_txn().map_err(self.lmdb())?;
-        match self.seqs.get(&rtxn, device.as_bytes()).map_err(self.lmdb())? {
+        let snap = self.read()?;
+        match self.seqs.get(&snap, device.as_bytes()).map_err(self.lmdb())? {
             None => Ok(None),
-            Some(b) => Ok(SeqWindow::decode(b).ok_or_else(|| self.corrupt(names::SEQS, "bad length"))?.high()),
+            Some(b) => Ok(seq::SeqWindow::decode(b).ok_or_else(|| self.corrupt(names::SEQS, "bad length"))?.high()),
         }
     }
 
-    /// Total points stored, over all series.
-    pub fn total_points(&self) -> Result<u64, StoreError> {
-        let rtxn = self.env.read_txn().map_err(self.lmdb())?;
-        self.points.len(&rtxn).map_err(self.lmdb())
+    /// What `device` reported about its license and inventory as of `ts`: the latest of each
+    /// read at or before `ts` (history older than the states horizon keeps only its last entry).
+    pub fn device_state_at(&self, device: &str, ts: i64) -> Result<DeviceState, StoreError> {
+        let snap = self.read()?;
+        let last = |kind: u8| -> Result<Option<Vec<u8>>, StoreError> {
+            let lo = keys::state_key(device, kind, i64::MIN);
+            let hi = keys::state_key(device, kind, ts);
+            let range = (std::ops::Bound::Included(&lo[..]), std::ops::Bound::Included(&hi[..]));
+            let mut it = self.states.rev_range(&snap, &range).map_err(self.lmdb())?;
+            match it.next() {
+                None => Ok(None),
+                Some(item) => Ok(Some(item.map_err(self.lmdb())?.1.to_vec())),
+            }
+        };
+        let license = match last(state_kind::LICENSE)? {
+            Some(b) => Some(serde_cbor::from_slice(&b).map_err(|e| self.corrupt(names::STATES, e))?),
+            None => None,
+        };
+        let inventory = match last(state_kind::INVENTORY)? {
+            Some(b) => Some(serde_cbor::from_slice(&b).map_err(|e| self.corrupt(names::STATES, e))?),
+            None => None,
+        };
+        Ok(DeviceState { license, inventory })
+    }
+
+    /// Per database: (name, entries, bytes in pages), for operators and benchmarks.
+    pub fn usage(&self) -> Result<Vec<(&'static str, u64, u64)>, StoreError> {
+        let snap = self.read()?;
+        let dbs = [
+            (names::DEVICES, self.devices),
+            (names::SERIES, self.series),
+            (names::LOG, self.log),
+            (names::BLOCKS, self.blocks),
+            (names::MARKS, self.marks),
+            (names::ROLLUPS[0], self.rollups[0]),
+            (names::ROLLUPS[1], self.rollups[1]),
+            (names::ROLLUPS[2], self.rollups[2]),
+            (names::ALERTS, self.alerts),
+            (names::ALERT_AGGS, self.alert_aggs),
+            (names::STATES, self.states),
+            (names::SEQS, self.seqs),
+            (names::META, self.meta),
+        ];
+        let mut out = Vec::with_capacity(dbs.len());
+        for (name, db) in dbs {
+            let st = db.stat(&snap).map_err(self.lmdb())?;
+            let pages = (st.branch_pages + st.leaf_pages + st.overflow_pages) as u64;
+            out.push((name, st.entries as u64, pages * u64::from(st.page_size)));
+        }
+        Ok(out)
+    }
+
+    /// Entries in the ingest log waiting to be folded.
+    pub fn log_len(&self) -> Result<u64, StoreError> {
+        let snap = self.read()?;
+        self.log.len(&snap).map_err(self.lmdb())
     }
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-    use ampel_protocol::{Metric, PROTOCOL_VERSION};
-
-    fn id(t: &str, d: &str) -> Identity {
-        Identity { tenant: TenantId::new(t).unwrap(), device: DeviceId::new(d).unwrap() }
-    }
-
-    fn batch(seq: u64, n: usize, t0: i64) -> Batch {
-        Batch {
-            version: PROTOCOL_VERSION,
-            seq,
-            sender: None,
-            records: (0..n)
-                .map(|i| Record::Metric(Metric { ts: t0 + i as i64, name: "cpu.usage_percent".into(), labels: vec![], value: i as f64 }))
-                .collect(),
-        }
-    }
-
-    #[test]
-    fn committed_points_read_back_in_time_order_and_duplicates_are_not_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-        let me = id("acme", "fw-1");
-        let group = vec![
-            PendingBatch { identity: me.clone(), batch: batch(2, 5, 100), received_ms: 1000 },
-            PendingBatch { identity: me.clone(), batch: batch(1, 5, 0), received_ms: 1001 },
-            PendingBatch { identity: me.clone(), batch: batch(2, 5, 100), received_ms: 1002 },
-        ];
-        let res = store.commit(&group).unwrap();
-        assert_eq!(res.iter().map(|r| r.0.clone()).collect::<Vec<_>>(), vec![AckStatus::Committed, AckStatus::Committed, AckStatus::Duplicate]);
-        let series = store.metric("fw-1", "cpu.usage_percent", i64::MIN, i64::MAX).unwrap();
-        assert_eq!(series.len(), 1);
-        let ts: Vec<i64> = series[0].1.iter().map(|p| p.0).collect();
-        assert_eq!(ts, vec![0, 1, 2, 3, 4, 100, 101, 102, 103, 104]);
-        let rec = store.device("fw-1").unwrap().unwrap();
-        assert_eq!((rec.tenant.as_str(), rec.points, rec.batches), ("acme", 10, 2));
-        assert_eq!(store.high_seq("fw-1").unwrap(), Some(2));
-        // After reopening, the dedupe state survives.
-        drop(store);
-        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-        let res = store.commit(&group[..1]).unwrap();
-        assert_eq!(res[0].0, AckStatus::Duplicate);
-        assert_eq!(store.total_points().unwrap(), 10);
-    }
-
-    #[test]
-    fn a_device_registered_to_another_tenant_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-        store.register_device(&TenantId::new("acme").unwrap(), &DeviceId::new("fw-1").unwrap(), 0).unwrap();
-        let dup = store.register_device(&TenantId::new("globex").unwrap(), &DeviceId::new("fw-1").unwrap(), 0);
-        assert!(matches!(dup, Err(StoreError::DuplicateDevice { .. })));
-        let res = store.commit(&[PendingBatch { identity: id("globex", "fw-1"), batch: batch(1, 3, 0), received_ms: 0 }]).unwrap();
-        assert!(matches!(res[0].0, AckStatus::Rejected(_)));
-        assert_eq!(store.total_points().unwrap(), 0);
-    }
-
-    #[test]
-    fn malformed_and_unknown_records_are_counted_and_skipped() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-        let mut b = batch(1, 2, 0);
-        b.records.push(Record::Metric(Metric { ts: 5, name: "bad\u{0}name".into(), labels: vec![], value: 1.0 }));
-        b.records.push(Record::Metric(Metric { ts: 5, name: "nan".into(), labels: vec![], value: f64::NAN }));
-        b.records.push(Record::Unknown);
-        let res = store.commit(&[PendingBatch { identity: id("acme", "fw-1"), batch: b, received_ms: 0 }]).unwrap();
-        assert_eq!(res[0].1, CommitOutcome { points: 2, alerts: 0, unknown: 1, malformed: 2 });
-    }
-
-    #[test]
-    fn the_map_grows_from_a_tiny_size_and_nothing_is_lost() {
-        let dir = tempfile::tempdir().unwrap();
-        let opts = StoreOptions { initial_map_size: 1 << 20, max_map_size: 1 << 30 };
-        let store = Store::open(dir.path(), opts).unwrap();
-        let me = id("acme", "fw-1");
-        for seq in 0..20u64 {
-            let res = store.commit(&[PendingBatch { identity: me.clone(), batch: batch(seq, 5000, seq as i64 * 10_000), received_ms: 0 }]).unwrap();
-            assert_eq!(res[0].0, AckStatus::Committed);
-        }
-        assert_eq!(store.total_points().unwrap(), 100_000);
-        assert!(store.map_size() > 1 << 20);
-    }
-}
+mod tests;

@@ -1,0 +1,57 @@
+//! `ampel-bench`: throughput and latency figures of the collector's store and ingest path.
+//!
+//! ```text
+//! ampel-bench store        # commit and fold throughput, 10 000 series, durable
+//! ampel-bench query        # 30-day series at 1 h step, 30-day alert top-10 over 1 M alerts
+//! ampel-bench ingest       # QUIC agents with mutual TLS -> listener -> writer -> store
+//! ampel-bench connections  # many agents connecting at once, small batches
+//! ```
+//!
+//! Each prints `name: value unit` lines. Build with `--release` for figures worth recording.
+
+#[path = "../bench/mod.rs"]
+mod bench;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "ampel-bench", about = "Benchmarks of the Ampel collector's store and ingest path")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Points per second through the durable group commit, then through the fold.
+    Store(bench::store::StoreArgs),
+    /// Report queries over a month of data and a million alerts.
+    Query(bench::query::QueryArgs),
+    /// Agents streaming over QUIC with mutual TLS into the real listener and writer.
+    Ingest(bench::quic::IngestArgs),
+    /// Many agents connecting at once, each sending small batches.
+    Connections(bench::quic::ConnectionsArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Store(a) => bench::store::run(a),
+        Command::Query(a) => bench::query::run(a),
+        Command::Ingest(a) => runtime().and_then(|rt| rt.block_on(bench::quic::ingest(a))),
+        Command::Connections(a) => runtime().and_then(|rt| rt.block_on(bench::quic::connections(a))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ampel-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
