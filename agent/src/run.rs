@@ -65,7 +65,8 @@ impl Agent {
         let transport = match config.collector.transport {
             TransportKind::Quic => AnyTransport::Quic(QuicTransport::new(&config.collector, creds, quic)?),
         };
-        let sources = config.sources.build()?;
+        let ctx = sources::BuildContext { state_dir: Some(config.state_dir.clone()) };
+        let sources = config.sources.build(&ctx)?;
         Ok(Agent { config, sources, transport, sender })
     }
 
@@ -156,7 +157,7 @@ async fn produce(
 /// Gathers one batch from every enabled source without touching the network or the state
 /// directory. Its `seq` is 0, which no real batch carries.
 pub fn once(config: &AgentConfig) -> Result<Batch, RunError> {
-    let mut sources = config.sources.build()?;
+    let mut sources = config.sources.build(&sources::BuildContext::default())?;
     std::thread::sleep(sources::performance::WARM_UP);
     let records = sources::gather_all(&mut sources, unix_ms());
     Ok(Batch { version: PROTOCOL_VERSION, seq: 0, sender: None, records })

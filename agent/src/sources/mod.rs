@@ -5,7 +5,13 @@
 //! the `registry!` invocation below, which declares the module and generates the `[sources.*]`
 //! config table and the code that builds every enabled source.
 
+use std::path::{Path, PathBuf};
+
 use ampel_protocol::Record;
+
+pub mod follow;
+pub mod tail;
+pub mod text;
 
 /// Why a source could not be built or could not gather.
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +44,28 @@ pub trait SourceConfig {
     fn enabled(&self) -> bool;
 
     /// Builds the runtime source.
-    fn build(&self) -> Result<Box<dyn Source>, SourceError>;
+    fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Source>, SourceError>;
+}
+
+/// What a source may need from the agent when it is built.
+#[derive(Debug, Clone, Default)]
+pub struct BuildContext {
+    /// Where a source keeps state across restarts (file positions); `None` for `once`, which
+    /// writes nothing.
+    pub state_dir: Option<PathBuf>,
+}
+
+impl BuildContext {
+    /// The path of a state file named `name` in the state directory, if state is kept.
+    pub fn state_file(&self, name: &str) -> Option<PathBuf> {
+        self.state_dir.as_ref().map(|d| d.join(name))
+    }
+}
+
+/// `enabled` of a file-reading source: an explicit value wins; without one the source runs when
+/// its file exists at start ("auto").
+pub fn enabled_or_exists(enabled: Option<bool>, path: &Path) -> bool {
+    enabled.unwrap_or_else(|| path.exists())
 }
 
 /// Declares each source's module and generates [`SourcesConfig`] (one optional table per
@@ -56,10 +83,10 @@ macro_rules! registry {
 
         impl SourcesConfig {
             /// Builds every enabled source, in registry order.
-            pub fn build(&self) -> Result<Vec<Box<dyn Source>>, SourceError> {
+            pub fn build(&self, ctx: &BuildContext) -> Result<Vec<Box<dyn Source>>, SourceError> {
                 let mut sources: Vec<Box<dyn Source>> = Vec::new();
                 $(if SourceConfig::enabled(&self.$name) {
-                    sources.push(SourceConfig::build(&self.$name)?);
+                    sources.push(SourceConfig::build(&self.$name, ctx)?);
                 })*
                 Ok(sources)
             }
@@ -72,6 +99,18 @@ registry! {
     performance: performance::PerformanceConfig,
     /// `[sources.inventory]`: what the device is and runs.
     inventory: inventory::InventoryConfig,
+    /// `[sources.license]`: the appliance's license file.
+    license: license::LicenseConfig,
+    /// `[sources.eve]`: Suricata EVE JSON (alerts, anomalies, drops, files, stats, flows).
+    eve: eve::EveConfig,
+    /// `[sources.clamav]`: ClamAV detections (clamd log, `clamscan --log`).
+    clamav: clamav::ClamavConfig,
+    /// `[sources.mail]`: mail filter verdicts (Postfix / amavis / Exim log, rspamd history).
+    mail: mail::MailConfig,
+    /// `[sources.netdev]`: per-interface traffic from `/proc/net/dev`.
+    netdev: netdev::NetdevConfig,
+    /// `[sources.nft]`: nftables named counters as traffic categories.
+    nft: nft::NftConfig,
 }
 
 /// Gathers from every source, logging (not propagating) a source's failure so one broken

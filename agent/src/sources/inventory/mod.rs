@@ -9,7 +9,7 @@ use ampel_protocol::{Inventory, Record};
 use serde::Deserialize;
 use sysinfo::System;
 
-use super::{FailureLog, Source, SourceConfig, SourceError};
+use super::{BuildContext, FailureLog, Source, SourceConfig, SourceError};
 
 /// The inventory is sent at least this often even when nothing changed (one hour).
 pub const RESEND_EVERY_MS: i64 = 3_600_000;
@@ -44,7 +44,7 @@ impl SourceConfig for InventoryConfig {
         self.enabled
     }
 
-    fn build(&self) -> Result<Box<dyn Source>, SourceError> {
+    fn build(&self, _ctx: &BuildContext) -> Result<Box<dyn Source>, SourceError> {
         Ok(Box::new(InventorySource::new(self.model.clone(), self.firmware.clone())))
     }
 }

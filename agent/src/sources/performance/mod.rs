@@ -20,7 +20,7 @@ use ampel_protocol::{Metric, Record};
 use serde::{Deserialize, Deserializer, de};
 use sysinfo::System;
 
-use super::{FailureLog, Source, SourceConfig, SourceError};
+use super::{BuildContext, FailureLog, Source, SourceConfig, SourceError};
 
 /// CPU usage is a difference of two samples; a first sample taken less than this long before the
 /// second gives a noisy value. `once` waits this long after building the sources.
@@ -57,7 +57,7 @@ impl SourceConfig for PerformanceConfig {
         self.enabled
     }
 
-    fn build(&self) -> Result<Box<dyn Source>, SourceError> {
+    fn build(&self, _ctx: &BuildContext) -> Result<Box<dyn Source>, SourceError> {
         Ok(Box::new(Performance::new(self.mounts.clone())?))
     }
 }
