@@ -65,7 +65,7 @@ impl Agent {
         let transport = match config.collector.transport {
             TransportKind::Quic => AnyTransport::Quic(QuicTransport::new(&config.collector, creds, quic)?),
         };
-        let ctx = sources::BuildContext { state_dir: Some(config.state_dir.clone()) };
+        let ctx = sources::BuildContext { state_dir: Some(config.state_dir.clone()), interval: Some(config.interval.get()) };
         let sources = config.sources.build(&ctx)?;
         Ok(Agent { config, sources, transport, sender })
     }
@@ -145,6 +145,12 @@ async fn produce(
             _ = ticker.tick() => {
                 let now = unix_ms();
                 let records = sources::gather_all(&mut g.sources, now);
+                // The `agent` source widens the interval when a cycle overran its CPU budget.
+                if let Some(want) = sources::wanted_interval(&g.sources).filter(|w| *w != g.interval) {
+                    g.interval = want;
+                    ticker = tokio::time::interval_at(Instant::now() + want, want);
+                    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                }
                 let seq = g.seqs.next_seq()?;
                 tracing::debug!(seq, records = records.len(), "batch gathered");
                 let batch = Batch { version: PROTOCOL_VERSION, seq, sender: g.sender.clone(), records };

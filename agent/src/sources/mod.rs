@@ -36,6 +36,12 @@ pub trait Source: Send {
     /// Partial failures (one unreadable mount) are logged by the source and leave out only
     /// what failed; an error means nothing could be gathered this cycle.
     fn gather(&mut self, now_ms: i64) -> Result<Vec<Record>, SourceError>;
+
+    /// The batch interval this source asks for (the `agent` source widens it when a cycle
+    /// overruns its CPU budget); `None`: no opinion.
+    fn wanted_interval(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// The config of one source: says whether it is enabled and builds it.
@@ -53,6 +59,8 @@ pub struct BuildContext {
     /// Where a source keeps state across restarts (file positions); `None` for `once`, which
     /// writes nothing.
     pub state_dir: Option<PathBuf>,
+    /// The configured batch interval, if the agent runs on one.
+    pub interval: Option<std::time::Duration>,
 }
 
 impl BuildContext {
@@ -111,6 +119,8 @@ registry! {
     netdev: netdev::NetdevConfig,
     /// `[sources.nft]`: nftables named counters as traffic categories.
     nft: nft::NftConfig,
+    /// `[sources.agent]`: the agent's own CPU and memory, and its CPU budget. Keep it last.
+    agent: agent::AgentSelfConfig,
 }
 
 /// Gathers from every source, logging (not propagating) a source's failure so one broken
@@ -124,6 +134,11 @@ pub fn gather_all(sources: &mut [Box<dyn Source>], now_ms: i64) -> Vec<Record> {
         }
     }
     records
+}
+
+/// The interval the sources ask for: the widest any of them wants.
+pub fn wanted_interval(sources: &[Box<dyn Source>]) -> Option<std::time::Duration> {
+    sources.iter().filter_map(|s| s.wanted_interval()).max()
 }
 
 /// Remembers which parts of a source are failing, so a persistent failure is logged once when it
@@ -150,5 +165,32 @@ impl FailureLog {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// The shipped, commented default config names every source key with its default.
+    #[test]
+    fn the_packaged_config_parses_with_the_documented_defaults() {
+        let text = include_str!("../../../packaging/agent.toml");
+        let c = crate::AgentConfig::parse(text, Path::new("/etc/ampel/agent.toml")).unwrap();
+        let s = &c.sources;
+        assert_eq!(s.eve, eve::EveConfig::default());
+        assert_eq!(s.license, license::LicenseConfig::default());
+        assert_eq!(s.clamav, clamav::ClamavConfig::default());
+        assert_eq!(s.mail, mail::MailConfig::default());
+        assert_eq!(s.netdev, netdev::NetdevConfig::default());
+        assert_eq!(s.nft, nft::NftConfig::default());
+        assert_eq!(s.agent, agent::AgentSelfConfig::default());
+    }
+
+    #[test]
+    fn unknown_source_keys_are_refused() {
+        let e = toml::from_str::<SourcesConfig>("[eve]\npaht = \"/x\"\n").unwrap_err().to_string();
+        assert!(e.contains("paht"), "{e}");
     }
 }

@@ -19,9 +19,12 @@ fn hist(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
     pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
 }
 
+/// File, lines, event-type histogram, malformed lines, alert records.
+type Case<'a> = (&'a str, u64, &'a [(&'a str, u64)], u64, u64);
+
 #[test]
 fn every_fixture_gives_the_manifest_histogram() {
-    let cases: &[(&str, u64, &[(&str, u64)], u64, u64)] = &[
+    let cases: &[Case<'_>] = &[
         ("cccs-alert_dns.json", 6, &[("dns", 2), ("netflow", 2), ("alert", 1), ("flow", 1)], 0, 1),
         ("cccs-alert_flow.json", 4, &[("netflow", 2), ("alert", 1), ("flow", 1)], 0, 1),
         ("cccs-alert_http.json", 5, &[("alert", 1), ("fileinfo", 1), ("http", 1), ("flow", 1), ("netflow", 1)], 0, 2),
@@ -175,7 +178,7 @@ fn the_running_source_survives_rotation_truncation_and_restart() {
     let path = dir.path().join("eve.json");
     std::fs::write(&path, "").unwrap();
     let cfg = EveConfig { enabled: Some(true), path: path.clone(), ..EveConfig::default() };
-    let ctx = BuildContext { state_dir: Some(dir.path().to_owned()) };
+    let ctx = BuildContext { state_dir: Some(dir.path().to_owned()), interval: None };
     let alert = |sid: u64| {
         format!(
             "{{\"timestamp\":\"2024-01-01T00:00:00.000000+0000\",\"event_type\":\"alert\",\"src_ip\":\"10.0.0.1\",\"alert\":{{\"signature_id\":{sid},\"signature\":\"s\",\"severity\":2,\"action\":\"blocked\"}}}}\n"
