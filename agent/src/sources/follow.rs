@@ -23,7 +23,9 @@ use std::path::{Path, PathBuf};
 /// Longest line kept; anything longer is counted and dropped (bounds memory on garbage input).
 pub const MAX_LINE: usize = 1 << 20;
 
-const READ_BUF: usize = 64 * 1024;
+/// Read size: 16 KiB keeps three followers under 50 KiB resident and costs about 3 % throughput
+/// against 64 KiB.
+const READ_BUF: usize = 16 * 1024;
 
 /// One followed file.
 pub struct Follower {
