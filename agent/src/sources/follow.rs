@@ -9,7 +9,9 @@
 //!   saved offset never covers them, so a restart reads the line whole.
 //! - **Restart**: `(device, inode, offset)` of the last complete line is written to a position
 //!   file (write to a temporary file, then rename) after every poll that moved. On start, the
-//!   same inode resumes at that offset; another inode (rotated while we were down) starts at 0.
+//!   same inode resumes at that offset. When the file was rotated while we were down, the old
+//!   inode is looked for beside it (`eve.json.1`, `eve.json-2025…`) and finished first; the new
+//!   file is then read from 0.
 //!   Without a position file the file is read from its end, unless `from_beginning`, so a first
 //!   start does not replay a long history.
 //!
@@ -89,10 +91,20 @@ impl Follower {
             Err(e) => return Err(e),
         };
         let m = f.metadata()?;
-        let id = (m.dev(), m.ino());
+        let mut id = (m.dev(), m.ino());
         let start = match self.resume.take() {
             Some((rid, off)) if rid == id && off <= m.len() => off,
-            Some(_) => 0,
+            // Rotated while we were down: finish the old file first if it is still beside the
+            // new one (eve.json.1, eve.json-20250101); the next poll moves on to the new one.
+            Some((rid, off)) => match find_rotated(&self.path, rid) {
+                Some((old, old_meta)) if off <= old_meta.len() => {
+                    tracing::info!(path = %self.path.display(), old = %old.display(), "rotated while stopped; finishing the old file first");
+                    f = File::open(&old)?;
+                    id = rid;
+                    off
+                }
+                _ => 0,
+            },
             None => match self.start_at_end {
                 Some((sid, len)) if sid == id && len <= m.len() => len,
                 _ => 0,
@@ -267,6 +279,22 @@ pub fn find_newline(s: &[u8]) -> Option<usize> {
     words.remainder().iter().position(|&c| c == b'\n').map(|p| i + p)
 }
 
+/// A file beside `path` whose name starts with `path`'s and that is the inode `id`.
+fn find_rotated(path: &Path, id: (u64, u64)) -> Option<(PathBuf, std::fs::Metadata)> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path.file_name()?.as_encoded_bytes();
+    std::fs::read_dir(dir).ok()?.flatten().find_map(|e| {
+        if !e.file_name().as_encoded_bytes().starts_with(name) {
+            return None;
+        }
+        let m = e.metadata().ok()?;
+        ((m.dev(), m.ino()) == id).then(|| (e.path(), m))
+    })
+}
+
 fn trim_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
@@ -338,8 +366,15 @@ mod tests {
         assert_eq!(lines(&mut f), ["i"]);
         drop(f);
         append(&log, "\n");
-        let mut f = Follower::new(&log, Some(pos), false);
+        let mut f = Follower::new(&log, Some(pos.clone()), false);
         assert_eq!(lines(&mut f), ["j"]);
+        // Rotated while stopped: the rest of the old file, then the new one.
+        append(&log, "k\n");
+        drop(f);
+        std::fs::rename(&log, dir.path().join("eve.json.2")).unwrap();
+        append(&log, "l\n");
+        let mut f = Follower::new(&log, Some(pos), false);
+        assert_eq!(lines(&mut f), ["k", "l"]);
     }
 
     #[test]
