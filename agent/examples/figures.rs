@@ -9,8 +9,9 @@
 //!   source, on one core.
 //! - `cycle_cpu_*`: CPU per collection cycle with every source on, each cycle appending a few
 //!   EVE, ClamAV and mail lines (steady state of a busy appliance), 200 cycles.
-//! - `rss_*`: resident memory of this process after those cycles (the agent binary itself is
-//!   measured separately: see the report).
+//! - `rss_after_cycles`: resident memory of this process after those cycles. It still holds
+//!   heap pages of the throughput runs above, so it overstates the agent; measure the agent
+//!   binary itself (`ampel-agent run` with every source on, VmRSS in /proc/PID/status).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
