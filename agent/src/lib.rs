@@ -11,15 +11,18 @@
 //!
 //! - [`config`]: the TOML configuration, parsed into types that cannot hold a bad value.
 //! - [`sources`]: the [`Source`](sources::Source) trait, the registry, one folder per source
-//!   ([`sources::performance`], [`sources::inventory`]).
+//!   ([`sources::performance`], [`sources::inventory`], [`sources::license`], [`sources::eve`],
+//!   [`sources::clamav`], [`sources::mail`], [`sources::netdev`], [`sources::nft`]).
 //! - [`transport`]: the [`Transport`](transport::Transport) trait, the bounded
 //!   [`Outbox`](transport::Outbox) of unacknowledged batches, QUIC in [`transport::quic`].
 //! - [`backoff`]: jittered exponential reconnect backoff, a pure state machine.
 //! - [`seq`]: sequence numbers persisted in blocks.
 //! - [`run`]: the main loop, and `once`.
+//! - [`parse_cmd`]: `ampel-agent parse`, a source's parser run over a whole file.
 
 pub mod backoff;
 pub mod config;
+pub mod parse_cmd;
 pub mod run;
 pub mod seq;
 pub mod sources;

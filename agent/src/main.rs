@@ -41,6 +41,18 @@ enum Command {
         #[arg(short, long, value_name = "FILE", default_value = "/etc/ampel/agent.toml")]
         config: PathBuf,
     },
+    /// Read a whole file with a source's parser and print one JSON record per line, or with
+    /// --summary only the counts. Exits 0 when the file was read, even with malformed lines.
+    Parse {
+        /// The file's format.
+        #[arg(long, value_enum)]
+        format: ampel_agent::parse_cmd::Format,
+        /// Print only {"lines", "records", "event_types" (eve), "malformed"}.
+        #[arg(long)]
+        summary: bool,
+        /// The file to read.
+        file: PathBuf,
+    },
     /// Check the configuration and that the certificate and key files load. Prints
     /// "FILE: ok" or the problem; exits with 78 when the configuration is unusable.
     CheckConfig {
@@ -65,6 +77,11 @@ fn main() -> ExitCode {
             Ok(agent) => finish(run(agent)),
             Err(e) => bad_config(e),
         },
+        Command::Parse { format, summary, file } => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            finish(ampel_agent::parse_cmd::run(format, &file, summary, &mut out).map(|_| ()).map_err(anyhow::Error::from))
+        }
         // `once` needs no certificates: it only gathers.
         Command::Once { config } => match AgentConfig::load(&config) {
             Ok(config) => finish(once(&config)),

@@ -65,7 +65,8 @@ impl Agent {
         let transport = match config.collector.transport {
             TransportKind::Quic => AnyTransport::Quic(QuicTransport::new(&config.collector, creds, quic)?),
         };
-        let sources = config.sources.build()?;
+        let ctx = sources::BuildContext { state_dir: Some(config.state_dir.clone()), interval: Some(config.interval.get()) };
+        let sources = config.sources.build(&ctx)?;
         Ok(Agent { config, sources, transport, sender })
     }
 
@@ -144,6 +145,12 @@ async fn produce(
             _ = ticker.tick() => {
                 let now = unix_ms();
                 let records = sources::gather_all(&mut g.sources, now);
+                // The `agent` source widens the interval when a cycle overran its CPU budget.
+                if let Some(want) = sources::wanted_interval(&g.sources).filter(|w| *w != g.interval) {
+                    g.interval = want;
+                    ticker = tokio::time::interval_at(Instant::now() + want, want);
+                    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                }
                 let seq = g.seqs.next_seq()?;
                 tracing::debug!(seq, records = records.len(), "batch gathered");
                 let batch = Batch { version: PROTOCOL_VERSION, seq, sender: g.sender.clone(), records };
@@ -156,7 +163,7 @@ async fn produce(
 /// Gathers one batch from every enabled source without touching the network or the state
 /// directory. Its `seq` is 0, which no real batch carries.
 pub fn once(config: &AgentConfig) -> Result<Batch, RunError> {
-    let mut sources = config.sources.build()?;
+    let mut sources = config.sources.build(&sources::BuildContext::default())?;
     std::thread::sleep(sources::performance::WARM_UP);
     let records = sources::gather_all(&mut sources, unix_ms());
     Ok(Batch { version: PROTOCOL_VERSION, seq: 0, sender: None, records })

@@ -232,6 +232,7 @@ mod tests {
                     src: Some("10.0.0.1".into()),
                     dst: Some("192.0.2.7".into()),
                     detail: None,
+                    ..Alert::new(0, AlertSource::Ids, 1, String::new(), AlertAction::Blocked)
                 }),
                 Record::License(License {
                     ts: 4,
@@ -414,6 +415,7 @@ mod tests {
                     src,
                     dst: None,
                     detail: None,
+                    ..Alert::new(0, AlertSource::Antivirus, 1, String::new(), AlertAction::Quarantined)
                 })),
             (any::<i64>(), arb_string(), any::<u64>(), any::<u64>()).prop_map(|(ts, interface, rx, tx)| {
                 Record::Traffic(Traffic {

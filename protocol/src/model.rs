@@ -206,6 +206,56 @@ pub struct Alert {
     /// Free-form detail (file path, mail id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Source port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src_port: Option<u16>,
+    /// Destination port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst_port: Option<u16>,
+    /// Transport protocol (`TCP`, `UDP`, `ICMP`), as the source names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// Application protocol (`http`, `tls`, `smtp`), as the source names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_proto: Option<String>,
+    /// Revision of the signature, where the source has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature_rev: Option<u32>,
+    /// MD5 of the file concerned, lowercase hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub md5: Option<String>,
+    /// SHA-1 of the file concerned, lowercase hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha1: Option<String>,
+    /// SHA-256 of the file concerned, lowercase hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+impl Alert {
+    /// An alert with only the required fields set; the optional ones are `None`.
+    pub fn new(ts: i64, source: AlertSource, severity: u8, signature: String, action: AlertAction) -> Alert {
+        Alert {
+            ts,
+            source,
+            severity,
+            signature_id: None,
+            signature,
+            category: None,
+            action,
+            src: None,
+            dst: None,
+            detail: None,
+            src_port: None,
+            dst_port: None,
+            protocol: None,
+            app_proto: None,
+            signature_rev: None,
+            md5: None,
+            sha1: None,
+            sha256: None,
+        }
+    }
 }
 
 /// One licensed feature with its own expiry.

@@ -5,7 +5,13 @@
 //! the `registry!` invocation below, which declares the module and generates the `[sources.*]`
 //! config table and the code that builds every enabled source.
 
+use std::path::{Path, PathBuf};
+
 use ampel_protocol::Record;
+
+pub mod follow;
+pub mod tail;
+pub mod text;
 
 /// Why a source could not be built or could not gather.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +36,12 @@ pub trait Source: Send {
     /// Partial failures (one unreadable mount) are logged by the source and leave out only
     /// what failed; an error means nothing could be gathered this cycle.
     fn gather(&mut self, now_ms: i64) -> Result<Vec<Record>, SourceError>;
+
+    /// The batch interval this source asks for (the `agent` source widens it when a cycle
+    /// overruns its CPU budget); `None`: no opinion.
+    fn wanted_interval(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// The config of one source: says whether it is enabled and builds it.
@@ -38,7 +50,30 @@ pub trait SourceConfig {
     fn enabled(&self) -> bool;
 
     /// Builds the runtime source.
-    fn build(&self) -> Result<Box<dyn Source>, SourceError>;
+    fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Source>, SourceError>;
+}
+
+/// What a source may need from the agent when it is built.
+#[derive(Debug, Clone, Default)]
+pub struct BuildContext {
+    /// Where a source keeps state across restarts (file positions); `None` for `once`, which
+    /// writes nothing.
+    pub state_dir: Option<PathBuf>,
+    /// The configured batch interval, if the agent runs on one.
+    pub interval: Option<std::time::Duration>,
+}
+
+impl BuildContext {
+    /// The path of a state file named `name` in the state directory, if state is kept.
+    pub fn state_file(&self, name: &str) -> Option<PathBuf> {
+        self.state_dir.as_ref().map(|d| d.join(name))
+    }
+}
+
+/// `enabled` of a file-reading source: an explicit value wins; without one the source runs when
+/// its file exists at start ("auto").
+pub fn enabled_or_exists(enabled: Option<bool>, path: &Path) -> bool {
+    enabled.unwrap_or_else(|| path.exists())
 }
 
 /// Declares each source's module and generates [`SourcesConfig`] (one optional table per
@@ -56,10 +91,10 @@ macro_rules! registry {
 
         impl SourcesConfig {
             /// Builds every enabled source, in registry order.
-            pub fn build(&self) -> Result<Vec<Box<dyn Source>>, SourceError> {
+            pub fn build(&self, ctx: &BuildContext) -> Result<Vec<Box<dyn Source>>, SourceError> {
                 let mut sources: Vec<Box<dyn Source>> = Vec::new();
                 $(if SourceConfig::enabled(&self.$name) {
-                    sources.push(SourceConfig::build(&self.$name)?);
+                    sources.push(SourceConfig::build(&self.$name, ctx)?);
                 })*
                 Ok(sources)
             }
@@ -72,6 +107,20 @@ registry! {
     performance: performance::PerformanceConfig,
     /// `[sources.inventory]`: what the device is and runs.
     inventory: inventory::InventoryConfig,
+    /// `[sources.license]`: the appliance's license file.
+    license: license::LicenseConfig,
+    /// `[sources.eve]`: Suricata EVE JSON (alerts, anomalies, drops, files, stats, flows).
+    eve: eve::EveConfig,
+    /// `[sources.clamav]`: ClamAV detections (clamd log, `clamscan --log`).
+    clamav: clamav::ClamavConfig,
+    /// `[sources.mail]`: mail filter verdicts (Postfix / amavis / Exim log, rspamd history).
+    mail: mail::MailConfig,
+    /// `[sources.netdev]`: per-interface traffic from `/proc/net/dev`.
+    netdev: netdev::NetdevConfig,
+    /// `[sources.nft]`: nftables named counters as traffic categories.
+    nft: nft::NftConfig,
+    /// `[sources.agent]`: the agent's own CPU and memory, and its CPU budget. Keep it last.
+    agent: agent::AgentSelfConfig,
 }
 
 /// Gathers from every source, logging (not propagating) a source's failure so one broken
@@ -85,6 +134,11 @@ pub fn gather_all(sources: &mut [Box<dyn Source>], now_ms: i64) -> Vec<Record> {
         }
     }
     records
+}
+
+/// The interval the sources ask for: the widest any of them wants.
+pub fn wanted_interval(sources: &[Box<dyn Source>]) -> Option<std::time::Duration> {
+    sources.iter().filter_map(|s| s.wanted_interval()).max()
 }
 
 /// Remembers which parts of a source are failing, so a persistent failure is logged once when it
@@ -111,5 +165,32 @@ impl FailureLog {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// The shipped, commented default config names every source key with its default.
+    #[test]
+    fn the_packaged_config_parses_with_the_documented_defaults() {
+        let text = include_str!("../../../packaging/agent.toml");
+        let c = crate::AgentConfig::parse(text, Path::new("/etc/ampel/agent.toml")).unwrap();
+        let s = &c.sources;
+        assert_eq!(s.eve, eve::EveConfig::default());
+        assert_eq!(s.license, license::LicenseConfig::default());
+        assert_eq!(s.clamav, clamav::ClamavConfig::default());
+        assert_eq!(s.mail, mail::MailConfig::default());
+        assert_eq!(s.netdev, netdev::NetdevConfig::default());
+        assert_eq!(s.nft, nft::NftConfig::default());
+        assert_eq!(s.agent, agent::AgentSelfConfig::default());
+    }
+
+    #[test]
+    fn unknown_source_keys_are_refused() {
+        let e = toml::from_str::<SourcesConfig>("[eve]\npaht = \"/x\"\n").unwrap_err().to_string();
+        assert!(e.contains("paht"), "{e}");
     }
 }

@@ -132,7 +132,7 @@ async fn run_delivers_numbered_batches_and_stops_cleanly_on_sigterm() {
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
     assert!(first.iter().all(|b| b.sender.as_deref() == Some("dev-1")));
     assert!(matches!(first[0].records.iter().find(|r| r.kind() == "inventory"), Some(Record::Inventory(_))));
-    assert!(first[1].records.iter().all(|r| r.kind() == "metric"), "inventory repeated within the hour");
+    assert!(first[1].records.iter().all(|r| r.kind() != "inventory"), "inventory repeated within the hour");
     match server.next_close().await {
         ConnectionError::ApplicationClosed(c) => assert_eq!(&c.reason[..], b"agent shutting down"),
         other => panic!("agent did not close with a reason: {other}"),
@@ -154,4 +154,47 @@ async fn run_delivers_numbered_batches_and_stops_cleanly_on_sigterm() {
     let (second, _) = run_until_batches(dir.path(), &mut server, 1).await;
     let first_after = second[0].seq;
     assert!(first_after > last_before, "seq {first_after} after {last_before}");
+}
+
+fn fixture(p: &str) -> String {
+    format!("{}/tests/fixtures/{p}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn parse_summary_counts_and_exits_0_even_with_malformed_lines() {
+    let out = agent(&["parse", "--format", "eve", "--summary", &fixture("eve/telegraf-drop-pretty.json")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((v["lines"].as_u64(), v["malformed"].as_u64()), (Some(29), Some(29)));
+
+    let out = agent(&["parse", "--format", "eve", "--summary", &fixture("eve/josevnz-eve-large-head.json")]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["event_types"]["stats"], 325);
+    assert_eq!(v["records"]["alert"], 24);
+    assert!(v["records"]["metric"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn parse_prints_one_record_per_line_for_every_format() {
+    for (format, file, records) in [
+        ("eve", "eve/crowdsec-suricata-eve-detect.json", 4),
+        ("clamav", "antivirus/generated-clamscan-quarantine-move-1.4.6.log", 7),
+        ("mail", "mail/crowdsec-postfix-spam.log", 2),
+        ("rspamd", "mail/generated-rspamd-3.4-history.json", 4),
+        ("netdev", "proc-net-dev/procfs-fixture-dev.txt", 4),
+        ("nft", "netfilter/generated-nft-1.0.6-j-list-counters.json", 2),
+    ] {
+        let out = agent(&["parse", "--format", format, &fixture(file)]);
+        assert!(out.status.success(), "{format}: {}", text(&out.stderr));
+        let lines: Vec<Record> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), records, "{format}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lic = dir.path().join("license.toml");
+    std::fs::write(&lic, "product = \"P\"\nlicensed = true\nexpiry = \"2000-01-01\"\n").unwrap();
+    let out = agent(&["parse", "--format", "license", lic.to_str().unwrap()]);
+    let r: Record = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(matches!(r, Record::License(l) if !l.licensed && l.expires == Some(946_771_200_000)));
+    let out = agent(&["parse", "--format", "eve", "/nonexistent/eve.json"]);
+    assert!(!out.status.success(), "a file that cannot be read is an error");
 }

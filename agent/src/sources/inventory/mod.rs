@@ -1,4 +1,5 @@
-//! `inventory`: what the device is and runs — host name, model and firmware (from the config),
+//! `inventory`: what the device is and runs — host name, model and firmware (from the config,
+//! else from DMI: `/sys/class/dmi/id/product_name` and `bios_version`),
 //! OS name and version, kernel, agent version, uptime.
 //!
 //! One [`Inventory`] record goes into the first batch, then again whenever anything but the
@@ -9,7 +10,7 @@ use ampel_protocol::{Inventory, Record};
 use serde::Deserialize;
 use sysinfo::System;
 
-use super::{FailureLog, Source, SourceConfig, SourceError};
+use super::{BuildContext, FailureLog, Source, SourceConfig, SourceError};
 
 /// The inventory is sent at least this often even when nothing changed (one hour).
 pub const RESEND_EVERY_MS: i64 = 3_600_000;
@@ -21,10 +22,10 @@ pub struct InventoryConfig {
     /// Whether the source runs (default: true).
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// Appliance model, if the operator wants it reported (default: empty).
+    /// Appliance model (default: empty, meaning DMI `product_name` if the machine has one).
     #[serde(default)]
     pub model: String,
-    /// Firmware version, if the operator wants it reported (default: empty).
+    /// Firmware version (default: empty, meaning DMI `bios_version` if the machine has one).
     #[serde(default)]
     pub firmware: String,
 }
@@ -44,7 +45,7 @@ impl SourceConfig for InventoryConfig {
         self.enabled
     }
 
-    fn build(&self) -> Result<Box<dyn Source>, SourceError> {
+    fn build(&self, _ctx: &BuildContext) -> Result<Box<dyn Source>, SourceError> {
         Ok(Box::new(InventorySource::new(self.model.clone(), self.firmware.clone())))
     }
 }
@@ -60,6 +61,8 @@ pub struct InventorySource {
 impl InventorySource {
     /// A source reporting `model` and `firmware` alongside what the OS tells.
     pub fn new(model: String, firmware: String) -> InventorySource {
+        let model = if model.is_empty() { dmi("product_name") } else { model };
+        let firmware = if firmware.is_empty() { dmi("bios_version") } else { firmware };
         InventorySource { model, firmware, last_sent: None, failures: FailureLog::default() }
     }
 
@@ -86,6 +89,17 @@ impl InventorySource {
             uptime_s,
         }
     }
+}
+
+/// A DMI field (`/sys/class/dmi/id/<name>`), trimmed; empty when absent (VMs, ARM boards) or
+/// a placeholder the vendor left in.
+pub fn dmi(name: &str) -> String {
+    let v = std::fs::read_to_string(std::path::Path::new("/sys/class/dmi/id").join(name)).unwrap_or_default();
+    let v = v.trim();
+    if ["To be filled by O.E.M.", "Default string", "System Product Name", "None"].contains(&v) {
+        return String::new();
+    }
+    v.chars().take(128).collect()
 }
 
 /// Whether `current` must be sent, given what was sent last.

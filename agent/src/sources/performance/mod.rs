@@ -10,9 +10,12 @@
 //! | `load.1m`, `load.5m`, `load.15m` | run-queue length | |
 //! | `disk.used_percent`, `disk.free_bytes` | %, bytes available to unprivileged users | `mount` |
 //! | `uptime.seconds` | s | |
+//! | `processes.count` | processes, every `process-count-every` cycles (first cycle included) | |
 //!
 //! Cost per cycle: one read each of `/proc/stat`, `/proc/meminfo`, `/proc/loadavg`,
-//! `/proc/uptime` and one `statvfs` per mount. The process table is never read.
+//! `/proc/uptime` and one `statvfs` per mount. Counting processes lists `/proc`, which costs
+//! more on busy hosts, so it is done only every 10th cycle by default; the process table itself
+//! is never read.
 
 use std::path::{Path, PathBuf};
 
@@ -20,7 +23,7 @@ use ampel_protocol::{Metric, Record};
 use serde::{Deserialize, Deserializer, de};
 use sysinfo::System;
 
-use super::{FailureLog, Source, SourceConfig, SourceError};
+use super::{BuildContext, FailureLog, Source, SourceConfig, SourceError};
 
 /// CPU usage is a difference of two samples; a first sample taken less than this long before the
 /// second gives a noisy value. `once` waits this long after building the sources.
@@ -36,6 +39,13 @@ pub struct PerformanceConfig {
     /// Mount points whose usage is reported (default: `["/"]`).
     #[serde(default = "root")]
     pub mounts: Vec<MountPoint>,
+    /// Count processes every this many cycles; 0 never (default: 10).
+    #[serde(default = "ten")]
+    pub process_count_every: u32,
+}
+
+fn ten() -> u32 {
+    10
 }
 
 fn yes() -> bool {
@@ -48,7 +58,7 @@ fn root() -> Vec<MountPoint> {
 
 impl Default for PerformanceConfig {
     fn default() -> Self {
-        PerformanceConfig { enabled: true, mounts: root() }
+        PerformanceConfig { enabled: true, mounts: root(), process_count_every: ten() }
     }
 }
 
@@ -57,8 +67,10 @@ impl SourceConfig for PerformanceConfig {
         self.enabled
     }
 
-    fn build(&self) -> Result<Box<dyn Source>, SourceError> {
-        Ok(Box::new(Performance::new(self.mounts.clone())?))
+    fn build(&self, _ctx: &BuildContext) -> Result<Box<dyn Source>, SourceError> {
+        let mut p = Performance::new(self.mounts.clone())?;
+        p.process_count_every = self.process_count_every;
+        Ok(Box::new(p))
     }
 }
 
@@ -88,6 +100,19 @@ pub struct Performance {
     system: System,
     mounts: Vec<MountPoint>,
     failures: FailureLog,
+    process_count_every: u32,
+    cycle: u32,
+}
+
+/// Number of processes: the numeric entries of `/proc`.
+pub fn process_count() -> std::io::Result<u64> {
+    let mut n = 0;
+    for entry in std::fs::read_dir("/proc")? {
+        if entry?.file_name().as_encoded_bytes().iter().all(u8::is_ascii_digit) {
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 impl Performance {
@@ -96,7 +121,7 @@ impl Performance {
         let mut system =
             System::new().map_err(|e| SourceError::System { what: "system information", reason: e.to_string() })?;
         system.refresh_cpu_usage();
-        Ok(Performance { system, mounts, failures: FailureLog::default() })
+        Ok(Performance { system, mounts, failures: FailureLog::default(), process_count_every: 10, cycle: 0 })
     }
 }
 
@@ -155,6 +180,14 @@ impl Source for Performance {
         if let Some(up) = self.failures.check("performance", "uptime", System::uptime()) {
             out.push(metric(ts, "uptime.seconds", up as f64));
         }
+
+        if self.process_count_every > 0
+            && self.cycle.is_multiple_of(self.process_count_every)
+            && let Some(n) = self.failures.check("performance", "process count", process_count())
+        {
+            out.push(metric(ts, "processes.count", n as f64));
+        }
+        self.cycle = self.cycle.wrapping_add(1);
 
         for mount in &self.mounts {
             let what = format!("mount {}", mount.0.display());
@@ -216,6 +249,7 @@ mod tests {
                 "load.5m",
                 "load.15m",
                 "uptime.seconds",
+                "processes.count",
                 "disk.used_percent",
                 "disk.free_bytes",
             ]
