@@ -12,10 +12,12 @@
 //! - [`config`]: the TOML configuration, parsed into types that cannot hold a bad value.
 //! - [`sources`]: the [`Source`](sources::Source) trait, the registry, one folder per source
 //!   ([`sources::performance`], [`sources::inventory`]).
-//! - [`transport`]: the [`Transport`](transport::Transport) trait, the bounded
-//!   [`Outbox`](transport::Outbox) of unacknowledged batches, QUIC in [`transport::quic`].
+//! - [`transport`]: the [`Transport`](transport::Transport) trait, the
+//!   [`Outbox`](transport::Outbox) of batches in flight, QUIC in [`transport::quic`], MQTT in
+//!   [`transport::mqtt`].
 //! - [`backoff`]: jittered exponential reconnect backoff, a pure state machine.
 //! - [`seq`]: sequence numbers persisted in blocks.
+//! - [`spool`]: the persistent, bounded LMDB spool of unacknowledged batches.
 //! - [`run`]: the main loop, and `once`.
 
 pub mod backoff;
@@ -23,6 +25,7 @@ pub mod config;
 pub mod run;
 pub mod seq;
 pub mod sources;
+pub mod spool;
 pub mod transport;
 
 pub use config::AgentConfig;

@@ -30,6 +30,16 @@ pub trait Source: Send {
     /// Partial failures (one unreadable mount) are logged by the source and leave out only
     /// what failed; an error means nothing could be gathered this cycle.
     fn gather(&mut self, now_ms: i64) -> Result<Vec<Record>, SourceError>;
+
+    /// A position to persist with the batch this cycle's records went into, for sources that
+    /// must not produce the same record twice nor skip one across crashes. The run loop stores
+    /// it in the spool in the same transaction as the batch.
+    fn cursor(&self) -> Option<u64> {
+        None
+    }
+
+    /// Restores the position from the spool at start-up.
+    fn resume(&mut self, _cursor: u64) {}
 }
 
 /// The config of one source: says whether it is enabled and builds it.
@@ -72,6 +82,8 @@ registry! {
     performance: performance::PerformanceConfig,
     /// `[sources.inventory]`: what the device is and runs.
     inventory: inventory::InventoryConfig,
+    /// `[sources.counter]`: numbered test points (off by default; for end-to-end tests).
+    counter: counter::CounterConfig,
 }
 
 /// Gathers from every source, logging (not propagating) a source's failure so one broken
