@@ -45,6 +45,7 @@ pub fn next_batch(spool: &SharedSpool, outbox: &mut Outbox, max_in_flight: usize
         Err(poisoned) => poisoned.into_inner(),
     };
     match guard.next_from(outbox.position(), |s| outbox.is_in_flight(s)) {
+        Ok(Some((seq, _))) if !outbox.within_span(seq) => None,
         Ok(Some((seq, payload))) => {
             outbox.sent(seq);
             Some((seq, payload))

@@ -8,6 +8,10 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+/// Largest distance between the oldest and the newest batch in flight: half the collector's
+/// dedupe window (`store::seq::WINDOW` = 1024).
+pub const MAX_SPAN: u64 = 512;
+
 /// A framed batch, shared between the transport and the stream sending it.
 pub type Frame = Arc<[u8]>;
 
@@ -37,6 +41,14 @@ impl Outbox {
     /// Whether another batch may go out.
     pub fn has_room(&self, max_in_flight: usize) -> bool {
         self.in_flight.len() < max_in_flight
+    }
+
+    /// Whether `seq` may go out now: it must not be more than [`MAX_SPAN`] above the oldest
+    /// batch in flight. The collector treats numbers far below its high-water mark as
+    /// duplicates; if a much newer batch (after restarts skipped numbers) were committed
+    /// first, an older one still in flight would be taken for one and lost.
+    pub fn within_span(&self, seq: u64) -> bool {
+        self.in_flight.first().is_none_or(|lo| seq.saturating_sub(*lo) < MAX_SPAN)
     }
 
     /// Marks a batch read from the spool as in flight.
@@ -83,6 +95,16 @@ mod tests {
             out.push(seq);
         }
         out
+    }
+
+    #[test]
+    fn batches_far_above_the_oldest_in_flight_wait() {
+        let mut o = Outbox::new();
+        o.sent(10);
+        assert!(o.within_span(10 + MAX_SPAN - 1));
+        assert!(!o.within_span(10 + MAX_SPAN));
+        o.release(10);
+        assert!(o.within_span(10 + MAX_SPAN));
     }
 
     #[test]

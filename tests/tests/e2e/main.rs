@@ -10,3 +10,4 @@ mod demo;
 mod ingest;
 mod report;
 mod schedule;
+mod spool;
