@@ -8,6 +8,7 @@
 mod config;
 mod demo;
 mod ingest;
+mod mqtt;
 mod report;
 mod schedule;
 mod spool;
