@@ -117,6 +117,16 @@ impl Proc {
         Proc { name: label.to_owned(), child, log: Arc::new(Mutex::new(String::new())) }
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// What the process logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()

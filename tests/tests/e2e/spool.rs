@@ -97,3 +97,47 @@ fn kill_9_the_agent_20_times_while_the_collector_comes_and_goes_nothing_lost_not
     assert_exactly_once(&d, "fw-1", start, TOTAL);
     eprintln!("kill -9 test took {:?}", t0.elapsed());
 }
+
+/// Resident memory of a process in KiB, from /proc.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap()
+}
+
+#[test]
+fn collector_away_the_spool_fills_sheds_metrics_counts_drops_and_the_agent_stays_small() {
+    let d = Deployment::new("");
+    let dev = d.issue("acme", "fw-1");
+    let start = start_ms();
+    let cfg = counter_config(&dev, "fw-1", "quic", &format!("127.0.0.1:{}", d.port), 10_000_000, start);
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("\n[spool]\nmax-bytes = \"256KiB\"\n");
+    std::fs::write(&cfg, text).unwrap();
+    // No collector: everything stays in the spool, which fills within a second or two.
+    let mut agent = Proc::start("ampel-agent", "fw-1", &["run", "--config", cfg.to_str().unwrap()]);
+    agent.wait_for_log("spool full: shed older data by priority", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(agent.running(), "the agent died with a full spool:\n{}", agent.log());
+    let rss = rss_kib(agent.pid());
+    eprintln!("agent RSS with a full spool: {rss} KiB");
+    // Debug build; the release build (agent-release profile) is far smaller. A leak would grow
+    // well past this with ~50 shed cycles behind it.
+    assert!(rss < 24 * 1024, "agent RSS {rss} KiB with a full spool");
+    let spool_file = dev.join("state/spool/data.mdb");
+    let size = std::fs::metadata(&spool_file).unwrap().len();
+    assert!(size <= 2 * 256 * 1024 + (2 << 20), "spool file grew to {size} bytes");
+    // The collector comes back: the drop counters arrive as agent.dropped{kind=metric}.
+    let mut collector = d.serve();
+    let arrived = wait_until(Duration::from_secs(30), || (points(&d, "fw-1") > 0).then_some(()));
+    assert!(arrived.is_some(), "nothing arrived:\n{}", agent.log());
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(agent.stop(), "{}", agent.log());
+    assert!(collector.stop());
+    let store = Store::open(&d.dir.path().join("data/store"), StoreOptions::default()).unwrap();
+    let dropped = store.metric("fw-1", "agent.dropped", 0, i64::MAX).unwrap();
+    let metric_drops = dropped
+        .iter()
+        .find(|(labels, _)| labels.iter().any(|(k, v)| k == "kind" && v == "metric"))
+        .and_then(|(_, pts)| pts.last().map(|p| p.1));
+    assert!(metric_drops.is_some_and(|n| n > 0.0), "agent.dropped{{kind=metric}} did not reach the store: {dropped:?}");
+}
