@@ -113,12 +113,14 @@ impl MqttTransport {
     }
 
     async fn run_inner(self, spool: SharedSpool, mut wake: mpsc::Receiver<u64>) {
+        let spool_handle = spool.clone();
         let mut st = State {
             spool,
             outbox: Outbox::new(),
             status: Status::default(),
             backoff: Backoff::new(self.options.backoff),
             acked: Vec::new(),
+            queued: spooled(&spool_handle),
             drain_until: None,
         };
         let mut rng = StdRng::from_os_rng();
@@ -155,7 +157,8 @@ impl MqttTransport {
                 break;
             }
         }
-        let left = spooled(&st.spool);
+        self.flush(&mut st);
+        let left = st.queued;
         if left > 0 {
             tracing::info!(batches = left, "stopping with unacknowledged batches; they stay in the spool and are sent after the next start");
         }
@@ -253,17 +256,20 @@ impl MqttTransport {
             forget(&st.spool, &st.acked);
             st.acked.clear();
         }
+        st.queued = spooled(&st.spool);
     }
 
     fn take(&self, st: &mut State, b: Option<u64>) {
         if b.is_none() {
             st.drain_until = Some(Instant::now() + self.options.drain_timeout);
         }
+        st.queued = spooled(&st.spool);
     }
 
     fn publish_status(&self, st: &State) {
         let mut s = st.status.clone();
-        s.queued = spooled(&st.spool);
+        // Cached: counting the spool on every event would cost a read transaction each.
+        s.queued = st.queued;
         s.in_flight = st.outbox.in_flight();
         self.status.send_if_modified(|old| {
             let changed = *old != s;
@@ -282,6 +288,8 @@ struct State {
     backoff: Backoff,
     /// Acknowledged seqs not yet deleted from the spool.
     acked: Vec<u64>,
+    /// Batches in the spool, as of the last flush.
+    queued: usize,
     drain_until: Option<Instant>,
 }
 

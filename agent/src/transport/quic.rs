@@ -298,7 +298,7 @@ impl QuicTransport {
             let deadline = st.drain_until.unwrap_or_else(far_future);
             tokio::select! {
                 b = batches.recv(), if st.drain_until.is_none() => self.take(st, b),
-                Some(joined) = streams.join_next() => match self.settle(st, joined) {
+                Some(joined) = streams.join_next() => match self.settle_ready(st, joined, &mut streams) {
                     Ok(()) if !proven => {
                         proven = true;
                         self.proved(st);
@@ -318,6 +318,7 @@ impl QuicTransport {
         while let Some(joined) = streams.try_join_next() {
             let _ = self.settle(st, joined);
         }
+        flush(st);
         streams.abort_all();
         match &result {
             None => conn.close(VarInt::from_u32(CLOSE_SHUTDOWN), b"agent shutting down"),
@@ -334,6 +335,7 @@ impl QuicTransport {
     async fn run_inner(self, spool: SharedSpool, mut batches: mpsc::Receiver<u64>) {
         let mut st = State {
             spool,
+            acked: Vec::new(),
             outbox: Outbox::new(),
             backoff: Backoff::new(self.options.backoff),
             status: Status::default(),
@@ -434,6 +436,25 @@ impl QuicTransport {
         });
     }
 
+    /// Settles `first` and every other stream that has finished already, then deletes the
+    /// acknowledged batches from the spool in one transaction: under load many acks arrive
+    /// together, and one commit (one fsync) per ack would cap the rate.
+    fn settle_ready(
+        &self,
+        st: &mut State,
+        first: Result<(u64, Result<Ack, QuicError>), JoinError>,
+        streams: &mut JoinSet<(u64, Result<Ack, QuicError>)>,
+    ) -> Result<(), QuicError> {
+        let mut result = self.settle(st, first);
+        while result.is_ok()
+            && let Some(joined) = streams.try_join_next()
+        {
+            result = self.settle(st, joined);
+        }
+        flush(st);
+        result
+    }
+
     /// Applies a finished stream's outcome to the outbox. An error ends the connection.
     fn settle(&self, st: &mut State, joined: Result<(u64, Result<Ack, QuicError>), JoinError>) -> Result<(), QuicError> {
         let (seq, result) = joined.map_err(|e| QuicError::Internal(e.to_string()))?;
@@ -442,14 +463,14 @@ impl QuicTransport {
                 if st.outbox.release(seq) {
                     st.status.acked += 1;
                 }
-                forget(&st.spool, &[seq]);
+                st.acked.push(seq);
                 tracing::debug!(seq, "batch acknowledged");
             }
             Ok(Ack { status: AckStatus::Rejected(reason), .. }) => {
                 if st.outbox.release(seq) {
                     st.status.rejected += 1;
                 }
-                forget(&st.spool, &[seq]);
+                st.acked.push(seq);
                 tracing::warn!(seq, reason = ?reason, "collector rejected the batch; dropping it");
             }
             Err(e) => {
@@ -475,6 +496,8 @@ impl QuicTransport {
 /// What the transport task carries from one connection to the next.
 struct State {
     spool: SharedSpool,
+    /// Acknowledged (or refused) seqs not yet deleted from the spool.
+    acked: Vec<u64>,
     outbox: Outbox,
     backoff: Backoff,
     status: Status,
@@ -489,6 +512,14 @@ impl Transport for QuicTransport {
 
     fn run(self, spool: SharedSpool, batches: mpsc::Receiver<u64>) -> impl Future<Output = ()> + Send {
         self.run_inner(spool, batches)
+    }
+}
+
+/// Deletes the acknowledged batches from the spool in one transaction.
+fn flush(st: &mut State) {
+    if !st.acked.is_empty() {
+        forget(&st.spool, &st.acked);
+        st.acked.clear();
     }
 }
 

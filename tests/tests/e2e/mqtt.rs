@@ -12,7 +12,8 @@ use crate::spool::{assert_exactly_once, counter_config, points, start_ms};
 /// A mosquitto running the shipped config, templated to a temporary directory and a port.
 pub struct Broker {
     pub port: u16,
-    pub dir: tempfile::TempDir,
+    /// Holds the templated config, certificates and persistence; removed on drop.
+    _dir: tempfile::TempDir,
     conf: PathBuf,
     proc: Option<Proc>,
 }
@@ -45,7 +46,7 @@ impl Broker {
         }
         let path = dir.path().join("ampel.conf");
         std::fs::write(&path, conf).unwrap();
-        let mut b = Broker { port, dir, conf: path, proc: None };
+        let mut b = Broker { port, _dir: dir, conf: path, proc: None };
         b.start();
         b
     }
