@@ -253,7 +253,8 @@ pub enum TransportKind {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct SpoolConfig {
     /// Most bytes of batch data kept; beyond it the spool sheds (metrics and traffic first,
-    /// downsampled before dropped; alerts and licenses last). Default "8MiB".
+    /// downsampled before dropped; alerts and licenses last). Default "2MiB": the spool's
+    /// pages count towards the agent's resident memory while it sheds.
     #[serde(default = "default_spool_bytes")]
     pub max_bytes: ByteSize,
 }
@@ -265,7 +266,7 @@ impl Default for SpoolConfig {
 }
 
 fn default_spool_bytes() -> ByteSize {
-    ByteSize(8 << 20)
+    ByteSize(2 << 20)
 }
 
 /// A size in bytes: a whole number with an optional unit (`KiB`, `MiB`, `GiB`), from 64 KiB to

@@ -134,6 +134,13 @@ impl Spool {
         let map_size = (max_bytes.saturating_mul(2) + (2 << 20)).div_ceil(page) * page;
         let mut options = EnvOpenOptions::new();
         options.map_size(map_size).max_dbs(4).max_readers(8);
+        // Read-ahead would pull neighbouring spool pages into the agent's resident set; the
+        // agent reads one batch at a time and has a few MiB of memory budget.
+        // SAFETY: NO_READ_AHEAD only changes how the OS pages the map in.
+        #[allow(unsafe_code)]
+        unsafe {
+            options.flags(heed::EnvFlags::NO_READ_AHEAD);
+        }
         // SAFETY: the agent opens its spool once per process, and nothing but LMDB writes the
         // directory.
         #[allow(unsafe_code)]
