@@ -69,6 +69,9 @@ pub struct AgentConfig {
     pub state_dir: PathBuf,
     /// Where the data goes and how.
     pub collector: CollectorConfig,
+    /// `[spool]`: how much unacknowledged data the agent keeps on disk.
+    #[serde(default)]
+    pub spool: SpoolConfig,
     /// Which sources run, with their settings.
     #[serde(default)]
     pub sources: SourcesConfig,
@@ -241,6 +244,72 @@ impl<'de> Deserialize<'de> for Interval {
 pub enum TransportKind {
     /// QUIC with mutual TLS, one stream per batch.
     Quic,
+    /// MQTT (QoS 1) with mutual TLS through a broker; `address` is the broker's.
+    Mqtt,
+}
+
+/// `[spool]`: the on-disk queue of batches not yet acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SpoolConfig {
+    /// Most bytes of batch data kept; beyond it the spool sheds (metrics and traffic first,
+    /// downsampled before dropped; alerts and licenses last). Default "2MiB": the spool's
+    /// pages count towards the agent's resident memory while it sheds.
+    #[serde(default = "default_spool_bytes")]
+    pub max_bytes: ByteSize,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        SpoolConfig { max_bytes: default_spool_bytes() }
+    }
+}
+
+fn default_spool_bytes() -> ByteSize {
+    ByteSize(2 << 20)
+}
+
+/// A size in bytes: a whole number with an optional unit (`KiB`, `MiB`, `GiB`), from 64 KiB to
+/// 1 GiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteSize(usize);
+
+impl ByteSize {
+    /// The size in bytes.
+    pub fn get(self) -> usize {
+        self.0
+    }
+}
+
+impl FromStr for ByteSize {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let bad = || format!("invalid size {s:?}: write a whole number and KiB, MiB or GiB, e.g. \"8MiB\"");
+        let n: usize = num.parse().map_err(|_| bad())?;
+        let mult: usize = match unit.trim() {
+            "" | "B" => 1,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            _ => return Err(bad()),
+        };
+        let bytes = n.checked_mul(mult).ok_or_else(bad)?;
+        if !((64 << 10)..=(1 << 30)).contains(&bytes) {
+            return Err(format!("size {s:?} is out of range: between 64KiB and 1GiB"));
+        }
+        Ok(ByteSize(bytes))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(de::Error::custom)
+    }
 }
 
 /// `[collector]`: where the data goes and with which credentials.

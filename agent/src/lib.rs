@@ -12,11 +12,14 @@
 //! - [`config`]: the TOML configuration, parsed into types that cannot hold a bad value.
 //! - [`sources`]: the [`Source`](sources::Source) trait, the registry, one folder per source
 //!   ([`sources::performance`], [`sources::inventory`], [`sources::license`], [`sources::eve`],
-//!   [`sources::clamav`], [`sources::mail`], [`sources::netdev`], [`sources::nft`]).
-//! - [`transport`]: the [`Transport`](transport::Transport) trait, the bounded
-//!   [`Outbox`](transport::Outbox) of unacknowledged batches, QUIC in [`transport::quic`].
+//!   [`sources::clamav`], [`sources::mail`], [`sources::netdev`], [`sources::nft`],
+//!   [`sources::counter`]).
+//! - [`transport`]: the [`Transport`](transport::Transport) trait, the
+//!   [`Outbox`](transport::Outbox) of batches in flight, QUIC in [`transport::quic`], MQTT in
+//!   [`transport::mqtt`].
 //! - [`backoff`]: jittered exponential reconnect backoff, a pure state machine.
 //! - [`seq`]: sequence numbers persisted in blocks.
+//! - [`spool`]: the persistent, bounded LMDB spool of unacknowledged batches.
 //! - [`run`]: the main loop, and `once`.
 //! - [`parse_cmd`]: `ampel-agent parse`, a source's parser run over a whole file.
 
@@ -26,6 +29,7 @@ pub mod parse_cmd;
 pub mod run;
 pub mod seq;
 pub mod sources;
+pub mod spool;
 pub mod transport;
 
 pub use config::AgentConfig;

@@ -1,10 +1,12 @@
-//! The main loop: every interval, gather from all sources into a numbered batch and hand it to
-//! the transport; on shutdown, stop gathering and let the transport drain.
+//! The main loop: every interval, gather from all sources into a numbered batch, write it to the
+//! spool and wake the transport; on shutdown, stop gathering and let the transport drain.
 //!
-//! The gatherer and the transport run concurrently on one thread. They share nothing but a
-//! channel: dropping its sender is the transport's signal to flush outstanding acks and close.
+//! The gatherer and the transport run concurrently on one thread. They share the spool (one
+//! short LMDB transaction at a time) and a channel: dropping its sender is the transport's
+//! signal to flush outstanding acks and close.
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ampel_protocol::{Batch, PROTOCOL_VERSION};
@@ -14,8 +16,10 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::config::{AgentConfig, TransportKind};
 use crate::seq::{SeqError, SeqStore};
 use crate::sources::{self, Source, SourceError};
+use crate::spool::{Spool, SpoolError};
+use crate::transport::mqtt::{MqttOptions, MqttTransport};
 use crate::transport::quic::{QuicOptions, QuicTransport};
-use crate::transport::{Credentials, Status, Transport, TransportError};
+use crate::transport::{Credentials, SharedSpool, Status, Transport, TransportError};
 
 /// How often the agent logs its delivery counters.
 pub const STATS_EVERY: Duration = Duration::from_secs(300);
@@ -32,6 +36,9 @@ pub enum RunError {
     /// The sequence counter could not be read or advanced.
     #[error(transparent)]
     Seq(#[from] SeqError),
+    /// The spool could not be opened or written.
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
     /// The transport task ended while the agent was still producing batches (a bug).
     #[error("the transport stopped unexpectedly")]
     TransportStopped,
@@ -40,6 +47,7 @@ pub enum RunError {
 /// The transports the config can name.
 enum AnyTransport {
     Quic(QuicTransport),
+    Mqtt(MqttTransport),
 }
 
 /// An agent ready to run: configuration checked, certificates loaded, sources built.
@@ -64,6 +72,7 @@ impl Agent {
         let sender = creds.identity.as_ref().map(|id| id.device.to_string());
         let transport = match config.collector.transport {
             TransportKind::Quic => AnyTransport::Quic(QuicTransport::new(&config.collector, creds, quic)?),
+            TransportKind::Mqtt => AnyTransport::Mqtt(MqttTransport::new(&config.collector, creds, MqttOptions::default())?),
         };
         let ctx = sources::BuildContext { state_dir: Some(config.state_dir.clone()), interval: Some(config.interval.get()) };
         let sources = config.sources.build(&ctx)?;
@@ -79,6 +88,18 @@ impl Agent {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
         let Agent { config, sources, transport, sender } = self;
         let seqs = SeqStore::open(&config.state_dir)?;
+        let spool = Spool::open(&config.state_dir.join("spool"), config.spool.max_bytes.get())?;
+        let mut sources = sources;
+        for s in sources.iter_mut() {
+            if let Some(pos) = spool.cursor(s.name())? {
+                s.resume(pos);
+            }
+        }
+        let held = spool.len()?;
+        if held > 0 {
+            tracing::info!(batches = held, bytes = spool.bytes(), "spool holds unacknowledged batches; resending them first");
+        }
+        let spool: SharedSpool = Arc::new(Mutex::new(spool));
         let names: Vec<&str> = sources.iter().map(|s| s.name()).collect();
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
@@ -88,9 +109,11 @@ impl Agent {
             device = sender.as_deref().unwrap_or("?"),
             "agent started"
         );
-        let gatherer = Gatherer { sources, seqs, sender, interval: config.interval.get() };
+        let gatherer =
+            Gatherer { sources, seqs, sender, interval: config.interval.get(), spool: spool.clone(), reported: None };
         match transport {
-            AnyTransport::Quic(t) => drive(gatherer, t, shutdown).await,
+            AnyTransport::Quic(t) => drive(gatherer, t, spool, shutdown).await,
+            AnyTransport::Mqtt(t) => drive(gatherer, t, spool, shutdown).await,
         }
     }
 }
@@ -100,22 +123,30 @@ struct Gatherer {
     seqs: SeqStore,
     sender: Option<String>,
     interval: Duration,
+    spool: SharedSpool,
+    /// The drop counters last sent, so `agent.dropped` goes out when it changes.
+    reported: Option<std::collections::BTreeMap<&'static str, u64>>,
 }
 
 /// Size of the hand-over channel; the transport takes batches off it at once, so it only
 /// smooths a moment of contention.
 const CHANNEL: usize = 16;
 
-async fn drive<T: Transport>(gatherer: Gatherer, transport: T, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+async fn drive<T: Transport>(
+    gatherer: Gatherer,
+    transport: T,
+    spool: SharedSpool,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
     let (tx, rx) = mpsc::channel(CHANNEL);
     let status = transport.status();
-    let (produced, ()) = tokio::join!(produce(gatherer, tx, status, shutdown), transport.run(rx));
+    let (produced, ()) = tokio::join!(produce(gatherer, tx, status, shutdown), transport.run(spool, rx));
     produced
 }
 
 async fn produce(
     mut g: Gatherer,
-    tx: mpsc::Sender<Batch>,
+    tx: mpsc::Sender<u64>,
     status: watch::Receiver<Status>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
@@ -144,20 +175,51 @@ async fn produce(
             }
             _ = ticker.tick() => {
                 let now = unix_ms();
-                let records = sources::gather_all(&mut g.sources, now);
                 // The `agent` source widens the interval when a cycle overran its CPU budget.
                 if let Some(want) = sources::wanted_interval(&g.sources).filter(|w| *w != g.interval) {
                     g.interval = want;
                     ticker = tokio::time::interval_at(Instant::now() + want, want);
                     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
                 }
-                let seq = g.seqs.next_seq()?;
-                tracing::debug!(seq, records = records.len(), "batch gathered");
-                let batch = Batch { version: PROTOCOL_VERSION, seq, sender: g.sender.clone(), records };
-                tx.send(batch).await.map_err(|_| RunError::TransportStopped)?;
+                let seq = spool_one(&mut g, now)?;
+                // The batch is safe in the spool; the wake-up only saves the transport a wait.
+                let _ = tx.try_send(seq);
+                if tx.is_closed() {
+                    return Err(RunError::TransportStopped);
+                }
             }
         }
     }
+}
+
+/// Gathers one batch, numbers it and writes it to the spool together with the sources'
+/// cursors. Returns its seq.
+fn spool_one(g: &mut Gatherer, now: i64) -> Result<u64, RunError> {
+    let mut records = sources::gather_all(&mut g.sources, now);
+    let cursors: Vec<(&'static str, u64)> = g.sources.iter().filter_map(|s| s.cursor().map(|c| (s.name(), c))).collect();
+    let mut spool = match g.spool.lock() {
+        Ok(s) => s,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    // The drop counters travel as metrics whenever they changed (and once after a start).
+    if g.reported.as_ref() != Some(spool.dropped()) {
+        records.extend(spool.dropped_metrics(now));
+        g.reported = Some(spool.dropped().clone());
+    }
+    let seq = g.seqs.next_seq()?;
+    let batch = Batch { version: PROTOCOL_VERSION, seq, sender: g.sender.clone(), records };
+    let shed = spool.append(&batch, &cursors)?;
+    if !shed.is_empty() {
+        tracing::warn!(
+            shed = ?shed.records,
+            batches_dropped = shed.batches,
+            dropped_total = ?spool.dropped(),
+            spool_bytes = spool.bytes(),
+            "spool full: shed older data by priority"
+        );
+    }
+    tracing::debug!(seq, records = batch.records.len(), "batch spooled");
+    Ok(seq)
 }
 
 /// Gathers one batch from every enabled source without touching the network or the state

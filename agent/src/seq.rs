@@ -48,8 +48,11 @@ pub struct SeqStore {
     block: u64,
 }
 
-/// Numbers reserved per fsync.
-pub const BLOCK: u64 = 1024;
+/// Numbers reserved per fsync. Kept well below the collector's dedupe window (1024): every
+/// restart skips up to a block, and batches spooled before and after a restart travel together
+/// when the agent catches up — their numbers must stay inside the window, or the collector would
+/// take the older ones for duplicates.
+pub const BLOCK: u64 = 64;
 
 impl SeqStore {
     /// Opens (creating if needed) the counter in `state_dir` and reserves the first block.

@@ -174,6 +174,9 @@ pub struct Config {
     /// The QUIC listener.
     #[serde(default)]
     pub quic: QuicConfig,
+    /// The MQTT subscriber (`[mqtt]`); absent: off.
+    #[serde(default)]
+    pub mqtt: Option<crate::ingest::mqtt::MqttConfig>,
     /// The certificate authority.
     #[serde(default)]
     pub pki: PkiConfig,

@@ -9,7 +9,7 @@ use ampel_protocol::{Limits, tls};
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::ingest::{IngestStats, Writer, quic};
+use crate::ingest::{IngestStats, Writer, mqtt, quic};
 use crate::store::{Store, StoreError};
 
 /// Why the server could not start.
@@ -37,6 +37,9 @@ pub enum ServeError {
     /// The listener could not start.
     #[error(transparent)]
     Listen(#[from] quic::ListenError),
+    /// The MQTT subscriber could not be set up.
+    #[error(transparent)]
+    Mqtt(#[from] crate::ingest::mqtt::MqttError),
     /// Scheduled delivery (delivery store, link key, mail setup) could not start.
     #[error("starting scheduled delivery: {0:#}")]
     Delivery(anyhow::Error),
@@ -107,6 +110,7 @@ pub struct Server {
     scheduler: Option<tokio::task::JoinHandle<()>>,
     shutdown: watch::Sender<bool>,
     listener: tokio::task::JoinHandle<()>,
+    mqtt: Option<tokio::task::JoinHandle<()>>,
     writer: std::thread::JoinHandle<()>,
 }
 
@@ -114,6 +118,10 @@ impl Server {
     /// Opens the store, starts the writer and binds the listener. Call inside a tokio runtime.
     pub fn start(cfg: &Config) -> Result<Server, ServeError> {
         let tls = server_tls(&cfg.pki_dir(), &[ampel_protocol::ALPN_DATA])?;
+        let mqtt_options = match &cfg.mqtt {
+            Some(m) => Some((m.clone(), mqtt::options(m, &cfg.pki_dir())?)),
+            None => None,
+        };
         let store = Store::open(&cfg.store_dir(), cfg.store_options())?;
         let stats = Arc::new(IngestStats::default());
         let endpoint = quic::bind(cfg.quic.listen, tls, cfg.quic.max_streams)?;
@@ -127,10 +135,14 @@ impl Server {
                 return Err(e);
             }
         };
+        let mqtt = mqtt_options.map(|(m, o)| {
+            tracing::info!(broker = %m.broker, topic = %m.topic, "MQTT ingest enabled");
+            tokio::spawn(mqtt::serve(m, o, writer.clone(), store.clone(), rx.clone()))
+        });
         let listener = tokio::spawn(quic::serve(endpoint, writer, Limits::default(), rx));
         tracing::info!(addr = %local_addr, store = %cfg.store_dir().display(), "collector listening (QUIC, mutual TLS)");
         let http_addr = http.as_ref().map(|h| h.local_addr);
-        Ok(Server { local_addr, store, stats, http_addr, http, scheduler, shutdown, listener, writer: writer_thread })
+        Ok(Server { local_addr, store, stats, http_addr, http, scheduler, shutdown, listener, mqtt, writer: writer_thread })
     }
 
     /// Stops accepting, lets in-flight batches commit and waits for the writer to finish.
@@ -144,6 +156,11 @@ impl Server {
         }
         if let Err(e) = self.listener.await {
             tracing::error!(error = %e, "listener task failed");
+        }
+        if let Some(m) = self.mqtt
+            && let Err(e) = m.await
+        {
+            tracing::error!(error = %e, "MQTT ingest task failed");
         }
         let writer = self.writer;
         // The writer ends once the last connection task has dropped its handle.

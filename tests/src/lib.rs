@@ -117,6 +117,16 @@ impl Proc {
         Proc { name: label.to_owned(), child, log: Arc::new(Mutex::new(String::new())) }
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// What the process logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
@@ -304,4 +314,34 @@ pub async fn send_batches(
     conn.close(0u32.into(), b"done");
     endpoint.wait_idle().await;
     Ok(acks)
+}
+
+/// Publishes one QoS 1 message with the given device files (mutual TLS) and waits for its
+/// PUBACK. With MQTT 3.1.1 mosquitto acknowledges even a publish its ACL refuses (and drops it).
+pub async fn mqtt_publish(port: u16, ca_pem: &Path, cert_pem: &Path, key_pem: &Path, client_id: &str, topic: &str, payload: Vec<u8>) -> Result<(), String> {
+    use ampel_protocol::tls;
+    use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS, TlsConfiguration, Transport};
+    tls::install_provider();
+    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    let cas = tls::parse_certs(&read(ca_pem)?).map_err(|e| e.to_string())?;
+    let chain = tls::parse_certs(&read(cert_pem)?).map_err(|e| e.to_string())?;
+    let key = tls::parse_key(&read(key_pem)?).map_err(|e| e.to_string())?;
+    let cfg = tls::client_config(&cas, chain, key, &[]).map_err(|e| e.to_string())?;
+    let mut o = MqttOptions::new(client_id, "127.0.0.1", port);
+    o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(cfg)))).set_max_packet_size(16 << 20, 16 << 20);
+    let (client, mut el) = AsyncClient::new(o, 10);
+    client.try_publish(topic, QoS::AtLeastOnce, false, payload).map_err(|e| e.to_string())?;
+    let wait = async {
+        loop {
+            match el.poll().await {
+                Ok(Event::Incoming(Incoming::PubAck(_))) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    };
+    let r = tokio::time::timeout(Duration::from_secs(10), wait).await.map_err(|_| "no PUBACK within 10 s".to_string())?;
+    let _ = client.try_disconnect();
+    let _ = tokio::time::timeout(Duration::from_secs(1), async { while !matches!(el.poll().await, Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_)) {} }).await;
+    r
 }

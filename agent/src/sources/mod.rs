@@ -42,6 +42,16 @@ pub trait Source: Send {
     fn wanted_interval(&self) -> Option<std::time::Duration> {
         None
     }
+
+    /// A position to persist with the batch this cycle's records went into, for sources that
+    /// must not produce the same record twice nor skip one across crashes. The run loop stores
+    /// it in the spool in the same transaction as the batch.
+    fn cursor(&self) -> Option<u64> {
+        None
+    }
+
+    /// Restores the position from the spool at start-up.
+    fn resume(&mut self, _cursor: u64) {}
 }
 
 /// The config of one source: says whether it is enabled and builds it.
@@ -119,6 +129,8 @@ registry! {
     netdev: netdev::NetdevConfig,
     /// `[sources.nft]`: nftables named counters as traffic categories.
     nft: nft::NftConfig,
+    /// `[sources.counter]`: numbered test points (off by default; for end-to-end tests).
+    counter: counter::CounterConfig,
     /// `[sources.agent]`: the agent's own CPU and memory, and its CPU budget. Keep it last.
     agent: agent::AgentSelfConfig,
 }

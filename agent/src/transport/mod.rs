@@ -1,28 +1,83 @@
 //! Transports: how batches reach the collector.
 //!
-//! A transport is one task that owns the connection. The run loop hands it batches through a
-//! channel; the transport keeps every batch in its [`Outbox`] until the collector acknowledges
-//! it, reconnects with [`Backoff`](crate::backoff::Backoff) when the connection fails, and
-//! publishes a [`Status`] for logs and tests. Closing the channel asks it to finish: it waits
-//! briefly for outstanding acks, then closes the connection with a reason.
+//! A transport is one task that owns the connection. The run loop writes each batch to the
+//! [`Spool`] and then wakes the transport through a channel; the transport reads batches from
+//! the spool, tracks those in flight in its [`Outbox`], deletes a batch from the spool only when
+//! it is acknowledged, reconnects with [`Backoff`](crate::backoff::Backoff) when the connection
+//! fails, and publishes a [`Status`] for logs and tests. Closing the channel asks it to finish:
+//! it waits briefly for outstanding acks, then closes the connection; whatever is not
+//! acknowledged stays in the spool for the next start.
 //!
 //! - [`quic`]: QUIC with mutual TLS, one bidirectional stream per batch.
-//! - [`outbox`]: the bounded queue of unacknowledged batches, as plain data.
+//! - [`mqtt`]: MQTT (QoS 1) through a broker with mutual TLS; a PUBACK releases a batch.
+//! - [`outbox`]: the batches in flight and the resend position, as plain data.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use ampel_protocol::tls::{self, TlsError};
-use ampel_protocol::{Batch, Identity};
+use ampel_protocol::Identity;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::CollectorConfig;
+use crate::spool::Spool;
 
+pub mod mqtt;
 pub mod outbox;
 pub mod quic;
 
 pub use outbox::Outbox;
+
+/// The spool, shared by the gatherer (appends) and the transport (reads, deletes). Locks are
+/// held for one short LMDB transaction, never across an `.await`.
+pub type SharedSpool = Arc<Mutex<Spool>>;
+
+/// The next spooled batch to send (its seq and CBOR payload), marked in flight; `None` when
+/// `max_in_flight` are out or nothing is waiting.
+pub fn next_batch(spool: &SharedSpool, outbox: &mut Outbox, max_in_flight: usize) -> Option<(u64, Vec<u8>)> {
+    if !outbox.has_room(max_in_flight) {
+        return None;
+    }
+    let guard = match spool.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    match guard.next_from(outbox.position(), |s| outbox.is_in_flight(s)) {
+        Ok(Some((seq, _))) if !outbox.within_span(seq) => None,
+        Ok(Some((seq, payload))) => {
+            outbox.sent(seq);
+            Some((seq, payload))
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the spool");
+            None
+        }
+    }
+}
+
+/// Deletes acknowledged batches from the spool; a failure is logged (they are resent and the
+/// collector answers "duplicate").
+pub fn forget(spool: &SharedSpool, seqs: &[u64]) {
+    let mut guard = match spool.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if let Err(e) = guard.remove(seqs) {
+        tracing::error!(error = %e, "cannot delete acknowledged batches from the spool");
+    }
+}
+
+/// Batches held in the spool (0 if it cannot be read).
+pub fn spooled(spool: &SharedSpool) -> usize {
+    let guard = match spool.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    guard.len().map(|n| n as usize).unwrap_or(0)
+}
 
 /// Why a transport could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +111,12 @@ pub enum TransportError {
     /// QUIC cannot use the TLS configuration (no TLS 1.3 suite).
     #[error("QUIC cannot use this TLS configuration: {0}")]
     Quic(String),
+    /// MQTT needs the device identity (tenant and device id) from the certificate for its topic.
+    #[error("{}: the certificate carries no tenant (O) and device id (CN); MQTT needs them for the topic", cert.display())]
+    NoIdentity {
+        /// The certificate file.
+        cert: PathBuf,
+    },
 }
 
 /// What a transport reports about itself, for logs and tests.
@@ -63,7 +124,7 @@ pub enum TransportError {
 pub struct Status {
     /// Whether a connection to the collector is up.
     pub connected: bool,
-    /// Batches held (waiting or in flight).
+    /// Batches held in the spool (waiting or in flight).
     pub queued: usize,
     /// Batches in flight.
     pub in_flight: usize,
@@ -71,7 +132,7 @@ pub struct Status {
     pub acked: u64,
     /// Batches the collector refused for good (dropped, never resent).
     pub rejected: u64,
-    /// Batches dropped because the outbox was full or the agent stopped before delivering them.
+    /// Batches that could not be encoded or read back (a bug or a damaged spool).
     pub dropped: u64,
     /// The most recent connection error, until the next success.
     pub last_error: Option<String>,
@@ -82,9 +143,9 @@ pub trait Transport {
     /// A receiver of this transport's [`Status`] updates.
     fn status(&self) -> watch::Receiver<Status>;
 
-    /// Delivers batches from `batches` until the channel is closed, then drains briefly and
-    /// closes the connection.
-    fn run(self, batches: mpsc::Receiver<Batch>) -> impl Future<Output = ()> + Send;
+    /// Delivers spooled batches, woken by the seq of each new one on `spooled`, until the
+    /// channel is closed; then drains briefly and closes the connection.
+    fn run(self, spool: SharedSpool, spooled: mpsc::Receiver<u64>) -> impl Future<Output = ()> + Send;
 }
 
 /// The TLS material of a device: the deployment CA, its certificate chain and its key.

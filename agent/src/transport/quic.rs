@@ -5,9 +5,11 @@
 //! the collector's [`Ack`] says `committed` or `duplicate`. `rejected` means "never send this
 //! again": it is logged and dropped. Up to [`QuicOptions::max_in_flight`] streams run at once.
 //!
+//! Batches come from the [`Spool`](crate::spool::Spool) and are deleted from it on their ack.
 //! Any failure — connection lost, ack timeout, a collector that breaks the protocol — puts every
-//! unacknowledged batch back into the [`Outbox`], closes the connection and reconnects after a
-//! [`Backoff`] delay; held batches are then resent in sequence order.
+//! unacknowledged batch back to waiting ([`Outbox::requeue_all`]), closes the connection and
+//! reconnects after a [`Backoff`] delay; spooled batches are then resent in sequence order.
+//! After a restart, the spool's leftovers go first.
 //!
 //! With TLS 1.3 the handshake completes on the client before the collector has judged our
 //! certificate; a refusal arrives as the connection closing with a TLS alert, usually on the
@@ -17,7 +19,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ampel_protocol::{ALPN_DATA, Ack, AckStatus, Batch, Limits, codec, frame, tls};
+use ampel_protocol::{ALPN_DATA, Ack, AckStatus, Limits, codec, frame, tls};
 use quinn::crypto::rustls::QuicClientConfig;
 use quinn::{Connection, ConnectionError, Endpoint, VarInt};
 use rand::SeedableRng;
@@ -27,7 +29,7 @@ use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
 
 use super::outbox::{Frame, Outbox};
-use super::{Credentials, Status, Transport, TransportError};
+use super::{Credentials, SharedSpool, Status, Transport, TransportError, forget, next_batch, spooled};
 use crate::backoff::{Backoff, BackoffConfig};
 use crate::config::{CollectorAddress, CollectorConfig};
 
@@ -46,8 +48,6 @@ pub const CLOSE_ACK_TIMEOUT: u32 = 2;
 pub struct QuicOptions {
     /// Streams (batches awaiting their ack) at once.
     pub max_in_flight: usize,
-    /// Batches held in memory until acknowledged; beyond this the oldest is dropped.
-    pub queue_capacity: usize,
     /// How long a batch may wait for its ack before the connection is considered broken.
     pub ack_timeout: Duration,
     /// How long a connection attempt may take.
@@ -69,7 +69,6 @@ impl Default for QuicOptions {
     fn default() -> Self {
         QuicOptions {
             max_in_flight: 8,
-            queue_capacity: 10_000,
             ack_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(2),
@@ -266,24 +265,40 @@ impl QuicTransport {
     }
 
     /// Delivers over one connection until it fails (`Some(error)`) or the agent stops (`None`).
-    async fn serve(&self, conn: &Connection, batches: &mut mpsc::Receiver<Batch>, st: &mut State) -> Option<QuicError> {
+    async fn serve(&self, conn: &Connection, batches: &mut mpsc::Receiver<u64>, st: &mut State) -> Option<QuicError> {
         let mut streams: JoinSet<(u64, Result<Ack, QuicError>)> = JoinSet::new();
         let mut proven = false;
         let proof = tokio::time::sleep(self.options.proven_after);
         tokio::pin!(proof);
         st.status.connected = true;
         let result = loop {
-            while let Some((seq, frame)) = st.outbox.next_to_send(self.options.max_in_flight) {
-                streams.spawn(deliver(conn.clone(), seq, frame, self.options.ack_timeout));
+            let mut waiting = false;
+            while let Some((seq, payload)) = next_batch(&st.spool, &mut st.outbox, self.options.max_in_flight) {
+                match frame::encode_frame(&payload, &Limits::default()) {
+                    Ok(f) => {
+                        streams.spawn(deliver(conn.clone(), seq, Arc::from(f), self.options.ack_timeout));
+                    }
+                    Err(e) => {
+                        // Spooled by this agent, so it encodes; a damaged spool entry is dropped.
+                        tracing::error!(seq, error = %e, "cannot frame spooled batch; dropping it");
+                        st.outbox.release(seq);
+                        forget(&st.spool, &[seq]);
+                        st.status.dropped += 1;
+                    }
+                }
+                waiting = true;
+            }
+            if !st.outbox.has_room(self.options.max_in_flight) {
+                waiting = true;
             }
             self.publish(st);
-            if st.drain_until.is_some() && st.outbox.is_empty() {
+            if st.drain_until.is_some() && st.outbox.in_flight() == 0 && !waiting {
                 break None;
             }
             let deadline = st.drain_until.unwrap_or_else(far_future);
             tokio::select! {
                 b = batches.recv(), if st.drain_until.is_none() => self.take(st, b),
-                Some(joined) = streams.join_next() => match self.settle(st, joined) {
+                Some(joined) = streams.join_next() => match self.settle_ready(st, joined, &mut streams) {
                     Ok(()) if !proven => {
                         proven = true;
                         self.proved(st);
@@ -303,6 +318,7 @@ impl QuicTransport {
         while let Some(joined) = streams.try_join_next() {
             let _ = self.settle(st, joined);
         }
+        flush(st);
         streams.abort_all();
         match &result {
             None => conn.close(VarInt::from_u32(CLOSE_SHUTDOWN), b"agent shutting down"),
@@ -316,9 +332,11 @@ impl QuicTransport {
         result
     }
 
-    async fn run_inner(self, mut batches: mpsc::Receiver<Batch>) {
+    async fn run_inner(self, spool: SharedSpool, mut batches: mpsc::Receiver<u64>) {
         let mut st = State {
-            outbox: Outbox::new(self.options.queue_capacity),
+            spool,
+            acked: Vec::new(),
+            outbox: Outbox::new(),
             backoff: Backoff::new(self.options.backoff),
             status: Status::default(),
             drain_until: None,
@@ -383,14 +401,11 @@ impl QuicTransport {
                 break;
             }
         }
-        if !st.outbox.is_empty() {
-            tracing::warn!(
-                batches = st.outbox.len(),
-                "stopping with batches the collector has not acknowledged; they are lost (no persistent spool yet)"
-            );
-            st.status.dropped += st.outbox.len() as u64;
+        let left = spooled(&st.spool);
+        if left > 0 {
+            tracing::info!(batches = left, "stopping with unacknowledged batches; they stay in the spool and are sent after the next start");
         }
-        st.outbox = Outbox::new(1);
+        st.outbox = Outbox::new();
         st.status.connected = false;
         self.publish(&st);
         if let Some(ep) = endpoint {
@@ -399,45 +414,18 @@ impl QuicTransport {
         }
     }
 
-    /// Handles what the channel gave: a batch to enqueue, or `None` — the agent is stopping.
-    fn take(&self, st: &mut State, batch: Option<Batch>) {
-        match batch {
-            Some(b) => self.enqueue(st, b),
-            None => st.drain_until = Some(Instant::now() + self.options.drain_timeout),
+    /// Handles what the channel gave: a new spooled batch (read from the spool when there is
+    /// room), or `None` — the agent is stopping.
+    fn take(&self, st: &mut State, batch: Option<u64>) {
+        if batch.is_none() {
+            st.drain_until = Some(Instant::now() + self.options.drain_timeout);
         }
         self.publish(st);
     }
 
-    /// Frames a batch and adds it to the outbox.
-    fn enqueue(&self, st: &mut State, batch: Batch) {
-        let seq = batch.seq;
-        let framed = codec::encode_batch(&batch).and_then(|payload| frame::encode_frame(&payload, &Limits::default()));
-        let frame: Frame = match framed {
-            Ok(f) => Arc::from(f),
-            Err(e) => {
-                tracing::error!(seq, error = %e, "cannot encode batch; dropping it");
-                st.status.dropped += 1;
-                return;
-            }
-        };
-        if let Some(old) = st.outbox.push(seq, frame) {
-            st.status.dropped += 1;
-            let d = st.outbox.dropped();
-            // 1, 10, 100, 1000, then every 1000: visible without flooding the journal.
-            if matches!(d, 1 | 10 | 100) || d.is_multiple_of(1000) {
-                tracing::warn!(
-                    dropped_seq = old,
-                    dropped_total = d,
-                    capacity = self.options.queue_capacity,
-                    "outbox full: dropped the oldest unacknowledged batch"
-                );
-            }
-        }
-    }
-
     fn publish(&self, st: &State) {
         let mut s = st.status.clone();
-        s.queued = st.outbox.len();
+        s.queued = spooled(&st.spool);
         s.in_flight = st.outbox.in_flight();
         self.status.send_if_modified(|old| {
             let changed = *old != s;
@@ -448,6 +436,25 @@ impl QuicTransport {
         });
     }
 
+    /// Settles `first` and every other stream that has finished already, then deletes the
+    /// acknowledged batches from the spool in one transaction: under load many acks arrive
+    /// together, and one commit (one fsync) per ack would cap the rate.
+    fn settle_ready(
+        &self,
+        st: &mut State,
+        first: Result<(u64, Result<Ack, QuicError>), JoinError>,
+        streams: &mut JoinSet<(u64, Result<Ack, QuicError>)>,
+    ) -> Result<(), QuicError> {
+        let mut result = self.settle(st, first);
+        while result.is_ok()
+            && let Some(joined) = streams.try_join_next()
+        {
+            result = self.settle(st, joined);
+        }
+        flush(st);
+        result
+    }
+
     /// Applies a finished stream's outcome to the outbox. An error ends the connection.
     fn settle(&self, st: &mut State, joined: Result<(u64, Result<Ack, QuicError>), JoinError>) -> Result<(), QuicError> {
         let (seq, result) = joined.map_err(|e| QuicError::Internal(e.to_string()))?;
@@ -456,12 +463,14 @@ impl QuicTransport {
                 if st.outbox.release(seq) {
                     st.status.acked += 1;
                 }
+                st.acked.push(seq);
                 tracing::debug!(seq, "batch acknowledged");
             }
             Ok(Ack { status: AckStatus::Rejected(reason), .. }) => {
                 if st.outbox.release(seq) {
                     st.status.rejected += 1;
                 }
+                st.acked.push(seq);
                 tracing::warn!(seq, reason = ?reason, "collector rejected the batch; dropping it");
             }
             Err(e) => {
@@ -486,6 +495,9 @@ impl QuicTransport {
 
 /// What the transport task carries from one connection to the next.
 struct State {
+    spool: SharedSpool,
+    /// Acknowledged (or refused) seqs not yet deleted from the spool.
+    acked: Vec<u64>,
     outbox: Outbox,
     backoff: Backoff,
     status: Status,
@@ -498,8 +510,16 @@ impl Transport for QuicTransport {
         self.status.subscribe()
     }
 
-    fn run(self, batches: mpsc::Receiver<Batch>) -> impl Future<Output = ()> + Send {
-        self.run_inner(batches)
+    fn run(self, spool: SharedSpool, batches: mpsc::Receiver<u64>) -> impl Future<Output = ()> + Send {
+        self.run_inner(spool, batches)
+    }
+}
+
+/// Deletes the acknowledged batches from the spool in one transaction.
+fn flush(st: &mut State) {
+    if !st.acked.is_empty() {
+        forget(&st.spool, &st.acked);
+        st.acked.clear();
     }
 }
 

@@ -7,7 +7,10 @@ use std::time::Duration;
 use ampel_agent::AgentConfig;
 use ampel_agent::backoff::BackoffConfig;
 use ampel_agent::transport::quic::{CLOSE_SHUTDOWN, QuicError, QuicOptions, QuicTransport};
-use ampel_agent::transport::{Credentials, Status, Transport};
+use std::sync::{Arc, Mutex};
+
+use ampel_agent::spool::Spool;
+use ampel_agent::transport::{Credentials, SharedSpool, Status, Transport};
 use ampel_protocol::{Batch, Metric, PROTOCOL_VERSION, Record};
 use quinn::ConnectionError;
 use tokio::sync::{mpsc, watch};
@@ -34,22 +37,32 @@ fn transport(dir: &Path, pki: &Pki, addr: SocketAddr) -> QuicTransport {
 }
 
 struct Agent {
-    tx: Option<mpsc::Sender<Batch>>,
+    tx: Option<mpsc::Sender<u64>>,
+    spool: SharedSpool,
+    _dir: Option<tempfile::TempDir>,
     status: watch::Receiver<Status>,
     task: JoinHandle<()>,
 }
 
 impl Agent {
     fn start(t: QuicTransport) -> Agent {
-        let (tx, rx) = mpsc::channel(16);
-        let status = t.status();
-        let task = tokio::spawn(t.run(rx));
-        Agent { tx: Some(tx), status, task }
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Arc::new(Mutex::new(Spool::open(dir.path(), 1 << 20).unwrap()));
+        Agent::with_spool(t, spool, Some(dir))
     }
 
+    fn with_spool(t: QuicTransport, spool: SharedSpool, dir: Option<tempfile::TempDir>) -> Agent {
+        let (tx, rx) = mpsc::channel(16);
+        let status = t.status();
+        let task = tokio::spawn(t.run(spool.clone(), rx));
+        Agent { tx: Some(tx), spool, _dir: dir, status, task }
+    }
+
+    /// Spools a batch, then wakes the transport — as the run loop does.
     async fn send(&self, seq: u64) {
+        self.spool.lock().unwrap().append(&batch(seq), &[]).unwrap();
         let tx = self.tx.as_ref().unwrap();
-        tx.send(batch(seq)).await.unwrap();
+        tx.send(seq).await.unwrap();
     }
 
     /// Waits until the status satisfies `pred`, or panics showing the last status.
@@ -230,4 +243,39 @@ async fn closing_the_channel_drains_acks_and_closes_with_a_reason() {
         }
         other => panic!("closed without a reason: {other}"),
     }
+}
+
+#[tokio::test]
+async fn batches_left_in_the_spool_by_a_stopped_agent_are_sent_by_the_next() {
+    let pki = Pki::new();
+    let spool_dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // No collector: the batches stay in the spool.
+        let dead: SocketAddr = format!("127.0.0.1:{}", std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()).parse().unwrap();
+        let spool = Arc::new(Mutex::new(Spool::open(spool_dir.path(), 1 << 20).unwrap()));
+        let mut agent = Agent::with_spool(transport(dir.path(), &pki, dead), spool, None);
+        for seq in 1..=3 {
+            agent.send(seq).await;
+        }
+        agent.wait_for("an error", |s| s.last_error.is_some()).await;
+        drop(agent.tx.take());
+        tokio::time::timeout(Duration::from_secs(5), agent.task).await.unwrap().unwrap();
+    }
+    let mut server = Server::start(&pki, &pki, loopback()).await;
+    let spool = Arc::new(Mutex::new(Spool::open(spool_dir.path(), 1 << 20).unwrap()));
+    let mut agent = Agent::with_spool(transport(dir.path(), &pki, server.addr), spool, None);
+    let s = agent.wait_for("3 acked", |s| s.acked == 3).await;
+    assert_eq!(s.queued, 0);
+    let mut seqs: Vec<u64> = server
+        .drain_events(Duration::from_millis(200))
+        .await
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Batch(b) => Some(b.seq),
+            _ => None,
+        })
+        .collect();
+    seqs.sort();
+    assert_eq!(seqs, [1, 2, 3]);
 }

@@ -145,6 +145,14 @@ pub fn alert(ts: i64, rng: &mut impl rand::Rng) -> Alert {
         src: Some(format!("198.51.{}.{}", src / 250, src % 250)),
         dst: Some(format!("10.0.{}.{}", dst / 250, dst % 250)),
         detail: None,
+        src_port: None,
+        dst_port: None,
+        protocol: None,
+        app_proto: None,
+        signature_rev: None,
+        md5: None,
+        sha1: None,
+        sha256: None,
     }
 }
 

@@ -1,5 +1,7 @@
-//! Ingest: the QUIC listener and the writer task that commits batches to the store.
+//! Ingest: the QUIC listener, the MQTT subscriber and the writer task that commits batches to
+//! the store.
 
+pub mod mqtt;
 pub mod quic;
 pub mod writer;
 

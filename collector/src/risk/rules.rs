@@ -600,6 +600,14 @@ mod tests {
             src: None,
             dst: None,
             detail: None,
+            src_port: None,
+            dst_port: None,
+            protocol: None,
+            app_proto: None,
+            signature_rev: None,
+            md5: None,
+            sha1: None,
+            sha256: None,
         }
     }
 

@@ -341,18 +341,8 @@ impl Scenario {
         }
         for a in &d.alerts {
             for i in 0..a.count {
-                input.alerts.push(Alert {
-                    ts: a.at.as_millisecond() + i64::from(i) * 60_000,
-                    source: a.source,
-                    severity: a.severity,
-                    signature_id: None,
-                    signature: a.signature.clone(),
-                    category: None,
-                    action: a.action,
-                    src: None,
-                    dst: None,
-                    detail: None,
-                });
+                let ts = a.at.as_millisecond() + i64::from(i) * 60_000;
+                input.alerts.push(Alert::new(ts, a.source, a.severity, a.signature.clone(), a.action));
             }
         }
         input.alerts.sort_by_key(|a| a.ts);

@@ -114,6 +114,14 @@ fn retention_keeps_exactly_what_is_inside_each_horizon() {
             src: None,
             dst: None,
             detail: None,
+            src_port: None,
+            dst_port: None,
+            protocol: None,
+            app_proto: None,
+            signature_rev: None,
+            md5: None,
+            sha1: None,
+            sha256: None,
         }));
     }
     let b = Batch { version: 1, seq: 1, sender: None, records };
@@ -265,6 +273,14 @@ mod model {
             src: Some(format!("10.0.0.{src}")),
             dst: (src != 0).then(|| "192.0.2.1".to_owned()),
             detail: None,
+            src_port: None,
+            dst_port: None,
+            protocol: None,
+            app_proto: None,
+            signature_rev: None,
+            md5: None,
+            sha1: None,
+            sha256: None,
         }
     }
 
@@ -528,6 +544,14 @@ mod crash {
                     src: None,
                     dst: None,
                     detail: None,
+                    src_port: None,
+                    dst_port: None,
+                    protocol: None,
+                    app_proto: None,
+                    signature_rev: None,
+                    md5: None,
+                    sha1: None,
+                    sha256: None,
                 }));
                 PendingBatch { identity: id("crash", &format!("dev-{d}")), batch: Batch { version: 1, seq: r, sender: None, records }, received_ms: 0 }
             })

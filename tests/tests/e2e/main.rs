@@ -5,8 +5,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod bench;
 mod config;
 mod demo;
 mod ingest;
+mod mqtt;
 mod report;
 mod schedule;
+mod spool;

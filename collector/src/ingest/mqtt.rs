@@ -1,0 +1,210 @@
+//! MQTT ingest: the collector subscribes to `ampel/v1/+/+/up` at a broker (mutual TLS, QoS 1,
+//! persistent session) and acknowledges each message to the broker only after the writer has
+//! committed it — so while the collector is down, the broker holds the data.
+//!
+//! Identity: the broker makes the certificate CN the username and lets a client publish only
+//! where the device level equals it, so the device level *is* the authenticated device. The
+//! tenant level is only a claim: it must equal the registry's tenant for that device, and a
+//! device the registry does not know is refused too (over MQTT nothing else vouches for the
+//! tenant). Refused messages are acknowledged (a resend would be refused again), counted in
+//! `batches_rejected` and logged.
+//!
+//! One task polls the rumqttc event loop and never awaits a client call; each message is
+//! committed and acknowledged by a task of its own.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use ampel_protocol::{AckStatus, Identity, Limits, codec, tls, topic};
+use rumqttc::{AsyncClient, Event, Incoming, Publish, QoS, TlsConfiguration};
+use serde::Deserialize;
+use tokio::sync::watch;
+
+use super::Writer;
+use super::quic::now_ms;
+use crate::store::Store;
+
+/// `[mqtt]`: the broker to subscribe to. Absent: no MQTT ingest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct MqttConfig {
+    /// `host:port` of the broker's TLS listener.
+    pub broker: String,
+    /// Name the broker's certificate must carry; default: the host part of `broker`.
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// MQTT client id; keep it stable — the broker keeps the session (and the queued messages)
+    /// under it. Default "ampel-collector".
+    #[serde(default = "default_client_id")]
+    pub client_id: String,
+    /// Topic filter; default every device of every tenant (`ampel/v1/+/+/up`). A collector
+    /// that owns some tenants subscribes to `ampel/v1/<tenant>/+/up` instead.
+    #[serde(default = "default_topic")]
+    pub topic: String,
+    /// The CA the broker's certificate must chain to; default `<pki-dir>/ca.pem`.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// The collector's client certificate for the broker (its CN is the broker username the
+    /// ACL lets read every uplink).
+    pub cert: PathBuf,
+    /// Its key.
+    pub key: PathBuf,
+    /// Messages the broker may have in flight to us (unacknowledged) at once. Default 100.
+    #[serde(default = "default_inflight")]
+    pub inflight: u16,
+}
+
+fn default_client_id() -> String {
+    "ampel-collector".into()
+}
+fn default_topic() -> String {
+    topic::ALL_UPLINKS.into()
+}
+fn default_inflight() -> u16 {
+    100
+}
+
+/// Why the MQTT ingest could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MqttError {
+    /// A certificate or key could not be read or parsed.
+    #[error("{}: {message}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The TLS material does not fit together.
+    #[error("MQTT TLS configuration: {0}")]
+    Tls(String),
+    /// `broker` is not `host:port`.
+    #[error("mqtt.broker {0:?} is not host:port")]
+    Broker(String),
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, MqttError> {
+    std::fs::read(path).map_err(|e| MqttError::File { path: path.to_owned(), message: e.to_string() })
+}
+
+/// Builds the client options: persistent session, manual acks, mutual TLS.
+pub fn options(cfg: &MqttConfig, pki_dir: &Path) -> Result<rumqttc::MqttOptions, MqttError> {
+    tls::install_provider();
+    let ca_path = cfg.ca.clone().unwrap_or_else(|| pki_dir.join("ca.pem"));
+    let bad = |p: &Path| {
+        let path = p.to_owned();
+        move |e: tls::TlsError| MqttError::File { path, message: e.to_string() }
+    };
+    let ca = tls::parse_certs(&read(&ca_path)?).map_err(bad(&ca_path))?;
+    let chain = tls::parse_certs(&read(&cfg.cert)?).map_err(bad(&cfg.cert))?;
+    let key = tls::parse_key(&read(&cfg.key)?).map_err(bad(&cfg.key))?;
+    let tls_config = tls::client_config(&ca, chain, key, &[]).map_err(|e| MqttError::Tls(e.to_string()))?;
+    let (host, port) = cfg.broker.rsplit_once(':').ok_or_else(|| MqttError::Broker(cfg.broker.clone()))?;
+    let port: u16 = port.parse().map_err(|_| MqttError::Broker(cfg.broker.clone()))?;
+    let host = cfg.server_name.clone().unwrap_or_else(|| host.trim_matches(['[', ']']).to_owned());
+    let mut o = rumqttc::MqttOptions::new(cfg.client_id.clone(), host, port);
+    o.set_transport(rumqttc::Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(tls_config))))
+        .set_clean_session(false)
+        .set_manual_acks(true)
+        .set_keep_alive(Duration::from_secs(15))
+        .set_inflight(cfg.inflight.max(1))
+        .set_max_packet_size(16 << 20, 16 << 20);
+    Ok(o)
+}
+
+/// Subscribes and ingests until `shutdown` turns true. Reconnects on its own (rumqttc keeps
+/// polling); the persistent session means nothing queued at the broker is lost meanwhile.
+pub async fn serve(cfg: MqttConfig, options: rumqttc::MqttOptions, writer: Writer, store: Store, mut shutdown: watch::Receiver<bool>) {
+    let (client, mut eventloop) = AsyncClient::new(options, 1024);
+    let limits = Limits::default();
+    let mut failures = 0u32;
+    loop {
+        tokio::select! {
+            event = eventloop.poll() => match event {
+                Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
+                    failures = 0;
+                    tracing::info!(broker = %cfg.broker, session_present = ack.session_present, "connected to MQTT broker");
+                    // Not awaited here: this task polls the event loop.
+                    if let Err(e) = client.try_subscribe(cfg.topic.clone(), QoS::AtLeastOnce) {
+                        tracing::error!(error = %e, "cannot subscribe");
+                    }
+                }
+                Ok(Event::Incoming(Incoming::Publish(p))) => {
+                    let (client, writer, store) = (client.clone(), writer.clone(), store.clone());
+                    tokio::spawn(async move { message(p, client, writer, store, limits).await });
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    failures += 1;
+                    if failures == 1 || failures.is_power_of_two() {
+                        tracing::warn!(broker = %cfg.broker, error = %e, attempt = failures, "MQTT broker unreachable; retrying");
+                    }
+                    let wait = Duration::from_millis(200u64.saturating_mul(u64::from(failures.min(10))));
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shutdown.changed() => if *shutdown.borrow() { break },
+                    }
+                }
+            },
+            _ = shutdown.changed() => if *shutdown.borrow() { break },
+        }
+    }
+    tracing::info!("MQTT ingest stopping");
+    // Let commits that are under way acknowledge, then leave (the session stays at the broker).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = client.try_disconnect();
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while let Ok(ev) = eventloop.poll().await {
+            if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// Checks, commits and acknowledges one message.
+async fn message(p: Publish, client: AsyncClient, writer: Writer, store: Store, limits: Limits) {
+    let refuse = |reason: String| {
+        writer.stats().batches_rejected.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(topic = %p.topic, %reason, "MQTT message refused");
+    };
+    match check(&p, &store, &limits) {
+        Err(Ok(reason)) => refuse(reason),
+        Err(Err(reason)) => {
+            tracing::error!(topic = %p.topic, %reason, "MQTT message not checked; not acknowledged");
+            return;
+        }
+        Ok((identity, batch)) => match writer.submit(identity, batch, now_ms()).await {
+            Ok(AckStatus::Rejected(reason)) => refuse(reason),
+            Ok(_) => {}
+            Err(e) => {
+                // Not stored: no PUBACK, so the broker delivers it again after a reconnect.
+                tracing::error!(topic = %p.topic, error = %e, "MQTT message not stored; not acknowledged");
+                return;
+            }
+        },
+    }
+    if let Err(e) = client.ack(&p).await {
+        tracing::debug!(error = %e, "cannot acknowledge to the broker (disconnected); it will redeliver");
+    }
+}
+
+/// The identity from the topic, checked against the registry, and the decoded batch.
+///
+/// `Err(Ok(reason))`: refuse for good; `Err(Err(reason))`: cannot tell now, leave unacknowledged.
+fn check(p: &Publish, store: &Store, limits: &Limits) -> Result<(Identity, ampel_protocol::Batch), Result<String, String>> {
+    let (tenant, device) = topic::parse_uplink(&p.topic).map_err(|e| Ok(e.to_string()))?;
+    match store.device(device.as_str()) {
+        Ok(Some(rec)) if rec.tenant == tenant.as_str() => {}
+        Ok(Some(rec)) => {
+            return Err(Ok(format!("device {device} published under tenant {tenant}, but is registered to {}", rec.tenant)));
+        }
+        Ok(None) => return Err(Ok(format!("device {device} is not registered (issue its certificate with `pki issue`)"))),
+        Err(e) => return Err(Err(format!("registry: {e}"))),
+    }
+    let batch = codec::decode_batch(&p.payload, limits).map_err(|e| Ok(e.to_string()))?;
+    Ok((Identity { tenant, device }, batch))
+}
