@@ -81,6 +81,26 @@ pub enum PkiCommand {
         #[arg(long)]
         days: Option<u32>,
     },
+    /// Make a one-time enrollment token for a device: give it to `ampel-agent enroll --token`.
+    /// The token carries the CA's fingerprint, so the agent can pin the collector.
+    Token {
+        /// Tenant the device joins (certificate O).
+        #[arg(long)]
+        tenant: TenantId,
+        /// Device id (certificate CN), unique across the deployment.
+        #[arg(long)]
+        device: DeviceId,
+        /// How long the token is valid, e.g. 30m, 24h, 7d (default: [pki] token-ttl).
+        #[arg(long)]
+        ttl: Option<config::Duration>,
+    },
+    /// Revoke every certificate of a device: the CRL is re-signed, the running collector picks
+    /// it up within seconds and closes the device's sessions.
+    Revoke {
+        /// The device.
+        #[arg(long)]
+        device: DeviceId,
+    },
 }
 
 /// `devices` arguments.
@@ -250,6 +270,29 @@ fn pki(cfg: &Config, cmd: PkiCommand) -> Result<()> {
             println!("  server certificate: {}", pki.server_cert_path().display());
             println!("  CRL:                {}", pki.crl_path().display());
             println!("  CA fingerprint:     sha256:{}", pki.ca_fingerprint());
+            Ok(())
+        }
+        PkiCommand::Token { tenant, device, ttl } => {
+            let pki = Pki::open(&cfg.pki_dir()).context("opening the certificate authority")?;
+            let ttl = ttl.unwrap_or(cfg.pki.token_ttl);
+            let expires = now_ms() / 1000 + i64::try_from(ttl.0.as_secs()).unwrap_or(i64::MAX / 2);
+            let token = crate::enroll::TokenStore::new(pki.dir())
+                .create(&tenant, &device, expires, &pki.ca_fingerprint())
+                .context("creating the token")?;
+            eprintln!("one-time token for device {device} of tenant {tenant}, valid until {}", fmt_time(Some(expires * 1000)));
+            // The only place the secret is shown: stdout, for the operator to pass on.
+            println!("{}", token.to_text());
+            Ok(())
+        }
+        PkiCommand::Revoke { device } => {
+            let pki = Pki::open(&cfg.pki_dir()).context("opening the certificate authority")?;
+            let serials = pki.revoke_device(&device).context("revoking")?;
+            if serials.is_empty() {
+                println!("device {device}: no unrevoked certificates found; CRL re-signed");
+            } else {
+                println!("device {device}: revoked {} certificate(s): {}", serials.len(), serials.join(", "));
+            }
+            println!("  CRL: {}", pki.crl_path().display());
             Ok(())
         }
         PkiCommand::Issue { tenant, device, out, days } => {

@@ -67,6 +67,34 @@ pub fn server_tls(pki_dir: &Path, alpn: &[&[u8]]) -> Result<rustls::ServerConfig
     tls::server_config(chain, key, &cas, crls, alpn).map_err(|e| ServeError::TlsConfig { dir: pki_dir.to_owned(), message: e.to_string() })
 }
 
+/// Like [`server_tls`], but client certificates are judged by `verifier` (reloadable, client
+/// certificates optional — see [`crate::ingest::trust`]), and the CA certificate is sent after
+/// the server certificate so an enrolling agent can pin it by fingerprint.
+pub fn server_tls_with(
+    pki_dir: &Path,
+    alpn: &[&[u8]],
+    verifier: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+) -> Result<rustls::ServerConfig, ServeError> {
+    let bad = |path: PathBuf| move |e: tls::TlsError| ServeError::Tls { path, message: e.to_string() };
+    let cert_path = pki_dir.join("server.pem");
+    let key_path = pki_dir.join("server.key");
+    let ca_path = pki_dir.join("ca.pem");
+    let mut chain = tls::parse_certs(&read(&cert_path)?).map_err(bad(cert_path))?;
+    let key = tls::parse_key(&read(&key_path)?).map_err(bad(key_path))?;
+    let cas = tls::parse_certs(&read(&ca_path)?).map_err(bad(ca_path))?;
+    // The issuing CA only: during a rollover `ca.pem` is the new CA, which signed server.pem.
+    chain.extend(cas.into_iter().take(1));
+    let tls_err = |e: rustls::Error| ServeError::TlsConfig { dir: pki_dir.to_owned(), message: e.to_string() };
+    let mut cfg = rustls::ServerConfig::builder_with_provider(tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(tls_err)?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(tls_err)?;
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(cfg)
+}
+
 type Delivery = (Option<crate::http::HttpServer>, Option<tokio::task::JoinHandle<()>>);
 
 /// Starts the HTTP listener (when `[http] listen` is set) and the scheduler (when there are
@@ -113,7 +141,16 @@ pub struct Server {
 impl Server {
     /// Opens the store, starts the writer and binds the listener. Call inside a tokio runtime.
     pub fn start(cfg: &Config) -> Result<Server, ServeError> {
-        let tls = server_tls(&cfg.pki_dir(), &[ampel_protocol::ALPN_DATA])?;
+        let trust = crate::ingest::trust::Trust::load(&cfg.pki_dir())
+            .map_err(|e| ServeError::TlsConfig { dir: cfg.pki_dir(), message: e.to_string() })?;
+        let tls = server_tls_with(&cfg.pki_dir(), &[ampel_protocol::ALPN_DATA, ampel_protocol::enroll::ALPN_ENROLL], trust.verifier.clone())?;
+        let enroll = match crate::pki::Pki::open(&cfg.pki_dir()) {
+            Ok(pki) => Some(Arc::new(crate::enroll::EnrollService::new(pki, cfg.pki.enrolled_lifetime.0.as_secs()))),
+            Err(e) => {
+                tracing::warn!(error = %e, "enrollment disabled: the CA cannot be opened");
+                None
+            }
+        };
         let store = Store::open(&cfg.store_dir(), cfg.store_options())?;
         let stats = Arc::new(IngestStats::default());
         let endpoint = quic::bind(cfg.quic.listen, tls, cfg.quic.max_streams)?;
@@ -127,7 +164,8 @@ impl Server {
                 return Err(e);
             }
         };
-        let listener = tokio::spawn(quic::serve(endpoint, writer, Limits::default(), rx));
+        tokio::spawn(trust.clone().watch(rx.clone()));
+        let listener = tokio::spawn(quic::serve(endpoint, writer, Limits::default(), trust, enroll, rx));
         tracing::info!(addr = %local_addr, store = %cfg.store_dir().display(), "collector listening (QUIC, mutual TLS)");
         let http_addr = http.as_ref().map(|h| h.local_addr);
         Ok(Server { local_addr, store, stats, http_addr, http, scheduler, shutdown, listener, writer: writer_thread })

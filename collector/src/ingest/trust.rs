@@ -1,0 +1,308 @@
+//! Client-certificate trust that changes without a restart: CA rollover and revocation.
+//!
+//! [`ReloadingVerifier`] is the rustls [`ClientCertVerifier`] of the QUIC listener. It delegates
+//! to a `WebPkiClientVerifier` built from the PKI directory — `ca.pem`, the previous CA during a
+//! rollover (`ca-previous.pem`, see [`crate::pki`]) and `crl.pem` — and swaps that delegate when
+//! [`Trust::watch`] sees one of the files change (mtime and size, polled every
+//! [`POLL_EVERY`]). A file that does not parse, or a CRL not signed by a trusted CA, is
+//! refused and the trust in force stays: a broken CRL must not open the door or lock everyone out.
+//!
+//! After every successful reload the open sessions ([`Sessions`]) are checked against the new
+//! trust; a session whose certificate no longer verifies (revoked, or its CA dropped) is closed
+//! at once, so `pki revoke` takes effect within seconds rather than at the next reconnect.
+//!
+//! Client certificates are optional at the TLS level, because enrollment
+//! ([`ampel_protocol::enroll::ALPN_ENROLL`]) happens before a device has one; the data ALPN
+//! refuses a connection without a verified certificate right after the handshake. One port
+//! serves both, which keeps firewall rules and agent configs simple.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use ampel_protocol::tls;
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
+use tokio::sync::watch;
+
+/// How often the trust files are checked for changes.
+pub const POLL_EVERY: Duration = Duration::from_secs(2);
+
+/// File name of the previous CA certificate, trusted alongside `ca.pem` during a rollover.
+pub const PREVIOUS_CA_FILE: &str = "ca-previous.pem";
+
+/// Application close code for a session whose certificate stopped verifying.
+pub const CLOSE_REVOKED: u32 = 3;
+
+/// Why trust material could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A file does not hold what it should.
+    #[error("{path}: {message}")]
+    Bad {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Builds a client verifier from the PKI directory: trust anchors from `ca.pem` (and
+/// `ca-previous.pem` when present), revocations from `crl.pem` (when present). Client
+/// certificates are optional (see the module docs).
+pub fn load_verifier(pki_dir: &Path) -> Result<Arc<dyn ClientCertVerifier>, TrustError> {
+    let read = |path: PathBuf| std::fs::read(&path).map_err(|source| TrustError::Read { path, source });
+    let bad = |path: &Path| {
+        let path = path.to_owned();
+        move |e: tls::TlsError| TrustError::Bad { path, message: e.to_string() }
+    };
+    let ca_path = pki_dir.join("ca.pem");
+    let mut cas = tls::parse_certs(&read(ca_path.clone())?).map_err(bad(&ca_path))?;
+    let prev = pki_dir.join(PREVIOUS_CA_FILE);
+    if prev.exists() {
+        cas.extend(tls::parse_certs(&read(prev.clone())?).map_err(bad(&prev))?);
+    }
+    let crl_path = pki_dir.join("crl.pem");
+    let crls = if crl_path.exists() {
+        let bytes = read(crl_path.clone())?;
+        let crls = tls::parse_crls(&bytes).map_err(bad(&crl_path))?;
+        if crls.is_empty() {
+            return Err(TrustError::Bad { path: crl_path, message: "no CRL in it".into() });
+        }
+        for crl in &crls {
+            x509_parser::parse_x509_crl(crl)
+                .map_err(|e| TrustError::Bad { path: crl_path.clone(), message: format!("not a CRL: {e}") })?;
+        }
+        crls
+    } else {
+        Vec::new()
+    };
+    let mut roots = RootCertStore::empty();
+    for ca in &cas {
+        roots.add(ca.clone()).map_err(|e| TrustError::Bad { path: ca_path.clone(), message: e.to_string() })?;
+    }
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), tls::provider())
+        .with_crls(crls)
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| TrustError::Bad { path: crl_path, message: e.to_string() })?;
+    // rustls accepts a CRL it cannot attribute to a trust anchor and only fails at verification
+    // time. Prove now that every CRL was signed by one of our CAs.
+    check_crls_signed(pki_dir, &cas)?;
+    Ok(verifier)
+}
+
+/// Refuses a `crl.pem` whose CRLs are not signed by one of `cas`.
+fn check_crls_signed(pki_dir: &Path, cas: &[CertificateDer<'static>]) -> Result<(), TrustError> {
+    let crl_path = pki_dir.join("crl.pem");
+    let Ok(bytes) = std::fs::read(&crl_path) else { return Ok(()) };
+    let bad = |message: String| TrustError::Bad { path: crl_path.clone(), message };
+    for crl in tls::parse_crls(&bytes).map_err(|e| bad(e.to_string()))? {
+        let (_, parsed) = x509_parser::parse_x509_crl(&crl).map_err(|e| bad(e.to_string()))?;
+        // Every Ampel CA key is ECDSA P-256 (see `crate::pki`), so that is all we check for.
+        let tbs: &[u8] = parsed.tbs_cert_list.as_ref();
+        let sig: &[u8] = parsed.signature_value.data.as_ref();
+        let signed = cas.iter().any(|ca| {
+            x509_parser::parse_x509_certificate(ca).ok().is_some_and(|(_, ca)| {
+                let key: &[u8] = ca.public_key().subject_public_key.data.as_ref();
+                ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, key)
+                    .verify(tbs, sig)
+                    .is_ok()
+            })
+        });
+        if !signed {
+            return Err(bad("the CRL is not signed by a trusted CA".into()));
+        }
+    }
+    Ok(())
+}
+
+/// A client verifier whose delegate can be replaced while the listener runs.
+#[derive(Debug)]
+pub struct ReloadingVerifier {
+    current: RwLock<Arc<dyn ClientCertVerifier>>,
+}
+
+impl ReloadingVerifier {
+    /// Starts with `initial`.
+    pub fn new(initial: Arc<dyn ClientCertVerifier>) -> ReloadingVerifier {
+        ReloadingVerifier { current: RwLock::new(initial) }
+    }
+
+    /// The delegate in force.
+    pub fn current(&self) -> Arc<dyn ClientCertVerifier> {
+        // A poisoned lock still holds a valid Arc: a panic cannot leave it half-written.
+        match self.current.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the delegate; new handshakes use it from now on.
+    pub fn replace(&self, next: Arc<dyn ClientCertVerifier>) {
+        match self.current.write() {
+            Ok(mut g) => *g = next,
+            Err(p) => *p.into_inner() = next,
+        }
+    }
+
+    /// Whether `chain` (leaf first) verifies under the trust in force now.
+    pub fn still_valid(&self, chain: &[CertificateDer<'static>]) -> bool {
+        let Some((leaf, rest)) = chain.split_first() else { return false };
+        self.current().verify_client_cert(leaf, rest, UnixTime::now()).is_ok()
+    }
+}
+
+impl ClientCertVerifier for ReloadingVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        // Enrollment has no certificate yet; the data ALPN checks for one after the handshake.
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        // Hints are optional and would have to outlive a reload; agents hold one certificate.
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.current().verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.current().verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.current().verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.current().supported_verify_schemes()
+    }
+}
+
+/// Open data sessions with the certificate chain they authenticated with.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    open: Mutex<HashMap<usize, (String, Vec<CertificateDer<'static>>, quinn::Connection)>>,
+}
+
+impl Sessions {
+    /// Records an authenticated connection of `device`.
+    pub fn add(&self, device: String, chain: Vec<CertificateDer<'static>>, conn: quinn::Connection) {
+        if let Ok(mut m) = self.open.lock() {
+            m.insert(conn.stable_id(), (device, chain, conn));
+        }
+    }
+
+    /// Forgets a connection that ended.
+    pub fn remove(&self, conn: &quinn::Connection) {
+        if let Ok(mut m) = self.open.lock() {
+            m.remove(&conn.stable_id());
+        }
+    }
+
+    /// Closes every session whose certificate no longer verifies under `verifier`; returns how
+    /// many were closed.
+    pub fn close_invalid(&self, verifier: &ReloadingVerifier) -> usize {
+        let victims: Vec<(String, quinn::Connection)> = match self.open.lock() {
+            Ok(mut m) => {
+                let ids: Vec<usize> =
+                    m.iter().filter(|(_, (_, chain, _))| !verifier.still_valid(chain)).map(|(id, _)| *id).collect();
+                ids.into_iter().filter_map(|id| m.remove(&id)).map(|(d, _, c)| (d, c)).collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        for (device, conn) in &victims {
+            tracing::warn!(%device, "closing session: its certificate is no longer trusted (revoked or CA removed)");
+            conn.close(quinn::VarInt::from_u32(CLOSE_REVOKED), b"certificate revoked");
+        }
+        victims.len()
+    }
+}
+
+/// The listener's live trust: the verifier, the open sessions, and the files they come from.
+#[derive(Debug, Clone)]
+pub struct Trust {
+    /// The verifier installed in the listener's TLS configuration.
+    pub verifier: Arc<ReloadingVerifier>,
+    /// Open data sessions.
+    pub sessions: Arc<Sessions>,
+    pki_dir: PathBuf,
+}
+
+type Stamp = Vec<Option<(SystemTime, u64)>>;
+
+impl Trust {
+    /// Loads the trust from `pki_dir`; fails if it cannot (the collector must not start without).
+    pub fn load(pki_dir: &Path) -> Result<Trust, TrustError> {
+        let verifier = Arc::new(ReloadingVerifier::new(load_verifier(pki_dir)?));
+        Ok(Trust { verifier, sessions: Arc::new(Sessions::default()), pki_dir: pki_dir.to_owned() })
+    }
+
+    fn stamp(&self) -> Stamp {
+        ["ca.pem", PREVIOUS_CA_FILE, "crl.pem"]
+            .iter()
+            .map(|f| std::fs::metadata(self.pki_dir.join(f)).ok().and_then(|m| Some((m.modified().ok()?, m.len()))))
+            .collect()
+    }
+
+    /// Reloads now: on success swaps the verifier and closes sessions that no longer verify.
+    pub fn reload(&self) -> Result<usize, TrustError> {
+        let next = load_verifier(&self.pki_dir)?;
+        self.verifier.replace(next);
+        Ok(self.sessions.close_invalid(&self.verifier))
+    }
+
+    /// Polls the trust files until `shutdown` turns true, reloading on every change.
+    pub async fn watch(self, mut shutdown: watch::Receiver<bool>) {
+        let mut seen = self.stamp();
+        let mut tick = tokio::time::interval(POLL_EVERY);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => if *shutdown.borrow() { return },
+            }
+            let now = self.stamp();
+            if now == seen {
+                continue;
+            }
+            seen = now;
+            match self.reload() {
+                Ok(closed) => tracing::info!(dir = %self.pki_dir.display(), closed, "reloaded CA and CRL"),
+                Err(e) => tracing::error!(error = %e, "refusing the changed CA or CRL; keeping the trust in force"),
+            }
+        }
+    }
+}
