@@ -14,12 +14,14 @@
 //!   ([`sources::performance`], [`sources::inventory`]).
 //! - [`transport`]: the [`Transport`](transport::Transport) trait, the bounded
 //!   [`Outbox`](transport::Outbox) of unacknowledged batches, QUIC in [`transport::quic`].
+//! - [`enroll`]: `enroll` with a one-time token, renewal, certificate hot-swap.
 //! - [`backoff`]: jittered exponential reconnect backoff, a pure state machine.
 //! - [`seq`]: sequence numbers persisted in blocks.
 //! - [`run`]: the main loop, and `once`.
 
 pub mod backoff;
 pub mod config;
+pub mod enroll;
 pub mod run;
 pub mod seq;
 pub mod sources;

@@ -89,7 +89,14 @@ impl Agent {
         );
         let gatherer = Gatherer { sources, seqs, sender, interval: config.interval.get() };
         match transport {
-            AnyTransport::Quic(t) => drive(gatherer, t, shutdown).await,
+            AnyTransport::Quic(t) => {
+                // Renewal runs beside the transport and ends with it.
+                let renewer = crate::enroll::Renewer::new(&config, t.server_cas(), t.cert_handle());
+                tokio::select! {
+                    r = drive(gatherer, t, shutdown) => r,
+                    () = renewer.run() => Ok(()),
+                }
+            }
         }
     }
 }

@@ -92,6 +92,10 @@ pub fn server_tls_with(
         .with_single_cert(chain, key)
         .map_err(tls_err)?;
     cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    // No session resumption: a resumed TLS 1.3 session skips the client-certificate check, so
+    // a revoked device could reconnect on its old ticket. A full handshake costs a millisecond.
+    cfg.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    cfg.send_tls13_tickets = 0;
     Ok(cfg)
 }
 

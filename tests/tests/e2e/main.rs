@@ -7,6 +7,7 @@
 
 mod config;
 mod demo;
+mod enroll;
 mod ingest;
 mod report;
 mod schedule;

@@ -1,0 +1,170 @@
+//! Device lifecycle with the real binaries: enrollment by one-time token, renewal under a
+//! running stream, revocation that takes effect within seconds, a malformed CRL refused.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ampel_tests::{Cmd, Deployment, Proc, wait_until};
+
+fn points(d: &Deployment, device: &str) -> u64 {
+    d.device(device).and_then(|v| v["points"].as_u64()).unwrap_or(0)
+}
+
+/// An agent directory with a config naming ca.pem, device.pem and device.key that do not exist yet.
+fn bare_agent(d: &Deployment, name: &str, interval: &str) -> (PathBuf, PathBuf) {
+    let dir = d.dir.path().join("agents").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("agent.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "interval = \"{interval}\"\nstate-dir = \"state\"\n\n[collector]\ntransport = \"quic\"\naddress = \"127.0.0.1:{}\"\n\
+             server-name = \"localhost\"\nca = \"ca.pem\"\ncert = \"device.pem\"\nkey = \"device.key\"\n\n\
+             [sources.performance]\nenabled = true\nmounts = [\"/\"]\n",
+            d.port
+        ),
+    )
+    .unwrap();
+    (dir, cfg)
+}
+
+fn token(d: &Deployment, tenant: &str, device: &str, ttl: &str) -> String {
+    d.collector(&["pki", "token", "--tenant", tenant, "--device", device, "--ttl", ttl]).ok().trim().to_owned()
+}
+
+fn enroll(d: &Deployment, cfg: &Path, token: &str) -> std::process::Output {
+    Cmd::new("ampel-agent")
+        .args(["enroll", "--server", &format!("127.0.0.1:{}", d.port), "--token", token, "--config", cfg.to_str().unwrap()])
+        .output()
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn a_device_enrolls_with_a_token_and_bad_tokens_are_refused() {
+    let d = Deployment::new("[pki]\nenrolled-lifetime = \"1h\"\n");
+    let mut collector = d.serve();
+    let good = token(&d, "acme", "fw-1", "24h");
+    assert!(good.starts_with("ampel1:acme:fw-1:"), "{good}");
+    let fingerprint = good.rsplit(':').next().unwrap().to_owned();
+
+    // A token whose CA fingerprint is wrong: the agent refuses the collector before sending it.
+    let (_, cfg_pin) = bare_agent(&d, "pin", "250ms");
+    let mut wrong_ca = good.clone();
+    wrong_ca.replace_range(wrong_ca.len() - 64.., &"0".repeat(64));
+    let out = enroll(&d, &cfg_pin, &wrong_ca);
+    assert!(!out.status.success() && stderr(&out).contains("fingerprint"), "{}", stderr(&out));
+
+    // Tampered secret and another tenant are refused and do not use the token up.
+    let (_, cfg_bad) = bare_agent(&d, "bad", "250ms");
+    let parts: Vec<&str> = good.split(':').collect();
+    let tampered = format!("ampel1:acme:fw-1:{}:{}:{fingerprint}", parts[3], "f".repeat(64));
+    let out = enroll(&d, &cfg_bad, &tampered);
+    assert!(!out.status.success() && stderr(&out).contains("unknown token"), "{}", stderr(&out));
+    let other_tenant = good.replacen(":acme:", ":globex:", 1);
+    let out = enroll(&d, &cfg_bad, &other_tenant);
+    assert!(!out.status.success() && stderr(&out).contains("another tenant"), "{}", stderr(&out));
+    assert!(!cfg_bad.with_file_name("device.key").exists(), "no key is kept after a refusal");
+
+    // The real thing.
+    let (dir, cfg) = bare_agent(&d, "fw-1", "250ms");
+    let out = enroll(&d, &cfg, &good);
+    assert!(out.status.success(), "enroll failed:\n{}\ncollector:\n{}", stderr(&out), collector.log());
+    let key_mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(dir.join("device.key")).unwrap().permissions());
+    assert_eq!(key_mode & 0o777, 0o600);
+    assert!(dir.join("state/cert-expires-at").exists());
+    assert!(!collector.log().contains(&parts[4][..16]), "the secret must never be logged");
+
+    // Replayed (from another device directory): refused.
+    let (_, cfg_replay) = bare_agent(&d, "replay", "250ms");
+    let out = enroll(&d, &cfg_replay, &good);
+    assert!(!out.status.success() && stderr(&out).contains("already used"), "{}", stderr(&out));
+
+    // Expired.
+    let short = token(&d, "acme", "fw-3", "1s");
+    std::thread::sleep(Duration::from_millis(2100));
+    let out = enroll(&d, &cfg_replay, &short);
+    assert!(!out.status.success() && stderr(&out).contains("expired"), "{}", stderr(&out));
+
+    // The enrolled agent streams under the token's tenant.
+    let mut agent = Proc::start("ampel-agent", "fw-1", &["run", "--config", cfg.to_str().unwrap()]);
+    let arrived = wait_until(Duration::from_secs(30), || (points(&d, "fw-1") >= 5).then_some(()));
+    assert!(arrived.is_some(), "no points\nagent:\n{}\ncollector:\n{}", agent.log(), collector.log());
+    assert_eq!(d.device("fw-1").unwrap()["tenant"], "acme");
+    agent.stop();
+    collector.stop();
+}
+
+#[test]
+fn an_agent_renews_its_short_lived_certificate_without_restart_or_gap() {
+    // 15 s certificates: renewal every 10 s.
+    let d = Deployment::new("[pki]\nenrolled-lifetime = \"15s\"\n");
+    let mut collector = d.serve();
+    let (dir, cfg) = bare_agent(&d, "fw-1", "250ms");
+    let out = enroll(&d, &cfg, &token(&d, "acme", "fw-1", "1h"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let first_cert = std::fs::read(dir.join("device.pem")).unwrap();
+    let mut agent = Proc::start("ampel-agent", "fw-1", &["run", "--config", cfg.to_str().unwrap()]);
+
+    // Sample the point count for 40 s: past two renewals and past the first certificate's expiry.
+    let start = Instant::now();
+    let mut last = (Instant::now(), 0u64);
+    let mut longest_stall = Duration::ZERO;
+    while start.elapsed() < Duration::from_secs(40) {
+        let p = points(&d, "fw-1");
+        if p > last.1 {
+            last = (Instant::now(), p);
+        } else if last.1 > 0 {
+            longest_stall = longest_stall.max(last.0.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let log = agent.log();
+    let renewals = log.matches("certificate renewed").count();
+    assert!(renewals >= 2, "expected two renewals in 40 s, saw {renewals}\nagent:\n{log}\ncollector:\n{}", collector.log());
+    assert_ne!(std::fs::read(dir.join("device.pem")).unwrap(), first_cert, "the certificate file was replaced");
+    assert!(longest_stall < Duration::from_secs(5), "data stalled for {longest_stall:?}\nagent:\n{log}");
+    assert!(collector.log().matches("agent connected").count() >= 3, "reconnected with each new certificate:\n{}", collector.log());
+    assert!(!log.contains("agent started") || log.matches("agent started").count() == 1, "no restart");
+    assert!(agent.stop(), "agent did not stop cleanly:\n{}", agent.log());
+    collector.stop();
+}
+
+#[test]
+fn a_revoked_device_is_refused_within_seconds_and_a_malformed_crl_keeps_the_old_one() {
+    let d = Deployment::new("");
+    let dev1 = d.issue("acme", "fw-1");
+    let dev2 = d.issue("acme", "fw-2");
+    let mut collector = d.serve();
+    let mut a1 = d.agent(&dev1, "fw-1", "250ms");
+    let mut a2 = d.agent(&dev2, "fw-2", "250ms");
+    let both = wait_until(Duration::from_secs(30), || (points(&d, "fw-1") > 0 && points(&d, "fw-2") > 0).then_some(()));
+    assert!(both.is_some(), "agents did not start streaming\n{}\n{}", a1.log(), a2.log());
+
+    let out = d.collector(&["pki", "revoke", "--device", "fw-1"]).ok();
+    assert!(out.contains("revoked 1 certificate"), "{out}");
+    let revoked_at = Instant::now();
+    collector.wait_for_log("closing session", Duration::from_secs(10));
+    assert!(revoked_at.elapsed() < Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(2));
+    let frozen = points(&d, "fw-1");
+    let before = points(&d, "fw-2");
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(points(&d, "fw-1"), frozen, "a revoked device must not deliver\n{}", a1.log());
+    assert!(points(&d, "fw-2") > before, "the other device keeps streaming\n{}", a2.log());
+
+    // A malformed CRL is refused; the revocation stays in force, fw-2 keeps going.
+    std::fs::write(d.pki_dir().join("crl.pem"), "-----BEGIN X509 CRL-----\nbm90IGEgQ1JM\n-----END X509 CRL-----\n").unwrap();
+    collector.wait_for_log("keeping the trust in force", Duration::from_secs(10));
+    let before = points(&d, "fw-2");
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(points(&d, "fw-1"), frozen, "the old CRL still applies\n{}", a1.log());
+    assert!(points(&d, "fw-2") > before, "the other device keeps streaming\n{}", a2.log());
+    let log = a1.log().to_lowercase();
+    assert!(log.contains("revoked"), "the agent says why it is refused:\n{}", a1.log());
+    a1.stop();
+    a2.stop();
+    collector.stop();
+}
