@@ -212,10 +212,13 @@ impl ClientCertVerifier for ReloadingVerifier {
     }
 }
 
+/// One open session: device, the chain it authenticated with, the connection.
+type Session = (String, Vec<CertificateDer<'static>>, quinn::Connection);
+
 /// Open data sessions with the certificate chain they authenticated with.
 #[derive(Debug, Default)]
 pub struct Sessions {
-    open: Mutex<HashMap<usize, (String, Vec<CertificateDer<'static>>, quinn::Connection)>>,
+    open: Mutex<HashMap<usize, Session>>,
 }
 
 impl Sessions {
