@@ -91,7 +91,7 @@ impl Agent {
         match transport {
             AnyTransport::Quic(t) => {
                 // Renewal runs beside the transport and ends with it.
-                let renewer = crate::enroll::Renewer::new(&config, t.server_cas(), t.cert_handle());
+                let renewer = crate::enroll::Renewer::new(&config, t.cert_handle());
                 tokio::select! {
                     r = drive(gatherer, t, shutdown) => r,
                     () = renewer.run() => Ok(()),

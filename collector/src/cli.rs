@@ -94,6 +94,21 @@ pub enum PkiCommand {
         #[arg(long)]
         ttl: Option<config::Duration>,
     },
+    /// CA rollover in two steps: --start creates the next CA (trusted at once, handed to agents
+    /// at renewal); --finish, after a renewal period, makes it current and re-issues the server
+    /// certificate. Devices of the previous CA are accepted until they renew; delete
+    /// ca-previous.pem to end the window.
+    Rollover {
+        /// Create the next CA.
+        #[arg(long, conflicts_with = "finish", required_unless_present = "finish")]
+        start: bool,
+        /// Make the next CA current.
+        #[arg(long)]
+        finish: bool,
+        /// Lifetime of the next CA, in days.
+        #[arg(long, default_value_t = 3650)]
+        ca_days: u32,
+    },
     /// Revoke every certificate of a device: the CRL is re-signed, the running collector picks
     /// it up within seconds and closes the device's sessions.
     Revoke {
@@ -282,6 +297,21 @@ fn pki(cfg: &Config, cmd: PkiCommand) -> Result<()> {
             eprintln!("one-time token for device {device} of tenant {tenant}, valid until {}", fmt_time(Some(expires * 1000)));
             // The only place the secret is shown: stdout, for the operator to pass on.
             println!("{}", token.to_text());
+            Ok(())
+        }
+        PkiCommand::Rollover { start, finish: _, ca_days } => {
+            let pki = Pki::open(&cfg.pki_dir()).context("opening the certificate authority")?;
+            if start {
+                let fp = pki.rollover_start(ca_days).context("starting the CA rollover")?;
+                println!("next CA created: {}", pki.dir().join(crate::pki::NEXT_CA_FILE).display());
+                println!("  fingerprint: sha256:{fp}");
+                println!("agents learn it at their next renewal; then run `pki rollover --finish`");
+            } else {
+                let pki = pki.rollover_finish(825).context("finishing the CA rollover")?;
+                println!("the next CA is now current; fingerprint sha256:{}", pki.ca_fingerprint());
+                println!("  devices of the previous CA are accepted until they renew;");
+                println!("  delete {} to end the window", pki.dir().join(crate::pki::PREVIOUS_CA_FILE).display());
+            }
             Ok(())
         }
         PkiCommand::Revoke { device } => {

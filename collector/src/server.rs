@@ -67,30 +67,21 @@ pub fn server_tls(pki_dir: &Path, alpn: &[&[u8]]) -> Result<rustls::ServerConfig
     tls::server_config(chain, key, &cas, crls, alpn).map_err(|e| ServeError::TlsConfig { dir: pki_dir.to_owned(), message: e.to_string() })
 }
 
-/// Like [`server_tls`], but client certificates are judged by `verifier` (reloadable, client
-/// certificates optional — see [`crate::ingest::trust`]), and the CA certificate is sent after
-/// the server certificate so an enrolling agent can pin it by fingerprint.
+/// Like [`server_tls`], but from the live [`Trust`](crate::ingest::trust::Trust): client
+/// certificates are judged by its reloadable verifier (client certificates optional — see
+/// [`crate::ingest::trust`]) and the server certificate, sent with its CA so an enrolling agent
+/// can pin it, is replaced when `server.pem` changes.
 pub fn server_tls_with(
     pki_dir: &Path,
     alpn: &[&[u8]],
-    verifier: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    trust: &crate::ingest::trust::Trust,
 ) -> Result<rustls::ServerConfig, ServeError> {
-    let bad = |path: PathBuf| move |e: tls::TlsError| ServeError::Tls { path, message: e.to_string() };
-    let cert_path = pki_dir.join("server.pem");
-    let key_path = pki_dir.join("server.key");
-    let ca_path = pki_dir.join("ca.pem");
-    let mut chain = tls::parse_certs(&read(&cert_path)?).map_err(bad(cert_path))?;
-    let key = tls::parse_key(&read(&key_path)?).map_err(bad(key_path))?;
-    let cas = tls::parse_certs(&read(&ca_path)?).map_err(bad(ca_path))?;
-    // The issuing CA only: during a rollover `ca.pem` is the new CA, which signed server.pem.
-    chain.extend(cas.into_iter().take(1));
     let tls_err = |e: rustls::Error| ServeError::TlsConfig { dir: pki_dir.to_owned(), message: e.to_string() };
     let mut cfg = rustls::ServerConfig::builder_with_provider(tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(tls_err)?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)
-        .map_err(tls_err)?;
+        .with_client_cert_verifier(trust.verifier.clone())
+        .with_cert_resolver(trust.server_cert.clone());
     cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     // No session resumption: a resumed TLS 1.3 session skips the client-certificate check, so
     // a revoked device could reconnect on its old ticket. A full handshake costs a millisecond.
@@ -147,7 +138,7 @@ impl Server {
     pub fn start(cfg: &Config) -> Result<Server, ServeError> {
         let trust = crate::ingest::trust::Trust::load(&cfg.pki_dir())
             .map_err(|e| ServeError::TlsConfig { dir: cfg.pki_dir(), message: e.to_string() })?;
-        let tls = server_tls_with(&cfg.pki_dir(), &[ampel_protocol::ALPN_DATA, ampel_protocol::enroll::ALPN_ENROLL], trust.verifier.clone())?;
+        let tls = server_tls_with(&cfg.pki_dir(), &[ampel_protocol::ALPN_DATA, ampel_protocol::enroll::ALPN_ENROLL], &trust)?;
         let enroll = match crate::pki::Pki::open(&cfg.pki_dir()) {
             Ok(pki) => Some(Arc::new(crate::enroll::EnrollService::new(pki, cfg.pki.enrolled_lifetime.0.as_secs()))),
             Err(e) => {

@@ -23,9 +23,11 @@ use std::time::Duration;
 
 use ampel_protocol::enroll::{self, ENROLL_LIMITS, EnrollRequest, EnrollResponse, Token};
 use ampel_protocol::{Identity, frame, tls};
-use rustls::client::ResolvesClientCert;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
+use rustls::DigitallySignedStruct;
 use rustls::sign::CertifiedKey;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use tokio::sync::watch;
 
 use crate::config::{AgentConfig, CollectorConfig};
@@ -84,30 +86,79 @@ pub struct Enrolled {
     pub not_after: i64,
 }
 
-/// The client certificate in force, replaceable at run time.
+/// The client certificate in force and the CAs the collector is checked against, both
+/// replaceable at run time (renewal; CA rollover).
 #[derive(Debug, Clone)]
 pub struct CertHandle {
     current: Arc<RwLock<Arc<CertifiedKey>>>,
+    server: Arc<RwLock<Arc<WebPkiServerVerifier>>>,
+    cas: Arc<RwLock<Vec<CertificateDer<'static>>>>,
     generation: Arc<watch::Sender<u64>>,
 }
 
+fn server_verifier(cas: &[CertificateDer<'static>]) -> Result<Arc<WebPkiServerVerifier>, rustls::Error> {
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in cas {
+        roots.add(ca.clone()).map_err(|e| rustls::Error::General(format!("trust anchor refused: {e}")))?;
+    }
+    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), tls::provider())
+        .build()
+        .map_err(|e| rustls::Error::General(e.to_string()))
+}
+
+fn put<T>(lock: &RwLock<T>, value: T) {
+    match lock.write() {
+        Ok(mut g) => *g = value,
+        Err(p) => *p.into_inner() = value,
+    }
+}
+
+fn get<T: Clone>(lock: &RwLock<T>) -> T {
+    match lock.read() {
+        Ok(g) => g.clone(),
+        Err(p) => p.into_inner().clone(),
+    }
+}
+
 impl CertHandle {
-    /// A handle presenting `chain`/`key`.
-    pub fn new(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Result<CertHandle, rustls::Error> {
+    /// A handle presenting `chain`/`key` and trusting `cas` for the collector.
+    pub fn new(
+        cas: Vec<CertificateDer<'static>>,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<CertHandle, rustls::Error> {
         let ck = certified(chain, key)?;
+        let server = server_verifier(&cas)?;
         let (generation, _) = watch::channel(0);
-        Ok(CertHandle { current: Arc::new(RwLock::new(Arc::new(ck))), generation: Arc::new(generation) })
+        Ok(CertHandle {
+            current: Arc::new(RwLock::new(Arc::new(ck))),
+            server: Arc::new(RwLock::new(server)),
+            cas: Arc::new(RwLock::new(cas)),
+            generation: Arc::new(generation),
+        })
     }
 
-    /// Replaces the certificate; new handshakes present it, and subscribers hear of it.
-    pub fn replace(&self, chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Result<(), rustls::Error> {
+    /// Replaces the certificate (and, when given, the trusted CAs); new handshakes use them,
+    /// and subscribers hear of it.
+    pub fn replace(
+        &self,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+        cas: Option<Vec<CertificateDer<'static>>>,
+    ) -> Result<(), rustls::Error> {
         let ck = Arc::new(certified(chain, key)?);
-        match self.current.write() {
-            Ok(mut g) => *g = ck,
-            Err(p) => *p.into_inner() = ck,
+        if let Some(cas) = cas {
+            put(&self.server, server_verifier(&cas)?);
+            put(&self.cas, cas);
         }
+        put(&self.current, ck);
         self.generation.send_modify(|g| *g += 1);
         Ok(())
+    }
+
+    /// The CAs the collector is checked against now.
+    pub fn cas(&self) -> Vec<CertificateDer<'static>> {
+        get(&self.cas)
     }
 
     /// Changes whenever the certificate is replaced.
@@ -116,10 +167,7 @@ impl CertHandle {
     }
 
     fn get(&self) -> Arc<CertifiedKey> {
-        match self.current.read() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
+        get(&self.current)
     }
 
     /// The leaf certificate in force.
@@ -142,20 +190,40 @@ impl ResolvesClientCert for CertHandle {
     }
 }
 
-/// A client configuration trusting `server_cas`, presenting whatever `cert` holds.
-pub fn client_config(
-    server_cas: &[CertificateDer<'static>],
-    cert: &CertHandle,
-    alpn: &[&[u8]],
-) -> Result<rustls::ClientConfig, tls::TlsError> {
-    let mut roots = rustls::RootCertStore::empty();
-    for ca in server_cas {
-        roots.add(ca.clone()).map_err(|e| tls::TlsError::Rustls(format!("trust anchor refused: {e}")))?;
+impl ServerCertVerifier for CertHandle {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        get(&self.server).verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
     }
+
+    fn verify_tls12_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        get(&self.server).verify_tls12_signature(m, c, d)
+    }
+
+    fn verify_tls13_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        get(&self.server).verify_tls13_signature(m, c, d)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        get(&self.server).supported_verify_schemes()
+    }
+}
+
+/// A client configuration that checks the collector against the CAs `cert` holds and presents
+/// the certificate it holds — both replaceable without rebuilding the configuration.
+pub fn client_config(cert: &CertHandle, alpn: &[&[u8]]) -> Result<rustls::ClientConfig, tls::TlsError> {
     let mut cfg = rustls::ClientConfig::builder_with_provider(tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| tls::TlsError::Rustls(e.to_string()))?
-        .with_root_certificates(roots)
+        .dangerous()
+        // Delegates to rustls's WebPkiServerVerifier over the CAs in force: nothing is skipped.
+        .with_custom_certificate_verifier(Arc::new(cert.clone()))
         .with_client_cert_resolver(Arc::new(cert.clone()));
     cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(cfg)
@@ -305,7 +373,6 @@ pub fn write_expiry(state_dir: &Path, not_after: i64) {
 pub struct Renewer {
     collector: CollectorConfig,
     state_dir: PathBuf,
-    cas: Vec<CertificateDer<'static>>,
     cert: CertHandle,
 }
 
@@ -313,9 +380,9 @@ pub struct Renewer {
 const RETRY: Duration = Duration::from_secs(30);
 
 impl Renewer {
-    /// A renewer for the certificate in `cert`, trusting `cas` for the collector.
-    pub fn new(config: &AgentConfig, cas: Vec<CertificateDer<'static>>, cert: CertHandle) -> Renewer {
-        Renewer { collector: config.collector.clone(), state_dir: config.state_dir.clone(), cas, cert }
+    /// A renewer for the certificate (and trusted CAs) in `cert`.
+    pub fn new(config: &AgentConfig, cert: CertHandle) -> Renewer {
+        Renewer { collector: config.collector.clone(), state_dir: config.state_dir.clone(), cert }
     }
 
     /// Seconds until renewal is due for the certificate in force (0 when overdue).
@@ -354,7 +421,7 @@ impl Renewer {
     pub async fn renew_once(&self) -> Result<i64, EnrollError> {
         let device = self.cert.leaf().and_then(|l| Identity::from_cert_der(&l).ok()).map(|i| i.device.to_string()).unwrap_or_default();
         let (key_pem, csr) = key_and_csr(&device)?;
-        let tls_config = client_config(&self.cas, &self.cert, &[enroll::ALPN_ENROLL]).map_err(|e| EnrollError::Tls(e.to_string()))?;
+        let tls_config = client_config(&self.cert, &[enroll::ALPN_ENROLL]).map_err(|e| EnrollError::Tls(e.to_string()))?;
         let address = self.collector.address.to_string();
         let addr = match self.collector.address.socket_addr() {
             Some(a) => a,
@@ -366,13 +433,17 @@ impl Renewer {
         let key = tls::parse_key(key_pem.as_bytes()).map_err(|e| EnrollError::Generate(e.to_string()))?;
         // Key first: a crash between the two writes leaves a key without its certificate,
         // which the next start reports, rather than a certificate for a lost key.
+        // The CAs to trust from now on (two during a CA rollover). Only a set that includes one
+        // we trust already is taken: the answer came over a connection verified against it.
+        let known = self.cert.cas();
+        let cas = tls::parse_certs(ca_pem.as_bytes()).ok().filter(|cas| cas.iter().any(|c| known.contains(c)));
         write_file(&self.collector.key, key_pem.as_bytes(), 0o600)?;
         write_file(&self.collector.cert, cert_pem.as_bytes(), 0o644)?;
-        if tls::parse_certs(ca_pem.as_bytes()).is_ok() {
+        if cas.is_some() {
             write_file(&self.collector.ca, ca_pem.as_bytes(), 0o644)?;
         }
         write_expiry(&self.state_dir, not_after);
-        self.cert.replace(chain, key).map_err(|e| EnrollError::Protocol(e.to_string()))?;
+        self.cert.replace(chain, key, cas).map_err(|e| EnrollError::Protocol(e.to_string()))?;
         Ok(not_after)
     }
 }

@@ -196,7 +196,6 @@ pub struct QuicTransport {
     options: QuicOptions,
     status: watch::Sender<Status>,
     cert: CertHandle,
-    cas: Vec<rustls_pki_types::CertificateDer<'static>>,
 }
 
 impl QuicTransport {
@@ -209,8 +208,8 @@ impl QuicTransport {
         tls::install_provider();
         let tls_err = |error| TransportError::Tls { cert: collector.cert.clone(), key: collector.key.clone(), error };
         // The certificate is presented through a replaceable handle, so renewal needs no restart.
-        let cert = CertHandle::new(creds.chain, creds.key).map_err(|e| tls_err(tls::TlsError::Rustls(e.to_string())))?;
-        let tls_config = crate::enroll::client_config(&creds.ca, &cert, &[ALPN_DATA]).map_err(tls_err)?;
+        let cert = CertHandle::new(creds.ca, creds.chain, creds.key).map_err(|e| tls_err(tls::TlsError::Rustls(e.to_string())))?;
+        let tls_config = crate::enroll::client_config(&cert, &[ALPN_DATA]).map_err(tls_err)?;
         let crypto = QuicClientConfig::try_from(tls_config).map_err(|e| TransportError::Quic(e.to_string()))?;
         let mut transport = quinn::TransportConfig::default();
         let idle = quinn::IdleTimeout::try_from(options.idle_timeout).map_err(|e| TransportError::Quic(e.to_string()))?;
@@ -233,7 +232,6 @@ impl QuicTransport {
             options,
             status,
             cert,
-            cas: creds.ca,
         })
     }
 
@@ -241,11 +239,6 @@ impl QuicTransport {
     /// through it makes the transport reconnect with the new one.
     pub fn cert_handle(&self) -> CertHandle {
         self.cert.clone()
-    }
-
-    /// The CA certificates the collector's certificate is checked against.
-    pub fn server_cas(&self) -> Vec<rustls_pki_types::CertificateDer<'static>> {
-        self.cas.clone()
     }
 
     /// Resolves the address and completes a handshake. The endpoint (UDP socket) is reused

@@ -16,7 +16,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Signs CSRs for token holders and for devices renewing their current certificate.
 pub struct EnrollService {
-    pki: Pki,
+    /// Opened per request: a CA rollover changes the signing CA under the running collector.
+    pki_dir: std::path::PathBuf,
     tokens: TokenStore,
     lifetime_secs: u64,
     limiter: Mutex<RateLimiter>,
@@ -24,7 +25,7 @@ pub struct EnrollService {
 
 impl std::fmt::Debug for EnrollService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EnrollService").field("pki", &self.pki).field("lifetime_secs", &self.lifetime_secs).finish_non_exhaustive()
+        f.debug_struct("EnrollService").field("pki_dir", &self.pki_dir).field("lifetime_secs", &self.lifetime_secs).finish_non_exhaustive()
     }
 }
 
@@ -32,7 +33,7 @@ impl EnrollService {
     /// A service signing with `pki`, issuing certificates valid for `lifetime_secs`.
     pub fn new(pki: Pki, lifetime_secs: u64) -> EnrollService {
         let tokens = TokenStore::new(pki.dir());
-        EnrollService { pki, tokens, lifetime_secs, limiter: Mutex::new(RateLimiter::default()) }
+        EnrollService { pki_dir: pki.dir().to_owned(), tokens, lifetime_secs, limiter: Mutex::new(RateLimiter::default()) }
     }
 
     /// Serves one connection on the enroll ALPN. `peer` is the identity of a verified client
@@ -103,10 +104,11 @@ impl EnrollService {
     }
 
     fn sign(&self, tenant: &TenantId, device: &DeviceId, csr: &[u8], what: &str, remote: SocketAddr) -> EnrollResponse {
-        match self.pki.sign_csr(tenant, device, csr, self.lifetime_secs) {
-            Ok(signed) => {
+        let signed = Pki::open(&self.pki_dir).and_then(|pki| Ok((pki.sign_csr(tenant, device, csr, self.lifetime_secs)?, pki)));
+        match signed {
+            Ok((signed, pki)) => {
                 tracing::info!(%remote, %tenant, %device, serial = %signed.serial_hex, not_after = signed.not_after_unix, "device {what}");
-                EnrollResponse::Issued { cert_pem: signed.cert_pem, ca_pem: self.trusted_cas(), not_after: signed.not_after_unix }
+                EnrollResponse::Issued { cert_pem: signed.cert_pem, ca_pem: trusted_cas(&pki), not_after: signed.not_after_unix }
             }
             Err(e) => {
                 tracing::warn!(%remote, %tenant, %device, error = %e, "cannot sign the device's CSR");
@@ -115,15 +117,18 @@ impl EnrollService {
         }
     }
 
-    /// The CA certificates an agent should trust: the current CA, and the previous one during
-    /// a rollover.
-    fn trusted_cas(&self) -> String {
-        let mut pem = self.pki.ca_pem();
-        if let Ok(prev) = std::fs::read_to_string(self.pki.dir().join(crate::ingest::trust::PREVIOUS_CA_FILE)) {
-            pem.push_str(&prev);
+}
+
+/// The CA certificates an agent should trust: the current CA, and the next or previous one
+/// during a rollover.
+fn trusted_cas(pki: &Pki) -> String {
+    let mut pem = pki.ca_pem();
+    for extra in [crate::pki::NEXT_CA_FILE, crate::pki::PREVIOUS_CA_FILE] {
+        if let Ok(more) = std::fs::read_to_string(pki.dir().join(extra)) {
+            pem.push_str(&more);
         }
-        pem
     }
+    pem
 }
 
 fn unix_now() -> i64 {

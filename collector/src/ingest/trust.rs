@@ -2,7 +2,7 @@
 //!
 //! [`ReloadingVerifier`] is the rustls [`ClientCertVerifier`] of the QUIC listener. It delegates
 //! to a `WebPkiClientVerifier` built from the PKI directory — `ca.pem`, the previous CA during a
-//! rollover (`ca-previous.pem`, see [`crate::pki`]) and `crl.pem` — and swaps that delegate when
+//! rollover (`ca-next.pem`, `ca-previous.pem`, see [`crate::pki`]) and `crl.pem` — and swaps that delegate when
 //! [`Trust::watch`] sees one of the files change (mtime and size, polled every
 //! [`POLL_EVERY`]). A file that does not parse, or a CRL not signed by a trusted CA, is
 //! refused and the trust in force stays: a broken CRL must not open the door or lock everyone out.
@@ -32,8 +32,7 @@ use tokio::sync::watch;
 /// How often the trust files are checked for changes.
 pub const POLL_EVERY: Duration = Duration::from_secs(2);
 
-/// File name of the previous CA certificate, trusted alongside `ca.pem` during a rollover.
-pub const PREVIOUS_CA_FILE: &str = "ca-previous.pem";
+pub use crate::pki::{NEXT_CA_FILE, PREVIOUS_CA_FILE};
 
 /// Application close code for a session whose certificate stopped verifying.
 pub const CLOSE_REVOKED: u32 = 3;
@@ -70,9 +69,11 @@ pub fn load_verifier(pki_dir: &Path) -> Result<Arc<dyn ClientCertVerifier>, Trus
     };
     let ca_path = pki_dir.join("ca.pem");
     let mut cas = tls::parse_certs(&read(ca_path.clone())?).map_err(bad(&ca_path))?;
-    let prev = pki_dir.join(PREVIOUS_CA_FILE);
-    if prev.exists() {
-        cas.extend(tls::parse_certs(&read(prev.clone())?).map_err(bad(&prev))?);
+    for extra in [NEXT_CA_FILE, PREVIOUS_CA_FILE] {
+        let path = pki_dir.join(extra);
+        if path.exists() {
+            cas.extend(tls::parse_certs(&read(path.clone())?).map_err(bad(&path))?);
+        }
     }
     let crl_path = pki_dir.join("crl.pem");
     let crls = if crl_path.exists() {
@@ -85,7 +86,14 @@ pub fn load_verifier(pki_dir: &Path) -> Result<Arc<dyn ClientCertVerifier>, Trus
             x509_parser::parse_x509_crl(crl)
                 .map_err(|e| TrustError::Bad { path: crl_path.clone(), message: format!("not a CRL: {e}") })?;
         }
-        crls
+        // rustls would accept a CRL it cannot attribute to a trust anchor. Keep only those
+        // signed by one of our CAs (after a rollover window ends, the previous CA's CRL stays
+        // in the file until it is re-signed); none at all means the file is not ours.
+        let kept: Vec<_> = crls.into_iter().filter(|crl| signed_by_any(crl, &cas)).collect();
+        if kept.is_empty() {
+            return Err(TrustError::Bad { path: crl_path, message: "the CRL is not signed by a trusted CA".into() });
+        }
+        kept
     } else {
         Vec::new()
     };
@@ -98,35 +106,70 @@ pub fn load_verifier(pki_dir: &Path) -> Result<Arc<dyn ClientCertVerifier>, Trus
         .allow_unauthenticated()
         .build()
         .map_err(|e| TrustError::Bad { path: crl_path, message: e.to_string() })?;
-    // rustls accepts a CRL it cannot attribute to a trust anchor and only fails at verification
-    // time. Prove now that every CRL was signed by one of our CAs.
-    check_crls_signed(pki_dir, &cas)?;
     Ok(verifier)
 }
 
-/// Refuses a `crl.pem` whose CRLs are not signed by one of `cas`.
-fn check_crls_signed(pki_dir: &Path, cas: &[CertificateDer<'static>]) -> Result<(), TrustError> {
-    let crl_path = pki_dir.join("crl.pem");
-    let Ok(bytes) = std::fs::read(&crl_path) else { return Ok(()) };
-    let bad = |message: String| TrustError::Bad { path: crl_path.clone(), message };
-    for crl in tls::parse_crls(&bytes).map_err(|e| bad(e.to_string()))? {
-        let (_, parsed) = x509_parser::parse_x509_crl(&crl).map_err(|e| bad(e.to_string()))?;
-        // Every Ampel CA key is ECDSA P-256 (see `crate::pki`), so that is all we check for.
-        let tbs: &[u8] = parsed.tbs_cert_list.as_ref();
-        let sig: &[u8] = parsed.signature_value.data.as_ref();
-        let signed = cas.iter().any(|ca| {
-            x509_parser::parse_x509_certificate(ca).ok().is_some_and(|(_, ca)| {
-                let key: &[u8] = ca.public_key().subject_public_key.data.as_ref();
-                ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, key)
-                    .verify(tbs, sig)
-                    .is_ok()
-            })
-        });
-        if !signed {
-            return Err(bad("the CRL is not signed by a trusted CA".into()));
+/// Whether `crl` is signed by one of `cas`.
+fn signed_by_any(crl: &[u8], cas: &[CertificateDer<'static>]) -> bool {
+    let Ok((_, parsed)) = x509_parser::parse_x509_crl(crl) else { return false };
+    // Every Ampel CA key is ECDSA P-256 (see `crate::pki`), so that is all we check for.
+    let tbs: &[u8] = parsed.tbs_cert_list.as_ref();
+    let sig: &[u8] = parsed.signature_value.data.as_ref();
+    cas.iter().any(|ca| {
+        x509_parser::parse_x509_certificate(ca).ok().is_some_and(|(_, ca)| {
+            let key: &[u8] = ca.public_key().subject_public_key.data.as_ref();
+            ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, key)
+                .verify(tbs, sig)
+                .is_ok()
+        })
+    })
+}
+
+/// The server certificate, replaceable while the listener runs (a CA rollover re-issues it).
+#[derive(Debug)]
+pub struct ServerCert {
+    current: RwLock<Arc<rustls::sign::CertifiedKey>>,
+}
+
+/// Loads `server.pem` + `server.key` and appends the issuing CA (the first certificate of
+/// `ca.pem`), so an enrolling agent can pin the CA by fingerprint.
+pub fn load_server_cert(pki_dir: &Path) -> Result<rustls::sign::CertifiedKey, TrustError> {
+    let read = |path: PathBuf| std::fs::read(&path).map_err(|source| TrustError::Read { path, source });
+    let bad = |path: &Path| {
+        let path = path.to_owned();
+        move |e: tls::TlsError| TrustError::Bad { path, message: e.to_string() }
+    };
+    let (cert_path, key_path, ca_path) = (pki_dir.join("server.pem"), pki_dir.join("server.key"), pki_dir.join("ca.pem"));
+    let mut chain = tls::parse_certs(&read(cert_path.clone())?).map_err(bad(&cert_path))?;
+    let key = tls::parse_key(&read(key_path.clone())?).map_err(bad(&key_path))?;
+    chain.extend(tls::parse_certs(&read(ca_path.clone())?).map_err(bad(&ca_path))?.into_iter().take(1));
+    let ck = rustls::sign::CertifiedKey::from_der(chain, key, &tls::provider())
+        .map_err(|e| TrustError::Bad { path: cert_path.clone(), message: e.to_string() })?;
+    Ok(ck)
+}
+
+impl ServerCert {
+    /// Starts with `ck`.
+    pub fn new(ck: rustls::sign::CertifiedKey) -> ServerCert {
+        ServerCert { current: RwLock::new(Arc::new(ck)) }
+    }
+
+    fn replace(&self, ck: rustls::sign::CertifiedKey) {
+        let ck = Arc::new(ck);
+        match self.current.write() {
+            Ok(mut g) => *g = ck,
+            Err(p) => *p.into_inner() = ck,
         }
     }
-    Ok(())
+}
+
+impl rustls::server::ResolvesServerCert for ServerCert {
+    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(match self.current.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        })
+    }
 }
 
 /// A client verifier whose delegate can be replaced while the listener runs.
@@ -260,6 +303,8 @@ impl Sessions {
 pub struct Trust {
     /// The verifier installed in the listener's TLS configuration.
     pub verifier: Arc<ReloadingVerifier>,
+    /// The server certificate installed in the listener's TLS configuration.
+    pub server_cert: Arc<ServerCert>,
     /// Open data sessions.
     pub sessions: Arc<Sessions>,
     pki_dir: PathBuf,
@@ -271,11 +316,12 @@ impl Trust {
     /// Loads the trust from `pki_dir`; fails if it cannot (the collector must not start without).
     pub fn load(pki_dir: &Path) -> Result<Trust, TrustError> {
         let verifier = Arc::new(ReloadingVerifier::new(load_verifier(pki_dir)?));
-        Ok(Trust { verifier, sessions: Arc::new(Sessions::default()), pki_dir: pki_dir.to_owned() })
+        let server_cert = Arc::new(ServerCert::new(load_server_cert(pki_dir)?));
+        Ok(Trust { verifier, server_cert, sessions: Arc::new(Sessions::default()), pki_dir: pki_dir.to_owned() })
     }
 
     fn stamp(&self) -> Stamp {
-        ["ca.pem", PREVIOUS_CA_FILE, "crl.pem"]
+        ["ca.pem", NEXT_CA_FILE, PREVIOUS_CA_FILE, "crl.pem", "server.pem"]
             .iter()
             .map(|f| std::fs::metadata(self.pki_dir.join(f)).ok().and_then(|m| Some((m.modified().ok()?, m.len()))))
             .collect()
@@ -284,7 +330,9 @@ impl Trust {
     /// Reloads now: on success swaps the verifier and closes sessions that no longer verify.
     pub fn reload(&self) -> Result<usize, TrustError> {
         let next = load_verifier(&self.pki_dir)?;
+        let server = load_server_cert(&self.pki_dir)?;
         self.verifier.replace(next);
+        self.server_cert.replace(server);
         Ok(self.sessions.close_invalid(&self.verifier))
     }
 

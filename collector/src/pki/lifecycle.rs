@@ -183,9 +183,20 @@ impl Pki {
             revoked_certs: certs,
             key_identifier_method: KeyIdMethod::Sha256,
         };
-        let crl = params.signed_by(&self.issuer).map_err(PkiError::generate("sign the CRL"))?;
-        let pem = crl.pem().map_err(PkiError::generate("encode the CRL"))?;
+        // One CRL per CA in use (see `rollover`): certificates of each are checked against
+        // their own issuer's list.
+        let mut pem = String::new();
+        for issuer in std::iter::once(&self.issuer).chain(self.other_issuers()?.iter()) {
+            let crl = params.signed_by(issuer).map_err(PkiError::generate("sign the CRL"))?;
+            pem.push_str(&crl.pem().map_err(PkiError::generate("encode the CRL"))?);
+        }
         files::write_replace(&self.crl_path(), pem.as_bytes(), PUBLIC_MODE)
+    }
+
+    /// Re-signs `crl.pem` from `revoked.txt` (after a CA change).
+    pub fn resign_crl(&self) -> Result<(), PkiError> {
+        let revoked = self.revoked()?;
+        self.write_crl(now_unix()?, revoked.iter())
     }
 }
 

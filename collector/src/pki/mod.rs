@@ -29,6 +29,8 @@
 //!   [`IssuedDevice::write_to`], which writes the files an operator copies to the device.
 //! - `lifecycle`: certificates from a device's CSR, the index of issued serials, revocation
 //!   and the CRL ([`Pki::sign_csr`], [`Pki::revoke_device`]).
+//! - `rollover`: two trust anchors during a CA rollover ([`Pki::rollover_start`],
+//!   [`Pki::rollover_finish`]).
 //! - `files`: atomic, mode-setting file writes.
 //! - `error`: [`PkiError`].
 
@@ -36,6 +38,7 @@ mod device;
 mod error;
 mod files;
 mod lifecycle;
+mod rollover;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -55,6 +58,7 @@ use time::OffsetDateTime;
 pub use device::{DeviceFiles, IssuedDevice};
 pub use error::PkiError;
 pub use lifecycle::{ISSUED_FILE, REVOKED_FILE, Revoked, SignedCsr};
+pub use rollover::{NEXT_CA_FILE, NEXT_KEY_FILE, PREVIOUS_CA_FILE, PREVIOUS_KEY_FILE};
 use files::{KEY_MODE, PUBLIC_MODE};
 
 /// File name of the CA certificate in the PKI directory.

@@ -168,3 +168,65 @@ fn a_revoked_device_is_refused_within_seconds_and_a_malformed_crl_keeps_the_old_
     a2.stop();
     collector.stop();
 }
+
+#[test]
+fn a_ca_rollover_keeps_both_anchors_trusted_and_agents_switch_without_restart() {
+    let openssl = ampel_tests::require("openssl", "openssl");
+    // 12 s certificates: renewal every 8 s.
+    let d = Deployment::new("[pki]\nenrolled-lifetime = \"12s\"\n");
+    let old_dev = d.issue("acme", "fw-2");
+    let mut collector = d.serve();
+    let (dir, cfg) = bare_agent(&d, "fw-1", "250ms");
+    let out = enroll(&d, &cfg, &token(&d, "acme", "fw-1", "1h"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut agent = Proc::start("ampel-agent", "fw-1", &["run", "--config", cfg.to_str().unwrap()]);
+    assert!(wait_until(Duration::from_secs(30), || (points(&d, "fw-1") > 0).then_some(())).is_some(), "{}", agent.log());
+    let renewals = |a: &Proc| a.log().matches("certificate renewed").count();
+
+    // Step 1: the next CA. The agent learns it at its next renewal.
+    let out = d.collector(&["pki", "rollover", "--start"]).ok();
+    assert!(out.contains("next CA created"), "{out}");
+    let seen = renewals(&agent);
+    assert!(wait_until(Duration::from_secs(20), || (renewals(&agent) > seen).then_some(())).is_some(), "no renewal:\n{}", agent.log());
+    let ca_text = std::fs::read_to_string(dir.join("ca.pem")).unwrap();
+    assert_eq!(ca_text.matches("BEGIN CERTIFICATE").count(), 2, "the agent trusts both CAs now");
+
+    // Step 2: the next CA becomes current; the server certificate changes under the running
+    // collector and the agent's next renewal brings a certificate of the new CA.
+    let out = d.collector(&["pki", "rollover", "--finish"]).ok();
+    assert!(out.contains("now current"), "{out}");
+    let seen = renewals(&agent);
+    assert!(wait_until(Duration::from_secs(20), || (renewals(&agent) > seen).then_some(())).is_some(), "no renewal after finish:\n{}\ncollector:\n{}", agent.log(), collector.log());
+    let new_ca = d.pki_dir().join("ca.pem");
+    let verify = std::process::Command::new(&openssl)
+        .args(["verify", "-CAfile", new_ca.to_str().unwrap(), dir.join("device.pem").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "the renewed certificate is issued by the new CA: {}", String::from_utf8_lossy(&verify.stdout));
+    let before = points(&d, "fw-1");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(points(&d, "fw-1") > before, "the agent keeps streaming after the rollover\n{}", agent.log());
+    assert_eq!(agent.log().matches("agent started").count(), 1, "no restart");
+
+    // A device certificate of the previous CA is still accepted on a new connection.
+    let addr = format!("127.0.0.1:{}", d.port).parse().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let batch = ampel_protocol::Batch { version: ampel_protocol::PROTOCOL_VERSION, seq: 1, sender: None, records: vec![] };
+    let acks = rt
+        .block_on(ampel_tests::send_batches(addr, &new_ca, &old_dev.join("fw-2.pem"), &old_dev.join("fw-2.key"), std::slice::from_ref(&batch)))
+        .unwrap_or_else(|e| panic!("{e}\ncollector:\n{}", collector.log()));
+    assert_eq!(acks[0].status, ampel_protocol::AckStatus::Committed);
+
+    // Ending the window: certificates of the previous CA are refused from then on.
+    let reloads = |c: &Proc| c.log().matches("reloaded CA and CRL").count();
+    let seen = reloads(&collector);
+    std::fs::remove_file(d.pki_dir().join("ca-previous.pem")).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || (reloads(&collector) > seen).then_some(())).is_some(), "no reload:\n{}", collector.log());
+    let refused = rt.block_on(ampel_tests::send_batches(addr, &new_ca, &old_dev.join("fw-2.pem"), &old_dev.join("fw-2.key"), &[ampel_protocol::Batch { seq: 2, ..batch }]));
+    assert!(refused.is_err(), "a certificate of the dropped CA must be refused: {refused:?}");
+    let before = points(&d, "fw-1");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(points(&d, "fw-1") > before, "the renewed agent is unaffected\n{}", agent.log());
+    agent.stop();
+    collector.stop();
+}
