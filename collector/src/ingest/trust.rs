@@ -357,3 +357,70 @@ impl Trust {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::pki::{InitOptions, Pki};
+
+    fn new_ca(dir: &Path) -> Pki {
+        Pki::init(dir, &InitOptions { names: vec!["localhost".into()], ..InitOptions::default() }).unwrap()
+    }
+
+    #[test]
+    fn a_malformed_or_foreign_crl_is_refused_and_the_trust_in_force_stays() {
+        tls::install_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let pki = new_ca(dir.path());
+        let dev = pki.issue_device(&"acme".parse().unwrap(), &"fw-1".parse().unwrap(), 1).unwrap();
+        let chain = tls::parse_certs(dev.cert_pem.as_bytes()).unwrap();
+        let trust = Trust::load(dir.path()).unwrap();
+        assert!(trust.verifier.still_valid(&chain));
+
+        // Garbage in crl.pem: refused, the device still verifies.
+        let good_crl = std::fs::read(pki.crl_path()).unwrap();
+        std::fs::write(pki.crl_path(), b"-----BEGIN X509 CRL-----\nbm90IGEgQ1JM\n-----END X509 CRL-----\n").unwrap();
+        assert!(trust.reload().is_err());
+        assert!(trust.verifier.still_valid(&chain));
+
+        // A well-formed CRL of another CA: refused too (it would lock every device out).
+        let other = tempfile::tempdir().unwrap();
+        let other_pki = new_ca(other.path());
+        std::fs::copy(other_pki.crl_path(), pki.crl_path()).unwrap();
+        assert!(trust.reload().is_err());
+        assert!(trust.verifier.still_valid(&chain));
+
+        // Our CRL with the device revoked: accepted, the device no longer verifies.
+        std::fs::write(pki.crl_path(), good_crl).unwrap();
+        pki.revoke_device(&"fw-1".parse().unwrap()).unwrap();
+        assert_eq!(trust.reload().unwrap(), 0, "no sessions to close");
+        assert!(!trust.verifier.still_valid(&chain));
+    }
+
+    #[test]
+    fn during_a_rollover_both_cas_are_trusted_and_revocation_covers_both() {
+        tls::install_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let pki = new_ca(dir.path());
+        let (t, d1, d2) = ("acme".parse().unwrap(), "fw-1".parse().unwrap(), "fw-2".parse().unwrap());
+        let old = pki.issue_device(&t, &d1, 1).unwrap();
+        pki.rollover_start(10).unwrap();
+        let pki = pki.rollover_finish(10).unwrap();
+        let new = pki.issue_device(&t, &d2, 1).unwrap();
+        let chain = |pem: &str| tls::parse_certs(pem.as_bytes()).unwrap();
+        let trust = Trust::load(dir.path()).unwrap();
+        assert!(trust.verifier.still_valid(&chain(&old.cert_pem)), "previous CA still trusted");
+        assert!(trust.verifier.still_valid(&chain(&new.cert_pem)));
+        // The server certificate kept its name and is now issued by the new CA.
+        let server = load_server_cert(dir.path()).unwrap();
+        assert_eq!(server.cert.get(1), Some(pki.ca_der()));
+        pki.revoke_device(&d1).unwrap();
+        trust.reload().unwrap();
+        assert!(!trust.verifier.still_valid(&chain(&old.cert_pem)), "revoked under the previous CA");
+        assert!(trust.verifier.still_valid(&chain(&new.cert_pem)));
+        std::fs::remove_file(dir.path().join(PREVIOUS_CA_FILE)).unwrap();
+        trust.reload().unwrap();
+        assert!(trust.verifier.still_valid(&chain(&new.cert_pem)));
+    }
+}
