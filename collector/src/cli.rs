@@ -112,9 +112,12 @@ pub enum PkiCommand {
     /// Revoke every certificate of a device: the CRL is re-signed, the running collector picks
     /// it up within seconds and closes the device's sessions.
     Revoke {
-        /// The device.
+        /// The device: every certificate issued to it (recorded in issued.txt).
+        #[arg(long, required_unless_present = "cert", conflicts_with = "cert")]
+        device: Option<DeviceId>,
+        /// Or one certificate file (e.g. issued before issued.txt existed).
         #[arg(long)]
-        device: DeviceId,
+        cert: Option<PathBuf>,
     },
 }
 
@@ -289,6 +292,11 @@ fn pki(cfg: &Config, cmd: PkiCommand) -> Result<()> {
         }
         PkiCommand::Token { tenant, device, ttl } => {
             let pki = Pki::open(&cfg.pki_dir()).context("opening the certificate authority")?;
+            if let Some(existing) = open_store(cfg)?.device(device.as_str())?
+                && existing.tenant != tenant.as_str()
+            {
+                bail!("device {device} is registered under tenant {}; device ids must be unique", existing.tenant);
+            }
             let ttl = ttl.unwrap_or(cfg.pki.token_ttl);
             let expires = now_ms() / 1000 + i64::try_from(ttl.0.as_secs()).unwrap_or(i64::MAX / 2);
             let token = crate::enroll::TokenStore::new(pki.dir())
@@ -314,13 +322,20 @@ fn pki(cfg: &Config, cmd: PkiCommand) -> Result<()> {
             }
             Ok(())
         }
-        PkiCommand::Revoke { device } => {
+        PkiCommand::Revoke { device, cert } => {
             let pki = Pki::open(&cfg.pki_dir()).context("opening the certificate authority")?;
-            let serials = pki.revoke_device(&device).context("revoking")?;
+            let (what, serials) = match (device, cert) {
+                (Some(device), _) => (format!("device {device}"), pki.revoke_device(&device).context("revoking")?),
+                (None, Some(path)) => {
+                    let pem = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                    (path.display().to_string(), pki.revoke_cert(&pem).context("revoking")?)
+                }
+                (None, None) => bail!("name --device or --cert"),
+            };
             if serials.is_empty() {
-                println!("device {device}: no unrevoked certificates found; CRL re-signed");
+                println!("{what}: no unrevoked certificates found; CRL re-signed");
             } else {
-                println!("device {device}: revoked {} certificate(s): {}", serials.len(), serials.join(", "));
+                println!("{what}: revoked {} certificate(s): {}", serials.len(), serials.join(", "));
             }
             println!("  CRL: {}", pki.crl_path().display());
             Ok(())

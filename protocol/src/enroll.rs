@@ -29,8 +29,8 @@ pub const ALPN_ENROLL: &[u8] = b"ampel-enroll/1";
 /// is refused from the frame header, before it is read.
 pub const ENROLL_LIMITS: Limits = Limits { max_frame: 16 << 10, max_records: 8, max_string: 8 << 10, max_depth: 4 };
 
-/// What an agent asks for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What an agent asks for. `Debug` leaves the token's secret out.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EnrollRequest {
     /// First certificate, authorised by a one-time token.
@@ -53,6 +53,22 @@ pub enum EnrollRequest {
         #[serde(with = "serde_bytes_compat")]
         csr: Vec<u8>,
     },
+}
+
+impl std::fmt::Debug for EnrollRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EnrollRequest::Enroll { id, tenant, device, csr, .. } => f
+                .debug_struct("Enroll")
+                .field("id", id)
+                .field("secret", &"[elided]")
+                .field("tenant", tenant)
+                .field("device", device)
+                .field("csr_len", &csr.len())
+                .finish(),
+            EnrollRequest::Renew { csr } => f.debug_struct("Renew").field("csr_len", &csr.len()).finish(),
+        }
+    }
 }
 
 /// What the collector answers.

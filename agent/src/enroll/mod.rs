@@ -405,8 +405,13 @@ impl Renewer {
                 std::future::pending::<()>().await;
                 return;
             };
-            tracing::debug!(in_secs = wait.as_secs(), "certificate renewal scheduled");
-            tokio::time::sleep(wait).await;
+            if !wait.is_zero() {
+                tracing::debug!(in_secs = wait.as_secs(), "certificate renewal scheduled");
+                // Wake at least hourly: a long sleep would miss a clock change, and tokio
+                // timers do not reach past a couple of years.
+                tokio::time::sleep(wait.min(Duration::from_secs(3600))).await;
+                continue;
+            }
             match self.renew_once().await {
                 Ok(not_after) => tracing::info!(not_after, "certificate renewed; switching to it"),
                 Err(e) => {

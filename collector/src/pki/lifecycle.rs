@@ -142,11 +142,27 @@ impl Pki {
     /// the serials newly revoked (empty if there were none, or all were revoked already; the
     /// CRL is re-signed either way).
     pub fn revoke_device(&self, device: &DeviceId) -> Result<Vec<String>, PkiError> {
+        let serials = self.live_serials(device, now_unix()?)?;
+        self.revoke_serials(device, serials)
+    }
+
+    /// Revokes the certificate in `cert_pem` (for certificates issued before `issued.txt`
+    /// existed, or copied from a device). Returns its serial if newly revoked.
+    pub fn revoke_cert(&self, cert_pem: &[u8]) -> Result<Vec<String>, PkiError> {
+        let bad = |reason: String| PkiError::InvalidOption(format!("cannot revoke: {reason}"));
+        let der = ampel_protocol::tls::parse_certs(cert_pem).map_err(|e| bad(e.to_string()))?.remove(0);
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| bad(e.to_string()))?;
+        let id = ampel_protocol::Identity::from_cert_der(&der).map_err(|e| bad(e.to_string()))?;
+        let serial = super::hex(cert.raw_serial());
+        self.revoke_serials(&id.device, vec![serial])
+    }
+
+    fn revoke_serials(&self, device: &DeviceId, serials: Vec<String>) -> Result<Vec<String>, PkiError> {
         let now = now_unix()?;
         let mut all: BTreeMap<String, Revoked> =
             self.revoked()?.into_iter().map(|r| (r.serial_hex.clone(), r)).collect();
         let mut added = Vec::new();
-        for serial in self.live_serials(device, now)? {
+        for serial in serials {
             if !all.contains_key(&serial) {
                 added.push(serial.clone());
                 all.insert(serial.clone(), Revoked { serial_hex: serial, device: device.to_string(), revoked_at: now });
@@ -244,6 +260,17 @@ mod tests {
         // Again: nothing new, CRL still holds it.
         assert!(pki.revoke_device(&"fw-1".parse().unwrap()).unwrap().is_empty());
         assert_eq!(pki.revoked().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_certificate_file_can_be_revoked_even_without_an_index_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = pki(dir.path());
+        let a = pki.issue_device(&"acme".parse().unwrap(), &"fw-1".parse().unwrap(), 1).unwrap();
+        std::fs::remove_file(dir.path().join(ISSUED_FILE)).unwrap();
+        assert!(pki.revoke_device(&"fw-1".parse().unwrap()).unwrap().is_empty());
+        assert_eq!(pki.revoke_cert(a.cert_pem.as_bytes()).unwrap(), vec![a.serial_hex]);
+        assert!(pki.revoke_cert(b"not a certificate").is_err());
     }
 
     #[test]
