@@ -92,6 +92,9 @@ impl Agent {
             AnyTransport::Quic(t) => {
                 // Renewal runs beside the transport and ends with it.
                 let renewer = crate::enroll::Renewer::new(&config, t.cert_handle());
+                // The certificate's expiry travels as a metric, for the risk rules.
+                let mut gatherer = gatherer;
+                gatherer.sources.push(Box::new(crate::enroll::CertExpiry::new(t.cert_handle())));
                 tokio::select! {
                     r = drive(gatherer, t, shutdown) => r,
                     () = renewer.run() => Ok(()),

@@ -12,7 +12,8 @@
 //!   authenticated by the current certificate, writes the files and swaps the certificate.
 //!
 //! The certificate's expiry is written to `<state-dir>/cert-expires-at` (Unix seconds) at every
-//! enrollment and renewal, for monitoring.
+//! enrollment and renewal, and sent in every batch as the metric [`EXPIRY_METRIC`]
+//! (`agent.cert_expires_at`) by [`CertExpiry`].
 
 mod pin;
 
@@ -369,6 +370,43 @@ pub fn write_expiry(state_dir: &Path, not_after: i64) {
     }
 }
 
+/// Name of the metric that carries the certificate's notAfter (Unix seconds) in every batch.
+pub const EXPIRY_METRIC: &str = "agent.cert_expires_at";
+
+/// A source of one metric, [`EXPIRY_METRIC`], read from the certificate in force, so the
+/// collector's risk rules can see a certificate about to lapse (renewal failing).
+pub struct CertExpiry {
+    cert: CertHandle,
+}
+
+impl CertExpiry {
+    /// Reports the expiry of the certificate `cert` holds.
+    pub fn new(cert: CertHandle) -> CertExpiry {
+        CertExpiry { cert }
+    }
+}
+
+impl crate::sources::Source for CertExpiry {
+    fn name(&self) -> &'static str {
+        "certificate"
+    }
+
+    fn gather(&mut self, now_ms: i64) -> Result<Vec<ampel_protocol::Record>, crate::sources::SourceError> {
+        let not_after = self.cert.leaf().and_then(|leaf| enroll::validity(&leaf)).map(|(_, na)| na);
+        Ok(not_after
+            .map(|na| {
+                ampel_protocol::Record::Metric(ampel_protocol::Metric {
+                    ts: now_ms,
+                    name: EXPIRY_METRIC.to_owned(),
+                    labels: Vec::new(),
+                    value: na as f64,
+                })
+            })
+            .into_iter()
+            .collect())
+    }
+}
+
 /// Renews the device certificate before it expires and hot-swaps it.
 pub struct Renewer {
     collector: CollectorConfig,
@@ -450,5 +488,42 @@ impl Renewer {
         write_expiry(&self.state_dir, not_after);
         self.cert.replace(chain, key, cas).map_err(|e| EnrollError::Protocol(e.to_string()))?;
         Ok(not_after)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::sources::Source;
+
+    fn cert(cn: &str, secs: i64) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>, i64) {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut p = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        p.not_before = time::OffsetDateTime::from_unix_timestamp(now - 300).unwrap();
+        p.not_after = time::OffsetDateTime::from_unix_timestamp(now + secs).unwrap();
+        let c = p.self_signed(&key).unwrap();
+        let k = tls::parse_key(key.serialize_pem().as_bytes()).unwrap();
+        (vec![c.der().clone()], k, now + secs)
+    }
+
+    #[test]
+    fn the_handle_swaps_the_certificate_and_the_expiry_metric_follows() {
+        tls::install_provider();
+        let (chain, key, na1) = cert("fw-1", 60);
+        let h = CertHandle::new(chain.clone(), chain, key).unwrap();
+        let gen_rx = h.subscribe();
+        let mut src = CertExpiry::new(h.clone());
+        let value = |s: &mut CertExpiry| match s.gather(0).unwrap().pop() {
+            Some(ampel_protocol::Record::Metric(m)) => (m.name, m.value as i64),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(value(&mut src), (EXPIRY_METRIC.to_owned(), na1));
+        let (chain, key, na2) = cert("fw-1", 3600);
+        h.replace(chain, key, None).unwrap();
+        assert!(gen_rx.has_changed().unwrap());
+        assert_eq!(value(&mut src).1, na2);
     }
 }
