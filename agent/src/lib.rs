@@ -17,6 +17,7 @@
 //! - [`transport`]: the [`Transport`](transport::Transport) trait, the
 //!   [`Outbox`](transport::Outbox) of batches in flight, QUIC in [`transport::quic`], MQTT in
 //!   [`transport::mqtt`].
+//! - [`enroll`]: `enroll` with a one-time token, renewal, certificate hot-swap.
 //! - [`backoff`]: jittered exponential reconnect backoff, a pure state machine.
 //! - [`seq`]: sequence numbers persisted in blocks.
 //! - [`spool`]: the persistent, bounded LMDB spool of unacknowledged batches.
@@ -25,6 +26,7 @@
 
 pub mod backoff;
 pub mod config;
+pub mod enroll;
 pub mod parse_cmd;
 pub mod run;
 pub mod seq;

@@ -53,6 +53,22 @@ enum Command {
         /// The file to read.
         file: PathBuf,
     },
+    /// Enroll this device with a one-time token from `ampel-collector pki token`: make a key
+    /// here, have the collector sign it, and write key, certificate and CA to the paths in the
+    /// configuration's [collector] section. The collector is pinned by the CA fingerprint in
+    /// the token.
+    Enroll {
+        /// The collector, HOST:PORT (its QUIC port).
+        #[arg(long, value_name = "HOST:PORT")]
+        server: String,
+        /// The token (ampel1:...). Also read from AMPEL_ENROLL_TOKEN, which keeps it out of
+        /// the process list.
+        #[arg(long, env = "AMPEL_ENROLL_TOKEN", hide_env_values = true)]
+        token: String,
+        /// The configuration file.
+        #[arg(short, long, value_name = "FILE", default_value = "/etc/ampel/agent.toml")]
+        config: PathBuf,
+    },
     /// Check the configuration and that the certificate and key files load. Prints
     /// "FILE: ok" or the problem; exits with 78 when the configuration is unusable.
     CheckConfig {
@@ -82,6 +98,10 @@ fn main() -> ExitCode {
             let mut out = std::io::BufWriter::new(stdout.lock());
             finish(ampel_agent::parse_cmd::run(format, &file, summary, &mut out).map(|_| ()).map_err(anyhow::Error::from))
         }
+        Command::Enroll { server, token, config } => match AgentConfig::load(&config) {
+            Ok(config) => finish(enroll(&config, &server, &token)),
+            Err(e) => bad_config(e.into()),
+        },
         // `once` needs no certificates: it only gathers.
         Command::Once { config } => match AgentConfig::load(&config) {
             Ok(config) => finish(once(&config)),
@@ -149,6 +169,19 @@ fn run(agent: Agent) -> anyhow::Result<()> {
         };
         agent.run(shutdown).await.context("agent stopped")
     })
+}
+
+fn enroll(config: &AgentConfig, server: &str, token: &str) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
+    let done = rt.block_on(ampel_agent::enroll::enroll(config, server, token)).context("enrolling")?;
+    println!(
+        "enrolled as device {} of tenant {}; certificate valid until unix time {}",
+        done.identity.device, done.identity.tenant, done.not_after
+    );
+    println!("  key:         {}", config.collector.key.display());
+    println!("  certificate: {}", config.collector.cert.display());
+    println!("  CA:          {}", config.collector.ca.display());
+    Ok(())
 }
 
 fn once(config: &AgentConfig) -> anyhow::Result<()> {

@@ -112,7 +112,17 @@ impl Agent {
         let gatherer =
             Gatherer { sources, seqs, sender, interval: config.interval.get(), spool: spool.clone(), reported: None };
         match transport {
-            AnyTransport::Quic(t) => drive(gatherer, t, spool, shutdown).await,
+            AnyTransport::Quic(t) => {
+                // Renewal runs beside the transport and ends with it.
+                let renewer = crate::enroll::Renewer::new(&config, t.cert_handle());
+                // The certificate's expiry travels as a metric, for the risk rules.
+                let mut gatherer = gatherer;
+                gatherer.sources.push(Box::new(crate::enroll::CertExpiry::new(t.cert_handle())));
+                tokio::select! {
+                    r = drive(gatherer, t, spool, shutdown) => r,
+                    () = renewer.run() => Ok(()),
+                }
+            }
             AnyTransport::Mqtt(t) => drive(gatherer, t, spool, shutdown).await,
         }
     }

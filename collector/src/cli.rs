@@ -81,6 +81,44 @@ pub enum PkiCommand {
         #[arg(long)]
         days: Option<u32>,
     },
+    /// Make a one-time enrollment token for a device: give it to `ampel-agent enroll --token`.
+    /// The token carries the CA's fingerprint, so the agent can pin the collector.
+    Token {
+        /// Tenant the device joins (certificate O).
+        #[arg(long)]
+        tenant: TenantId,
+        /// Device id (certificate CN), unique across the deployment.
+        #[arg(long)]
+        device: DeviceId,
+        /// How long the token is valid, e.g. 30m, 24h, 7d (default: [pki] token-ttl).
+        #[arg(long)]
+        ttl: Option<config::Duration>,
+    },
+    /// CA rollover in two steps: --start creates the next CA (trusted at once, handed to agents
+    /// at renewal); --finish, after a renewal period, makes it current and re-issues the server
+    /// certificate. Devices of the previous CA are accepted until they renew; delete
+    /// ca-previous.pem to end the window.
+    Rollover {
+        /// Create the next CA.
+        #[arg(long, conflicts_with = "finish", required_unless_present = "finish")]
+        start: bool,
+        /// Make the next CA current.
+        #[arg(long)]
+        finish: bool,
+        /// Lifetime of the next CA, in days.
+        #[arg(long, default_value_t = 3650)]
+        ca_days: u32,
+    },
+    /// Revoke every certificate of a device: the CRL is re-signed, the running collector picks
+    /// it up within seconds and closes the device's sessions.
+    Revoke {
+        /// The device: every certificate issued to it (recorded in issued.txt).
+        #[arg(long, required_unless_present = "cert", conflicts_with = "cert")]
+        device: Option<DeviceId>,
+        /// Or one certificate file (e.g. issued before issued.txt existed).
+        #[arg(long)]
+        cert: Option<PathBuf>,
+    },
 }
 
 /// `devices` arguments.
@@ -262,6 +300,56 @@ fn pki(cfg: &Config, cmd: PkiCommand) -> Result<()> {
             println!("  server certificate: {}", pki.server_cert_path().display());
             println!("  CRL:                {}", pki.crl_path().display());
             println!("  CA fingerprint:     sha256:{}", pki.ca_fingerprint());
+            Ok(())
+        }
+        PkiCommand::Token { tenant, device, ttl } => {
+            let pki = Pki::open(&cfg.pki_dir()).context("opening the certificate authority")?;
+            if let Some(existing) = open_store(cfg)?.device(device.as_str())?
+                && existing.tenant != tenant.as_str()
+            {
+                bail!("device {device} is registered under tenant {}; device ids must be unique", existing.tenant);
+            }
+            let ttl = ttl.unwrap_or(cfg.pki.token_ttl);
+            let expires = now_ms() / 1000 + i64::try_from(ttl.0.as_secs()).unwrap_or(i64::MAX / 2);
+            let token = crate::enroll::TokenStore::new(pki.dir())
+                .create(&tenant, &device, expires, &pki.ca_fingerprint())
+                .context("creating the token")?;
+            eprintln!("one-time token for device {device} of tenant {tenant}, valid until {}", fmt_time(Some(expires * 1000)));
+            // The only place the secret is shown: stdout, for the operator to pass on.
+            println!("{}", token.to_text());
+            Ok(())
+        }
+        PkiCommand::Rollover { start, finish: _, ca_days } => {
+            let pki = Pki::open(&cfg.pki_dir()).context("opening the certificate authority")?;
+            if start {
+                let fp = pki.rollover_start(ca_days).context("starting the CA rollover")?;
+                println!("next CA created: {}", pki.dir().join(crate::pki::NEXT_CA_FILE).display());
+                println!("  fingerprint: sha256:{fp}");
+                println!("agents learn it at their next renewal; then run `pki rollover --finish`");
+            } else {
+                let pki = pki.rollover_finish(825).context("finishing the CA rollover")?;
+                println!("the next CA is now current; fingerprint sha256:{}", pki.ca_fingerprint());
+                println!("  devices of the previous CA are accepted until they renew;");
+                println!("  delete {} to end the window", pki.dir().join(crate::pki::PREVIOUS_CA_FILE).display());
+            }
+            Ok(())
+        }
+        PkiCommand::Revoke { device, cert } => {
+            let pki = Pki::open(&cfg.pki_dir()).context("opening the certificate authority")?;
+            let (what, serials) = match (device, cert) {
+                (Some(device), _) => (format!("device {device}"), pki.revoke_device(&device).context("revoking")?),
+                (None, Some(path)) => {
+                    let pem = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                    (path.display().to_string(), pki.revoke_cert(&pem).context("revoking")?)
+                }
+                (None, None) => bail!("name --device or --cert"),
+            };
+            if serials.is_empty() {
+                println!("{what}: no unrevoked certificates found; CRL re-signed");
+            } else {
+                println!("{what}: revoked {} certificate(s): {}", serials.len(), serials.join(", "));
+            }
+            println!("  CRL: {}", pki.crl_path().display());
             Ok(())
         }
         PkiCommand::Issue { tenant, device, out, days } => {

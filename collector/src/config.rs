@@ -245,6 +245,20 @@ pub struct PkiConfig {
     /// Lifetime of device certificates issued by `pki issue`.
     #[serde(default = "default_device_days")]
     pub device_days: u32,
+    /// Lifetime of certificates signed at enrollment and renewal; agents renew two thirds in.
+    #[serde(default = "default_enrolled_lifetime")]
+    pub enrolled_lifetime: Duration,
+    /// Default validity of enrollment tokens made by `pki token`.
+    #[serde(default = "default_token_ttl")]
+    pub token_ttl: Duration,
+}
+
+fn default_enrolled_lifetime() -> Duration {
+    Duration(std::time::Duration::from_secs(30 * 86_400))
+}
+
+fn default_token_ttl() -> Duration {
+    Duration(std::time::Duration::from_secs(86_400))
 }
 
 fn default_device_days() -> u32 {
@@ -255,7 +269,12 @@ fn default_device_days() -> u32 {
 // `pki issue` then refused every device.
 impl Default for PkiConfig {
     fn default() -> Self {
-        PkiConfig { dir: None, device_days: default_device_days() }
+        PkiConfig {
+            dir: None,
+            device_days: default_device_days(),
+            enrolled_lifetime: default_enrolled_lifetime(),
+            token_ttl: default_token_ttl(),
+        }
     }
 }
 

@@ -3,7 +3,8 @@
 //! # Layout
 //!
 //! - [`config`]: `collector.toml`, parsed into types that cannot hold a bad value.
-//! - [`pki`]: the deployment's certificate authority (`pki init`, `pki issue`).
+//! - [`pki`]: the deployment's certificate authority (`pki init`, `pki issue`, `pki token`, `pki revoke`).
+//! - [`enroll`]: enrollment tokens and the `ampel-enroll/1` service (CSR in, certificate out).
 //! - [`store`]: the LMDB store — device registry, points, alerts, sequence marks.
 //! - [`http`]: the HTTP listener: opt-in links, downloads, `/healthz`, `/metrics`.
 //! - [`ingest`]: the QUIC listener and the one writer task that group-commits.
@@ -24,6 +25,7 @@ pub mod assess;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod enroll;
 pub mod http;
 pub mod ingest;
 pub mod mail;

@@ -70,6 +70,29 @@ pub fn server_tls(pki_dir: &Path, alpn: &[&[u8]]) -> Result<rustls::ServerConfig
     tls::server_config(chain, key, &cas, crls, alpn).map_err(|e| ServeError::TlsConfig { dir: pki_dir.to_owned(), message: e.to_string() })
 }
 
+/// Like [`server_tls`], but from the live [`Trust`](crate::ingest::trust::Trust): client
+/// certificates are judged by its reloadable verifier (client certificates optional — see
+/// [`crate::ingest::trust`]) and the server certificate, sent with its CA so an enrolling agent
+/// can pin it, is replaced when `server.pem` changes.
+pub fn server_tls_with(
+    pki_dir: &Path,
+    alpn: &[&[u8]],
+    trust: &crate::ingest::trust::Trust,
+) -> Result<rustls::ServerConfig, ServeError> {
+    let tls_err = |e: rustls::Error| ServeError::TlsConfig { dir: pki_dir.to_owned(), message: e.to_string() };
+    let mut cfg = rustls::ServerConfig::builder_with_provider(tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(tls_err)?
+        .with_client_cert_verifier(trust.verifier.clone())
+        .with_cert_resolver(trust.server_cert.clone());
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    // No session resumption: a resumed TLS 1.3 session skips the client-certificate check, so
+    // a revoked device could reconnect on its old ticket. A full handshake costs a millisecond.
+    cfg.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    cfg.send_tls13_tickets = 0;
+    Ok(cfg)
+}
+
 type Delivery = (Option<crate::http::HttpServer>, Option<tokio::task::JoinHandle<()>>);
 
 /// Starts the HTTP listener (when `[http] listen` is set) and the scheduler (when there are
@@ -117,7 +140,16 @@ pub struct Server {
 impl Server {
     /// Opens the store, starts the writer and binds the listener. Call inside a tokio runtime.
     pub fn start(cfg: &Config) -> Result<Server, ServeError> {
-        let tls = server_tls(&cfg.pki_dir(), &[ampel_protocol::ALPN_DATA])?;
+        let trust = crate::ingest::trust::Trust::load(&cfg.pki_dir())
+            .map_err(|e| ServeError::TlsConfig { dir: cfg.pki_dir(), message: e.to_string() })?;
+        let tls = server_tls_with(&cfg.pki_dir(), &[ampel_protocol::ALPN_DATA, ampel_protocol::enroll::ALPN_ENROLL], &trust)?;
+        let enroll = match crate::pki::Pki::open(&cfg.pki_dir()) {
+            Ok(pki) => Some(Arc::new(crate::enroll::EnrollService::new(pki, cfg.pki.enrolled_lifetime.0.as_secs()))),
+            Err(e) => {
+                tracing::warn!(error = %e, "enrollment disabled: the CA cannot be opened");
+                None
+            }
+        };
         let mqtt_options = match &cfg.mqtt {
             Some(m) => Some((m.clone(), mqtt::options(m, &cfg.pki_dir())?)),
             None => None,
@@ -139,7 +171,8 @@ impl Server {
             tracing::info!(broker = %m.broker, topic = %m.topic, "MQTT ingest enabled");
             tokio::spawn(mqtt::serve(m, o, writer.clone(), store.clone(), rx.clone()))
         });
-        let listener = tokio::spawn(quic::serve(endpoint, writer, Limits::default(), rx));
+        tokio::spawn(trust.clone().watch(rx.clone()));
+        let listener = tokio::spawn(quic::serve(endpoint, writer, Limits::default(), trust, enroll, rx));
         tracing::info!(addr = %local_addr, store = %cfg.store_dir().display(), "collector listening (QUIC, mutual TLS)");
         let http_addr = http.as_ref().map(|h| h.local_addr);
         Ok(Server { local_addr, store, stats, http_addr, http, scheduler, shutdown, listener, mqtt, writer: writer_thread })

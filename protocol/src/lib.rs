@@ -11,9 +11,11 @@
 //! - [`frame`]: length-prefixed frames as they travel on a QUIC stream.
 //! - [`identity`]: tenant and device ids, and reading them from a verified certificate.
 //! - [`topic`]: MQTT topic names.
+//! - [`enroll`]: enrollment and renewal messages, the enrollment token.
 //! - [`tls`]: rustls configurations for both ends of mutual TLS.
 
 pub mod codec;
+pub mod enroll;
 pub mod frame;
 pub mod identity;
 pub mod model;

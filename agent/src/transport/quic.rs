@@ -32,6 +32,7 @@ use super::outbox::{Frame, Outbox};
 use super::{Credentials, SharedSpool, Status, Transport, TransportError, forget, next_batch, spooled};
 use crate::backoff::{Backoff, BackoffConfig};
 use crate::config::{CollectorAddress, CollectorConfig};
+use crate::enroll::CertHandle;
 
 /// Bounds for decoding an ack: acks are tiny, so anything large is a broken or hostile peer.
 pub const ACK_LIMITS: Limits = Limits { max_frame: 8 << 10, max_records: 16, max_string: 4 << 10, max_depth: 4 };
@@ -42,6 +43,8 @@ pub const CLOSE_SHUTDOWN: u32 = 0;
 pub const CLOSE_PROTOCOL_ERROR: u32 = 1;
 /// Application close code: an ack did not arrive in time.
 pub const CLOSE_ACK_TIMEOUT: u32 = 2;
+/// Application close code: the agent reconnects with a renewed certificate.
+pub const CLOSE_ROTATED: u32 = 3;
 
 /// Tuning of the QUIC transport. The defaults suit a 1 s – 5 min batch interval.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,6 +144,9 @@ pub enum QuicError {
     /// A stream task died (a bug, not the peer's doing).
     #[error("internal error: {0}")]
     Internal(String),
+    /// The client certificate was renewed: reconnect with it at once (not a failure).
+    #[error("switching to the renewed certificate")]
+    Rotated,
 }
 
 /// Turns quinn's connection error into one that says who refused what.
@@ -188,6 +194,7 @@ pub struct QuicTransport {
     client: quinn::ClientConfig,
     options: QuicOptions,
     status: watch::Sender<Status>,
+    cert: CertHandle,
 }
 
 impl QuicTransport {
@@ -198,9 +205,10 @@ impl QuicTransport {
         options: QuicOptions,
     ) -> Result<QuicTransport, TransportError> {
         tls::install_provider();
-        let tls_config = tls::client_config(&creds.ca, creds.chain, creds.key, &[ALPN_DATA]).map_err(|error| {
-            TransportError::Tls { cert: collector.cert.clone(), key: collector.key.clone(), error }
-        })?;
+        let tls_err = |error| TransportError::Tls { cert: collector.cert.clone(), key: collector.key.clone(), error };
+        // The certificate is presented through a replaceable handle, so renewal needs no restart.
+        let cert = CertHandle::new(creds.ca, creds.chain, creds.key).map_err(|e| tls_err(tls::TlsError::Rustls(e.to_string())))?;
+        let tls_config = crate::enroll::client_config(&cert, &[ALPN_DATA]).map_err(tls_err)?;
         let crypto = QuicClientConfig::try_from(tls_config).map_err(|e| TransportError::Quic(e.to_string()))?;
         let mut transport = quinn::TransportConfig::default();
         let idle = quinn::IdleTimeout::try_from(options.idle_timeout).map_err(|e| TransportError::Quic(e.to_string()))?;
@@ -222,7 +230,14 @@ impl QuicTransport {
             client,
             options,
             status,
+            cert,
         })
+    }
+
+    /// The handle of the client certificate this transport presents; replacing the certificate
+    /// through it makes the transport reconnect with the new one.
+    pub fn cert_handle(&self) -> CertHandle {
+        self.cert.clone()
     }
 
     /// Resolves the address and completes a handshake. The endpoint (UDP socket) is reused
@@ -270,6 +285,8 @@ impl QuicTransport {
         let mut proven = false;
         let proof = tokio::time::sleep(self.options.proven_after);
         tokio::pin!(proof);
+        let mut rotated = self.cert.subscribe();
+        rotated.mark_unchanged();
         st.status.connected = true;
         let result = loop {
             let mut waiting = false;
@@ -307,6 +324,7 @@ impl QuicTransport {
                     Err(e) => break Some(e),
                 },
                 e = conn.closed() => break Some(classify(e)),
+                Ok(()) = rotated.changed() => break Some(QuicError::Rotated),
                 _ = &mut proof, if !proven => {
                     proven = true;
                     self.proved(st);
@@ -323,6 +341,7 @@ impl QuicTransport {
         match &result {
             None => conn.close(VarInt::from_u32(CLOSE_SHUTDOWN), b"agent shutting down"),
             Some(QuicError::AckTimeout { .. }) => conn.close(VarInt::from_u32(CLOSE_ACK_TIMEOUT), b"ack timeout"),
+            Some(QuicError::Rotated) => conn.close(VarInt::from_u32(CLOSE_ROTATED), b"renewed certificate"),
             Some(QuicError::Protocol(_) | QuicError::Stream { .. } | QuicError::Internal(_)) => {
                 conn.close(VarInt::from_u32(CLOSE_PROTOCOL_ERROR), b"protocol error")
             }
@@ -370,6 +389,11 @@ impl QuicTransport {
                 Some(Err(e)) => e,
             };
             st.outbox.requeue_all();
+            if matches!(error, QuicError::Rotated) {
+                // Not a failure: reconnect at once; unacknowledged batches go out again.
+                tracing::info!(collector = %self.address, "reconnecting with the renewed certificate");
+                continue 'life;
+            }
             let delay = st.backoff.failed(std::time::Instant::now(), &mut rng);
             if delay.log {
                 tracing::warn!(

@@ -11,7 +11,6 @@ use ampel_collector::ingest::{IngestStats, Writer, quic};
 use ampel_collector::pki::{InitOptions, Pki};
 use ampel_collector::store::{Store, StoreOptions};
 use ampel_protocol::{AckStatus, DeviceId, Limits, TenantId, codec, frame, tls};
-use anyhow::Context;
 use tokio::sync::{Semaphore, watch};
 
 use super::{Scratch, metric_batch, now_ms, report};
@@ -72,24 +71,20 @@ struct Rig {
     clients: Vec<quinn::Endpoint>,
 }
 
-fn read(path: PathBuf) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
-}
-
 impl Rig {
     fn start(scratch: &Scratch) -> anyhow::Result<Rig> {
         tls::install_provider();
         let pki = Pki::init(&scratch.path().join("pki"), &InitOptions { names: vec!["127.0.0.1".into()], ..InitOptions::default() })?;
-        let chain = tls::parse_certs(&read(pki.server_cert_path())?)?;
-        let key = tls::parse_key(&read(pki.server_key_path())?)?;
-        let server = tls::server_config(chain, key, &[pki.ca_der().clone()], Vec::new(), &[ampel_protocol::ALPN_DATA])?;
+        // The same TLS set-up as `serve`: reloadable trust, data and enrollment ALPNs.
+        let trust = ampel_collector::ingest::trust::Trust::load(pki.dir())?;
+        let server = ampel_collector::server::server_tls_with(pki.dir(), &[ampel_protocol::ALPN_DATA], &trust)?;
         let store = Store::open(&scratch.path().join("store"), StoreOptions::default())?;
         let stats = Arc::new(IngestStats::default());
         let endpoint = quic::bind("127.0.0.1:0".parse()?, server, 1024)?;
         let addr = endpoint.local_addr()?;
         let (writer, writer_thread) = Writer::start(store.clone(), stats.clone());
         let (shutdown, rx) = watch::channel(false);
-        let listener = tokio::spawn(quic::serve(endpoint, writer, Limits::default(), rx));
+        let listener = tokio::spawn(quic::serve(endpoint, writer, Limits::default(), trust, None, rx));
         let clients = (0..4).map(|_| quinn::Endpoint::client("127.0.0.1:0".parse()?).map_err(anyhow::Error::from)).collect::<anyhow::Result<_>>()?;
         Ok(Rig { pki, store, stats, addr, shutdown, listener, writer: writer_thread, clients })
     }

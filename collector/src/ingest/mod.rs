@@ -3,6 +3,7 @@
 
 pub mod mqtt;
 pub mod quic;
+pub mod trust;
 pub mod writer;
 
 pub use writer::{IngestStats, Writer};

@@ -14,7 +14,9 @@ use ampel_protocol::{Ack, AckStatus, Identity, Limits, codec, frame};
 use rustls_pki_types::CertificateDer;
 use tokio::sync::watch;
 
+use super::trust::Trust;
 use super::writer::Writer;
+use crate::enroll::EnrollService;
 
 /// Why the listener could not start.
 #[derive(Debug, thiserror::Error)]
@@ -48,15 +50,27 @@ pub fn bind(addr: SocketAddr, tls: rustls::ServerConfig, max_streams: u32) -> Re
 
 /// Accepts connections until `shutdown` turns true, then stops accepting, gives open streams a
 /// moment to finish and closes the endpoint.
-pub async fn serve(endpoint: quinn::Endpoint, writer: Writer, limits: Limits, mut shutdown: watch::Receiver<bool>) {
+///
+/// Connections on [`ampel_protocol::enroll::ALPN_ENROLL`] go to `enroll` (refused when it is
+/// `None`); data connections must carry a client certificate that `trust` verified, and are
+/// registered in its sessions so that a revocation can close them.
+pub async fn serve(
+    endpoint: quinn::Endpoint,
+    writer: Writer,
+    limits: Limits,
+    trust: Trust,
+    enroll: Option<Arc<EnrollService>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             incoming = endpoint.accept() => {
                 let Some(incoming) = incoming else { break };
                 let writer = writer.clone();
+                let (trust, enroll) = (trust.clone(), enroll.clone());
                 tokio::spawn(async move {
                     let remote = incoming.remote_address();
-                    if let Err(e) = connection(incoming, writer, limits).await {
+                    if let Err(e) = connection(incoming, writer, limits, trust, enroll).await {
                         tracing::debug!(%remote, error = %e, "connection ended");
                     }
                 });
@@ -74,17 +88,38 @@ pub async fn serve(endpoint: quinn::Endpoint, writer: Writer, limits: Limits, mu
 }
 
 /// The verified identity of a connection's peer.
-fn peer_identity(conn: &quinn::Connection) -> Result<Identity, String> {
+fn peer_identity(conn: &quinn::Connection) -> Result<(Identity, Vec<CertificateDer<'static>>), String> {
     let any = conn.peer_identity().ok_or("no client certificate")?;
     let chain = any.downcast::<Vec<CertificateDer<'static>>>().map_err(|_| "unexpected peer identity type")?;
     let leaf = chain.first().ok_or("empty certificate chain")?;
-    Identity::from_cert_der(leaf).map_err(|e| e.to_string())
+    let id = Identity::from_cert_der(leaf).map_err(|e| e.to_string())?;
+    Ok((id, *chain))
 }
 
-async fn connection(incoming: quinn::Incoming, writer: Writer, limits: Limits) -> Result<(), String> {
+/// The ALPN protocol the handshake settled on.
+fn alpn(conn: &quinn::Connection) -> Option<Vec<u8>> {
+    conn.handshake_data()?.downcast::<quinn::crypto::rustls::HandshakeData>().ok()?.protocol
+}
+
+async fn connection(
+    incoming: quinn::Incoming,
+    writer: Writer,
+    limits: Limits,
+    trust: Trust,
+    enroll: Option<Arc<EnrollService>>,
+) -> Result<(), String> {
     let remote = incoming.remote_address();
     let conn = incoming.await.map_err(|e| format!("handshake with {remote} failed: {e}"))?;
-    let identity = match peer_identity(&conn) {
+    if alpn(&conn).as_deref() == Some(ampel_protocol::enroll::ALPN_ENROLL) {
+        let Some(enroll) = enroll else {
+            conn.close(quinn::VarInt::from_u32(2), b"enrollment is not enabled");
+            return Err("enrollment is not enabled".into());
+        };
+        let peer = peer_identity(&conn).ok().map(|(id, _)| id);
+        enroll.handle(conn, remote, peer).await;
+        return Ok(());
+    }
+    let (identity, chain) = match peer_identity(&conn) {
         Ok(id) => id,
         Err(e) => {
             tracing::warn!(%remote, error = %e, "refusing connection: certificate carries no usable identity");
@@ -93,6 +128,13 @@ async fn connection(incoming: quinn::Incoming, writer: Writer, limits: Limits) -
         }
     };
     tracing::info!(%remote, device = %identity.device, tenant = %identity.tenant, "agent connected");
+    trust.sessions.add(identity.device.to_string(), chain, conn.clone());
+    let ended = serve_streams(&conn, &identity, writer, limits).await;
+    trust.sessions.remove(&conn);
+    ended
+}
+
+async fn serve_streams(conn: &quinn::Connection, identity: &Identity, writer: Writer, limits: Limits) -> Result<(), String> {
     loop {
         let (send, recv) = match conn.accept_bi().await {
             Ok(s) => s,

@@ -27,12 +27,18 @@
 //! - this file: [`Pki`] (init, open, issue) and [`InitOptions`].
 //! - `device`: [`IssuedDevice`], a signed device certificate with its key, and
 //!   [`IssuedDevice::write_to`], which writes the files an operator copies to the device.
+//! - `lifecycle`: certificates from a device's CSR, the index of issued serials, revocation
+//!   and the CRL ([`Pki::sign_csr`], [`Pki::revoke_device`]).
+//! - `rollover`: two trust anchors during a CA rollover ([`Pki::rollover_start`],
+//!   [`Pki::rollover_finish`]).
 //! - `files`: atomic, mode-setting file writes.
 //! - `error`: [`PkiError`].
 
 mod device;
 mod error;
 mod files;
+mod lifecycle;
+mod rollover;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -51,6 +57,8 @@ use time::OffsetDateTime;
 
 pub use device::{DeviceFiles, IssuedDevice};
 pub use error::PkiError;
+pub use lifecycle::{ISSUED_FILE, REVOKED_FILE, Revoked, SignedCsr};
+pub use rollover::{NEXT_CA_FILE, NEXT_KEY_FILE, PREVIOUS_CA_FILE, PREVIOUS_KEY_FILE};
 use files::{KEY_MODE, PUBLIC_MODE};
 
 /// File name of the CA certificate in the PKI directory.
@@ -399,6 +407,7 @@ impl Pki {
         let cert = params
             .signed_by(&key, &self.issuer)
             .map_err(PkiError::generate("sign the device certificate"))?;
+        self.record_issued(tenant, device, &serial_hex, not_after)?;
         tracing::info!(%tenant, %device, serial = %serial_hex, not_after, "issued device certificate");
         Ok(IssuedDevice {
             tenant: tenant.clone(),
@@ -507,3 +516,13 @@ fn warn_if_exposed(path: &Path) {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;
+
+/// Creates a directory with mode 0700 (for the enrollment token records).
+pub(crate) fn create_private_dir(dir: &Path) -> Result<(), PkiError> {
+    files::create_private_dir(dir)
+}
+
+/// Writes a new file readable by its owner only, refusing to replace one (token records).
+pub(crate) fn write_new_private(path: &Path, bytes: &[u8]) -> Result<(), PkiError> {
+    files::write_new(path, bytes, KEY_MODE)
+}

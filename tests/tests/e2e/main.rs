@@ -8,6 +8,7 @@
 mod bench;
 mod config;
 mod demo;
+mod enroll;
 mod ingest;
 mod mqtt;
 mod report;

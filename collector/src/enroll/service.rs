@@ -1,0 +1,136 @@
+//! One enrollment connection: read one bounded request, answer it, close.
+
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use ampel_protocol::enroll::{self, ENROLL_LIMITS, EnrollRequest, EnrollResponse};
+use ampel_protocol::{DeviceId, Identity, TenantId, frame};
+
+use super::limit::RateLimiter;
+use super::tokens::TokenStore;
+use crate::pki::Pki;
+
+/// How long an enrolling peer may take to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Signs CSRs for token holders and for devices renewing their current certificate.
+pub struct EnrollService {
+    /// Opened per request: a CA rollover changes the signing CA under the running collector.
+    pki_dir: std::path::PathBuf,
+    tokens: TokenStore,
+    lifetime_secs: u64,
+    limiter: Mutex<RateLimiter>,
+}
+
+impl std::fmt::Debug for EnrollService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnrollService").field("pki_dir", &self.pki_dir).field("lifetime_secs", &self.lifetime_secs).finish_non_exhaustive()
+    }
+}
+
+impl EnrollService {
+    /// A service signing with `pki`, issuing certificates valid for `lifetime_secs`.
+    pub fn new(pki: Pki, lifetime_secs: u64) -> EnrollService {
+        let tokens = TokenStore::new(pki.dir());
+        EnrollService { pki_dir: pki.dir().to_owned(), tokens, lifetime_secs, limiter: Mutex::new(RateLimiter::default()) }
+    }
+
+    /// Serves one connection on the enroll ALPN. `peer` is the identity of a verified client
+    /// certificate, if the peer presented one (renewal).
+    pub async fn handle(&self, conn: quinn::Connection, remote: SocketAddr, peer: Option<Identity>) {
+        let allowed = match self.limiter.lock() {
+            Ok(mut l) => l.allow(remote.ip(), Instant::now()),
+            Err(_) => false,
+        };
+        if !allowed {
+            tracing::warn!(%remote, "enrollment refused: too many requests from this address");
+            conn.close(quinn::VarInt::from_u32(4), b"rate limited");
+            return;
+        }
+        let response = match tokio::time::timeout(REQUEST_TIMEOUT, self.exchange(&conn, remote, peer)).await {
+            Ok(Ok(())) => {
+                // Let the response reach the peer; it closes when it has read it.
+                let _ = tokio::time::timeout(REQUEST_TIMEOUT, conn.closed()).await;
+                return;
+            }
+            Ok(Err(e)) => e,
+            Err(_) => "request timed out".to_owned(),
+        };
+        tracing::debug!(%remote, error = %response, "enrollment connection ended");
+        conn.close(quinn::VarInt::from_u32(1), b"enrollment failed");
+    }
+
+    async fn exchange(&self, conn: &quinn::Connection, remote: SocketAddr, peer: Option<Identity>) -> Result<(), String> {
+        let (mut send, mut recv) = conn.accept_bi().await.map_err(|e| e.to_string())?;
+        let mut header = [0u8; frame::HEADER_LEN];
+        recv.read_exact(&mut header).await.map_err(|e| e.to_string())?;
+        let response = match frame::payload_len(header, &ENROLL_LIMITS) {
+            Err(e) => EnrollResponse::Refused(e.to_string()),
+            Ok(len) => {
+                let payload = recv.read_to_end(len).await.map_err(|e| e.to_string())?;
+                match enroll::decode_request(&payload) {
+                    Err(e) => EnrollResponse::Refused(format!("malformed request: {e}")),
+                    Ok(req) => self.answer(req, remote, peer),
+                }
+            }
+        };
+        let bytes = enroll::encode(&response)
+            .and_then(|b| frame::encode_frame(&b, &ENROLL_LIMITS))
+            .map_err(|e| e.to_string())?;
+        send.write_all(&bytes).await.map_err(|e| e.to_string())?;
+        send.finish().map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// Decides a request. Plain code over data: no I/O but the PKI's files.
+    pub fn answer(&self, req: EnrollRequest, remote: SocketAddr, peer: Option<Identity>) -> EnrollResponse {
+        let (tenant, device, csr, what) = match req {
+            EnrollRequest::Enroll { id, secret, tenant, device, csr } => {
+                match self.tokens.redeem(&id, &secret, &tenant, &device, unix_now()) {
+                    Ok((t, d)) => (t, d, csr, "enrolled"),
+                    Err(refusal) => {
+                        tracing::warn!(%remote, %tenant, %device, token = %id, reason = %refusal, "enrollment refused");
+                        return EnrollResponse::Refused(refusal.to_string());
+                    }
+                }
+            }
+            EnrollRequest::Renew { csr } => match peer {
+                Some(id) => (id.tenant, id.device, csr, "renewed"),
+                None => return EnrollResponse::Refused("renewal needs the current client certificate".into()),
+            },
+        };
+        self.sign(&tenant, &device, &csr, what, remote)
+    }
+
+    fn sign(&self, tenant: &TenantId, device: &DeviceId, csr: &[u8], what: &str, remote: SocketAddr) -> EnrollResponse {
+        let signed = Pki::open(&self.pki_dir).and_then(|pki| Ok((pki.sign_csr(tenant, device, csr, self.lifetime_secs)?, pki)));
+        match signed {
+            Ok((signed, pki)) => {
+                tracing::info!(%remote, %tenant, %device, serial = %signed.serial_hex, not_after = signed.not_after_unix, "device {what}");
+                EnrollResponse::Issued { cert_pem: signed.cert_pem, ca_pem: trusted_cas(&pki), not_after: signed.not_after_unix }
+            }
+            Err(e) => {
+                tracing::warn!(%remote, %tenant, %device, error = %e, "cannot sign the device's CSR");
+                EnrollResponse::Refused(format!("cannot sign: {e}"))
+            }
+        }
+    }
+
+}
+
+/// The CA certificates an agent should trust: the current CA, and the next or previous one
+/// during a rollover.
+fn trusted_cas(pki: &Pki) -> String {
+    let mut pem = pki.ca_pem();
+    for extra in [crate::pki::NEXT_CA_FILE, crate::pki::PREVIOUS_CA_FILE] {
+        if let Ok(more) = std::fs::read_to_string(pki.dir().join(extra)) {
+            pem.push_str(&more);
+        }
+    }
+    pem
+}
+
+fn unix_now() -> i64 {
+    crate::ingest::quic::now_ms() / 1000
+}
