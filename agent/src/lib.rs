@@ -17,12 +17,14 @@
 //! - [`backoff`]: jittered exponential reconnect backoff, a pure state machine.
 //! - [`seq`]: sequence numbers persisted in blocks.
 //! - [`run`]: the main loop, and `once`.
+//! - [`systemd`]: readiness, watchdog and reload notifications to systemd.
 
 pub mod backoff;
 pub mod config;
 pub mod run;
 pub mod seq;
 pub mod sources;
+pub mod systemd;
 pub mod transport;
 
 pub use config::AgentConfig;

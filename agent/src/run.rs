@@ -88,9 +88,13 @@ impl Agent {
             "agent started"
         );
         let gatherer = Gatherer { sources, seqs, sender, interval: config.interval.get() };
-        match transport {
+        let systemd = crate::systemd::Notifier::from_env();
+        systemd.ready(&format!("sending to {}", config.collector.address));
+        let result = match transport {
             AnyTransport::Quic(t) => drive(gatherer, t, shutdown).await,
-        }
+        };
+        systemd.stopping();
+        result
     }
 }
 
@@ -124,8 +128,12 @@ async fn produce(
     let mut ticker = tokio::time::interval_at(Instant::now() + g.interval, g.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut stats = tokio::time::interval_at(Instant::now() + STATS_EVERY, STATS_EVERY);
+    // Fed from this loop, so a wedged gatherer stops the pings and systemd restarts the agent.
+    let mut watchdog = crate::systemd::WatchdogTimer::from_env();
+    let systemd = crate::systemd::Notifier::from_env();
     loop {
         tokio::select! {
+            () = watchdog.tick() => systemd.watchdog(),
             () = &mut shutdown => {
                 tracing::info!("shutting down: waiting briefly for outstanding acks");
                 return Ok(()); // dropping `tx` tells the transport to drain

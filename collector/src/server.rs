@@ -106,6 +106,8 @@ pub struct Server {
     http: Option<crate::http::HttpServer>,
     scheduler: Option<tokio::task::JoinHandle<()>>,
     shutdown: watch::Sender<bool>,
+    /// A handle on the listening endpoint, to swap certificates in on reload.
+    endpoint: quinn::Endpoint,
     listener: tokio::task::JoinHandle<()>,
     writer: std::thread::JoinHandle<()>,
 }
@@ -127,10 +129,19 @@ impl Server {
                 return Err(e);
             }
         };
-        let listener = tokio::spawn(quic::serve(endpoint, writer, Limits::default(), rx));
+        let listener = tokio::spawn(quic::serve(endpoint.clone(), writer, Limits::default(), rx));
         tracing::info!(addr = %local_addr, store = %cfg.store_dir().display(), "collector listening (QUIC, mutual TLS)");
         let http_addr = http.as_ref().map(|h| h.local_addr);
-        Ok(Server { local_addr, store, stats, http_addr, http, scheduler, shutdown, listener, writer: writer_thread })
+        Ok(Server { local_addr, store, stats, http_addr, http, scheduler, shutdown, endpoint, listener, writer: writer_thread })
+    }
+
+    /// Re-reads the server certificate, key, CA and CRL from `cfg`'s PKI directory and uses
+    /// them for new connections (a renewed certificate or a new CRL needs no restart). On
+    /// error the running configuration stays.
+    pub fn reload_tls(&self, cfg: &Config) -> Result<(), ServeError> {
+        let tls = server_tls(&cfg.pki_dir(), &[ampel_protocol::ALPN_DATA])?;
+        self.endpoint.set_server_config(Some(quic::server_config(tls, cfg.quic.max_streams)?));
+        Ok(())
     }
 
     /// Stops accepting, lets in-flight batches commit and waits for the writer to finish.
@@ -145,6 +156,7 @@ impl Server {
         if let Err(e) = self.listener.await {
             tracing::error!(error = %e, "listener task failed");
         }
+        drop(self.endpoint);
         let writer = self.writer;
         // The writer ends once the last connection task has dropped its handle.
         let _ = tokio::task::spawn_blocking(move || writer.join()).await;
