@@ -111,7 +111,7 @@ impl WatchdogTimer {
 }
 
 /// The dotted keys whose values differ between two parsed TOML documents (added, removed or
-/// changed), for the "reload: changed ..." log line. Arrays of tables compare whole.
+/// changed), for the "reloaded: changed ..." log line. Arrays of tables compare whole.
 pub fn changed_keys(old: &toml::Table, new: &toml::Table) -> Vec<String> {
     let mut out = Vec::new();
     diff(old, new, "", &mut out);
@@ -124,8 +124,12 @@ fn diff(old: &toml::Table, new: &toml::Table, prefix: &str, out: &mut Vec<String
     keys.dedup();
     for key in keys {
         let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        let empty = toml::Table::new();
         match (old.get(key), new.get(key)) {
+            // An added or removed table lists its keys, so the log names what the admin typed.
             (Some(toml::Value::Table(a)), Some(toml::Value::Table(b))) => diff(a, b, &path, out),
+            (Some(toml::Value::Table(a)), None) => diff(a, &empty, &path, out),
+            (None, Some(toml::Value::Table(b))) => diff(&empty, b, &path, out),
             (a, b) if a != b => out.push(path),
             _ => {}
         }
@@ -141,7 +145,7 @@ mod tests {
     fn changed_keys_lists_added_removed_and_changed_nested_keys() {
         let old: toml::Table = toml::from_str("a = 1\n[risk]\nx = \"1m\"\ny = 2\n[mail]\nfrom = \"f\"\n").unwrap();
         let new: toml::Table = toml::from_str("a = 1\nb = 2\n[risk]\nx = \"2m\"\ny = 2\n").unwrap();
-        assert_eq!(changed_keys(&old, &new), ["b", "mail", "risk.x"]);
+        assert_eq!(changed_keys(&old, &new), ["b", "mail.from", "risk.x"]);
         assert!(changed_keys(&old, &old).is_empty());
     }
 
