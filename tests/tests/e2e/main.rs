@@ -8,5 +8,6 @@
 mod config;
 mod demo;
 mod ingest;
+mod packaging;
 mod report;
 mod schedule;
