@@ -26,7 +26,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Gather a batch every interval and send it to the collector until SIGINT or SIGTERM.
+    /// Gather a batch every interval and send it to the collector until SIGINT or SIGTERM;
+    /// SIGHUP re-checks the configuration and certificates.
     Run {
         /// The configuration file.
         #[arg(short, long, value_name = "FILE", default_value = "/etc/ampel/agent.toml")]

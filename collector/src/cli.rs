@@ -29,7 +29,7 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the collector: QUIC listener, store writer (stops on SIGINT/SIGTERM).
+    /// Run the collector: QUIC listener, store writer (SIGHUP reloads; SIGINT/SIGTERM stop).
     Serve,
     /// Check the configuration file and exit (exit code 78 when it is wrong).
     CheckConfig,

@@ -217,6 +217,34 @@ fn the_collector_notifies_ready_feeds_the_watchdog_and_the_pings_stop_when_it_ha
     assert!(proc.stop(), "the collector did not exit cleanly; log:\n{}", logged());
 }
 
+#[test]
+fn the_agent_notifies_ready_and_feeds_the_watchdog_from_its_loop() {
+    let d = Deployment::new("");
+    let dev = d.issue("acme", "fw-1");
+    let cfg = d.agent_config(&dev, "fw-1", "1s");
+    let sock_path = d.dir.path().join("agent-notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    let child = Command::new(bin("ampel-agent"))
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "400000")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut proc = Proc::adopt("agent", child);
+    let got = notifications(&sock, Duration::from_secs(20), |m| m.starts_with("READY=1"));
+    assert!(got.iter().any(|m| m.starts_with("READY=1")), "the agent sent no READY=1: {got:?}");
+    let pings = notifications(&sock, Duration::from_millis(1500), |_| false);
+    assert!(pings.iter().filter(|m| *m == "WATCHDOG=1").count() >= 4, "the agent does not feed the watchdog: {pings:?}");
+    signal(pid, nix::sys::signal::Signal::SIGTERM);
+    let got = notifications(&sock, Duration::from_secs(10), |m| m.starts_with("STOPPING=1"));
+    assert!(got.iter().any(|m| m.starts_with("STOPPING=1")), "no STOPPING=1 on SIGTERM: {got:?}");
+    proc.stop();
+}
+
 /// Serialises dpkg use by concurrent test runs on one machine (dpkg fails on a held lock).
 fn dpkg_lock() -> nix::fcntl::Flock<std::fs::File> {
     let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open("/tmp/ampel-packaging-test.lock").unwrap();
