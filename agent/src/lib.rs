@@ -23,6 +23,7 @@
 //! - [`spool`]: the persistent, bounded LMDB spool of unacknowledged batches.
 //! - [`run`]: the main loop, and `once`.
 //! - [`parse_cmd`]: `ampel-agent parse`, a source's parser run over a whole file.
+//! - [`systemd`]: readiness, watchdog and reload notifications to systemd.
 
 pub mod backoff;
 pub mod config;
@@ -32,6 +33,7 @@ pub mod run;
 pub mod seq;
 pub mod sources;
 pub mod spool;
+pub mod systemd;
 pub mod transport;
 
 pub use config::AgentConfig;

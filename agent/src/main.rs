@@ -29,7 +29,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Gather a batch every interval and send it to the collector until SIGINT or SIGTERM.
+    /// Gather a batch every interval and send it to the collector until SIGINT or SIGTERM;
+    /// SIGHUP re-checks the configuration and certificates.
     Run {
         /// The configuration file.
         #[arg(short, long, value_name = "FILE", default_value = "/etc/ampel/agent.toml")]
@@ -90,7 +91,7 @@ fn main() -> ExitCode {
             Err(e) => bad_config(e),
         },
         Command::Run { config } => match prepare(&config) {
-            Ok(agent) => finish(run(agent)),
+            Ok(agent) => finish(run(agent, &config)),
             Err(e) => bad_config(e),
         },
         Command::Parse { format, summary, file } => {
@@ -156,18 +157,22 @@ fn prepare(path: &Path) -> anyhow::Result<Agent> {
     Agent::new(config).with_context(|| format!("{}: unusable configuration", path.display()))
 }
 
-fn run(agent: Agent) -> anyhow::Result<()> {
+fn run(agent: Agent, path: &Path) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
     rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("installing the SIGTERM handler")?;
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
         let shutdown = async move {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
                 _ = term.recv() => tracing::info!("SIGTERM received"),
             }
         };
-        agent.run(shutdown).await.context("agent stopped")
+        tokio::select! {
+            r = agent.run(shutdown) => r.context("agent stopped"),
+            () = reloads(hup, path) => Ok(()),
+        }
     })
 }
 
@@ -182,6 +187,36 @@ fn enroll(config: &AgentConfig, server: &str, token: &str) -> anyhow::Result<()>
     println!("  certificate: {}", config.collector.cert.display());
     println!("  CA:          {}", config.collector.ca.display());
     Ok(())
+}
+
+/// SIGHUP: re-reads the configuration and the certificate files and checks them as
+/// `check-config` does. A bad file is refused with its error and the agent keeps running as it
+/// was; otherwise the changed keys are logged (they take effect at the next restart).
+async fn reloads(mut hup: tokio::signal::unix::Signal, path: &Path) {
+    let systemd = ampel_agent::systemd::Notifier::from_env();
+    let read_table = || -> Option<toml::Table> { std::fs::read_to_string(path).ok()?.parse().ok() };
+    let mut table = read_table().unwrap_or_default();
+    while hup.recv().await.is_some() {
+        systemd.reloading();
+        match prepare(path) {
+            Err(e) => tracing::error!(error = %format!("{e:#}"), "reload refused; still running with the previous configuration"),
+            Ok(_) => {
+                let new = read_table().unwrap_or_default();
+                let changed = ampel_agent::systemd::changed_keys(&table, &new);
+                if changed.is_empty() {
+                    tracing::info!(config = %path.display(), "reloaded: configuration and certificates valid, nothing changed");
+                } else {
+                    tracing::warn!(
+                        config = %path.display(),
+                        changed = %changed.join(", "),
+                        "reloaded: valid; changed settings take effect after a restart (systemctl restart ampel-agent)"
+                    );
+                }
+                table = new;
+            }
+        }
+        systemd.ready("running");
+    }
 }
 
 fn once(config: &AgentConfig) -> anyhow::Result<()> {

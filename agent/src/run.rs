@@ -111,7 +111,9 @@ impl Agent {
         );
         let gatherer =
             Gatherer { sources, seqs, sender, interval: config.interval.get(), spool: spool.clone(), reported: None };
-        match transport {
+        let systemd = crate::systemd::Notifier::from_env();
+        systemd.ready(&format!("sending to {}", config.collector.address));
+        let result = match transport {
             AnyTransport::Quic(t) => {
                 // Renewal runs beside the transport and ends with it.
                 let renewer = crate::enroll::Renewer::new(&config, t.cert_handle());
@@ -124,7 +126,9 @@ impl Agent {
                 }
             }
             AnyTransport::Mqtt(t) => drive(gatherer, t, spool, shutdown).await,
-        }
+        };
+        systemd.stopping();
+        result
     }
 }
 
@@ -166,8 +170,12 @@ async fn produce(
     let mut ticker = tokio::time::interval_at(Instant::now() + g.interval, g.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut stats = tokio::time::interval_at(Instant::now() + STATS_EVERY, STATS_EVERY);
+    // Fed from this loop, so a wedged gatherer stops the pings and systemd restarts the agent.
+    let mut watchdog = crate::systemd::WatchdogTimer::from_env();
+    let systemd = crate::systemd::Notifier::from_env();
     loop {
         tokio::select! {
+            () = watchdog.tick() => systemd.watchdog(),
             () = &mut shutdown => {
                 tracing::info!("shutting down: waiting briefly for outstanding acks");
                 return Ok(()); // dropping `tx` tells the transport to drain

@@ -29,7 +29,7 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the collector: QUIC listener, store writer (stops on SIGINT/SIGTERM).
+    /// Run the collector: QUIC listener, store writer (SIGHUP reloads; SIGINT/SIGTERM stop).
     Serve,
     /// Check the configuration file and exit (exit code 78 when it is wrong).
     CheckConfig,
@@ -268,11 +268,82 @@ pub async fn run(cli: Cli) -> Result<()> {
 }
 
 async fn serve(cfg: Config) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let server = Server::start(&cfg).context("starting the collector")?;
-    wait_for_shutdown_signal().await?;
+    // Start returns once the store is open and the listeners are bound: only now is it ready.
+    let systemd = crate::systemd::Notifier::from_env();
+    let status = format!("listening on {} (QUIC)", server.local_addr);
+    systemd.ready(&status);
+    let mut watchdog = crate::systemd::WatchdogTimer::from_env();
+    let mut running = RunningConfig::new(cfg);
+    loop {
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => { r.context("waiting for SIGINT")?; break }
+            _ = term.recv() => break,
+            _ = hup.recv() => {
+                systemd.reloading();
+                running.reload(&server);
+                systemd.ready(&status);
+            }
+            () = watchdog.tick() => systemd.watchdog(),
+        }
+    }
+    systemd.stopping();
     tracing::info!("shutting down");
     server.stop().await;
     Ok(())
+}
+
+/// The configuration `serve` runs with, and its file's parsed text, to tell what a reload
+/// changed.
+struct RunningConfig {
+    cfg: Config,
+    table: toml::Table,
+}
+
+impl RunningConfig {
+    fn new(cfg: Config) -> RunningConfig {
+        let table = read_table(&cfg.source).unwrap_or_default();
+        RunningConfig { cfg, table }
+    }
+
+    /// SIGHUP: re-reads and validates the file and the certificates. A bad file is refused
+    /// with its error and the collector keeps running as it was; certificates and CRL take
+    /// effect at once; other changed keys are named and need a restart.
+    fn reload(&mut self, server: &Server) {
+        let path = self.cfg.source.clone();
+        let new = match Config::load(&path) {
+            Ok(new) => new,
+            Err(e) => {
+                tracing::error!(error = %e, "reload refused: configuration invalid; still running with the previous one");
+                return;
+            }
+        };
+        if let Err(e) = server.reload_tls(&new) {
+            tracing::error!(error = %e, "reload refused: certificates unusable; still running with the previous ones");
+            return;
+        }
+        let table = read_table(&path).unwrap_or_default();
+        let changed = crate::systemd::changed_keys(&self.table, &table);
+        if changed.is_empty() {
+            tracing::info!(config = %path.display(), "reloaded: certificates and CRL re-read; configuration unchanged");
+        } else {
+            tracing::warn!(
+                config = %path.display(),
+                changed = %changed.join(", "),
+                "reloaded: certificates and CRL re-read; changed settings take effect after a restart (systemctl restart ampel-collector)"
+            );
+        }
+        self.table = table;
+        self.cfg = new;
+    }
+}
+
+/// The config file as a TOML table (it parsed a moment ago; `None` if it changed under us).
+fn read_table(path: &Path) -> Option<toml::Table> {
+    std::fs::read_to_string(path).ok()?.parse().ok()
 }
 
 /// Waits for SIGINT or SIGTERM.

@@ -17,6 +17,7 @@
 //! - [`recipients`]: opt-in of report recipients, signed links, the consent log.
 //! - [`schedule`]: report jobs, due times, the delivery store and the scheduler loop.
 //! - [`server`]: `serve` — store, writer and listener started and stopped together.
+//! - [`systemd`]: readiness, watchdog and reload notifications to systemd.
 //! - [`demo`]: the embedded default: everything on loopback.
 //! - [`cli`]: the command line.
 
@@ -37,3 +38,4 @@ pub mod risk;
 pub mod schedule;
 pub mod server;
 pub mod store;
+pub mod systemd;

@@ -132,6 +132,10 @@ pub struct Server {
     http: Option<crate::http::HttpServer>,
     scheduler: Option<tokio::task::JoinHandle<()>>,
     shutdown: watch::Sender<bool>,
+    /// A handle on the listening endpoint, to swap certificates in on reload.
+    endpoint: quinn::Endpoint,
+    /// The live trust (CA, CRL, server certificate), reloaded on SIGHUP and on file changes.
+    trust: crate::ingest::trust::Trust,
     listener: tokio::task::JoinHandle<()>,
     mqtt: Option<tokio::task::JoinHandle<()>>,
     writer: std::thread::JoinHandle<()>,
@@ -172,10 +176,22 @@ impl Server {
             tokio::spawn(mqtt::serve(m, o, writer.clone(), store.clone(), rx.clone()))
         });
         tokio::spawn(trust.clone().watch(rx.clone()));
-        let listener = tokio::spawn(quic::serve(endpoint, writer, Limits::default(), trust, enroll, rx));
+        let listener = tokio::spawn(quic::serve(endpoint.clone(), writer, Limits::default(), trust.clone(), enroll, rx));
         tracing::info!(addr = %local_addr, store = %cfg.store_dir().display(), "collector listening (QUIC, mutual TLS)");
         let http_addr = http.as_ref().map(|h| h.local_addr);
-        Ok(Server { local_addr, store, stats, http_addr, http, scheduler, shutdown, listener, mqtt, writer: writer_thread })
+        Ok(Server { local_addr, store, stats, http_addr, http, scheduler, shutdown, endpoint, trust, listener, mqtt, writer: writer_thread })
+    }
+
+    /// Re-reads the server certificate, key, CA (with rollover anchors) and CRL from the PKI
+    /// directory and uses them from the next handshake on, closing sessions whose device no
+    /// longer verifies. The trust also polls these files by itself; SIGHUP makes it immediate.
+    /// On error the running trust stays. A changed `data-dir` needs a restart.
+    pub fn reload_tls(&self, cfg: &Config) -> Result<(), ServeError> {
+        let closed = self.trust.reload().map_err(|e| ServeError::TlsConfig { dir: cfg.pki_dir(), message: e.to_string() })?;
+        if closed > 0 {
+            tracing::info!(closed, "closed sessions of devices that no longer verify");
+        }
+        Ok(())
     }
 
     /// Stops accepting, lets in-flight batches commit and waits for the writer to finish.
@@ -195,6 +211,7 @@ impl Server {
         {
             tracing::error!(error = %e, "MQTT ingest task failed");
         }
+        drop(self.endpoint);
         let writer = self.writer;
         // The writer ends once the last connection task has dropped its handle.
         let _ = tokio::task::spawn_blocking(move || writer.join()).await;

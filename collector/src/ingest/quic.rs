@@ -37,6 +37,12 @@ pub enum ListenError {
 /// Builds a bound QUIC endpoint from a rustls server configuration (which must require client
 /// certificates).
 pub fn bind(addr: SocketAddr, tls: rustls::ServerConfig, max_streams: u32) -> Result<quinn::Endpoint, ListenError> {
+    quinn::Endpoint::server(server_config(tls, max_streams)?, addr).map_err(|source| ListenError::Bind { addr, source })
+}
+
+/// The QUIC server configuration for `bind`, also used to swap certificates and CRL into a
+/// running endpoint on reload (`Endpoint::set_server_config`).
+pub fn server_config(tls: rustls::ServerConfig, max_streams: u32) -> Result<quinn::ServerConfig, ListenError> {
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(|e| ListenError::Tls(e.to_string()))?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     let mut transport = quinn::TransportConfig::default();
@@ -45,7 +51,7 @@ pub fn bind(addr: SocketAddr, tls: rustls::ServerConfig, max_streams: u32) -> Re
         .max_concurrent_uni_streams(0u32.into())
         .max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(60_000))));
     server.transport_config(Arc::new(transport));
-    quinn::Endpoint::server(server, addr).map_err(|source| ListenError::Bind { addr, source })
+    Ok(server)
 }
 
 /// Accepts connections until `shutdown` turns true, then stops accepting, gives open streams a

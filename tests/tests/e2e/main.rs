@@ -11,6 +11,7 @@ mod demo;
 mod enroll;
 mod ingest;
 mod mqtt;
+mod packaging;
 mod report;
 mod schedule;
 mod spool;

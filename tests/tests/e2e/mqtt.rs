@@ -29,7 +29,7 @@ impl Broker {
         let var = dir.path().join("var");
         std::fs::create_dir_all(&etc).unwrap();
         std::fs::create_dir_all(&var).unwrap();
-        for f in ["ca.pem", "server.pem", "server.key"] {
+        for f in ["ca.pem", "server.pem", "server.key", "crl.pem"] {
             std::fs::copy(d.pki_dir().join(f), etc.join(f)).unwrap();
         }
         std::fs::copy(root.join("ampel.acl"), etc.join("ampel.acl")).unwrap();
