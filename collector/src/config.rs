@@ -287,6 +287,67 @@ pub struct StoreConfig {
     /// Initial map size in MiB; the map grows by doubling when full.
     #[serde(default = "default_map_mib")]
     pub initial_map_mib: u32,
+    /// `[store.retention]`: how long each class of data is kept.
+    #[serde(default)]
+    pub retention: RetentionConfig,
+}
+
+/// How long data is kept: a duration (`"35d"`) or `"forever"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keep(pub Option<Duration>);
+
+impl<'de> Deserialize<'de> for Keep {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.trim() == "forever" {
+            return Ok(Keep(None));
+        }
+        let keep: Duration = s.parse().map_err(|e: String| serde::de::Error::custom(format!("{e}, or \"forever\"")))?;
+        if keep.0.is_zero() {
+            return Err(serde::de::Error::custom("a retention of 0 would delete everything; write e.g. \"35d\" or \"forever\""));
+        }
+        Ok(Keep(Some(keep)))
+    }
+}
+
+impl Keep {
+    fn ms(self) -> Option<i64> {
+        self.0.map(Duration::as_ms)
+    }
+}
+
+/// `[store.retention]`. Defaults as [`crate::store::Retention::default`]. A coarser class is
+/// kept at least as long as a finer one, whatever is written here.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Raw points.
+    pub raw: Keep,
+    /// One-minute rollups.
+    pub minute: Keep,
+    /// One-hour rollups.
+    pub hour: Keep,
+    /// One-day rollups.
+    pub day: Keep,
+    /// Alerts and their counts.
+    pub alerts: Keep,
+    /// License and inventory history (the latest of each is always kept).
+    pub states: Keep,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        let d = crate::store::Retention::default();
+        let keep = |ms: Option<i64>| Keep(ms.map(|ms| Duration(std::time::Duration::from_millis(ms.unsigned_abs()))));
+        RetentionConfig {
+            raw: keep(d.raw_ms),
+            minute: keep(d.minute_ms),
+            hour: keep(d.hour_ms),
+            day: keep(d.day_ms),
+            alerts: keep(d.alerts_ms),
+            states: keep(d.states_ms),
+        }
+    }
 }
 
 fn default_map_mib() -> u32 {
@@ -295,7 +356,7 @@ fn default_map_mib() -> u32 {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { dir: None, initial_map_mib: default_map_mib() }
+        StoreConfig { dir: None, initial_map_mib: default_map_mib(), retention: RetentionConfig::default() }
     }
 }
 
@@ -576,6 +637,14 @@ impl Config {
     pub fn store_options(&self) -> crate::store::StoreOptions {
         crate::store::StoreOptions {
             initial_map_size: (self.store.initial_map_mib as usize) << 20,
+            retention: crate::store::Retention {
+                raw_ms: self.store.retention.raw.ms(),
+                minute_ms: self.store.retention.minute.ms(),
+                hour_ms: self.store.retention.hour.ms(),
+                day_ms: self.store.retention.day.ms(),
+                alerts_ms: self.store.retention.alerts.ms(),
+                states_ms: self.store.retention.states.ms(),
+            },
             ..crate::store::StoreOptions::default()
         }
     }
@@ -588,6 +657,27 @@ mod tests {
 
     fn parse(src: &str) -> Result<Config, ConfigError> {
         Config::parse(Path::new("/etc/ampel/collector.toml"), src)
+    }
+
+    #[test]
+    fn retention_is_read_per_class_and_forever_keeps() {
+        let cfg = parse("[store.retention]\nraw = \"7d\"\nday = \"forever\"\n").unwrap();
+        let r = cfg.store_options().retention;
+        assert_eq!(r.raw_ms, Some(7 * 86_400_000));
+        assert_eq!(r.day_ms, None);
+        // Unset classes keep their defaults.
+        assert_eq!(r.hour_ms, crate::store::Retention::default().hour_ms);
+        assert_eq!(parse("").unwrap().store_options().retention, crate::store::Retention::default());
+    }
+
+    #[test]
+    fn a_zero_or_unknown_retention_names_its_key() {
+        let e = parse("[store.retention]\nalerts = \"0d\"\n").unwrap_err().to_string();
+        assert!(e.contains("store.retention.alerts") && e.contains("delete everything"), "{e}");
+        let e = parse("[store.retention]\npoints = \"7d\"\n").unwrap_err().to_string();
+        assert!(e.contains("points"), "{e}");
+        let e = parse("[store.retention]\nraw = \"soon\"\n").unwrap_err().to_string();
+        assert!(e.contains("store.retention.raw") && e.contains("forever"), "{e}");
     }
 
     #[test]
