@@ -258,7 +258,14 @@ fn gather(store: &Store, cfg: &Config, tenant: &str, period: &Period) -> Result<
         // Latest sample time in the period: what "last seen" means for data sent late (a
         // spooled backlog) or for a report of a past period.
         let mut latest_sample: Option<i64> = None;
-        for name in [rules::metrics::CPU, rules::metrics::MEMORY, rules::metrics::DISK_USED, &cfg.risk.capture_drops_metric.0, &cfg.risk.capture_packets_metric.0] {
+        for name in [
+            rules::metrics::CPU,
+            rules::metrics::MEMORY,
+            rules::metrics::DISK_USED,
+            rules::metrics::CERT_EXPIRES_AT,
+            &cfg.risk.capture_drops_metric.0,
+            &cfg.risk.capture_packets_metric.0,
+        ] {
             for (labels, points) in store.metric(&device, name, period.start_ms, period.end_ms)? {
                 latest_sample = latest_sample.max(points.last().map(|p| p.0));
                 input.add_series(name, &labels, points, &cfg.risk);

@@ -395,6 +395,11 @@ pub struct RiskConfig {
     /// A license (or licensed feature) expiring within this time is yellow; expired is red.
     #[serde(default = "default_license_warning")]
     pub license_warning: Duration,
+    /// A device certificate expiring within this time is yellow (its renewal is failing);
+    /// expired is red. Renewal runs two thirds into the lifetime, so with 30-day certificates
+    /// a healthy agent never comes closer than 10 days.
+    #[serde(default = "default_certificate_warning")]
+    pub certificate_warning: Duration,
     /// When true, a device that never reported its license state is grey (not enough data).
     /// Off by default because plain Linux hosts have no license to report.
     #[serde(default)]
@@ -501,6 +506,9 @@ fn default_disk_forecast_min_span() -> Duration {
 fn default_license_warning() -> Duration {
     Duration(std::time::Duration::from_secs(30 * 86_400))
 }
+fn default_certificate_warning() -> Duration {
+    Duration(std::time::Duration::from_secs(7 * 86_400))
+}
 fn default_ids_severity() -> Severity {
     Severity(1)
 }
@@ -539,6 +547,7 @@ impl Default for RiskConfig {
             disk_full_within: default_disk_full_within(),
             disk_forecast_min_span: default_disk_forecast_min_span(),
             license_warning: default_license_warning(),
+            certificate_warning: default_certificate_warning(),
             license_required: false,
             ids_severity: default_ids_severity(),
             mail_spike_factor: default_mail_spike_factor(),

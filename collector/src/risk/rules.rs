@@ -11,6 +11,7 @@
 //! | `malware.found` | malware | red: not quarantined; yellow: all quarantined |
 //! | `mail.quarantine-spike` | mail | yellow |
 //! | `availability.silent` / `availability.never-seen` | availability | yellow, red / grey |
+//! | `availability.certificate-expiring` / `-expired` | availability | yellow / red |
 //! | `performance.cpu` / `.memory` / `.disk` | performance | yellow, red |
 //! | `performance.disk-full-forecast` | performance | yellow |
 //! | `traffic.capture-drops` | traffic | yellow |
@@ -35,6 +36,8 @@ pub mod metrics {
     pub const MEMORY: &str = "memory.used_percent";
     /// Disk used, percent, label `mount`.
     pub const DISK_USED: &str = "disk.used_percent";
+    /// The notAfter of the device certificate in force, Unix seconds (sent by the agent).
+    pub const CERT_EXPIRES_AT: &str = "agent.cert_expires_at";
 }
 
 /// The samples of one file system.
@@ -67,6 +70,8 @@ pub struct DeviceInput {
     pub capture_packets: Vec<(i64, f64)>,
     /// The latest license state, if the device ever sent one.
     pub license: Option<License>,
+    /// `agent.cert_expires_at` samples in the period (notAfter, Unix seconds).
+    pub cert_expires_at: Vec<(i64, f64)>,
     /// The device's alerts in the period.
     pub alerts: Vec<Alert>,
 }
@@ -79,6 +84,8 @@ impl DeviceInput {
             &mut self.cpu
         } else if name == metrics::MEMORY {
             &mut self.memory
+        } else if name == metrics::CERT_EXPIRES_AT {
+            &mut self.cert_expires_at
         } else if name == cfg.capture_drops_metric.0 {
             &mut self.capture_drops
         } else if name == cfg.capture_packets_metric.0 {
@@ -222,6 +229,7 @@ pub fn evaluate(dev: &DeviceInput, cfg: &RiskConfig, win: &Window) -> Vec<Findin
     malware(&mut out);
     mail_spike(&mut out, cfg);
     availability(&mut out, cfg);
+    certificate(&mut out, cfg);
     performance(&mut out, cfg);
     disks(&mut out, cfg);
     capture(&mut out, cfg);
@@ -398,6 +406,33 @@ fn availability(out: &mut Out<'_>, cfg: &RiskConfig) {
             );
             out.push("availability.silent", None, level, evidence, &[("silent_s", (silent / 1000) as f64)]);
         }
+    }
+}
+
+/// The device certificate, as the agent last reported it in the period: expired (red) or
+/// expiring within `certificate-warning` (yellow), which means renewal has been failing.
+fn certificate(out: &mut Out<'_>, cfg: &RiskConfig) {
+    let Some(&(_, not_after_s)) = out.dev.cert_expires_at.iter().filter(|p| p.0 < out.win.end_ms).last() else {
+        return;
+    };
+    if !not_after_s.is_finite() {
+        return;
+    }
+    let expires = (not_after_s * 1000.0) as i64;
+    let left = expires.saturating_sub(out.win.end_ms);
+    let warn = cfg.certificate_warning.as_ms();
+    let values = [("expires_ms", expires as f64), ("days_left", ((left as f64 / DAY_MS as f64) * 10.0).round() / 10.0)];
+    if left <= 0 {
+        let evidence = format!("The device certificate expired on {} ({} ago); the collector refuses the device.", out.win.date(expires), human(-left));
+        out.push("availability.certificate-expired", None, Light::Red, evidence, &values);
+    } else if left <= warn {
+        let evidence = format!(
+            "The device certificate expires on {}, in {} (warning {} ahead): its renewal has not succeeded.",
+            out.win.date(expires),
+            human(left),
+            human(warn)
+        );
+        out.push("availability.certificate-expiring", None, Light::Yellow, evidence, &values);
     }
 }
 
@@ -759,6 +794,27 @@ mod tests {
         let f = run(&d);
         assert_eq!(levels(&f), vec![("license.expired", Light::Red), ("license.expiring", Light::Yellow)]);
         assert_eq!(f[1].subject.as_deref(), Some("ids"));
+    }
+
+    #[test]
+    fn certificate_expired_expiring_at_the_edges() {
+        let end = win().end_ms;
+        let cert = |not_after_ms: i64| {
+            let mut d = dev();
+            d.cert_expires_at = vec![(end - HOUR, (not_after_ms / 1000) as f64)];
+            levels(&run(&d)).into_iter().map(|(r, l)| (r.to_owned(), l)).collect::<Vec<_>>()
+        };
+        let one = |r: &str, l| vec![(r.to_owned(), l)];
+        let week = 7 * 24 * HOUR;
+        assert_eq!(cert(end - 1000), one("availability.certificate-expired", Light::Red));
+        assert_eq!(cert(end), one("availability.certificate-expired", Light::Red));
+        assert_eq!(cert(end + 1000), one("availability.certificate-expiring", Light::Yellow));
+        assert_eq!(cert(end + week), one("availability.certificate-expiring", Light::Yellow));
+        assert_eq!(cert(end + week + 1000), vec![]);
+        // A sample after the window's end is not what the device reported in the period.
+        let mut d = dev();
+        d.cert_expires_at = vec![(end + HOUR, ((end - HOUR) / 1000) as f64)];
+        assert!(levels(&run(&d)).is_empty());
     }
 
     #[test]

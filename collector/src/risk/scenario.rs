@@ -331,6 +331,7 @@ impl Scenario {
                 rules::metrics::CPU,
                 rules::metrics::MEMORY,
                 rules::metrics::DISK_USED,
+                rules::metrics::CERT_EXPIRES_AT,
                 &self.risk.capture_drops_metric.0,
                 &self.risk.capture_packets_metric.0,
             ];

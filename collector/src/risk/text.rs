@@ -65,6 +65,16 @@ pub const RULES: &[RuleText] = &[
         de: "Prüfen, ob das Gerät eingeschaltet und erreichbar ist und ampel-agent läuft; sein Log nennt den Verbindungsfehler.",
     },
     RuleText {
+        rule: "availability.certificate-expiring",
+        en: "The agent's certificate renewal is failing: check the agent's log for the renewal error and that the collector's enrollment service is reachable; if needed, enroll the device again with a new token (ampel-collector pki token).",
+        de: "Die Zertifikatserneuerung des Agenten schlägt fehl: Im Agent-Log den Fehler der Erneuerung suchen und prüfen, ob der Enrollment-Dienst des Collectors erreichbar ist; notfalls das Gerät mit einem neuen Token neu registrieren (ampel-collector pki token).",
+    },
+    RuleText {
+        rule: "availability.certificate-expired",
+        en: "The device certificate has expired and the collector refuses the device: make a token with ampel-collector pki token and run ampel-agent enroll on the device.",
+        de: "Das Gerätezertifikat ist abgelaufen und der Collector weist das Gerät ab: mit ampel-collector pki token ein Token erzeugen und auf dem Gerät ampel-agent enroll ausführen.",
+    },
+    RuleText {
         rule: "performance.cpu",
         en: "Find the processes that load the CPU (IDS rule sets and antivirus scans are typical) and tune them, or size the appliance up.",
         de: "Die Prozesse finden, die die CPU belasten (typisch: IDS-Regelsätze und Virenscans), und sie anpassen oder eine größere Appliance einsetzen.",
