@@ -173,7 +173,10 @@ path = "{d}/nft.json"
             chunk.push('\n');
             append(&eve, &chunk);
             append(&clam, "Sun Nov 22 03:02:01 2026 -> /srv/upload/x.exe: Eicar-Signature FOUND\n");
-            append(&mail, "May 11 04:02:37 host1 postfix/smtpd[26897]: NOQUEUE: reject: RCPT from unknown[1.2.3.4]: 554 5.7.1 Service unavailable; from=<a@b> to=<c@d> proto=ESMTP helo=<x>\n");
+            append(
+                &mail,
+                "May 11 04:02:37 host1 postfix/smtpd[26897]: NOQUEUE: reject: RCPT from unknown[1.2.3.4]: 554 5.7.1 Service unavailable; from=<a@b> to=<c@d> proto=ESMTP helo=<x>\n",
+            );
         }
         let c0 = cpu_time();
         let records = sources::gather_all(&mut srcs, 1_795_315_014_000 + i as i64 * 10_000);

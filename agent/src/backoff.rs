@@ -26,11 +26,7 @@ pub struct BackoffConfig {
 
 impl Default for BackoffConfig {
     fn default() -> Self {
-        BackoffConfig {
-            base: Duration::from_millis(500),
-            cap: Duration::from_secs(60),
-            quiet_at_cap: Duration::from_secs(300),
-        }
+        BackoffConfig { base: Duration::from_millis(500), cap: Duration::from_secs(60), quiet_at_cap: Duration::from_secs(300) }
     }
 }
 

@@ -426,9 +426,7 @@ pub struct TlsName(ServerName<'static>);
 impl<'de> Deserialize<'de> for TlsName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        ServerName::try_from(s.clone())
-            .map(TlsName)
-            .map_err(|_| de::Error::custom(AddressError::BadHost(s)))
+        ServerName::try_from(s.clone()).map(TlsName).map_err(|_| de::Error::custom(AddressError::BadHost(s)))
     }
 }
 

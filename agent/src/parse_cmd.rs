@@ -61,9 +61,8 @@ pub fn run(format: Format, path: &Path, summary: bool, out: &mut dyn Write) -> R
     let mut write_err = None;
     let mut emit = |r: &Record| {
         if !summary && write_err.is_none() {
-            let res = serde_json::to_writer(&mut *out, r)
-                .map_err(ParseError::from)
-                .and_then(|()| out.write_all(b"\n").map_err(ParseError::from));
+            let res =
+                serde_json::to_writer(&mut *out, r).map_err(ParseError::from).and_then(|()| out.write_all(b"\n").map_err(ParseError::from));
             write_err = res.err();
         }
     };

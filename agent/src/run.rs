@@ -109,8 +109,7 @@ impl Agent {
             device = sender.as_deref().unwrap_or("?"),
             "agent started"
         );
-        let gatherer =
-            Gatherer { sources, seqs, sender, interval: config.interval.get(), spool: spool.clone(), reported: None };
+        let gatherer = Gatherer { sources, seqs, sender, interval: config.interval.get(), spool: spool.clone(), reported: None };
         let systemd = crate::systemd::Notifier::from_env();
         systemd.ready(&format!("sending to {}", config.collector.address));
         let result = match transport {
@@ -251,8 +250,5 @@ pub fn once(config: &AgentConfig) -> Result<Batch, RunError> {
 
 /// Now as Unix milliseconds (0 if the clock is before 1970).
 pub fn unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
 }

@@ -65,10 +65,10 @@ impl SeqStore {
         fs::create_dir_all(state_dir).map_err(|error| SeqError::Io { path: state_dir.to_owned(), error })?;
         let path = state_dir.join("seq");
         let next = match fs::read_to_string(&path) {
-            Ok(text) => text.trim().parse::<u64>().map_err(|_| SeqError::Corrupt {
-                path: path.clone(),
-                content: text.chars().take(64).collect(),
-            })?,
+            Ok(text) => text
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| SeqError::Corrupt { path: path.clone(), content: text.chars().take(64).collect() })?,
             // Sequence numbers start at 1; 0 marks a batch that was never numbered (`once`).
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 1,
             Err(error) => return Err(SeqError::Io { path, error }),

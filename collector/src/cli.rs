@@ -498,8 +498,17 @@ fn risk_show(cfg: &Config, tenant: &TenantId, period: &str, json: bool) -> Resul
         );
         return Ok(());
     }
-    println!("tenant {}: {} (score {}), {} to {}", a.tenant, a.light.as_str().to_uppercase(), a.score, fmt_time(Some(period.start_ms)), fmt_time(Some(period.end_ms)));
-    let services = |s: &[crate::risk::ServiceLight]| s.iter().map(|s| format!("{} {} {}", s.service, s.light.as_str(), s.score)).collect::<Vec<_>>().join(", ");
+    println!(
+        "tenant {}: {} (score {}), {} to {}",
+        a.tenant,
+        a.light.as_str().to_uppercase(),
+        a.score,
+        fmt_time(Some(period.start_ms)),
+        fmt_time(Some(period.end_ms))
+    );
+    let services = |s: &[crate::risk::ServiceLight]| {
+        s.iter().map(|s| format!("{} {} {}", s.service, s.light.as_str(), s.score)).collect::<Vec<_>>().join(", ")
+    };
     println!("  services: {}", services(&a.services));
     for d in &a.devices {
         println!("  {}: {} (score {})", d.device, d.light.as_str(), d.score);
@@ -513,10 +522,22 @@ fn risk_show(cfg: &Config, tenant: &TenantId, period: &str, json: bool) -> Resul
     if let Some(prev) = &a.previous {
         let count = |c: crate::risk::Change| a.changes.iter().filter(|x| x.change == c).count();
         use crate::risk::Change::{Fixed, New, StillOpen};
-        println!("  since {} to {}: {} new, {} still open, {} fixed", fmt_time(Some(prev.start_ms)), fmt_time(Some(prev.end_ms)), count(New), count(StillOpen), count(Fixed));
+        println!(
+            "  since {} to {}: {} new, {} still open, {} fixed",
+            fmt_time(Some(prev.start_ms)),
+            fmt_time(Some(prev.end_ms)),
+            count(New),
+            count(StillOpen),
+            count(Fixed)
+        );
         for c in a.changes.iter().filter(|c| c.change == Fixed) {
             let subject = c.subject.as_ref().map(|s| format!(" [{s}]")).unwrap_or_default();
-            println!("    fixed: {} {}{subject} (was {})", c.device.as_deref().unwrap_or("-"), c.rule, c.previous.map_or("?", |l| l.as_str()));
+            println!(
+                "    fixed: {} {}{subject} (was {})",
+                c.device.as_deref().unwrap_or("-"),
+                c.rule,
+                c.previous.map_or("?", |l| l.as_str())
+            );
         }
     }
     Ok(())

@@ -617,7 +617,9 @@ impl Config {
         self.mail.validate().map_err(|e| invalid(format!("[mail] {e}")))?;
         crate::schedule::config::validate(&self.jobs).map_err(invalid)?;
         if !self.jobs.is_empty() && self.http.listen.is_none() {
-            return Err(invalid("[[jobs]] need the HTTP listener for opt-in and download links: set [http] listen (and public-url)".into()));
+            return Err(invalid(
+                "[[jobs]] need the HTTP listener for opt-in and download links: set [http] listen (and public-url)".into(),
+            ));
         }
         Ok(())
     }
@@ -738,11 +740,23 @@ mod tests {
         assert_eq!(shipped.risk.silent_red, empty.risk.silent_red);
         assert_eq!(shipped.risk.disk_yellow_percent, empty.risk.disk_yellow_percent);
         let (a, b) = (&shipped.risk, &empty.risk);
-        assert_eq!((a.disk_full_within, a.disk_forecast_min_span, a.license_warning), (b.disk_full_within, b.disk_forecast_min_span, b.license_warning));
-        assert_eq!((a.license_required, a.ids_severity, a.mail_spike_factor, a.mail_spike_min_count), (b.license_required, b.ids_severity, b.mail_spike_factor, b.mail_spike_min_count));
-        assert_eq!((&a.capture_drops_metric, &a.capture_packets_metric, a.capture_drop_percent), (&b.capture_drops_metric, &b.capture_packets_metric, b.capture_drop_percent));
+        assert_eq!(
+            (a.disk_full_within, a.disk_forecast_min_span, a.license_warning),
+            (b.disk_full_within, b.disk_forecast_min_span, b.license_warning)
+        );
+        assert_eq!(
+            (a.license_required, a.ids_severity, a.mail_spike_factor, a.mail_spike_min_count),
+            (b.license_required, b.ids_severity, b.mail_spike_factor, b.mail_spike_min_count)
+        );
+        assert_eq!(
+            (&a.capture_drops_metric, &a.capture_packets_metric, a.capture_drop_percent),
+            (&b.capture_drops_metric, &b.capture_packets_metric, b.capture_drop_percent)
+        );
         assert_eq!((a.expected_interval, a.coverage_min_percent), (b.expected_interval, b.coverage_min_percent));
-        assert_eq!((a.cpu_high_percent, a.memory_high_percent, a.high_share_percent, a.disk_red_percent), (b.cpu_high_percent, b.memory_high_percent, b.high_share_percent, b.disk_red_percent));
+        assert_eq!(
+            (a.cpu_high_percent, a.memory_high_percent, a.high_share_percent, a.disk_red_percent),
+            (b.cpu_high_percent, b.memory_high_percent, b.high_share_percent, b.disk_red_percent)
+        );
         assert_eq!(shipped.report.time_zone, empty.report.time_zone);
         assert_eq!(shipped.mail.outbox, empty.mail.outbox);
     }

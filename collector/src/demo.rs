@@ -38,10 +38,7 @@ fn agent_binary(explicit: Option<PathBuf>) -> Result<PathBuf> {
     if candidate.exists() {
         return Ok(candidate);
     }
-    bail!(
-        "ampel-agent not found next to {} — build it first (`cargo build --release`) or pass --agent PATH",
-        me.display()
-    )
+    bail!("ampel-agent not found next to {} — build it first (`cargo build --release`) or pass --agent PATH", me.display())
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {

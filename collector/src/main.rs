@@ -25,11 +25,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            if e.chain().any(|c| c.is::<ampel_collector::config::ConfigError>()) {
-                ExitCode::from(EX_CONFIG)
-            } else {
-                ExitCode::FAILURE
-            }
+            if e.chain().any(|c| c.is::<ampel_collector::config::ConfigError>()) { ExitCode::from(EX_CONFIG) } else { ExitCode::FAILURE }
         }
     }
 }

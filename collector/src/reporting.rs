@@ -41,7 +41,13 @@ pub fn mail_text(data: &ReportData) -> String {
     } else {
         s.push_str("\nWhat needs attention:\n");
         for f in data.findings.iter().take(10) {
-            s.push_str(&format!("- [{}] {}: {}\n  {}\n", f.level.as_str(), f.device.as_deref().unwrap_or("tenant"), f.evidence, f.recommendation));
+            s.push_str(&format!(
+                "- [{}] {}: {}\n  {}\n",
+                f.level.as_str(),
+                f.device.as_deref().unwrap_or("tenant"),
+                f.evidence,
+                f.recommendation
+            ));
         }
     }
     s.push_str("\nThe full report is attached as PDF.\n");
@@ -68,7 +74,8 @@ pub async fn command(cfg: &Config, cmd: ReportCommand) -> Result<()> {
     if matches!(cmd, ReportCommand::List { .. } | ReportCommand::Resend { .. }) {
         return crate::schedule::commands::report(cfg, cmd).await;
     }
-    let store = Store::open(&cfg.store_dir(), cfg.store_options()).with_context(|| format!("opening the store in {}", cfg.store_dir().display()))?;
+    let store = Store::open(&cfg.store_dir(), cfg.store_options())
+        .with_context(|| format!("opening the store in {}", cfg.store_dir().display()))?;
     match cmd {
         ReportCommand::Preview { tenant, period, end, out } => {
             let period = Period::parse(&period, end_ms(end)).map_err(anyhow::Error::msg)?;

@@ -74,11 +74,7 @@ pub fn server_tls(pki_dir: &Path, alpn: &[&[u8]]) -> Result<rustls::ServerConfig
 /// certificates are judged by its reloadable verifier (client certificates optional — see
 /// [`crate::ingest::trust`]) and the server certificate, sent with its CA so an enrolling agent
 /// can pin it, is replaced when `server.pem` changes.
-pub fn server_tls_with(
-    pki_dir: &Path,
-    alpn: &[&[u8]],
-    trust: &crate::ingest::trust::Trust,
-) -> Result<rustls::ServerConfig, ServeError> {
+pub fn server_tls_with(pki_dir: &Path, alpn: &[&[u8]], trust: &crate::ingest::trust::Trust) -> Result<rustls::ServerConfig, ServeError> {
     let tls_err = |e: rustls::Error| ServeError::TlsConfig { dir: pki_dir.to_owned(), message: e.to_string() };
     let mut cfg = rustls::ServerConfig::builder_with_provider(tls::provider())
         .with_safe_default_protocol_versions()
@@ -97,7 +93,12 @@ type Delivery = (Option<crate::http::HttpServer>, Option<tokio::task::JoinHandle
 
 /// Starts the HTTP listener (when `[http] listen` is set) and the scheduler (when there are
 /// `[[jobs]]`, which config validation ties to the listener).
-fn start_delivery(cfg: &Config, store: &Store, ingest: &Arc<IngestStats>, shutdown: &watch::Receiver<bool>) -> Result<Delivery, ServeError> {
+fn start_delivery(
+    cfg: &Config,
+    store: &Store,
+    ingest: &Arc<IngestStats>,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<Delivery, ServeError> {
     use crate::schedule::{commands, runner};
     let Some(listen) = cfg.http.listen else { return Ok((None, None)) };
     let (delivery, key) = commands::open(cfg).map_err(ServeError::Delivery)?;
@@ -179,7 +180,20 @@ impl Server {
         let listener = tokio::spawn(quic::serve(endpoint.clone(), writer, Limits::default(), trust.clone(), enroll, rx));
         tracing::info!(addr = %local_addr, store = %cfg.store_dir().display(), "collector listening (QUIC, mutual TLS)");
         let http_addr = http.as_ref().map(|h| h.local_addr);
-        Ok(Server { local_addr, store, stats, http_addr, http, scheduler, shutdown, endpoint, trust, listener, mqtt, writer: writer_thread })
+        Ok(Server {
+            local_addr,
+            store,
+            stats,
+            http_addr,
+            http,
+            scheduler,
+            shutdown,
+            endpoint,
+            trust,
+            listener,
+            mqtt,
+            writer: writer_thread,
+        })
     }
 
     /// Re-reads the server certificate, key, CA (with rollover anchors) and CRL from the PKI

@@ -320,11 +320,7 @@ mod tests {
     #[test]
     fn unknown_enum_values_decode_as_other() {
         let alert = serde_json::json!({"ts": 1, "source": "satellite", "severity": 2, "signature": "s", "action": "vaporised"});
-        let newer = RawBatch {
-            version: 1,
-            seq: 1,
-            records: (Raw { kind: "alert", data: alert }, Raw { kind: "future", data: 0 }),
-        };
+        let newer = RawBatch { version: 1, seq: 1, records: (Raw { kind: "alert", data: alert }, Raw { kind: "future", data: 0 }) };
         let bytes = serde_cbor::to_vec(&newer).unwrap();
         let b = decode_batch(&bytes, &Limits::default()).unwrap();
         let Record::Alert(a) = &b.records[0] else { panic!("not an alert") };
@@ -403,8 +399,8 @@ mod tests {
             (any::<i64>(), arb_string(), proptest::collection::vec((arb_string(), arb_string()), 0..3), any::<f64>())
                 .prop_filter("NaN never equals itself", |t| !t.3.is_nan())
                 .prop_map(|(ts, name, labels, value)| Record::Metric(Metric { ts, name, labels, value })),
-            (any::<i64>(), 1u8..=4, any::<Option<u64>>(), arb_string(), proptest::option::of(arb_string()))
-                .prop_map(|(ts, severity, signature_id, signature, src)| Record::Alert(Alert {
+            (any::<i64>(), 1u8..=4, any::<Option<u64>>(), arb_string(), proptest::option::of(arb_string())).prop_map(
+                |(ts, severity, signature_id, signature, src)| Record::Alert(Alert {
                     ts,
                     source: AlertSource::Antivirus,
                     severity,
@@ -416,7 +412,8 @@ mod tests {
                     dst: None,
                     detail: None,
                     ..Alert::new(0, AlertSource::Antivirus, 1, String::new(), AlertAction::Quarantined)
-                })),
+                })
+            ),
             (any::<i64>(), arb_string(), any::<u64>(), any::<u64>()).prop_map(|(ts, interface, rx, tx)| {
                 Record::Traffic(Traffic {
                     ts,

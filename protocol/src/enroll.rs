@@ -234,7 +234,9 @@ mod tests {
         let t = Token::parse(&token()).unwrap();
         assert_eq!(t.to_text(), token());
         assert!(!format!("{t:?}").contains(&"a".repeat(64)));
-        for bad in ["", "ampel1:acme", &token().replace("ampel1", "ampel2"), &token().replace(":fw-1:", ":fw/1:"), &token()[..token().len() - 1]] {
+        for bad in
+            ["", "ampel1:acme", &token().replace("ampel1", "ampel2"), &token().replace(":fw-1:", ":fw/1:"), &token()[..token().len() - 1]]
+        {
             let e = Token::parse(bad).unwrap_err().to_string();
             assert!(!e.contains(&"a".repeat(64)), "{e}");
         }

@@ -25,8 +25,7 @@ pub mod topic;
 pub use codec::{CodecError, Limits};
 pub use identity::{DeviceId, Identity, TenantId};
 pub use model::{
-    Ack, AckStatus, Alert, AlertAction, AlertSource, Batch, Inventory, License, LicenseFeature,
-    Metric, Record, Traffic, PROTOCOL_VERSION,
+    Ack, AckStatus, Alert, AlertAction, AlertSource, Batch, Inventory, License, LicenseFeature, Metric, PROTOCOL_VERSION, Record, Traffic,
 };
 
 /// ALPN protocol id of the data channel (mutual TLS, batches up, acks down).

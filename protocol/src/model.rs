@@ -90,9 +90,7 @@ impl<'de> Deserialize<'de> for Record {
                 match record {
                     Some(r) => Ok(r),
                     None if kind == "unknown" => Ok(Record::Unknown),
-                    None if !matches!(kind.as_str(), "metric" | "alert" | "license" | "inventory" | "traffic") => {
-                        Ok(Record::Unknown)
-                    }
+                    None if !matches!(kind.as_str(), "metric" | "alert" | "license" | "inventory" | "traffic") => Ok(Record::Unknown),
                     None => Err(de::Error::missing_field("data")),
                 }
             }

@@ -43,9 +43,7 @@ pub fn install_provider() {
 
 /// All certificates in a PEM text, in order (leaf first for a chain).
 pub fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let certs = CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::Pem(e.to_string()))?;
+    let certs = CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>().map_err(|e| TlsError::Pem(e.to_string()))?;
     if certs.is_empty() {
         return Err(TlsError::NoCertificate);
     }
@@ -62,9 +60,7 @@ pub fn parse_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, TlsError> {
 
 /// All CRLs in a PEM text (possibly none).
 pub fn parse_crls(pem: &[u8]) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
-    CertificateRevocationListDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::Pem(e.to_string()))
+    CertificateRevocationListDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>().map_err(|e| TlsError::Pem(e.to_string()))
 }
 
 fn roots(cas: &[CertificateDer<'static>]) -> Result<RootCertStore, TlsError> {

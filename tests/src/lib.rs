@@ -318,7 +318,15 @@ pub async fn send_batches(
 
 /// Publishes one QoS 1 message with the given device files (mutual TLS) and waits for its
 /// PUBACK. With MQTT 3.1.1 mosquitto acknowledges even a publish its ACL refuses (and drops it).
-pub async fn mqtt_publish(port: u16, ca_pem: &Path, cert_pem: &Path, key_pem: &Path, client_id: &str, topic: &str, payload: Vec<u8>) -> Result<(), String> {
+pub async fn mqtt_publish(
+    port: u16,
+    ca_pem: &Path,
+    cert_pem: &Path,
+    key_pem: &Path,
+    client_id: &str,
+    topic: &str,
+    payload: Vec<u8>,
+) -> Result<(), String> {
     use ampel_protocol::tls;
     use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS, TlsConfiguration, Transport};
     tls::install_provider();
@@ -342,6 +350,9 @@ pub async fn mqtt_publish(port: u16, ca_pem: &Path, cert_pem: &Path, key_pem: &P
     };
     let r = tokio::time::timeout(Duration::from_secs(10), wait).await.map_err(|_| "no PUBACK within 10 s".to_string())?;
     let _ = client.try_disconnect();
-    let _ = tokio::time::timeout(Duration::from_secs(1), async { while !matches!(el.poll().await, Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_)) {} }).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while !matches!(el.poll().await, Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_)) {}
+    })
+    .await;
     r
 }

@@ -24,9 +24,9 @@ use std::time::Duration;
 
 use ampel_protocol::enroll::{self, ENROLL_LIMITS, EnrollRequest, EnrollResponse, Token};
 use ampel_protocol::{Identity, frame, tls};
+use rustls::DigitallySignedStruct;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
-use rustls::DigitallySignedStruct;
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use tokio::sync::watch;
@@ -102,9 +102,7 @@ fn server_verifier(cas: &[CertificateDer<'static>]) -> Result<Arc<WebPkiServerVe
     for ca in cas {
         roots.add(ca.clone()).map_err(|e| rustls::Error::General(format!("trust anchor refused: {e}")))?;
     }
-    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), tls::provider())
-        .build()
-        .map_err(|e| rustls::Error::General(e.to_string()))
+    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), tls::provider()).build().map_err(|e| rustls::Error::General(e.to_string()))
 }
 
 fn put<T>(lock: &RwLock<T>, value: T) {
@@ -203,11 +201,21 @@ impl ServerCertVerifier for CertHandle {
         get(&self.server).verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
     }
 
-    fn verify_tls12_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         get(&self.server).verify_tls12_signature(m, c, d)
     }
 
-    fn verify_tls13_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         get(&self.server).verify_tls13_signature(m, c, d)
     }
 
@@ -288,7 +296,9 @@ fn check_issued(cert_pem: &str, key_pem: &str) -> Result<(Vec<CertificateDer<'st
     let (_, not_after) = enroll::validity(leaf).ok_or_else(|| EnrollError::Protocol("unreadable certificate".into()))?;
     // The certificate must carry our key, or it is useless (and the collector confused).
     let key = tls::parse_key(key_pem.as_bytes()).map_err(|e| EnrollError::Generate(e.to_string()))?;
-    certified(chain.clone(), key).and_then(|ck| ck.keys_match()).map_err(|e| EnrollError::Protocol(format!("certificate does not match our key: {e}")))?;
+    certified(chain.clone(), key)
+        .and_then(|ck| ck.keys_match())
+        .map_err(|e| EnrollError::Protocol(format!("certificate does not match our key: {e}")))?;
     Ok((chain, identity, not_after))
 }
 
@@ -303,7 +313,10 @@ pub async fn enroll(config: &AgentConfig, server: &str, token: &str) -> Result<E
             reason: "a key exists already; this device is enrolled (remove the key to enroll again)".into(),
         });
     }
-    let host = server.rsplit_once(':').map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']')).ok_or_else(|| EnrollError::Address(server.to_owned()))?;
+    let host = server
+        .rsplit_once(':')
+        .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+        .ok_or_else(|| EnrollError::Address(server.to_owned()))?;
     ServerName::try_from(host.to_owned()).map_err(|_| EnrollError::Address(server.to_owned()))?;
     let addr = resolve(server).await?;
     let (key_pem, csr) = key_and_csr(token.device.as_str())?;

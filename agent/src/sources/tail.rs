@@ -30,12 +30,7 @@ pub trait LineParser: Send {
 
 /// Reads the whole file at `path` with `parser`, handing every record to `emit`; returns the
 /// counts. Errors only when the file cannot be read at all.
-pub fn parse_file(
-    path: &Path,
-    parser: &mut dyn LineParser,
-    now_ms: i64,
-    emit: &mut dyn FnMut(&Record),
-) -> std::io::Result<Counts> {
+pub fn parse_file(path: &Path, parser: &mut dyn LineParser, now_ms: i64, emit: &mut dyn FnMut(&Record)) -> std::io::Result<Counts> {
     let mut counts = Counts::default();
     let mut out = Vec::new();
     read_whole(path, &mut |line| {
@@ -69,14 +64,7 @@ pub struct TailSource<P> {
 impl<P: LineParser> TailSource<P> {
     /// Follows `path` (position kept in `pos_file`), reading at most `max_bytes` per cycle so a
     /// burst cannot stall the agent: the rest waits for the next cycle.
-    pub fn new(
-        name: &'static str,
-        path: &Path,
-        pos_file: Option<PathBuf>,
-        from_beginning: bool,
-        max_bytes: u64,
-        parser: P,
-    ) -> Self {
+    pub fn new(name: &'static str, path: &Path, pos_file: Option<PathBuf>, from_beginning: bool, max_bytes: u64, parser: P) -> Self {
         TailSource {
             name,
             follower: Follower::new(path, pos_file, from_beginning),

@@ -16,8 +16,8 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use ampel_protocol::tls::{self, TlsError};
 use ampel_protocol::Identity;
+use ampel_protocol::tls::{self, TlsError};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::{mpsc, watch};
 

@@ -80,8 +80,11 @@ impl MqttTransport {
     pub fn new(collector: &CollectorConfig, creds: Credentials, options: MqttOptions) -> Result<MqttTransport, TransportError> {
         tls::install_provider();
         let identity = creds.identity.clone().ok_or_else(|| TransportError::NoIdentity { cert: collector.cert.clone() })?;
-        let tls = tls::client_config(&creds.ca, creds.chain, creds.key, &[])
-            .map_err(|error| TransportError::Tls { cert: collector.cert.clone(), key: collector.key.clone(), error })?;
+        let tls = tls::client_config(&creds.ca, creds.chain, creds.key, &[]).map_err(|error| TransportError::Tls {
+            cert: collector.cert.clone(),
+            key: collector.key.clone(),
+            error,
+        })?;
         let (status, _) = watch::channel(Status::default());
         Ok(MqttTransport {
             address: collector.address.clone(),
@@ -160,7 +163,10 @@ impl MqttTransport {
         self.flush(&mut st);
         let left = st.queued;
         if left > 0 {
-            tracing::info!(batches = left, "stopping with unacknowledged batches; they stay in the spool and are sent after the next start");
+            tracing::info!(
+                batches = left,
+                "stopping with unacknowledged batches; they stay in the spool and are sent after the next start"
+            );
         }
         self.publish_status(&st);
     }

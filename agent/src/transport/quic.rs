@@ -199,11 +199,7 @@ pub struct QuicTransport {
 
 impl QuicTransport {
     /// Builds the TLS and QUIC configuration; fails on unusable credentials. Does no I/O.
-    pub fn new(
-        collector: &CollectorConfig,
-        creds: Credentials,
-        options: QuicOptions,
-    ) -> Result<QuicTransport, TransportError> {
+    pub fn new(collector: &CollectorConfig, creds: Credentials, options: QuicOptions) -> Result<QuicTransport, TransportError> {
         tls::install_provider();
         let tls_err = |error| TransportError::Tls { cert: collector.cert.clone(), key: collector.key.clone(), error };
         // The certificate is presented through a replaceable handle, so renewal needs no restart.
@@ -248,18 +244,13 @@ impl QuicTransport {
         let ep = match reusable {
             Some(ep) => ep.clone(),
             None => {
-                let bind: SocketAddr = if addr.is_ipv6() {
-                    (Ipv6Addr::UNSPECIFIED, 0).into()
-                } else {
-                    (Ipv4Addr::UNSPECIFIED, 0).into()
-                };
+                let bind: SocketAddr = if addr.is_ipv6() { (Ipv6Addr::UNSPECIFIED, 0).into() } else { (Ipv4Addr::UNSPECIFIED, 0).into() };
                 let ep = Endpoint::client(bind).map_err(QuicError::Socket)?;
                 *endpoint = Some(ep.clone());
                 ep
             }
         };
-        let connecting =
-            ep.connect_with(self.client.clone(), addr, &self.server_name).map_err(|e| QuicError::Connect(e.to_string()))?;
+        let connecting = ep.connect_with(self.client.clone(), addr, &self.server_name).map_err(|e| QuicError::Connect(e.to_string()))?;
         match tokio::time::timeout(self.options.connect_timeout, connecting).await {
             Ok(Ok(conn)) => Ok(conn),
             Ok(Err(e)) => Err(classify(e)),
@@ -272,10 +263,8 @@ impl QuicTransport {
             return Ok(sa);
         }
         let address = self.address.to_string();
-        let first = tokio::net::lookup_host(address.as_str())
-            .await
-            .map_err(|error| QuicError::Resolve { address: address.clone(), error })?
-            .next();
+        let first =
+            tokio::net::lookup_host(address.as_str()).await.map_err(|error| QuicError::Resolve { address: address.clone(), error })?.next();
         first.ok_or(QuicError::NoAddress(address))
     }
 
@@ -427,7 +416,10 @@ impl QuicTransport {
         }
         let left = spooled(&st.spool);
         if left > 0 {
-            tracing::info!(batches = left, "stopping with unacknowledged batches; they stay in the spool and are sent after the next start");
+            tracing::info!(
+                batches = left,
+                "stopping with unacknowledged batches; they stay in the spool and are sent after the next start"
+            );
         }
         st.outbox = Outbox::new();
         st.status.connected = false;

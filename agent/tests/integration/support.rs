@@ -13,10 +13,7 @@ use std::time::Duration;
 use ampel_protocol::{ALPN_DATA, Ack, AckStatus, Batch, Identity, Limits, codec, frame, tls};
 use quinn::crypto::rustls::QuicServerConfig;
 use quinn::{ConnectionError, Endpoint};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
-};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::{mpsc, watch};
 
@@ -217,12 +214,7 @@ impl Server {
     }
 }
 
-async fn accept(
-    endpoint: Endpoint,
-    policy: watch::Receiver<Policy>,
-    events: mpsc::UnboundedSender<Event>,
-    seen: Arc<Mutex<u64>>,
-) {
+async fn accept(endpoint: Endpoint, policy: watch::Receiver<Policy>, events: mpsc::UnboundedSender<Event>, seen: Arc<Mutex<u64>>) {
     while let Some(incoming) = endpoint.accept().await {
         let (policy, events, seen) = (policy.clone(), events.clone(), seen.clone());
         tokio::spawn(async move {

@@ -20,11 +20,7 @@ use crate::support::{Event, Pki, Policy, Server, write_config};
 
 fn options() -> QuicOptions {
     QuicOptions {
-        backoff: BackoffConfig {
-            base: Duration::from_millis(20),
-            cap: Duration::from_millis(200),
-            quiet_at_cap: Duration::from_secs(1),
-        },
+        backoff: BackoffConfig { base: Duration::from_millis(20), cap: Duration::from_millis(200), quiet_at_cap: Duration::from_secs(1) },
         ..QuicOptions::default()
     }
 }
@@ -67,9 +63,7 @@ impl Agent {
 
     /// Waits until the status satisfies `pred`, or panics showing the last status.
     async fn wait_for(&mut self, what: &str, pred: impl Fn(&Status) -> bool) -> Status {
-        let r = tokio::time::timeout(Duration::from_secs(20), self.status.wait_for(|s| pred(s)))
-            .await
-            .map(|r| r.map(|s| s.clone()));
+        let r = tokio::time::timeout(Duration::from_secs(20), self.status.wait_for(|s| pred(s))).await.map(|r| r.map(|s| s.clone()));
         match r {
             Ok(Ok(s)) => s,
             _ => panic!("transport never reached: {what}; last status {:?}", *self.status.borrow()),
@@ -147,11 +141,15 @@ async fn a_rejected_batch_is_dropped_and_never_resent() {
     let s = agent.wait_for("1 rejected", |s| s.rejected == 1).await;
     assert_eq!((s.acked, s.queued), (0, 0));
     assert_eq!(server.next_batch().await.seq, 7);
-    let later: Vec<u64> =
-        server.drain_events(Duration::from_millis(500)).await.into_iter().filter_map(|e| match e {
+    let later: Vec<u64> = server
+        .drain_events(Duration::from_millis(500))
+        .await
+        .into_iter()
+        .filter_map(|e| match e {
             Event::Batch(b) => Some(b.seq),
             _ => None,
-        }).collect();
+        })
+        .collect();
     assert!(later.is_empty(), "rejected batch was resent: {later:?}");
 }
 
@@ -252,7 +250,8 @@ async fn batches_left_in_the_spool_by_a_stopped_agent_are_sent_by_the_next() {
     let dir = tempfile::tempdir().unwrap();
     {
         // No collector: the batches stay in the spool.
-        let dead: SocketAddr = format!("127.0.0.1:{}", std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()).parse().unwrap();
+        let dead: SocketAddr =
+            format!("127.0.0.1:{}", std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()).parse().unwrap();
         let spool = Arc::new(Mutex::new(Spool::open(spool_dir.path(), 1 << 20).unwrap()));
         let mut agent = Agent::with_spool(transport(dir.path(), &pki, dead), spool, None);
         for seq in 1..=3 {

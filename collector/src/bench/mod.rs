@@ -17,8 +17,8 @@ pub mod store;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ampel_protocol::{Alert, AlertAction, AlertSource, Batch, DeviceId, Identity, Metric, Record, TenantId};
 use ampel_collector::store::PendingBatch;
+use ampel_protocol::{Alert, AlertAction, AlertSource, Batch, DeviceId, Identity, Metric, Record, TenantId};
 
 /// Prints one result line.
 pub fn report(name: &str, value: f64, unit: &str) {

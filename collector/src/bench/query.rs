@@ -68,8 +68,9 @@ pub fn run(a: &QueryArgs) -> anyhow::Result<()> {
     let mut seq = 0u64;
     while k < samples {
         let n = per_batch.min(samples - k);
-        let group: Vec<PendingBatch> =
-            (0..a.devices).map(|d| Ok(pending(identity("bench", d)?, metric_batch(d, seq, 10, k, n, start, interval)))).collect::<anyhow::Result<_>>()?;
+        let group: Vec<PendingBatch> = (0..a.devices)
+            .map(|d| Ok(pending(identity("bench", d)?, metric_batch(d, seq, 10, k, n, start, interval))))
+            .collect::<anyhow::Result<_>>()?;
         points += store.commit(&group)?.iter().map(|r| r.1.points).sum::<u64>();
         k += n;
         seq += 1;

@@ -85,7 +85,8 @@ impl Rig {
         let (writer, writer_thread) = Writer::start(store.clone(), stats.clone());
         let (shutdown, rx) = watch::channel(false);
         let listener = tokio::spawn(quic::serve(endpoint, writer, Limits::default(), trust, None, rx));
-        let clients = (0..4).map(|_| quinn::Endpoint::client("127.0.0.1:0".parse()?).map_err(anyhow::Error::from)).collect::<anyhow::Result<_>>()?;
+        let clients =
+            (0..4).map(|_| quinn::Endpoint::client("127.0.0.1:0".parse()?).map_err(anyhow::Error::from)).collect::<anyhow::Result<_>>()?;
         Ok(Rig { pki, store, stats, addr, shutdown, listener, writer: writer_thread, clients })
     }
 
@@ -137,8 +138,9 @@ pub async fn ingest(a: &IngestArgs) -> anyhow::Result<()> {
     // Encode everything first: the clients share the two cores with the collector.
     let mut agents = Vec::new();
     for i in 0..a.agents {
-        let frames: Vec<Vec<u8>> =
-            (0..a.batches).map(|s| encode(&metric_batch(i, s as u64, 10, s as i64 * a.samples, a.samples, t0, 10_000))).collect::<anyhow::Result<_>>()?;
+        let frames: Vec<Vec<u8>> = (0..a.batches)
+            .map(|s| encode(&metric_batch(i, s as u64, 10, s as i64 * a.samples, a.samples, t0, 10_000)))
+            .collect::<anyhow::Result<_>>()?;
         let conn = rig.connect(i, rig.agent(&format!("fw-{i:05}"))?).await?;
         agents.push((conn, frames));
     }
@@ -208,7 +210,8 @@ pub async fn connections(a: &ConnectionsArgs) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     for (i, conn) in conns.iter().enumerate() {
         let conn = conn.clone();
-        let frames: Vec<Vec<u8>> = (0..a.batches).map(|s| encode(&metric_batch(i, s as u64, 10, s as i64, 1, t0, 10_000))).collect::<anyhow::Result<_>>()?;
+        let frames: Vec<Vec<u8>> =
+            (0..a.batches).map(|s| encode(&metric_batch(i, s as u64, 10, s as i64, 1, t0, 10_000))).collect::<anyhow::Result<_>>()?;
         tasks.spawn(async move {
             let mut acks = Vec::with_capacity(frames.len());
             for f in &frames {

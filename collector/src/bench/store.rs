@@ -45,7 +45,9 @@ fn ingest(store: &Store, a: &StoreArgs, first_round: usize, t0: i64) -> anyhow::
         let mut d = 0;
         while d < a.devices {
             let group: Vec<PendingBatch> = (d..(d + a.group).min(a.devices))
-                .map(|dev| Ok(pending(identity("bench", dev)?, metric_batch(dev, r as u64, metrics, r as i64 * a.samples, a.samples, t0, 10_000))))
+                .map(|dev| {
+                    Ok(pending(identity("bench", dev)?, metric_batch(dev, r as u64, metrics, r as i64 * a.samples, a.samples, t0, 10_000)))
+                })
                 .collect::<anyhow::Result<_>>()?;
             let started = Instant::now();
             let res = store.commit(&group)?;

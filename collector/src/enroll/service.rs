@@ -75,9 +75,7 @@ impl EnrollService {
                 }
             }
         };
-        let bytes = enroll::encode(&response)
-            .and_then(|b| frame::encode_frame(&b, &ENROLL_LIMITS))
-            .map_err(|e| e.to_string())?;
+        let bytes = enroll::encode(&response).and_then(|b| frame::encode_frame(&b, &ENROLL_LIMITS)).map_err(|e| e.to_string())?;
         send.write_all(&bytes).await.map_err(|e| e.to_string())?;
         send.finish().map_err(|e| e.to_string())?;
         Ok(())
@@ -116,7 +114,6 @@ impl EnrollService {
             }
         }
     }
-
 }
 
 /// The CA certificates an agent should trust: the current CA, and the next or previous one

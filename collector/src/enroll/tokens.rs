@@ -61,13 +61,7 @@ impl TokenStore {
 
     /// Creates a token for `device` of `tenant`, valid until `expires_at` (Unix seconds), for a
     /// CA with fingerprint `ca_sha256`. The returned token holds the only copy of the secret.
-    pub fn create(
-        &self,
-        tenant: &TenantId,
-        device: &DeviceId,
-        expires_at: i64,
-        ca_sha256: &str,
-    ) -> Result<Token, PkiError> {
+    pub fn create(&self, tenant: &TenantId, device: &DeviceId, expires_at: i64, ca_sha256: &str) -> Result<Token, PkiError> {
         crate::pki::create_private_dir(&self.dir)?;
         let id = random_hex(8);
         let secret = random_hex(32);

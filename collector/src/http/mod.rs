@@ -63,7 +63,9 @@ impl<'de> Deserialize<'de> for PublicUrl {
             && s.len() > 8
             && !s.chars().any(|c| c.is_control() || c.is_whitespace() || "<>\"',?#".contains(c));
         if !ok {
-            return Err(serde::de::Error::custom(format!("{s:?} is not a URL such as \"https://ampel.example.org\" (no query, no spaces)")));
+            return Err(serde::de::Error::custom(format!(
+                "{s:?} is not a URL such as \"https://ampel.example.org\" (no query, no spaces)"
+            )));
         }
         Ok(PublicUrl(s.trim_end_matches('/').to_owned()))
     }
@@ -154,12 +156,18 @@ fn now_ms() -> i64 {
 }
 
 fn page(status: StatusCode, title: &str, body: &str) -> Response {
-    let html = format!("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{title}</title></head><body style=\"font-family:sans-serif\"><h1>{title}</h1>{body}</body></html>");
+    let html = format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{title}</title></head><body style=\"font-family:sans-serif\"><h1>{title}</h1>{body}</body></html>"
+    );
     (status, Html(html)).into_response()
 }
 
 fn refused() -> Response {
-    page(StatusCode::FORBIDDEN, "Link not valid", "<p>This link is not valid or has expired. Ask your administrator for a new invitation.</p>")
+    page(
+        StatusCode::FORBIDDEN,
+        "Link not valid",
+        "<p>This link is not valid or has expired. Ask your administrator for a new invitation.</p>",
+    )
 }
 
 fn failed(e: impl std::fmt::Display) -> Response {
@@ -168,7 +176,11 @@ fn failed(e: impl std::fmt::Display) -> Response {
 }
 
 async fn healthz(State(s): St) -> Response {
-    if s.store.healthy() { (StatusCode::OK, "ok\n").into_response() } else { (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response() }
+    if s.store.healthy() {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response()
+    }
 }
 
 async fn metrics(State(s): St) -> Response {
@@ -179,7 +191,11 @@ async fn metrics(State(s): St) -> Response {
     if let Some(i) = &s.ingest {
         put("ampel_ingest_batches_committed_total", "Batches committed to the store.", i.batches_committed.load(Ordering::Relaxed));
         put("ampel_ingest_batches_duplicate_total", "Batches that duplicated committed ones.", i.batches_duplicate.load(Ordering::Relaxed));
-        put("ampel_ingest_batches_rejected_total", "Batches refused (decode errors, tenant mismatch).", i.batches_rejected.load(Ordering::Relaxed));
+        put(
+            "ampel_ingest_batches_rejected_total",
+            "Batches refused (decode errors, tenant mismatch).",
+            i.batches_rejected.load(Ordering::Relaxed),
+        );
         put("ampel_ingest_points_total", "Points written.", i.points.load(Ordering::Relaxed));
         put("ampel_ingest_alerts_total", "Alerts written.", i.alerts.load(Ordering::Relaxed));
         put("ampel_ingest_records_unknown_total", "Records of kinds this build does not know.", i.records_unknown.load(Ordering::Relaxed));
@@ -202,7 +218,14 @@ fn attr(s: &str) -> String {
 
 async fn confirm_page(State(s): St, Query(q): Query<TokenParam>) -> Response {
     let Some(t) = q.t.filter(|t| s.key.verify(t, TokenKind::Confirm, now_ms()).is_ok()) else { return refused() };
-    page(StatusCode::OK, "Confirm security reports", &format!("<form method=\"post\" action=\"confirm\"><input type=\"hidden\" name=\"t\" value=\"{}\"><button type=\"submit\">Yes, send me the reports</button></form>", attr(&t)))
+    page(
+        StatusCode::OK,
+        "Confirm security reports",
+        &format!(
+            "<form method=\"post\" action=\"confirm\"><input type=\"hidden\" name=\"t\" value=\"{}\"><button type=\"submit\">Yes, send me the reports</button></form>",
+            attr(&t)
+        ),
+    )
 }
 
 async fn confirm_post(State(s): St, ConnectInfo(peer): ConnectInfo<SocketAddr>, body: String) -> Response {
@@ -210,7 +233,11 @@ async fn confirm_post(State(s): St, ConnectInfo(peer): ConnectInfo<SocketAddr>, 
     match recipients::confirm(&s.store, &s.key, &t, &peer.ip().to_string(), now_ms()) {
         Ok(address) => {
             tracing::info!(recipient = %address, from = %peer.ip(), "recipient confirmed");
-            page(StatusCode::OK, "Confirmed", &format!("<p>{} will receive the reports. Every report mail has an unsubscribe link.</p>", attr(&address)))
+            page(
+                StatusCode::OK,
+                "Confirmed",
+                &format!("<p>{} will receive the reports. Every report mail has an unsubscribe link.</p>", attr(&address)),
+            )
         }
         Err(recipients::OptInError::Token(_)) => refused(),
         Err(e) => failed(e),
@@ -219,7 +246,14 @@ async fn confirm_post(State(s): St, ConnectInfo(peer): ConnectInfo<SocketAddr>, 
 
 async fn unsubscribe_page(State(s): St, Query(q): Query<TokenParam>) -> Response {
     let Some(t) = q.t.filter(|t| s.key.verify(t, TokenKind::Unsubscribe, now_ms()).is_ok()) else { return refused() };
-    page(StatusCode::OK, "Unsubscribe", &format!("<form method=\"post\" action=\"unsubscribe?t={}\"><button type=\"submit\">Unsubscribe from security reports</button></form>", attr(&t)))
+    page(
+        StatusCode::OK,
+        "Unsubscribe",
+        &format!(
+            "<form method=\"post\" action=\"unsubscribe?t={}\"><button type=\"submit\">Unsubscribe from security reports</button></form>",
+            attr(&t)
+        ),
+    )
 }
 
 async fn unsubscribe_post(State(s): St, ConnectInfo(peer): ConnectInfo<SocketAddr>, Query(q): Query<TokenParam>, body: String) -> Response {
@@ -237,7 +271,9 @@ async fn unsubscribe_post(State(s): St, ConnectInfo(peer): ConnectInfo<SocketAdd
 }
 
 async fn download(State(s): St, Query(q): Query<TokenParam>) -> Response {
-    let Some(id) = q.t.and_then(|t| s.key.verify(&t, TokenKind::Download, now_ms()).ok()).and_then(|id| id.parse::<u64>().ok()) else { return refused() };
+    let Some(id) = q.t.and_then(|t| s.key.verify(&t, TokenKind::Download, now_ms()).ok()).and_then(|id| id.parse::<u64>().ok()) else {
+        return refused();
+    };
     let rec = match s.store.report(id) {
         Ok(Some(r)) => r,
         Ok(None) => return page(StatusCode::NOT_FOUND, "Not found", "<p>This report is no longer in the archive.</p>"),

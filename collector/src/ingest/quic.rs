@@ -159,7 +159,13 @@ async fn serve_streams(conn: &quinn::Connection, identity: &Identity, writer: Wr
     }
 }
 
-async fn stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, identity: Identity, writer: Writer, limits: Limits) -> Result<(), String> {
+async fn stream(
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    identity: Identity,
+    writer: Writer,
+    limits: Limits,
+) -> Result<(), String> {
     let mut header = [0u8; frame::HEADER_LEN];
     recv.read_exact(&mut header).await.map_err(|e| e.to_string())?;
     let (seq, status) = match frame::payload_len(header, &limits) {

@@ -83,8 +83,7 @@ pub fn load_verifier(pki_dir: &Path) -> Result<Arc<dyn ClientCertVerifier>, Trus
             return Err(TrustError::Bad { path: crl_path, message: "no CRL in it".into() });
         }
         for crl in &crls {
-            x509_parser::parse_x509_crl(crl)
-                .map_err(|e| TrustError::Bad { path: crl_path.clone(), message: format!("not a CRL: {e}") })?;
+            x509_parser::parse_x509_crl(crl).map_err(|e| TrustError::Bad { path: crl_path.clone(), message: format!("not a CRL: {e}") })?;
         }
         // rustls would accept a CRL it cannot attribute to a trust anchor. Keep only those
         // signed by one of our CAs (after a rollover window ends, the previous CA's CRL stays
@@ -118,9 +117,7 @@ fn signed_by_any(crl: &[u8], cas: &[CertificateDer<'static>]) -> bool {
     cas.iter().any(|ca| {
         x509_parser::parse_x509_certificate(ca).ok().is_some_and(|(_, ca)| {
             let key: &[u8] = ca.public_key().subject_public_key.data.as_ref();
-            ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, key)
-                .verify(tbs, sig)
-                .is_ok()
+            ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, key).verify(tbs, sig).is_ok()
         })
     })
 }
@@ -284,8 +281,7 @@ impl Sessions {
     pub fn close_invalid(&self, verifier: &ReloadingVerifier) -> usize {
         let victims: Vec<(String, quinn::Connection)> = match self.open.lock() {
             Ok(mut m) => {
-                let ids: Vec<usize> =
-                    m.iter().filter(|(_, (_, chain, _))| !verifier.still_valid(chain)).map(|(id, _)| *id).collect();
+                let ids: Vec<usize> = m.iter().filter(|(_, (_, chain, _))| !verifier.still_valid(chain)).map(|(id, _)| *id).collect();
                 ids.into_iter().filter_map(|id| m.remove(&id)).map(|(d, _, c)| (d, c)).collect()
             }
             Err(_) => Vec::new(),

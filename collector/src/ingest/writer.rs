@@ -86,7 +86,11 @@ impl Writer {
     /// [`Writer::start`] with chosen maintenance options; `None` runs no maintenance thread
     /// (the log then grows until something folds it, e.g. a benchmark measuring the commit
     /// path alone).
-    pub fn start_with(store: Store, stats: Arc<IngestStats>, maintenance: Option<MaintenanceOptions>) -> (Writer, std::thread::JoinHandle<()>) {
+    pub fn start_with(
+        store: Store,
+        stats: Arc<IngestStats>,
+        maintenance: Option<MaintenanceOptions>,
+    ) -> (Writer, std::thread::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4096);
         let thread_stats = stats.clone();
         let handle = std::thread::Builder::new()
@@ -153,10 +157,7 @@ fn run(store: Store, mut rx: mpsc::Receiver<Request>, stats: Arc<IngestStats>) {
             .iter_mut()
             .map(|r| PendingBatch {
                 identity: r.pending.identity.clone(),
-                batch: std::mem::replace(
-                    &mut r.pending.batch,
-                    Batch { version: 0, seq: 0, sender: None, records: Vec::new() },
-                ),
+                batch: std::mem::replace(&mut r.pending.batch, Batch { version: 0, seq: 0, sender: None, records: Vec::new() }),
                 received_ms: r.pending.received_ms,
             })
             .collect();
@@ -212,7 +213,9 @@ mod tests {
         // Recent data: the maintenance thread applies the default retention to wall-clock time.
         let t0 = crate::ingest::quic::now_ms() - 3_600_000;
         for seq in 0..20u64 {
-            let records = (0..100).map(|i| Record::Metric(Metric { ts: t0 + seq as i64 * 100 + i, name: "cpu".into(), labels: vec![], value: 1.0 })).collect();
+            let records = (0..100)
+                .map(|i| Record::Metric(Metric { ts: t0 + seq as i64 * 100 + i, name: "cpu".into(), labels: vec![], value: 1.0 }))
+                .collect();
             let status = writer.submit(identity.clone(), Batch { version: 1, seq, sender: None, records }, 0).await.unwrap();
             assert_eq!(status, AckStatus::Committed);
             // Acknowledged means readable, folded or not.

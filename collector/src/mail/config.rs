@@ -94,10 +94,7 @@ impl Default for MailConfig {
 /// [`DEFAULT_FROM`] as a mailbox. Built from parts because parsing could fail in theory and
 /// this must not panic; a test checks that it equals the parsed constant.
 fn default_from() -> Mailbox {
-    Mailbox::new(
-        Some("Ampel".to_owned()),
-        Address::new_dangerous("ampel", "localhost"),
-    )
+    Mailbox::new(Some("Ampel".to_owned()), Address::new_dangerous("ampel", "localhost"))
 }
 
 impl MailConfig {
@@ -119,9 +116,7 @@ impl MailConfig {
     ///   in clear text.
     pub fn validate(&self) -> Result<(), MailError> {
         if self.transport == TransportKind::Smtp && self.host.is_none() {
-            return Err(MailError::Config(
-                "transport = \"smtp\" needs `host` (the SMTP server to deliver to)".into(),
-            ));
+            return Err(MailError::Config("transport = \"smtp\" needs `host` (the SMTP server to deliver to)".into()));
         }
         match (&self.username, &self.password_file) {
             (Some(_), None) => {
@@ -132,16 +127,11 @@ impl MailConfig {
                 ));
             }
             (None, Some(_)) => {
-                return Err(MailError::Config(
-                    "`password-file` is set but `username` is not: add the login name".into(),
-                ));
+                return Err(MailError::Config("`password-file` is set but `username` is not: add the login name".into()));
             }
             _ => {}
         }
-        if self.transport == TransportKind::Smtp
-            && self.username.is_some()
-            && self.security == Security::None
-        {
+        if self.transport == TransportKind::Smtp && self.username.is_some() && self.security == Security::None {
             return Err(MailError::Config(
                 "a login with security = \"none\" would send the password in clear text: use \
                  security = \"starttls\" or \"tls\""
@@ -169,9 +159,7 @@ fn de_mailbox<'de, D: Deserializer<'de>>(d: D) -> Result<Mailbox, D::Error> {
 /// control characters first so nothing can smuggle a header line in.
 pub(crate) fn parse_mailbox(s: &str) -> Result<Mailbox, String> {
     if let Some(c) = s.chars().find(|c| c.is_control()) {
-        return Err(format!(
-            "{s:?} contains the control character {c:?}; addresses must be on one line"
-        ));
+        return Err(format!("{s:?} contains the control character {c:?}; addresses must be on one line"));
     }
     Mailbox::from_str(s).map_err(|e| format!("{s:?} is not a valid mailbox: {e}"))
 }
@@ -236,17 +224,13 @@ impl FromStr for Host {
         if s.is_empty() {
             return Err("the host name is empty".into());
         }
-        ServerName::try_from(s)
-            .map(|_| Host(s.to_owned()))
-            .map_err(|_| format!("{s:?} is neither a valid DNS name nor an IP address"))
+        ServerName::try_from(s).map(|_| Host(s.to_owned())).map_err(|_| format!("{s:?} is neither a valid DNS name nor an IP address"))
     }
 }
 
 impl<'de> Deserialize<'de> for Host {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -276,9 +260,7 @@ impl FromStr for Username {
 
 impl<'de> Deserialize<'de> for Username {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -300,9 +282,7 @@ impl FromStr for HeloName {
             Ok(IpAddr::V4(ip)) => Ok(HeloName(ClientId::Ipv4(ip))),
             Ok(IpAddr::V6(ip)) => Ok(HeloName(ClientId::Ipv6(ip))),
             Err(_) if is_ldh_domain(s) => Ok(HeloName(ClientId::Domain(s.to_owned()))),
-            Err(_) => Err(format!(
-                "{s:?} is neither a domain name (letters, digits, hyphens, dots) nor an IP address"
-            )),
+            Err(_) => Err(format!("{s:?} is neither a domain name (letters, digits, hyphens, dots) nor an IP address")),
         }
     }
 }
@@ -313,9 +293,7 @@ fn is_ldh_domain(s: &str) -> bool {
     s.len() <= 253
         && s.split('.').all(|label| {
             (1..=63).contains(&label.len())
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
@@ -323,9 +301,7 @@ fn is_ldh_domain(s: &str) -> bool {
 
 impl<'de> Deserialize<'de> for HeloName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -352,11 +328,7 @@ impl Default for Timeout {
 impl fmt::Display for Timeout {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
-        if ms.is_multiple_of(1000) {
-            write!(f, "{}s", ms / 1000)
-        } else {
-            write!(f, "{ms}ms")
-        }
+        if ms.is_multiple_of(1000) { write!(f, "{}s", ms / 1000) } else { write!(f, "{ms}ms") }
     }
 }
 
@@ -376,8 +348,7 @@ impl TryFrom<Duration> for Timeout {
 impl FromStr for Timeout {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad =
-            || format!("{s:?} is not a duration like \"30s\", \"500ms\", \"2m\" or \"1m30s\"");
+        let bad = || format!("{s:?} is not a duration like \"30s\", \"500ms\", \"2m\" or \"1m30s\"");
         let mut rest = s.trim();
         if rest.is_empty() {
             return Err(bad());
@@ -390,9 +361,7 @@ impl FromStr for Timeout {
             }
             let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
             rest = &rest[digits..];
-            let unit_len = rest
-                .find(|c: char| c.is_ascii_digit())
-                .unwrap_or(rest.len());
+            let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
             let part = match &rest[..unit_len] {
                 "ms" => Duration::from_millis(n),
                 "s" => Duration::from_secs(n),
@@ -409,9 +378,7 @@ impl FromStr for Timeout {
 
 impl<'de> Deserialize<'de> for Timeout {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -466,10 +433,7 @@ mod tests {
         assert_eq!(cfg.host.as_ref().unwrap().as_str(), "smtp.example.org");
         assert_eq!(cfg.port(), 2525);
         assert_eq!(cfg.timeout.get(), Duration::from_secs(90));
-        assert_eq!(
-            cfg.helo_name.unwrap().client_id(),
-            &ClientId::Domain("collector.example.org".into())
-        );
+        assert_eq!(cfg.helo_name.unwrap().client_id(), &ClientId::Domain("collector.example.org".into()));
     }
 
     #[test]
@@ -490,10 +454,7 @@ mod tests {
     fn bad_values_are_refused_while_parsing() {
         for (line, needle) in [
             ("from = \"not an address\"", "not a valid mailbox"),
-            (
-                "from = \"Evil\\r\\nBcc: x@y.z <a@b.c>\"",
-                "control character",
-            ),
+            ("from = \"Evil\\r\\nBcc: x@y.z <a@b.c>\"", "control character"),
             ("transport = \"carrier-pigeon\"", "unknown variant"),
             ("security = \"ssl\"", "unknown variant"),
             ("port = 0", "nonzero"),
@@ -520,13 +481,11 @@ mod tests {
         let err = smtp_without_host.validate().unwrap_err().to_string();
         assert!(err.contains("needs `host`"), "{err}");
 
-        let user_without_password =
-            parse("[mail]\ntransport = \"smtp\"\nhost = \"h\"\nusername = \"u\"\n").unwrap();
+        let user_without_password = parse("[mail]\ntransport = \"smtp\"\nhost = \"h\"\nusername = \"u\"\n").unwrap();
         let err = user_without_password.validate().unwrap_err().to_string();
         assert!(err.contains("password-file"), "{err}");
 
-        let password_without_user =
-            parse("[mail]\ntransport = \"smtp\"\nhost = \"h\"\npassword-file = \"/p\"\n").unwrap();
+        let password_without_user = parse("[mail]\ntransport = \"smtp\"\nhost = \"h\"\npassword-file = \"/p\"\n").unwrap();
         assert!(password_without_user.validate().is_err());
 
         let login_in_clear = parse(
@@ -540,14 +499,8 @@ mod tests {
 
     #[test]
     fn helo_name_accepts_ip_addresses() {
-        assert_eq!(
-            "192.0.2.7".parse::<HeloName>().unwrap().client_id(),
-            &ClientId::Ipv4("192.0.2.7".parse().unwrap())
-        );
-        assert_eq!(
-            "2001:db8::1".parse::<HeloName>().unwrap().client_id(),
-            &ClientId::Ipv6("2001:db8::1".parse().unwrap())
-        );
+        assert_eq!("192.0.2.7".parse::<HeloName>().unwrap().client_id(), &ClientId::Ipv4("192.0.2.7".parse().unwrap()));
+        assert_eq!("2001:db8::1".parse::<HeloName>().unwrap().client_id(), &ClientId::Ipv6("2001:db8::1".parse().unwrap()));
     }
 
     #[test]
@@ -556,20 +509,13 @@ mod tests {
             let t: Timeout = s.parse().unwrap();
             assert_eq!(t.to_string().parse::<Timeout>().unwrap(), t);
         }
-        assert_eq!(
-            "2m".parse::<Timeout>().unwrap().get(),
-            Duration::from_secs(120)
-        );
+        assert_eq!("2m".parse::<Timeout>().unwrap().get(), Duration::from_secs(120));
     }
 
     #[test]
     fn shipped_example_parses_and_validates() {
         let cfg = parse(include_str!("mail.example.toml")).unwrap();
         cfg.validate().unwrap();
-        assert_eq!(
-            cfg,
-            MailConfig::default(),
-            "the example documents the defaults"
-        );
+        assert_eq!(cfg, MailConfig::default(), "the example documents the defaults");
     }
 }

@@ -60,9 +60,7 @@ pub enum MailError {
 
     /// A header value (subject, attachment file name) contains CR, LF or another control
     /// character, which could be used to inject header lines.
-    #[error(
-        "the {field} contains the control character {found:?}; header values must be one line of text"
-    )]
+    #[error("the {field} contains the control character {found:?}; header values must be one line of text")]
     HeaderInjection {
         /// Which value, e.g. "subject".
         field: &'static str,

@@ -36,10 +36,7 @@ pub struct OutgoingMail {
 /// Makes a fresh Message-ID in the sender's domain: milliseconds since the epoch (so ids sort
 /// by time) and 64 random bits (so two collectors never collide).
 pub(crate) fn new_message_id(from: &Mailbox) -> String {
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
+    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     let random: u64 = rand::random();
     format!("<{millis}.{random:016x}@{}>", from.email.domain())
 }
@@ -53,33 +50,20 @@ fn one_line(field: &'static str, value: &str) -> Result<(), MailError> {
 }
 
 /// Builds the message with the given Message-ID, after validating every header value.
-pub(crate) fn build(
-    from: &Mailbox,
-    mail: &OutgoingMail,
-    message_id: &str,
-) -> Result<Message, MailError> {
+pub(crate) fn build(from: &Mailbox, mail: &OutgoingMail, message_id: &str) -> Result<Message, MailError> {
     if mail.to.is_empty() {
         return Err(MailError::NoRecipients);
     }
     one_line("subject", &mail.subject)?;
 
-    let mut builder = Message::builder()
-        .from(from.clone())
-        .subject(mail.subject.as_str())
-        .message_id(Some(message_id.to_owned()))
-        .date_now();
+    let mut builder =
+        Message::builder().from(from.clone()).subject(mail.subject.as_str()).message_id(Some(message_id.to_owned())).date_now();
     for address in &mail.to {
-        let mailbox = parse_mailbox(address).map_err(|reason| MailError::InvalidRecipient {
-            address: address.clone(),
-            reason,
-        })?;
+        let mailbox = parse_mailbox(address).map_err(|reason| MailError::InvalidRecipient { address: address.clone(), reason })?;
         builder = builder.to(mailbox);
     }
     for address in &mail.cc {
-        let mailbox = parse_mailbox(address).map_err(|reason| MailError::InvalidRecipient {
-            address: address.clone(),
-            reason,
-        })?;
+        let mailbox = parse_mailbox(address).map_err(|reason| MailError::InvalidRecipient { address: address.clone(), reason })?;
         builder = builder.cc(mailbox);
     }
     if let Some(url) = &mail.list_unsubscribe {
@@ -94,9 +78,7 @@ pub(crate) fn build(
     }
 
     let text: MultiPart = match &mail.html {
-        Some(html) => MultiPart::alternative()
-            .singlepart(SinglePart::plain(mail.text.clone()))
-            .singlepart(SinglePart::html(html.clone())),
+        Some(html) => MultiPart::alternative().singlepart(SinglePart::plain(mail.text.clone())).singlepart(SinglePart::html(html.clone())),
         None => MultiPart::mixed().singlepart(SinglePart::plain(mail.text.clone())),
     };
     let built = match &mail.attachment {
@@ -105,12 +87,9 @@ pub(crate) fn build(
         Some((name, pdf)) => {
             one_line("attachment file name", name)?;
             if name.trim().is_empty() {
-                return Err(MailError::EmptyField {
-                    field: "attachment file name",
-                });
+                return Err(MailError::EmptyField { field: "attachment file name" });
             }
-            let pdf_type = ContentType::parse("application/pdf")
-                .map_err(|e| MailError::Build(e.to_string()))?;
+            let pdf_type = ContentType::parse("application/pdf").map_err(|e| MailError::Build(e.to_string()))?;
             let attachment = Attachment::new(name.clone()).body(pdf.clone(), pdf_type);
             let body = if mail.html.is_some() {
                 MultiPart::mixed().multipart(text).singlepart(attachment)
@@ -157,38 +136,15 @@ mod tests {
 
     #[test]
     fn header_injection_is_refused() {
-        for subject in [
-            "Report\r\nBcc: victim@example.org",
-            "Report\nX: y",
-            "a\tb",
-            "a\0b",
-        ] {
-            let m = OutgoingMail {
-                subject: subject.into(),
-                ..mail()
-            };
+        for subject in ["Report\r\nBcc: victim@example.org", "Report\nX: y", "a\tb", "a\0b"] {
+            let m = OutgoingMail { subject: subject.into(), ..mail() };
             let err = build(&from(), &m, "<x@example.org>").unwrap_err();
-            assert!(
-                matches!(
-                    err,
-                    MailError::HeaderInjection {
-                        field: "subject",
-                        ..
-                    }
-                ),
-                "{subject:?}: {err}"
-            );
+            assert!(matches!(err, MailError::HeaderInjection { field: "subject", .. }), "{subject:?}: {err}");
         }
-        let m = OutgoingMail {
-            attachment: Some(("r.pdf\r\nX-Evil: 1".into(), vec![1])),
-            ..mail()
-        };
+        let m = OutgoingMail { attachment: Some(("r.pdf\r\nX-Evil: 1".into(), vec![1])), ..mail() };
         assert!(matches!(
             build(&from(), &m, "<x@example.org>").unwrap_err(),
-            MailError::HeaderInjection {
-                field: "attachment file name",
-                ..
-            }
+            MailError::HeaderInjection { field: "attachment file name", .. }
         ));
     }
 
@@ -212,27 +168,14 @@ mod tests {
 
     #[test]
     fn bad_recipients_are_named() {
-        for bad in [
-            "not-an-address",
-            "Bob\r\nBcc: x@y.org <bob@example.org>",
-            "",
-        ] {
-            let m = OutgoingMail {
-                to: vec!["ok@example.org".into(), bad.into()],
-                ..mail()
-            };
+        for bad in ["not-an-address", "Bob\r\nBcc: x@y.org <bob@example.org>", ""] {
+            let m = OutgoingMail { to: vec!["ok@example.org".into(), bad.into()], ..mail() };
             match build(&from(), &m, "<x@example.org>").unwrap_err() {
                 MailError::InvalidRecipient { address, .. } => assert_eq!(address, bad),
                 other => panic!("{bad:?}: unexpected {other}"),
             }
         }
-        let m = OutgoingMail {
-            to: vec![],
-            ..mail()
-        };
-        assert!(matches!(
-            build(&from(), &m, "<x@example.org>").unwrap_err(),
-            MailError::NoRecipients
-        ));
+        let m = OutgoingMail { to: vec![], ..mail() };
+        assert!(matches!(build(&from(), &m, "<x@example.org>").unwrap_err(), MailError::NoRecipients));
     }
 }

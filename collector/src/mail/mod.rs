@@ -27,10 +27,7 @@ use std::path::{Path, PathBuf};
 
 use lettre::message::Mailbox;
 
-pub use config::{
-    DEFAULT_FROM, DEFAULT_OUTBOX, DEFAULT_TIMEOUT, HeloName, Host, MailConfig, Security, Timeout,
-    TransportKind, Username,
-};
+pub use config::{DEFAULT_FROM, DEFAULT_OUTBOX, DEFAULT_TIMEOUT, HeloName, Host, MailConfig, Security, Timeout, TransportKind, Username};
 pub use error::{MailError, MailTestError};
 pub use message::OutgoingMail;
 
@@ -67,15 +64,10 @@ impl Mailer {
     pub fn new(cfg: &MailConfig) -> Result<Mailer, MailError> {
         cfg.validate()?;
         let backend = match cfg.transport {
-            TransportKind::File => Backend::File {
-                outbox: cfg.outbox.clone(),
-            },
+            TransportKind::File => Backend::File { outbox: cfg.outbox.clone() },
             TransportKind::Smtp => Backend::Smtp(SmtpClient::new(cfg)?),
         };
-        Ok(Mailer {
-            from: cfg.from.clone(),
-            backend,
-        })
+        Ok(Mailer { from: cfg.from.clone(), backend })
     }
 
     /// Validates and delivers one message. For SMTP, `Ok` means the server accepted it for
@@ -87,7 +79,8 @@ impl Mailer {
         let envelope = match &mail.envelope_to {
             Some(rcpt) => {
                 let to = config::parse_mailbox(rcpt).map_err(|reason| MailError::InvalidRecipient { address: rcpt.clone(), reason })?;
-                lettre::address::Envelope::new(Some(self.from.email.clone()), vec![to.email]).map_err(|e| MailError::Build(e.to_string()))?
+                lettre::address::Envelope::new(Some(self.from.email.clone()), vec![to.email])
+                    .map_err(|e| MailError::Build(e.to_string()))?
             }
             None => message.envelope().clone(),
         };
@@ -124,21 +117,12 @@ impl Mailer {
         match &self.backend {
             Backend::Smtp(client) => client.test().await,
             Backend::File { outbox } => {
-                let fail = |reason: String| MailTestError::Other {
-                    step: "outbox write test",
-                    target: outbox.display().to_string(),
-                    reason,
-                };
+                let fail =
+                    |reason: String| MailTestError::Other { step: "outbox write test", target: outbox.display().to_string(), reason };
                 let probe = outbox.join(".ampel-write-test");
-                tokio::fs::create_dir_all(outbox)
-                    .await
-                    .map_err(|e| fail(e.to_string()))?;
-                tokio::fs::write(&probe, b"probe")
-                    .await
-                    .map_err(|e| fail(e.to_string()))?;
-                tokio::fs::remove_file(&probe)
-                    .await
-                    .map_err(|e| fail(e.to_string()))?;
+                tokio::fs::create_dir_all(outbox).await.map_err(|e| fail(e.to_string()))?;
+                tokio::fs::write(&probe, b"probe").await.map_err(|e| fail(e.to_string()))?;
+                tokio::fs::remove_file(&probe).await.map_err(|e| fail(e.to_string()))?;
                 Ok(format!("outbox {} is writable", outbox.display()))
             }
         }
@@ -153,15 +137,9 @@ async fn write_eml(outbox: &Path, message_id: &str, bytes: &[u8]) -> Result<Path
         let path = path.to_owned();
         move |source| MailError::Outbox { path, source }
     };
-    tokio::fs::create_dir_all(outbox)
-        .await
-        .map_err(io_err(outbox))?;
+    tokio::fs::create_dir_all(outbox).await.map_err(io_err(outbox))?;
     // "<1718000000000.9f3c2a1b4d5e6f70@example.org>" -> "1718000000000.9f3c2a1b4d5e6f70"
-    let stem = message_id
-        .trim_start_matches('<')
-        .split('@')
-        .next()
-        .unwrap_or_default();
+    let stem = message_id.trim_start_matches('<').split('@').next().unwrap_or_default();
     let file = outbox.join(format!("{stem}.eml"));
     let tmp = outbox.join(format!(".{stem}.eml.tmp"));
     let write = async {

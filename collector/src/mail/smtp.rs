@@ -25,9 +25,7 @@ use std::task::{Context, Poll};
 
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{
-    AsyncSmtpConnection, AsyncTokioStream, Certificate, CertificateStore, TlsParameters,
-};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, Certificate, CertificateStore, TlsParameters};
 use lettre::transport::smtp::extension::{ClientId, Extension};
 use rustls::RootCertStore;
 use rustls::crypto::CryptoProvider;
@@ -49,17 +47,12 @@ pub(crate) struct Secret(String);
 impl Secret {
     /// Reads a password file: the whole file, minus the trailing newline(s).
     pub(crate) fn read(path: &Path) -> Result<Secret, MailError> {
-        let text = std::fs::read_to_string(path).map_err(|source| MailError::ReadFile {
-            what: "password file",
-            path: path.to_owned(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| MailError::ReadFile { what: "password file", path: path.to_owned(), source })?;
         warn_if_world_readable(path);
         let password = text.trim_end_matches(['\r', '\n']);
         if password.is_empty() {
-            return Err(MailError::EmptyPassword {
-                path: path.to_owned(),
-            });
+            return Err(MailError::EmptyPassword { path: path.to_owned() });
         }
         Ok(Secret(password.to_owned()))
     }
@@ -108,9 +101,7 @@ struct TlsSetup {
 
 impl fmt::Debug for TlsSetup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TlsSetup")
-            .field("extra_roots", &self.extra_roots)
-            .finish_non_exhaustive()
+        f.debug_struct("TlsSetup").field("extra_roots", &self.extra_roots).finish_non_exhaustive()
     }
 }
 
@@ -122,64 +113,39 @@ impl TlsSetup {
         };
 
         let mut roots = RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        let mut params = TlsParameters::builder(host.to_string())
-            .certificate_store(CertificateStore::WebpkiRoots);
+        let mut params = TlsParameters::builder(host.to_string()).certificate_store(CertificateStore::WebpkiRoots);
         for cert in &extra {
-            roots
-                .add(cert.clone())
-                .map_err(|e| MailError::TlsSetup(format!("cannot trust a CA certificate: {e}")))?;
-            let cert = Certificate::from_der(cert.to_vec())
-                .map_err(|e| MailError::TlsSetup(e.to_string()))?;
+            roots.add(cert.clone()).map_err(|e| MailError::TlsSetup(format!("cannot trust a CA certificate: {e}")))?;
+            let cert = Certificate::from_der(cert.to_vec()).map_err(|e| MailError::TlsSetup(e.to_string()))?;
             params = params.add_root_certificate(cert);
         }
-        let starttls = params
-            .build_rustls()
-            .map_err(|e| MailError::TlsSetup(e.to_string()))?;
+        let starttls = params.build_rustls().map_err(|e| MailError::TlsSetup(e.to_string()))?;
 
         // Same provider choice as lettre: the process default (main installs ring), else ring.
-        let provider = CryptoProvider::get_default()
-            .cloned()
-            .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
+        let provider = CryptoProvider::get_default().cloned().unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
         let implicit = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| MailError::TlsSetup(e.to_string()))?
             .with_root_certificates(roots)
             .with_no_client_auth();
 
-        Ok(TlsSetup {
-            starttls,
-            implicit: Arc::new(implicit),
-            extra_roots: extra.len(),
-        })
+        Ok(TlsSetup { starttls, implicit: Arc::new(implicit), extra_roots: extra.len() })
     }
 }
 
 /// Reads every `CERTIFICATE` block of a PEM file; at least one must be there and parse.
 fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, MailError> {
-    let pem = std::fs::read(path).map_err(|source| MailError::ReadFile {
-        what: "CA file",
-        path: path.to_owned(),
-        source,
-    })?;
+    let pem = std::fs::read(path).map_err(|source| MailError::ReadFile { what: "CA file", path: path.to_owned(), source })?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| MailError::CaFile {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| MailError::CaFile { path: path.to_owned(), reason: e.to_string() })?;
     if certs.is_empty() {
-        return Err(MailError::CaFile {
-            path: path.to_owned(),
-            reason: "no PEM CERTIFICATE block found".into(),
-        });
+        return Err(MailError::CaFile { path: path.to_owned(), reason: "no PEM CERTIFICATE block found".into() });
     }
     // Parse each one now, so a damaged file fails at start and not at the first report.
     let mut probe = RootCertStore::empty();
     for cert in &certs {
-        probe.add(cert.clone()).map_err(|e| MailError::CaFile {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
+        probe.add(cert.clone()).map_err(|e| MailError::CaFile { path: path.to_owned(), reason: e.to_string() })?;
     }
     Ok(certs)
 }
@@ -200,53 +166,30 @@ pub(crate) struct SmtpClient {
 impl SmtpClient {
     /// Reads the password and CA files and prepares TLS. `cfg` must have passed `validate`.
     pub(crate) fn new(cfg: &MailConfig) -> Result<SmtpClient, MailError> {
-        let host = cfg
-            .host
-            .clone()
-            .ok_or_else(|| MailError::Config("transport = \"smtp\" needs `host`".into()))?;
+        let host = cfg.host.clone().ok_or_else(|| MailError::Config("transport = \"smtp\" needs `host`".into()))?;
         let login = match (&cfg.username, &cfg.password_file) {
-            (Some(user), Some(path)) => Some(Login {
-                user: user.as_str().to_owned(),
-                password: Secret::read(path)?,
-            }),
+            (Some(user), Some(path)) => Some(Login { user: user.as_str().to_owned(), password: Secret::read(path)? }),
             _ => None,
         };
         let tls = match cfg.security {
             Security::None => None,
-            Security::Tls | Security::Starttls => {
-                Some(TlsSetup::new(&host, cfg.ca_file.as_deref())?)
-            }
+            Security::Tls | Security::Starttls => Some(TlsSetup::new(&host, cfg.ca_file.as_deref())?),
         };
         let hello = match &cfg.helo_name {
             Some(name) => name.client_id().clone(),
             None => ClientId::default(),
         };
-        Ok(SmtpClient {
-            host,
-            port: cfg.port(),
-            security: cfg.security,
-            login,
-            tls,
-            hello,
-            timeout: cfg.timeout,
-        })
+        Ok(SmtpClient { host, port: cfg.port(), security: cfg.security, login, tls, hello, timeout: cfg.timeout })
     }
 
     /// `host:port`, with brackets around an IPv6 literal.
     fn server(&self) -> String {
-        if self.host.as_str().contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        if self.host.as_str().contains(':') { format!("[{}]:{}", self.host, self.port) } else { format!("{}:{}", self.host, self.port) }
     }
 
     fn tls_setup(&self) -> Result<&TlsSetup, MailTestError> {
         // `new` builds it for every security but `none`; this is only reached for those.
-        self.tls.as_ref().ok_or_else(|| MailTestError::Tls {
-            server: self.server(),
-            reason: "TLS was not set up".into(),
-        })
+        self.tls.as_ref().ok_or_else(|| MailTestError::Tls { server: self.server(), reason: "TLS was not set up".into() })
     }
 
     /// Runs steps 1–6 and returns an open, authenticated connection. `done` collects a short
@@ -256,27 +199,14 @@ impl SmtpClient {
         let limit = self.timeout;
 
         // 1. Resolve.
-        let addrs: Vec<SocketAddr> = match tokio::time::timeout(
-            limit.get(),
-            tokio::net::lookup_host((self.host.as_str(), self.port)),
-        )
-        .await
-        {
-            Err(_) => Err(format!("timed out after {limit}")),
-            Ok(Err(e)) => Err(e.to_string()),
-            Ok(Ok(addrs)) => Ok(addrs.collect()),
-        }
-        .and_then(|addrs: Vec<SocketAddr>| {
-            if addrs.is_empty() {
-                Err("the name has no addresses".to_owned())
-            } else {
-                Ok(addrs)
+        let addrs: Vec<SocketAddr> =
+            match tokio::time::timeout(limit.get(), tokio::net::lookup_host((self.host.as_str(), self.port))).await {
+                Err(_) => Err(format!("timed out after {limit}")),
+                Ok(Err(e)) => Err(e.to_string()),
+                Ok(Ok(addrs)) => Ok(addrs.collect()),
             }
-        })
-        .map_err(|reason| MailTestError::Resolve {
-            host: self.host.to_string(),
-            reason,
-        })?;
+            .and_then(|addrs: Vec<SocketAddr>| if addrs.is_empty() { Err("the name has no addresses".to_owned()) } else { Ok(addrs) })
+            .map_err(|reason| MailTestError::Resolve { host: self.host.to_string(), reason })?;
         tracing::debug!(%server, ?addrs, "resolved");
 
         // 2. TCP connect, trying each address like a browser would (without the racing).
@@ -296,11 +226,7 @@ impl SmtpClient {
             let reason = match failures.as_slice() {
                 // One address: `server` already says where.
                 [(_, only)] => only.clone(),
-                _ => failures
-                    .iter()
-                    .map(|(addr, e)| format!("{addr}: {e}"))
-                    .collect::<Vec<_>>()
-                    .join("; "),
+                _ => failures.iter().map(|(addr, e)| format!("{addr}: {e}")).collect::<Vec<_>>().join("; "),
             };
             return Err(MailTestError::Connect { server, reason });
         };
@@ -316,19 +242,12 @@ impl SmtpClient {
         let stream: Box<dyn AsyncTokioStream> = match self.security {
             Security::Tls => {
                 let tls = self.tls_setup()?;
-                let name = ServerName::try_from(self.host.as_str().to_owned()).map_err(|e| {
-                    MailTestError::Tls {
-                        server: server.clone(),
-                        reason: e.to_string(),
-                    }
-                })?;
+                let name = ServerName::try_from(self.host.as_str().to_owned())
+                    .map_err(|e| MailTestError::Tls { server: server.clone(), reason: e.to_string() })?;
                 let connector = tokio_rustls::TlsConnector::from(Arc::clone(&tls.implicit));
                 let stream = run(limit, connector.connect(name, tcp), |e| e.to_string())
                     .await
-                    .map_err(|reason| MailTestError::Tls {
-                        server: server.clone(),
-                        reason,
-                    })?;
+                    .map_err(|reason| MailTestError::Tls { server: server.clone(), reason })?;
                 let version = stream
                     .get_ref()
                     .1
@@ -343,35 +262,18 @@ impl SmtpClient {
         };
 
         // 4. Greeting and EHLO.
-        let mut conn = run(
-            limit,
-            AsyncSmtpConnection::connect_with_transport(stream, &self.hello),
-            describe,
-        )
-        .await
-        .map_err(|reason| MailTestError::Other {
-            step: "SMTP greeting and EHLO",
-            target: server.clone(),
-            reason,
-        })?;
+        let mut conn = run(limit, AsyncSmtpConnection::connect_with_transport(stream, &self.hello), describe)
+            .await
+            .map_err(|reason| MailTestError::Other { step: "SMTP greeting and EHLO", target: server.clone(), reason })?;
 
         // 5. STARTTLS.
         if self.security == Security::Starttls {
             let tls = self.tls_setup()?;
             if !conn.server_info().supports_feature(Extension::StartTls) {
                 conn.abort().await;
-                return Err(MailTestError::Tls {
-                    server,
-                    reason: "the server does not offer STARTTLS".into(),
-                });
+                return Err(MailTestError::Tls { server, reason: "the server does not offer STARTTLS".into() });
             }
-            if let Err(reason) = run(
-                limit,
-                conn.starttls(tls.starttls.clone(), &self.hello),
-                describe,
-            )
-            .await
-            {
+            if let Err(reason) = run(limit, conn.starttls(tls.starttls.clone(), &self.hello), describe).await {
                 return Err(MailTestError::Tls { server, reason });
             }
             done.push("STARTTLS ok".into());
@@ -379,19 +281,12 @@ impl SmtpClient {
 
         // 6. Login.
         if let Some(login) = &self.login {
-            let fail = |reason: String| MailTestError::Auth {
-                server: server.clone(),
-                user: login.user.clone(),
-                reason,
-            };
+            let fail = |reason: String| MailTestError::Auth { server: server.clone(), user: login.user.clone(), reason };
             if conn.server_info().get_auth_mechanism(&MECHANISMS).is_none() {
                 conn.abort().await;
-                return Err(fail(
-                    "the server offers neither AUTH PLAIN nor AUTH LOGIN".into(),
-                ));
+                return Err(fail("the server offers neither AUTH PLAIN nor AUTH LOGIN".into()));
             }
-            let credentials =
-                Credentials::new(login.user.clone(), login.password.expose().to_owned());
+            let credentials = Credentials::new(login.user.clone(), login.password.expose().to_owned());
             if let Err(reason) = run(limit, conn.auth(&MECHANISMS, &credentials), describe).await {
                 conn.abort().await;
                 return Err(fail(reason));
@@ -406,16 +301,10 @@ impl SmtpClient {
         let mut done = Vec::new();
         let mut conn = self.open(&mut done).await?;
         let limit = self.timeout;
-        let alive = tokio::time::timeout(limit.get(), conn.test_connected())
-            .await
-            .unwrap_or(false);
+        let alive = tokio::time::timeout(limit.get(), conn.test_connected()).await.unwrap_or(false);
         if !alive {
             conn.abort().await;
-            return Err(MailTestError::Other {
-                step: "NOOP",
-                target: self.server(),
-                reason: "the server did not answer NOOP".into(),
-            });
+            return Err(MailTestError::Other { step: "NOOP", target: self.server(), reason: "the server did not answer NOOP".into() });
         }
         let _ = tokio::time::timeout(limit.get(), conn.quit()).await;
         done.push("server ready".into());
@@ -442,10 +331,7 @@ impl SmtpClient {
         tracing::debug!(server = %self.server(), steps = %done.join(", "), "SMTP session open");
         if let Err(reason) = run(limit, conn.send(envelope, email), describe).await {
             conn.abort().await;
-            return Err(MailError::Send {
-                server: self.server(),
-                reason,
-            });
+            return Err(MailError::Send { server: self.server(), reason });
         }
         // The message is accepted; a failing QUIT changes nothing about that.
         let _ = tokio::time::timeout(limit.get(), conn.quit()).await;
@@ -463,11 +349,7 @@ fn parse_size(line: &str) -> Option<u64> {
 }
 
 /// Runs one step under the timeout, turning its error into a reason text.
-async fn run<T, E>(
-    limit: Timeout,
-    step: impl Future<Output = Result<T, E>>,
-    describe: impl FnOnce(E) -> String,
-) -> Result<T, String> {
+async fn run<T, E>(limit: Timeout, step: impl Future<Output = Result<T, E>>, describe: impl FnOnce(E) -> String) -> Result<T, String> {
     match tokio::time::timeout(limit.get(), step).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => Err(describe(e)),
@@ -501,21 +383,13 @@ fn describe(err: lettre::transport::smtp::Error) -> String {
 struct ImplicitTls(tokio_rustls::client::TlsStream<TcpStream>);
 
 impl AsyncRead for ImplicitTls {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.0).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for ImplicitTls {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.0).poll_write(cx, buf)
     }
 
@@ -527,11 +401,7 @@ impl AsyncWrite for ImplicitTls {
         Pin::new(&mut self.0).poll_shutdown(cx)
     }
 
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
     }
 

@@ -10,10 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -21,10 +18,7 @@ use super::*;
 
 /// Debian's interpreter, which has `python3-aiosmtpd`; a pyenv `python3` on PATH may not.
 const PYTHON: &str = "/usr/bin/python3";
-const AUTH_SERVER: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/src/mail/testdata/auth_server.py"
-);
+const AUTH_SERVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/mail/testdata/auth_server.py");
 const EXTRACT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/mail/testdata/extract.py");
 const USER: &str = "reports";
 pub(crate) const PASSWORD: &str = "s3cret-Pa55word";
@@ -42,26 +36,16 @@ pub(crate) fn test_pki() -> TestPki {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "Ampel mail test CA");
+    ca_params.distinguished_name.push(DnType::CommonName, "Ampel mail test CA");
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
 
-    let mut params =
-        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
+    let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    params.distinguished_name.push(DnType::CommonName, "localhost");
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let key = KeyPair::generate().unwrap();
     let cert = params.signed_by(&key, &ca).unwrap();
 
-    let pki = TestPki {
-        ca: dir.path().join("ca.pem"),
-        cert: dir.path().join("server.pem"),
-        key: dir.path().join("server.key"),
-        _dir: dir,
-    };
+    let pki = TestPki { ca: dir.path().join("ca.pem"), cert: dir.path().join("server.pem"), key: dir.path().join("server.key"), _dir: dir };
     fs::write(&pki.ca, ca.pem()).unwrap();
     fs::write(&pki.cert, cert.pem()).unwrap();
     fs::write(&pki.key, key.serialize_pem()).unwrap();
@@ -70,11 +54,7 @@ pub(crate) fn test_pki() -> TestPki {
 
 /// A port nobody listens on right now (bound, then released).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A running aiosmtpd; killed and reaped on drop.
@@ -99,11 +79,7 @@ impl SmtpServer {
     fn starttls(pki: &TestPki) -> SmtpServer {
         Self::spawn(|port, maildir| {
             let mut cmd = aiosmtpd_cli(port);
-            cmd.arg("--tlscert")
-                .arg(&pki.cert)
-                .arg("--tlskey")
-                .arg(&pki.key)
-                .arg(maildir);
+            cmd.arg("--tlscert").arg(&pki.cert).arg("--tlskey").arg(&pki.key).arg(maildir);
             cmd
         })
     }
@@ -147,12 +123,7 @@ impl SmtpServer {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {PYTHON}: {e}"));
-        let mut server = SmtpServer {
-            child,
-            port,
-            maildir,
-            dir,
-        };
+        let mut server = SmtpServer { child, port, maildir, dir };
         server.wait_until_listening();
         server
     }
@@ -171,12 +142,7 @@ impl SmtpServer {
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "the SMTP test server did not listen on port {} within 20s\n{}",
-                self.port,
-                self.log()
-            );
+            assert!(Instant::now() < deadline, "the SMTP test server did not listen on port {} within 20s\n{}", self.port, self.log());
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -200,25 +166,14 @@ impl Drop for SmtpServer {
 
 fn aiosmtpd_cli(port: u16) -> Command {
     let mut cmd = Command::new(PYTHON);
-    cmd.args(["-m", "aiosmtpd", "-n", "-l"])
-        .arg(format!("127.0.0.1:{port}"))
-        .args(["-c", "aiosmtpd.handlers.Mailbox"]);
+    cmd.args(["-m", "aiosmtpd", "-n", "-l"]).arg(format!("127.0.0.1:{port}")).args(["-c", "aiosmtpd.handlers.Mailbox"]);
     cmd
 }
 
 /// Runs `testdata/extract.py` on a Maildir or an .eml file.
 fn extract(source: &Path, outdir: &Path) -> Vec<Value> {
-    let out = Command::new(PYTHON)
-        .arg(EXTRACT)
-        .arg(source)
-        .arg(outdir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "extract.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(PYTHON).arg(EXTRACT).arg(source).arg(outdir).output().unwrap();
+    assert!(out.status.success(), "extract.py failed: {}", String::from_utf8_lossy(&out.stderr));
     match serde_json::from_slice(&out.stdout).unwrap() {
         Value::Array(messages) => messages,
         other => panic!("extract.py printed {other}"),
@@ -237,10 +192,7 @@ fn pdf_bytes() -> Vec<u8> {
 
 fn report_mail(subject: &str) -> OutgoingMail {
     OutgoingMail {
-        to: vec![
-            "Security Team <security@example.org>".into(),
-            "ops@example.org".into(),
-        ],
+        to: vec!["Security Team <security@example.org>".into(), "ops@example.org".into()],
         subject: subject.into(),
         text: "Guten Tag,\n\nthe weekly Ampel report is attached. Status: grün.\n".into(),
         attachment: Some(("ampel-report-2024-w23.pdf".into(), pdf_bytes())),
@@ -275,18 +227,12 @@ fn assert_delivered(server: &SmtpServer, delivery: &Delivery, subject: &str) {
     let msg = &received[0];
     assert_eq!(msg["subject"], subject);
     assert_eq!(msg["message_id"], delivery.message_id.as_str());
-    assert!(
-        msg["text"].as_str().unwrap().contains("Status: grün."),
-        "{msg}"
-    );
+    assert!(msg["text"].as_str().unwrap().contains("Status: grün."), "{msg}");
     let attachment = &msg["attachments"][0];
     assert_eq!(attachment["filename"], "ampel-report-2024-w23.pdf");
     assert_eq!(attachment["content_type"], "application/pdf");
     let got = fs::read(attachment["path"].as_str().unwrap()).unwrap();
-    assert!(
-        got == pdf_bytes(),
-        "the received PDF differs from the one sent"
-    );
+    assert!(got == pdf_bytes(), "the received PDF differs from the one sent");
     assert_eq!(delivery.file, None);
 }
 
@@ -294,28 +240,18 @@ fn assert_delivered(server: &SmtpServer, delivery: &Delivery, subject: &str) {
 async fn file_transport_writes_eml_with_pdf() {
     let dir = TempDir::new().unwrap();
     let outbox = dir.path().join("var/lib/ampel/outbox"); // does not exist yet
-    let cfg = MailConfig {
-        outbox: outbox.clone(),
-        ..MailConfig::default()
-    };
+    let cfg = MailConfig { outbox: outbox.clone(), ..MailConfig::default() };
     let mailer = Mailer::new(&cfg).unwrap();
     let ok = mailer.test_connection().await.unwrap();
     eprintln!("test_connection: {ok}");
     assert!(ok.contains("is writable"), "{ok}");
 
-    let delivery = mailer
-        .send(&report_mail("Ampel report: week 23"))
-        .await
-        .unwrap();
+    let delivery = mailer.send(&report_mail("Ampel report: week 23")).await.unwrap();
     let file = delivery.file.clone().unwrap();
     assert_eq!(file.parent(), Some(outbox.as_path()));
     assert_eq!(file.extension().unwrap(), "eml");
     let entries: Vec<_> = fs::read_dir(&outbox).unwrap().collect();
-    assert_eq!(
-        entries.len(),
-        1,
-        "only the .eml, no temporary or probe file"
-    );
+    assert_eq!(entries.len(), 1, "only the .eml, no temporary or probe file");
 
     let raw = fs::read_to_string(&file).unwrap();
     assert!(raw.contains("Subject: Ampel report: week 23"), "{raw}");
@@ -334,14 +270,8 @@ async fn plain_smtp_delivers() {
     let mailer = Mailer::new(&smtp_config("127.0.0.1", server.port, Security::None)).unwrap();
     let ok = mailer.test_connection().await.unwrap();
     eprintln!("test_connection: {ok}");
-    assert!(
-        ok.starts_with(&format!("connected to 127.0.0.1:{}", server.port)),
-        "{ok}"
-    );
-    assert!(
-        server.received().is_empty(),
-        "test_connection must not send mail"
-    );
+    assert!(ok.starts_with(&format!("connected to 127.0.0.1:{}", server.port)), "{ok}");
+    assert!(server.received().is_empty(), "test_connection must not send mail");
 
     let delivery = mailer.send(&report_mail("Plain report")).await.unwrap();
     assert_delivered(&server, &delivery, "Plain report");
@@ -352,10 +282,7 @@ async fn starttls_with_private_ca_delivers_identical_attachment() {
     let pki = test_pki();
     let server = SmtpServer::starttls(&pki);
     // "localhost" exercises resolution and the DNS name in the certificate.
-    let cfg = MailConfig {
-        ca_file: Some(pki.ca.clone()),
-        ..smtp_config("localhost", server.port, Security::Starttls)
-    };
+    let cfg = MailConfig { ca_file: Some(pki.ca.clone()), ..smtp_config("localhost", server.port, Security::Starttls) };
     let mailer = Mailer::new(&cfg).unwrap();
     let ok = mailer.test_connection().await.unwrap();
     eprintln!("test_connection: {ok}");
@@ -376,23 +303,11 @@ async fn starttls_without_the_ca_fails_at_the_tls_step() {
     eprintln!("test_connection: {err}");
     assert_eq!(err.step(), "tls", "{err}");
     let text = err.to_string();
-    assert!(
-        text.starts_with(&format!(
-            "TLS handshake with 127.0.0.1:{} failed:",
-            server.port
-        )),
-        "{text}"
-    );
-    assert!(
-        text.ends_with("failed: invalid peer certificate: UnknownIssuer"),
-        "{text}"
-    );
+    assert!(text.starts_with(&format!("TLS handshake with 127.0.0.1:{} failed:", server.port)), "{text}");
+    assert!(text.ends_with("failed: invalid peer certificate: UnknownIssuer"), "{text}");
 
     let err = mailer.send(&report_mail("never")).await.unwrap_err();
-    assert!(
-        matches!(err, MailError::Connection(MailTestError::Tls { .. })),
-        "{err}"
-    );
+    assert!(matches!(err, MailError::Connection(MailTestError::Tls { .. })), "{err}");
     assert!(server.received().is_empty());
 }
 
@@ -413,11 +328,7 @@ async fn closed_port_fails_at_the_connect_step() {
     let err = mailer.test_connection().await.unwrap_err();
     eprintln!("test_connection: {err}");
     assert_eq!(err.step(), "connect", "{err}");
-    assert!(
-        err.to_string()
-            .starts_with(&format!("TCP connect to 127.0.0.1:{port} failed:")),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with(&format!("TCP connect to 127.0.0.1:{port} failed:")), "{err}");
 }
 
 #[tokio::test]
@@ -426,11 +337,7 @@ async fn unresolvable_host_fails_at_the_resolve_step() {
     let err = mailer.test_connection().await.unwrap_err();
     eprintln!("test_connection: {err}");
     assert_eq!(err.step(), "resolve", "{err}");
-    assert!(
-        err.to_string()
-            .starts_with("cannot resolve nonexistent.invalid:"),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with("cannot resolve nonexistent.invalid:"), "{err}");
 }
 
 #[tokio::test]
@@ -438,22 +345,12 @@ async fn silent_server_times_out_at_the_greeting() {
     // The kernel completes the TCP handshake from the backlog; nobody ever says 220.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let cfg = MailConfig {
-        timeout: "300ms".parse().unwrap(),
-        ..smtp_config("127.0.0.1", port, Security::None)
-    };
+    let cfg = MailConfig { timeout: "300ms".parse().unwrap(), ..smtp_config("127.0.0.1", port, Security::None) };
     let started = Instant::now();
-    let err = Mailer::new(&cfg)
-        .unwrap()
-        .test_connection()
-        .await
-        .unwrap_err();
+    let err = Mailer::new(&cfg).unwrap().test_connection().await.unwrap_err();
     eprintln!("test_connection: {err}");
     assert_eq!(err.step(), "other", "{err}");
-    assert!(
-        err.to_string().ends_with("failed: timed out after 300ms"),
-        "{err}"
-    );
+    assert!(err.to_string().ends_with("failed: timed out after 300ms"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(5));
     drop(listener);
 }
@@ -462,20 +359,14 @@ async fn silent_server_times_out_at_the_greeting() {
 async fn login_after_starttls() {
     let pki = test_pki();
     let server = SmtpServer::with_auth(&pki, "starttls");
-    let base = MailConfig {
-        ca_file: Some(pki.ca.clone()),
-        ..smtp_config("localhost", server.port, Security::Starttls)
-    };
+    let base = MailConfig { ca_file: Some(pki.ca.clone()), ..smtp_config("localhost", server.port, Security::Starttls) };
 
     let dir = TempDir::new().unwrap();
     let right = Mailer::new(&with_login(base.clone(), dir.path(), PASSWORD)).unwrap();
     let ok = right.test_connection().await.unwrap();
     eprintln!("test_connection: {ok}");
     assert!(ok.contains("STARTTLS ok, login ok as reports"), "{ok}");
-    let delivery = right
-        .send(&report_mail("Authenticated report"))
-        .await
-        .unwrap();
+    let delivery = right.send(&report_mail("Authenticated report")).await.unwrap();
     assert_delivered(&server, &delivery, "Authenticated report");
 
     let wrong = Mailer::new(&with_login(base.clone(), dir.path(), "wrong-password")).unwrap();
@@ -500,32 +391,19 @@ async fn implicit_tls_with_login() {
     let server = SmtpServer::with_auth(&pki, "tls");
     let dir = TempDir::new().unwrap();
     let cfg = with_login(
-        MailConfig {
-            ca_file: Some(pki.ca.clone()),
-            ..smtp_config("127.0.0.1", server.port, Security::Tls)
-        },
+        MailConfig { ca_file: Some(pki.ca.clone()), ..smtp_config("127.0.0.1", server.port, Security::Tls) },
         dir.path(),
         PASSWORD,
     );
     let mailer = Mailer::new(&cfg).unwrap();
     let ok = mailer.test_connection().await.unwrap();
     eprintln!("test_connection: {ok}");
-    assert!(
-        ok.contains("TLS ok (TLSv1.3)") && ok.contains("login ok"),
-        "{ok}"
-    );
-    let delivery = mailer
-        .send(&report_mail("Report over SMTPS"))
-        .await
-        .unwrap();
+    assert!(ok.contains("TLS ok (TLSv1.3)") && ok.contains("login ok"), "{ok}");
+    let delivery = mailer.send(&report_mail("Report over SMTPS")).await.unwrap();
     assert_delivered(&server, &delivery, "Report over SMTPS");
 
     // Same server without the CA: the handshake itself fails.
-    let untrusted = Mailer::new(&MailConfig {
-        ca_file: None,
-        ..cfg.clone()
-    })
-    .unwrap();
+    let untrusted = Mailer::new(&MailConfig { ca_file: None, ..cfg.clone() }).unwrap();
     let err = untrusted.test_connection().await.unwrap_err();
     eprintln!("test_connection: {err}");
     assert_eq!(err.step(), "tls", "{err}");
@@ -535,29 +413,11 @@ async fn implicit_tls_with_login() {
 #[tokio::test]
 async fn header_injection_is_refused_before_anything_is_written() {
     let dir = TempDir::new().unwrap();
-    let mailer = Mailer::new(&MailConfig {
-        outbox: dir.path().join("outbox"),
-        ..MailConfig::default()
-    })
-    .unwrap();
-    let err = mailer
-        .send(&report_mail("Report\r\nBcc: attacker@example.com"))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            MailError::HeaderInjection {
-                field: "subject",
-                found: '\r'
-            }
-        ),
-        "{err}"
-    );
+    let mailer = Mailer::new(&MailConfig { outbox: dir.path().join("outbox"), ..MailConfig::default() }).unwrap();
+    let err = mailer.send(&report_mail("Report\r\nBcc: attacker@example.com")).await.unwrap_err();
+    assert!(matches!(err, MailError::HeaderInjection { field: "subject", found: '\r' }), "{err}");
     let mut bad_recipient = report_mail("ok");
-    bad_recipient
-        .to
-        .push("attacker@example.com\nBcc: x@example.com".into());
+    bad_recipient.to.push("attacker@example.com\nBcc: x@example.com".into());
     let err = mailer.send(&bad_recipient).await.unwrap_err();
     assert!(err.to_string().contains("attacker@example.com"), "{err}");
     assert!(!dir.path().join("outbox").exists());
@@ -566,16 +426,9 @@ async fn header_injection_is_refused_before_anything_is_written() {
 #[test]
 fn debug_output_never_shows_the_password() {
     let dir = TempDir::new().unwrap();
-    let cfg = with_login(
-        smtp_config("smtp.example.org", 587, Security::Starttls),
-        dir.path(),
-        PASSWORD,
-    );
+    let cfg = with_login(smtp_config("smtp.example.org", 587, Security::Starttls), dir.path(), PASSWORD);
     let config_debug = format!("{cfg:?}");
-    assert!(
-        config_debug.contains("smtp-password"),
-        "the path may show: {config_debug}"
-    );
+    assert!(config_debug.contains("smtp-password"), "the path may show: {config_debug}");
     let mailer = Mailer::new(&cfg).unwrap();
     let mailer_debug = format!("{mailer:?} {mailer:#?}");
     assert!(mailer_debug.contains("<redacted>"), "{mailer_debug}");
@@ -594,38 +447,21 @@ fn new_names_the_file_it_cannot_use() {
         ..smtp_config("smtp.example.org", 587, Security::Starttls)
     };
     let err = Mailer::new(&cfg).unwrap_err();
-    assert!(
-        err.to_string().contains(&missing.display().to_string()),
-        "{err}"
-    );
+    assert!(err.to_string().contains(&missing.display().to_string()), "{err}");
 
     let empty = dir.path().join("empty-password");
     fs::write(&empty, "\n").unwrap();
-    let err = Mailer::new(&MailConfig {
-        password_file: Some(empty),
-        ..cfg.clone()
-    })
-    .unwrap_err();
+    let err = Mailer::new(&MailConfig { password_file: Some(empty), ..cfg.clone() }).unwrap_err();
     assert!(matches!(err, MailError::EmptyPassword { .. }), "{err}");
 
     let not_pem = dir.path().join("ca.pem");
     fs::write(&not_pem, "this is not a certificate\n").unwrap();
-    let err = Mailer::new(&MailConfig {
-        ca_file: Some(not_pem.clone()),
-        ..smtp_config("smtp.example.org", 587, Security::Starttls)
-    })
-    .unwrap_err();
+    let err = Mailer::new(&MailConfig { ca_file: Some(not_pem.clone()), ..smtp_config("smtp.example.org", 587, Security::Starttls) })
+        .unwrap_err();
     assert!(matches!(err, MailError::CaFile { .. }), "{err}");
-    assert!(
-        err.to_string().contains(&not_pem.display().to_string()),
-        "{err}"
-    );
+    assert!(err.to_string().contains(&not_pem.display().to_string()), "{err}");
 
-    let err = Mailer::new(&MailConfig {
-        transport: TransportKind::Smtp,
-        ..MailConfig::default()
-    })
-    .unwrap_err();
+    let err = Mailer::new(&MailConfig { transport: TransportKind::Smtp, ..MailConfig::default() }).unwrap_err();
     assert!(matches!(err, MailError::Config(_)), "{err}");
 }
 

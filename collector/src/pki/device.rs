@@ -61,9 +61,7 @@ pub struct DeviceFiles {
 /// Refuses a device id whose `<device>.pem` would be the CA file written beside it.
 pub(crate) fn check_device_file_name(device: &DeviceId) -> Result<(), PkiError> {
     if format!("{device}.pem") == CA_FILE {
-        return Err(PkiError::ReservedDeviceId {
-            device: device.to_string(),
-        });
+        return Err(PkiError::ReservedDeviceId { device: device.to_string() });
     }
     Ok(())
 }
@@ -94,18 +92,13 @@ impl IssuedDevice {
         let write_ca = match fs::read(&out.ca) {
             Ok(existing) if existing == self.ca_pem.as_bytes() => false,
             Ok(_) => {
-                return Err(PkiError::FileExists {
-                    path: out.ca.clone(),
-                });
+                return Err(PkiError::FileExists { path: out.ca.clone() });
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
             Err(e) => return Err(PkiError::io("read", &out.ca)(e)),
         };
 
-        let mut plan = vec![
-            (&out.key, self.key_pem.as_bytes(), KEY_MODE),
-            (&out.cert, self.cert_pem.as_bytes(), PUBLIC_MODE),
-        ];
+        let mut plan = vec![(&out.key, self.key_pem.as_bytes(), KEY_MODE), (&out.cert, self.cert_pem.as_bytes(), PUBLIC_MODE)];
         if write_ca {
             plan.push((&out.ca, self.ca_pem.as_bytes(), PUBLIC_MODE));
         }
@@ -152,10 +145,7 @@ mod tests {
         assert_eq!(files.cert, out_dir.join("fw-01.pem"));
         assert_eq!(files.key, out_dir.join("fw-01.key"));
         assert_eq!(files.ca, out_dir.join("ca.pem"));
-        assert_eq!(
-            fs::read_to_string(&files.key).unwrap(),
-            "SECRET key of fw-01\n"
-        );
+        assert_eq!(fs::read_to_string(&files.key).unwrap(), "SECRET key of fw-01\n");
         assert_eq!(fs::read_to_string(&files.ca).unwrap(), "the ca\n");
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&files.key), 0o600);
@@ -170,15 +160,9 @@ mod tests {
         let mut again = issued("fw-01", "the ca\n");
         again.key_pem = "SECRET other key\n".into();
         let err = again.write_to(tmp.path()).unwrap_err();
-        assert!(
-            matches!(&err, PkiError::FileExists { path } if path == &files.cert),
-            "{err}"
-        );
+        assert!(matches!(&err, PkiError::FileExists { path } if path == &files.cert), "{err}");
         assert!(err.to_string().contains("fw-01.pem"), "{err}");
-        assert_eq!(
-            fs::read_to_string(&files.key).unwrap(),
-            "SECRET key of fw-01\n"
-        );
+        assert_eq!(fs::read_to_string(&files.key).unwrap(), "SECRET key of fw-01\n");
     }
 
     #[test]
@@ -186,19 +170,11 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         issued("fw-01", "the ca\n").write_to(tmp.path()).unwrap();
         issued("fw-02", "the ca\n").write_to(tmp.path()).unwrap();
-        let err = issued("fw-03", "another ca\n")
-            .write_to(tmp.path())
-            .unwrap_err();
-        assert!(
-            matches!(&err, PkiError::FileExists { path } if path.ends_with("ca.pem")),
-            "{err}"
-        );
+        let err = issued("fw-03", "another ca\n").write_to(tmp.path()).unwrap_err();
+        assert!(matches!(&err, PkiError::FileExists { path } if path.ends_with("ca.pem")), "{err}");
         // Refused before anything was written.
         assert!(!tmp.path().join("fw-03.key").exists());
-        assert_eq!(
-            fs::read_to_string(tmp.path().join("ca.pem")).unwrap(),
-            "the ca\n"
-        );
+        assert_eq!(fs::read_to_string(tmp.path().join("ca.pem")).unwrap(), "the ca\n");
     }
 
     #[test]
@@ -212,9 +188,6 @@ mod tests {
     #[test]
     fn debug_output_does_not_show_the_key() {
         let shown = format!("{:?}", issued("fw-01", "the ca\n"));
-        assert!(
-            shown.contains("fw-01") && !shown.contains("SECRET"),
-            "{shown}"
-        );
+        assert!(shown.contains("fw-01") && !shown.contains("SECRET"), "{shown}");
     }
 }

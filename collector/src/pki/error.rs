@@ -50,9 +50,7 @@ pub enum PkiError {
         cert: PathBuf,
     },
     /// The CA certificate has expired, so nothing it signs would verify.
-    #[error(
-        "the CA certificate {path} expired at unix time {not_after}; run `pki init --force` to create a new CA"
-    )]
+    #[error("the CA certificate {path} expired at unix time {not_after}; run `pki init --force` to create a new CA")]
     CaExpired {
         /// The CA certificate file.
         path: PathBuf,
@@ -89,16 +87,9 @@ pub enum PkiError {
 
 impl PkiError {
     /// Wraps an I/O error with what we were doing and the path involved.
-    pub(crate) fn io(
-        action: &'static str,
-        path: impl Into<PathBuf>,
-    ) -> impl FnOnce(std::io::Error) -> PkiError {
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> PkiError {
         let path = path.into();
-        move |source| PkiError::Io {
-            action,
-            path,
-            source,
-        }
+        move |source| PkiError::Io { action, path, source }
     }
 
     /// Wraps an rcgen error with what we were generating.

@@ -22,11 +22,7 @@ pub(crate) const DIR_MODE: u32 = 0o700;
 /// Creates `dir` (and missing parents) with mode 0700. An existing directory is left as it is:
 /// its mode is the operator's choice (mosquitto, for one, may need to read the server key).
 pub(crate) fn create_private_dir(dir: &Path) -> Result<(), PkiError> {
-    DirBuilder::new()
-        .recursive(true)
-        .mode(DIR_MODE)
-        .create(dir)
-        .map_err(PkiError::io("create directory", dir))
+    DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir).map_err(PkiError::io("create directory", dir))
 }
 
 /// Writes `bytes` to `dest`, replacing any file there, atomically.
@@ -47,9 +43,7 @@ pub(crate) fn write_new(dest: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiE
     let _ = fs::remove_file(&tmp);
     match linked {
         Ok(()) => sync_dir(dest),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(PkiError::FileExists {
-            path: dest.to_owned(),
-        }),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(PkiError::FileExists { path: dest.to_owned() }),
         Err(e) => Err(PkiError::io("create", dest)(e)),
     }
 }
@@ -64,21 +58,10 @@ fn parent_of(path: &Path) -> &Path {
 
 /// Writes and flushes a temporary sibling of `dest` with exactly `mode` (whatever the umask).
 fn write_temp(dest: &Path, bytes: &[u8], mode: u32) -> Result<PathBuf, PkiError> {
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = parent_of(dest).join(format!(
-        ".{name}.tmp.{}.{:016x}",
-        std::process::id(),
-        rand::random::<u64>()
-    ));
+    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = parent_of(dest).join(format!(".{name}.tmp.{}.{:016x}", std::process::id(), rand::random::<u64>()));
     let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
+        let mut file = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
         file.set_permissions(Permissions::from_mode(mode))?;
         file.write_all(bytes)?;
         file.sync_all()
@@ -95,9 +78,7 @@ fn write_temp(dest: &Path, bytes: &[u8], mode: u32) -> Result<PathBuf, PkiError>
 /// Flushes the directory entry of `path`, so the rename or link survives a power cut.
 fn sync_dir(path: &Path) -> Result<(), PkiError> {
     let dir = parent_of(path);
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(PkiError::io("sync directory", dir))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(PkiError::io("sync directory", dir))
 }
 
 #[cfg(test)]
@@ -117,11 +98,7 @@ mod tests {
         write_replace(&f, b"two", KEY_MODE).unwrap();
         assert_eq!(fs::read(&f).unwrap(), b"two");
         assert_eq!(mode(&f), KEY_MODE);
-        assert_eq!(
-            fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "temporary file left behind"
-        );
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "temporary file left behind");
     }
 
     #[test]
@@ -130,16 +107,9 @@ mod tests {
         let f = dir.path().join("d.key");
         write_new(&f, b"first", KEY_MODE).unwrap();
         let err = write_new(&f, b"second", KEY_MODE).unwrap_err();
-        assert!(
-            matches!(&err, PkiError::FileExists { path } if path == &f),
-            "{err}"
-        );
+        assert!(matches!(&err, PkiError::FileExists { path } if path == &f), "{err}");
         assert_eq!(fs::read(&f).unwrap(), b"first");
-        assert_eq!(
-            fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "temporary file left behind"
-        );
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "temporary file left behind");
     }
 
     #[test]

@@ -19,8 +19,8 @@ use std::path::PathBuf;
 
 use ampel_protocol::{DeviceId, TenantId};
 use rcgen::{
-    CertificateRevocationListParams, CertificateSigningRequestParams, DnType,
-    ExtendedKeyUsagePurpose, KeyIdMethod, RevokedCertParams, SerialNumber,
+    CertificateRevocationListParams, CertificateSigningRequestParams, DnType, ExtendedKeyUsagePurpose, KeyIdMethod, RevokedCertParams,
+    SerialNumber,
 };
 use rustls_pki_types::CertificateSigningRequestDer;
 
@@ -59,13 +59,7 @@ impl Pki {
     /// `lifetime_secs` (never past the CA). Only the CSR's key is used — its signature proves
     /// the device holds the key; its subject is ignored, the names come from the caller, who
     /// checked the token or the current certificate.
-    pub fn sign_csr(
-        &self,
-        tenant: &TenantId,
-        device: &DeviceId,
-        csr_der: &[u8],
-        lifetime_secs: u64,
-    ) -> Result<SignedCsr, PkiError> {
+    pub fn sign_csr(&self, tenant: &TenantId, device: &DeviceId, csr_der: &[u8], lifetime_secs: u64) -> Result<SignedCsr, PkiError> {
         let now = now_unix()?;
         if now >= self.ca_not_after {
             return Err(PkiError::CaExpired { path: self.ca_path(), not_after: self.ca_not_after });
@@ -89,13 +83,7 @@ impl Pki {
     }
 
     /// Appends one line to `issued.txt`.
-    pub(crate) fn record_issued(
-        &self,
-        tenant: &TenantId,
-        device: &DeviceId,
-        serial_hex: &str,
-        not_after: i64,
-    ) -> Result<(), PkiError> {
+    pub(crate) fn record_issued(&self, tenant: &TenantId, device: &DeviceId, serial_hex: &str, not_after: i64) -> Result<(), PkiError> {
         let path = self.dir.join(ISSUED_FILE);
         let line = format!("{serial_hex} {device} {tenant} {not_after}\n");
         std::fs::OpenOptions::new()
@@ -129,11 +117,7 @@ impl Pki {
             .lines()
             .filter_map(|l| {
                 let mut f = l.split_ascii_whitespace();
-                Some(Revoked {
-                    serial_hex: f.next()?.to_owned(),
-                    device: f.next()?.to_owned(),
-                    revoked_at: f.next()?.parse().ok()?,
-                })
+                Some(Revoked { serial_hex: f.next()?.to_owned(), device: f.next()?.to_owned(), revoked_at: f.next()?.parse().ok()? })
             })
             .collect())
     }
@@ -159,8 +143,7 @@ impl Pki {
 
     fn revoke_serials(&self, device: &DeviceId, serials: Vec<String>) -> Result<Vec<String>, PkiError> {
         let now = now_unix()?;
-        let mut all: BTreeMap<String, Revoked> =
-            self.revoked()?.into_iter().map(|r| (r.serial_hex.clone(), r)).collect();
+        let mut all: BTreeMap<String, Revoked> = self.revoked()?.into_iter().map(|r| (r.serial_hex.clone(), r)).collect();
         let mut added = Vec::new();
         for serial in serials {
             if !all.contains_key(&serial) {
@@ -168,8 +151,7 @@ impl Pki {
                 all.insert(serial.clone(), Revoked { serial_hex: serial, device: device.to_string(), revoked_at: now });
             }
         }
-        let text: String =
-            all.values().map(|r| format!("{} {} {}\n", r.serial_hex, r.device, r.revoked_at)).collect();
+        let text: String = all.values().map(|r| format!("{} {} {}\n", r.serial_hex, r.device, r.revoked_at)).collect();
         files::write_replace(&self.dir.join(REVOKED_FILE), text.as_bytes(), PUBLIC_MODE)?;
         self.write_crl(now, all.values())?;
         tracing::info!(%device, serials = ?added, "revoked device certificates");
@@ -253,8 +235,7 @@ mod tests {
         let crl = std::fs::read(pki.crl_path()).unwrap();
         let der = ampel_protocol::tls::parse_crls(&crl).unwrap().remove(0);
         let (_, parsed) = x509_parser::parse_x509_crl(&der).unwrap();
-        let serials: Vec<String> =
-            parsed.iter_revoked_certificates().map(|r| super::super::hex(r.raw_serial())).collect();
+        let serials: Vec<String> = parsed.iter_revoked_certificates().map(|r| super::super::hex(r.raw_serial())).collect();
         assert_eq!(serials, vec![a.serial_hex]);
         assert!(!serials.contains(&b.serial_hex));
         // Again: nothing new, CRL still holds it.
@@ -281,9 +262,7 @@ mod tests {
         let mut p = rcgen::CertificateParams::default();
         p.distinguished_name.push(DnType::CommonName, "evil");
         let csr = p.serialize_request(&key).unwrap();
-        let signed = pki
-            .sign_csr(&"acme".parse().unwrap(), &"fw-9".parse().unwrap(), csr.der(), 60)
-            .unwrap();
+        let signed = pki.sign_csr(&"acme".parse().unwrap(), &"fw-9".parse().unwrap(), csr.der(), 60).unwrap();
         let der = ampel_protocol::tls::parse_certs(signed.cert_pem.as_bytes()).unwrap().remove(0);
         let id = ampel_protocol::Identity::from_cert_der(&der).unwrap();
         assert_eq!((id.tenant.as_str(), id.device.as_str()), ("acme", "fw-9"));

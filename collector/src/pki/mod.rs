@@ -48,18 +48,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use ampel_protocol::{DeviceId, TenantId, tls};
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
-    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
-    PKCS_ECDSA_P256_SHA256, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+    KeyIdMethod, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SanType, SerialNumber,
 };
 use rustls_pki_types::{CertificateDer, ServerName};
 use time::OffsetDateTime;
 
 pub use device::{DeviceFiles, IssuedDevice};
 pub use error::PkiError;
+use files::{KEY_MODE, PUBLIC_MODE};
 pub use lifecycle::{ISSUED_FILE, REVOKED_FILE, Revoked, SignedCsr};
 pub use rollover::{NEXT_CA_FILE, NEXT_KEY_FILE, PREVIOUS_CA_FILE, PREVIOUS_KEY_FILE};
-use files::{KEY_MODE, PUBLIC_MODE};
 
 /// File name of the CA certificate in the PKI directory.
 pub const CA_CERT_FILE: &str = "ca.pem";
@@ -98,13 +97,7 @@ impl Default for InitOptions {
     /// No names (the caller must supply them), "Ampel CA", 10 years, 825 days (the longest
     /// server-certificate lifetime Apple clients accept), no force.
     fn default() -> Self {
-        InitOptions {
-            names: Vec::new(),
-            ca_name: "Ampel CA".into(),
-            ca_days: 3650,
-            server_days: 825,
-            force: false,
-        }
+        InitOptions { names: Vec::new(), ca_name: "Ampel CA".into(), ca_days: 3650, server_days: 825, force: false }
     }
 }
 
@@ -113,42 +106,25 @@ impl InitOptions {
     fn validate(&self) -> Result<(&str, Vec<SanType>), PkiError> {
         let bad = |msg: String| Err(PkiError::InvalidOption(msg));
         let Some(first) = self.names.first() else {
-            return bad(
-                "at least one server name is needed: the DNS name or IP address agents connect to"
-                    .into(),
-            );
+            return bad("at least one server name is needed: the DNS name or IP address agents connect to".into());
         };
         if self.ca_name.trim().is_empty() || self.ca_name.chars().count() > 64 {
-            return bad(format!(
-                "CA name {:?} must be 1 to 64 characters",
-                self.ca_name
-            ));
+            return bad(format!("CA name {:?} must be 1 to 64 characters", self.ca_name));
         }
         if self.ca_days == 0 || self.server_days == 0 {
             return bad("validity periods must be at least one day".into());
         }
         if self.server_days > self.ca_days {
-            return bad(format!(
-                "the server certificate ({} days) cannot outlive the CA ({} days)",
-                self.server_days, self.ca_days
-            ));
+            return bad(format!("the server certificate ({} days) cannot outlive the CA ({} days)", self.server_days, self.ca_days));
         }
-        let sans = self
-            .names
-            .iter()
-            .map(|name| san(name))
-            .collect::<Result<_, _>>()?;
+        let sans = self.names.iter().map(|name| san(name)).collect::<Result<_, _>>()?;
         Ok((first, sans))
     }
 }
 
 /// A server name as a SAN, if a TLS client could ask for it.
 fn san(name: &str) -> Result<SanType, PkiError> {
-    let invalid = || {
-        PkiError::InvalidOption(format!(
-            "server name {name:?} is neither a DNS name nor an IP address"
-        ))
-    };
+    let invalid = || PkiError::InvalidOption(format!("server name {name:?} is neither a DNS name nor an IP address"));
     // Accept exactly what rustls accepts as a server name, so every name is usable by agents.
     ServerName::try_from(name).map_err(|_| invalid())?;
     Ok(match name.parse::<IpAddr>() {
@@ -195,46 +171,31 @@ impl Pki {
         files::create_private_dir(dir)?;
         let now = now_unix()?;
 
-        let ca_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
-            .map_err(PkiError::generate("generate the CA key"))?;
+        let ca_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(PkiError::generate("generate the CA key"))?;
         let ca_not_after = now + i64::from(opts.ca_days) * SECS_PER_DAY;
         let mut ca = CertificateParams::default();
         ca.distinguished_name = DistinguishedName::new();
-        ca.distinguished_name
-            .push(DnType::CommonName, opts.ca_name.as_str());
+        ca.distinguished_name.push(DnType::CommonName, opts.ca_name.as_str());
         // Path length 0: the CA signs end-entity certificates only, never another CA.
         ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        ca.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         ca.key_identifier_method = KeyIdMethod::Sha256;
         ca.serial_number = Some(random_serial().0);
         set_validity(&mut ca, now, ca_not_after)?;
-        let ca_cert = ca
-            .self_signed(&ca_key)
-            .map_err(PkiError::generate("sign the CA certificate"))?;
+        let ca_cert = ca.self_signed(&ca_key).map_err(PkiError::generate("sign the CA certificate"))?;
         let ca_key_pem = ca_key.serialize_pem();
         let issuer = Issuer::new(ca, ca_key);
 
-        let server_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
-            .map_err(PkiError::generate("generate the server key"))?;
+        let server_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(PkiError::generate("generate the server key"))?;
         let mut server = leaf_params(now, now + i64::from(opts.server_days) * SECS_PER_DAY)?;
-        server
-            .distinguished_name
-            .push(DnType::CommonName, server_cn);
+        server.distinguished_name.push(DnType::CommonName, server_cn);
         server.subject_alt_names = sans;
         server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let server_cert = server
-            .signed_by(&server_key, &issuer)
-            .map_err(PkiError::generate("sign the server certificate"))?;
+        let server_cert = server.signed_by(&server_key, &issuer).map_err(PkiError::generate("sign the server certificate"))?;
 
         let crl_pem = sign_crl(&issuer, now, ca_not_after)?;
 
-        let write = |name: &str, text: &str, mode| {
-            files::write_replace(&dir.join(name), text.as_bytes(), mode)
-        };
+        let write = |name: &str, text: &str, mode| files::write_replace(&dir.join(name), text.as_bytes(), mode);
         write(SERVER_KEY_FILE, &server_key.serialize_pem(), KEY_MODE)?;
         write(SERVER_CERT_FILE, &server_cert.pem(), PUBLIC_MODE)?;
         write(CRL_FILE, &crl_pem, PUBLIC_MODE)?;
@@ -255,11 +216,7 @@ impl Pki {
         let key_path = dir.join(CA_KEY_FILE);
         const CERT: &str = "CA certificate";
         const KEY: &str = "CA private key";
-        let bad = |path: &Path, what, reason: String| PkiError::BadFile {
-            path: path.to_owned(),
-            what,
-            reason,
-        };
+        let bad = |path: &Path, what, reason: String| PkiError::BadFile { path: path.to_owned(), what, reason };
 
         let ca_pem = read_text(&ca_path, CERT)?;
         let ca_der = tls::parse_certs(ca_pem.as_bytes())
@@ -268,22 +225,14 @@ impl Pki {
             .next()
             .ok_or_else(|| bad(&ca_path, CERT, "no certificate in it".into()))?;
         let (ca_not_after, ca_public_key) = {
-            let (_, cert) = x509_parser::parse_x509_certificate(&ca_der)
-                .map_err(|e| bad(&ca_path, CERT, e.to_string()))?;
+            let (_, cert) = x509_parser::parse_x509_certificate(&ca_der).map_err(|e| bad(&ca_path, CERT, e.to_string()))?;
             match cert.basic_constraints() {
                 Ok(Some(bc)) if bc.value.ca => {}
                 _ => {
-                    return Err(bad(
-                        &ca_path,
-                        CERT,
-                        "it is not a CA certificate (no basicConstraints CA:TRUE)".into(),
-                    ));
+                    return Err(bad(&ca_path, CERT, "it is not a CA certificate (no basicConstraints CA:TRUE)".into()));
                 }
             }
-            (
-                cert.validity().not_after.timestamp(),
-                cert.public_key().subject_public_key.data.to_vec(),
-            )
+            (cert.validity().not_after.timestamp(), cert.public_key().subject_public_key.data.to_vec())
         };
 
         let key_pem = read_text(&key_path, KEY)?;
@@ -291,20 +240,10 @@ impl Pki {
         // rcgen's error text describes the failure, never the key bytes.
         let key = KeyPair::from_pem(&key_pem).map_err(|e| bad(&key_path, KEY, e.to_string()))?;
         if key.public_key_raw() != ca_public_key.as_slice() {
-            return Err(PkiError::KeyMismatch {
-                key: key_path,
-                cert: ca_path,
-            });
+            return Err(PkiError::KeyMismatch { key: key_path, cert: ca_path });
         }
-        let issuer = Issuer::from_ca_cert_der(&ca_der, key)
-            .map_err(|e| bad(&ca_path, CERT, e.to_string()))?;
-        Ok(Pki {
-            dir: dir.to_owned(),
-            ca_pem,
-            ca_der,
-            ca_not_after,
-            issuer,
-        })
+        let issuer = Issuer::from_ca_cert_der(&ca_der, key).map_err(|e| bad(&ca_path, CERT, e.to_string()))?;
+        Ok(Pki { dir: dir.to_owned(), ca_pem, ca_der, ca_not_after, issuer })
     }
 
     /// The PKI directory.
@@ -358,33 +297,17 @@ impl Pki {
     /// the CA's own expiry), with a fresh key. The CA keeps no copy of the key: write it out
     /// with [`IssuedDevice::write_to`]. Whether the device id is already registered is the
     /// store's business, not this function's.
-    pub fn issue_device(
-        &self,
-        tenant: &TenantId,
-        device: &DeviceId,
-        days: u32,
-    ) -> Result<IssuedDevice, PkiError> {
+    pub fn issue_device(&self, tenant: &TenantId, device: &DeviceId, days: u32) -> Result<IssuedDevice, PkiError> {
         self.issue_device_at(tenant, device, days, now_unix()?)
     }
 
-    fn issue_device_at(
-        &self,
-        tenant: &TenantId,
-        device: &DeviceId,
-        days: u32,
-        now: i64,
-    ) -> Result<IssuedDevice, PkiError> {
+    fn issue_device_at(&self, tenant: &TenantId, device: &DeviceId, days: u32, now: i64) -> Result<IssuedDevice, PkiError> {
         device::check_device_file_name(device)?;
         if days == 0 {
-            return Err(PkiError::InvalidOption(
-                "a device certificate must be valid for at least one day".into(),
-            ));
+            return Err(PkiError::InvalidOption("a device certificate must be valid for at least one day".into()));
         }
         if now >= self.ca_not_after {
-            return Err(PkiError::CaExpired {
-                path: self.ca_path(),
-                not_after: self.ca_not_after,
-            });
+            return Err(PkiError::CaExpired { path: self.ca_path(), not_after: self.ca_not_after });
         }
         let wanted = now + i64::from(days) * SECS_PER_DAY;
         let not_after = wanted.min(self.ca_not_after);
@@ -392,21 +315,14 @@ impl Pki {
             tracing::warn!(%device, days, ca_not_after = self.ca_not_after, "device certificate shortened to the CA's expiry");
         }
 
-        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
-            .map_err(PkiError::generate("generate a device key"))?;
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(PkiError::generate("generate a device key"))?;
         let mut params = leaf_params(now, not_after)?;
-        params
-            .distinguished_name
-            .push(DnType::CommonName, device.as_str());
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, tenant.as_str());
+        params.distinguished_name.push(DnType::CommonName, device.as_str());
+        params.distinguished_name.push(DnType::OrganizationName, tenant.as_str());
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         let (serial, serial_hex) = random_serial();
         params.serial_number = Some(serial);
-        let cert = params
-            .signed_by(&key, &self.issuer)
-            .map_err(PkiError::generate("sign the device certificate"))?;
+        let cert = params.signed_by(&key, &self.issuer).map_err(PkiError::generate("sign the device certificate"))?;
         self.record_issued(tenant, device, &serial_hex, not_after)?;
         tracing::info!(%tenant, %device, serial = %serial_hex, not_after, "issued device certificate");
         Ok(IssuedDevice {
@@ -454,9 +370,7 @@ fn sign_crl(issuer: &Issuer<'_, KeyPair>, now: i64, next_update: i64) -> Result<
         revoked_certs: Vec::new(),
         key_identifier_method: KeyIdMethod::Sha256,
     };
-    let crl = params
-        .signed_by(issuer)
-        .map_err(PkiError::generate("sign the CRL"))?;
+    let crl = params.signed_by(issuer).map_err(PkiError::generate("sign the CRL"))?;
     crl.pem().map_err(PkiError::generate("encode the CRL"))
 }
 
@@ -473,31 +387,20 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn now_unix() -> Result<i64, PkiError> {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_err(|_| PkiError::Clock)?;
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|_| PkiError::Clock)?;
     i64::try_from(since.as_secs()).map_err(|_| PkiError::Clock)
 }
 
 fn datetime(unix: i64) -> Result<OffsetDateTime, PkiError> {
-    OffsetDateTime::from_unix_timestamp(unix).map_err(|_| {
-        PkiError::InvalidOption(format!(
-            "validity ends at unix time {unix}, beyond year 9999"
-        ))
-    })
+    OffsetDateTime::from_unix_timestamp(unix)
+        .map_err(|_| PkiError::InvalidOption(format!("validity ends at unix time {unix}, beyond year 9999")))
 }
 
 /// Reads a PEM file; a missing file means the PKI was never initialised.
 fn read_text(path: &Path, what: &'static str) -> Result<String, PkiError> {
     std::fs::read_to_string(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => PkiError::NotInitialized {
-            path: path.to_owned(),
-        },
-        std::io::ErrorKind::InvalidData => PkiError::BadFile {
-            path: path.to_owned(),
-            what,
-            reason: "not text (PEM expected)".into(),
-        },
+        std::io::ErrorKind::NotFound => PkiError::NotInitialized { path: path.to_owned() },
+        std::io::ErrorKind::InvalidData => PkiError::BadFile { path: path.to_owned(), what, reason: "not text (PEM expected)".into() },
         _ => PkiError::io("read", path)(e),
     })
 }

@@ -16,14 +16,14 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair,
+    KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
 };
 
 use super::files::{self, KEY_MODE, PUBLIC_MODE};
 use super::{
-    CA_CERT_FILE, CA_KEY_FILE, Pki, PkiError, SECS_PER_DAY, SERVER_CERT_FILE, SERVER_KEY_FILE, leaf_params,
-    now_unix, random_serial, set_validity,
+    CA_CERT_FILE, CA_KEY_FILE, Pki, PkiError, SECS_PER_DAY, SERVER_CERT_FILE, SERVER_KEY_FILE, leaf_params, now_unix, random_serial,
+    set_validity,
 };
 
 /// The next CA's certificate during a rollover.
@@ -61,10 +61,7 @@ impl Pki {
     pub fn rollover_start(&self, ca_days: u32) -> Result<String, PkiError> {
         let next = self.dir.join(NEXT_CA_FILE);
         if next.exists() {
-            return Err(PkiError::InvalidOption(format!(
-                "a rollover is in progress ({} exists); finish it first",
-                next.display()
-            )));
+            return Err(PkiError::InvalidOption(format!("a rollover is in progress ({} exists); finish it first", next.display())));
         }
         if ca_days == 0 {
             return Err(PkiError::InvalidOption("the CA must be valid for at least one day".into()));
@@ -181,4 +178,3 @@ fn server_names(path: &Path) -> Result<Vec<String>, PkiError> {
     }
     Ok(names)
 }
-

@@ -11,17 +11,11 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use super::*;
 
 fn opts() -> InitOptions {
-    InitOptions {
-        names: vec!["localhost".into(), "127.0.0.1".into()],
-        ..InitOptions::default()
-    }
+    InitOptions { names: vec!["localhost".into(), "127.0.0.1".into()], ..InitOptions::default() }
 }
 
 fn ids(tenant: &str, device: &str) -> (TenantId, DeviceId) {
-    (
-        TenantId::new(tenant).unwrap(),
-        DeviceId::new(device).unwrap(),
-    )
+    (TenantId::new(tenant).unwrap(), DeviceId::new(device).unwrap())
 }
 
 fn mode(p: &Path) -> u32 {
@@ -113,23 +107,13 @@ fn init_again_refuses_without_force_and_leaves_the_ca_alone() {
     let server_before = fs::read(first.server_cert_path()).unwrap();
 
     let err = Pki::init(tmp.path(), &opts()).unwrap_err();
-    assert!(
-        matches!(&err, PkiError::AlreadyInitialized { path } if path == &first.ca_path()),
-        "{err}"
-    );
+    assert!(matches!(&err, PkiError::AlreadyInitialized { path } if path == &first.ca_path()), "{err}");
     assert!(err.to_string().contains("--force"), "{err}");
     assert_eq!(fs::read(first.ca_path()).unwrap(), ca_before);
     assert_eq!(fs::read(tmp.path().join(CA_KEY_FILE)).unwrap(), key_before);
     assert_eq!(fs::read(first.server_cert_path()).unwrap(), server_before);
 
-    let replaced = Pki::init(
-        tmp.path(),
-        &InitOptions {
-            force: true,
-            ..opts()
-        },
-    )
-    .unwrap();
+    let replaced = Pki::init(tmp.path(), &InitOptions { force: true, ..opts() }).unwrap();
     assert_ne!(replaced.ca_fingerprint(), first.ca_fingerprint());
     assert_eq!(mode(&tmp.path().join(CA_KEY_FILE)), 0o600);
 }
@@ -141,10 +125,7 @@ fn a_lone_ca_key_also_blocks_init() {
     fs::write(tmp.path().join(CA_KEY_FILE), "precious").unwrap();
     let err = Pki::init(tmp.path(), &opts()).unwrap_err();
     assert!(matches!(err, PkiError::AlreadyInitialized { .. }), "{err}");
-    assert_eq!(
-        fs::read_to_string(tmp.path().join(CA_KEY_FILE)).unwrap(),
-        "precious"
-    );
+    assert_eq!(fs::read_to_string(tmp.path().join(CA_KEY_FILE)).unwrap(), "precious");
 }
 
 #[test]
@@ -152,27 +133,11 @@ fn bad_options_are_refused_before_anything_is_written() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("pki");
     for bad in [
-        InitOptions {
-            names: vec![],
-            ..opts()
-        },
-        InitOptions {
-            names: vec!["collector example".into()],
-            ..opts()
-        },
-        InitOptions {
-            ca_days: 0,
-            ..opts()
-        },
-        InitOptions {
-            ca_days: 365,
-            server_days: 825,
-            ..opts()
-        },
-        InitOptions {
-            ca_name: " ".into(),
-            ..opts()
-        },
+        InitOptions { names: vec![], ..opts() },
+        InitOptions { names: vec!["collector example".into()], ..opts() },
+        InitOptions { ca_days: 0, ..opts() },
+        InitOptions { ca_days: 365, server_days: 825, ..opts() },
+        InitOptions { ca_name: " ".into(), ..opts() },
     ] {
         let err = Pki::init(&dir, &bad).unwrap_err();
         assert!(matches!(err, PkiError::InvalidOption(_)), "{bad:?}: {err}");
@@ -183,21 +148,11 @@ fn bad_options_are_refused_before_anything_is_written() {
 #[test]
 fn the_server_certificate_carries_the_names_agents_connect_to() {
     let tmp = tempfile::tempdir().unwrap();
-    let names = vec![
-        "collector.example.net".to_owned(),
-        "10.0.0.7".to_owned(),
-        "::1".to_owned(),
-    ];
+    let names = vec!["collector.example.net".to_owned(), "10.0.0.7".to_owned(), "::1".to_owned()];
     let pki = Pki::init(tmp.path(), &InitOptions { names, ..opts() }).unwrap();
     let der = der_of(&fs::read_to_string(pki.server_cert_path()).unwrap());
     let (_, cert) = X509Certificate::from_der(&der).unwrap();
-    let cn = cert
-        .subject()
-        .iter_common_name()
-        .next()
-        .unwrap()
-        .as_str()
-        .unwrap();
+    let cn = cert.subject().iter_common_name().next().unwrap().as_str().unwrap();
     assert_eq!(cn, "collector.example.net");
     let san = cert.subject_alternative_name().unwrap().unwrap().value;
     use x509_parser::extensions::GeneralName;
@@ -210,18 +165,12 @@ fn the_server_certificate_carries_the_names_agents_connect_to() {
                 format!("IP:{}", std::net::Ipv4Addr::new(*a, *b, *c, *d))
             }
             GeneralName::IPAddress(bytes) => {
-                format!(
-                    "IP:{}",
-                    std::net::Ipv6Addr::from(<[u8; 16]>::try_from(*bytes).unwrap())
-                )
+                format!("IP:{}", std::net::Ipv6Addr::from(<[u8; 16]>::try_from(*bytes).unwrap()))
             }
             other => format!("{other:?}"),
         })
         .collect();
-    assert_eq!(
-        shown,
-        ["DNS:collector.example.net", "IP:10.0.0.7", "IP:::1"]
-    );
+    assert_eq!(shown, ["DNS:collector.example.net", "IP:10.0.0.7", "IP:::1"]);
     assert!(!cert.is_ca());
 }
 
@@ -235,13 +184,7 @@ fn an_issued_device_certificate_reads_back_as_its_tenant_and_device() {
 
     let der = der_of(&issued.cert_pem);
     let identity = Identity::from_cert_der(&der).unwrap();
-    assert_eq!(
-        identity,
-        Identity {
-            tenant: tenant.clone(),
-            device: device.clone()
-        }
-    );
+    assert_eq!(identity, Identity { tenant: tenant.clone(), device: device.clone() });
     assert_eq!((issued.tenant, issued.device), (tenant, device));
     assert_eq!(issued.ca_pem, pki.ca_pem());
 
@@ -271,27 +214,14 @@ fn serials_differ_between_certificates() {
 #[test]
 fn device_certificates_never_outlive_the_ca_and_an_expired_ca_issues_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let pki = Pki::init(
-        tmp.path(),
-        &InitOptions {
-            ca_days: 2,
-            server_days: 1,
-            ..opts()
-        },
-    )
-    .unwrap();
+    let pki = Pki::init(tmp.path(), &InitOptions { ca_days: 2, server_days: 1, ..opts() }).unwrap();
     let (tenant, device) = ids("acme", "fw-01");
     let issued = pki.issue_device(&tenant, &device, 825).unwrap();
     assert_eq!(issued.not_after_unix, pki.ca_not_after_unix());
 
     let later = pki.ca_not_after_unix() + 1;
-    let err = pki
-        .issue_device_at(&tenant, &device, 30, later)
-        .unwrap_err();
-    assert!(
-        matches!(&err, PkiError::CaExpired { path, .. } if path == &pki.ca_path()),
-        "{err}"
-    );
+    let err = pki.issue_device_at(&tenant, &device, 30, later).unwrap_err();
+    assert!(matches!(&err, PkiError::CaExpired { path, .. } if path == &pki.ca_path()), "{err}");
 }
 
 #[test]
@@ -303,21 +233,11 @@ fn mutual_tls_handshake_succeeds_by_dns_name_and_by_ip_address() {
     let files = issued.write_to(&tmp.path().join("out")).unwrap();
 
     for name in ["localhost", "127.0.0.1"] {
-        let (server, client) = handshake(server_config(&pki), client_config(&files), name)
-            .unwrap_or_else(|e| panic!("handshake as {name}: {e}"));
+        let (server, client) =
+            handshake(server_config(&pki), client_config(&files), name).unwrap_or_else(|e| panic!("handshake as {name}: {e}"));
         let peer = server.peer_certificates().unwrap();
-        assert_eq!(
-            peer[0],
-            der_of(&issued.cert_pem),
-            "server sees the device certificate"
-        );
-        assert_eq!(
-            Identity::from_cert_der(&peer[0]).unwrap(),
-            Identity {
-                tenant: tenant.clone(),
-                device: device.clone()
-            }
-        );
+        assert_eq!(peer[0], der_of(&issued.cert_pem), "server sees the device certificate");
+        assert_eq!(Identity::from_cert_der(&peer[0]).unwrap(), Identity { tenant: tenant.clone(), device: device.clone() });
         assert_eq!(client.alpn_protocol(), Some(ALPN_DATA));
     }
 }
@@ -327,26 +247,9 @@ fn the_agent_refuses_a_name_the_server_certificate_does_not_carry() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = Pki::init(&tmp.path().join("pki"), &opts()).unwrap();
     let (tenant, device) = ids("acme", "fw-01");
-    let files = pki
-        .issue_device(&tenant, &device, 30)
-        .unwrap()
-        .write_to(&tmp.path().join("out"))
-        .unwrap();
-    let err = handshake(
-        server_config(&pki),
-        client_config(&files),
-        "collector.example.net",
-    )
-    .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            rustls::Error::InvalidCertificate(
-                rustls::CertificateError::NotValidForNameContext { .. }
-            )
-        ),
-        "{err:?}"
-    );
+    let files = pki.issue_device(&tenant, &device, 30).unwrap().write_to(&tmp.path().join("out")).unwrap();
+    let err = handshake(server_config(&pki), client_config(&files), "collector.example.net").unwrap_err();
+    assert!(matches!(err, rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForNameContext { .. })), "{err:?}");
 }
 
 #[test]
@@ -366,34 +269,15 @@ fn a_device_certificate_from_another_ca_is_refused_by_the_server() {
     // Both CAs are called "Ampel CA", as a forger would arrange: the server finds the issuer by
     // name and then the signature does not verify. A differently named CA is simply unknown.
     let err = handshake(server_config(&pki), client, "localhost").unwrap_err();
-    assert!(
-        matches!(
-            err,
-            rustls::Error::InvalidCertificate(rustls::CertificateError::BadSignature)
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, rustls::Error::InvalidCertificate(rustls::CertificateError::BadSignature)), "{err:?}");
 
-    let other = Pki::init(
-        &tmp.path().join("other"),
-        &InitOptions {
-            ca_name: "Other CA".into(),
-            ..opts()
-        },
-    )
-    .unwrap();
+    let other = Pki::init(&tmp.path().join("other"), &InitOptions { ca_name: "Other CA".into(), ..opts() }).unwrap();
     let foreign = other.issue_device(&tenant, &device, 30).unwrap();
     let chain = tls::parse_certs(foreign.cert_pem.as_bytes()).unwrap();
     let key = tls::parse_key(foreign.key_pem.as_bytes()).unwrap();
     let client = Arc::new(tls::client_config(&cas, chain, key, &[ALPN_DATA]).unwrap());
     let err = handshake(server_config(&pki), client, "localhost").unwrap_err();
-    assert!(
-        matches!(
-            err,
-            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)), "{err:?}");
 }
 
 #[test]
@@ -402,16 +286,9 @@ fn the_fingerprint_is_the_sha256_of_ca_pem_and_survives_reopening() {
     let pki = Pki::init(tmp.path(), &opts()).unwrap();
     let fp = pki.ca_fingerprint();
     assert_eq!(fp.len(), 64);
-    assert!(
-        fp.chars()
-            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)),
-        "{fp}"
-    );
+    assert!(fp.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)), "{fp}");
     let on_disk = der_of(&fs::read_to_string(pki.ca_path()).unwrap());
-    assert_eq!(
-        fp,
-        hex(ring::digest::digest(&ring::digest::SHA256, &on_disk).as_ref())
-    );
+    assert_eq!(fp, hex(ring::digest::digest(&ring::digest::SHA256, &on_disk).as_ref()));
     assert_eq!(Pki::open(tmp.path()).unwrap().ca_fingerprint(), fp);
 }
 
@@ -422,11 +299,7 @@ fn a_reopened_ca_issues_certificates_that_verify() {
     Pki::init(&dir, &opts()).unwrap();
     let pki = Pki::open(&dir).unwrap();
     let (tenant, device) = ids("acme", "fw-02");
-    let files = pki
-        .issue_device(&tenant, &device, 30)
-        .unwrap()
-        .write_to(&tmp.path().join("out"))
-        .unwrap();
+    let files = pki.issue_device(&tenant, &device, 30).unwrap().write_to(&tmp.path().join("out")).unwrap();
     handshake(server_config(&pki), client_config(&files), "localhost").unwrap();
 }
 
@@ -435,15 +308,8 @@ fn open_on_a_missing_directory_names_the_file_it_looked_for() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("nowhere");
     let err = Pki::open(&dir).unwrap_err();
-    assert!(
-        matches!(&err, PkiError::NotInitialized { path } if path == &dir.join(CA_CERT_FILE)),
-        "{err}"
-    );
-    assert!(
-        err.to_string()
-            .contains(&dir.join(CA_CERT_FILE).display().to_string()),
-        "{err}"
-    );
+    assert!(matches!(&err, PkiError::NotInitialized { path } if path == &dir.join(CA_CERT_FILE)), "{err}");
+    assert!(err.to_string().contains(&dir.join(CA_CERT_FILE).display().to_string()), "{err}");
 }
 
 #[test]
@@ -454,30 +320,17 @@ fn open_with_a_corrupt_ca_key_names_the_key_file() {
     let pem = fs::read_to_string(&key_path).unwrap();
     fs::write(&key_path, &pem[..pem.len() / 2]).unwrap();
     let err = Pki::open(tmp.path()).unwrap_err();
-    assert!(
-        matches!(&err, PkiError::BadFile { path, .. } if path == &key_path),
-        "{err}"
-    );
-    assert!(
-        err.to_string().contains(&key_path.display().to_string()),
-        "{err}"
-    );
+    assert!(matches!(&err, PkiError::BadFile { path, .. } if path == &key_path), "{err}");
+    assert!(err.to_string().contains(&key_path.display().to_string()), "{err}");
 }
 
 #[test]
 fn open_with_a_corrupt_ca_certificate_names_it() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = Pki::init(tmp.path(), &opts()).unwrap();
-    fs::write(
-        pki.ca_path(),
-        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
-    )
-    .unwrap();
+    fs::write(pki.ca_path(), "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap();
     let err = Pki::open(tmp.path()).unwrap_err();
-    assert!(
-        matches!(&err, PkiError::BadFile { path, .. } if path == &pki.ca_path()),
-        "{err}"
-    );
+    assert!(matches!(&err, PkiError::BadFile { path, .. } if path == &pki.ca_path()), "{err}");
 }
 
 #[test]
@@ -489,10 +342,7 @@ fn open_refuses_a_key_that_belongs_to_another_ca() {
     Pki::init(&b, &opts()).unwrap();
     fs::copy(b.join(CA_KEY_FILE), a.join(CA_KEY_FILE)).unwrap();
     let err = Pki::open(&a).unwrap_err();
-    assert!(
-        matches!(&err, PkiError::KeyMismatch { key, cert } if key == &a.join(CA_KEY_FILE) && cert == &a.join(CA_CERT_FILE)),
-        "{err}"
-    );
+    assert!(matches!(&err, PkiError::KeyMismatch { key, cert } if key == &a.join(CA_KEY_FILE) && cert == &a.join(CA_CERT_FILE)), "{err}");
 }
 
 #[test]
@@ -512,8 +362,5 @@ fn debug_output_shows_no_key() {
     let key_pem = fs::read_to_string(tmp.path().join(CA_KEY_FILE)).unwrap();
     let key_body = key_pem.lines().nth(1).unwrap();
     let shown = format!("{pki:?}");
-    assert!(
-        shown.contains(&pki.ca_fingerprint()) && !shown.contains(key_body),
-        "{shown}"
-    );
+    assert!(shown.contains(&pki.ca_fingerprint()) && !shown.contains(key_body), "{shown}");
 }

@@ -92,7 +92,13 @@ pub fn record_invitation(store: &DeliveryStore, address: &str, job: &str, now_ms
     if store.recipient(address)?.is_some() {
         return Ok(false);
     }
-    let event = ConsentEvent { at_ms: now_ms, address: address.to_lowercase(), event: "invited".into(), source: "scheduler".into(), detail: format!("job {job}") };
+    let event = ConsentEvent {
+        at_ms: now_ms,
+        address: address.to_lowercase(),
+        event: "invited".into(),
+        source: "scheduler".into(),
+        detail: format!("job {job}"),
+    };
     store.set_recipient_state(address, RecipientState::Invited, event)?;
     Ok(true)
 }
@@ -101,7 +107,13 @@ pub fn record_invitation(store: &DeliveryStore, address: &str, job: &str, now_ms
 pub fn confirm(store: &DeliveryStore, key: &LinkKey, token: &str, source: &str, now_ms: i64) -> Result<String, OptInError> {
     let address = key.verify(token, TokenKind::Confirm, now_ms)?;
     if store.recipient(&address)?.is_none_or(|r| r.state != RecipientState::Confirmed) {
-        let event = ConsentEvent { at_ms: now_ms, address: address.clone(), event: "confirmed".into(), source: source.into(), detail: "confirm link".into() };
+        let event = ConsentEvent {
+            at_ms: now_ms,
+            address: address.clone(),
+            event: "confirmed".into(),
+            source: source.into(),
+            detail: "confirm link".into(),
+        };
         store.set_recipient_state(&address, RecipientState::Confirmed, event)?;
     }
     Ok(address)
@@ -111,7 +123,13 @@ pub fn confirm(store: &DeliveryStore, key: &LinkKey, token: &str, source: &str, 
 pub fn unsubscribe(store: &DeliveryStore, key: &LinkKey, token: &str, source: &str, how: &str, now_ms: i64) -> Result<String, OptInError> {
     let address = key.verify(token, TokenKind::Unsubscribe, now_ms)?;
     if store.recipient(&address)?.is_none_or(|r| r.state != RecipientState::Unsubscribed) {
-        let event = ConsentEvent { at_ms: now_ms, address: address.clone(), event: "unsubscribed".into(), source: source.into(), detail: how.into() };
+        let event = ConsentEvent {
+            at_ms: now_ms,
+            address: address.clone(),
+            event: "unsubscribed".into(),
+            source: source.into(),
+            detail: how.into(),
+        };
         store.set_recipient_state(&address, RecipientState::Unsubscribed, event)?;
     }
     Ok(address)
@@ -152,6 +170,13 @@ mod tests {
         assert!(confirmed(&store, &boxes).unwrap().is_empty());
         assert!(!record_invitation(&store, "ops@example.org", "other", 70).unwrap(), "not invited again");
         let log: Vec<(String, String)> = store.consent_log().unwrap().into_iter().map(|e| (e.event, e.source)).collect();
-        assert_eq!(log, vec![("invited".into(), "scheduler".into()), ("confirmed".into(), "192.0.2.7".into()), ("unsubscribed".into(), "192.0.2.8".into())]);
+        assert_eq!(
+            log,
+            vec![
+                ("invited".into(), "scheduler".into()),
+                ("confirmed".into(), "192.0.2.7".into()),
+                ("unsubscribed".into(), "192.0.2.8".into())
+            ]
+        );
     }
 }

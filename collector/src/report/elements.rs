@@ -65,10 +65,7 @@ fn pos(x: f64, y: f64) -> Position {
 
 /// A straight line from (x1, y1) to (x2, y2), in mm from the area's top left corner.
 pub(crate) fn line(area: &Area<'_>, (x1, y1): (f64, f64), (x2, y2): (f64, f64), color: Color) {
-    area.draw_line(
-        vec![pos(x1, y1), pos(x2, y2)],
-        Style::new().with_color(color),
-    );
+    area.draw_line(vec![pos(x1, y1), pos(x2, y2)], Style::new().with_color(color));
 }
 
 /// A solid rectangle.
@@ -109,14 +106,7 @@ pub(crate) fn lamp(area: &Area<'_>, cx: f64, cy: f64, r: f64, light: Light) {
 }
 
 /// Prints one line of text whose top is at (x, y). Returns false if it did not fit.
-pub(crate) fn print(
-    area: &Area<'_>,
-    cache: &FontCache,
-    x: f64,
-    y: f64,
-    style: Style,
-    s: &str,
-) -> Result<bool, PdfError> {
+pub(crate) fn print(area: &Area<'_>, cache: &FontCache, x: f64, y: f64, style: Style, s: &str) -> Result<bool, PdfError> {
     if s.is_empty() {
         return Ok(true);
     }
@@ -135,18 +125,12 @@ pub(crate) fn line_height(cache: &FontCache, style: Style) -> f64 {
 
 /// The result of an element that was not drawn because it needs a fresh page.
 pub(crate) fn next_page() -> RenderResult {
-    RenderResult {
-        size: Size::new(0, 0),
-        has_more: true,
-    }
+    RenderResult { size: Size::new(0, 0), has_more: true }
 }
 
 /// The result of an element that drew `h` mm of the area.
 pub(crate) fn done(area: &Area<'_>, h: f64) -> RenderResult {
-    RenderResult {
-        size: Size::new(area.size().width, mm(h)),
-        has_more: false,
-    }
+    RenderResult { size: Size::new(area.size().width, mm(h)), has_more: false }
 }
 
 /// Wrapped text that continues on the next page if it must.
@@ -163,37 +147,20 @@ impl Para {
     /// A paragraph of `text` (already sanitized) in `style`, at most `max_lines` lines, followed
     /// by `space_after` mm.
     pub(crate) fn new(text: String, style: Style, max_lines: usize, space_after: f64) -> Para {
-        Para {
-            text,
-            style,
-            max_lines,
-            space_after,
-            lines: None,
-            next: 0,
-        }
+        Para { text, style, max_lines, space_after, lines: None, next: 0 }
     }
 }
 
 impl Element for Para {
-    fn render(
-        &mut self,
-        context: &Context,
-        area: Area<'_>,
-        style: Style,
-    ) -> Result<RenderResult, PdfError> {
+    fn render(&mut self, context: &Context, area: Area<'_>, style: Style) -> Result<RenderResult, PdfError> {
         let cache = &context.font_cache;
         let style = style.and(self.style);
-        let lines = self.lines.get_or_insert_with(|| {
-            text::wrap(cache, style, &self.text, area.size().width, self.max_lines)
-        });
+        let lines = self.lines.get_or_insert_with(|| text::wrap(cache, style, &self.text, area.size().width, self.max_lines));
         let lh = line_height(cache, style);
         let mut y = 0.0;
         while let Some(l) = lines.get(self.next) {
             if y + lh > f64::from(area.size().height) || !print(&area, cache, 0.0, y, style, l)? {
-                return Ok(RenderResult {
-                    size: Size::new(area.size().width, mm(y)),
-                    has_more: true,
-                });
+                return Ok(RenderResult { size: Size::new(area.size().width, mm(y)), has_more: true });
             }
             y += lh;
             self.next += 1;
@@ -207,12 +174,7 @@ impl Element for Para {
 pub(crate) struct Gap(pub(crate) f64);
 
 impl Element for Gap {
-    fn render(
-        &mut self,
-        _context: &Context,
-        area: Area<'_>,
-        _style: Style,
-    ) -> Result<RenderResult, PdfError> {
+    fn render(&mut self, _context: &Context, area: Area<'_>, _style: Style) -> Result<RenderResult, PdfError> {
         let h = self.0.min(f64::from(area.size().height));
         Ok(done(&area, h))
     }
@@ -230,12 +192,7 @@ pub(crate) struct Band {
 }
 
 impl Element for Band {
-    fn render(
-        &mut self,
-        context: &Context,
-        area: Area<'_>,
-        style: Style,
-    ) -> Result<RenderResult, PdfError> {
+    fn render(&mut self, context: &Context, area: Area<'_>, style: Style) -> Result<RenderResult, PdfError> {
         let h = 16.0;
         if f64::from(area.size().height) < h {
             return Ok(next_page());
@@ -244,14 +201,7 @@ impl Element for Band {
         fill_rect(&area, 0.0, 0.0, w, h, BRAND);
         let st = style.and(Style::new().bold().with_font_size(16).with_color(WHITE));
         let lh = line_height(&context.font_cache, st);
-        print(
-            &area,
-            &context.font_cache,
-            6.0,
-            (h - lh) / 2.0,
-            st,
-            &self.label,
-        )?;
+        print(&area, &context.font_cache, 6.0, (h - lh) / 2.0, st, &self.label)?;
         Ok(done(&area, h))
     }
 }
@@ -267,18 +217,12 @@ pub(crate) struct LampBlock {
 }
 
 impl Element for LampBlock {
-    fn render(
-        &mut self,
-        context: &Context,
-        area: Area<'_>,
-        style: Style,
-    ) -> Result<RenderResult, PdfError> {
+    fn render(&mut self, context: &Context, area: Area<'_>, style: Style) -> Result<RenderResult, PdfError> {
         let cache = &context.font_cache;
         let r = self.radius;
         let head = style.and(Style::new().bold().with_font_size(16));
         let body = style.and(Style::new().with_font_size(11).with_color(MUTED));
-        let text_h = line_height(cache, head)
-            + line_height(cache, body) * self.lines.len().saturating_sub(1) as f64;
+        let text_h = line_height(cache, head) + line_height(cache, body) * self.lines.len().saturating_sub(1) as f64;
         let h = (2.0 * r).max(text_h) + 2.0;
         if f64::from(area.size().height) < h {
             return Ok(next_page());
@@ -305,26 +249,14 @@ pub(crate) struct Facts {
 }
 
 impl Element for Facts {
-    fn render(
-        &mut self,
-        context: &Context,
-        area: Area<'_>,
-        style: Style,
-    ) -> Result<RenderResult, PdfError> {
+    fn render(&mut self, context: &Context, area: Area<'_>, style: Style) -> Result<RenderResult, PdfError> {
         let cache = &context.font_cache;
         let label = style.and(Style::new().with_color(MUTED));
         let value = style.and(Style::new().with_color(INK));
         let lh = line_height(cache, value);
         let vw = Mm::from((f64::from(area.size().width) - self.label_width).max(1.0));
-        let wrapped: Vec<Vec<String>> = self
-            .rows
-            .iter()
-            .map(|(_, v)| text::wrap(cache, value, v, vw, 3))
-            .collect();
-        let h = wrapped
-            .iter()
-            .map(|l| l.len() as f64 * lh + 1.5)
-            .sum::<f64>();
+        let wrapped: Vec<Vec<String>> = self.rows.iter().map(|(_, v)| text::wrap(cache, value, v, vw, 3)).collect();
+        let h = wrapped.iter().map(|l| l.len() as f64 * lh + 1.5).sum::<f64>();
         if f64::from(area.size().height) < h {
             return Ok(next_page());
         }
@@ -358,12 +290,7 @@ const MARGINS: (f64, f64, f64, f64) = (15.0, 18.0, 12.0, 18.0);
 const FOOTER_H: f64 = 9.0;
 
 impl PageDecorator for Footer {
-    fn decorate_page<'a>(
-        &mut self,
-        context: &Context,
-        mut area: Area<'a>,
-        style: Style,
-    ) -> Result<Area<'a>, PdfError> {
+    fn decorate_page<'a>(&mut self, context: &Context, mut area: Area<'a>, style: Style) -> Result<Area<'a>, PdfError> {
         self.page += 1;
         let (t, r, b, l) = MARGINS;
         area.add_margins(Margins::trbl(mm(t), mm(r), mm(b), mm(l)));

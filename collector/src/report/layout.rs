@@ -20,12 +20,7 @@ use super::{ReportData, ReportError, pdf};
 const BODY_SIZE: u8 = 10;
 
 fn col(title: &str, weight: f64, align: Align, max_lines: usize) -> Column {
-    Column {
-        title: title.to_owned(),
-        weight,
-        align,
-        max_lines,
-    }
+    Column { title: title.to_owned(), weight, align, max_lines }
 }
 
 /// Renders `data` in `lang` to PDF bytes.
@@ -41,70 +36,36 @@ pub(crate) fn render(data: &ReportData, lang: Lang) -> Result<Vec<u8>, ReportErr
     let period = {
         let dates = zone.fmt_period(s, data.period_start_ms, data.period_end_ms);
         let label = san.clean(&data.period_label);
-        if label.trim().is_empty() {
-            dates
-        } else {
-            format!("{dates} ({label})")
-        }
+        if label.trim().is_empty() { dates } else { format!("{dates} ({label})") }
     };
     let zone_name = san.clean(&data.time_zone);
     let mut body = LinearLayout::vertical();
 
     // Cover.
-    body.push(Band {
-        label: s.product.to_owned(),
-    });
+    body.push(Band { label: s.product.to_owned() });
     body.push(Gap(22.0));
-    body.push(Para::new(
-        s.title.to_owned(),
-        Style::new().bold().with_font_size(28),
-        2,
-        4.0,
-    ));
-    body.push(Para::new(
-        tenant.clone(),
-        Style::new().with_font_size(16).with_color(MUTED),
-        3,
-        12.0,
-    ));
+    body.push(Para::new(s.title.to_owned(), Style::new().bold().with_font_size(28), 2, 4.0));
+    body.push(Para::new(tenant.clone(), Style::new().with_font_size(16).with_color(MUTED), 3, 12.0));
     let mut facts = vec![
         (s.tenant.to_owned(), tenant.clone()),
         (s.period.to_owned(), period),
         (s.time_zone.to_owned(), zone_name.clone()),
-        (
-            s.generated_at.to_owned(),
-            zone.fmt_datetime(s, data.generated_at_ms),
-        ),
+        (s.generated_at.to_owned(), zone.fmt_datetime(s, data.generated_at_ms)),
     ];
     if zone.fallback {
-        facts.push((
-            String::new(),
-            san.clean(&s.unknown_zone_note(&data.time_zone)),
-        ));
+        facts.push((String::new(), san.clean(&s.unknown_zone_note(&data.time_zone))));
     }
-    body.push(Facts {
-        rows: facts,
-        label_width: 32.0,
-    });
+    body.push(Facts { rows: facts, label_width: 32.0 });
     body.push(Gap(16.0));
     body.push(LampBlock {
         light: data.light,
         radius: 16.0,
-        lines: vec![
-            s.light(data.light).to_owned(),
-            s.overall.to_owned(),
-            format!("{} {score} / 100", s.score),
-        ],
+        lines: vec![s.light(data.light).to_owned(), s.overall.to_owned(), format!("{} {score} / 100", s.score)],
     });
     body.push(elements::page_break());
 
     // Summary.
-    body.push(Para::new(
-        s.summary.to_owned(),
-        Style::new().bold().with_font_size(18),
-        1,
-        4.0,
-    ));
+    body.push(Para::new(s.summary.to_owned(), Style::new().bold().with_font_size(18), 1, 4.0));
     body.push(LampBlock {
         light: data.light,
         radius: 7.0,
@@ -116,12 +77,7 @@ pub(crate) fn render(data: &ReportData, lang: Lang) -> Result<Vec<u8>, ReportErr
     });
     body.push(Gap(6.0));
     if data.findings.is_empty() {
-        body.push(Para::new(
-            s.findings.to_owned(),
-            Style::new().bold().with_font_size(13),
-            1,
-            2.0,
-        ));
+        body.push(Para::new(s.findings.to_owned(), Style::new().bold().with_font_size(13), 1, 2.0));
         body.push(Para::new(s.no_findings.to_owned(), Style::new(), 3, 8.0));
     } else {
         let rows = data
@@ -157,12 +113,7 @@ pub(crate) fn render(data: &ReportData, lang: Lang) -> Result<Vec<u8>, ReportErr
 
     // Device table.
     if data.devices.is_empty() {
-        body.push(Para::new(
-            s.devices.to_owned(),
-            Style::new().bold().with_font_size(13),
-            1,
-            2.0,
-        ));
+        body.push(Para::new(s.devices.to_owned(), Style::new().bold().with_font_size(13), 1, 2.0));
         body.push(Para::new(s.no_devices.to_owned(), Style::new(), 2, 4.0));
     } else {
         let rows = data
@@ -174,11 +125,7 @@ pub(crate) fn render(data: &ReportData, lang: Lang) -> Result<Vec<u8>, ReportErr
                     None => s.none.to_owned(),
                 };
                 let or_none = |v: String| {
-                    if v.trim().is_empty() {
-                        s.none.to_owned()
-                    } else {
-                        v
-                    }
+                    if v.trim().is_empty() { s.none.to_owned() } else { v }
                 };
                 vec![
                     Cell::Text(san.clean(&d.device)),
@@ -188,10 +135,7 @@ pub(crate) fn render(data: &ReportData, lang: Lang) -> Result<Vec<u8>, ReportErr
                     Cell::Text(or_none(san.clean(&d.agent_version))),
                     Cell::Text(last_seen),
                     Cell::Text(d.points.to_string()),
-                    Cell::Lamp(
-                        d.light,
-                        format!("{} ({})", s.light(d.light), d.score.min(100)),
-                    ),
+                    Cell::Lamp(d.light, format!("{} ({})", s.light(d.light), d.score.min(100))),
                 ]
             })
             .collect();
@@ -213,12 +157,7 @@ pub(crate) fn render(data: &ReportData, lang: Lang) -> Result<Vec<u8>, ReportErr
 
         // One chart per device.
         body.push(elements::page_break());
-        body.push(Para::new(
-            s.performance.to_owned(),
-            Style::new().bold().with_font_size(18),
-            1,
-            4.0,
-        ));
+        body.push(Para::new(s.performance.to_owned(), Style::new().bold().with_font_size(18), 1, 4.0));
         let ticks = zone.ticks(s, data.period_start_ms, data.period_end_ms);
         for d in &data.devices {
             let subtitle = [&d.hostname, &d.model, &d.os]
@@ -257,8 +196,7 @@ pub(crate) fn render(data: &ReportData, lang: Lang) -> Result<Vec<u8>, ReportErr
     });
     doc.push(body);
     let mut raw = Vec::new();
-    doc.render(&mut raw)
-        .map_err(|e| ReportError::Render(error_chain(&e)))?;
+    doc.render(&mut raw).map_err(|e| ReportError::Render(error_chain(&e)))?;
     pdf::finalize(&raw, data.generated_at_ms)
 }
 

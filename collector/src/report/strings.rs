@@ -138,9 +138,7 @@ static EN: Strings = Strings {
     light_yellow: "Endangered",
     light_green: "OK",
     light_grey: "No data",
-    months: [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ],
+    months: ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"],
 };
 
 impl Strings {
@@ -189,9 +187,7 @@ impl Strings {
 
     /// The counts line under the summary lamp.
     pub fn counts(&self, devices: usize, findings: usize) -> String {
-        self.summary_counts
-            .replace("{devices}", &devices.to_string())
-            .replace("{findings}", &findings.to_string())
+        self.summary_counts.replace("{devices}", &devices.to_string()).replace("{findings}", &findings.to_string())
     }
 
     /// Every fixed text, so that the font subset is sure to hold their characters.

@@ -42,10 +42,7 @@ fn device(i: usize, start: i64, end: i64, step: i64) -> DeviceReport {
         light: [Light::Green, Light::Yellow, Light::Red, Light::Grey][i % 4],
         score: [100, 70, 20, 50][i % 4],
         cpu: series(i as f64),
-        memory: series(i as f64 + 2.0)
-            .into_iter()
-            .map(|(t, v)| (t, v * 0.8))
-            .collect(),
+        memory: series(i as f64 + 2.0).into_iter().map(|(t, v)| (t, v * 0.8)).collect(),
     }
 }
 
@@ -137,11 +134,7 @@ fn assert_valid(path: &str) {
 
 fn pdf_text(path: &str) -> String {
     let out = run("pdftotext", &["-enc", "UTF-8", path, "-"]);
-    assert!(
-        out.status.success(),
-        "pdftotext failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "pdftotext failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -172,10 +165,7 @@ fn report_is_valid_and_has_its_content() {
         "Page 1",
         "Page 3",
     ] {
-        assert!(
-            text.contains(needle),
-            "{needle:?} missing from the text:\n{text}"
-        );
+        assert!(text.contains(needle), "{needle:?} missing from the text:\n{text}");
     }
     // 8 hours after the end of the period, in CEST.
     assert!(text.contains("10 Jun 2024 08:00 CEST"), "{text}");
@@ -189,10 +179,7 @@ fn same_data_gives_same_bytes() {
     assert!(a == b, "two renders differ");
     let mut other = data.clone();
     other.generated_at_ms += 1000;
-    assert!(
-        render(&other).unwrap() != a,
-        "generation time does not reach the PDF"
-    );
+    assert!(render(&other).unwrap() != a, "generation time does not reach the PDF");
 }
 
 #[test]
@@ -218,14 +205,8 @@ fn hostile_text_renders() {
     let text = pdf_text(&path);
     assert!(text.contains("Ümlaut-Tenant"), "{text}");
     assert!(text.contains("\u{FFFD}"), "no fallback mark in the text");
-    assert!(
-        text.contains("Unknown time zone"),
-        "no note about the unknown zone"
-    );
-    assert!(
-        text.contains("xxxxxxxx\u{2026}"),
-        "long name not shortened with an ellipsis"
-    );
+    assert!(text.contains("Unknown time zone"), "no note about the unknown zone");
+    assert!(text.contains("xxxxxxxx\u{2026}"), "long name not shortened with an ellipsis");
 }
 
 #[test]
@@ -271,20 +252,12 @@ fn many_devices_span_pages() {
         let id = format!("fw-{i:04}");
         assert!(text.contains(&id), "{id} missing");
     }
-    assert!(
-        pages(&path) > 40,
-        "expected the table and charts to span many pages"
-    );
+    assert!(pages(&path) > 40, "expected the table and charts to span many pages");
 }
 
 #[test]
 fn odd_periods_do_not_fail() {
-    for (start, end) in [
-        (0, 0),
-        (START, START - DAY),
-        (i64::MIN, i64::MAX),
-        (START, START + 1),
-    ] {
+    for (start, end) in [(0, 0), (START, START - DAY), (i64::MIN, i64::MAX), (START, START + 1)] {
         let mut data = sample(1, 1, 60 * MIN);
         data.period_start_ms = start;
         data.period_end_ms = end;
@@ -301,37 +274,21 @@ fn downsample_keeps_extremes_and_breaks_gaps() {
     let one = downsample(&[(500, 42.0)], 0, 1000, 10);
     assert_eq!(one, vec![vec![(0.5, 42.0)]]);
     // A spike inside one column survives.
-    let pts: Vec<(i64, f64)> = (0..1000)
-        .map(|t| (t, if t == 333 { 99.0 } else { 10.0 }))
-        .collect();
+    let pts: Vec<(i64, f64)> = (0..1000).map(|t| (t, if t == 333 { 99.0 } else { 10.0 })).collect();
     let segs = downsample(&pts, 0, 1000, 10);
     assert_eq!(segs.len(), 1);
     assert!(segs[0].iter().any(|&(_, v)| v == 99.0));
     assert!(segs[0].len() <= 20);
     // A hole of 40 % of the period splits the line.
-    let holed: Vec<(i64, f64)> = (0..1000)
-        .filter(|t| !(300..700).contains(t))
-        .map(|t| (t, 5.0))
-        .collect();
+    let holed: Vec<(i64, f64)> = (0..1000).filter(|t| !(300..700).contains(t)).map(|t| (t, 5.0)).collect();
     assert_eq!(downsample(&holed, 0, 1000, 100).len(), 2);
     // Out of range, not finite and out of scale values.
-    let odd = [
-        (-5, 1.0),
-        (10, f64::NAN),
-        (20, 500.0),
-        (30, -3.0),
-        (2000, 1.0),
-    ];
+    let odd = [(-5, 1.0), (10, f64::NAN), (20, 500.0), (30, -3.0), (2000, 1.0)];
     let segs = downsample(&odd, 0, 1000, 100);
     let ys: Vec<f64> = segs.iter().flatten().map(|p| p.1).collect();
     assert_eq!(ys, vec![100.0, 0.0]);
     // Extreme times do not overflow.
-    let segs = downsample(
-        &[(i64::MIN, 1.0), (0, 2.0), (i64::MAX - 1, 3.0)],
-        i64::MIN,
-        i64::MAX,
-        50,
-    );
+    let segs = downsample(&[(i64::MIN, 1.0), (0, 2.0), (i64::MAX - 1, 3.0)], i64::MIN, i64::MAX, 50);
     assert_eq!(segs.iter().flatten().count(), 3);
 }
 
@@ -351,10 +308,7 @@ fn wrap_and_fit_stay_inside_the_width() {
     assert!(lines[2].ends_with(text::ELLIPSIS));
     assert!(lines.iter().all(|l| style.str_width(cache, l) <= w));
     assert_eq!(text::wrap(cache, style, "", w, 3), vec![String::new()]);
-    assert_eq!(
-        text::wrap(cache, style, "a b", w, 3),
-        vec!["a b".to_owned()]
-    );
+    assert_eq!(text::wrap(cache, style, "a b", w, 3), vec!["a b".to_owned()]);
 }
 
 #[test]
@@ -378,10 +332,7 @@ fn subset_keeps_metrics_and_shrinks() {
     let family = cov.family(&chars).unwrap();
     let small = genpdf::fonts::FontCache::new(family);
     let full = cov.cache_for_tests();
-    for style in [
-        genpdf::style::Style::new(),
-        genpdf::style::Style::new().bold(),
-    ] {
+    for style in [genpdf::style::Style::new(), genpdf::style::Style::new().bold()] {
         for s in text.split(' ') {
             assert_eq!(style.str_width(&small, s), style.str_width(full, s), "{s}");
         }
@@ -392,11 +343,7 @@ fn subset_keeps_metrics_and_shrinks() {
     }
     let map = [('A', 36u16)].into_iter().collect();
     let tiny = fonts::subset(fonts::REGULAR, &map).unwrap();
-    assert!(
-        tiny.len() < fonts::REGULAR.len() / 5,
-        "subset is {} bytes",
-        tiny.len()
-    );
+    assert!(tiny.len() < fonts::REGULAR.len() / 5, "subset is {} bytes", tiny.len());
 }
 
 #[test]
@@ -413,10 +360,7 @@ fn ticks_are_local_midnights() {
     assert_eq!(day.first().map(|t| t.1.as_str()), Some("00:00"));
     assert!(zone.ticks(s, i64::MIN, i64::MAX).len() <= 17);
     assert!(ReportZone::new("Not/AZone").fallback);
-    assert_eq!(
-        zone.fmt_period(s, START, START + 7 * DAY),
-        "3 Jun 2024 \u{2013} 9 Jun 2024"
-    );
+    assert_eq!(zone.fmt_period(s, START, START + 7 * DAY), "3 Jun 2024 \u{2013} 9 Jun 2024");
 }
 
 /// Figures for the report: `cargo test -p ampel-collector --lib report::tests::figures --
@@ -425,11 +369,7 @@ fn ticks_are_local_midnights() {
 #[ignore = "prints timings and sizes; run by hand"]
 fn figures() {
     let data = sample(3, 7, MIN);
-    let points: usize = data
-        .devices
-        .iter()
-        .map(|d| d.cpu.len() + d.memory.len())
-        .sum();
+    let points: usize = data.devices.iter().map(|d| d.cpu.len() + d.memory.len()).sum();
     let t = std::time::Instant::now();
     let pdf = render(&data).unwrap();
     let first = t.elapsed();
@@ -437,18 +377,11 @@ fn figures() {
     let again = render(&data).unwrap();
     let second = t.elapsed();
     assert_eq!(pdf, again);
-    println!(
-        "7 days, 3 devices, 1-min samples ({points} points): {} bytes, render {first:?} (again {second:?})",
-        pdf.len()
-    );
+    println!("7 days, 3 devices, 1-min samples ({points} points): {} bytes, render {first:?} (again {second:?})", pdf.len());
     let month = sample(20, 30, MIN);
     let t = std::time::Instant::now();
     let big = render(&month).unwrap();
-    println!(
-        "30 days, 20 devices, 1-min samples: {} bytes, render {:?}",
-        big.len(),
-        t.elapsed()
-    );
+    println!("30 days, 20 devices, 1-min samples: {} bytes, render {:?}", big.len(), t.elapsed());
     if let Ok(dir) = std::env::var("AMPEL_REPORT_OUT") {
         std::fs::write(Path::new(&dir).join("sample-7d.pdf"), &pdf).unwrap();
         std::fs::write(Path::new(&dir).join("sample-30d.pdf"), &big).unwrap();
@@ -462,18 +395,8 @@ fn figures() {
         sparse.devices[0].cpu.clear();
         sparse.devices[0].memory.clear();
         sparse.devices[1].cpu = vec![(START + DAY, 55.0)];
-        sparse.devices[1]
-            .memory
-            .retain(|&(t, _)| !(START + 2 * DAY..START + 4 * DAY).contains(&t));
-        std::fs::write(
-            Path::new(&dir).join("sample-sparse.pdf"),
-            render(&sparse).unwrap(),
-        )
-        .unwrap();
-        std::fs::write(
-            Path::new(&dir).join("sample-hostile.pdf"),
-            render(&hostile).unwrap(),
-        )
-        .unwrap();
+        sparse.devices[1].memory.retain(|&(t, _)| !(START + 2 * DAY..START + 4 * DAY).contains(&t));
+        std::fs::write(Path::new(&dir).join("sample-sparse.pdf"), render(&sparse).unwrap()).unwrap();
+        std::fs::write(Path::new(&dir).join("sample-hostile.pdf"), render(&hostile).unwrap()).unwrap();
     }
 }

@@ -423,7 +423,11 @@ fn certificate(out: &mut Out<'_>, cfg: &RiskConfig) {
     let warn = cfg.certificate_warning.as_ms();
     let values = [("expires_ms", expires as f64), ("days_left", ((left as f64 / DAY_MS as f64) * 10.0).round() / 10.0)];
     if left <= 0 {
-        let evidence = format!("The device certificate expired on {} ({} ago); the collector refuses the device.", out.win.date(expires), human(-left));
+        let evidence = format!(
+            "The device certificate expired on {} ({} ago); the collector refuses the device.",
+            out.win.date(expires),
+            human(-left)
+        );
         out.push("availability.certificate-expired", None, Light::Red, evidence, &values);
     } else if left <= warn {
         let evidence = format!(

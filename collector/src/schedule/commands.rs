@@ -27,7 +27,14 @@ pub fn open(cfg: &Config) -> Result<(DeliveryStore, LinkKey)> {
 
 /// Builds the scheduler of `cfg`. `http` is the listener's bound address (for links when no
 /// `public-url` is set).
-pub fn scheduler(cfg: &Config, store: DeliveryStore, key: LinkKey, http: SocketAddr, render: RenderFn, stats: Arc<DeliveryStats>) -> Result<Scheduler> {
+pub fn scheduler(
+    cfg: &Config,
+    store: DeliveryStore,
+    key: LinkKey,
+    http: SocketAddr,
+    render: RenderFn,
+    stats: Arc<DeliveryStats>,
+) -> Result<Scheduler> {
     let mailer = Mailer::new(&cfg.mail).context("setting up mail delivery")?;
     Ok(Scheduler {
         jobs: cfg.jobs.clone(),
@@ -81,7 +88,10 @@ pub async fn report(cfg: &Config, cmd: ReportCommand) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&list)?);
                 return Ok(());
             }
-            println!("{:>5} {:<16} {:<12} {:<18} {:<21} {:<6} {:<10} {:<13} {:>3}  ERROR", "ID", "JOB", "TENANT", "PERIOD", "CREATED", "LIGHT", "MODE", "STATUS", "TO");
+            println!(
+                "{:>5} {:<16} {:<12} {:<18} {:<21} {:<6} {:<10} {:<13} {:>3}  ERROR",
+                "ID", "JOB", "TENANT", "PERIOD", "CREATED", "LIGHT", "MODE", "STATUS", "TO"
+            );
             for r in &list {
                 let status = if r.late { format!("{} (late)", r.status.as_str()) } else { r.status.as_str().to_owned() };
                 println!(
@@ -108,7 +118,15 @@ pub async fn report(cfg: &Config, cmd: ReportCommand) -> Result<()> {
             let no_render: RenderFn = Arc::new(|_| Err("resend does not render".into()));
             let sched = scheduler(cfg, store, key, listen, no_render, Arc::new(DeliveryStats::default()))?;
             let rec = sched.resend(id, jiff::Timestamp::now()).await?;
-            println!("report {} ({} {}): {} to {} recipient(s) as {}", rec.id, rec.tenant, rec.period_label, rec.status.as_str(), rec.recipients.len(), rec.mode);
+            println!(
+                "report {} ({} {}): {} to {} recipient(s) as {}",
+                rec.id,
+                rec.tenant,
+                rec.period_label,
+                rec.status.as_str(),
+                rec.recipients.len(),
+                rec.mode
+            );
             if let Some(e) = &rec.last_error {
                 bail!("report {} not delivered to everyone: {e}", rec.id);
             }

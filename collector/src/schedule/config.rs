@@ -175,8 +175,7 @@ impl AddressList {
             if item.is_empty() {
                 continue;
             }
-            let mailbox: lettre::message::Mailbox =
-                item.parse().map_err(|e| format!("{item:?} is not an e-mail address: {e}"))?;
+            let mailbox: lettre::message::Mailbox = item.parse().map_err(|e| format!("{item:?} is not an e-mail address: {e}"))?;
             out.push(mailbox.to_string());
         }
         if out.len() > MAX_RECIPIENTS {
@@ -262,11 +261,9 @@ impl FromStr for ReportPeriod {
             "week" => ReportPeriod::Week,
             "month" => ReportPeriod::Month,
             other => {
-                let n = other
-                    .strip_suffix('d')
-                    .and_then(|n| n.parse::<u16>().ok())
-                    .filter(|n| (1..=366).contains(n))
-                    .ok_or_else(|| format!("period {other:?}: write \"day\", \"week\", \"month\" or a number of days such as \"14d\" (1-366)"))?;
+                let n = other.strip_suffix('d').and_then(|n| n.parse::<u16>().ok()).filter(|n| (1..=366).contains(n)).ok_or_else(|| {
+                    format!("period {other:?}: write \"day\", \"week\", \"month\" or a number of days such as \"14d\" (1-366)")
+                })?;
                 ReportPeriod::Days(n)
             }
         })
@@ -319,7 +316,8 @@ impl FromStr for SendRule {
         let (day, time) = match words.as_slice() {
             ["daily", t] => (RuleDay::Daily, *t),
             ["day", n, t] => {
-                let n: i8 = n.parse().ok().filter(|n| (1..=31).contains(n)).ok_or_else(|| format!("send rule {s:?}: day of month must be 1-31"))?;
+                let n: i8 =
+                    n.parse().ok().filter(|n| (1..=31).contains(n)).ok_or_else(|| format!("send rule {s:?}: day of month must be 1-31"))?;
                 (RuleDay::Monthly(n), *t)
             }
             [w, t] => {

@@ -164,7 +164,10 @@ mod tests {
         let j = job("period = \"week\"\nsend = [\"mon 08:00\"]\ntime-zone = \"Europe/Berlin\"\n");
         let sent = simulate(&j, "2026-03-16T00:00:00Z", "2026-04-07T00:00:00Z", 10.minutes());
         // 08:00 CET = 07:00Z before 29 March, 08:00 CEST = 06:00Z after.
-        assert_eq!(sent, vec![ts("2026-03-16T07:00:00Z"), ts("2026-03-23T07:00:00Z"), ts("2026-03-30T06:00:00Z"), ts("2026-04-06T06:00:00Z")]);
+        assert_eq!(
+            sent,
+            vec![ts("2026-03-16T07:00:00Z"), ts("2026-03-23T07:00:00Z"), ts("2026-03-30T06:00:00Z"), ts("2026-04-06T06:00:00Z")]
+        );
         let sent = simulate(&j, "2026-10-18T00:00:00Z", "2026-11-03T00:00:00Z", 1.hour());
         assert_eq!(sent, vec![ts("2026-10-19T06:00:00Z"), ts("2026-10-26T07:00:00Z"), ts("2026-11-02T07:00:00Z")]);
         for s in &sent {
@@ -181,7 +184,10 @@ mod tests {
     fn monthly_day_31_falls_on_month_ends_and_the_period_is_the_calendar_month() {
         let j = job("period = \"month\"\nsend = [\"day 31 08:00\"]\ntime-zone = \"Europe/Berlin\"\n");
         let sent = simulate(&j, "2026-01-15T00:00:00Z", "2026-05-15T00:00:00Z", 1.hour());
-        assert_eq!(sent, vec![ts("2026-01-31T07:00:00Z"), ts("2026-02-28T07:00:00Z"), ts("2026-03-31T06:00:00Z"), ts("2026-04-30T06:00:00Z")]);
+        assert_eq!(
+            sent,
+            vec![ts("2026-01-31T07:00:00Z"), ts("2026-02-28T07:00:00Z"), ts("2026-03-31T06:00:00Z"), ts("2026-04-30T06:00:00Z")]
+        );
         let j1 = job("period = \"month\"\nsend = [\"day 1 00:30\"]\n");
         let sent = simulate(&j1, "2027-12-30T00:00:00Z", "2028-03-02T00:00:00Z", 10.minutes());
         assert_eq!(sent, vec![ts("2028-01-01T00:30:00Z"), ts("2028-02-01T00:30:00Z"), ts("2028-03-01T00:30:00Z")]);

@@ -91,7 +91,11 @@ pub type RenderFn = Arc<dyn Fn(&RenderRequest) -> Result<Rendered, String> + Sen
 /// The real renderer: the main store, the risk engine and `report::render`.
 pub fn store_renderer(store: crate::store::Store, cfg: Arc<crate::config::Config>) -> RenderFn {
     Arc::new(move |req: &RenderRequest| {
-        let period = crate::assess::Period { start_ms: req.period.start.as_millisecond(), end_ms: req.period.end.as_millisecond(), label: req.period.label.clone() };
+        let period = crate::assess::Period {
+            start_ms: req.period.start.as_millisecond(),
+            end_ms: req.period.end.as_millisecond(),
+            label: req.period.label.clone(),
+        };
         let (data, pdf) = crate::reporting::render(&store, &cfg, &req.tenant, &period).map_err(|e| format!("{e:#}"))?;
         let findings = data
             .findings
@@ -193,7 +197,13 @@ impl Scheduler {
                     continue;
                 }
                 let expires = now_ms.saturating_add(self.delivery.invite_ttl.as_ms());
-                let mail = recipients::invitation(job.language, &address, &tenants, &self.links.confirm_url(&address, expires), &self.links.unsubscribe_url(&address));
+                let mail = recipients::invitation(
+                    job.language,
+                    &address,
+                    &tenants,
+                    &self.links.confirm_url(&address, expires),
+                    &self.links.unsubscribe_url(&address),
+                );
                 match self.mailer.send(&mail).await {
                     Ok(_) => {
                         recipients::record_invitation(&self.store, &address, &job.name.0, now_ms)?;
@@ -235,8 +245,21 @@ impl Scheduler {
         Ok(ids)
     }
 
-    async fn render_and_archive(&self, job: &JobConfig, tenant: &str, period: &SlotPeriod, slot: Timestamp, late: bool, now: Timestamp) -> Result<ArchiveRecord, ScheduleError> {
-        let req = RenderRequest { tenant: tenant.to_owned(), period: period.clone(), language: job.language, widgets: job.widgets.iter().map(|w| w.0.clone()).collect() };
+    async fn render_and_archive(
+        &self,
+        job: &JobConfig,
+        tenant: &str,
+        period: &SlotPeriod,
+        slot: Timestamp,
+        late: bool,
+        now: Timestamp,
+    ) -> Result<ArchiveRecord, ScheduleError> {
+        let req = RenderRequest {
+            tenant: tenant.to_owned(),
+            period: period.clone(),
+            language: job.language,
+            widgets: job.widgets.iter().map(|w| w.0.clone()).collect(),
+        };
         let render = Arc::clone(&self.render);
         let rendered = tokio::task::spawn_blocking(move || render(&req))
             .await
@@ -304,17 +327,35 @@ impl Scheduler {
             ""
         };
         let head = if de {
-            format!("Ampel-Sicherheitsbericht für {}\nZeitraum: {}\nGesamt: {} (Punktzahl {} von 100)\n", rec.tenant, rec.period_label, rec.light.to_uppercase(), rec.score)
+            format!(
+                "Ampel-Sicherheitsbericht für {}\nZeitraum: {}\nGesamt: {} (Punktzahl {} von 100)\n",
+                rec.tenant,
+                rec.period_label,
+                rec.light.to_uppercase(),
+                rec.score
+            )
         } else {
-            format!("Ampel security report for {}\nPeriod: {}\nOverall: {} (score {} of 100)\n", rec.tenant, rec.period_label, rec.light.to_uppercase(), rec.score)
+            format!(
+                "Ampel security report for {}\nPeriod: {}\nOverall: {} (score {} of 100)\n",
+                rec.tenant,
+                rec.period_label,
+                rec.light.to_uppercase(),
+                rec.score
+            )
         };
         let findings = if summary.trim().is_empty() {
-            if de { "\nKeine Befunde: alle Geräte sind in Ordnung.\n".to_owned() } else { "\nNo findings: all devices are in order.\n".to_owned() }
+            if de {
+                "\nKeine Befunde: alle Geräte sind in Ordnung.\n".to_owned()
+            } else {
+                "\nNo findings: all devices are in order.\n".to_owned()
+            }
         } else {
             format!("\n{}\n{summary}\n", if de { "Was Aufmerksamkeit braucht:" } else { "What needs attention:" })
         };
         let tail = match link {
-            Some(url) if de => format!("\nDer vollständige Bericht (PDF) steht hier zum Download bereit (Link zeitlich begrenzt):\n{url}\n"),
+            Some(url) if de => {
+                format!("\nDer vollständige Bericht (PDF) steht hier zum Download bereit (Link zeitlich begrenzt):\n{url}\n")
+            }
             Some(url) => format!("\nDownload the full report (PDF; the link expires):\n{url}\n"),
             None if de => "\nDer vollständige Bericht ist als PDF angehängt.\n".to_owned(),
             None => "\nThe full report is attached as PDF.\n".to_owned(),
@@ -336,7 +377,11 @@ impl Scheduler {
             if items.is_empty() { html_escape(findings.trim()) } else { String::new() },
             if items.is_empty() { String::new() } else { format!("<ul>{items}</ul>") },
             match link {
-                Some(url) => format!("<a href=\"{}\">{}</a>", html_escape(url), if de { "Bericht herunterladen (PDF)" } else { "Download the report (PDF)" }),
+                Some(url) => format!(
+                    "<a href=\"{}\">{}</a>",
+                    html_escape(url),
+                    if de { "Bericht herunterladen (PDF)" } else { "Download the report (PDF)" }
+                ),
                 None => html_escape(tail.trim()),
             },
         );
@@ -355,7 +400,8 @@ impl Scheduler {
     /// each with their own copy and unsubscribe link, retrying with backoff. Updates `rec`.
     async fn deliver(&self, job: &JobConfig, rec: &mut ArchiveRecord, now: Timestamp, resend: bool) -> Result<(), ScheduleError> {
         let pdf = self.archive.read(&rec.file)?;
-        let summary = self.archive.read(&format!("{}.summary", rec.file)).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+        let summary =
+            self.archive.read(&format!("{}.summary", rec.file)).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
         let link = if self.use_link(job.delivery, rec.bytes).await {
             Some(self.links.download_url(rec.id, now.as_millisecond().saturating_add(self.delivery.link_ttl.as_ms())))
         } else {
@@ -372,7 +418,13 @@ impl Scheduler {
             .to
             .iter()
             .chain(&base.cc)
-            .filter(|m| seen.insert(m.parse::<lettre::message::Mailbox>().map(|mb| mb.email.to_string().to_lowercase()).unwrap_or_else(|_| m.to_lowercase())))
+            .filter(|m| {
+                seen.insert(
+                    m.parse::<lettre::message::Mailbox>()
+                        .map(|mb| mb.email.to_string().to_lowercase())
+                        .unwrap_or_else(|_| m.to_lowercase()),
+                )
+            })
             .cloned()
             .collect();
         if targets.is_empty() {
@@ -390,7 +442,11 @@ impl Scheduler {
                 continue;
             }
             let address = target.parse::<lettre::message::Mailbox>().map(|m| m.email.to_string()).unwrap_or_else(|_| target.clone());
-            let mail = OutgoingMail { envelope_to: Some(target.clone()), list_unsubscribe: Some(self.links.unsubscribe_url(&address)), ..base.clone() };
+            let mail = OutgoingMail {
+                envelope_to: Some(target.clone()),
+                list_unsubscribe: Some(self.links.unsubscribe_url(&address)),
+                ..base.clone()
+            };
             let mut delivered = false;
             for attempt in 1..=self.delivery.attempts.max(1) {
                 rec.attempts += 1;

@@ -324,7 +324,12 @@ impl DeliveryStore {
 
     /// Moves `address` to `state` (creating it), logging the change in the consent log in the
     /// same transaction. Returns the recipient as it was before, if known.
-    pub fn set_recipient_state(&self, address: &str, state: RecipientState, event: ConsentEvent) -> Result<Option<Recipient>, DeliveryStoreError> {
+    pub fn set_recipient_state(
+        &self,
+        address: &str,
+        state: RecipientState,
+        event: ConsentEvent,
+    ) -> Result<Option<Recipient>, DeliveryStoreError> {
         let address = address.to_lowercase();
         let mut wtxn = self.env.write_txn().map_err(self.err())?;
         let before: Option<Recipient> = match self.recipients.get(&wtxn, address.as_bytes()).map_err(self.err())? {

@@ -65,7 +65,13 @@ impl Rig {
         let key = LinkKey::load_or_create(&dir.path().join("delivery/link.key")).unwrap();
         let stats = Arc::new(DeliveryStats::default());
         let (shutdown, rx) = watch::channel(false);
-        let state = HttpState { store: store.clone(), key: key.clone(), archive: Archive::new(&dir.path().join("archive")), delivery: stats.clone(), ingest: None };
+        let state = HttpState {
+            store: store.clone(),
+            key: key.clone(),
+            archive: Archive::new(&dir.path().join("archive")),
+            delivery: stats.clone(),
+            ingest: None,
+        };
         let http = HttpServer::start("127.0.0.1:0".parse().unwrap(), state, rx).unwrap().local_addr;
         Rig { _pki: pki, smtp, dir, store, key, http, stats, _shutdown: shutdown }
     }
@@ -248,7 +254,8 @@ async fn opt_in_flow_end_to_end() {
 
 fn confirm_all(store: &DeliveryStore, addresses: &[&str]) {
     for a in addresses {
-        let ev = super::ConsentEvent { at_ms: 0, address: (*a).into(), event: "confirmed".into(), source: "test".into(), detail: String::new() };
+        let ev =
+            super::ConsentEvent { at_ms: 0, address: (*a).into(), event: "confirmed".into(), source: "test".into(), detail: String::new() };
         store.set_recipient_state(a, RecipientState::Confirmed, ev).unwrap();
     }
 }
@@ -336,7 +343,11 @@ async fn auto_delivery_switches_to_a_signed_link_above_the_servers_size() {
 async fn delivery_failures_are_retried_and_recorded() {
     let rig = Rig::new(33_554_432);
     confirm_all(&rig.store, &["ops@example.org"]);
-    let mut sched = rig.scheduler(&DAILY.replace("Ops Team <ops@example.org>; sec@example.org", "ops@example.org"), fast(), fake_renderer(100, Arc::new(AtomicUsize::new(0)), &[]));
+    let mut sched = rig.scheduler(
+        &DAILY.replace("Ops Team <ops@example.org>; sec@example.org", "ops@example.org"),
+        fast(),
+        fake_renderer(100, Arc::new(AtomicUsize::new(0)), &[]),
+    );
     // A server that is not there.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     sched.mailer = Arc::new(Mailer::new(&smtp_config("127.0.0.1", closed, Security::None)).unwrap());

@@ -300,7 +300,16 @@ impl Store {
 
     /// Calls `f(bucket, value, count)` for the aggregates of one dimension in `[a, b)`.
     #[allow(clippy::too_many_arguments)]
-    fn scan_aggs(&self, snap: &Snapshot<'_>, tenant: &str, level: u8, dim: AlertDim, a: i64, b: i64, mut f: impl FnMut(i64, &[u8], u64)) -> Result<(), StoreError> {
+    fn scan_aggs(
+        &self,
+        snap: &Snapshot<'_>,
+        tenant: &str,
+        level: u8,
+        dim: AlertDim,
+        a: i64,
+        b: i64,
+        mut f: impl FnMut(i64, &[u8], u64),
+    ) -> Result<(), StoreError> {
         let prefix_len = keys::agg_prefix(tenant, level, dim as u8).len();
         let (lo, hi) = (keys::agg_key(tenant, level, dim as u8, a, b""), keys::agg_key(tenant, level, dim as u8, b, b""));
         let range = (Bound::Included(&lo[..]), Bound::Excluded(&hi[..]));

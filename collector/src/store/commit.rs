@@ -8,7 +8,9 @@ use heed::{PutFlags, RwTxn};
 
 use super::log::EntryBuilder;
 use super::seq::SeqWindow;
-use super::{CommitOutcome, DeviceRecord, PendingBatch, SERIES_CACHE_MAX, Store, StoreError, cbor, keys, lock, meta, names, state_kind, u64_from};
+use super::{
+    CommitOutcome, DeviceRecord, PendingBatch, SERIES_CACHE_MAX, Store, StoreError, cbor, keys, lock, meta, names, state_kind, u64_from,
+};
 
 /// A metric name or label part must be printable: the series key layout relies on it.
 fn printable(s: &str) -> bool {

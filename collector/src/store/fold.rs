@@ -56,7 +56,14 @@ pub struct FoldLimits {
 
 impl Default for FoldLimits {
     fn default() -> Self {
-        FoldLimits { max_points: 1_000_000, max_alerts: 20_000, max_entries: 100_000, txn_budget: Duration::from_millis(15), max_rollups_per_txn: 12_000, stop_after_txns: None }
+        FoldLimits {
+            max_points: 1_000_000,
+            max_alerts: 20_000,
+            max_entries: 100_000,
+            txn_budget: Duration::from_millis(15),
+            max_rollups_per_txn: 12_000,
+            stop_after_txns: None,
+        }
     }
 }
 
@@ -182,7 +189,8 @@ impl Store {
                     pending.sort_unstable_by_key(|a| a.0);
                     for (k, mut add) in pending.drain(..) {
                         if let Some(old) = db.get(wtxn, &k).map_err(s.lmdb())? {
-                            let old = Aggregate::decode(add.ts, old).ok_or_else(|| s.corrupt(names::ROLLUPS[level.index()], "bad length"))?;
+                            let old =
+                                Aggregate::decode(add.ts, old).ok_or_else(|| s.corrupt(names::ROLLUPS[level.index()], "bad length"))?;
                             add.merge(&old);
                         }
                         db.put(wtxn, &k, &add.encode()).map_err(s.lmdb())?;
@@ -251,7 +259,8 @@ impl Store {
     fn take_round(&self, limits: &FoldLimits) -> Result<Round, StoreError> {
         let snap = self.read()?;
         let folded = self.meta_u64(&snap, meta::FOLDED)?;
-        let mut round = Round { last: folded, first: folded, entries: 0, corrupt: 0, more: false, series: BTreeMap::new(), alerts: Vec::new() };
+        let mut round =
+            Round { last: folded, first: folded, entries: 0, corrupt: 0, more: false, series: BTreeMap::new(), alerts: Vec::new() };
         let (mut points, mut alert_count) = (0usize, 0usize);
         let lo = keys::log_key(folded);
         let range = (Bound::Excluded(&lo[..]), Bound::Unbounded);
@@ -272,7 +281,9 @@ impl Store {
             };
             let n = entry.point_count();
             if round.entries > 0
-                && (points + n > limits.max_points || alert_count + alerts.len() > limits.max_alerts || round.entries as usize >= limits.max_entries)
+                && (points + n > limits.max_points
+                    || alert_count + alerts.len() > limits.max_alerts
+                    || round.entries as usize >= limits.max_entries)
             {
                 round.more = true;
                 break;
@@ -310,7 +321,14 @@ impl Store {
 
     /// Merges one series' new points (sorted, distinct timestamps) into its blocks. Returns the
     /// points that were new.
-    fn fold_series(&self, wtxn: &mut RwTxn<'_>, series: u64, points: &[LogPoint], horizon: i64, counts: &mut Counts) -> Result<Vec<(i64, f64)>, StoreError> {
+    fn fold_series(
+        &self,
+        wtxn: &mut RwTxn<'_>,
+        series: u64,
+        points: &[LogPoint],
+        horizon: i64,
+        counts: &mut Counts,
+    ) -> Result<Vec<(i64, f64)>, StoreError> {
         let start = points.partition_point(|p| p.1 < horizon);
         counts.expired += start as u64;
         let points = &points[start..];

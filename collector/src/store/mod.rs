@@ -368,10 +368,16 @@ impl Store {
                 Ok(heed::CommitOrAbort::<_, ()>::Commit(arr))
             })
             .map_err(lmdb)?;
-        let heed::CommitOrAbort::Commit([devices, series, log, blocks, marks, r1, r2, r3, alerts, alert_aggs, states, seqs, meta]) = dbs else {
+        let heed::CommitOrAbort::Commit([devices, series, log, blocks, marks, r1, r2, r3, alerts, alert_aggs, states, seqs, meta]) = dbs
+        else {
             return Err(StoreError::Corrupt { path: dir.to_owned(), db: "meta", detail: "database creation aborted".into() });
         };
-        let shared = Arc::new(Shared { grow: RwLock::new(()), series: Mutex::new(HashMap::new()), maintenance: Mutex::new(()), commits_waiting: AtomicUsize::new(0) });
+        let shared = Arc::new(Shared {
+            grow: RwLock::new(()),
+            series: Mutex::new(HashMap::new()),
+            maintenance: Mutex::new(()),
+            commits_waiting: AtomicUsize::new(0),
+        });
         Ok(Store {
             env,
             path: dir.to_owned(),

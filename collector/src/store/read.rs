@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use super::block::{self, Header};
+use super::keys::Labels;
 use super::log::{self, Entry};
 use super::rollup::{self, Aggregate, Level, bucketize};
-use super::keys::Labels;
 use super::{Snapshot, Store, StoreError, StoredAlert, keys, meta, names, u64_from};
 
 /// Blocks decoded per read transaction (about a million points at most).
@@ -118,7 +118,14 @@ impl Store {
 
     /// Up to [`CHUNK_BLOCKS`] blocks of `series` from the one holding `lo`: their points in
     /// `[lo, hi)`, and where the next chunk starts if the blocks go on.
-    fn block_chunk(&self, snap: &Snapshot<'_>, series: u64, lo: i64, hi: i64, mut f: impl FnMut(&[u8], &Header, bool)) -> Result<Option<i64>, StoreError> {
+    fn block_chunk(
+        &self,
+        snap: &Snapshot<'_>,
+        series: u64,
+        lo: i64,
+        hi: i64,
+        mut f: impl FnMut(&[u8], &Header, bool),
+    ) -> Result<Option<i64>, StoreError> {
         let first = match self.block_at(snap, series, lo)? {
             Some((start, _)) => start,
             None => lo,
@@ -287,7 +294,14 @@ impl Store {
     }
 
     /// Every series of `device` named `name`, summarised per `step` (see [`Store::points_step`]).
-    pub fn metric_step(&self, device: &str, name: &str, from: i64, to: i64, step: i64) -> Result<Vec<(Labels, Vec<Aggregate>)>, StoreError> {
+    pub fn metric_step(
+        &self,
+        device: &str,
+        name: &str,
+        from: i64,
+        to: i64,
+        step: i64,
+    ) -> Result<Vec<(Labels, Vec<Aggregate>)>, StoreError> {
         let mut out = Vec::new();
         for (n, labels, id) in self.series_of(device)? {
             if n == name {
@@ -321,7 +335,13 @@ impl Store {
     }
 
     /// Unfolded alerts of a tenant in `[from, to)`: ((ts, log key, position), alert).
-    pub(crate) fn tail_alerts(&self, snap: &Snapshot<'_>, tenant: &str, from: i64, to: i64) -> Result<Vec<(AlertId, StoredAlert)>, StoreError> {
+    pub(crate) fn tail_alerts(
+        &self,
+        snap: &Snapshot<'_>,
+        tenant: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(AlertId, StoredAlert)>, StoreError> {
         let folded = self.meta_u64(snap, meta::FOLDED)?;
         let start = keys::log_key(folded);
         let range = (Bound::Excluded(&start[..]), Bound::Unbounded);

@@ -55,7 +55,8 @@ impl Default for Retention {
 
 impl Retention {
     /// Keeps everything.
-    pub const FOREVER: Retention = Retention { raw_ms: None, minute_ms: None, hour_ms: None, day_ms: None, alerts_ms: None, states_ms: None };
+    pub const FOREVER: Retention =
+        Retention { raw_ms: None, minute_ms: None, hour_ms: None, day_ms: None, alerts_ms: None, states_ms: None };
 
     /// The horizons this retention sets at `now_ms`, never behind `old`.
     pub fn horizons(&self, now_ms: i64, old: &Horizons) -> Horizons {

@@ -79,7 +79,8 @@ fn the_map_grows_from_a_tiny_size_and_nothing_is_lost() {
     let store = Store::open(dir.path(), opts).unwrap();
     let me = id("acme", "fw-1");
     for seq in 0..20u64 {
-        let res = store.commit(&[PendingBatch { identity: me.clone(), batch: batch(seq, 5000, seq as i64 * 10_000), received_ms: 0 }]).unwrap();
+        let res =
+            store.commit(&[PendingBatch { identity: me.clone(), batch: batch(seq, 5000, seq as i64 * 10_000), received_ms: 0 }]).unwrap();
         assert_eq!(res[0].0, AckStatus::Committed);
     }
     assert_eq!(store.total_points().unwrap(), 100_000);
@@ -96,9 +97,8 @@ fn retention_keeps_exactly_what_is_inside_each_horizon() {
     let raw_keep = 10 * hour;
     let horizon = now - raw_keep;
     // A point every minute from 20 h to 100 h, plus points right at the horizon.
-    let mut records: Vec<Record> = (20 * 60..100 * 60)
-        .map(|i| Record::Metric(Metric { ts: i * min, name: "cpu".into(), labels: vec![], value: 1.0 }))
-        .collect();
+    let mut records: Vec<Record> =
+        (20 * 60..100 * 60).map(|i| Record::Metric(Metric { ts: i * min, name: "cpu".into(), labels: vec![], value: 1.0 })).collect();
     for ts in [horizon - 1, horizon + 1] {
         records.push(Record::Metric(Metric { ts, name: "cpu".into(), labels: vec![], value: 5.0 }));
     }
@@ -127,7 +127,14 @@ fn retention_keeps_exactly_what_is_inside_each_horizon() {
     let b = Batch { version: 1, seq: 1, sender: None, records };
     store.commit(&[PendingBatch { identity: id("acme", "fw-1"), batch: b, received_ms: 0 }]).unwrap();
     store.fold_all().unwrap();
-    let retention = Retention { raw_ms: Some(raw_keep), minute_ms: Some(raw_keep + 30 * min), hour_ms: Some(50 * hour), day_ms: None, alerts_ms: Some(raw_keep), states_ms: None };
+    let retention = Retention {
+        raw_ms: Some(raw_keep),
+        minute_ms: Some(raw_keep + 30 * min),
+        hour_ms: Some(50 * hour),
+        day_ms: None,
+        alerts_ms: Some(raw_keep),
+        states_ms: None,
+    };
     let report = store.apply_retention_with(&retention, now).unwrap();
     assert!(report.points > 0 && report.alerts == 1 && report.rollups[0] > 0);
 
@@ -151,7 +158,12 @@ fn retention_keeps_exactly_what_is_inside_each_horizon() {
     assert_eq!(store.alert_summary("acme", 0, now, 5).unwrap().total, 2);
 
     // Late data older than the horizon is refused and counted, not stored.
-    let late = Batch { version: 1, seq: 2, sender: None, records: vec![Record::Metric(Metric { ts: 0, name: "cpu".into(), labels: vec![], value: 1.0 })] };
+    let late = Batch {
+        version: 1,
+        seq: 2,
+        sender: None,
+        records: vec![Record::Metric(Metric { ts: 0, name: "cpu".into(), labels: vec![], value: 1.0 })],
+    };
     let res = store.commit(&[PendingBatch { identity: id("acme", "fw-1"), batch: late, received_ms: 0 }]).unwrap();
     assert_eq!((res[0].0.clone(), res[0].1.expired), (AckStatus::Committed, 1));
 }
@@ -159,7 +171,8 @@ fn retention_keeps_exactly_what_is_inside_each_horizon() {
 #[test]
 fn the_map_grows_while_folding_and_retaining_from_a_tiny_size() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions { initial_map_size: 1 << 20, max_map_size: 1 << 30, ..StoreOptions::default() }).unwrap();
+    let store =
+        Store::open(dir.path(), StoreOptions { initial_map_size: 1 << 20, max_map_size: 1 << 30, ..StoreOptions::default() }).unwrap();
     for seq in 0..30u64 {
         let mut b = batch(seq, 4000, seq as i64 * 4000);
         for (i, r) in b.records.iter_mut().enumerate() {
@@ -190,10 +203,34 @@ fn license_and_inventory_state_as_of_a_time() {
     use ampel_protocol::{Inventory, License};
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-    let lic = |ts: i64, licensed: bool| License { ts, product: "utm".into(), model: String::new(), serial: String::new(), licensed, expires: None, features: vec![], unknown_reason: None };
-    let inv = |ts: i64| Inventory { ts, hostname: format!("h{ts}"), model: String::new(), firmware: String::new(), os: String::new(), kernel: String::new(), agent_version: "1".into(), uptime_s: 0 };
+    let lic = |ts: i64, licensed: bool| License {
+        ts,
+        product: "utm".into(),
+        model: String::new(),
+        serial: String::new(),
+        licensed,
+        expires: None,
+        features: vec![],
+        unknown_reason: None,
+    };
+    let inv = |ts: i64| Inventory {
+        ts,
+        hostname: format!("h{ts}"),
+        model: String::new(),
+        firmware: String::new(),
+        os: String::new(),
+        kernel: String::new(),
+        agent_version: "1".into(),
+        uptime_s: 0,
+    };
     let records = vec![Record::License(lic(100, true)), Record::License(lic(300, false)), Record::Inventory(inv(200))];
-    store.commit(&[PendingBatch { identity: id("acme", "fw-1"), batch: Batch { version: 1, seq: 1, sender: None, records }, received_ms: 0 }]).unwrap();
+    store
+        .commit(&[PendingBatch {
+            identity: id("acme", "fw-1"),
+            batch: Batch { version: 1, seq: 1, sender: None, records },
+            received_ms: 0,
+        }])
+        .unwrap();
     assert_eq!(store.device_state_at("fw-1", 50).unwrap(), DeviceState::default());
     let s = store.device_state_at("fw-1", 250).unwrap();
     assert_eq!((s.license.map(|l| l.licensed), s.inventory.map(|i| i.ts)), (Some(true), Some(200)));
@@ -288,7 +325,16 @@ mod model {
     }
 
     fn license(ts: i64) -> License {
-        License { ts, product: format!("p{ts}"), model: String::new(), serial: String::new(), licensed: true, expires: None, features: vec![], unknown_reason: None }
+        License {
+            ts,
+            product: format!("p{ts}"),
+            model: String::new(),
+            serial: String::new(),
+            licensed: true,
+            expires: None,
+            features: vec![],
+            unknown_reason: None,
+        }
     }
 
     #[derive(Default)]
@@ -387,11 +433,26 @@ mod model {
                     prop_assert!(m.raw(key, i64::MIN, i64::MAX).is_empty(), "series {device}/{name} missing");
                     continue;
                 };
-                prop_assert_eq!(store.points(id, i64::MIN, i64::MAX).unwrap(), m.raw(key, i64::MIN, i64::MAX), "all of {}/{}", device, name);
+                prop_assert_eq!(
+                    store.points(id, i64::MIN, i64::MAX).unwrap(),
+                    m.raw(key, i64::MIN, i64::MAX),
+                    "all of {}/{}",
+                    device,
+                    name
+                );
                 prop_assert_eq!(store.points(id, a, b).unwrap(), m.raw(key, a, b), "{}/{} in [{}, {})", device, name, a, b);
                 prop_assert_eq!(store.count_series(id, a, b).unwrap(), m.raw(key, a, b).len() as u64);
                 for step in [7_000, 60_000, 120_000, 3_600_000, 86_400_000] {
-                    prop_assert_eq!(store.points_step(id, a, b, step).unwrap(), m.step(key, a, b, step), "{}/{} step {} in [{}, {})", device, name, step, a, b);
+                    prop_assert_eq!(
+                        store.points_step(id, a, b, step).unwrap(),
+                        m.step(key, a, b, step),
+                        "{}/{} step {} in [{}, {})",
+                        device,
+                        name,
+                        step,
+                        a,
+                        b
+                    );
                 }
             }
             let want: u64 = (0..3).map(|mi| m.raw((d, mi), a, b).len() as u64).sum();
@@ -404,7 +465,14 @@ mod model {
         for tenant in ["t1", "t2"] {
             prop_assert_eq!(store.alerts(tenant, i64::MIN, i64::MAX).unwrap(), m.alerts_of(tenant, i64::MIN, i64::MAX));
             prop_assert_eq!(store.alerts(tenant, a, b).unwrap(), m.alerts_of(tenant, a, b));
-            prop_assert_eq!(store.alert_summary(tenant, a, b, 3).unwrap(), m.summary(tenant, a, b, 3), "summary of {} in [{}, {})", tenant, a, b);
+            prop_assert_eq!(
+                store.alert_summary(tenant, a, b, 3).unwrap(),
+                m.summary(tenant, a, b, 3),
+                "summary of {} in [{}, {})",
+                tenant,
+                a,
+                b
+            );
             let whole = (0, SPAN + 1);
             prop_assert_eq!(store.alert_summary(tenant, whole.0, whole.1, 2).unwrap(), m.summary(tenant, whole.0, whole.1, 2));
         }
@@ -456,7 +524,14 @@ mod model {
                     }
                 }
                 Op::Fold { max_points, stop_after } => {
-                    let limits = FoldLimits { max_points, max_alerts: 4, max_entries: 5, txn_budget: Duration::ZERO, max_rollups_per_txn: 1, stop_after_txns: stop_after };
+                    let limits = FoldLimits {
+                        max_points,
+                        max_alerts: 4,
+                        max_entries: 5,
+                        txn_budget: Duration::ZERO,
+                        max_rollups_per_txn: 1,
+                        stop_after_txns: stop_after,
+                    };
                     store.fold(&limits).unwrap();
                 }
                 Op::Reopen => {
@@ -532,7 +607,12 @@ mod crash {
                 let mut records: Vec<Record> = (0..METRICS)
                     .flat_map(|m| {
                         (0..PER_METRIC).map(move |i| {
-                            Record::Metric(Metric { ts: ts(r, i), name: format!("m{m}"), labels: vec![], value: (r as i64 * 7 + m as i64 + i) as f64 })
+                            Record::Metric(Metric {
+                                ts: ts(r, i),
+                                name: format!("m{m}"),
+                                labels: vec![],
+                                value: (r as i64 * 7 + m as i64 + i) as f64,
+                            })
                         })
                     })
                     .collect();
@@ -556,7 +636,11 @@ mod crash {
                     sha1: None,
                     sha256: None,
                 }));
-                PendingBatch { identity: id("crash", &format!("dev-{d}")), batch: Batch { version: 1, seq: r, sender: None, records }, received_ms: 0 }
+                PendingBatch {
+                    identity: id("crash", &format!("dev-{d}")),
+                    batch: Batch { version: 1, seq: r, sender: None, records },
+                    received_ms: 0,
+                }
             })
             .collect()
     }
@@ -567,7 +651,14 @@ mod crash {
         let Ok(dir) = std::env::var(CHILD_ENV) else { return };
         let store = Store::open(std::path::Path::new(&dir), StoreOptions { initial_map_size: 1 << 20, ..StoreOptions::default() }).unwrap();
         let mut r = store.high_seq("dev-0").unwrap().map_or(0, |h| h + 1);
-        let tiny = FoldLimits { max_points: 200, max_alerts: 2, max_entries: 3, txn_budget: Duration::ZERO, max_rollups_per_txn: 1, stop_after_txns: None };
+        let tiny = FoldLimits {
+            max_points: 200,
+            max_alerts: 2,
+            max_entries: 3,
+            txn_budget: Duration::ZERO,
+            max_rollups_per_txn: 1,
+            stop_after_txns: None,
+        };
         let mut out = std::io::stdout();
         loop {
             let res = store.commit(&group(r)).unwrap();
@@ -603,7 +694,9 @@ mod crash {
             });
             let wait_for = rng.random_range(2..12);
             for _ in 0..wait_for {
-                let r = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|e| panic!("the child acknowledged nothing within a minute: {e}"));
+                let r = rx
+                    .recv_timeout(Duration::from_secs(60))
+                    .unwrap_or_else(|e| panic!("the child acknowledged nothing within a minute: {e}"));
                 acked = Some(r);
             }
             std::thread::sleep(Duration::from_micros(rng.random_range(0..20_000)));

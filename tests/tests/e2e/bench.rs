@@ -21,7 +21,14 @@ const POINTS: usize = 20;
 
 fn batch(seq: u64) -> Batch {
     let records = (0..POINTS)
-        .map(|i| Record::Metric(Metric { ts: 1_763_000_000_000 + (seq * POINTS as u64 + i as u64) as i64, name: "bench.value".into(), labels: vec![], value: i as f64 }))
+        .map(|i| {
+            Record::Metric(Metric {
+                ts: 1_763_000_000_000 + (seq * POINTS as u64 + i as u64) as i64,
+                name: "bench.value".into(),
+                labels: vec![],
+                value: i as f64,
+            })
+        })
         .collect();
     Batch { version: PROTOCOL_VERSION, seq, sender: None, records }
 }

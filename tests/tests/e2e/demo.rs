@@ -14,7 +14,11 @@ fn demo_completes_and_leaves_pdfs_and_mails() {
         let text = std::process::Command::new(require("pdftotext", "poppler-utils")).arg(&pdf).arg("-").output().unwrap();
         assert!(String::from_utf8_lossy(&text.stdout).contains(tenant));
     }
-    let emls: Vec<_> = std::fs::read_dir(out_dir.join("outbox")).unwrap().filter_map(|e| e.ok()).filter(|e| e.path().extension().is_some_and(|x| x == "eml")).collect();
+    let emls: Vec<_> = std::fs::read_dir(out_dir.join("outbox"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+        .collect();
     assert_eq!(emls.len(), 2, "one mail per tenant");
     let eml = std::fs::read_to_string(emls[0].path()).unwrap();
     assert!(eml.contains("A security report has been created") && eml.contains("application/pdf"), "{eml}");

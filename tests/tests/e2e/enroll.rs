@@ -196,7 +196,12 @@ fn a_ca_rollover_keeps_both_anchors_trusted_and_agents_switch_without_restart() 
     let out = d.collector(&["pki", "rollover", "--finish"]).ok();
     assert!(out.contains("now current"), "{out}");
     let seen = renewals(&agent);
-    assert!(wait_until(Duration::from_secs(20), || (renewals(&agent) > seen).then_some(())).is_some(), "no renewal after finish:\n{}\ncollector:\n{}", agent.log(), collector.log());
+    assert!(
+        wait_until(Duration::from_secs(20), || (renewals(&agent) > seen).then_some(())).is_some(),
+        "no renewal after finish:\n{}\ncollector:\n{}",
+        agent.log(),
+        collector.log()
+    );
     let new_ca = d.pki_dir().join("ca.pem");
     let verify = std::process::Command::new(&openssl)
         .args(["verify", "-CAfile", new_ca.to_str().unwrap(), dir.join("device.pem").to_str().unwrap()])
@@ -213,7 +218,13 @@ fn a_ca_rollover_keeps_both_anchors_trusted_and_agents_switch_without_restart() 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let batch = ampel_protocol::Batch { version: ampel_protocol::PROTOCOL_VERSION, seq: 1, sender: None, records: vec![] };
     let acks = rt
-        .block_on(ampel_tests::send_batches(addr, &new_ca, &old_dev.join("fw-2.pem"), &old_dev.join("fw-2.key"), std::slice::from_ref(&batch)))
+        .block_on(ampel_tests::send_batches(
+            addr,
+            &new_ca,
+            &old_dev.join("fw-2.pem"),
+            &old_dev.join("fw-2.key"),
+            std::slice::from_ref(&batch),
+        ))
         .unwrap_or_else(|e| panic!("{e}\ncollector:\n{}", collector.log()));
     assert_eq!(acks[0].status, ampel_protocol::AckStatus::Committed);
 
@@ -221,8 +232,18 @@ fn a_ca_rollover_keeps_both_anchors_trusted_and_agents_switch_without_restart() 
     let reloads = |c: &Proc| c.log().matches("reloaded CA and CRL").count();
     let seen = reloads(&collector);
     std::fs::remove_file(d.pki_dir().join("ca-previous.pem")).unwrap();
-    assert!(wait_until(Duration::from_secs(10), || (reloads(&collector) > seen).then_some(())).is_some(), "no reload:\n{}", collector.log());
-    let refused = rt.block_on(ampel_tests::send_batches(addr, &new_ca, &old_dev.join("fw-2.pem"), &old_dev.join("fw-2.key"), &[ampel_protocol::Batch { seq: 2, ..batch }]));
+    assert!(
+        wait_until(Duration::from_secs(10), || (reloads(&collector) > seen).then_some(())).is_some(),
+        "no reload:\n{}",
+        collector.log()
+    );
+    let refused = rt.block_on(ampel_tests::send_batches(
+        addr,
+        &new_ca,
+        &old_dev.join("fw-2.pem"),
+        &old_dev.join("fw-2.key"),
+        &[ampel_protocol::Batch { seq: 2, ..batch }],
+    ));
     assert!(refused.is_err(), "a certificate of the dropped CA must be refused: {refused:?}");
     let before = points(&d, "fw-1");
     std::thread::sleep(Duration::from_secs(2));
@@ -291,7 +312,9 @@ fn anonymous_peers_get_no_data_channel_and_hostile_enrollment_is_refused_early()
         outcomes.push(rt.block_on(anonymous(addr, &ca, ALPN_ENROLL, renew.clone())));
     }
     let first = outcomes[0].as_ref().unwrap();
-    assert!(matches!(enroll::decode_response(&first[4..]).unwrap(), EnrollResponse::Refused(r) if r.contains("current client certificate")));
+    assert!(
+        matches!(enroll::decode_response(&first[4..]).unwrap(), EnrollResponse::Refused(r) if r.contains("current client certificate"))
+    );
     assert!(outcomes.last().unwrap().is_err(), "the 12th request within a minute gets no answer: {:?}", outcomes.last());
     assert!(collector.log().contains("too many requests"), "{}", collector.log());
     collector.stop();

@@ -47,7 +47,11 @@ fn a_client_certificate_from_another_ca_is_refused_and_nothing_is_stored() {
     collector.stop();
     assert_eq!(points(&d, "fw-1"), 0, "rogue data stored!\ncollector log:\n{}", collector.log());
     let log = agent.log().to_lowercase();
-    assert!(log.contains("certificate") || log.contains("refused") || log.contains("alert"), "the agent should say why it is refused:\n{}", agent.log());
+    assert!(
+        log.contains("certificate") || log.contains("refused") || log.contains("alert"),
+        "the agent should say why it is refused:\n{}",
+        agent.log()
+    );
 }
 
 fn claiming_batch(seq: u64) -> Batch {
@@ -73,7 +77,13 @@ fn a_payload_claiming_another_device_or_tenant_lands_only_under_its_own_identity
     let addr = format!("127.0.0.1:{}", d.port).parse().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let acks = rt
-        .block_on(send_batches(addr, &dev1.join("ca.pem"), &dev1.join("fw-1.pem"), &dev1.join("fw-1.key"), &[claiming_batch(1), claiming_batch(2), claiming_batch(1)]))
+        .block_on(send_batches(
+            addr,
+            &dev1.join("ca.pem"),
+            &dev1.join("fw-1.pem"),
+            &dev1.join("fw-1.key"),
+            &[claiming_batch(1), claiming_batch(2), claiming_batch(1)],
+        ))
         .unwrap_or_else(|e| panic!("{e}\ncollector log:\n{}", collector.log()));
     let statuses: Vec<AckStatus> = acks.into_iter().map(|a| a.status).collect();
     assert_eq!(statuses, vec![AckStatus::Committed, AckStatus::Committed, AckStatus::Duplicate]);
@@ -90,11 +100,8 @@ fn a_certificate_whose_tenant_differs_from_the_registry_is_rejected() {
     d.issue("acme", "fw-1");
     // Same CA, same device id, other tenant: issued behind the registry's back.
     let pki = ampel_collector::pki::Pki::open(&d.pki_dir()).unwrap();
-    let forged = pki
-        .issue_device(&"globex".parse().unwrap(), &"fw-1".parse().unwrap(), 1)
-        .unwrap()
-        .write_to(&d.dir.path().join("forged"))
-        .unwrap();
+    let forged =
+        pki.issue_device(&"globex".parse().unwrap(), &"fw-1".parse().unwrap(), 1).unwrap().write_to(&d.dir.path().join("forged")).unwrap();
     let mut collector = d.serve();
     let addr = format!("127.0.0.1:{}", d.port).parse().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -118,7 +118,13 @@ fn mqtt_restarting_the_broker_with_the_collector_away_loses_nothing_and_stores_n
     std::thread::sleep(Duration::from_secs(2));
     let mut collector = d.serve();
     let done = wait_until(Duration::from_secs(60), || (points(&d, "fw-1") >= TOTAL).then_some(()));
-    assert!(done.is_some(), "only {} of {TOTAL} points\nagent log:\n{}\ncollector log:\n{}", points(&d, "fw-1"), agent.log(), collector.log());
+    assert!(
+        done.is_some(),
+        "only {} of {TOTAL} points\nagent log:\n{}\ncollector log:\n{}",
+        points(&d, "fw-1"),
+        agent.log(),
+        collector.log()
+    );
     std::thread::sleep(Duration::from_millis(500));
     assert!(agent.stop(), "{}", agent.log());
     assert!(collector.stop(), "{}", collector.log());
@@ -150,8 +156,16 @@ fn mqtt_tenant_matrix_foreign_topics_are_refused_and_nothing_is_stored() {
     // fw-1 on fw-2's topic: the broker's ACL refuses (MQTT 3.1.1 still PUBACKs, and drops it).
     // fw-1 on its own id under another tenant: the broker lets it through, the collector refuses.
     for topic in ["ampel/v1/globex/fw-2/up", "ampel/v1/globex/fw-1/up"] {
-        rt.block_on(ampel_tests::mqtt_publish(broker.port, &dev1.join("ca.pem"), &dev1.join("fw-1.pem"), &dev1.join("fw-1.key"), "fw-1", topic, batch.clone()))
-            .unwrap_or_else(|e| panic!("publish on {topic}: {e}"));
+        rt.block_on(ampel_tests::mqtt_publish(
+            broker.port,
+            &dev1.join("ca.pem"),
+            &dev1.join("fw-1.pem"),
+            &dev1.join("fw-1.key"),
+            "fw-1",
+            topic,
+            batch.clone(),
+        ))
+        .unwrap_or_else(|e| panic!("publish on {topic}: {e}"));
     }
     collector.wait_for_log("MQTT message refused", Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(500));

@@ -53,7 +53,13 @@ fn pdftotext(pdf: &Path) -> String {
 fn qpdf_check(pdf: &Path) {
     let tool = require("qpdf", "qpdf");
     let out = Command::new(tool).arg("--check").arg(pdf).output().unwrap();
-    assert!(out.status.success(), "qpdf --check rejects {}:\n{}{}", pdf.display(), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "qpdf --check rejects {}:\n{}{}",
+        pdf.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

@@ -88,7 +88,12 @@ fn kill_9_the_agent_20_times_while_the_collector_comes_and_goes_nothing_lost_not
     let collector_log = collector.as_ref().map(Proc::log).unwrap_or_default();
     let mut agent = Proc::start("ampel-agent", "fw-1", &["run", "--config", cfg]);
     let done = wait_until(Duration::from_secs(90), || (points(&d, "fw-1") >= TOTAL).then_some(()));
-    assert!(done.is_some(), "only {} of {TOTAL} points after 90 s\nagent log:\n{}\ncollector log:\n{collector_log}", points(&d, "fw-1"), agent.log());
+    assert!(
+        done.is_some(),
+        "only {} of {TOTAL} points after 90 s\nagent log:\n{}\ncollector log:\n{collector_log}",
+        points(&d, "fw-1"),
+        agent.log()
+    );
     // Give late duplicates a chance to show before counting.
     std::thread::sleep(Duration::from_millis(500));
     assert!(agent.stop(), "agent did not stop cleanly:\n{}", agent.log());
