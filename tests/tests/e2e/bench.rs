@@ -19,11 +19,16 @@ use crate::mqtt::{Broker, enable_mqtt};
 const BATCHES: u64 = 5_000;
 const POINTS: usize = 20;
 
+static START_MS: std::sync::LazyLock<i64> = std::sync::LazyLock::new(|| {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64) - 3_600_000
+});
+
 fn batch(seq: u64) -> Batch {
     let records = (0..POINTS)
         .map(|i| {
             Record::Metric(Metric {
-                ts: 1_763_000_000_000 + (seq * POINTS as u64 + i as u64) as i64,
+                // An hour ago: older points would be counted as expired, not stored.
+                ts: *START_MS + (seq * POINTS as u64 + i as u64) as i64,
                 name: "bench.value".into(),
                 labels: vec![],
                 value: i as f64,

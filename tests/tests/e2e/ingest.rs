@@ -54,13 +54,19 @@ fn a_client_certificate_from_another_ca_is_refused_and_nothing_is_stored() {
     );
 }
 
+fn recent_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64 - 3_600_000
+}
+
 fn claiming_batch(seq: u64) -> Batch {
     Batch {
         version: PROTOCOL_VERSION,
         seq,
         sender: Some("fw-2".into()),
         records: vec![Record::Metric(Metric {
-            ts: 1_700_000_000_000 + seq as i64,
+            // Recent: a point older than the raw retention (35 days) would be counted as
+            // expired and not stored.
+            ts: recent_ms() + seq as i64,
             name: "cpu.usage_percent".into(),
             labels: vec![("tenant".into(), "globex".into()), ("device".into(), "fw-2".into())],
             value: 42.0,

@@ -32,7 +32,11 @@ fn feed(d: &Deployment, device: &str) {
 }
 
 fn deployment_with_data(extra: &str) -> Deployment {
-    let d = Deployment::new(extra);
+    // The data sits at a fixed past time so reports are comparable; keep it whatever today is.
+    let d = Deployment::new(&format!(
+        "[store.retention]\nraw = \"forever\"\nminute = \"forever\"\nhour = \"forever\"\nday = \"forever\"\n\
+         alerts = \"forever\"\nstates = \"forever\"\n\n{extra}"
+    ));
     d.issue("acme", "fw-alpha");
     d.issue("acme", "fw-beta");
     d.issue("globex", "fw-other");
