@@ -50,9 +50,12 @@ impl Interner<'_> {
 /// hashing it or checking the names again. Fixed size and compared by content: a batch of
 /// thousands of distinct series costs at most [`RECENT`] failed comparisons per point.
 struct Recent<'b> {
-    slots: [Option<(&'b str, &'b [(String, String)], u64)>; RECENT],
+    slots: [Option<Seen<'b>>; RECENT],
     next: usize,
 }
+
+/// A series by name and labels, and its id.
+type Seen<'b> = (&'b str, &'b [(String, String)], u64);
 
 /// Series remembered per batch.
 const RECENT: usize = 16;
