@@ -9,7 +9,9 @@
 //! - `store`: commit and fold throughput over 10 000 series.
 //! - `query`: a month of data; stepped series and alert summaries.
 //! - `quic`: agents over QUIC with mutual TLS against the real listener and writer.
+//! - `child`: the collector as a child process; memory and CPU time per thread from `/proc`.
 
+pub mod child;
 pub mod query;
 pub mod quic;
 pub mod store;
@@ -17,8 +19,8 @@ pub mod store;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ampel_protocol::{Alert, AlertAction, AlertSource, Batch, DeviceId, Identity, Metric, Record, TenantId};
 use ampel_collector::store::PendingBatch;
+use ampel_protocol::{Alert, AlertAction, AlertSource, Batch, DeviceId, Identity, Metric, Record, TenantId};
 
 /// Prints one result line.
 pub fn report(name: &str, value: f64, unit: &str) {
