@@ -27,7 +27,42 @@ pub struct Batch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sender: Option<String>,
     /// The records, in the order they were gathered.
+    #[serde(deserialize_with = "records")]
     pub records: Vec<Record>,
+}
+
+/// Most records reserved for before they are decoded (as serde's own bound does).
+const RECORDS_PREALLOC: usize = 4096;
+
+/// Decodes the records of a batch, each straight into its place in the vector: a `Record` is a
+/// few hundred bytes (the size of an `Alert`), and handing thousands of them back through
+/// serde's `Result<Option<Record>>` layers moved each several times.
+fn records<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Record>, D::Error> {
+    struct Push<'v>(&'v mut Vec<Record>);
+
+    impl<'de> de::DeserializeSeed<'de> for Push<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+            self.0.push(Record::deserialize(deserializer)?);
+            Ok(())
+        }
+    }
+
+    struct Records;
+
+    impl<'de> Visitor<'de> for Records {
+        type Value = Vec<Record>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an array of records")
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Record>, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(RECORDS_PREALLOC));
+            while seq.next_element_seed(Push(&mut out))?.is_some() {}
+            Ok(out)
+        }
+    }
+
+    deserializer.deserialize_seq(Records)
 }
 
 /// One observation from a device.
@@ -64,24 +99,25 @@ impl<'de> Deserialize<'de> for Record {
             }
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Record, A::Error> {
-                let key: String = map.next_key()?.ok_or_else(|| de::Error::missing_field("kind"))?;
-                if key != "kind" {
+                // Keys and the kind are matched without allocating: this runs once per record.
+                let key: Name = map.next_key()?.ok_or_else(|| de::Error::missing_field("kind"))?;
+                if key != Name::Kind {
                     return Err(de::Error::custom("record: \"kind\" must be the first key"));
                 }
-                let kind: String = map.next_value()?;
+                let kind: Kind = map.next_value()?;
                 let mut record = None;
-                while let Some(key) = map.next_key::<String>()? {
-                    if key != "data" || record.is_some() {
+                while let Some(key) = map.next_key::<Name>()? {
+                    if key != Name::Data || record.is_some() {
                         map.next_value::<IgnoredAny>()?;
                         continue;
                     }
-                    record = Some(match kind.as_str() {
-                        "metric" => Record::Metric(map.next_value()?),
-                        "alert" => Record::Alert(map.next_value()?),
-                        "license" => Record::License(map.next_value()?),
-                        "inventory" => Record::Inventory(map.next_value()?),
-                        "traffic" => Record::Traffic(map.next_value()?),
-                        _ => {
+                    record = Some(match kind {
+                        Kind::Metric => Record::Metric(map.next_value()?),
+                        Kind::Alert => Record::Alert(map.next_value()?),
+                        Kind::License => Record::License(map.next_value()?),
+                        Kind::Inventory => Record::Inventory(map.next_value()?),
+                        Kind::Traffic => Record::Traffic(map.next_value()?),
+                        Kind::Unknown | Kind::Other => {
                             map.next_value::<IgnoredAny>()?;
                             Record::Unknown
                         }
@@ -89,14 +125,79 @@ impl<'de> Deserialize<'de> for Record {
                 }
                 match record {
                     Some(r) => Ok(r),
-                    None if kind == "unknown" => Ok(Record::Unknown),
-                    None if !matches!(kind.as_str(), "metric" | "alert" | "license" | "inventory" | "traffic") => Ok(Record::Unknown),
+                    None if matches!(kind, Kind::Unknown | Kind::Other) => Ok(Record::Unknown),
                     None => Err(de::Error::missing_field("data")),
                 }
             }
         }
 
         deserializer.deserialize_map(RecordVisitor)
+    }
+}
+
+/// A key of a record map, read without allocating.
+#[derive(PartialEq, Eq)]
+enum Name {
+    Kind,
+    Data,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Name;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a record key")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Name, E> {
+                Ok(match v {
+                    "kind" => Name::Kind,
+                    "data" => Name::Data,
+                    _ => Name::Other,
+                })
+            }
+        }
+        deserializer.deserialize_str(V)
+    }
+}
+
+/// The kind named by a record, read without allocating.
+#[derive(Clone, Copy)]
+enum Kind {
+    Metric,
+    Alert,
+    License,
+    Inventory,
+    Traffic,
+    /// Written as `unknown` (a record an older build could not read and passed on).
+    Unknown,
+    /// A kind this build does not know.
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Kind {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Kind;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a record kind")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Kind, E> {
+                Ok(match v {
+                    "metric" => Kind::Metric,
+                    "alert" => Kind::Alert,
+                    "license" => Kind::License,
+                    "inventory" => Kind::Inventory,
+                    "traffic" => Kind::Traffic,
+                    "unknown" => Kind::Unknown,
+                    _ => Kind::Other,
+                })
+            }
+        }
+        deserializer.deserialize_str(V)
     }
 }
 

@@ -9,7 +9,9 @@
 //! - `store`: commit and fold throughput over 10 000 series.
 //! - `query`: a month of data; stepped series and alert summaries.
 //! - `quic`: agents over QUIC with mutual TLS against the real listener and writer.
+//! - `child`: the collector as a child process; memory and CPU time per thread from `/proc`.
 
+pub mod child;
 pub mod query;
 pub mod quic;
 pub mod store;

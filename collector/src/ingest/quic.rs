@@ -3,7 +3,8 @@
 //! The client certificate is verified by rustls against the deployment CA (and its CRL) during
 //! the handshake; the device and tenant are then read from that verified certificate — never
 //! from the payload. Each stream carries one length-prefixed batch up and one ack down. The
-//! length is checked before anything is read, and the payload buffer grows only as bytes arrive.
+//! length is checked before anything is read; the payload is then read into one buffer sized
+//! for it, of which at most [`PREALLOC_MAX`] bytes are reserved before they arrive.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,10 +35,37 @@ pub enum ListenError {
     },
 }
 
+/// Bytes a connection may have in flight towards the collector across all its streams: two
+/// frames of the largest size [`Limits::default`] allows.
+pub const CONNECTION_RECEIVE_WINDOW: u32 = 8 << 20;
+
 /// Builds a bound QUIC endpoint from a rustls server configuration (which must require client
 /// certificates).
 pub fn bind(addr: SocketAddr, tls: rustls::ServerConfig, max_streams: u32) -> Result<quinn::Endpoint, ListenError> {
-    quinn::Endpoint::server(server_config(tls, max_streams)?, addr).map_err(|source| ListenError::Bind { addr, source })
+    let config = server_config(tls, max_streams)?;
+    let err = |source| ListenError::Bind { addr, source };
+    let socket = std::net::UdpSocket::bind(addr).map_err(err)?;
+    set_socket_buffers(&socket);
+    let runtime = quinn::default_runtime().ok_or_else(|| err(std::io::Error::other("no async runtime")))?;
+    quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(config), socket, runtime).map_err(err)
+}
+
+/// Socket buffer size asked for on the listening socket; the kernel caps it at
+/// `net.core.rmem_max` / `wmem_max`.
+pub const SOCKET_BUFFER: usize = 4 << 20;
+
+/// One UDP socket carries every agent: with the kernel's default receive buffer (about 200 KB)
+/// a burst of handshakes or batches from thousands of agents overflows it, and each dropped
+/// datagram costs its sender a retransmission timeout. Best effort: a smaller buffer works,
+/// only with more loss under bursts.
+pub fn set_socket_buffers(socket: &std::net::UdpSocket) {
+    let sock = socket2::SockRef::from(socket);
+    if let Err(e) = sock.set_recv_buffer_size(SOCKET_BUFFER).and_then(|()| sock.set_send_buffer_size(SOCKET_BUFFER)) {
+        tracing::warn!(error = %e, "cannot enlarge the UDP socket buffers");
+    }
+    if let (Ok(rcv), Ok(snd)) = (sock.recv_buffer_size(), sock.send_buffer_size()) {
+        tracing::debug!(rcv, snd, "UDP socket buffers");
+    }
 }
 
 /// The QUIC server configuration for `bind`, also used to swap certificates and CRL into a
@@ -49,6 +77,12 @@ pub fn server_config(tls: rustls::ServerConfig, max_streams: u32) -> Result<quin
     transport
         .max_concurrent_bidi_streams(max_streams.into())
         .max_concurrent_uni_streams(0u32.into())
+        // quinn's default lets a peer have up to `max_streams` × 1.25 MB unread in the
+        // collector's buffers, per connection; ten thousand agents must not be able to pin that.
+        // Batches are read as they arrive, so this window only binds when the collector lags.
+        .receive_window(CONNECTION_RECEIVE_WINDOW.into())
+        // Agents send no datagrams: refuse them instead of buffering up to 1.25 MB of them.
+        .datagram_receive_buffer_size(None)
         .max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(60_000))));
     server.transport_config(Arc::new(transport));
     Ok(server)
@@ -171,8 +205,7 @@ async fn stream(
     let (seq, status) = match frame::payload_len(header, &limits) {
         Err(e) => (0, AckStatus::Rejected(e.to_string())),
         Ok(len) => {
-            // `read_to_end` allocates as bytes arrive, never the announced length up front.
-            let payload = recv.read_to_end(len).await.map_err(|e| e.to_string())?;
+            let payload = read_payload(&mut recv, len).await?;
             if payload.len() != len {
                 (0, AckStatus::Rejected(format!("frame announced {len} bytes but carried {}", payload.len())))
             } else {
@@ -202,6 +235,29 @@ async fn stream(
     send.write_all(&bytes).await.map_err(|e| e.to_string())?;
     send.finish().map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// Most bytes reserved for a payload before they arrive. Batches up to this size (a 1 000-point
+/// batch is about 70 KiB) are copied once from quinn's chunks into a buffer of the right size,
+/// never reallocated; a peer that announces a large frame and then sends nothing pins no more
+/// than this.
+pub const PREALLOC_MAX: usize = 256 << 10;
+
+/// Reads the payload of a frame whose length `len` was checked against the limits: exactly
+/// `len` bytes, in stream order, straight into one buffer, and then the end of the stream.
+/// Returns fewer bytes when the stream ends early; more than `len` bytes are an error.
+async fn read_payload(recv: &mut quinn::RecvStream, len: usize) -> Result<Vec<u8>, String> {
+    let mut payload = Vec::with_capacity(len.min(PREALLOC_MAX));
+    while payload.len() < len {
+        match recv.read_chunk(len - payload.len(), true).await.map_err(|e| e.to_string())? {
+            Some(chunk) => payload.extend_from_slice(&chunk.bytes),
+            None => return Ok(payload),
+        }
+    }
+    match recv.read_chunk(1, true).await.map_err(|e| e.to_string())? {
+        None => Ok(payload),
+        Some(_) => Err(format!("stream carries more than the {len} bytes its frame announced")),
+    }
 }
 
 /// Wall-clock time in Unix ms.

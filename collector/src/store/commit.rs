@@ -45,6 +45,36 @@ impl Interner<'_> {
     }
 }
 
+/// The series a batch used last, by name and labels: an agent's batch repeats the same few
+/// series sample after sample, so most points find theirs here without building a series key,
+/// hashing it or checking the names again. Fixed size and compared by content: a batch of
+/// thousands of distinct series costs at most [`RECENT`] failed comparisons per point.
+struct Recent<'b> {
+    slots: [Option<Seen<'b>>; RECENT],
+    next: usize,
+}
+
+/// A series by name and labels, and its id.
+type Seen<'b> = (&'b str, &'b [(String, String)], u64);
+
+/// Series remembered per batch.
+const RECENT: usize = 16;
+
+impl<'b> Recent<'b> {
+    fn new() -> Self {
+        Recent { slots: [None; RECENT], next: 0 }
+    }
+
+    fn get(&self, name: &str, labels: &[(String, String)]) -> Option<u64> {
+        self.slots.iter().flatten().find(|(n, l, _)| *n == name && *l == labels).map(|&(_, _, id)| id)
+    }
+
+    fn put(&mut self, name: &'b str, labels: &'b [(String, String)], id: u64) {
+        self.slots[self.next] = Some((name, labels, id));
+        self.next = (self.next + 1) % RECENT;
+    }
+}
+
 /// Counts a commit as waiting for the writer lock while it lives.
 struct Waiting<'a>(&'a AtomicUsize);
 
@@ -149,18 +179,26 @@ impl Store {
             let mut outcome = CommitOutcome::default();
             points.clear();
             alerts.clear();
+            let mut recent = Recent::new();
             for r in &p.batch.records {
                 match r {
                     Record::Metric(m) => {
-                        if !printable(&m.name)
-                            || !m.value.is_finite()
-                            || m.labels.iter().any(|(k, v)| !printable(k) || (!v.is_empty() && !printable(v)))
-                        {
+                        if !m.value.is_finite() {
+                            outcome.malformed += 1;
+                        } else if let Some(id) = recent.get(&m.name, &m.labels) {
+                            // Names checked when the series went into `recent`.
+                            if m.ts < h.raw {
+                                outcome.expired += 1;
+                            } else {
+                                points.push((id, m.ts, m.value));
+                            }
+                        } else if !printable(&m.name) || m.labels.iter().any(|(k, v)| !printable(k) || (!v.is_empty() && !printable(v))) {
                             outcome.malformed += 1;
                         } else if m.ts < h.raw {
                             outcome.expired += 1;
                         } else {
                             let id = interner.id(self, wtxn, device, &m.name, &m.labels)?;
+                            recent.put(&m.name, &m.labels, id);
                             points.push((id, m.ts, m.value));
                         }
                     }

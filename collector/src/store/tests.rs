@@ -745,3 +745,37 @@ mod crash {
         check(&store);
     }
 }
+
+#[test]
+fn points_of_a_series_repeated_in_a_batch_are_still_checked_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let now = crate::ingest::quic::now_ms();
+    store.apply_retention(now).unwrap();
+    let m = |ts: i64, name: &str, labels: &[(&str, &str)], value: f64| {
+        let labels = labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Record::Metric(Metric { ts, name: name.into(), labels, value })
+    };
+    let records = vec![
+        m(now, "cpu", &[], 1.0),
+        m(now, "disk", &[("mount", "/")], 2.0),
+        // A known series does not make a bad value good.
+        m(now + 1, "cpu", &[], f64::NAN),
+        // Same name, other labels: another series.
+        m(now + 1, "disk", &[("mount", "/var")], 3.0),
+        m(now + 2, "cpu", &[], 4.0),
+        m(now + 2, "bad\u{7}", &[], 5.0),
+        // Older than the raw retention: expired, though its series is known.
+        m(0, "cpu", &[], 6.0),
+        m(now + 3, "disk", &[("mount", "/")], 7.0),
+    ];
+    let batch = Batch { version: 1, seq: 1, sender: None, records };
+    let res = store.commit(&[PendingBatch { identity: id("acme", "fw-1"), batch, received_ms: now }]).unwrap();
+    assert_eq!((res[0].1.points, res[0].1.malformed, res[0].1.expired), (5, 2, 1));
+    let cpu = store.metric("fw-1", "cpu", i64::MIN, i64::MAX).unwrap();
+    assert_eq!(cpu.iter().map(|(_, p)| p.iter().map(|p| p.1).collect::<Vec<_>>()).collect::<Vec<_>>(), vec![vec![1.0, 4.0]]);
+    let disk = store.metric("fw-1", "disk", i64::MIN, i64::MAX).unwrap();
+    let mut disk: Vec<(String, Vec<f64>)> = disk.iter().map(|(l, p)| (l[0].1.clone(), p.iter().map(|p| p.1).collect())).collect();
+    disk.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(disk, vec![("/".to_owned(), vec![2.0, 7.0]), ("/var".to_owned(), vec![3.0])]);
+}
