@@ -189,6 +189,9 @@ pub struct Config {
     /// Report defaults.
     #[serde(default)]
     pub report: ReportConfig,
+    /// Logo, cover text and colours of the reports (`[branding]`).
+    #[serde(default)]
+    pub branding: crate::report::branding::BrandingConfig,
     /// Mail delivery.
     #[serde(default)]
     pub mail: crate::mail::MailConfig,
@@ -525,6 +528,7 @@ impl Config {
             resolve(d);
         }
         cfg.mail.resolve_paths(base);
+        cfg.branding.resolve_paths(base);
         cfg.validate()?;
         Ok(cfg)
     }
@@ -545,6 +549,7 @@ impl Config {
             return Err(invalid("[risk] expected-interval must be longer than 0; set it to the agents' interval, e.g. \"60s\"".into()));
         }
         self.mail.validate().map_err(|e| invalid(format!("[mail] {e}")))?;
+        self.branding.validate().map_err(|e| invalid(format!("[branding] {e}")))?;
         crate::schedule::config::validate(&self.jobs).map_err(invalid)?;
         if !self.jobs.is_empty() && self.http.listen.is_none() {
             return Err(invalid("[[jobs]] need the HTTP listener for opt-in and download links: set [http] listen (and public-url)".into()));

@@ -12,6 +12,7 @@ use super::fonts::{self, Coverage};
 use super::strings::{Lang, Strings};
 use super::text::{self, Sanitizer};
 use super::zone::ReportZone;
+use super::stats::{self, Stat, TrafficRow};
 use super::*;
 
 const MIN: i64 = 60_000;
@@ -46,6 +47,21 @@ fn device(i: usize, start: i64, end: i64, step: i64) -> DeviceReport {
             .into_iter()
             .map(|(t, v)| (t, v * 0.8))
             .collect(),
+        cpu_stat: None,
+        memory_stat: None,
+        disks: Vec::new(),
+        license: None,
+        coverage: Some(1.0),
+        gaps: Vec::new(),
+    }
+    .with_stats()
+}
+
+impl DeviceReport {
+    fn with_stats(mut self) -> DeviceReport {
+        self.cpu_stat = Stat::of(&self.cpu);
+        self.memory_stat = Stat::of(&self.memory);
+        self
     }
 }
 
@@ -105,7 +121,97 @@ fn sample(devices: usize, days: i64, step: i64) -> ReportData {
             },
         ],
         devices: (0..devices).map(|i| device(i, START, end, step)).collect(),
+        services: Vec::new(),
+        changes: Vec::new(),
+        previous_label: None,
+        threats: AlertStats::default(),
+        malware: AlertStats::default(),
+        mail: AlertStats::default(),
+        traffic: Vec::new(),
+        rule_version: "test".into(),
     }
+}
+
+/// [`sample`] with every section filled: alerts of all kinds, traffic, disks, licenses, gaps,
+/// lights per service and changes since the last report.
+fn rich(devices: usize, days: i64, step: i64) -> ReportData {
+    use ampel_protocol::{AlertAction, AlertSource};
+    let mut data = sample(devices, days, step);
+    let end = data.period_end_ms;
+    for f in &mut data.findings {
+        f.id = crate::risk::finding_id(&f.rule, f.device.as_deref(), None);
+        f.recommendation_de = format!("DE: {}", f.recommendation);
+    }
+    data.findings[0].change = Some(crate::risk::Change::New);
+    data.findings[1].change = Some(crate::risk::Change::StillOpen);
+    data.services = crate::risk::service_lights(&data.findings);
+    let mut changes = crate::risk::change::compare(&[], &data.findings);
+    changes.push(crate::risk::FindingChange {
+        id: "x".into(),
+        change: crate::risk::Change::Fixed,
+        rule: "performance.disk".into(),
+        device: Some("fw-0000".into()),
+        subject: Some("/var".into()),
+        previous: Some(Light::Red),
+        current: None,
+    });
+    data.changes = changes;
+    data.previous_label = Some("last-7d (previous)".into());
+    let days_ms: Vec<i64> = (0..days).map(|d| START + d * DAY).collect();
+    let mut alerts = Vec::new();
+    for k in 0..(days * 40) {
+        let ts = START + k * DAY / 40 + (k * 7919) % 3_600_000;
+        let (source, sig, action) = match k % 10 {
+            0 => (AlertSource::Antivirus, format!("Win.Trojan.Agent-{}", k % 3), AlertAction::Quarantined),
+            1 => (AlertSource::Mail, format!("Spam score {}", 5 + k % 4), AlertAction::Rejected),
+            _ => (
+                AlertSource::Ids,
+                format!("ET SCAN Suspicious inbound to port {}", 20 + k % 13),
+                if k % 3 == 0 { AlertAction::Blocked } else { AlertAction::Allowed },
+            ),
+        };
+        let mut a = ampel_protocol::Alert::new(ts, source, (k % 3 + 1) as u8, sig, action);
+        a.src = Some(format!("203.0.113.{}", k % 17));
+        a.dst = Some(format!("10.0.0.{}", k % 5));
+        a.category = Some(["Attempted Information Leak", "Misc activity", "Potentially Bad Traffic"][(k % 3) as usize].into());
+        alerts.push((format!("fw-{:04}", k as usize % devices.max(1)), a));
+    }
+    let of = |s: stats::AlertSection| {
+        stats::alert_stats(
+            alerts.iter().filter(|(_, a)| stats::AlertSection::of(a.source) == s).map(|(d, a)| (d.as_str(), a)),
+            &days_ms,
+        )
+    };
+    data.threats = of(stats::AlertSection::Threats);
+    data.malware = of(stats::AlertSection::Malware);
+    data.mail = of(stats::AlertSection::Mail);
+    for (i, d) in data.devices.iter_mut().enumerate() {
+        d.disks = vec![
+            ("/".into(), Stat { min: 40.0, avg: 45.5, max: 51.0 }),
+            ("/var".into(), Stat { min: 70.0, avg: 80.0, max: 91.0 + (i % 5) as f64 }),
+        ];
+        d.license = Some(ampel_protocol::License {
+            ts: end,
+            product: "UTM".into(),
+            model: "UTM 320".into(),
+            serial: format!("S{i:06}"),
+            licensed: i % 5 != 3,
+            expires: Some(end + (i as i64 % 400) * DAY),
+            features: Vec::new(),
+            unknown_reason: None,
+        });
+        if i % 4 == 3 {
+            d.coverage = Some(0.93);
+            d.gaps = vec![(START + DAY, START + DAY + 5 * 3_600_000), (START + 2 * DAY, START + 2 * DAY + 600_000)];
+        }
+        for (iface, rx) in [("eth0", 5_000_000_000u64), ("eth1", 120_000_000)] {
+            data.traffic.push(TrafficRow { device: d.device.clone(), interface: iface.into(), category: None, rx_bytes: rx + i as u64, tx_bytes: rx / 3 });
+        }
+        for (cat, rx) in [("https", 3_000_000_000u64), ("dns", 20_000_000), ("smtp", 400_000_000)] {
+            data.traffic.push(TrafficRow { device: d.device.clone(), interface: "eth0".into(), category: Some(cat.into()), rx_bytes: rx, tx_bytes: rx / 10 });
+        }
+    }
+    data
 }
 
 /// Runs a tool, failing the test with a clear message if it is not installed.
@@ -259,22 +365,48 @@ fn devices_without_data_and_single_points() {
     assert!(pdf_text(&path).contains("no data"));
 }
 
+/// A 1,000-device tenant renders; every device is listed, tables continue across pages with
+/// their header repeated, the charts stay limited, and the page count stays within bounds.
 #[test]
-fn many_devices_span_pages() {
-    let data = sample(200, 1, 60 * MIN);
+fn a_thousand_devices_render_within_bounds() {
+    let data = rich(1000, 1, 60 * MIN);
     let pdf = render(&data).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "m.pdf", &pdf);
     assert_valid(&path);
     let text = pdf_text(&path);
-    for i in 0..200 {
+    for i in 0..1000 {
         let id = format!("fw-{i:04}");
         assert!(text.contains(&id), "{id} missing");
     }
-    assert!(
-        pages(&path) > 40,
-        "expected the table and charts to span many pages"
-    );
+    let n = pages(&path);
+    assert!((40..=100).contains(&n), "{n} pages for 1,000 devices");
+    // The device table's header row is on every page it spans.
+    let header_pages = (1..=n)
+        .filter(|p| {
+            let page = run(
+                "pdftotext",
+                &["-f", &p.to_string(), "-l", &p.to_string(), &path, "-"],
+            );
+            let t = String::from_utf8_lossy(&page.stdout).into_owned();
+            t.contains("Licensed") && t.contains("Expiry")
+        })
+        .count();
+    assert!(header_pages >= 15, "header repeated on {header_pages} pages");
+    let charts = text.matches("12 busiest of 1,000 devices").count();
+    assert_eq!(charts, 1, "the chart limit is not stated");
+}
+
+/// One device: a short report, no page of its own for empty sections.
+#[test]
+fn one_device_is_a_short_report() {
+    let data = sample(1, 7, 15 * MIN);
+    let pdf = render(&data).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "one.pdf", &pdf);
+    assert_valid(&path);
+    let n = pages(&path);
+    assert!((6..=10).contains(&n), "{n} pages for one device");
 }
 
 #[test]
@@ -441,17 +573,20 @@ fn figures() {
         "7 days, 3 devices, 1-min samples ({points} points): {} bytes, render {first:?} (again {second:?})",
         pdf.len()
     );
-    let month = sample(20, 30, MIN);
+    let month = rich(50, 30, MIN);
     let t = std::time::Instant::now();
     let big = render(&month).unwrap();
     println!(
-        "30 days, 20 devices, 1-min samples: {} bytes, render {:?}",
+        "30 days, 50 devices, 1-min samples: {} bytes, render {:?}",
         big.len(),
         t.elapsed()
     );
     if let Ok(dir) = std::env::var("AMPEL_REPORT_OUT") {
         std::fs::write(Path::new(&dir).join("sample-7d.pdf"), &pdf).unwrap();
         std::fs::write(Path::new(&dir).join("sample-30d.pdf"), &big).unwrap();
+        let rich7 = rich(5, 7, 5 * MIN);
+        std::fs::write(Path::new(&dir).join("rich-en.pdf"), render(&rich7).unwrap()).unwrap();
+        std::fs::write(Path::new(&dir).join("rich-de.pdf"), render_in(&rich7, Lang::De).unwrap()).unwrap();
         let mut hostile = sample(3, 1, 10 * MIN);
         hostile.devices[0].device = "x".repeat(10_000);
         hostile.devices[1].device = "设备-一号 😀 שלום \u{202E}evil".into();

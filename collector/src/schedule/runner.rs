@@ -68,8 +68,8 @@ pub struct RenderRequest {
     pub period: SlotPeriod,
     /// The job's language.
     pub language: Language,
-    /// The job's widget names (empty: all).
-    pub widgets: Vec<String>,
+    /// The job's widgets (empty: all).
+    pub widgets: Vec<crate::report::Widget>,
 }
 
 /// A rendered report and the summary the mail shows.
@@ -92,7 +92,7 @@ pub type RenderFn = Arc<dyn Fn(&RenderRequest) -> Result<Rendered, String> + Sen
 pub fn store_renderer(store: crate::store::Store, cfg: Arc<crate::config::Config>) -> RenderFn {
     Arc::new(move |req: &RenderRequest| {
         let period = crate::assess::Period { start_ms: req.period.start.as_millisecond(), end_ms: req.period.end.as_millisecond(), label: req.period.label.clone() };
-        let (data, pdf) = crate::reporting::render(&store, &cfg, &req.tenant, &period).map_err(|e| format!("{e:#}"))?;
+        let (data, pdf) = crate::reporting::render_as(&store, &cfg, &req.tenant, &period, req.language, &req.widgets).map_err(|e| format!("{e:#}"))?;
         let findings = data
             .findings
             .iter()
@@ -236,7 +236,7 @@ impl Scheduler {
     }
 
     async fn render_and_archive(&self, job: &JobConfig, tenant: &str, period: &SlotPeriod, slot: Timestamp, late: bool, now: Timestamp) -> Result<ArchiveRecord, ScheduleError> {
-        let req = RenderRequest { tenant: tenant.to_owned(), period: period.clone(), language: job.language, widgets: job.widgets.iter().map(|w| w.0.clone()).collect() };
+        let req = RenderRequest { tenant: tenant.to_owned(), period: period.clone(), language: job.language, widgets: job.widgets.clone() };
         let render = Arc::clone(&self.render);
         let rendered = tokio::task::spawn_blocking(move || render(&req))
             .await
