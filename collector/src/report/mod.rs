@@ -27,6 +27,7 @@ mod layout;
 mod pdf;
 pub mod stats;
 pub mod strings;
+pub mod synthetic;
 mod table;
 mod text;
 pub mod widgets;
