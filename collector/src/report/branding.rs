@@ -233,7 +233,7 @@ pub fn decode_logo(bytes: &[u8]) -> Result<image::DynamicImage, String> {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use image::GenericImageView as _;
 

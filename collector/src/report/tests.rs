@@ -419,3 +419,244 @@ fn figures() {
         .unwrap();
     }
 }
+
+/// A branded German report of the rich tenant.
+fn branded_de() -> ReportOptions {
+    let logo = branding::decode_logo(&branding::tests::png(300, 100)).unwrap();
+    ReportOptions {
+        lang: Lang::De,
+        widgets: Widgets::default(),
+        theme: Theme {
+            header: branding::Colour(180, 20, 60),
+            footer: branding::Colour(240, 240, 240),
+            logo: Some(logo),
+            cover_text: Some("Betreut von Beispiel IT \u{2013} Ihr Partner für Sicherheit".into()),
+        },
+    }
+}
+
+#[test]
+fn branded_german_renders_are_deterministic() {
+    let rich = rich(4, 7, 30 * MIN);
+    let options = branded_de();
+    assert!(
+        render_with(&rich, &options).unwrap() == render_with(&rich, &options).unwrap(),
+        "two branded German renders differ"
+    );
+}
+
+/// Every section's heading and its expected content, in English and in German, with the
+/// language's dates and numbers.
+#[test]
+fn every_section_in_english_and_german() {
+    let data = rich(5, 7, 5 * MIN);
+    let dir = tempfile::tempdir().unwrap();
+    let en = write(dir.path(), "en.pdf", &render(&data).unwrap());
+    let de = write(dir.path(), "de.pdf", &render_in(&data, Lang::De).unwrap());
+    assert_valid(&en);
+    assert_valid(&de);
+    let (en, de) = (pdf_text(&en), pdf_text(&de));
+    for needle in [
+        "Security report",
+        "Executive summary",
+        "Statistics overview",
+        "Events",
+        "Detections",
+        "Indicators",
+        "Lights per service",
+        "The three most important things to do",
+        "Since the last report",
+        "Overview of all services",
+        "Threats",
+        "Alerts per day",
+        "Top 10 signatures",
+        "Top 10 sources",
+        "Top 10 destinations",
+        "Top 10 categories",
+        "By severity",
+        "Allowed versus blocked",
+        "Malware",
+        "Top 10 detections",
+        "Win.Trojan.Agent-0",
+        "Mail quarantine",
+        "Top 10 reasons",
+        "Traffic",
+        "Per interface",
+        "Per category",
+        "https",
+        "5.0 GB",
+        "Performance",
+        "CPU and memory over time",
+        "70 / 80 / 91 (/var)",
+        "Devices and licenses",
+        "Licensed",
+        "Expiry",
+        "UTM 320",
+        "Availability and coverage",
+        "93.0 %",
+        "5 h 0 min",
+        "All recommendations",
+        "Check that the agent runs",
+        "Appendix",
+        "Definitions",
+        "Data manifest",
+        "Data hash (SHA-256)",
+        "Rule version",
+        "English (en)",
+        "3 Jun 2024",
+        "Page 12",
+    ] {
+        assert!(en.contains(needle), "English: {needle:?} missing:\n{en}");
+    }
+    for needle in [
+        "Sicherheitsbericht",
+        "Zusammenfassung",
+        "Statistik-Überblick",
+        "Ereignisse",
+        "Erkennungen",
+        "Indikatoren",
+        "Ampeln je Dienst",
+        "Die drei wichtigsten Maßnahmen",
+        "Seit dem letzten Bericht",
+        "Überblick über alle Dienste",
+        "Bedrohungen",
+        "Meldungen pro Tag",
+        "Top 10 Signaturen",
+        "Top 10 Quellen",
+        "Top 10 Ziele",
+        "Top 10 Kategorien",
+        "Nach Schweregrad",
+        "Erlaubt und blockiert",
+        "Schadsoftware",
+        "Top 10 Funde",
+        "Mail-Quarantäne",
+        "Datenverkehr",
+        "Je Schnittstelle",
+        "Je Kategorie",
+        "5,0 GB",
+        "Leistung",
+        "CPU und Speicher im Verlauf",
+        "Geräte und Lizenzen",
+        "Lizenziert",
+        "Erreichbarkeit und Abdeckung",
+        "93,0 %",
+        "Alle Empfehlungen",
+        "DE: Check that the agent runs",
+        "Anhang",
+        "Begriffe",
+        "Datennachweis",
+        "Regelversion",
+        "Deutsch (de)",
+        "03.06.2024",
+        "Seite 12",
+    ] {
+        assert!(de.contains(needle), "German: {needle:?} missing:\n{de}");
+    }
+    // No English heading or label is left in the German report.
+    for english in ["Executive summary", "Threats", "Page 1", "Licensed", "Overall risk", "Jun 2024"] {
+        assert!(!de.contains(english), "German report contains {english:?}");
+    }
+    // The data manifest's hash is the data's.
+    assert!(en.contains(&data_hash(&data)) && de.contains(&data_hash(&data)));
+}
+
+/// A report definition with a few widgets shows those sections and no others.
+#[test]
+fn widgets_select_the_sections() {
+    let data = rich(3, 7, 30 * MIN);
+    let options = ReportOptions {
+        widgets: Widgets::from_list(&[Widget::Threats, Widget::Devices]),
+        ..ReportOptions::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "w.pdf", &render_with(&data, &options).unwrap());
+    assert_valid(&path);
+    let text = pdf_text(&path);
+    for present in ["Security report", "Threats", "Alerts per day", "Devices and licenses"] {
+        assert!(text.contains(present), "{present:?} missing:\n{text}");
+    }
+    for absent in [
+        "Executive summary",
+        "Top 10 signatures",
+        "Malware",
+        "Performance",
+        "All recommendations",
+        "Data manifest",
+        "Availability and coverage",
+    ] {
+        assert!(!text.contains(absent), "{absent:?} shown though not selected");
+    }
+    assert_eq!(pages(&path), 3, "cover, threats, devices");
+}
+
+/// Branding: the logo is in the PDF, the cover text on the cover; an unbranded report has no
+/// image.
+#[test]
+fn branding_puts_logo_and_cover_text_on_the_cover() {
+    let data = rich(2, 7, 30 * MIN);
+    let dir = tempfile::tempdir().unwrap();
+    let branded = write(dir.path(), "b.pdf", &render_with(&data, &branded_de()).unwrap());
+    let plain = write(dir.path(), "p.pdf", &render(&data).unwrap());
+    assert_valid(&branded);
+    let images = |path: &str| {
+        let out = run("pdfimages", &["-list", path]);
+        String::from_utf8_lossy(&out.stdout).lines().skip(2).count()
+    };
+    assert_eq!(images(&branded), 1, "the logo is not in the branded report");
+    assert_eq!(images(&plain), 0);
+    let cover = run("pdftotext", &["-f", "1", "-l", "1", &branded, "-"]);
+    let cover = String::from_utf8_lossy(&cover.stdout);
+    assert!(cover.contains("Betreut von Beispiel IT"), "{cover}");
+}
+
+/// A tenant that sends only performance data gets one line per empty section, no empty
+/// tables.
+#[test]
+fn sections_without_data_say_so_in_one_line() {
+    let data = sample(2, 7, 30 * MIN);
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "s.pdf", &render(&data).unwrap());
+    let text = pdf_text(&path);
+    for line in [
+        "No alerts in this period.",
+        "No malware was found in this period.",
+        "No mail was quarantined or rejected in this period.",
+        "No traffic counters were reported in this period.",
+        "Every device sent data throughout the period.",
+        "There is no earlier period to compare with.",
+    ] {
+        assert!(text.contains(line), "{line:?} missing:\n{text}");
+    }
+    assert!(!text.contains("Top 10"), "an empty top-10 table is shown");
+}
+
+/// A 30-day report of a 50-device tenant stays under 1 MB.
+#[test]
+fn thirty_days_of_fifty_devices_fit_in_a_megabyte() {
+    let pdf = render(&rich(50, 30, MIN)).unwrap();
+    assert!(pdf.len() <= 1_000_000, "{} bytes", pdf.len());
+    let dir = tempfile::tempdir().unwrap();
+    assert_valid(&write(dir.path(), "big.pdf", &pdf));
+}
+
+/// Any Unicode in signatures, addresses and interfaces renders; long ones are shortened.
+#[test]
+fn hostile_signatures_render_in_the_top_tables() {
+    let mut data = rich(2, 2, 30 * MIN);
+    data.threats.signatures[0].0 = "ET 😀 数据 שלום مرحبا \u{202E}evil\u{0}".into();
+    data.threats.signatures[1].0 = "s".repeat(10_000);
+    data.threats.sources[0].0 = "\u{FEFF}\u{200B}".into();
+    data.traffic[0].interface = "eth-Ω-😀".into();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "h.pdf", &render_in(&data, Lang::De).unwrap());
+    assert_valid(&path);
+    let text = pdf_text(&path);
+    // The bidi override and the NUL show as the mark; CJK (not in DejaVu Sans) too. (Emoji
+    // DejaVu has are drawn, but poppler reads non-BMP characters back wrongly, so the text
+    // layer is not checked for them.)
+    let line = text.lines().find(|l| l.starts_with("ET ") && l.contains("evil")).unwrap_or("");
+    assert!(line.ends_with("evil\u{FFFD}"), "NUL not marked: {line:?}");
+    assert!(line.matches('\u{FFFD}').count() >= 4, "CJK and override not marked: {line:?}");
+    assert!(text.contains("sssss\u{2026}"), "long signature not shortened");
+    assert!(text.contains("eth-Ω-"), "{text}");
+}
