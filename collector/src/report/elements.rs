@@ -561,27 +561,32 @@ impl Element for Facts {
         let value = style.and(Style::new().with_color(INK));
         let lh = line_height(cache, value);
         let vw = Mm::from((f64::from(area.size().width) - self.label_width).max(1.0));
-        let wrapped: Vec<Vec<String>> = self
+        let lw = mm((self.label_width - 2.0).max(1.0));
+        // Labels and values both wrap; a row is as tall as the taller of the two.
+        let wrapped: Vec<(Vec<String>, Vec<String>)> = self
             .rows
             .iter()
-            .map(|(_, v)| text::wrap(cache, value, v, vw, 5))
+            .map(|(l, v)| {
+                (
+                    text::wrap(cache, label, l, lw, 3),
+                    text::wrap(cache, value, v, vw, 5),
+                )
+            })
             .collect();
-        let h = wrapped
-            .iter()
-            .map(|l| l.len() as f64 * lh + 1.5)
-            .sum::<f64>();
+        let row_h = |(l, v): &(Vec<String>, Vec<String>)| l.len().max(v.len()) as f64 * lh + 1.5;
+        let h = wrapped.iter().map(row_h).sum::<f64>();
         if f64::from(area.size().height) < h {
             return Ok(next_page());
         }
         let mut y = 0.0;
-        for ((l, _), lines) in self.rows.iter().zip(&wrapped) {
-            let l = text::fit(cache, label, l, mm(self.label_width - 2.0));
-            print(&area, cache, 0.0, y, label, &l)?;
-            for v in lines {
-                print(&area, cache, self.label_width, y, value, v)?;
-                y += lh;
+        for row in &wrapped {
+            for (i, l) in row.0.iter().enumerate() {
+                print(&area, cache, 0.0, y + i as f64 * lh, label, l)?;
             }
-            y += 1.5;
+            for (i, v) in row.1.iter().enumerate() {
+                print(&area, cache, self.label_width, y + i as f64 * lh, value, v)?;
+            }
+            y += row_h(row);
         }
         Ok(done(&area, h))
     }

@@ -937,10 +937,10 @@ fn recommendations(cx: &mut Ctx<'_>, data: &ReportData, options: &ReportOptions)
         vec![
             col(s.col_level, 1.5, Align::Left, 2),
             col(s.col_device, 1.5, Align::Left, 3),
-            col(s.col_service, 1.3, Align::Left, 2),
-            col(s.col_evidence, 3.0, Align::Left, 8),
-            col(s.col_recommendation, 3.0, Align::Left, 8),
-            col(s.col_change, 1.1, Align::Left, 2),
+            col(s.col_service, 1.7, Align::Left, 2),
+            col(s.col_evidence, 2.9, Align::Left, 8),
+            col(s.col_recommendation, 2.9, Align::Left, 8),
+            col(s.col_change, 1.4, Align::Left, 2),
         ],
         rows,
     );
