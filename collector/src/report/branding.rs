@@ -79,14 +79,10 @@ impl<'de> Deserialize<'de> for CoverText {
         let s = String::deserialize(d)?;
         let n = s.chars().count();
         if n > MAX_COVER_TEXT {
-            return Err(serde::de::Error::custom(format!(
-                "the cover text has {n} characters; at most {MAX_COVER_TEXT} are allowed"
-            )));
+            return Err(serde::de::Error::custom(format!("the cover text has {n} characters; at most {MAX_COVER_TEXT} are allowed")));
         }
         if let Some(c) = s.chars().find(|c| c.is_control()) {
-            return Err(serde::de::Error::custom(format!(
-                "the cover text contains the control character {c:?}; write one paragraph"
-            )));
+            return Err(serde::de::Error::custom(format!("the cover text contains the control character {c:?}; write one paragraph")));
         }
         Ok(CoverText(s))
     }
@@ -150,12 +146,7 @@ impl BrandingConfig {
             Some(path) => Some(load_logo(path)?),
             None => None,
         };
-        Ok(Theme {
-            header: self.header_color,
-            footer: self.footer_color,
-            logo,
-            cover_text: self.cover_text.as_ref().map(|c| c.0.clone()),
-        })
+        Ok(Theme { header: self.header_color, footer: self.footer_color, logo, cover_text: self.cover_text.as_ref().map(|c| c.0.clone()) })
     }
 }
 
@@ -175,12 +166,7 @@ pub struct Theme {
 impl Default for Theme {
     /// The default theme: Ampel's colours, no logo, no cover text.
     fn default() -> Theme {
-        Theme {
-            header: Colour::DEFAULT,
-            footer: Colour::DEFAULT,
-            logo: None,
-            cover_text: None,
-        }
+        Theme { header: Colour::DEFAULT, footer: Colour::DEFAULT, logo: None, cover_text: None }
     }
 }
 
@@ -189,10 +175,7 @@ pub fn load_logo(path: &Path) -> Result<image::DynamicImage, String> {
     let shown = path.display();
     let meta = std::fs::metadata(path).map_err(|e| format!("logo {shown}: {e}"))?;
     if meta.len() > MAX_LOGO_BYTES {
-        return Err(format!(
-            "logo {shown} has {} bytes; at most {MAX_LOGO_BYTES} are allowed",
-            meta.len()
-        ));
+        return Err(format!("logo {shown} has {} bytes; at most {MAX_LOGO_BYTES} are allowed", meta.len()));
     }
     let bytes = std::fs::read(path).map_err(|e| format!("logo {shown}: {e}"))?;
     decode_logo(&bytes).map_err(|e| format!("logo {shown}: {e}"))
@@ -211,9 +194,7 @@ pub fn decode_logo(bytes: &[u8]) -> Result<image::DynamicImage, String> {
     let reader = image::io::Reader::with_format(Cursor::new(bytes), format);
     let (w, h) = reader.into_dimensions().map_err(|e| format!("unreadable: {e}"))?;
     if w == 0 || h == 0 || w > MAX_LOGO_PIXELS || h > MAX_LOGO_PIXELS {
-        return Err(format!(
-            "{w} × {h} pixels; width and height must be 1 to {MAX_LOGO_PIXELS}"
-        ));
+        return Err(format!("{w} × {h} pixels; width and height must be 1 to {MAX_LOGO_PIXELS}"));
     }
     let img = image::load_from_memory_with_format(bytes, format).map_err(|e| format!("unreadable: {e}"))?;
     let rgba = img.to_rgba8();
@@ -224,11 +205,7 @@ pub fn decode_logo(bytes: &[u8]) -> Result<image::DynamicImage, String> {
         rgb.put_pixel(x, y, image::Rgb([mix(p[0]), mix(p[1]), mix(p[2])]));
     }
     let img = image::DynamicImage::ImageRgb8(rgb);
-    Ok(if w > LOGO_MAX_W || h > LOGO_MAX_H {
-        img.resize(LOGO_MAX_W, LOGO_MAX_H, image::imageops::FilterType::Triangle)
-    } else {
-        img
-    })
+    Ok(if w > LOGO_MAX_W || h > LOGO_MAX_H { img.resize(LOGO_MAX_W, LOGO_MAX_H, image::imageops::FilterType::Triangle) } else { img })
 }
 
 #[cfg(test)]
@@ -239,7 +216,8 @@ pub(crate) mod tests {
 
     /// A PNG of `w` × `h` pixels with alpha.
     pub(crate) fn png(w: u32, h: u32) -> Vec<u8> {
-        let img = image::RgbaImage::from_fn(w, h, |x, y| image::Rgba([(x % 256) as u8, (y % 256) as u8, 200, if x < w / 2 { 255 } else { 0 }]));
+        let img =
+            image::RgbaImage::from_fn(w, h, |x, y| image::Rgba([(x % 256) as u8, (y % 256) as u8, 200, if x < w / 2 { 255 } else { 0 }]));
         let mut out = Vec::new();
         image::DynamicImage::ImageRgba8(img).write_to(&mut out, image::ImageOutputFormat::Png).unwrap();
         out

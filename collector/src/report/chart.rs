@@ -29,12 +29,7 @@ pub(crate) type Segment = Vec<(f64, f64)>;
 /// wherever the data has a gap. Points outside the period and values that are not finite are
 /// skipped; values are clamped to 0–100. Order of the input does not matter for the result's
 /// shape, only for gap detection.
-pub(crate) fn downsample(
-    points: &[(i64, f64)],
-    start_ms: i64,
-    end_ms: i64,
-    columns: usize,
-) -> Vec<Segment> {
+pub(crate) fn downsample(points: &[(i64, f64)], start_ms: i64, end_ms: i64, columns: usize) -> Vec<Segment> {
     if end_ms <= start_ms || columns == 0 {
         return Vec::new();
     }
@@ -65,12 +60,7 @@ pub(crate) fn downsample(
         let Some(slot) = usize::try_from(idx).ok().and_then(|i| col.get_mut(i)) else {
             continue;
         };
-        let c = slot.get_or_insert(Col {
-            min: (t, v),
-            max: (t, v),
-            first: t,
-            last: t,
-        });
+        let c = slot.get_or_insert(Col { min: (t, v), max: (t, v), first: t, last: t });
         if v < c.min.1 {
             c.min = (t, v);
         }
@@ -101,11 +91,7 @@ pub(crate) fn downsample(
         {
             segments.push(std::mem::take(&mut current));
         }
-        let (a, b) = if c.min.0 <= c.max.0 {
-            (c.min, c.max)
-        } else {
-            (c.max, c.min)
-        };
+        let (a, b) = if c.min.0 <= c.max.0 { (c.min, c.max) } else { (c.max, c.min) };
         current.push((x(a.0), a.1));
         if b.0 != a.0 || b.1 != a.1 {
             current.push((x(b.0), b.1));
@@ -153,12 +139,7 @@ const X_LABELS: f64 = 6.0;
 const LEGEND_H: f64 = 6.0;
 
 impl Element for DeviceChart {
-    fn render(
-        &mut self,
-        context: &Context,
-        area: Area<'_>,
-        style: Style,
-    ) -> Result<RenderResult, PdfError> {
+    fn render(&mut self, context: &Context, area: Area<'_>, style: Style) -> Result<RenderResult, PdfError> {
         if f64::from(area.size().height) < CHART_H {
             return Ok(next_page());
         }
@@ -209,48 +190,26 @@ impl Element for DeviceChart {
         // Series and legend.
         let columns = (pw * COLUMNS_PER_MM).max(1.0) as usize;
         let series = [
-            (
-                CPU_COLOR,
-                downsample(&self.cpu, self.start_ms, self.end_ms, columns),
-            ),
-            (
-                MEMORY_COLOR,
-                downsample(&self.memory, self.start_ms, self.end_ms, columns),
-            ),
+            (CPU_COLOR, downsample(&self.cpu, self.start_ms, self.end_ms, columns)),
+            (MEMORY_COLOR, downsample(&self.memory, self.start_ms, self.end_ms, columns)),
         ];
         let legend = style.and(Style::new().with_font_size(8).with_color(INK));
         let mut lx = px;
         for ((color, segs), name) in series.iter().zip(&self.names) {
-            let label = if segs.is_empty() {
-                format!("{name} ({})", self.no_data)
-            } else {
-                name.clone()
-            };
+            let label = if segs.is_empty() { format!("{name} ({})", self.no_data) } else { name.clone() };
             let ly = HEAD_H + LEGEND_H / 2.0 - 0.5;
             elements::fill_rect(&area, lx, ly - 0.6, 5.0, 1.2, *color);
-            print(
-                &area,
-                cache,
-                lx + 6.5,
-                ly - elements::line_height(cache, legend) / 2.0,
-                legend,
-                &label,
-            )?;
+            print(&area, cache, lx + 6.5, ly - elements::line_height(cache, legend) / 2.0, legend, &label)?;
             lx += 6.5 + width(cache, legend, &label) + 6.0;
         }
-        let to_pos = |(x, y): (f64, f64)| {
-            Position::new(Mm::from(px + pw * x), Mm::from(py + ph * (1.0 - y / 100.0)))
-        };
+        let to_pos = |(x, y): (f64, f64)| Position::new(Mm::from(px + pw * x), Mm::from(py + ph * (1.0 - y / 100.0)));
         for (color, segs) in &series {
             for seg in segs {
                 if let [only] = seg.as_slice() {
                     let p = to_pos(*only);
                     dot(&area, f64::from(p.x), f64::from(p.y), *color);
                 } else {
-                    area.draw_line(
-                        seg.iter().copied().map(to_pos).collect(),
-                        Style::new().with_color(*color),
-                    );
+                    area.draw_line(seg.iter().copied().map(to_pos).collect(), Style::new().with_color(*color));
                 }
             }
         }
@@ -258,14 +217,7 @@ impl Element for DeviceChart {
             let st = style.and(Style::new().with_font_size(10).with_color(MUTED));
             let nw = width(cache, st, &self.no_data);
             let lh = elements::line_height(cache, st);
-            print(
-                &area,
-                cache,
-                px + (pw - nw) / 2.0,
-                py + (ph - lh) / 2.0,
-                st,
-                &self.no_data,
-            )?;
+            print(&area, cache, px + (pw - nw) / 2.0, py + (ph - lh) / 2.0, st, &self.no_data)?;
         }
         Ok(done(&area, CHART_H))
     }
@@ -277,12 +229,7 @@ fn dot(area: &Area<'_>, x: f64, y: f64, color: Color) {
     let mut dy = -r;
     while dy <= r {
         let half = (r * r - dy * dy).max(0.0).sqrt();
-        line(
-            area,
-            (x - half, y + dy),
-            (x + half.max(0.05), y + dy),
-            color,
-        );
+        line(area, (x - half, y + dy), (x + half.max(0.05), y + dy), color);
         dy += elements::FILL_STEP;
     }
 }

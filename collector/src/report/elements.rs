@@ -8,11 +8,11 @@
 //! fit, except [`Para`], which continues line by line.
 
 use genpdf::error::Error as PdfError;
-use image::GenericImageView as _;
 use genpdf::fonts::FontCache;
 use genpdf::render::Area;
 use genpdf::style::{Color, Style};
 use genpdf::{Context, Element, Margins, Mm, PageDecorator, Position, RenderResult, Size};
+use image::GenericImageView as _;
 
 use super::text;
 use crate::risk::Light;
@@ -63,10 +63,7 @@ fn pos(x: f64, y: f64) -> Position {
 
 /// A straight line from (x1, y1) to (x2, y2), in mm from the area's top left corner.
 pub(crate) fn line(area: &Area<'_>, (x1, y1): (f64, f64), (x2, y2): (f64, f64), color: Color) {
-    area.draw_line(
-        vec![pos(x1, y1), pos(x2, y2)],
-        Style::new().with_color(color),
-    );
+    area.draw_line(vec![pos(x1, y1), pos(x2, y2)], Style::new().with_color(color));
 }
 
 /// A solid rectangle.
@@ -107,14 +104,7 @@ pub(crate) fn lamp(area: &Area<'_>, cx: f64, cy: f64, r: f64, light: Light) {
 }
 
 /// Prints one line of text whose top is at (x, y). Returns false if it did not fit.
-pub(crate) fn print(
-    area: &Area<'_>,
-    cache: &FontCache,
-    x: f64,
-    y: f64,
-    style: Style,
-    s: &str,
-) -> Result<bool, PdfError> {
+pub(crate) fn print(area: &Area<'_>, cache: &FontCache, x: f64, y: f64, style: Style, s: &str) -> Result<bool, PdfError> {
     if s.is_empty() {
         return Ok(true);
     }
@@ -133,18 +123,12 @@ pub(crate) fn line_height(cache: &FontCache, style: Style) -> f64 {
 
 /// The result of an element that was not drawn because it needs a fresh page.
 pub(crate) fn next_page() -> RenderResult {
-    RenderResult {
-        size: Size::new(0, 0),
-        has_more: true,
-    }
+    RenderResult { size: Size::new(0, 0), has_more: true }
 }
 
 /// The result of an element that drew `h` mm of the area.
 pub(crate) fn done(area: &Area<'_>, h: f64) -> RenderResult {
-    RenderResult {
-        size: Size::new(area.size().width, mm(h)),
-        has_more: false,
-    }
+    RenderResult { size: Size::new(area.size().width, mm(h)), has_more: false }
 }
 
 /// Wrapped text that continues on the next page if it must.
@@ -161,37 +145,20 @@ impl Para {
     /// A paragraph of `text` (already sanitized) in `style`, at most `max_lines` lines, followed
     /// by `space_after` mm.
     pub(crate) fn new(text: String, style: Style, max_lines: usize, space_after: f64) -> Para {
-        Para {
-            text,
-            style,
-            max_lines,
-            space_after,
-            lines: None,
-            next: 0,
-        }
+        Para { text, style, max_lines, space_after, lines: None, next: 0 }
     }
 }
 
 impl Element for Para {
-    fn render(
-        &mut self,
-        context: &Context,
-        area: Area<'_>,
-        style: Style,
-    ) -> Result<RenderResult, PdfError> {
+    fn render(&mut self, context: &Context, area: Area<'_>, style: Style) -> Result<RenderResult, PdfError> {
         let cache = &context.font_cache;
         let style = style.and(self.style);
-        let lines = self.lines.get_or_insert_with(|| {
-            text::wrap(cache, style, &self.text, area.size().width, self.max_lines)
-        });
+        let lines = self.lines.get_or_insert_with(|| text::wrap(cache, style, &self.text, area.size().width, self.max_lines));
         let lh = line_height(cache, style);
         let mut y = 0.0;
         while let Some(l) = lines.get(self.next) {
             if y + lh > f64::from(area.size().height) || !print(&area, cache, 0.0, y, style, l)? {
-                return Ok(RenderResult {
-                    size: Size::new(area.size().width, mm(y)),
-                    has_more: true,
-                });
+                return Ok(RenderResult { size: Size::new(area.size().width, mm(y)), has_more: true });
             }
             y += lh;
             self.next += 1;
@@ -206,18 +173,9 @@ impl Element for Para {
 pub(crate) struct Gap(pub(crate) f64);
 
 impl Element for Gap {
-    fn render(
-        &mut self,
-        _context: &Context,
-        area: Area<'_>,
-        _style: Style,
-    ) -> Result<RenderResult, PdfError> {
+    fn render(&mut self, _context: &Context, area: Area<'_>, _style: Style) -> Result<RenderResult, PdfError> {
         let avail = f64::from(area.size().height);
-        let h = if avail >= body_height() - 0.5 {
-            0.0
-        } else {
-            self.0.min(avail)
-        };
+        let h = if avail >= body_height() - 0.5 { 0.0 } else { self.0.min(avail) };
         Ok(done(&area, h))
     }
 }
@@ -240,31 +198,19 @@ fn body_height() -> f64 {
 }
 
 impl Element for Break {
-    fn render(
-        &mut self,
-        _context: &Context,
-        area: Area<'_>,
-        _style: Style,
-    ) -> Result<RenderResult, PdfError> {
+    fn render(&mut self, _context: &Context, area: Area<'_>, _style: Style) -> Result<RenderResult, PdfError> {
         if self.broke || f64::from(area.size().height) >= body_height() - 0.5 {
             return Ok(RenderResult::default());
         }
         self.broke = true;
         // Not (0, 0): genpdf takes that on a fresh page for an element that can never fit.
-        Ok(RenderResult {
-            size: Size::new(1, 0),
-            has_more: true,
-        })
+        Ok(RenderResult { size: Size::new(1, 0), has_more: true })
     }
 }
 
 /// The height of a block heading, drawn by [`heading`].
 pub(crate) fn heading_height(cache: &FontCache, style: Style, title: &str) -> f64 {
-    if title.is_empty() {
-        0.0
-    } else {
-        line_height(cache, style.and(heading_style())) + 2.0
-    }
+    if title.is_empty() { 0.0 } else { line_height(cache, style.and(heading_style())) + 2.0 }
 }
 
 fn heading_style() -> Style {
@@ -273,12 +219,7 @@ fn heading_style() -> Style {
 
 /// Draws a block heading; elements draw their own so that a heading never stays behind at the
 /// bottom of a page while its block moves on.
-pub(crate) fn heading(
-    area: &Area<'_>,
-    cache: &FontCache,
-    style: Style,
-    title: &str,
-) -> Result<f64, PdfError> {
+pub(crate) fn heading(area: &Area<'_>, cache: &FontCache, style: Style, title: &str) -> Result<f64, PdfError> {
     if title.is_empty() {
         return Ok(0.0);
     }
@@ -305,12 +246,7 @@ pub(crate) struct Band {
 const BAND_H: f64 = 22.0;
 
 impl Element for Band {
-    fn render(
-        &mut self,
-        context: &Context,
-        area: Area<'_>,
-        style: Style,
-    ) -> Result<RenderResult, PdfError> {
+    fn render(&mut self, context: &Context, area: Area<'_>, style: Style) -> Result<RenderResult, PdfError> {
         let h = BAND_H;
         if f64::from(area.size().height) < h {
             return Ok(next_page());
@@ -320,14 +256,7 @@ impl Element for Band {
         let ink = if self.dark { WHITE } else { INK };
         let st = style.and(Style::new().bold().with_font_size(18).with_color(ink));
         let lh = line_height(&context.font_cache, st);
-        print(
-            &area,
-            &context.font_cache,
-            6.0,
-            (h - lh) / 2.0,
-            st,
-            &self.label,
-        )?;
+        print(&area, &context.font_cache, 6.0, (h - lh) / 2.0, st, &self.label)?;
         if let Some(logo) = &self.logo {
             // The logo fits a box of (h - 6) mm height and half the bar's width, keeping its
             // aspect ratio. printpdf places an image by its lower left corner at `dpi`.
@@ -338,13 +267,7 @@ impl Element for Band {
             let dpi = 25.4 / scale;
             let x = w - 4.0 - iw;
             let y = (h - ih) / 2.0 + ih;
-            area.add_image(
-                logo,
-                pos(x, y),
-                genpdf::Scale::new(1.0, 1.0),
-                genpdf::Rotation::default(),
-                Some(dpi),
-            );
+            area.add_image(logo, pos(x, y), genpdf::Scale::new(1.0, 1.0), genpdf::Rotation::default(), Some(dpi));
         }
         Ok(done(&area, h))
     }
@@ -361,12 +284,7 @@ pub(crate) struct Tiles {
 }
 
 impl Element for Tiles {
-    fn render(
-        &mut self,
-        context: &Context,
-        area: Area<'_>,
-        style: Style,
-    ) -> Result<RenderResult, PdfError> {
+    fn render(&mut self, context: &Context, area: Area<'_>, style: Style) -> Result<RenderResult, PdfError> {
         let cache = &context.font_cache;
         let top = heading_height(cache, style, &self.title);
         let h = 20.0;
@@ -407,12 +325,7 @@ pub(crate) struct LampGrid {
 }
 
 impl Element for LampGrid {
-    fn render(
-        &mut self,
-        context: &Context,
-        area: Area<'_>,
-        style: Style,
-    ) -> Result<RenderResult, PdfError> {
+    fn render(&mut self, context: &Context, area: Area<'_>, style: Style) -> Result<RenderResult, PdfError> {
         let cache = &context.font_cache;
         let cols = self.columns.max(1);
         let rows = self.items.len().div_ceil(cols);
@@ -451,12 +364,7 @@ pub(crate) struct Bars {
 }
 
 impl Element for Bars {
-    fn render(
-        &mut self,
-        context: &Context,
-        area: Area<'_>,
-        style: Style,
-    ) -> Result<RenderResult, PdfError> {
+    fn render(&mut self, context: &Context, area: Area<'_>, style: Style) -> Result<RenderResult, PdfError> {
         let cache = &context.font_cache;
         let top = heading_height(cache, style, &self.title);
         let h = 42.0;
@@ -479,11 +387,7 @@ impl Element for Bars {
         let slot = pw / n;
         let bw = (slot * 0.7).max(0.3);
         // Label every k-th bar so that labels do not overlap.
-        let widest = self
-            .bars
-            .iter()
-            .map(|(l, _)| width(cache, tick, l))
-            .fold(0.0, f64::max);
+        let widest = self.bars.iter().map(|(l, _)| width(cache, tick, l)).fold(0.0, f64::max);
         let every = ((widest + 2.0) / slot).ceil().max(1.0) as usize;
         for (i, (label, v)) in self.bars.iter().enumerate() {
             let x = px + i as f64 * slot + (slot - bw) / 2.0;
@@ -512,18 +416,12 @@ pub(crate) struct LampBlock {
 }
 
 impl Element for LampBlock {
-    fn render(
-        &mut self,
-        context: &Context,
-        area: Area<'_>,
-        style: Style,
-    ) -> Result<RenderResult, PdfError> {
+    fn render(&mut self, context: &Context, area: Area<'_>, style: Style) -> Result<RenderResult, PdfError> {
         let cache = &context.font_cache;
         let r = self.radius;
         let head = style.and(Style::new().bold().with_font_size(16));
         let body = style.and(Style::new().with_font_size(11).with_color(MUTED));
-        let text_h = line_height(cache, head)
-            + line_height(cache, body) * self.lines.len().saturating_sub(1) as f64;
+        let text_h = line_height(cache, head) + line_height(cache, body) * self.lines.len().saturating_sub(1) as f64;
         let h = (2.0 * r).max(text_h) + 2.0;
         if f64::from(area.size().height) < h {
             return Ok(next_page());
@@ -550,12 +448,7 @@ pub(crate) struct Facts {
 }
 
 impl Element for Facts {
-    fn render(
-        &mut self,
-        context: &Context,
-        area: Area<'_>,
-        style: Style,
-    ) -> Result<RenderResult, PdfError> {
+    fn render(&mut self, context: &Context, area: Area<'_>, style: Style) -> Result<RenderResult, PdfError> {
         let cache = &context.font_cache;
         let label = style.and(Style::new().with_color(MUTED));
         let value = style.and(Style::new().with_color(INK));
@@ -563,16 +456,8 @@ impl Element for Facts {
         let vw = Mm::from((f64::from(area.size().width) - self.label_width).max(1.0));
         let lw = mm((self.label_width - 2.0).max(1.0));
         // Labels and values both wrap; a row is as tall as the taller of the two.
-        let wrapped: Vec<(Vec<String>, Vec<String>)> = self
-            .rows
-            .iter()
-            .map(|(l, v)| {
-                (
-                    text::wrap(cache, label, l, lw, 3),
-                    text::wrap(cache, value, v, vw, 5),
-                )
-            })
-            .collect();
+        let wrapped: Vec<(Vec<String>, Vec<String>)> =
+            self.rows.iter().map(|(l, v)| (text::wrap(cache, label, l, lw, 3), text::wrap(cache, value, v, vw, 5))).collect();
         let row_h = |(l, v): &(Vec<String>, Vec<String>)| l.len().max(v.len()) as f64 * lh + 1.5;
         let h = wrapped.iter().map(row_h).sum::<f64>();
         if f64::from(area.size().height) < h {
@@ -613,12 +498,7 @@ const MARGINS: (f64, f64, f64, f64) = (15.0, 18.0, 10.0, 18.0);
 const FOOTER_H: f64 = 7.0;
 
 impl PageDecorator for Footer {
-    fn decorate_page<'a>(
-        &mut self,
-        context: &Context,
-        mut area: Area<'a>,
-        style: Style,
-    ) -> Result<Area<'a>, PdfError> {
+    fn decorate_page<'a>(&mut self, context: &Context, mut area: Area<'a>, style: Style) -> Result<Area<'a>, PdfError> {
         self.page += 1;
         let (t, r, b, l) = MARGINS;
         area.add_margins(Margins::trbl(mm(t), mm(r), mm(b), mm(l)));

@@ -33,10 +33,8 @@ pub(crate) const BOLD: &[u8] = include_bytes!("../../fonts/DejaVuSans-Bold.ttf")
 
 /// Tables a subset keeps. Everything else (GPOS, GSUB, GDEF, MATH, FFTM) is only read by text
 /// shapers; neither rusttype 0.8 (it kerns from `kern`) nor a PDF viewer looks at it.
-const KEEP_TABLES: [&[u8; 4]; 15] = [
-    b"OS/2", b"cmap", b"cvt ", b"fpgm", b"gasp", b"glyf", b"head", b"hhea", b"hmtx", b"kern",
-    b"loca", b"maxp", b"name", b"post", b"prep",
-];
+const KEEP_TABLES: [&[u8; 4]; 15] =
+    [b"OS/2", b"cmap", b"cvt ", b"fpgm", b"gasp", b"glyf", b"head", b"hhea", b"hmtx", b"kern", b"loca", b"maxp", b"name", b"post", b"prep"];
 
 /// Glyph coverage of the full family: which characters can be drawn, and their glyph ids.
 pub(crate) struct Coverage {
@@ -49,12 +47,7 @@ impl Coverage {
     pub(crate) fn new() -> Result<Coverage, ReportError> {
         let regular = font_data(REGULAR.to_vec())?;
         let bold = font_data(BOLD.to_vec())?;
-        let cache = FontCache::new(FontFamily {
-            italic: regular.clone(),
-            bold_italic: bold.clone(),
-            regular,
-            bold,
-        });
+        let cache = FontCache::new(FontFamily { italic: regular.clone(), bold_italic: bold.clone(), regular, bold });
         let family = cache.default_font_family();
         Ok(Coverage { cache, family })
     }
@@ -74,10 +67,7 @@ impl Coverage {
     }
 
     /// The report's font family, each embedded style cut down to the glyphs of `chars`.
-    pub(crate) fn family(
-        &self,
-        chars: &BTreeSet<char>,
-    ) -> Result<FontFamily<FontData>, ReportError> {
+    pub(crate) fn family(&self, chars: &BTreeSet<char>) -> Result<FontFamily<FontData>, ReportError> {
         // Characters the fonts lack are left out: the sanitizer has replaced them already.
         let (mut regular, mut bold) = (BTreeMap::new(), BTreeMap::new());
         for &c in chars {
@@ -88,22 +78,11 @@ impl Coverage {
         }
         let regular = subset(REGULAR, &regular)?;
         let bold = subset(BOLD, &bold)?;
-        let italic = FontData::new(
-            regular.clone(),
-            Some(printpdf::BuiltinFont::HelveticaOblique),
-        )
-        .map_err(|e| ReportError::Font(e.to_string()))?;
-        let bold_italic = FontData::new(
-            bold.clone(),
-            Some(printpdf::BuiltinFont::HelveticaBoldOblique),
-        )
-        .map_err(|e| ReportError::Font(e.to_string()))?;
-        Ok(FontFamily {
-            regular: font_data(regular)?,
-            bold: font_data(bold)?,
-            italic,
-            bold_italic,
-        })
+        let italic =
+            FontData::new(regular.clone(), Some(printpdf::BuiltinFont::HelveticaOblique)).map_err(|e| ReportError::Font(e.to_string()))?;
+        let bold_italic =
+            FontData::new(bold.clone(), Some(printpdf::BuiltinFont::HelveticaBoldOblique)).map_err(|e| ReportError::Font(e.to_string()))?;
+        Ok(FontFamily { regular: font_data(regular)?, bold: font_data(bold)?, italic, bold_italic })
     }
 }
 
@@ -116,15 +95,11 @@ fn bad(what: &str) -> ReportError {
 }
 
 fn u16_at(b: &[u8], at: usize) -> Result<u16, ReportError> {
-    b.get(at..at + 2)
-        .map(|s| u16::from_be_bytes([s[0], s[1]]))
-        .ok_or_else(|| bad("truncated"))
+    b.get(at..at + 2).map(|s| u16::from_be_bytes([s[0], s[1]])).ok_or_else(|| bad("truncated"))
 }
 
 fn u32_at(b: &[u8], at: usize) -> Result<u32, ReportError> {
-    b.get(at..at + 4)
-        .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
-        .ok_or_else(|| bad("truncated"))
+    b.get(at..at + 4).map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]])).ok_or_else(|| bad("truncated"))
 }
 
 fn checksum(data: &[u8]) -> u32 {
@@ -147,24 +122,13 @@ pub(crate) fn subset(font: &[u8], chars: &BTreeMap<char, u16>) -> Result<Vec<u8>
     let mut tables: Vec<([u8; 4], &[u8])> = Vec::with_capacity(num_tables);
     for i in 0..num_tables {
         let rec = 12 + 16 * i;
-        let tag: [u8; 4] = font
-            .get(rec..rec + 4)
-            .and_then(|t| t.try_into().ok())
-            .ok_or_else(|| bad("truncated table directory"))?;
+        let tag: [u8; 4] = font.get(rec..rec + 4).and_then(|t| t.try_into().ok()).ok_or_else(|| bad("truncated table directory"))?;
         let offset = usize::try_from(u32_at(font, rec + 8)?).map_err(|_| bad("offset"))?;
         let len = usize::try_from(u32_at(font, rec + 12)?).map_err(|_| bad("length"))?;
-        let data = font
-            .get(offset..offset.saturating_add(len))
-            .ok_or_else(|| bad("table out of bounds"))?;
+        let data = font.get(offset..offset.saturating_add(len)).ok_or_else(|| bad("table out of bounds"))?;
         tables.push((tag, data));
     }
-    let table = |tag: &[u8; 4]| {
-        tables
-            .iter()
-            .find(|(t, _)| t == tag)
-            .map(|(_, d)| *d)
-            .ok_or_else(|| bad("missing table"))
-    };
+    let table = |tag: &[u8; 4]| tables.iter().find(|(t, _)| t == tag).map(|(_, d)| *d).ok_or_else(|| bad("missing table"));
     let head = table(b"head")?;
     let long_loca = u16_at(head, 50)? != 0;
     let num_glyphs = usize::from(u16_at(table(b"maxp")?, 4)?);
@@ -188,9 +152,7 @@ pub(crate) fn subset(font: &[u8], chars: &BTreeMap<char, u16>) -> Result<Vec<u8>
 
     // Close `keep` over composite glyph components.
     let mut kept = vec![false; num_glyphs];
-    let mut todo: Vec<usize> = std::iter::once(0)
-        .chain(keep.iter().map(|&g| usize::from(g)))
-        .collect();
+    let mut todo: Vec<usize> = std::iter::once(0).chain(keep.iter().map(|&g| usize::from(g))).collect();
     while let Some(g) = todo.pop() {
         match kept.get_mut(g) {
             Some(k) if !*k => *k = true,
@@ -238,21 +200,14 @@ pub(crate) fn subset(font: &[u8], chars: &BTreeMap<char, u16>) -> Result<Vec<u8>
     }
     push_offset(&mut new_loca, new_glyf.len())?;
 
-    let hmtx = subset_hmtx(
-        table(b"hmtx")?,
-        usize::from(u16_at(table(b"hhea")?, 34)?),
-        &kept,
-    )?;
+    let hmtx = subset_hmtx(table(b"hmtx")?, usize::from(u16_at(table(b"hhea")?, 34)?), &kept)?;
     let kern = match tables.iter().find(|(t, _)| t == b"kern") {
         Some((_, k)) => subset_kern(k, &kept).unwrap_or_else(|| k.to_vec()),
         None => Vec::new(),
     };
 
     // A version 3 `post` table: same metrics, no glyph names (62 KB in DejaVu Sans).
-    let mut post = table(b"post")?
-        .get(..32)
-        .ok_or_else(|| bad("post"))?
-        .to_vec();
+    let mut post = table(b"post")?.get(..32).ok_or_else(|| bad("post"))?.to_vec();
     post[..4].copy_from_slice(&0x0003_0000u32.to_be_bytes());
     post[16..].fill(0);
 
@@ -309,9 +264,7 @@ pub(crate) fn subset(font: &[u8], chars: &BTreeMap<char, u16>) -> Result<Vec<u8>
     }
     let head_at = head_at.ok_or_else(|| bad("head"))?;
     let adjust = 0xB1B0_AFBAu32.wrapping_sub(checksum(&out));
-    out.get_mut(head_at + 8..head_at + 12)
-        .ok_or_else(|| bad("head"))?
-        .copy_from_slice(&adjust.to_be_bytes());
+    out.get_mut(head_at + 8..head_at + 12).ok_or_else(|| bad("head"))?.copy_from_slice(&adjust.to_be_bytes());
     Ok(out)
 }
 
@@ -322,11 +275,7 @@ fn subset_hmtx(hmtx: &[u8], long: usize, kept: &[bool]) -> Result<Vec<u8>, Repor
         if k {
             continue;
         }
-        let (at, len) = if g < long {
-            (4 * g, 4)
-        } else {
-            (4 * long + 2 * (g - long), 2)
-        };
+        let (at, len) = if g < long { (4 * g, 4) } else { (4 * long + 2 * (g - long), 2) };
         if let Some(entry) = out.get_mut(at..at + len) {
             entry.fill(0);
         }
@@ -350,9 +299,7 @@ fn subset_kern(kern: &[u8], kept: &[bool]) -> Option<Vec<u8>> {
     for i in 0..n {
         let at = 18 + 6 * i;
         let pair = kern.get(at..at + 6)?;
-        if is_kept(u16::from_be_bytes([pair[0], pair[1]]))
-            && is_kept(u16::from_be_bytes([pair[2], pair[3]]))
-        {
+        if is_kept(u16::from_be_bytes([pair[0], pair[1]])) && is_kept(u16::from_be_bytes([pair[2], pair[3]])) {
             pairs.extend_from_slice(pair);
         }
     }
@@ -361,16 +308,7 @@ fn subset_kern(kern: &[u8], kept: &[bool]) -> Option<Vec<u8>> {
     let range = 6u16.checked_mul(1 << sel)?;
     let sub_len = u16::try_from(14 + pairs.len()).ok()?;
     let mut out = Vec::with_capacity(18 + pairs.len());
-    for v in [
-        0u16,
-        1,
-        0,
-        sub_len,
-        r16(8)?,
-        n,
-        range,
-        u16::try_from(sel).ok()?,
-    ] {
+    for v in [0u16, 1, 0, sub_len, r16(8)?, n, range, u16::try_from(sel).ok()?] {
         out.extend_from_slice(&v.to_be_bytes());
     }
     out.extend_from_slice(&(n.checked_mul(6)?).saturating_sub(range).to_be_bytes());
@@ -387,30 +325,15 @@ fn subset_kern(kern: &[u8], kept: &[bool]) -> Option<Vec<u8>> {
 fn build_cmap(chars: &BTreeMap<char, u16>) -> Result<Vec<u8>, ReportError> {
     let too_big = || bad("cmap too large");
     // Format 4: BMP characters, plus the mandatory final 0xFFFF segment.
-    let bmp: Vec<(u16, u16)> = chars
-        .iter()
-        .filter_map(|(&c, &g)| {
-            u16::try_from(u32::from(c))
-                .ok()
-                .filter(|&c| c != 0xFFFF)
-                .map(|c| (c, g))
-        })
-        .collect();
+    let bmp: Vec<(u16, u16)> =
+        chars.iter().filter_map(|(&c, &g)| u16::try_from(u32::from(c)).ok().filter(|&c| c != 0xFFFF).map(|c| (c, g))).collect();
     let seg_count = u16::try_from(bmp.len() + 1).map_err(|_| too_big())?;
     let sel = seg_count.ilog2();
     let search = 2u16.checked_mul(1 << sel).ok_or_else(too_big)?;
     let f4_len = u16::try_from(16 + 8 * usize::from(seg_count)).map_err(|_| too_big())?;
     let mut f4 = Vec::new();
     let sel = u16::try_from(sel).map_err(|_| too_big())?;
-    for v in [
-        4u16,
-        f4_len,
-        0,
-        seg_count * 2,
-        search,
-        sel,
-        seg_count * 2 - search,
-    ] {
+    for v in [4u16, f4_len, 0, seg_count * 2, search, sel, seg_count * 2 - search] {
         f4.extend_from_slice(&v.to_be_bytes());
     }
     for &(c, _) in &bmp {

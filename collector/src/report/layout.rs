@@ -13,9 +13,7 @@ use genpdf::elements::LinearLayout;
 use genpdf::style::Style;
 
 use super::chart::{CPU_COLOR, DeviceChart};
-use super::elements::{
-    self, Band, Bars, Facts, Footer, Gap, LampBlock, LampGrid, MUTED, Para, Tiles, light_color,
-};
+use super::elements::{self, Band, Bars, Facts, Footer, Gap, LampBlock, LampGrid, MUTED, Para, Tiles, light_color};
 use super::fonts::Coverage;
 use super::stats::{AlertStats, Stat};
 use super::strings::Strings;
@@ -39,12 +37,7 @@ const MAX_SUMMARY_CHANGES: usize = 10;
 const ALERT_COLOR: genpdf::style::Color = genpdf::style::Color::Rgb(220, 38, 38);
 
 fn col(title: &str, weight: f64, align: Align, max_lines: usize) -> Column {
-    Column {
-        title: title.to_owned(),
-        weight,
-        align,
-        max_lines,
-    }
+    Column { title: title.to_owned(), weight, align, max_lines }
 }
 
 /// What every section builder needs.
@@ -57,21 +50,11 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn h1(&mut self, text: &str) {
-        self.body.push(Para::new(
-            text.to_owned(),
-            Style::new().bold().with_font_size(18),
-            2,
-            4.0,
-        ));
+        self.body.push(Para::new(text.to_owned(), Style::new().bold().with_font_size(18), 2, 4.0));
     }
 
     fn h2(&mut self, text: &str) {
-        self.body.push(Para::new(
-            text.to_owned(),
-            Style::new().bold().with_font_size(13),
-            2,
-            2.0,
-        ));
+        self.body.push(Para::new(text.to_owned(), Style::new().bold().with_font_size(13), 2, 2.0));
     }
 
     fn line(&mut self, text: String) {
@@ -79,12 +62,7 @@ impl Ctx<'_> {
     }
 
     fn muted(&mut self, text: String) {
-        self.body.push(Para::new(
-            text,
-            Style::new().with_font_size(9).with_color(MUTED),
-            6,
-            4.0,
-        ));
+        self.body.push(Para::new(text, Style::new().with_font_size(9).with_color(MUTED), 6, 4.0));
     }
 
     fn page_break(&mut self) {
@@ -92,12 +70,7 @@ impl Ctx<'_> {
     }
 
     fn table(&mut self, heading: &str, columns: Vec<Column>, rows: Vec<Vec<Cell>>) {
-        self.body.push(Table {
-            heading: heading.to_owned(),
-            columns,
-            rows,
-            next: 0,
-        });
+        self.body.push(Table { heading: heading.to_owned(), columns, rows, next: 0 });
         self.body.push(Gap(5.0));
     }
 
@@ -107,11 +80,7 @@ impl Ctx<'_> {
 
     fn or_none(&mut self, s: &str) -> String {
         let v = self.san.clean(s);
-        if v.trim().is_empty() {
-            self.s.none.to_owned()
-        } else {
-            v
-        }
+        if v.trim().is_empty() { self.s.none.to_owned() } else { v }
     }
 
     fn when(&self, ms: Option<i64>) -> String {
@@ -130,20 +99,12 @@ impl Ctx<'_> {
         let rows = rows
             .iter()
             .map(|(v, n)| {
-                vec![
-                    Cell::Text(self.or_none(v)),
-                    Cell::Text(s.int(*n)),
-                    Cell::Text(s.pct(*n as f64 * 100.0 / total.max(1) as f64)),
-                ]
+                vec![Cell::Text(self.or_none(v)), Cell::Text(s.int(*n)), Cell::Text(s.pct(*n as f64 * 100.0 / total.max(1) as f64))]
             })
             .collect();
         self.table(
             heading,
-            vec![
-                col(value_col, 6.0, Align::Left, 3),
-                col(s.col_count, 1.2, Align::Right, 1),
-                col(s.col_share, 1.2, Align::Right, 1),
-            ],
+            vec![col(value_col, 6.0, Align::Left, 3), col(s.col_count, 1.2, Align::Right, 1), col(s.col_share, 1.2, Align::Right, 1)],
             rows,
         );
     }
@@ -156,12 +117,7 @@ pub(crate) fn render(data: &ReportData, options: &ReportOptions) -> Result<Vec<u
     let coverage = Coverage::new()?;
     let mut san = Sanitizer::new(&coverage);
     san.note(&s.all_text());
-    let mut cx = Ctx {
-        s,
-        zone: ReportZone::new(&data.time_zone),
-        san,
-        body: LinearLayout::vertical(),
-    };
+    let mut cx = Ctx { s, zone: ReportZone::new(&data.time_zone), san, body: LinearLayout::vertical() };
     let tenant = cx.clean(&data.tenant);
 
     cover(&mut cx, data, options, &tenant);
@@ -240,76 +196,43 @@ pub(crate) fn render(data: &ReportData, options: &ReportOptions) -> Result<Vec<u
     });
     doc.push(body);
     let mut raw = Vec::new();
-    doc.render(&mut raw)
-        .map_err(|e| ReportError::Render(error_chain(&e)))?;
+    doc.render(&mut raw).map_err(|e| ReportError::Render(error_chain(&e)))?;
     pdf::finalize(&raw, data.generated_at_ms)
 }
 
 fn cover(cx: &mut Ctx<'_>, data: &ReportData, options: &ReportOptions, tenant: &str) {
     let s = cx.s;
     let theme = &options.theme;
-    cx.body.push(Band {
-        label: s.product.to_owned(),
-        color: theme.header.color(),
-        dark: theme.header.is_dark(),
-        logo: theme.logo.clone(),
-    });
+    cx.body.push(Band { label: s.product.to_owned(), color: theme.header.color(), dark: theme.header.is_dark(), logo: theme.logo.clone() });
     cx.body.push(Gap(20.0));
-    cx.body.push(Para::new(
-        s.title.to_owned(),
-        Style::new().bold().with_font_size(28),
-        2,
-        4.0,
-    ));
-    cx.body.push(Para::new(
-        tenant.to_owned(),
-        Style::new().with_font_size(16).with_color(MUTED),
-        3,
-        10.0,
-    ));
+    cx.body.push(Para::new(s.title.to_owned(), Style::new().bold().with_font_size(28), 2, 4.0));
+    cx.body.push(Para::new(tenant.to_owned(), Style::new().with_font_size(16).with_color(MUTED), 3, 10.0));
     if let Some(text) = &theme.cover_text {
         let text = cx.clean(text);
-        cx.body
-            .push(Para::new(text, Style::new().with_font_size(12), 4, 10.0));
+        cx.body.push(Para::new(text, Style::new().with_font_size(12), 4, 10.0));
     }
     let period = {
-        let dates = cx
-            .zone
-            .fmt_period(s, data.period_start_ms, data.period_end_ms);
+        let dates = cx.zone.fmt_period(s, data.period_start_ms, data.period_end_ms);
         let label = cx.clean(&data.period_label);
-        if label.trim().is_empty() {
-            dates
-        } else {
-            format!("{dates} ({label})")
-        }
+        if label.trim().is_empty() { dates } else { format!("{dates} ({label})") }
     };
     let mut facts = vec![
         (s.tenant.to_owned(), tenant.to_owned()),
         (s.period.to_owned(), period),
         (s.time_zone.to_owned(), cx.clean(&data.time_zone)),
-        (
-            s.generated_at.to_owned(),
-            cx.zone.fmt_datetime(s, data.generated_at_ms),
-        ),
+        (s.generated_at.to_owned(), cx.zone.fmt_datetime(s, data.generated_at_ms)),
     ];
     if cx.zone.fallback {
         let note = cx.clean(&s.unknown_zone_note(&data.time_zone));
         facts.push((String::new(), note));
     }
-    cx.body.push(Facts {
-        rows: facts,
-        label_width: 34.0,
-    });
+    cx.body.push(Facts { rows: facts, label_width: 34.0 });
     cx.body.push(Gap(14.0));
     let score = data.score.min(100);
     cx.body.push(LampBlock {
         light: data.light,
         radius: 16.0,
-        lines: vec![
-            s.light(data.light).to_owned(),
-            s.overall.to_owned(),
-            format!("{} {score} / 100", s.score),
-        ],
+        lines: vec![s.light(data.light).to_owned(), s.overall.to_owned(), format!("{} {score} / 100", s.score)],
     });
 }
 
@@ -374,21 +297,8 @@ fn summary(cx: &mut Ctx<'_>, data: &ReportData, options: &ReportOptions) {
         return;
     }
     if !data.services.is_empty() {
-        let items = data
-            .services
-            .iter()
-            .map(|sl| {
-                (
-                    sl.light,
-                    format!("{} ({})", s.service(sl.service), sl.score.min(100)),
-                )
-            })
-            .collect();
-        cx.body.push(LampGrid {
-            title: s.service_lights.to_owned(),
-            items,
-            columns: 4,
-        });
+        let items = data.services.iter().map(|sl| (sl.light, format!("{} ({})", s.service(sl.service), sl.score.min(100)))).collect();
+        cx.body.push(LampGrid { title: s.service_lights.to_owned(), items, columns: 4 });
         cx.body.push(Gap(3.0));
     }
 
@@ -402,28 +312,16 @@ fn summary(cx: &mut Ctx<'_>, data: &ReportData, options: &ReportOptions) {
             .enumerate()
             .map(|(i, (level, rec, devices))| {
                 let shown: Vec<String> = devices.iter().take(3).map(|d| cx.clean(d)).collect();
-                let mut who = if shown.is_empty() {
-                    s.tenant_wide.to_owned()
-                } else {
-                    shown.join(", ")
-                };
+                let mut who = if shown.is_empty() { s.tenant_wide.to_owned() } else { shown.join(", ") };
                 if devices.len() > 3 {
                     who.push_str(&format!(" +{}", devices.len() - 3));
                 }
-                vec![
-                    Cell::Text(format!("{}.", i + 1)),
-                    Cell::Lamp(level, cx.clean(&rec)),
-                    Cell::Text(who),
-                ]
+                vec![Cell::Text(format!("{}.", i + 1)), Cell::Lamp(level, cx.clean(&rec)), Cell::Text(who)]
             })
             .collect();
         cx.table(
             s.top_recommendations,
-            vec![
-                col("#", 0.4, Align::Left, 1),
-                col(s.col_recommendation, 7.0, Align::Left, 4),
-                col(s.col_device, 2.6, Align::Left, 3),
-            ],
+            vec![col("#", 0.4, Align::Left, 1), col(s.col_recommendation, 7.0, Align::Left, 4), col(s.col_device, 2.6, Align::Left, 3)],
             rows,
         );
     }
@@ -442,11 +340,7 @@ fn summary(cx: &mut Ctx<'_>, data: &ReportData, options: &ReportOptions) {
             (s.int(count(Change::New)), s.change_new.to_owned()),
             (s.int(count(Change::StillOpen)), s.change_open.to_owned()),
         ],
-        accents: vec![
-            Some(light_color(Light::Green)),
-            Some(light_color(Light::Red)),
-            Some(light_color(Light::Yellow)),
-        ],
+        accents: vec![Some(light_color(Light::Green)), Some(light_color(Light::Red)), Some(light_color(Light::Yellow))],
     });
     let prev = cx.clean(prev);
     cx.muted(format!("{} {prev}", s.period));
@@ -465,28 +359,16 @@ fn summary(cx: &mut Ctx<'_>, data: &ReportData, options: &ReportOptions) {
                 if let Some(sub) = &c.subject {
                     what.push_str(&format!(" ({})", cx.clean(sub)));
                 }
-                vec![
-                    Cell::Lamp(level, s.change(c.change).to_owned()),
-                    Cell::Text(device),
-                    Cell::Text(what),
-                ]
+                vec![Cell::Lamp(level, s.change(c.change).to_owned()), Cell::Text(device), Cell::Text(what)]
             })
             .collect();
         cx.table(
             "",
-            vec![
-                col(s.col_change, 1.6, Align::Left, 1),
-                col(s.col_device, 2.5, Align::Left, 2),
-                col(s.col_findings, 4.0, Align::Left, 2),
-            ],
+            vec![col(s.col_change, 1.6, Align::Left, 1), col(s.col_device, 2.5, Align::Left, 2), col(s.col_findings, 4.0, Align::Left, 2)],
             rows,
         );
         if data.changes.len() > MAX_SUMMARY_CHANGES {
-            cx.muted(format!(
-                "+{} \u{2192} {}",
-                s.int((data.changes.len() - MAX_SUMMARY_CHANGES) as u64),
-                s.recommendations
-            ));
+            cx.muted(format!("+{} \u{2192} {}", s.int((data.changes.len() - MAX_SUMMARY_CHANGES) as u64), s.recommendations));
         }
     }
 }
@@ -497,10 +379,7 @@ fn overview(cx: &mut Ctx<'_>, data: &ReportData) {
         .services
         .iter()
         .map(|sl| {
-            let idx = crate::risk::SERVICES
-                .iter()
-                .position(|x| *x == sl.service)
-                .unwrap_or(0);
+            let idx = crate::risk::SERVICES.iter().position(|x| *x == sl.service).unwrap_or(0);
             vec![
                 Cell::Text(s.service(sl.service).to_owned()),
                 Cell::Lamp(sl.light, s.light(sl.light).to_owned()),
@@ -523,14 +402,7 @@ fn overview(cx: &mut Ctx<'_>, data: &ReportData) {
     );
 }
 
-fn alerts(
-    cx: &mut Ctx<'_>,
-    widget: Widget,
-    a: &AlertStats,
-    heading: &str,
-    empty: &str,
-    top: bool,
-) {
+fn alerts(cx: &mut Ctx<'_>, widget: Widget, a: &AlertStats, heading: &str, empty: &str, top: bool) {
     let s = cx.s;
     cx.h1(heading);
     if a.total == 0 {
@@ -540,31 +412,20 @@ fn alerts(
     if widget == Widget::Threats {
         cx.muted(s.threats_intro.to_owned());
     }
-    let mut tiles = vec![
-        (s.int(a.total), s.events.to_owned()),
-        (s.int(a.allowed), s.allowed.to_owned()),
-        (s.int(a.blocked), s.blocked.to_owned()),
-    ];
+    let mut tiles =
+        vec![(s.int(a.total), s.events.to_owned()), (s.int(a.allowed), s.allowed.to_owned()), (s.int(a.blocked), s.blocked.to_owned())];
     let mut accents = vec![None, Some(light_color(Light::Yellow)), Some(light_color(Light::Green))];
     if a.unknown_action > 0 {
         tiles.push((s.int(a.unknown_action), s.action_unknown.to_owned()));
         accents.push(Some(light_color(Light::Grey)));
     }
-    cx.body.push(Tiles {
-        title: s.allowed_blocked.to_owned(),
-        tiles,
-        accents,
-    });
+    cx.body.push(Tiles { title: s.allowed_blocked.to_owned(), tiles, accents });
     if a.per_day.len() > 1 {
         let bars = a
             .per_day
             .iter()
             .map(|(day, n)| {
-                let label = cx
-                    .zone
-                    .date(*day)
-                    .map(|d| s.short_date(d))
-                    .unwrap_or_default();
+                let label = cx.zone.date(*day).map(|d| s.short_date(d)).unwrap_or_default();
                 (label, *n)
             })
             .collect();
@@ -572,11 +433,7 @@ fn alerts(
         cx.body.push(Bars {
             title: s.per_day.to_owned(),
             bars,
-            color: if widget == Widget::Threats {
-                ALERT_COLOR
-            } else {
-                CPU_COLOR
-            },
+            color: if widget == Widget::Threats { ALERT_COLOR } else { CPU_COLOR },
             max_label: s.int(max),
         });
     }
@@ -592,11 +449,7 @@ fn alerts(
         cx.top_table(s.top_categories, s.col_category, &a.categories, a.total);
     }
     if widget == Widget::Threats && !a.severities.is_empty() {
-        let sev: Vec<(String, u64)> = a
-            .severities
-            .iter()
-            .map(|(sev, n)| (sev.to_string(), *n))
-            .collect();
+        let sev: Vec<(String, u64)> = a.severities.iter().map(|(sev, n)| (sev.to_string(), *n)).collect();
         cx.top_table(s.by_severity, s.col_severity, &sev, a.total);
     }
     cx.top_table(s.by_device, s.col_device, &a.devices, a.total);
@@ -610,17 +463,9 @@ fn traffic(cx: &mut Ctx<'_>, data: &ReportData) {
         cx.line(s.no_traffic.to_owned());
         return;
     }
-    let mut interfaces: Vec<_> = data
-        .traffic
-        .iter()
-        .filter(|t| t.category.is_none())
-        .collect();
+    let mut interfaces: Vec<_> = data.traffic.iter().filter(|t| t.category.is_none()).collect();
     // The busiest interfaces; ties in device and interface order (the input order).
-    interfaces.sort_by(|a, b| {
-        b.rx_bytes
-            .saturating_add(b.tx_bytes)
-            .cmp(&a.rx_bytes.saturating_add(a.tx_bytes))
-    });
+    interfaces.sort_by(|a, b| b.rx_bytes.saturating_add(b.tx_bytes).cmp(&a.rx_bytes.saturating_add(a.tx_bytes)));
     let all_interfaces = interfaces.len();
     interfaces.truncate(MAX_INTERFACES);
     if !interfaces.is_empty() {
@@ -637,9 +482,7 @@ fn traffic(cx: &mut Ctx<'_>, data: &ReportData) {
             .collect();
         if all_interfaces > MAX_INTERFACES {
             cx.muted(
-                s.interfaces_limited
-                    .replace("{shown}", &s.int(MAX_INTERFACES as u64))
-                    .replace("{total}", &s.int(all_interfaces as u64)),
+                s.interfaces_limited.replace("{shown}", &s.int(MAX_INTERFACES as u64)).replace("{total}", &s.int(all_interfaces as u64)),
             );
         }
         cx.table(
@@ -663,21 +506,9 @@ fn traffic(cx: &mut Ctx<'_>, data: &ReportData) {
     }
     if !categories.is_empty() {
         let mut cats: Vec<(&str, (u64, u64))> = categories.into_iter().collect();
-        cats.sort_by(|a, b| {
-            (b.1.0.saturating_add(b.1.1))
-                .cmp(&a.1.0.saturating_add(a.1.1))
-                .then_with(|| a.0.cmp(b.0))
-        });
-        let rows = cats
-            .iter()
-            .map(|(c, (rx, tx))| {
-                vec![
-                    Cell::Text(cx.or_none(c)),
-                    Cell::Text(s.bytes(*rx)),
-                    Cell::Text(s.bytes(*tx)),
-                ]
-            })
-            .collect();
+        cats.sort_by(|a, b| (b.1.0.saturating_add(b.1.1)).cmp(&a.1.0.saturating_add(a.1.1)).then_with(|| a.0.cmp(b.0)));
+        let rows =
+            cats.iter().map(|(c, (rx, tx))| vec![Cell::Text(cx.or_none(c)), Cell::Text(s.bytes(*rx)), Cell::Text(s.bytes(*tx))]).collect();
         cx.table(
             s.per_category,
             vec![
@@ -692,21 +523,14 @@ fn traffic(cx: &mut Ctx<'_>, data: &ReportData) {
 
 fn mma(s: &Strings, stat: Option<Stat>) -> String {
     match stat {
-        Some(st) => format!(
-            "{} / {} / {}",
-            s.num(st.min, 0),
-            s.num(st.avg, 0),
-            s.num(st.max, 0)
-        ),
+        Some(st) => format!("{} / {} / {}", s.num(st.min, 0), s.num(st.avg, 0), s.num(st.max, 0)),
         None => s.none.to_owned(),
     }
 }
 
 /// The fullest mount of a device (by its highest value) and its figures.
 fn fullest_disk(d: &DeviceReport) -> Option<&(String, Stat)> {
-    d.disks
-        .iter()
-        .max_by(|a, b| a.1.max.total_cmp(&b.1.max).then_with(|| b.0.cmp(&a.0)))
+    d.disks.iter().max_by(|a, b| a.1.max.total_cmp(&b.1.max).then_with(|| b.0.cmp(&a.0)))
 }
 
 fn performance(cx: &mut Ctx<'_>, data: &ReportData, table: bool, charts: bool) {
@@ -765,11 +589,7 @@ fn performance(cx: &mut Ctx<'_>, data: &ReportData, table: bool, charts: bool) {
     cx.body.push(Gap(3.0));
     cx.h2(s.charts);
     if data.devices.len() > MAX_CHARTS {
-        cx.muted(
-            s.charts_limited
-                .replace("{shown}", &s.int(MAX_CHARTS as u64))
-                .replace("{total}", &s.int(data.devices.len() as u64)),
-        );
+        cx.muted(s.charts_limited.replace("{shown}", &s.int(MAX_CHARTS as u64)).replace("{total}", &s.int(data.devices.len() as u64)));
     }
     let ticks = cx.zone.ticks(s, data.period_start_ms, data.period_end_ms);
     for d in order {
@@ -816,9 +636,7 @@ fn devices(cx: &mut Ctx<'_>, data: &ReportData) {
                 Some(l) if l.unknown_reason.is_some() => (s.none.to_owned(), s.none.to_owned()),
                 Some(l) => (
                     if l.licensed { s.yes } else { s.no }.to_owned(),
-                    l.expires
-                        .map(|e| cx.zone.fmt_date(s, e))
-                        .unwrap_or_else(|| s.none.to_owned()),
+                    l.expires.map(|e| cx.zone.fmt_date(s, e)).unwrap_or_else(|| s.none.to_owned()),
                 ),
                 None => (s.none.to_owned(), s.none.to_owned()),
             };
@@ -859,37 +677,21 @@ fn availability(cx: &mut Ctx<'_>, data: &ReportData) {
         cx.line(s.no_devices.to_owned());
         return;
     }
-    let with_gaps: Vec<&DeviceReport> = data
-        .devices
-        .iter()
-        .filter(|d| !d.gaps.is_empty() || d.coverage.is_none_or(|c| c < 1.0))
-        .collect();
+    let with_gaps: Vec<&DeviceReport> = data.devices.iter().filter(|d| !d.gaps.is_empty() || d.coverage.is_none_or(|c| c < 1.0)).collect();
     if with_gaps.is_empty() {
         cx.line(s.all_covered.to_owned());
         return;
     }
-    cx.line(
-        s.gaps_counts
-            .replace("{gaps}", &s.int(with_gaps.len() as u64))
-            .replace("{total}", &s.int(data.devices.len() as u64)),
-    );
+    cx.line(s.gaps_counts.replace("{gaps}", &s.int(with_gaps.len() as u64)).replace("{total}", &s.int(data.devices.len() as u64)));
     let rows = with_gaps
         .iter()
         .map(|d| {
             let longest = d.gaps.iter().map(|g| g.1.saturating_sub(g.0)).max();
             vec![
                 Cell::Lamp(d.light, cx.clean(&d.device)),
-                Cell::Text(
-                    d.coverage
-                        .map(|c| s.pct(c * 100.0))
-                        .unwrap_or_else(|| s.none.to_owned()),
-                ),
+                Cell::Text(d.coverage.map(|c| s.pct(c * 100.0)).unwrap_or_else(|| s.none.to_owned())),
                 Cell::Text(s.int(d.gaps.len() as u64)),
-                Cell::Text(
-                    longest
-                        .map(|l| s.duration(l))
-                        .unwrap_or_else(|| s.none.to_owned()),
-                ),
+                Cell::Text(longest.map(|l| s.duration(l)).unwrap_or_else(|| s.none.to_owned())),
                 Cell::Text(cx.when(d.last_seen_ms)),
             ]
         })
@@ -950,40 +752,20 @@ fn appendix(cx: &mut Ctx<'_>, data: &ReportData, options: &ReportOptions) {
     let s = cx.s;
     cx.h1(s.appendix);
     cx.h2(s.definitions);
-    cx.body.push(Facts {
-        rows: s
-            .defs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect(),
-        label_width: 52.0,
-    });
+    cx.body.push(Facts { rows: s.defs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(), label_width: 52.0 });
     cx.body.push(Gap(6.0));
     cx.h2(s.manifest);
-    let period = format!(
-        "{} \u{2013} {}",
-        cx.zone.fmt_datetime(s, data.period_start_ms),
-        cx.zone.fmt_datetime(s, data.period_end_ms)
-    );
+    let period = format!("{} \u{2013} {}", cx.zone.fmt_datetime(s, data.period_start_ms), cx.zone.fmt_datetime(s, data.period_end_ms));
     let rows = vec![
         (s.data_hash.to_owned(), super::data_hash(data)),
         (s.rule_version.to_owned(), cx.clean(&data.rule_version)),
         (s.period.to_owned(), period),
         (s.time_zone.to_owned(), cx.clean(&data.time_zone)),
-        (
-            s.language.to_owned(),
-            format!("{} ({})", s.language_name, options.lang.code()),
-        ),
+        (s.language.to_owned(), format!("{} ({})", s.language_name, options.lang.code())),
         (s.sections.to_owned(), options.widgets.names()),
-        (
-            s.generated_at.to_owned(),
-            cx.zone.fmt_datetime(s, data.generated_at_ms),
-        ),
+        (s.generated_at.to_owned(), cx.zone.fmt_datetime(s, data.generated_at_ms)),
     ];
-    cx.body.push(Facts {
-        rows,
-        label_width: 52.0,
-    });
+    cx.body.push(Facts { rows, label_width: 52.0 });
 }
 
 /// An error and its sources, as one line.

@@ -159,13 +159,7 @@ pub fn render(data: &ReportData) -> Result<Vec<u8>, ReportError> {
 
 /// Renders `data` as a PDF report in `lang` with every section and the default theme.
 pub fn render_in(data: &ReportData, lang: Lang) -> Result<Vec<u8>, ReportError> {
-    render_with(
-        data,
-        &ReportOptions {
-            lang,
-            ..ReportOptions::default()
-        },
-    )
+    render_with(data, &ReportOptions { lang, ..ReportOptions::default() })
 }
 
 /// Renders `data` as a PDF report as `options` say.
@@ -178,8 +172,5 @@ pub fn render_with(data: &ReportData, options: &ReportOptions) -> Result<Vec<u8>
 /// (floats print exactly), so equal data gives an equal hash.
 pub fn data_hash(data: &ReportData) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, format!("{data:?}").as_bytes());
-    digest.as_ref()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    digest.as_ref()[..16].iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -33,16 +33,13 @@ fn pdf_err(e: impl std::fmt::Display) -> ReportError {
 /// A PDF date (`D:YYYYMMDDHHmmSS+00'00'`) for `ms`; the epoch if jiff cannot represent it.
 fn pdf_date(ms: i64) -> String {
     let ts = jiff::Timestamp::from_millisecond(ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-    let stamp = jiff::fmt::strtime::format("%Y%m%d%H%M%S", ts)
-        .unwrap_or_else(|_| "19700101000000".to_owned());
+    let stamp = jiff::fmt::strtime::format("%Y%m%d%H%M%S", ts).unwrap_or_else(|_| "19700101000000".to_owned());
     format!("D:{stamp}+00'00'")
 }
 
 /// 64-bit FNV-1a, to derive a stable document id from the content.
 fn fnv1a(seed: u64, data: &[u8]) -> u64 {
-    data.iter().fold(seed, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3)
-    })
+    data.iter().fold(seed, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3))
 }
 
 /// Rewrites genpdf's output: fixed dates, compressed streams, content-derived id.
@@ -52,10 +49,7 @@ pub(crate) fn finalize(raw: &[u8], generated_at_ms: i64) -> Result<Vec<u8>, Repo
 
     let info = doc.trailer.get(b"Info").and_then(Object::as_reference);
     if let Ok(info) = info {
-        let dict = doc
-            .get_object_mut(info)
-            .and_then(Object::as_dict_mut)
-            .map_err(pdf_err)?;
+        let dict = doc.get_object_mut(info).and_then(Object::as_dict_mut).map_err(pdf_err)?;
         dict.set("CreationDate", Object::string_literal(date.clone()));
         dict.set("ModDate", Object::string_literal(date.clone()));
         dict.set("Producer", Object::string_literal("Ampel (genpdf)"));
@@ -73,25 +67,16 @@ pub(crate) fn finalize(raw: &[u8], generated_at_ms: i64) -> Result<Vec<u8>, Repo
             z.write_all(&stream.content).map_err(pdf_err)?;
             let packed = z.finish().map_err(pdf_err)?;
             if packed.len() < stream.content.len() {
-                stream
-                    .dict
-                    .set("Filter", Object::Name(b"FlateDecode".to_vec()));
+                stream.dict.set("Filter", Object::Name(b"FlateDecode".to_vec()));
                 stream.set_content(packed);
             }
         }
     }
     h1 = fnv1a(h1, date.as_bytes());
-    let id: Vec<u8> = h1
-        .to_be_bytes()
-        .into_iter()
-        .chain(h2.to_be_bytes())
-        .collect();
+    let id: Vec<u8> = h1.to_be_bytes().into_iter().chain(h2.to_be_bytes()).collect();
     doc.trailer.set(
         "ID",
-        Object::Array(vec![
-            Object::String(id.clone(), StringFormat::Hexadecimal),
-            Object::String(id, StringFormat::Hexadecimal),
-        ]),
+        Object::Array(vec![Object::String(id.clone(), StringFormat::Hexadecimal), Object::String(id, StringFormat::Hexadecimal)]),
     );
 
     let mut out = Vec::with_capacity(raw.len() / 2);

@@ -36,11 +36,7 @@ impl Stat {
                 sum += v;
             }
         }
-        (n > 0).then(|| Stat {
-            min,
-            avg: sum / n as f64,
-            max,
-        })
+        (n > 0).then(|| Stat { min, avg: sum / n as f64, max })
     }
 }
 
@@ -105,19 +101,14 @@ impl AlertSection {
         match source {
             AlertSource::Antivirus => AlertSection::Malware,
             AlertSource::Mail => AlertSection::Mail,
-            AlertSource::Ids | AlertSource::Firewall | AlertSource::Auth | AlertSource::Other => {
-                AlertSection::Threats
-            }
+            AlertSource::Ids | AlertSource::Firewall | AlertSource::Auth | AlertSource::Other => AlertSection::Threats,
         }
     }
 }
 
 /// Whether an engine acted on the alert (blocked, quarantined, rejected).
 pub fn is_blocked(action: AlertAction) -> bool {
-    matches!(
-        action,
-        AlertAction::Blocked | AlertAction::Quarantined | AlertAction::Rejected
-    )
+    matches!(action, AlertAction::Blocked | AlertAction::Quarantined | AlertAction::Rejected)
 }
 
 fn top(counts: HashMap<&str, u64>) -> Vec<(String, u64)> {
@@ -133,13 +124,7 @@ fn top(counts: HashMap<&str, u64>) -> Vec<(String, u64)> {
 pub fn alert_stats<'a>(alerts: impl Iterator<Item = (&'a str, &'a Alert)>, days: &[i64]) -> AlertStats {
     let mut s = AlertStats::default();
     let mut per_day = vec![0u64; days.len()];
-    let (mut sig, mut src, mut dst, mut cat, mut dev) = (
-        HashMap::new(),
-        HashMap::new(),
-        HashMap::new(),
-        HashMap::new(),
-        HashMap::new(),
-    );
+    let (mut sig, mut src, mut dst, mut cat, mut dev) = (HashMap::new(), HashMap::new(), HashMap::new(), HashMap::new(), HashMap::new());
     let mut sev: HashMap<u8, u64> = HashMap::new();
     let mut indicators: BTreeSet<&str> = BTreeSet::new();
     for (device, a) in alerts {

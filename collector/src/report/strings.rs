@@ -308,16 +308,7 @@ static EN: Strings = Strings {
     indicators: "Indicators",
     service_lights: "Lights per service",
     overview: "Overview of all services",
-    services: [
-        "Licenses",
-        "Threats",
-        "Malware",
-        "Mail",
-        "Availability",
-        "Performance",
-        "Traffic",
-        "Coverage",
-    ],
+    services: ["Licenses", "Threats", "Malware", "Mail", "Availability", "Performance", "Traffic", "Coverage"],
     service_about: [
         "License state and expiry of every appliance",
         "Intrusion detection and firewall alerts",
@@ -375,9 +366,15 @@ static EN: Strings = Strings {
         ("Green", "OK: nothing found."),
         ("Grey", "Not enough data to judge."),
         ("Score", "0 to 100; 100 means no risk found. The tenant's score is capped by its worst light."),
-        ("Events, detections, indicators", "Events are all alerts received; detections are alerts an engine acted on (blocked, quarantined, rejected) and all malware; indicators are distinct addresses and file hashes in alerts."),
+        (
+            "Events, detections, indicators",
+            "Events are all alerts received; detections are alerts an engine acted on (blocked, quarantined, rejected) and all malware; indicators are distinct addresses and file hashes in alerts.",
+        ),
         ("New, still open, fixed", "Compared with the previous period of the same length, by the finding's stable id."),
-        ("Coverage", "Share of the period for which a device sent samples at its expected interval; a gap is a silence longer than twice that interval."),
+        (
+            "Coverage",
+            "Share of the period for which a device sent samples at its expected interval; a gap is a silence longer than twice that interval.",
+        ),
     ],
     manifest: "Data manifest",
     data_hash: "Data hash (SHA-256)",
@@ -425,9 +422,7 @@ static EN: Strings = Strings {
     light_yellow: "Endangered",
     light_green: "OK",
     light_grey: "No data",
-    months: [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ],
+    months: ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"],
     thousands: ',',
     decimal: '.',
 };
@@ -459,16 +454,7 @@ static DE: Strings = Strings {
     indicators: "Indikatoren",
     service_lights: "Ampeln je Dienst",
     overview: "Überblick über alle Dienste",
-    services: [
-        "Lizenzen",
-        "Bedrohungen",
-        "Schadsoftware",
-        "E-Mail",
-        "Erreichbarkeit",
-        "Leistung",
-        "Datenverkehr",
-        "Abdeckung",
-    ],
+    services: ["Lizenzen", "Bedrohungen", "Schadsoftware", "E-Mail", "Erreichbarkeit", "Leistung", "Datenverkehr", "Abdeckung"],
     service_about: [
         "Lizenzstatus und Ablauf jeder Appliance",
         "Meldungen von Angriffserkennung und Firewall",
@@ -525,10 +511,19 @@ static DE: Strings = Strings {
         ("Gelb", "Gefährdet: bald handeln."),
         ("Grün", "In Ordnung: nichts gefunden."),
         ("Grau", "Zu wenige Daten für ein Urteil."),
-        ("Punktzahl", "0 bis 100; 100 heißt: kein Risiko gefunden. Die Punktzahl des Mandanten ist durch seine schlechteste Ampel begrenzt."),
-        ("Ereignisse, Erkennungen, Indikatoren", "Ereignisse sind alle empfangenen Meldungen; Erkennungen sind Meldungen, auf die eine Engine reagiert hat (blockiert, in Quarantäne, abgewiesen), und alle Schadsoftware; Indikatoren sind verschiedene Adressen und Datei-Hashes in Meldungen."),
+        (
+            "Punktzahl",
+            "0 bis 100; 100 heißt: kein Risiko gefunden. Die Punktzahl des Mandanten ist durch seine schlechteste Ampel begrenzt.",
+        ),
+        (
+            "Ereignisse, Erkennungen, Indikatoren",
+            "Ereignisse sind alle empfangenen Meldungen; Erkennungen sind Meldungen, auf die eine Engine reagiert hat (blockiert, in Quarantäne, abgewiesen), und alle Schadsoftware; Indikatoren sind verschiedene Adressen und Datei-Hashes in Meldungen.",
+        ),
         ("Neu, weiter offen, behoben", "Verglichen mit dem vorigen Zeitraum gleicher Länge, anhand der festen Kennung des Befunds."),
-        ("Abdeckung", "Anteil des Zeitraums, in dem ein Gerät im erwarteten Abstand Messwerte gesendet hat; eine Lücke ist eine Stille länger als der doppelte Abstand."),
+        (
+            "Abdeckung",
+            "Anteil des Zeitraums, in dem ein Gerät im erwarteten Abstand Messwerte gesendet hat; eine Lücke ist eine Stille länger als der doppelte Abstand.",
+        ),
     ],
     manifest: "Datennachweis",
     data_hash: "Daten-Hash (SHA-256)",
@@ -576,9 +571,7 @@ static DE: Strings = Strings {
     light_yellow: "Gefährdet",
     light_green: "In Ordnung",
     light_grey: "Keine Daten",
-    months: [
-        "Jan", "Feb", "Mär", "Apr", "Mai", "Jun", "Jul", "Aug", "Sep", "Okt", "Nov", "Dez",
-    ],
+    months: ["Jan", "Feb", "Mär", "Apr", "Mai", "Jun", "Jul", "Aug", "Sep", "Okt", "Nov", "Dez"],
     thousands: '.',
     decimal: ',',
 };
@@ -688,11 +681,7 @@ impl Strings {
             v /= 1000.0;
             unit += 1;
         }
-        if unit == 0 {
-            format!("{} B", self.int(n))
-        } else {
-            format!("{} {}", self.num(v, 1), UNITS[unit])
-        }
+        if unit == 0 { format!("{} B", self.int(n)) } else { format!("{} {}", self.num(v, 1), UNITS[unit]) }
     }
 
     /// A duration in days, hours and minutes: `2 d 3 h`, `45 min`.
@@ -718,9 +707,7 @@ impl Strings {
 
     /// The counts line under the summary lamp.
     pub fn counts(&self, devices: usize, findings: usize) -> String {
-        self.summary_counts
-            .replace("{devices}", &self.int(devices as u64))
-            .replace("{findings}", &self.int(findings as u64))
+        self.summary_counts.replace("{devices}", &self.int(devices as u64)).replace("{findings}", &self.int(findings as u64))
     }
 
     /// Every fixed text (and more: field names), so that the font subset is sure to hold their

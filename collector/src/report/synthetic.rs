@@ -34,10 +34,7 @@ pub fn device(i: usize, start: i64, end: i64, step: i64) -> DeviceReport {
         light: [Light::Green, Light::Yellow, Light::Red, Light::Grey][i % 4],
         score: [100, 70, 20, 50][i % 4],
         cpu: series(i as f64),
-        memory: series(i as f64 + 2.0)
-            .into_iter()
-            .map(|(t, v)| (t, v * 0.8))
-            .collect(),
+        memory: series(i as f64 + 2.0).into_iter().map(|(t, v)| (t, v * 0.8)).collect(),
         cpu_stat: None,
         memory_stat: None,
         disks: Vec::new(),
@@ -170,10 +167,7 @@ pub fn rich(devices: usize, days: i64, step: i64) -> ReportData {
         alerts.push((format!("fw-{:04}", k as usize % devices.max(1)), a));
     }
     let of = |s: stats::AlertSection| {
-        stats::alert_stats(
-            alerts.iter().filter(|(_, a)| stats::AlertSection::of(a.source) == s).map(|(d, a)| (d.as_str(), a)),
-            &days_ms,
-        )
+        stats::alert_stats(alerts.iter().filter(|(_, a)| stats::AlertSection::of(a.source) == s).map(|(d, a)| (d.as_str(), a)), &days_ms)
     };
     data.threats = of(stats::AlertSection::Threats);
     data.malware = of(stats::AlertSection::Malware);
@@ -198,12 +192,23 @@ pub fn rich(devices: usize, days: i64, step: i64) -> ReportData {
             d.gaps = vec![(START + DAY, START + DAY + 5 * 3_600_000), (START + 2 * DAY, START + 2 * DAY + 600_000)];
         }
         for (iface, rx) in [("eth0", 5_000_000_000u64), ("eth1", 120_000_000)] {
-            data.traffic.push(TrafficRow { device: d.device.clone(), interface: iface.into(), category: None, rx_bytes: rx + i as u64, tx_bytes: rx / 3 });
+            data.traffic.push(TrafficRow {
+                device: d.device.clone(),
+                interface: iface.into(),
+                category: None,
+                rx_bytes: rx + i as u64,
+                tx_bytes: rx / 3,
+            });
         }
         for (cat, rx) in [("https", 3_000_000_000u64), ("dns", 20_000_000), ("smtp", 400_000_000)] {
-            data.traffic.push(TrafficRow { device: d.device.clone(), interface: "eth0".into(), category: Some(cat.into()), rx_bytes: rx, tx_bytes: rx / 10 });
+            data.traffic.push(TrafficRow {
+                device: d.device.clone(),
+                interface: "eth0".into(),
+                category: Some(cat.into()),
+                rx_bytes: rx,
+                tx_bytes: rx / 10,
+            });
         }
     }
     data
 }
-

@@ -63,20 +63,12 @@ impl Table {
     fn widths(&self, total: f64) -> Vec<f64> {
         let sum: f64 = self.columns.iter().map(|c| c.weight.max(0.0)).sum();
         let sum = if sum > 0.0 { sum } else { 1.0 };
-        self.columns
-            .iter()
-            .map(|c| total * c.weight.max(0.0) / sum)
-            .collect()
+        self.columns.iter().map(|c| total * c.weight.max(0.0) / sum).collect()
     }
 }
 
 impl Element for Table {
-    fn render(
-        &mut self,
-        context: &Context,
-        area: Area<'_>,
-        style: Style,
-    ) -> Result<RenderResult, PdfError> {
+    fn render(&mut self, context: &Context, area: Area<'_>, style: Style) -> Result<RenderResult, PdfError> {
         let cache = &context.font_cache;
         let total_w = f64::from(area.size().width);
         let avail = f64::from(area.size().height);
@@ -86,25 +78,13 @@ impl Element for Table {
         let heading = style.and(Style::new().bold().with_font_size(13).with_color(INK));
         let lh = elements::line_height(cache, body);
 
-        let heading_h = if self.heading.is_empty() {
-            0.0
-        } else {
-            elements::line_height(cache, heading) + 2.0
-        };
+        let heading_h = if self.heading.is_empty() { 0.0 } else { elements::line_height(cache, heading) + 2.0 };
         // Header cells wrap to two lines at most.
         let header: Vec<Vec<String>> = self
             .columns
             .iter()
             .zip(&widths)
-            .map(|(c, w)| {
-                text::wrap(
-                    cache,
-                    bold,
-                    &c.title,
-                    Mm::from((w - 2.0 * PAD_X).max(1.0)),
-                    2,
-                )
-            })
+            .map(|(c, w)| text::wrap(cache, bold, &c.title, Mm::from((w - 2.0 * PAD_X).max(1.0)), 2))
             .collect();
         let header_lines = header.iter().map(Vec::len).max().unwrap_or(1);
         let header_h = header_lines as f64 * lh + 2.0 * PAD_Y;
@@ -165,13 +145,7 @@ impl Element for Table {
             for (i, ((lines, w), col)) in cells.iter().zip(&widths).zip(&self.columns).enumerate() {
                 let mut tx0 = x;
                 if let Some(Some(Cell::Lamp(light, _))) = row.map(|r| r.get(i)) {
-                    elements::lamp(
-                        &area,
-                        x + PAD_X + LAMP_R,
-                        top + PAD_Y + lh / 2.0,
-                        LAMP_R,
-                        *light,
-                    );
+                    elements::lamp(&area, x + PAD_X + LAMP_R, top + PAD_Y + lh / 2.0, LAMP_R, *light);
                     tx0 += 2.0 * LAMP_R + 1.5;
                 }
                 for (j, l) in lines.iter().enumerate() {
@@ -184,22 +158,12 @@ impl Element for Table {
             line(&area, (0.0, top), (total_w, top), RULE);
         }
         self.next = idx;
-        Ok(RenderResult {
-            size: Size::new(area.size().width, Mm::from((top + 3.0).min(avail))),
-            has_more: self.next < self.rows.len(),
-        })
+        Ok(RenderResult { size: Size::new(area.size().width, Mm::from((top + 3.0).min(avail))), has_more: self.next < self.rows.len() })
     }
 }
 
 /// The x position of `s` in a cell at `x` of width `w`.
-fn aligned(
-    cache: &genpdf::fonts::FontCache,
-    style: Style,
-    s: &str,
-    x: f64,
-    w: f64,
-    align: Align,
-) -> f64 {
+fn aligned(cache: &genpdf::fonts::FontCache, style: Style, s: &str, x: f64, w: f64, align: Align) -> f64 {
     match align {
         Align::Left => x + PAD_X,
         Align::Right => x + w - PAD_X - elements::width(cache, style, s),

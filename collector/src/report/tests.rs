@@ -50,11 +50,7 @@ fn assert_valid(path: &str) {
 
 fn pdf_text(path: &str) -> String {
     let out = run("pdftotext", &["-enc", "UTF-8", path, "-"]);
-    assert!(
-        out.status.success(),
-        "pdftotext failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "pdftotext failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -85,10 +81,7 @@ fn report_is_valid_and_has_its_content() {
         "Page 1",
         "Page 3",
     ] {
-        assert!(
-            text.contains(needle),
-            "{needle:?} missing from the text:\n{text}"
-        );
+        assert!(text.contains(needle), "{needle:?} missing from the text:\n{text}");
     }
     // 8 hours after the end of the period, in CEST.
     assert!(text.contains("10 Jun 2024 08:00 CEST"), "{text}");
@@ -102,10 +95,7 @@ fn same_data_gives_same_bytes() {
     assert!(a == b, "two renders differ");
     let mut other = data.clone();
     other.generated_at_ms += 1000;
-    assert!(
-        render(&other).unwrap() != a,
-        "generation time does not reach the PDF"
-    );
+    assert!(render(&other).unwrap() != a, "generation time does not reach the PDF");
 }
 
 #[test]
@@ -131,14 +121,8 @@ fn hostile_text_renders() {
     let text = pdf_text(&path);
     assert!(text.contains("Ümlaut-Tenant"), "{text}");
     assert!(text.contains("\u{FFFD}"), "no fallback mark in the text");
-    assert!(
-        text.contains("Unknown time zone"),
-        "no note about the unknown zone"
-    );
-    assert!(
-        text.contains("xxxxxxxx\u{2026}"),
-        "long name not shortened with an ellipsis"
-    );
+    assert!(text.contains("Unknown time zone"), "no note about the unknown zone");
+    assert!(text.contains("xxxxxxxx\u{2026}"), "long name not shortened with an ellipsis");
 }
 
 #[test]
@@ -191,10 +175,7 @@ fn a_thousand_devices_render_within_bounds() {
     // The device table's header row is on every page it spans.
     let header_pages = (1..=n)
         .filter(|p| {
-            let page = run(
-                "pdftotext",
-                &["-f", &p.to_string(), "-l", &p.to_string(), &path, "-"],
-            );
+            let page = run("pdftotext", &["-f", &p.to_string(), "-l", &p.to_string(), &path, "-"]);
             let t = String::from_utf8_lossy(&page.stdout).into_owned();
             t.contains("Licensed") && t.contains("Expiry")
         })
@@ -218,12 +199,7 @@ fn one_device_is_a_short_report() {
 
 #[test]
 fn odd_periods_do_not_fail() {
-    for (start, end) in [
-        (0, 0),
-        (START, START - DAY),
-        (i64::MIN, i64::MAX),
-        (START, START + 1),
-    ] {
+    for (start, end) in [(0, 0), (START, START - DAY), (i64::MIN, i64::MAX), (START, START + 1)] {
         let mut data = sample(1, 1, 60 * MIN);
         data.period_start_ms = start;
         data.period_end_ms = end;
@@ -240,37 +216,21 @@ fn downsample_keeps_extremes_and_breaks_gaps() {
     let one = downsample(&[(500, 42.0)], 0, 1000, 10);
     assert_eq!(one, vec![vec![(0.5, 42.0)]]);
     // A spike inside one column survives.
-    let pts: Vec<(i64, f64)> = (0..1000)
-        .map(|t| (t, if t == 333 { 99.0 } else { 10.0 }))
-        .collect();
+    let pts: Vec<(i64, f64)> = (0..1000).map(|t| (t, if t == 333 { 99.0 } else { 10.0 })).collect();
     let segs = downsample(&pts, 0, 1000, 10);
     assert_eq!(segs.len(), 1);
     assert!(segs[0].iter().any(|&(_, v)| v == 99.0));
     assert!(segs[0].len() <= 20);
     // A hole of 40 % of the period splits the line.
-    let holed: Vec<(i64, f64)> = (0..1000)
-        .filter(|t| !(300..700).contains(t))
-        .map(|t| (t, 5.0))
-        .collect();
+    let holed: Vec<(i64, f64)> = (0..1000).filter(|t| !(300..700).contains(t)).map(|t| (t, 5.0)).collect();
     assert_eq!(downsample(&holed, 0, 1000, 100).len(), 2);
     // Out of range, not finite and out of scale values.
-    let odd = [
-        (-5, 1.0),
-        (10, f64::NAN),
-        (20, 500.0),
-        (30, -3.0),
-        (2000, 1.0),
-    ];
+    let odd = [(-5, 1.0), (10, f64::NAN), (20, 500.0), (30, -3.0), (2000, 1.0)];
     let segs = downsample(&odd, 0, 1000, 100);
     let ys: Vec<f64> = segs.iter().flatten().map(|p| p.1).collect();
     assert_eq!(ys, vec![100.0, 0.0]);
     // Extreme times do not overflow.
-    let segs = downsample(
-        &[(i64::MIN, 1.0), (0, 2.0), (i64::MAX - 1, 3.0)],
-        i64::MIN,
-        i64::MAX,
-        50,
-    );
+    let segs = downsample(&[(i64::MIN, 1.0), (0, 2.0), (i64::MAX - 1, 3.0)], i64::MIN, i64::MAX, 50);
     assert_eq!(segs.iter().flatten().count(), 3);
 }
 
@@ -290,10 +250,7 @@ fn wrap_and_fit_stay_inside_the_width() {
     assert!(lines[2].ends_with(text::ELLIPSIS));
     assert!(lines.iter().all(|l| style.str_width(cache, l) <= w));
     assert_eq!(text::wrap(cache, style, "", w, 3), vec![String::new()]);
-    assert_eq!(
-        text::wrap(cache, style, "a b", w, 3),
-        vec!["a b".to_owned()]
-    );
+    assert_eq!(text::wrap(cache, style, "a b", w, 3), vec!["a b".to_owned()]);
 }
 
 #[test]
@@ -317,10 +274,7 @@ fn subset_keeps_metrics_and_shrinks() {
     let family = cov.family(&chars).unwrap();
     let small = genpdf::fonts::FontCache::new(family);
     let full = cov.cache_for_tests();
-    for style in [
-        genpdf::style::Style::new(),
-        genpdf::style::Style::new().bold(),
-    ] {
+    for style in [genpdf::style::Style::new(), genpdf::style::Style::new().bold()] {
         for s in text.split(' ') {
             assert_eq!(style.str_width(&small, s), style.str_width(full, s), "{s}");
         }
@@ -331,11 +285,7 @@ fn subset_keeps_metrics_and_shrinks() {
     }
     let map = [('A', 36u16)].into_iter().collect();
     let tiny = fonts::subset(fonts::REGULAR, &map).unwrap();
-    assert!(
-        tiny.len() < fonts::REGULAR.len() / 5,
-        "subset is {} bytes",
-        tiny.len()
-    );
+    assert!(tiny.len() < fonts::REGULAR.len() / 5, "subset is {} bytes", tiny.len());
 }
 
 #[test]
@@ -352,10 +302,7 @@ fn ticks_are_local_midnights() {
     assert_eq!(day.first().map(|t| t.1.as_str()), Some("00:00"));
     assert!(zone.ticks(s, i64::MIN, i64::MAX).len() <= 17);
     assert!(ReportZone::new("Not/AZone").fallback);
-    assert_eq!(
-        zone.fmt_period(s, START, START + 7 * DAY),
-        "3 Jun 2024 \u{2013} 9 Jun 2024"
-    );
+    assert_eq!(zone.fmt_period(s, START, START + 7 * DAY), "3 Jun 2024 \u{2013} 9 Jun 2024");
 }
 
 /// Figures for the report: `cargo test -p ampel-collector --lib report::tests::figures --
@@ -364,11 +311,7 @@ fn ticks_are_local_midnights() {
 #[ignore = "prints timings and sizes; run by hand"]
 fn figures() {
     let data = sample(3, 7, MIN);
-    let points: usize = data
-        .devices
-        .iter()
-        .map(|d| d.cpu.len() + d.memory.len())
-        .sum();
+    let points: usize = data.devices.iter().map(|d| d.cpu.len() + d.memory.len()).sum();
     let t = std::time::Instant::now();
     let pdf = render(&data).unwrap();
     let first = t.elapsed();
@@ -376,18 +319,11 @@ fn figures() {
     let again = render(&data).unwrap();
     let second = t.elapsed();
     assert_eq!(pdf, again);
-    println!(
-        "7 days, 3 devices, 1-min samples ({points} points): {} bytes, render {first:?} (again {second:?})",
-        pdf.len()
-    );
+    println!("7 days, 3 devices, 1-min samples ({points} points): {} bytes, render {first:?} (again {second:?})", pdf.len());
     let month = rich(50, 30, MIN);
     let t = std::time::Instant::now();
     let big = render(&month).unwrap();
-    println!(
-        "30 days, 50 devices, 1-min samples: {} bytes, render {:?}",
-        big.len(),
-        t.elapsed()
-    );
+    println!("30 days, 50 devices, 1-min samples: {} bytes, render {:?}", big.len(), t.elapsed());
     if let Ok(dir) = std::env::var("AMPEL_REPORT_OUT") {
         std::fs::write(Path::new(&dir).join("sample-7d.pdf"), &pdf).unwrap();
         std::fs::write(Path::new(&dir).join("sample-30d.pdf"), &big).unwrap();
@@ -404,19 +340,9 @@ fn figures() {
         sparse.devices[0].cpu.clear();
         sparse.devices[0].memory.clear();
         sparse.devices[1].cpu = vec![(START + DAY, 55.0)];
-        sparse.devices[1]
-            .memory
-            .retain(|&(t, _)| !(START + 2 * DAY..START + 4 * DAY).contains(&t));
-        std::fs::write(
-            Path::new(&dir).join("sample-sparse.pdf"),
-            render(&sparse).unwrap(),
-        )
-        .unwrap();
-        std::fs::write(
-            Path::new(&dir).join("sample-hostile.pdf"),
-            render(&hostile).unwrap(),
-        )
-        .unwrap();
+        sparse.devices[1].memory.retain(|&(t, _)| !(START + 2 * DAY..START + 4 * DAY).contains(&t));
+        std::fs::write(Path::new(&dir).join("sample-sparse.pdf"), render(&sparse).unwrap()).unwrap();
+        std::fs::write(Path::new(&dir).join("sample-hostile.pdf"), render(&hostile).unwrap()).unwrap();
     }
 }
 
@@ -439,10 +365,7 @@ fn branded_de() -> ReportOptions {
 fn branded_german_renders_are_deterministic() {
     let rich = rich(4, 7, 30 * MIN);
     let options = branded_de();
-    assert!(
-        render_with(&rich, &options).unwrap() == render_with(&rich, &options).unwrap(),
-        "two branded German renders differ"
-    );
+    assert!(render_with(&rich, &options).unwrap() == render_with(&rich, &options).unwrap(), "two branded German renders differ");
 }
 
 /// Every section's heading and its expected content, in English and in German, with the
@@ -567,10 +490,7 @@ fn every_section_in_english_and_german() {
 #[test]
 fn widgets_select_the_sections() {
     let data = rich(3, 7, 30 * MIN);
-    let options = ReportOptions {
-        widgets: Widgets::from_list(&[Widget::Threats, Widget::Devices]),
-        ..ReportOptions::default()
-    };
+    let options = ReportOptions { widgets: Widgets::from_list(&[Widget::Threats, Widget::Devices]), ..ReportOptions::default() };
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "w.pdf", &render_with(&data, &options).unwrap());
     assert_valid(&path);

@@ -32,20 +32,11 @@ pub(crate) struct Sanitizer<'a> {
 impl<'a> Sanitizer<'a> {
     /// A sanitizer for the fonts in `coverage`. The fallback mark is U+FFFD if the fonts have it.
     pub(crate) fn new(coverage: &'a Coverage) -> Sanitizer<'a> {
-        let fallback = if coverage.has('\u{FFFD}') {
-            '\u{FFFD}'
-        } else {
-            '?'
-        };
-        let mut s = Sanitizer {
-            coverage,
-            fallback,
-            used: BTreeSet::new(),
-        };
+        let fallback = if coverage.has('\u{FFFD}') { '\u{FFFD}' } else { '?' };
+        let mut s = Sanitizer { coverage, fallback, used: BTreeSet::new() };
         // Characters the layout code adds itself: digits, punctuation of dates and numbers,
         // the ellipsis and the fallback mark. All of printable ASCII, so nothing is forgotten.
-        s.used
-            .extend((' '..='~').chain([ELLIPSIS, fallback, '\u{2013}', '\u{00B7}']));
+        s.used.extend((' '..='~').chain([ELLIPSIS, fallback, '\u{2013}', '\u{00B7}']));
         s
     }
 
@@ -65,11 +56,9 @@ impl<'a> Sanitizer<'a> {
             '\t' | '\n' | '\r' | '\u{2028}' | '\u{2029}' => ' ',
             // Invisible format characters (zero width, bidi overrides, BOM): drawn as the
             // mark, so a spoofed name shows that something is hidden in it.
-            '\u{200B}'..='\u{200F}'
-            | '\u{202A}'..='\u{202E}'
-            | '\u{2060}'..='\u{206F}'
-            | '\u{FEFF}'
-            | '\u{FFF9}'..='\u{FFFB}' => self.fallback,
+            '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}' => {
+                self.fallback
+            }
             c if c.is_control() => self.fallback,
             c if self.coverage.has(c) => c,
             _ => self.fallback,
@@ -140,23 +129,15 @@ const BREAK_AFTER: [char; 7] = ['-', '.', '/', '_', ',', ';', '\\'];
 
 /// The pieces of `text` that wrapping keeps together, each with whether a space precedes it.
 fn pieces(text: &str) -> impl Iterator<Item = (&str, bool)> {
-    text.split(' ').filter(|w| !w.is_empty()).flat_map(|word| {
-        word.split_inclusive(BREAK_AFTER)
-            .enumerate()
-            .map(|(i, piece)| (piece, i == 0))
-    })
+    text.split(' ')
+        .filter(|w| !w.is_empty())
+        .flat_map(|word| word.split_inclusive(BREAK_AFTER).enumerate().map(|(i, piece)| (piece, i == 0)))
 }
 
 /// `text` broken into lines no wider than `width`: at spaces where possible, then after
 /// punctuation, inside a word only where it has to be. With more than `max_lines` lines, the
 /// last kept line ends in an ellipsis. Always at least one line (possibly empty).
-pub(crate) fn wrap(
-    cache: &FontCache,
-    style: Style,
-    text: &str,
-    width: Mm,
-    max_lines: usize,
-) -> Vec<String> {
+pub(crate) fn wrap(cache: &FontCache, style: Style, text: &str, width: Mm, max_lines: usize) -> Vec<String> {
     let max_lines = max_lines.max(1);
     let space = char_width(cache, style, ' ');
     let mut lines: Vec<String> = Vec::new();
@@ -165,11 +146,7 @@ pub(crate) fn wrap(
     let mut truncated = false;
     'pieces: for (piece, spaced) in pieces(text) {
         let piece_w: Mm = piece.chars().map(|c| char_width(cache, style, c)).sum();
-        let sep = if spaced && !line.is_empty() {
-            space
-        } else {
-            Mm::from(0.0)
-        };
+        let sep = if spaced && !line.is_empty() { space } else { Mm::from(0.0) };
         if !line.is_empty() && line_w + sep + piece_w <= width {
             if spaced {
                 line.push(' ');

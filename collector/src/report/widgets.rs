@@ -87,21 +87,16 @@ impl Widget {
 impl FromStr for Widget {
     type Err = String;
     fn from_str(s: &str) -> Result<Widget, String> {
-        Widget::ALL
-            .into_iter()
-            .find(|w| w.name() == s.trim())
-            .ok_or_else(|| {
-                let names: Vec<&str> = Widget::ALL.iter().map(|w| w.name()).collect();
-                format!("unknown report widget {s:?}; known widgets: {}", names.join(", "))
-            })
+        Widget::ALL.into_iter().find(|w| w.name() == s.trim()).ok_or_else(|| {
+            let names: Vec<&str> = Widget::ALL.iter().map(|w| w.name()).collect();
+            format!("unknown report widget {s:?}; known widgets: {}", names.join(", "))
+        })
     }
 }
 
 impl<'de> Deserialize<'de> for Widget {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -29,21 +29,13 @@ impl ReportZone {
     /// Looks `name` up in the time zone database; unknown names fall back to UTC.
     pub(crate) fn new(name: &str) -> ReportZone {
         match TimeZone::get(name) {
-            Ok(tz) => ReportZone {
-                tz,
-                fallback: false,
-            },
-            Err(_) => ReportZone {
-                tz: TimeZone::UTC,
-                fallback: true,
-            },
+            Ok(tz) => ReportZone { tz, fallback: false },
+            Err(_) => ReportZone { tz: TimeZone::UTC, fallback: true },
         }
     }
 
     fn zoned(&self, ms: i64) -> Option<Zoned> {
-        Timestamp::from_millisecond(ms)
-            .ok()
-            .map(|t| t.to_zoned(self.tz.clone()))
+        Timestamp::from_millisecond(ms).ok().map(|t| t.to_zoned(self.tz.clone()))
     }
 
     /// The local date at `ms`.
@@ -53,9 +45,7 @@ impl ReportZone {
 
     /// A date such as `3 Jun 2024`, or the placeholder.
     pub(crate) fn fmt_date(&self, s: &Strings, ms: i64) -> String {
-        self.date(ms)
-            .map(|d| s.date(d))
-            .unwrap_or_else(|| s.none.to_owned())
+        self.date(ms).map(|d| s.date(d)).unwrap_or_else(|| s.none.to_owned())
     }
 
     /// A date and time such as `3 Jun 2024 14:05 CEST`, or the placeholder.
@@ -78,17 +68,9 @@ impl ReportZone {
     /// The period as `first day – last day`; the end is exclusive, so a period ending at
     /// midnight ends on the day before.
     pub(crate) fn fmt_period(&self, s: &Strings, start_ms: i64, end_ms: i64) -> String {
-        let last = if end_ms > start_ms {
-            end_ms - 1
-        } else {
-            start_ms
-        };
+        let last = if end_ms > start_ms { end_ms - 1 } else { start_ms };
         let (a, b) = (self.fmt_date(s, start_ms), self.fmt_date(s, last));
-        if a == b {
-            a
-        } else {
-            format!("{a} \u{2013} {b}")
-        }
+        if a == b { a } else { format!("{a} \u{2013} {b}") }
     }
 
     /// Chart ticks in `[start_ms, end_ms)`: local midnights (every n-th day so that there are at
