@@ -122,13 +122,10 @@ pub(crate) fn render(data: &ReportData, options: &ReportOptions) -> Result<Vec<u
 
     cover(&mut cx, data, options, &tenant);
     if w.has(Widget::Summary) || w.has(Widget::Statistics) {
-        cx.page_break();
         summary(&mut cx, data, options);
     }
     if w.has(Widget::Overview) {
-        if !(w.has(Widget::Summary) || w.has(Widget::Statistics)) {
-            cx.page_break();
-        }
+        cx.body.push(Gap(4.0));
         overview(&mut cx, data);
     }
     let top = w.has(Widget::TopTables);
@@ -204,7 +201,7 @@ fn cover(cx: &mut Ctx<'_>, data: &ReportData, options: &ReportOptions, tenant: &
     let s = cx.s;
     let theme = &options.theme;
     cx.body.push(Band { label: s.product.to_owned(), color: theme.header.color(), dark: theme.header.is_dark(), logo: theme.logo.clone() });
-    cx.body.push(Gap(20.0));
+    cx.body.push(Gap(12.0));
     cx.body.push(Para::new(s.title.to_owned(), Style::new().bold().with_font_size(28), 2, 4.0));
     cx.body.push(Para::new(tenant.to_owned(), Style::new().with_font_size(16).with_color(MUTED), 3, 10.0));
     if let Some(text) = &theme.cover_text {
@@ -231,8 +228,13 @@ fn cover(cx: &mut Ctx<'_>, data: &ReportData, options: &ReportOptions, tenant: &
     let score = data.score.min(100);
     cx.body.push(LampBlock {
         light: data.light,
-        radius: 16.0,
-        lines: vec![s.light(data.light).to_owned(), s.overall.to_owned(), format!("{} {score} / 100", s.score)],
+        radius: 14.0,
+        lines: vec![
+            s.light(data.light).to_owned(),
+            s.overall.to_owned(),
+            format!("{} {score} / 100", s.score),
+            s.counts(data.devices.len(), data.findings.len()),
+        ],
     });
 }
 
@@ -269,18 +271,12 @@ fn top_recommendations(data: &ReportData, lang: &str) -> Vec<(Light, String, Vec
 fn summary(cx: &mut Ctx<'_>, data: &ReportData, options: &ReportOptions) {
     let s = cx.s;
     let w = &options.widgets;
+    // The summary follows the cover's lamp on page 1: what a manager reads first.
+    cx.body.push(Gap(6.0));
     cx.h1(s.summary);
-    let score = data.score.min(100);
-    cx.body.push(LampBlock {
-        light: data.light,
-        radius: 7.0,
-        lines: vec![
-            s.light(data.light).to_owned(),
-            format!("{} {score} / 100", s.score),
-            s.counts(data.devices.len(), data.findings.len()),
-        ],
-    });
-    cx.body.push(Gap(4.0));
+    if w.has(Widget::Summary) {
+        services_and_top_three(cx, data, options);
+    }
     if w.has(Widget::Statistics) {
         let (events, detections, indicators) = statistics(data);
         cx.body.push(Tiles {
@@ -293,9 +289,14 @@ fn summary(cx: &mut Ctx<'_>, data: &ReportData, options: &ReportOptions) {
             accents: vec![None, None, None],
         });
     }
-    if !w.has(Widget::Summary) {
-        return;
+    if w.has(Widget::Summary) {
+        changes(cx, data);
     }
+}
+
+/// Lights per service and the three most important things to do.
+fn services_and_top_three(cx: &mut Ctx<'_>, data: &ReportData, options: &ReportOptions) {
+    let s = cx.s;
     if !data.services.is_empty() {
         let items = data.services.iter().map(|sl| (sl.light, format!("{} ({})", s.service(sl.service), sl.score.min(100)))).collect();
         cx.body.push(LampGrid { title: s.service_lights.to_owned(), items, columns: 4 });
@@ -325,7 +326,11 @@ fn summary(cx: &mut Ctx<'_>, data: &ReportData, options: &ReportOptions) {
             rows,
         );
     }
+}
 
+/// Fixed, new and still open since the last report.
+fn changes(cx: &mut Ctx<'_>, data: &ReportData) {
+    let s = cx.s;
     let Some(prev) = &data.previous_label else {
         cx.h2(s.changes);
         cx.line(s.no_previous.to_owned());
