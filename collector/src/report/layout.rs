@@ -470,7 +470,7 @@ fn traffic(cx: &mut Ctx<'_>, data: &ReportData) {
     }
     let mut interfaces: Vec<_> = data.traffic.iter().filter(|t| t.category.is_none()).collect();
     // The busiest interfaces; ties in device and interface order (the input order).
-    interfaces.sort_by(|a, b| b.rx_bytes.saturating_add(b.tx_bytes).cmp(&a.rx_bytes.saturating_add(a.tx_bytes)));
+    interfaces.sort_by_key(|t| std::cmp::Reverse(t.rx_bytes.saturating_add(t.tx_bytes)));
     let all_interfaces = interfaces.len();
     interfaces.truncate(MAX_INTERFACES);
     if !interfaces.is_empty() {
