@@ -213,7 +213,7 @@ impl TenantAssessment {
 }
 
 /// Most points a chart series is reduced to.
-const CHART_POINTS: usize = 400;
+pub const CHART_POINTS: usize = 400;
 
 /// Reduces a series to at most `max` points by averaging equal time buckets.
 pub fn downsample(points: &[(i64, f64)], max: usize) -> Vec<(i64, f64)> {

@@ -2,8 +2,9 @@
 //!
 //! By default the data is the synthetic tenant of the report tests
 //! ([`ampel_collector::report::synthetic::rich`]): 50 devices, 30 days of 1-minute CPU and
-//! memory samples, alerts of every kind, traffic, disks, licenses and gaps, so the figure is
-//! the renderer's alone. With `--store`, a scratch store is filled with the same shape of data
+//! memory samples (min/avg/max taken from all of them, charts reduced to 400 points per series
+//! as the data gathering does), alerts of every kind, traffic, disks, licenses and gaps, so the
+//! figure is the renderer's alone. With `--store`, a scratch store is filled with the same shape of data
 //! first and the data gathering (`assess::report_data`) is timed too.
 //!
 //! Run it on one core for the figure in `BENCHMARKS.md`:
@@ -63,7 +64,7 @@ pub fn run(a: &ReportArgs) -> anyhow::Result<()> {
     let data = if a.store { from_store(a)? } else { report::synthetic::rich(a.devices, a.days, MIN) };
     let points: usize = data.devices.iter().map(|d| d.cpu.len() + d.memory.len()).sum();
     line("report.input.devices", data.devices.len() as f64, "devices");
-    line("report.input.chart_points", points as f64, "points");
+    line("report.input.chart_points", points as f64, "points (after reduction)");
     line("report.input.alerts", (data.threats.total + data.malware.total + data.mail.total) as f64, "alerts");
     let options = ReportOptions { lang, ..ReportOptions::default() };
     let mut times = Vec::new();

@@ -43,9 +43,18 @@ pub fn device(i: usize, start: i64, end: i64, step: i64) -> DeviceReport {
         gaps: Vec::new(),
     }
     .with_stats()
+    .downsampled()
 }
 
 impl DeviceReport {
+    /// The chart series reduced as [`crate::assess::report_data`] reduces them, so the
+    /// synthetic tenant is what the renderer gets from the store (and is small).
+    pub fn downsampled(mut self) -> DeviceReport {
+        self.cpu = crate::assess::downsample(&self.cpu, crate::assess::CHART_POINTS);
+        self.memory = crate::assess::downsample(&self.memory, crate::assess::CHART_POINTS);
+        self
+    }
+
     /// Sets the min / avg / max from the samples.
     pub fn with_stats(mut self) -> DeviceReport {
         self.cpu_stat = Stat::of(&self.cpu);
