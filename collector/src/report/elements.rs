@@ -180,6 +180,18 @@ impl Element for Gap {
     }
 }
 
+/// Keeps a heading with what follows it: moves to the next page unless this many mm are left.
+pub(crate) struct Need(pub(crate) f64);
+
+impl Element for Need {
+    fn render(&mut self, _context: &Context, area: Area<'_>, _style: Style) -> Result<RenderResult, PdfError> {
+        if f64::from(area.size().height) < self.0.min(body_height() - 1.0) {
+            return Ok(next_page());
+        }
+        Ok(RenderResult::default())
+    }
+}
+
 /// A page break that does nothing at the top of a page, so a section that starts where the
 /// previous one filled its page exactly does not leave a blank page behind.
 pub(crate) struct Break {

@@ -13,7 +13,7 @@ use genpdf::elements::LinearLayout;
 use genpdf::style::Style;
 
 use super::chart::{CPU_COLOR, DeviceChart};
-use super::elements::{self, Band, Bars, Facts, Footer, Gap, LampBlock, LampGrid, MUTED, Para, Tiles, light_color};
+use super::elements::{self, Band, Bars, Facts, Footer, Gap, LampBlock, LampGrid, MUTED, Need, Para, Tiles, light_color};
 use super::fonts::Coverage;
 use super::stats::{AlertStats, Stat};
 use super::strings::Strings;
@@ -50,10 +50,12 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn h1(&mut self, text: &str) {
+        self.body.push(Need(40.0));
         self.body.push(Para::new(text.to_owned(), Style::new().bold().with_font_size(18), 2, 4.0));
     }
 
     fn h2(&mut self, text: &str) {
+        self.body.push(Need(20.0));
         self.body.push(Para::new(text.to_owned(), Style::new().bold().with_font_size(13), 2, 2.0));
     }
 
