@@ -28,7 +28,10 @@ pub fn render_as(store: &Store, cfg: &Config, tenant: &str, period: &Period, lan
 /// [`render_as`] with dates in time zone `tz`.
 pub fn render_in_zone(store: &Store, cfg: &Config, tenant: &str, period: &Period, language: Language, widgets: &[Widget], tz: &str) -> Result<(ReportData, Vec<u8>)> {
     let data = assess::report_data_in(store, cfg, tenant, period, tz).with_context(|| format!("gathering data of tenant {tenant}"))?;
-    let theme = cfg.branding.theme_for(tenant).map_err(anyhow::Error::msg).with_context(|| format!("{}: [branding]", cfg.source.display()))?;
+    let (theme, logo_error) = cfg.branding.theme_or_without_logo(tenant);
+    if let Some(e) = logo_error {
+        tracing::warn!(tenant, error = %e, config = %cfg.source.display(), "[branding] logo unusable; rendering the report without it");
+    }
     let options = ReportOptions { lang: language.into(), widgets: Widgets::from_list(widgets), theme };
     let pdf = report::render_with(&data, &options).with_context(|| format!("rendering the report of tenant {tenant}"))?;
     Ok((data, pdf))

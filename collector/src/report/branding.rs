@@ -137,6 +137,19 @@ impl BrandingConfig {
         }
     }
 
+    /// The theme of `tenant`'s report; if the logo cannot be read any more (the file changed
+    /// since the configuration was checked), the theme without it and why. A report is never
+    /// held back for its logo.
+    pub fn theme_or_without_logo(&self, tenant: &str) -> (Theme, Option<String>) {
+        match self.theme_for(tenant) {
+            Ok(t) => (t, None),
+            Err(e) => {
+                let without = BrandingConfig { logo: None, ..self.clone() };
+                (without.theme_for(tenant).unwrap_or_default(), Some(e))
+            }
+        }
+    }
+
     /// The theme of `tenant`'s report.
     pub fn theme_for(&self, tenant: &str) -> Result<Theme, String> {
         if !self.use_branding || self.exclude_tenants.iter().any(|t| t.as_str() == tenant) {
@@ -264,6 +277,11 @@ pub(crate) mod tests {
         assert_eq!((t.header, t.footer, t.logo.is_some()), (Colour(200, 0, 0), Colour(0, 0, 200), true));
         let plain = cfg.theme_for("plain").unwrap();
         assert_eq!((plain.header, plain.logo.is_some(), plain.cover_text), (Colour::DEFAULT, false, None));
+        // A logo gone since the config was checked: the report goes out without it.
+        std::fs::remove_file(cfg.logo.as_ref().unwrap()).unwrap();
+        let (t, why) = cfg.theme_or_without_logo("acme");
+        assert_eq!((t.header, t.logo.is_some()), (Colour(200, 0, 0), false));
+        assert!(why.unwrap().contains("logo.png"));
         let off = BrandingConfig { use_branding: false, ..cfg };
         assert!(off.theme_for("acme").unwrap().logo.is_none());
     }
