@@ -24,7 +24,9 @@ pub struct Period {
 #[derive(Debug, thiserror::Error)]
 pub enum PeriodError {
     /// Not one of the accepted forms.
-    #[error("period {0:?} is not understood; write last-<duration> (last-24h, last-7d), day, week, month (the last complete one), or a date (2026-03-29), ISO week (2026-W13) or month (2026-03)")]
+    #[error(
+        "period {0:?} is not understood; write last-<duration> (last-24h, last-7d), day, week, month (the last complete one), or a date (2026-03-29), ISO week (2026-W13) or month (2026-03)"
+    )]
     Syntax(String),
     /// A `last-<duration>` period with a bad duration.
     #[error("{0}")]
@@ -207,7 +209,13 @@ impl TenantAssessment {
     /// All findings, worst first, then by device and rule.
     pub fn findings(&self) -> Vec<Finding> {
         let mut findings: Vec<Finding> = self.devices.iter().flat_map(|d| d.findings.clone()).collect();
-        findings.sort_by(|a, b| b.level.cmp(&a.level).then_with(|| a.device.cmp(&b.device)).then_with(|| a.rule.cmp(&b.rule)).then_with(|| a.subject.cmp(&b.subject)));
+        findings.sort_by(|a, b| {
+            b.level
+                .cmp(&a.level)
+                .then_with(|| a.device.cmp(&b.device))
+                .then_with(|| a.rule.cmp(&b.rule))
+                .then_with(|| a.subject.cmp(&b.subject))
+        });
         findings
     }
 }
@@ -270,7 +278,13 @@ fn traffic_of(store: &Store, device: &str, period: &Period) -> Result<Vec<Traffi
     }
     Ok(rows
         .into_iter()
-        .map(|((interface, category), (rx_bytes, tx_bytes))| TrafficRow { device: device.to_owned(), interface, category, rx_bytes, tx_bytes })
+        .map(|((interface, category), (rx_bytes, tx_bytes))| TrafficRow {
+            device: device.to_owned(),
+            interface,
+            category,
+            rx_bytes,
+            tx_bytes,
+        })
         .collect())
 }
 
@@ -310,7 +324,13 @@ fn gather(store: &Store, cfg: &Config, tenant: &str, period: &Period) -> Result<
         // Latest sample time in the period: what "last seen" means for data sent late (a
         // spooled backlog) or for a report of a past period.
         let mut latest_sample: Option<i64> = None;
-        for name in [rules::metrics::CPU, rules::metrics::MEMORY, rules::metrics::DISK_USED, &cfg.risk.capture_drops_metric.0, &cfg.risk.capture_packets_metric.0] {
+        for name in [
+            rules::metrics::CPU,
+            rules::metrics::MEMORY,
+            rules::metrics::DISK_USED,
+            &cfg.risk.capture_drops_metric.0,
+            &cfg.risk.capture_packets_metric.0,
+        ] {
             for (labels, points) in store.metric(&device, name, period.start_ms, period.end_ms)? {
                 latest_sample = latest_sample.max(points.last().map(|p| p.0));
                 input.add_series(name, &labels, points, &cfg.risk);
@@ -338,7 +358,13 @@ fn assess_gathered(tenant: &str, gathered: &[Gathered], cfg: &Config, period: &P
         .iter()
         .map(|g| {
             let findings = rules::evaluate(&g.input, &cfg.risk, &window);
-            DeviceAssessment { device: g.input.device.clone(), light: light_of(&findings), score: score_of(&findings), services: service_lights(&findings), findings }
+            DeviceAssessment {
+                device: g.input.device.clone(),
+                light: light_of(&findings),
+                score: score_of(&findings),
+                services: service_lights(&findings),
+                findings,
+            }
         })
         .collect();
     devices.sort_by(|a, b| a.device.cmp(&b.device));
@@ -346,7 +372,15 @@ fn assess_gathered(tenant: &str, gathered: &[Gathered], cfg: &Config, period: &P
     let scores: Vec<u8> = devices.iter().map(|d| d.score).collect();
     let score = if devices.is_empty() { 0 } else { tenant_score(&scores, light) };
     let all: Vec<Finding> = devices.iter().flat_map(|d| d.findings.clone()).collect();
-    TenantAssessment { tenant: tenant.to_owned(), light, score, services: service_lights(&all), devices, changes: Vec::new(), previous: None }
+    TenantAssessment {
+        tenant: tenant.to_owned(),
+        light,
+        score,
+        services: service_lights(&all),
+        devices,
+        changes: Vec::new(),
+        previous: None,
+    }
 }
 
 /// Runs the rules over a tenant's devices for a period.
@@ -404,7 +438,8 @@ pub fn report_data_in(store: &Store, cfg: &Config, tenant: &str, period: &Period
                 let start = g.input.first_seen_ms.map_or(period.start_ms, |f| f.max(period.start_ms));
                 crate::risk::coverage::coverage(&times, start, period.end_ms, interval)
             });
-            let mut disks: Vec<(String, Stat)> = g.input.disks.iter().filter_map(|d| Stat::of(&d.points).map(|s| (d.mount.clone(), s))).collect();
+            let mut disks: Vec<(String, Stat)> =
+                g.input.disks.iter().filter_map(|d| Stat::of(&d.points).map(|s| (d.mount.clone(), s))).collect();
             disks.sort_by(|x, y| x.0.cmp(&y.0));
             DeviceReport {
                 device: g.input.device.clone(),
@@ -475,8 +510,8 @@ mod tests {
     /// previous calendar day.
     #[test]
     fn assessment_over_the_store_with_changes_since_the_previous_day() {
-        use ampel_protocol::{AlertAction, AlertSource, Batch, DeviceId, Identity, Metric, PROTOCOL_VERSION, Record, TenantId};
         use crate::store::{PendingBatch, StoreOptions};
+        use ampel_protocol::{AlertAction, AlertSource, Batch, DeviceId, Identity, Metric, PROTOCOL_VERSION, Record, TenantId};
         const MIN: i64 = 60_000;
         let day0: i64 = 1_773_014_400_000; // 2026-03-09T00:00:00Z
         let dir = tempfile::tempdir().unwrap();
@@ -486,7 +521,12 @@ mod tests {
         store.register_device(&tenant, &fw2, day0 - 86_400_000).unwrap();
         let me = Identity { tenant: tenant.clone(), device: fw1.clone() };
         let metric = |ts: i64, name: &str, mount: Option<&str>, value: f64| {
-            Record::Metric(Metric { ts, name: name.into(), labels: mount.map(|m| vec![("mount".to_owned(), m.to_owned())]).unwrap_or_default(), value })
+            Record::Metric(Metric {
+                ts,
+                name: name.into(),
+                labels: mount.map(|m| vec![("mount".to_owned(), m.to_owned())]).unwrap_or_default(),
+                value,
+            })
         };
         // Two days, one batch an hour, a sample a minute. "/" is full on day 1 and fine on day 2;
         // "/var" is fine on day 1 and full on day 2.
@@ -537,14 +577,21 @@ mod tests {
             fw1.findings.iter().map(|f| (f.rule.as_str(), f.level, f.subject.as_deref(), f.change)).collect();
         assert_eq!(
             rules,
-            vec![("threats.ids-severe", Light::Red, None, Some(change::Change::New)), ("performance.disk", Light::Red, Some("/var"), Some(change::Change::New))]
+            vec![
+                ("threats.ids-severe", Light::Red, None, Some(change::Change::New)),
+                ("performance.disk", Light::Red, Some("/var"), Some(change::Change::New))
+            ]
         );
         let service = |name: &str| fw1.services.iter().find(|s| s.service == name).map(|s| s.light);
-        assert_eq!((service("threats"), service("performance"), service("license")), (Some(Light::Red), Some(Light::Red), Some(Light::Green)));
+        assert_eq!(
+            (service("threats"), service("performance"), service("license")),
+            (Some(Light::Red), Some(Light::Red), Some(Light::Green))
+        );
         // fw-2 never sent anything: grey, never green; the tenant is red and scores at most 49.
         assert_eq!((a.devices[1].device.as_str(), a.devices[1].light), ("fw-2", Light::Grey));
         assert!(a.score <= 49);
-        let fixed: Vec<(&str, Option<&str>)> = a.changes.iter().filter(|c| c.change == change::Change::Fixed).map(|c| (c.rule.as_str(), c.subject.as_deref())).collect();
+        let fixed: Vec<(&str, Option<&str>)> =
+            a.changes.iter().filter(|c| c.change == change::Change::Fixed).map(|c| (c.rule.as_str(), c.subject.as_deref())).collect();
         assert_eq!(fixed, vec![("performance.disk", Some("/"))]);
         let still: Vec<&str> = a.changes.iter().filter(|c| c.change == change::Change::StillOpen).map(|c| c.rule.as_str()).collect();
         assert_eq!(still, vec!["availability.never-seen"]);
@@ -555,7 +602,12 @@ mod tests {
     }
 
     fn berlin_ms(s: &str) -> i64 {
-        s.parse::<jiff::civil::DateTime>().unwrap().to_zoned(jiff::tz::TimeZone::get("Europe/Berlin").unwrap()).unwrap().timestamp().as_millisecond()
+        s.parse::<jiff::civil::DateTime>()
+            .unwrap()
+            .to_zoned(jiff::tz::TimeZone::get("Europe/Berlin").unwrap())
+            .unwrap()
+            .timestamp()
+            .as_millisecond()
     }
 
     #[test]
@@ -573,7 +625,10 @@ mod tests {
         assert_eq!(week.start_ms, berlin_ms("2026-03-23T00:00:00"));
         assert_eq!(Period::parse_in("2026-W13", 0, "Europe/Berlin").unwrap(), week);
         let month = Period::parse_in("month", now, "Europe/Berlin").unwrap();
-        assert_eq!((month.label.as_str(), month.start_ms, month.end_ms), ("2026-02", berlin_ms("2026-02-01T00:00:00"), berlin_ms("2026-03-01T00:00:00")));
+        assert_eq!(
+            (month.label.as_str(), month.start_ms, month.end_ms),
+            ("2026-02", berlin_ms("2026-02-01T00:00:00"), berlin_ms("2026-03-01T00:00:00"))
+        );
         assert_eq!(Period::parse_in("2026-03", 0, "Europe/Berlin").unwrap().previous("Europe/Berlin"), month);
         let last = Period::parse_in("last-24h", now, "Europe/Berlin").unwrap();
         assert_eq!(last.previous("Europe/Berlin").end_ms, last.start_ms);

@@ -682,7 +682,10 @@ mod tests {
         // A job's widgets must be known names.
         let base = "[http]\nlisten = \"127.0.0.1:8080\"\n[[jobs]]\nname = \"w\"\ntenants = [\"acme\"]\nperiod = \"week\"\nsend = [\"mon 08:00\"]\nto = \"a@b.example\"\n";
         let err = parse(&format!("{base}widgets = [\"threats\", \"pie-chart\"]\n")).unwrap_err().to_string();
-        assert!(err.contains("collector.toml:9") && err.contains("jobs.widgets") && err.contains("pie-chart") && err.contains("top-tables"), "{err}");
+        assert!(
+            err.contains("collector.toml:9") && err.contains("jobs.widgets") && err.contains("pie-chart") && err.contains("top-tables"),
+            "{err}"
+        );
         assert_eq!(parse(&format!("{base}widgets = [\"threats\"]\n")).unwrap().jobs[0].widgets, vec![crate::report::Widget::Threats]);
     }
 

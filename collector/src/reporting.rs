@@ -21,12 +21,27 @@ pub fn render(store: &Store, cfg: &Config, tenant: &str, period: &Period) -> Res
 
 /// Renders a tenant's report in `language` with `widgets` (empty: all), `[branding]` applied,
 /// dates in the `[report]` time zone.
-pub fn render_as(store: &Store, cfg: &Config, tenant: &str, period: &Period, language: Language, widgets: &[Widget]) -> Result<(ReportData, Vec<u8>)> {
+pub fn render_as(
+    store: &Store,
+    cfg: &Config,
+    tenant: &str,
+    period: &Period,
+    language: Language,
+    widgets: &[Widget],
+) -> Result<(ReportData, Vec<u8>)> {
     render_in_zone(store, cfg, tenant, period, language, widgets, &cfg.report.time_zone.0)
 }
 
 /// [`render_as`] with dates in time zone `tz`.
-pub fn render_in_zone(store: &Store, cfg: &Config, tenant: &str, period: &Period, language: Language, widgets: &[Widget], tz: &str) -> Result<(ReportData, Vec<u8>)> {
+pub fn render_in_zone(
+    store: &Store,
+    cfg: &Config,
+    tenant: &str,
+    period: &Period,
+    language: Language,
+    widgets: &[Widget],
+    tz: &str,
+) -> Result<(ReportData, Vec<u8>)> {
     let data = assess::report_data_in(store, cfg, tenant, period, tz).with_context(|| format!("gathering data of tenant {tenant}"))?;
     let (theme, logo_error) = cfg.branding.theme_or_without_logo(tenant);
     if let Some(e) = logo_error {
@@ -70,7 +85,13 @@ pub fn mail_text(data: &ReportData) -> String {
     } else {
         s.push_str("\nWhat needs attention:\n");
         for f in data.findings.iter().take(10) {
-            s.push_str(&format!("- [{}] {}: {}\n  {}\n", f.level.as_str(), f.device.as_deref().unwrap_or("tenant"), f.evidence, f.recommendation));
+            s.push_str(&format!(
+                "- [{}] {}: {}\n  {}\n",
+                f.level.as_str(),
+                f.device.as_deref().unwrap_or("tenant"),
+                f.evidence,
+                f.recommendation
+            ));
         }
     }
     s.push_str("\nThe full report is attached as PDF.\n");
@@ -97,7 +118,8 @@ pub async fn command(cfg: &Config, cmd: ReportCommand) -> Result<()> {
     if matches!(cmd, ReportCommand::List { .. } | ReportCommand::Resend { .. }) {
         return crate::schedule::commands::report(cfg, cmd).await;
     }
-    let store = Store::open(&cfg.store_dir(), cfg.store_options()).with_context(|| format!("opening the store in {}", cfg.store_dir().display()))?;
+    let store = Store::open(&cfg.store_dir(), cfg.store_options())
+        .with_context(|| format!("opening the store in {}", cfg.store_dir().display()))?;
     match cmd {
         ReportCommand::Preview { tenant, period, end, out, job: job_name } => {
             let started = std::time::Instant::now();

@@ -53,7 +53,13 @@ fn pdftotext(pdf: &Path) -> String {
 fn qpdf_check(pdf: &Path) {
     let tool = require("qpdf", "qpdf");
     let out = Command::new(tool).arg("--check").arg(pdf).output().unwrap();
-    assert!(out.status.success(), "qpdf --check rejects {}:\n{}{}", pdf.display(), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "qpdf --check rejects {}:\n{}{}",
+        pdf.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -166,7 +172,17 @@ fn report_preview_of_a_job_uses_its_language_widgets_and_time_zone() {
     assert!(said.contains("acme"), "{said}");
     qpdf_check(&out);
     let text = pdftotext(&out);
-    for needle in ["Sicherheitsbericht", "Zusammenfassung", "Geräte und Lizenzen", "fw-alpha", "fw-beta", "Europe/Berlin", "Deutsch (de)", "20.11.2026 13:00 CET", "Seite 3"] {
+    for needle in [
+        "Sicherheitsbericht",
+        "Zusammenfassung",
+        "Geräte und Lizenzen",
+        "fw-alpha",
+        "fw-beta",
+        "Europe/Berlin",
+        "Deutsch (de)",
+        "20.11.2026 13:00 CET",
+        "Seite 3",
+    ] {
         assert!(text.contains(needle), "report text lacks {needle:?}:\n{text}");
     }
     for absent in ["Security report", "Keine Meldungen in diesem Zeitraum", "CPU und Speicher im Verlauf", "Alle Empfehlungen"] {
