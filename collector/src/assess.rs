@@ -476,7 +476,7 @@ pub fn report_data_in(store: &Store, cfg: &Config, tenant: &str, period: &Period
         devices,
         services: assessment.services.clone(),
         changes: assessment.changes.clone(),
-        previous_label: assessment.previous.as_ref().map(|p| p.label.clone()),
+        previous_ms: assessment.previous.as_ref().map(|p| (p.start_ms, p.end_ms)),
         threats: section(AlertSection::Threats),
         malware: section(AlertSection::Malware),
         mail: section(AlertSection::Mail),

@@ -333,7 +333,7 @@ fn services_and_top_three(cx: &mut Ctx<'_>, data: &ReportData, options: &ReportO
 /// Fixed, new and still open since the last report.
 fn changes(cx: &mut Ctx<'_>, data: &ReportData) {
     let s = cx.s;
-    let Some(prev) = &data.previous_label else {
+    let Some((prev_start, prev_end)) = data.previous_ms else {
         cx.h2(s.changes);
         cx.line(s.no_previous.to_owned());
         return;
@@ -349,8 +349,9 @@ fn changes(cx: &mut Ctx<'_>, data: &ReportData) {
         ],
         accents: vec![Some(light_color(Light::Green)), Some(light_color(Light::Red)), Some(light_color(Light::Yellow))],
     });
-    let prev = cx.clean(prev);
-    cx.muted(format!("{} {prev}", s.period));
+    // The previous period's dates in the report's zone and language (its label is English).
+    let prev = cx.zone.fmt_period(s, prev_start, prev_end);
+    cx.muted(format!("{}: {prev}", s.compared_with));
     if !data.changes.is_empty() {
         let rows = data
             .changes

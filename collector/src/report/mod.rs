@@ -71,8 +71,8 @@ pub struct ReportData {
     pub services: Vec<ServiceLight>,
     /// New, still open and fixed findings against the previous period.
     pub changes: Vec<FindingChange>,
-    /// Label of the previous period compared with; `None` if there was none.
-    pub previous_label: Option<String>,
+    /// The previous period compared with, `[start, end)` Unix ms; `None` if there was none.
+    pub previous_ms: Option<(i64, i64)>,
     /// Alerts from intrusion detection, firewall, authentication and other sources.
     pub threats: AlertStats,
     /// Antivirus alerts.

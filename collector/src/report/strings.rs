@@ -73,6 +73,8 @@ pub struct Strings {
     pub no_recommendations: &'static str,
     /// Heading of the change since the last report.
     pub changes: &'static str,
+    /// Label before the previous period's dates.
+    pub compared_with: &'static str,
     /// Sentence when there was no previous period to compare with.
     pub no_previous: &'static str,
     /// Change names.
@@ -298,6 +300,7 @@ static EN: Strings = Strings {
     top_recommendations: "The three most important things to do",
     no_recommendations: "Nothing to do: no risk was found in this period.",
     changes: "Since the last report",
+    compared_with: "Compared with",
     no_previous: "There is no earlier period to compare with.",
     change_new: "New",
     change_open: "Still open",
@@ -444,6 +447,7 @@ static DE: Strings = Strings {
     top_recommendations: "Die drei wichtigsten Maßnahmen",
     no_recommendations: "Nichts zu tun: In diesem Zeitraum wurde kein Risiko gefunden.",
     changes: "Seit dem letzten Bericht",
+    compared_with: "Verglichen mit",
     no_previous: "Es gibt keinen früheren Zeitraum zum Vergleich.",
     change_new: "Neu",
     change_open: "Weiter offen",

@@ -122,7 +122,7 @@ pub fn sample(devices: usize, days: i64, step: i64) -> ReportData {
         devices: (0..devices).map(|i| device(i, START, end, step)).collect(),
         services: Vec::new(),
         changes: Vec::new(),
-        previous_label: None,
+        previous_ms: None,
         threats: AlertStats::default(),
         malware: AlertStats::default(),
         mail: AlertStats::default(),
@@ -155,7 +155,7 @@ pub fn rich(devices: usize, days: i64, step: i64) -> ReportData {
         current: None,
     });
     data.changes = changes;
-    data.previous_label = Some("last-7d (previous)".into());
+    data.previous_ms = Some((2 * START - data.period_end_ms, START));
     let days_ms: Vec<i64> = (0..days).map(|d| START + d * DAY).collect();
     let mut alerts = Vec::new();
     for k in 0..(days * 40) {
