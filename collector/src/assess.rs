@@ -2,6 +2,7 @@
 //! report shows. The one place where store, risk and report meet.
 
 use crate::config::Config;
+use crate::report::stats::{self, AlertSection, Stat, TrafficRow};
 use crate::report::{DeviceReport, ReportData};
 use crate::risk::rules::{self, DeviceInput, Window};
 use crate::risk::{Finding, FindingChange, Light, ServiceLight, change, light_of, score_of, service_lights, tenant_score};
@@ -220,7 +221,7 @@ impl TenantAssessment {
 }
 
 /// Most points a chart series is reduced to.
-const CHART_POINTS: usize = 400;
+pub const CHART_POINTS: usize = 400;
 
 /// Reduces a series to at most `max` points by averaging equal time buckets.
 pub fn downsample(points: &[(i64, f64)], max: usize) -> Vec<(i64, f64)> {
@@ -252,6 +253,63 @@ struct Gathered {
     input: DeviceInput,
     record: crate::store::DeviceRecord,
     points: u64,
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// Bytes per interface (and category) of a device in the period, from the hourly rollups of
+/// the `traffic.rx_bytes` / `traffic.tx_bytes` series the store keeps for traffic records.
+fn traffic_of(store: &Store, device: &str, period: &Period) -> Result<Vec<TrafficRow>, StoreError> {
+    let mut rows: std::collections::BTreeMap<(String, Option<String>), (u64, u64)> = std::collections::BTreeMap::new();
+    for (name, rx) in [("traffic.rx_bytes", true), ("traffic.tx_bytes", false)] {
+        for (labels, aggs) in store.metric_step(device, name, period.start_ms, period.end_ms, HOUR_MS)? {
+            let label = |k: &str| labels.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            let key = (label("interface").unwrap_or_default(), label("category"));
+            let sum: f64 = aggs.iter().map(|a| a.sum).filter(|v| v.is_finite() && *v > 0.0).sum();
+            let e = rows.entry(key).or_default();
+            // Saturating float-to-int conversion: a counter cannot be negative or overflow.
+            let bytes = sum as u64;
+            if rx {
+                e.0 = e.0.saturating_add(bytes);
+            } else {
+                e.1 = e.1.saturating_add(bytes);
+            }
+        }
+    }
+    Ok(rows
+        .into_iter()
+        .map(|((interface, category), (rx_bytes, tx_bytes))| TrafficRow {
+            device: device.to_owned(),
+            interface,
+            category,
+            rx_bytes,
+            tx_bytes,
+        })
+        .collect())
+}
+
+/// The starts of the local days of `period` in `tz` (UTC if unknown), at most 400 of them.
+fn local_days(period: &Period, tz: &str) -> Vec<i64> {
+    let zone = jiff::tz::TimeZone::get(tz).unwrap_or(jiff::tz::TimeZone::UTC);
+    let mut out = Vec::new();
+    let Ok(start) = jiff::Timestamp::from_millisecond(period.start_ms) else {
+        return out;
+    };
+    let mut day = start.to_zoned(zone.clone()).date();
+    for _ in 0..400 {
+        let Ok(z) = day.to_zoned(zone.clone()) else { break };
+        let ms = z.timestamp().as_millisecond();
+        if ms >= period.end_ms {
+            break;
+        }
+        // The first day starts with the period, not at the midnight before it.
+        out.push(ms.max(period.start_ms));
+        match day.tomorrow() {
+            Ok(d) => day = d,
+            Err(_) => break,
+        }
+    }
+    out
 }
 
 fn gather(store: &Store, cfg: &Config, tenant: &str, period: &Period) -> Result<Vec<Gathered>, StoreError> {
@@ -351,18 +409,39 @@ pub fn assess_with_changes(store: &Store, cfg: &Config, tenant: &str, period: &P
     Ok(with_changes(assess(store, cfg, tenant, period)?, &previous, &prev_period))
 }
 
-/// Everything the report of a tenant shows for a period.
+/// Everything the report of a tenant shows for a period, in the `[report]` time zone.
 pub fn report_data(store: &Store, cfg: &Config, tenant: &str, period: &Period) -> Result<ReportData, StoreError> {
+    report_data_in(store, cfg, tenant, period, &cfg.report.time_zone.0)
+}
+
+/// [`report_data`] with dates shown in time zone `tz` (a report job's zone).
+pub fn report_data_in(store: &Store, cfg: &Config, tenant: &str, period: &Period, tz: &str) -> Result<ReportData, StoreError> {
     let gathered = gather(store, cfg, tenant, period)?;
-    let prev_period = period.previous(&cfg.report.time_zone.0);
+    let prev_period = period.previous(tz);
     let previous = assess(store, cfg, tenant, &prev_period)?;
     let assessment = with_changes(assess_gathered(tenant, &gathered, cfg, period), &previous, &prev_period);
     let findings = assessment.findings();
+    let days = local_days(period, tz);
+    let all_alerts = || gathered.iter().flat_map(|g| g.input.alerts.iter().map(move |a| (g.input.device.as_str(), a)));
+    let section = |s: AlertSection| stats::alert_stats(all_alerts().filter(|(_, a)| AlertSection::of(a.source) == s), &days);
+    let mut traffic = Vec::new();
+    for g in &gathered {
+        traffic.extend(traffic_of(store, &g.input.device, period)?);
+    }
+    let interval = cfg.risk.expected_interval.as_ms();
     let devices = gathered
         .iter()
         .zip(&assessment.devices)
         .map(|(g, a)| {
             let inv = g.record.inventory.clone();
+            let times = g.input.sample_times();
+            let cov = (g.input.last_seen_ms.is_some() && !times.is_empty()).then(|| {
+                let start = g.input.first_seen_ms.map_or(period.start_ms, |f| f.max(period.start_ms));
+                crate::risk::coverage::coverage(&times, start, period.end_ms, interval)
+            });
+            let mut disks: Vec<(String, Stat)> =
+                g.input.disks.iter().filter_map(|d| Stat::of(&d.points).map(|s| (d.mount.clone(), s))).collect();
+            disks.sort_by(|x, y| x.0.cmp(&y.0));
             DeviceReport {
                 device: g.input.device.clone(),
                 hostname: inv.as_ref().map(|i| i.hostname.clone()).unwrap_or_default(),
@@ -376,6 +455,12 @@ pub fn report_data(store: &Store, cfg: &Config, tenant: &str, period: &Period) -
                 score: a.score,
                 cpu: downsample(&g.input.cpu, CHART_POINTS),
                 memory: downsample(&g.input.memory, CHART_POINTS),
+                cpu_stat: Stat::of(&g.input.cpu),
+                memory_stat: Stat::of(&g.input.memory),
+                disks,
+                license: g.record.license.clone(),
+                coverage: cov.as_ref().map(|c| c.share),
+                gaps: cov.map(|c| c.gaps.iter().map(|x| (x.start_ms, x.end_ms)).collect()).unwrap_or_default(),
             }
         })
         .collect();
@@ -384,13 +469,29 @@ pub fn report_data(store: &Store, cfg: &Config, tenant: &str, period: &Period) -
         period_start_ms: period.start_ms,
         period_end_ms: period.end_ms,
         period_label: period.label.clone(),
-        time_zone: cfg.report.time_zone.0.clone(),
+        time_zone: tz.to_owned(),
         generated_at_ms: period.end_ms,
         light: assessment.light,
         score: assessment.score,
         findings,
         devices,
+        services: assessment.services.clone(),
+        changes: assessment.changes.clone(),
+        previous_ms: assessment.previous.as_ref().map(|p| (p.start_ms, p.end_ms)),
+        threats: section(AlertSection::Threats),
+        malware: section(AlertSection::Malware),
+        mail: section(AlertSection::Mail),
+        traffic,
+        rule_version: rule_version(cfg),
     })
+}
+
+/// The version of the rules that judged a report: the collector's version and a hash of the
+/// thresholds in effect, so that two reports judged alike show the same string.
+pub fn rule_version(cfg: &Config) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, format!("{:?}", cfg.risk).as_bytes());
+    let short: String = digest.as_ref()[..4].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{} ({} rules, thresholds {short})", env!("CARGO_PKG_VERSION"), crate::risk::text::RULES.len())
 }
 
 #[cfg(test)]

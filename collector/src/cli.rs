@@ -163,11 +163,14 @@ pub enum RiskCommand {
 /// `report` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
-    /// Render a tenant's report to a PDF file.
+    /// Render a tenant's report to a PDF file, or a report job's as the scheduler would.
     Preview {
-        /// The tenant.
+        /// The tenant (with --job: default the job's first tenant).
         #[arg(long)]
-        tenant: TenantId,
+        tenant: Option<TenantId>,
+        /// Render as report job NAME does: its period, language, widgets and time zone.
+        #[arg(long, value_name = "NAME")]
+        job: Option<String>,
         /// Period, e.g. last-24h, last-7d, last-30d.
         #[arg(long, default_value = "last-7d")]
         period: String,

@@ -189,6 +189,9 @@ pub struct Config {
     /// Report defaults.
     #[serde(default)]
     pub report: ReportConfig,
+    /// Logo, cover text and colours of the reports (`[branding]`).
+    #[serde(default)]
+    pub branding: crate::report::branding::BrandingConfig,
     /// Mail delivery.
     #[serde(default)]
     pub mail: crate::mail::MailConfig,
@@ -595,6 +598,7 @@ impl Config {
             resolve(d);
         }
         cfg.mail.resolve_paths(base);
+        cfg.branding.resolve_paths(base);
         cfg.validate()?;
         Ok(cfg)
     }
@@ -615,6 +619,7 @@ impl Config {
             return Err(invalid("[risk] expected-interval must be longer than 0; set it to the agents' interval, e.g. \"60s\"".into()));
         }
         self.mail.validate().map_err(|e| invalid(format!("[mail] {e}")))?;
+        self.branding.validate().map_err(|e| invalid(format!("[branding] {e}")))?;
         crate::schedule::config::validate(&self.jobs).map_err(invalid)?;
         if !self.jobs.is_empty() && self.http.listen.is_none() {
             return Err(invalid(
@@ -758,7 +763,43 @@ mod tests {
             (b.cpu_high_percent, b.memory_high_percent, b.high_share_percent, b.disk_red_percent)
         );
         assert_eq!(shipped.report.time_zone, empty.report.time_zone);
+        assert_eq!(shipped.branding, empty.branding);
         assert_eq!(shipped.mail.outbox, empty.mail.outbox);
+    }
+
+    #[test]
+    fn branding_values_are_checked_naming_file_line_and_key() {
+        for (body, key, what) in [
+            ("header-color = \"red\"\n", "branding.header-color", "#rrggbb"),
+            ("footer-color = \"#12345\"\n", "branding.footer-color", "#rrggbb"),
+            (&format!("cover-text = \"{}\"\n", "x".repeat(161)), "branding.cover-text", "at most 160"),
+            ("exclude-tenants = [\"../x\"]\n", "branding.exclude-tenants", ""),
+            ("logo-size = 3\n", "logo-size", "unknown field"),
+        ] {
+            let err = parse(&format!("[branding]\nuse-branding = true\n{body}")).unwrap_err().to_string();
+            assert!(err.contains("collector.toml:3") && err.contains(key) && err.contains(what), "{body}: {err}");
+        }
+        // The logo is checked when the file is read: missing, not an image, too large.
+        let dir = tempfile::tempdir().unwrap();
+        let cfg_path = dir.path().join("collector.toml");
+        let load = |logo: &str| Config::parse(&cfg_path, &format!("[branding]\nuse-branding = true\nlogo = \"{logo}\"\n"));
+        let err = load("missing.png").unwrap_err().to_string();
+        assert!(err.contains("[branding] logo") && err.contains("missing.png"), "{err}");
+        std::fs::write(dir.path().join("logo.gif"), b"GIF89a").unwrap();
+        assert!(load("logo.gif").unwrap_err().to_string().contains("not a PNG or JPEG"));
+        std::fs::write(dir.path().join("big.png"), vec![0u8; (2 << 20) as usize]).unwrap();
+        assert!(load("big.png").unwrap_err().to_string().contains("at most 1048576 are allowed"));
+        std::fs::write(dir.path().join("logo.png"), crate::report::branding::tests::png(64, 32)).unwrap();
+        let ok = load("logo.png").unwrap();
+        assert_eq!(ok.branding.logo.as_deref(), Some(dir.path().join("logo.png").as_path()));
+        // A job's widgets must be known names.
+        let base = "[http]\nlisten = \"127.0.0.1:8080\"\n[[jobs]]\nname = \"w\"\ntenants = [\"acme\"]\nperiod = \"week\"\nsend = [\"mon 08:00\"]\nto = \"a@b.example\"\n";
+        let err = parse(&format!("{base}widgets = [\"threats\", \"pie-chart\"]\n")).unwrap_err().to_string();
+        assert!(
+            err.contains("collector.toml:9") && err.contains("jobs.widgets") && err.contains("pie-chart") && err.contains("top-tables"),
+            "{err}"
+        );
+        assert_eq!(parse(&format!("{base}widgets = [\"threats\"]\n")).unwrap().jobs[0].widgets, vec![crate::report::Widget::Threats]);
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! A throw-away PKI, the collector on a loopback port chosen at run time, three real
 //! `ampel-agent` processes in two tenants (and one enrolled device that never reports, so the
 //! report shows what a silent device looks like), some seconds of live data, then each tenant's
-//! report rendered and mailed through the file transport into the output directory.
+//! report rendered and mailed through the file transport into the output directory. Each agent
+//! also reads a small Suricata EVE file written by the demo (an attack mix at the demo's start),
+//! through its real `eve` source, so the report's threats section has something to show.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -92,9 +94,12 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             &format!(
                 "interval = \"1s\"\nstate-dir = \"state\"\n\n[collector]\ntransport = \"quic\"\naddress = \"{addr}\"\nserver-name = \"localhost\"\n\
                  ca = \"ca.pem\"\ncert = \"{device}.pem\"\nkey = \"{device}.key\"\n\n[sources.performance]\nenabled = true\nmounts = [\"/\"]\n\n\
-                 [sources.inventory]\nenabled = true\nmodel = \"{model}\"\nfirmware = \"12.6.2\"\n"
+                 [sources.inventory]\nenabled = true\nmodel = \"{model}\"\nfirmware = \"12.6.2\"\n\n\
+                 [sources.eve]\nenabled = true\npath = \"{eve}\"\nfrom-beginning = true\n",
+                eve = dir.join("eve.json").display()
             ),
         )?;
+        write(&dir.join("eve.json"), &eve_alerts(started_ms, device.len()))?;
         let log = std::fs::File::create(dir.join("agent.log")).context("creating the agent log")?;
         let child = tokio::process::Command::new(&agent_bin)
             .arg("run")
@@ -146,6 +151,36 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     }
     println!("demo: done; everything is in {}", out.display());
     Ok(())
+}
+
+/// Suricata EVE alert lines for the demo's IDS source: a small attack mix at the start of the
+/// demo (what a recipient would see in the threats section), different per device by `seed`.
+fn eve_alerts(start_ms: i64, seed: usize) -> String {
+    const SIGNATURES: [(u64, &str, &str, u8); 6] = [
+        (2_001_219, "ET SCAN Potential SSH Scan", "Attempted Information Leak", 2),
+        (2_010_935, "ET SCAN Suspicious inbound to MSSQL port 1433", "Potentially Bad Traffic", 2),
+        (2_024_897, "ET USER_AGENTS Go HTTP Client User-Agent", "Misc activity", 3),
+        (2_027_865, "ET INFO Observed DNS Query to .cloud TLD", "Potentially Bad Traffic", 3),
+        (2_013_028, "ET POLICY curl User-Agent Outbound", "Attempted Information Leak", 3),
+        (2_019_284, "ET EXPLOIT Possible CVE-2014-6271 Bash Vulnerability", "Attempted Administrator Privilege Gain", 1),
+    ];
+    let mut out = String::new();
+    for k in 0..36usize {
+        let (sid, sig, cat, sev) = SIGNATURES[(k * k + seed) % SIGNATURES.len()];
+        let ms = start_ms + (k as i64) * 97;
+        let ts = jiff::Timestamp::from_millisecond(ms)
+            .ok()
+            .and_then(|t| jiff::fmt::strtime::format("%Y-%m-%dT%H:%M:%S%.6f+0000", t).ok())
+            .unwrap_or_default();
+        let action = if sev == 1 || k % 3 == 0 { "blocked" } else { "allowed" };
+        let src = format!("198.51.100.{}", (k * 7 + seed) % 23 + 1);
+        out.push_str(&format!(
+            "{{\"timestamp\":\"{ts}\",\"event_type\":\"alert\",\"src_ip\":\"{src}\",\"src_port\":{},\"dest_ip\":\"192.0.2.10\",\"dest_port\":{},\"proto\":\"TCP\",\"alert\":{{\"action\":\"{action}\",\"gid\":1,\"signature_id\":{sid},\"rev\":3,\"signature\":\"{sig}\",\"category\":\"{cat}\",\"severity\":{sev}}}}}\n",
+            40_000 + k,
+            [22, 1433, 443, 53, 80, 80][k % 6],
+        ));
+    }
+    out
 }
 
 async fn stop_child(device: &str, child: &mut tokio::process::Child) {

@@ -10,14 +10,58 @@ use crate::cli::ReportCommand;
 use crate::config::Config;
 use crate::ingest::quic::now_ms;
 use crate::mail::{Mailer, OutgoingMail};
-use crate::report::{self, ReportData};
+use crate::report::{self, ReportData, ReportOptions, Widget, Widgets};
+use crate::schedule::config::{JobConfig, Language};
 use crate::store::Store;
 
-/// Renders a tenant's report for a period.
+/// Renders a tenant's report for a period: English, every section, `[branding]` applied.
 pub fn render(store: &Store, cfg: &Config, tenant: &str, period: &Period) -> Result<(ReportData, Vec<u8>)> {
-    let data = assess::report_data(store, cfg, tenant, period).with_context(|| format!("gathering data of tenant {tenant}"))?;
-    let pdf = report::render(&data).with_context(|| format!("rendering the report of tenant {tenant}"))?;
+    render_as(store, cfg, tenant, period, Language::En, &[])
+}
+
+/// Renders a tenant's report in `language` with `widgets` (empty: all), `[branding]` applied,
+/// dates in the `[report]` time zone.
+pub fn render_as(
+    store: &Store,
+    cfg: &Config,
+    tenant: &str,
+    period: &Period,
+    language: Language,
+    widgets: &[Widget],
+) -> Result<(ReportData, Vec<u8>)> {
+    render_in_zone(store, cfg, tenant, period, language, widgets, &cfg.report.time_zone.0)
+}
+
+/// [`render_as`] with dates in time zone `tz`.
+pub fn render_in_zone(
+    store: &Store,
+    cfg: &Config,
+    tenant: &str,
+    period: &Period,
+    language: Language,
+    widgets: &[Widget],
+    tz: &str,
+) -> Result<(ReportData, Vec<u8>)> {
+    let data = assess::report_data_in(store, cfg, tenant, period, tz).with_context(|| format!("gathering data of tenant {tenant}"))?;
+    let (theme, logo_error) = cfg.branding.theme_or_without_logo(tenant);
+    if let Some(e) = logo_error {
+        tracing::warn!(tenant, error = %e, config = %cfg.source.display(), "[branding] logo unusable; rendering the report without it");
+    }
+    let options = ReportOptions { lang: language.into(), widgets: Widgets::from_list(widgets), theme };
+    let pdf = report::render_with(&data, &options).with_context(|| format!("rendering the report of tenant {tenant}"))?;
     Ok((data, pdf))
+}
+
+/// The job named `name`, or an error listing the configured ones.
+fn job<'a>(cfg: &'a Config, name: &str) -> Result<&'a JobConfig> {
+    cfg.jobs.iter().find(|j| j.name.0 == name).ok_or_else(|| {
+        let names: Vec<&str> = cfg.jobs.iter().map(|j| j.name.0.as_str()).collect();
+        if names.is_empty() {
+            anyhow::anyhow!("there is no report job {name:?}: {} has no [[jobs]]", cfg.source.display())
+        } else {
+            anyhow::anyhow!("there is no report job {name:?} in {}; configured jobs: {}", cfg.source.display(), names.join(", "))
+        }
+    })
 }
 
 /// Writes `bytes` to `path` through a temporary file, so a reader never sees half a PDF.
@@ -77,10 +121,30 @@ pub async fn command(cfg: &Config, cmd: ReportCommand) -> Result<()> {
     let store = Store::open(&cfg.store_dir(), cfg.store_options())
         .with_context(|| format!("opening the store in {}", cfg.store_dir().display()))?;
     match cmd {
-        ReportCommand::Preview { tenant, period, end, out } => {
-            let period = Period::parse(&period, end_ms(end)).map_err(anyhow::Error::msg)?;
+        ReportCommand::Preview { tenant, period, end, out, job: job_name } => {
             let started = std::time::Instant::now();
-            let (data, pdf) = render(&store, cfg, tenant.as_str(), &period)?;
+            let (data, pdf, tenant) = match job_name {
+                // As the scheduler would render it: the job's period ending at --end (or now),
+                // its language, widgets and time zone; its first tenant unless one is named.
+                Some(name) => {
+                    let job = job(cfg, &name)?;
+                    let tenant = match tenant.or_else(|| job.tenants.first().cloned()) {
+                        Some(t) => t,
+                        None => anyhow::bail!("report job {name:?} has no tenants; name one with --tenant"),
+                    };
+                    let slot = jiff::Timestamp::from_millisecond(end_ms(end)).context("the end time is out of range")?;
+                    let p = crate::schedule::due::period_of(job, slot);
+                    let period = Period { start_ms: p.start.as_millisecond(), end_ms: p.end.as_millisecond(), label: p.label };
+                    let (data, pdf) = render_in_zone(&store, cfg, tenant.as_str(), &period, job.language, &job.widgets, &job.time_zone.0)?;
+                    (data, pdf, tenant)
+                }
+                None => {
+                    let Some(tenant) = tenant else { anyhow::bail!("name the tenant with --tenant, or a report job with --job") };
+                    let period = Period::parse(&period, end_ms(end)).map_err(anyhow::Error::msg)?;
+                    let (data, pdf) = render(&store, cfg, tenant.as_str(), &period)?;
+                    (data, pdf, tenant)
+                }
+            };
             write_atomic(&out, &pdf)?;
             println!(
                 "{}: report of tenant {} ({} devices, {}, score {}), {} bytes in {} ms",

@@ -8,12 +8,14 @@
 //! - this file: shared helpers — output, scratch directories, synthetic data.
 //! - `store`: commit and fold throughput over 10 000 series.
 //! - `query`: a month of data; stepped series and alert summaries.
+//! - `report`: render time, size and peak memory of a 30-day, 50-device report.
 //! - `quic`: agents over QUIC with mutual TLS against the real listener and writer.
 //! - `child`: the collector as a child process; memory and CPU time per thread from `/proc`.
 
 pub mod child;
 pub mod query;
 pub mod quic;
+pub mod report;
 pub mod store;
 
 use std::path::{Path, PathBuf};

@@ -5,6 +5,7 @@
 //! ampel-bench query        # 30-day series at 1 h step, 30-day alert top-10 over 1 M alerts
 //! ampel-bench ingest       # QUIC agents with mutual TLS -> listener -> writer -> store
 //! ampel-bench connections  # many agents connecting at once, small batches
+//! ampel-bench report       # render a 30-day, 50-device report: time, size, peak RSS
 //! ```
 //!
 //! Each prints `name: value unit` lines. Build with `--release` for figures worth recording.
@@ -17,7 +18,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "ampel-bench", about = "Benchmarks of the Ampel collector's store and ingest path")]
+#[command(name = "ampel-bench", about = "Benchmarks of the Ampel collector's store, ingest path and reports")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -33,6 +34,8 @@ enum Command {
     Ingest(bench::quic::IngestArgs),
     /// Many agents connecting at once, each sending small batches.
     Connections(bench::quic::ConnectionsArgs),
+    /// Render time, PDF size and peak memory of a 30-day, 50-device report.
+    Report(bench::report::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Store(a) => bench::store::run(a),
         Command::Query(a) => bench::query::run(a),
+        Command::Report(a) => bench::report::run(a),
         Command::Ingest(a) => runtime().and_then(|rt| rt.block_on(bench::quic::ingest(a))),
         Command::Connections(a) => runtime().and_then(|rt| rt.block_on(bench::quic::connections(a))),
     };

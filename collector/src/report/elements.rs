@@ -7,12 +7,12 @@
 //! Every element here has a bounded height and moves whole to the next page when it does not
 //! fit, except [`Para`], which continues line by line.
 
-use genpdf::elements::PageBreak;
 use genpdf::error::Error as PdfError;
 use genpdf::fonts::FontCache;
 use genpdf::render::Area;
 use genpdf::style::{Color, Style};
 use genpdf::{Context, Element, Margins, Mm, PageDecorator, Position, RenderResult, Size};
+use image::GenericImageView as _;
 
 use super::text;
 use crate::risk::Light;
@@ -30,8 +30,6 @@ pub(crate) const MUTED: Color = Color::Rgb(108, 117, 125);
 pub(crate) const RULE: Color = Color::Rgb(206, 212, 218);
 /// Table header background.
 pub(crate) const HEADER_BG: Color = Color::Rgb(233, 236, 239);
-/// Brand band on the cover.
-pub(crate) const BRAND: Color = Color::Rgb(30, 41, 59);
 /// White text on the band.
 pub(crate) const WHITE: Color = Color::Rgb(255, 255, 255);
 
@@ -170,39 +168,252 @@ impl Element for Para {
     }
 }
 
-/// Vertical space; at the bottom of a page it takes what is left and no more.
+/// Vertical space; at the bottom of a page it takes what is left and no more, at the top of a
+/// page nothing (so that a page never starts with a gap, or stays blank before a break).
 pub(crate) struct Gap(pub(crate) f64);
 
 impl Element for Gap {
     fn render(&mut self, _context: &Context, area: Area<'_>, _style: Style) -> Result<RenderResult, PdfError> {
-        let h = self.0.min(f64::from(area.size().height));
+        let avail = f64::from(area.size().height);
+        let h = if avail >= body_height() - 0.5 { 0.0 } else { self.0.min(avail) };
         Ok(done(&area, h))
     }
 }
 
-/// A page break.
-pub(crate) fn page_break() -> PageBreak {
-    PageBreak::new()
+/// Keeps a heading with what follows it: moves to the next page unless this many mm are left.
+pub(crate) struct Need(pub(crate) f64);
+
+impl Element for Need {
+    fn render(&mut self, _context: &Context, area: Area<'_>, _style: Style) -> Result<RenderResult, PdfError> {
+        if f64::from(area.size().height) < self.0.min(body_height() - 1.0) {
+            return Ok(next_page());
+        }
+        Ok(RenderResult::default())
+    }
 }
 
-/// The cover's brand band: a dark bar with the product name.
+/// A page break that does nothing at the top of a page, so a section that starts where the
+/// previous one filled its page exactly does not leave a blank page behind.
+pub(crate) struct Break {
+    broke: bool,
+}
+
+/// A page break (see [`Break`]).
+pub(crate) fn page_break() -> Break {
+    Break { broke: false }
+}
+
+/// Height of the body area of an A4 page under [`Footer`], in mm.
+fn body_height() -> f64 {
+    let (t, _, b, _) = MARGINS;
+    297.0 - t - b - FOOTER_H - 4.0
+}
+
+impl Element for Break {
+    fn render(&mut self, _context: &Context, area: Area<'_>, _style: Style) -> Result<RenderResult, PdfError> {
+        if self.broke || f64::from(area.size().height) >= body_height() - 0.5 {
+            return Ok(RenderResult::default());
+        }
+        self.broke = true;
+        // Not (0, 0): genpdf takes that on a fresh page for an element that can never fit.
+        Ok(RenderResult { size: Size::new(1, 0), has_more: true })
+    }
+}
+
+/// The height of a block heading, drawn by [`heading`].
+pub(crate) fn heading_height(cache: &FontCache, style: Style, title: &str) -> f64 {
+    if title.is_empty() { 0.0 } else { line_height(cache, style.and(heading_style())) + 2.0 }
+}
+
+fn heading_style() -> Style {
+    Style::new().bold().with_font_size(13).with_color(INK)
+}
+
+/// Draws a block heading; elements draw their own so that a heading never stays behind at the
+/// bottom of a page while its block moves on.
+pub(crate) fn heading(area: &Area<'_>, cache: &FontCache, style: Style, title: &str) -> Result<f64, PdfError> {
+    if title.is_empty() {
+        return Ok(0.0);
+    }
+    let st = style.and(heading_style());
+    let w = mm(f64::from(area.size().width));
+    print(area, cache, 0.0, 0.0, st, &text::fit(cache, st, title, w))?;
+    Ok(heading_height(cache, style, title))
+}
+
+/// The cover's header bar: a filled bar in the theme's colour with the product name, and the
+/// logo at its right end.
 pub(crate) struct Band {
     /// Text on the band.
     pub(crate) label: String,
+    /// Bar colour.
+    pub(crate) color: Color,
+    /// Whether the label is white (on a dark bar) or dark.
+    pub(crate) dark: bool,
+    /// Logo, RGB, drawn inside the bar on its right.
+    pub(crate) logo: Option<image::DynamicImage>,
 }
+
+/// Height of the cover band in mm.
+const BAND_H: f64 = 22.0;
 
 impl Element for Band {
     fn render(&mut self, context: &Context, area: Area<'_>, style: Style) -> Result<RenderResult, PdfError> {
-        let h = 16.0;
+        let h = BAND_H;
         if f64::from(area.size().height) < h {
             return Ok(next_page());
         }
         let w = f64::from(area.size().width);
-        fill_rect(&area, 0.0, 0.0, w, h, BRAND);
-        let st = style.and(Style::new().bold().with_font_size(16).with_color(WHITE));
+        fill_rect(&area, 0.0, 0.0, w, h, self.color);
+        let ink = if self.dark { WHITE } else { INK };
+        let st = style.and(Style::new().bold().with_font_size(18).with_color(ink));
         let lh = line_height(&context.font_cache, st);
         print(&area, &context.font_cache, 6.0, (h - lh) / 2.0, st, &self.label)?;
+        if let Some(logo) = &self.logo {
+            // The logo fits a box of (h - 6) mm height and half the bar's width, keeping its
+            // aspect ratio. printpdf places an image by its lower left corner at `dpi`.
+            let (pw, ph) = (f64::from(logo.width()), f64::from(logo.height()));
+            let (box_w, box_h) = (w / 2.0, h - 6.0);
+            let scale = (box_w / pw).min(box_h / ph);
+            let (iw, ih) = (pw * scale, ph * scale);
+            let dpi = 25.4 / scale;
+            let x = w - 4.0 - iw;
+            let y = (h - ih) / 2.0 + ih;
+            area.add_image(logo, pos(x, y), genpdf::Scale::new(1.0, 1.0), genpdf::Rotation::default(), Some(dpi));
+        }
         Ok(done(&area, h))
+    }
+}
+
+/// A row of big numbers with a caption under each, in boxes.
+pub(crate) struct Tiles {
+    /// Heading above the tiles (sanitized); empty for none.
+    pub(crate) title: String,
+    /// (number, caption) pairs, sanitized.
+    pub(crate) tiles: Vec<(String, String)>,
+    /// An optional lamp colour per tile (drawn as a bar on the tile's left).
+    pub(crate) accents: Vec<Option<Color>>,
+}
+
+impl Element for Tiles {
+    fn render(&mut self, context: &Context, area: Area<'_>, style: Style) -> Result<RenderResult, PdfError> {
+        let cache = &context.font_cache;
+        let top = heading_height(cache, style, &self.title);
+        let h = 20.0;
+        if f64::from(area.size().height) < top + h + 3.0 {
+            return Ok(next_page());
+        }
+        heading(&area, cache, style, &self.title)?;
+        let mut area = area;
+        area.add_offset(pos(0.0, top));
+        let n = self.tiles.len().max(1) as f64;
+        let gap = 4.0;
+        let tw = (f64::from(area.size().width) - gap * (n - 1.0)) / n;
+        let big = style.and(Style::new().bold().with_font_size(18).with_color(INK));
+        let cap = style.and(Style::new().with_font_size(9).with_color(MUTED));
+        for (i, (num, caption)) in self.tiles.iter().enumerate() {
+            let x = i as f64 * (tw + gap);
+            fill_rect(&area, x, 0.0, tw, h, HEADER_BG);
+            if let Some(Some(c)) = self.accents.get(i) {
+                fill_rect(&area, x, 0.0, 1.5, h, *c);
+            }
+            let num = text::fit(cache, big, num, mm(tw - 6.0));
+            print(&area, cache, x + 4.0, 2.5, big, &num)?;
+            let caption = text::fit(cache, cap, caption, mm(tw - 6.0));
+            print(&area, cache, x + 4.0, 12.5, cap, &caption)?;
+        }
+        Ok(done(&area, top + h + 3.0))
+    }
+}
+
+/// A grid of small lamps with a label each, e.g. the lights per service.
+pub(crate) struct LampGrid {
+    /// Heading above the grid (sanitized); empty for none.
+    pub(crate) title: String,
+    /// (light, label) per cell, sanitized.
+    pub(crate) items: Vec<(Light, String)>,
+    /// Cells per row.
+    pub(crate) columns: usize,
+}
+
+impl Element for LampGrid {
+    fn render(&mut self, context: &Context, area: Area<'_>, style: Style) -> Result<RenderResult, PdfError> {
+        let cache = &context.font_cache;
+        let cols = self.columns.max(1);
+        let rows = self.items.len().div_ceil(cols);
+        let row_h = 8.0;
+        let top = heading_height(cache, style, &self.title);
+        let h = rows as f64 * row_h + 2.0;
+        if f64::from(area.size().height) < top + h {
+            return Ok(next_page());
+        }
+        heading(&area, cache, style, &self.title)?;
+        let mut area = area;
+        area.add_offset(pos(0.0, top));
+        let cw = f64::from(area.size().width) / cols as f64;
+        let st = style.and(Style::new().with_font_size(9).with_color(INK));
+        let lh = line_height(cache, st);
+        for (i, (light, label)) in self.items.iter().enumerate() {
+            let (x, y) = ((i % cols) as f64 * cw, (i / cols) as f64 * row_h);
+            lamp(&area, x + 2.5, y + row_h / 2.0, 2.5, *light);
+            let label = text::fit(cache, st, label, mm(cw - 8.0));
+            print(&area, cache, x + 7.0, y + (row_h - lh) / 2.0, st, &label)?;
+        }
+        Ok(done(&area, top + h))
+    }
+}
+
+/// A bar chart of counts, e.g. alerts per day, with the largest value labelled.
+pub(crate) struct Bars {
+    /// Heading above the chart (sanitized); empty for none.
+    pub(crate) title: String,
+    /// (label under the bar, value) per bar, in order.
+    pub(crate) bars: Vec<(String, u64)>,
+    /// Bar colour.
+    pub(crate) color: Color,
+    /// How the largest value is written.
+    pub(crate) max_label: String,
+}
+
+impl Element for Bars {
+    fn render(&mut self, context: &Context, area: Area<'_>, style: Style) -> Result<RenderResult, PdfError> {
+        let cache = &context.font_cache;
+        let top = heading_height(cache, style, &self.title);
+        let h = 42.0;
+        if f64::from(area.size().height) < top + h + 2.0 {
+            return Ok(next_page());
+        }
+        heading(&area, cache, style, &self.title)?;
+        let mut area = area;
+        area.add_offset(pos(0.0, top));
+        let tick = style.and(Style::new().with_font_size(7).with_color(MUTED));
+        let th = line_height(cache, tick);
+        let (px, py) = (0.0, th + 1.0);
+        let pw = f64::from(area.size().width);
+        let ph = h - py - th - 3.0;
+        let max = self.bars.iter().map(|b| b.1).max().unwrap_or(0).max(1) as f64;
+        print(&area, cache, px, 0.0, tick, &self.max_label)?;
+        line(&area, (px, py), (px + pw, py), RULE);
+        line(&area, (px, py + ph), (px + pw, py + ph), RULE);
+        let n = self.bars.len().max(1) as f64;
+        let slot = pw / n;
+        let bw = (slot * 0.7).max(0.3);
+        // Label every k-th bar so that labels do not overlap.
+        let widest = self.bars.iter().map(|(l, _)| width(cache, tick, l)).fold(0.0, f64::max);
+        let every = ((widest + 2.0) / slot).ceil().max(1.0) as usize;
+        for (i, (label, v)) in self.bars.iter().enumerate() {
+            let x = px + i as f64 * slot + (slot - bw) / 2.0;
+            let bh = ph * (*v as f64) / max;
+            if *v > 0 {
+                fill_rect(&area, x, py + ph - bh, bw, bh.max(0.4), self.color);
+            }
+            if i % every == 0 {
+                let lw = width(cache, tick, label);
+                let lx = (x + bw / 2.0 - lw / 2.0).max(0.0).min(pw - lw);
+                print(&area, cache, lx, py + ph + 1.0, tick, label)?;
+            }
+        }
+        Ok(done(&area, top + h + 2.0))
     }
 }
 
@@ -255,26 +466,31 @@ impl Element for Facts {
         let value = style.and(Style::new().with_color(INK));
         let lh = line_height(cache, value);
         let vw = Mm::from((f64::from(area.size().width) - self.label_width).max(1.0));
-        let wrapped: Vec<Vec<String>> = self.rows.iter().map(|(_, v)| text::wrap(cache, value, v, vw, 3)).collect();
-        let h = wrapped.iter().map(|l| l.len() as f64 * lh + 1.5).sum::<f64>();
+        let lw = mm((self.label_width - 2.0).max(1.0));
+        // Labels and values both wrap; a row is as tall as the taller of the two.
+        let wrapped: Vec<(Vec<String>, Vec<String>)> =
+            self.rows.iter().map(|(l, v)| (text::wrap(cache, label, l, lw, 3), text::wrap(cache, value, v, vw, 5))).collect();
+        let row_h = |(l, v): &(Vec<String>, Vec<String>)| l.len().max(v.len()) as f64 * lh + 1.5;
+        let h = wrapped.iter().map(row_h).sum::<f64>();
         if f64::from(area.size().height) < h {
             return Ok(next_page());
         }
         let mut y = 0.0;
-        for ((l, _), lines) in self.rows.iter().zip(&wrapped) {
-            let l = text::fit(cache, label, l, mm(self.label_width - 2.0));
-            print(&area, cache, 0.0, y, label, &l)?;
-            for v in lines {
-                print(&area, cache, self.label_width, y, value, v)?;
-                y += lh;
+        for row in &wrapped {
+            for (i, l) in row.0.iter().enumerate() {
+                print(&area, cache, 0.0, y + i as f64 * lh, label, l)?;
             }
-            y += 1.5;
+            for (i, v) in row.1.iter().enumerate() {
+                print(&area, cache, self.label_width, y + i as f64 * lh, value, v)?;
+            }
+            y += row_h(row);
         }
         Ok(done(&area, h))
     }
 }
 
-/// Page margins and the footer on every page: a rule, a left label and the page number.
+/// Page margins and the footer on every page: a bar in the theme's colour with a label on the
+/// left and the page number on the right.
 pub(crate) struct Footer {
     /// Left footer text (sanitized).
     pub(crate) label: String,
@@ -282,12 +498,16 @@ pub(crate) struct Footer {
     pub(crate) page_label: Box<dyn Fn(usize) -> String>,
     /// Pages decorated so far.
     pub(crate) page: usize,
+    /// Bar colour.
+    pub(crate) color: Color,
+    /// Whether the bar is dark (white text) or light (dark text).
+    pub(crate) dark: bool,
 }
 
 /// Page margins in mm: top, right, bottom, left.
-const MARGINS: (f64, f64, f64, f64) = (15.0, 18.0, 12.0, 18.0);
-/// Height reserved for the footer above the bottom margin, in mm.
-const FOOTER_H: f64 = 9.0;
+const MARGINS: (f64, f64, f64, f64) = (15.0, 18.0, 10.0, 18.0);
+/// Height of the footer bar, in mm.
+const FOOTER_H: f64 = 7.0;
 
 impl PageDecorator for Footer {
     fn decorate_page<'a>(&mut self, context: &Context, mut area: Area<'a>, style: Style) -> Result<Area<'a>, PdfError> {
@@ -297,15 +517,17 @@ impl PageDecorator for Footer {
         let cache = &context.font_cache;
         let w = f64::from(area.size().width);
         let h = f64::from(area.size().height);
-        let st = style.and(Style::new().with_font_size(8).with_color(MUTED));
-        let y = h - FOOTER_H + 3.0;
-        line(&area, (0.0, y - 1.5), (w, y - 1.5), RULE);
+        let ink = if self.dark { WHITE } else { INK };
+        let st = style.and(Style::new().with_font_size(8).with_color(ink));
+        let y = h - FOOTER_H;
+        fill_rect(&area, 0.0, y, w, FOOTER_H, self.color);
+        let ty = y + (FOOTER_H - line_height(cache, st)) / 2.0;
         let page = (self.page_label)(self.page);
         let pw = width(cache, st, &page);
-        print(&area, cache, w - pw, y, st, &page)?;
-        let label = text::fit(cache, st, &self.label, mm((w - pw - 8.0).max(1.0)));
-        print(&area, cache, 0.0, y, st, &label)?;
-        area.set_height(mm((h - FOOTER_H - 3.0).max(1.0)));
+        print(&area, cache, w - pw - 3.0, ty, st, &page)?;
+        let label = text::fit(cache, st, &self.label, mm((w - pw - 12.0).max(1.0)));
+        print(&area, cache, 3.0, ty, st, &label)?;
+        area.set_height(mm((h - FOOTER_H - 4.0).max(1.0)));
         Ok(area)
     }
 }

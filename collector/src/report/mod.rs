@@ -7,30 +7,41 @@
 //!
 //! # Layout
 //!
-//! - [`strings`]: every fixed text, keyed by [`Lang`]; English only so far.
-//! - `layout`: the pages — cover, summary and findings, device table, charts.
+//! - [`strings`]: every fixed text, keyed by [`Lang`] (English, German), and number formats.
+//! - [`stats`]: the figures of the sections (alerts per source, min/avg/max), pure functions
+//!   the data gathering calls.
+//! - [`widgets`]: the sections a report definition selects.
+//! - [`branding`]: `[branding]` — logo, cover text, bar colours, tenants left unbranded.
+//! - `layout`: the pages — cover, executive summary, overview, the sections, appendix.
 //! - `elements`, `table`, `chart`: custom genpdf elements (lamps, a paging table, the chart).
 //! - `text`: making any input drawable (fallback mark, ellipsis, wrapping).
 //! - `zone`: dates and chart ticks in the report's time zone.
 //! - `fonts`: the embedded DejaVu Sans and the per-report glyph subset.
 //! - `pdf`: post-processing for deterministic, compressed output.
 
+pub mod branding;
 mod chart;
 mod elements;
 mod fonts;
 mod layout;
 mod pdf;
+pub mod stats;
 pub mod strings;
+pub mod synthetic;
 mod table;
 mod text;
+pub mod widgets;
 mod zone;
 
 #[cfg(test)]
 mod tests;
 
+pub use branding::Theme;
+pub use stats::{AlertStats, Stat, TrafficRow};
 pub use strings::Lang;
+pub use widgets::{Widget, Widgets};
 
-use crate::risk::{Finding, Light};
+use crate::risk::{Finding, FindingChange, Light, ServiceLight};
 
 /// Everything one tenant's report shows.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +67,22 @@ pub struct ReportData {
     pub findings: Vec<Finding>,
     /// The tenant's devices, sorted by id.
     pub devices: Vec<DeviceReport>,
+    /// Light and score per service over all findings, in [`crate::risk::SERVICES`] order.
+    pub services: Vec<ServiceLight>,
+    /// New, still open and fixed findings against the previous period.
+    pub changes: Vec<FindingChange>,
+    /// The previous period compared with, `[start, end)` Unix ms; `None` if there was none.
+    pub previous_ms: Option<(i64, i64)>,
+    /// Alerts from intrusion detection, firewall, authentication and other sources.
+    pub threats: AlertStats,
+    /// Antivirus alerts.
+    pub malware: AlertStats,
+    /// Mail quarantine alerts.
+    pub mail: AlertStats,
+    /// Bytes per device, interface and category over the period.
+    pub traffic: Vec<TrafficRow>,
+    /// Version of the rules and thresholds that judged the data, for the manifest.
+    pub rule_version: String,
 }
 
 /// One device's part of a report.
@@ -85,6 +112,18 @@ pub struct DeviceReport {
     pub cpu: Vec<(i64, f64)>,
     /// Memory usage in percent over the period, as (Unix ms, value), time-ordered.
     pub memory: Vec<(i64, f64)>,
+    /// CPU min / avg / max over all samples of the period.
+    pub cpu_stat: Option<Stat>,
+    /// Memory min / avg / max.
+    pub memory_stat: Option<Stat>,
+    /// Disk usage min / avg / max per mount, sorted by mount.
+    pub disks: Vec<(String, Stat)>,
+    /// The latest license state, if the device ever sent one.
+    pub license: Option<ampel_protocol::License>,
+    /// Share of the period covered by samples (0.0..=1.0); `None` when not judged.
+    pub coverage: Option<f64>,
+    /// Gaps in the samples, `[start, end)` Unix ms, time-ordered.
+    pub gaps: Vec<(i64, i64)>,
 }
 
 /// Why a report could not be rendered. None of these depends on the report data: any data
@@ -102,12 +141,36 @@ pub enum ReportError {
     Pdf(String),
 }
 
-/// Renders `data` as an English PDF report.
+/// How a report definition wants the data shown: language, sections, branding.
+#[derive(Debug, Clone, Default)]
+pub struct ReportOptions {
+    /// Language of every fixed text, of dates and numbers.
+    pub lang: Lang,
+    /// Sections to show.
+    pub widgets: Widgets,
+    /// Colours, logo and cover text.
+    pub theme: Theme,
+}
+
+/// Renders `data` as an English PDF report with every section and the default theme.
 pub fn render(data: &ReportData) -> Result<Vec<u8>, ReportError> {
     render_in(data, Lang::En)
 }
 
-/// Renders `data` as a PDF report in `lang`.
+/// Renders `data` as a PDF report in `lang` with every section and the default theme.
 pub fn render_in(data: &ReportData, lang: Lang) -> Result<Vec<u8>, ReportError> {
-    layout::render(data, lang)
+    render_with(data, &ReportOptions { lang, ..ReportOptions::default() })
+}
+
+/// Renders `data` as a PDF report as `options` say.
+pub fn render_with(data: &ReportData, options: &ReportOptions) -> Result<Vec<u8>, ReportError> {
+    layout::render(data, options)
+}
+
+/// The first 16 bytes of SHA-256 over everything the report shows, in hex: the data manifest's
+/// proof of what a report was made from. `Debug` output is fully determined by the data
+/// (floats print exactly), so equal data gives an equal hash.
+pub fn data_hash(data: &ReportData) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, format!("{data:?}").as_bytes());
+    digest.as_ref()[..16].iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -19,91 +19,7 @@ const DAY: i64 = 86_400_000;
 /// 2024-06-03 00:00 Europe/Berlin (CEST, UTC+2).
 const START: i64 = 1_717_365_600_000;
 
-fn device(i: usize, start: i64, end: i64, step: i64) -> DeviceReport {
-    let n = if step > 0 { (end - start) / step } else { 0 };
-    let series = |phase: f64| -> Vec<(i64, f64)> {
-        (0..n)
-            .map(|k| {
-                let t = start + k * step;
-                let v = 40.0 + 30.0 * ((k as f64) / 180.0 + phase).sin() + ((k * 7919) % 13) as f64;
-                (t, v)
-            })
-            .collect()
-    };
-    DeviceReport {
-        device: format!("fw-{i:04}"),
-        hostname: format!("gw{i}.example.net"),
-        model: "UTM 320".into(),
-        os: "Linux 6.1".into(),
-        agent_version: "0.1.0".into(),
-        first_seen_ms: Some(start),
-        last_seen_ms: Some(end - step.max(1)),
-        points: u64::try_from(2 * n).unwrap(),
-        light: [Light::Green, Light::Yellow, Light::Red, Light::Grey][i % 4],
-        score: [100, 70, 20, 50][i % 4],
-        cpu: series(i as f64),
-        memory: series(i as f64 + 2.0).into_iter().map(|(t, v)| (t, v * 0.8)).collect(),
-    }
-}
-
-fn sample(devices: usize, days: i64, step: i64) -> ReportData {
-    let end = START + days * DAY;
-    ReportData {
-        tenant: "acme-gmbh".into(),
-        period_start_ms: START,
-        period_end_ms: end,
-        period_label: format!("last-{days}d"),
-        time_zone: "Europe/Berlin".into(),
-        generated_at_ms: end + 8 * 3_600_000,
-        light: Light::Red,
-        score: 35,
-        findings: vec![
-            Finding {
-                rule: "availability.silent".into(),
-                service: "availability".into(),
-                device: Some("fw-0002".into()),
-                level: Light::Red,
-                evidence: "No data for 26 h (since 8 Jun 2024 06:12).".into(),
-                recommendation: "Check that the agent runs and can reach the collector.".into(),
-                id: String::new(),
-                subject: None,
-                recommendation_de: String::new(),
-                values: Default::default(),
-                window_ms: None,
-                change: None,
-            },
-            Finding {
-                rule: "performance.cpu_high".into(),
-                service: "performance".into(),
-                device: Some("fw-0001".into()),
-                level: Light::Yellow,
-                evidence: "CPU above 90 % for 41 minutes in the last 24 h.".into(),
-                recommendation: "Look for a runaway process or size the appliance up.".into(),
-                id: String::new(),
-                subject: None,
-                recommendation_de: String::new(),
-                values: Default::default(),
-                window_ms: None,
-                change: None,
-            },
-            Finding {
-                rule: "license.expiry".into(),
-                service: "license".into(),
-                device: None,
-                level: Light::Yellow,
-                evidence: "Two licenses expire within 30 days.".into(),
-                recommendation: "Renew them.".into(),
-                id: String::new(),
-                subject: None,
-                recommendation_de: String::new(),
-                values: Default::default(),
-                window_ms: None,
-                change: None,
-            },
-        ],
-        devices: (0..devices).map(|i| device(i, START, end, step)).collect(),
-    }
-}
+use super::synthetic::{rich, sample};
 
 /// Runs a tool, failing the test with a clear message if it is not installed.
 fn run(tool: &str, args: &[&str]) -> std::process::Output {
@@ -240,19 +156,45 @@ fn devices_without_data_and_single_points() {
     assert!(pdf_text(&path).contains("no data"));
 }
 
+/// A 1,000-device tenant renders; every device is listed, tables continue across pages with
+/// their header repeated, the charts stay limited, and the page count stays within bounds.
 #[test]
-fn many_devices_span_pages() {
-    let data = sample(200, 1, 60 * MIN);
+fn a_thousand_devices_render_within_bounds() {
+    let data = rich(1000, 1, 60 * MIN);
     let pdf = render(&data).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "m.pdf", &pdf);
     assert_valid(&path);
     let text = pdf_text(&path);
-    for i in 0..200 {
+    for i in 0..1000 {
         let id = format!("fw-{i:04}");
         assert!(text.contains(&id), "{id} missing");
     }
-    assert!(pages(&path) > 40, "expected the table and charts to span many pages");
+    let n = pages(&path);
+    assert!((40..=100).contains(&n), "{n} pages for 1,000 devices");
+    // The device table's header row is on every page it spans.
+    let header_pages = (1..=n)
+        .filter(|p| {
+            let page = run("pdftotext", &["-f", &p.to_string(), "-l", &p.to_string(), &path, "-"]);
+            let t = String::from_utf8_lossy(&page.stdout).into_owned();
+            t.contains("Licensed") && t.contains("Expiry")
+        })
+        .count();
+    assert!(header_pages >= 15, "header repeated on {header_pages} pages");
+    let charts = text.matches("12 busiest of 1,000 devices").count();
+    assert_eq!(charts, 1, "the chart limit is not stated");
+}
+
+/// One device: a short report, no page of its own for empty sections.
+#[test]
+fn one_device_is_a_short_report() {
+    let data = sample(1, 7, 15 * MIN);
+    let pdf = render(&data).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "one.pdf", &pdf);
+    assert_valid(&path);
+    let n = pages(&path);
+    assert!((6..=10).contains(&n), "{n} pages for one device");
 }
 
 #[test]
@@ -378,13 +320,16 @@ fn figures() {
     let second = t.elapsed();
     assert_eq!(pdf, again);
     println!("7 days, 3 devices, 1-min samples ({points} points): {} bytes, render {first:?} (again {second:?})", pdf.len());
-    let month = sample(20, 30, MIN);
+    let month = rich(50, 30, MIN);
     let t = std::time::Instant::now();
     let big = render(&month).unwrap();
-    println!("30 days, 20 devices, 1-min samples: {} bytes, render {:?}", big.len(), t.elapsed());
+    println!("30 days, 50 devices, 1-min samples: {} bytes, render {:?}", big.len(), t.elapsed());
     if let Ok(dir) = std::env::var("AMPEL_REPORT_OUT") {
         std::fs::write(Path::new(&dir).join("sample-7d.pdf"), &pdf).unwrap();
         std::fs::write(Path::new(&dir).join("sample-30d.pdf"), &big).unwrap();
+        let rich7 = rich(5, 7, 5 * MIN);
+        std::fs::write(Path::new(&dir).join("rich-en.pdf"), render(&rich7).unwrap()).unwrap();
+        std::fs::write(Path::new(&dir).join("rich-de.pdf"), render_in(&rich7, Lang::De).unwrap()).unwrap();
         let mut hostile = sample(3, 1, 10 * MIN);
         hostile.devices[0].device = "x".repeat(10_000);
         hostile.devices[1].device = "设备-一号 😀 שלום \u{202E}evil".into();
@@ -398,5 +343,256 @@ fn figures() {
         sparse.devices[1].memory.retain(|&(t, _)| !(START + 2 * DAY..START + 4 * DAY).contains(&t));
         std::fs::write(Path::new(&dir).join("sample-sparse.pdf"), render(&sparse).unwrap()).unwrap();
         std::fs::write(Path::new(&dir).join("sample-hostile.pdf"), render(&hostile).unwrap()).unwrap();
+    }
+}
+
+/// A branded German report of the rich tenant.
+fn branded_de() -> ReportOptions {
+    let logo = branding::decode_logo(&branding::tests::png(300, 100)).unwrap();
+    ReportOptions {
+        lang: Lang::De,
+        widgets: Widgets::default(),
+        theme: Theme {
+            header: branding::Colour(180, 20, 60),
+            footer: branding::Colour(240, 240, 240),
+            logo: Some(logo),
+            cover_text: Some("Betreut von Beispiel IT \u{2013} Ihr Partner für Sicherheit".into()),
+        },
+    }
+}
+
+#[test]
+fn branded_german_renders_are_deterministic() {
+    let rich = rich(4, 7, 30 * MIN);
+    let options = branded_de();
+    assert!(render_with(&rich, &options).unwrap() == render_with(&rich, &options).unwrap(), "two branded German renders differ");
+}
+
+/// Every section's heading and its expected content, in English and in German, with the
+/// language's dates and numbers.
+#[test]
+fn every_section_in_english_and_german() {
+    let data = rich(5, 7, 5 * MIN);
+    let dir = tempfile::tempdir().unwrap();
+    let en = write(dir.path(), "en.pdf", &render(&data).unwrap());
+    let de = write(dir.path(), "de.pdf", &render_in(&data, Lang::De).unwrap());
+    assert_valid(&en);
+    assert_valid(&de);
+    let (en, de) = (pdf_text(&en), pdf_text(&de));
+    for needle in [
+        "Security report",
+        "Executive summary",
+        "Statistics overview",
+        "Events",
+        "Detections",
+        "Indicators",
+        "Lights per service",
+        "The three most important things to do",
+        "Since the last report",
+        "Compared with: 27 May 2024 \u{2013} 2 Jun 2024",
+        "Overview of all services",
+        "Threats",
+        "Alerts per day",
+        "Top 10 signatures",
+        "Top 10 sources",
+        "Top 10 destinations",
+        "Top 10 categories",
+        "By severity",
+        "Allowed versus blocked",
+        "Malware",
+        "Top 10 detections",
+        "Win.Trojan.Agent-0",
+        "Mail quarantine",
+        "Top 10 reasons",
+        "Traffic",
+        "Per interface",
+        "Per category",
+        "https",
+        "5.0 GB",
+        "Performance",
+        "CPU and memory over time",
+        "70 / 80 / 91 (/var)",
+        "Devices and licenses",
+        "Licensed",
+        "Expiry",
+        "UTM 320",
+        "Availability and coverage",
+        "93.0 %",
+        "5 h 0 min",
+        "All recommendations",
+        "Check that the agent runs",
+        "Appendix",
+        "Definitions",
+        "Data manifest",
+        "Data hash (SHA-256)",
+        "Rule version",
+        "English (en)",
+        "3 Jun 2024",
+        "Page 12",
+    ] {
+        assert!(en.contains(needle), "English: {needle:?} missing:\n{en}");
+    }
+    for needle in [
+        "Sicherheitsbericht",
+        "Zusammenfassung",
+        "Statistik-Überblick",
+        "Ereignisse",
+        "Erkennungen",
+        "Indikatoren",
+        "Ampeln je Dienst",
+        "Die drei wichtigsten Maßnahmen",
+        "Seit dem letzten Bericht",
+        "Verglichen mit: 27.05.2024 \u{2013} 02.06.2024",
+        "Überblick über alle Dienste",
+        "Bedrohungen",
+        "Meldungen pro Tag",
+        "Top 10 Signaturen",
+        "Top 10 Quellen",
+        "Top 10 Ziele",
+        "Top 10 Kategorien",
+        "Nach Schweregrad",
+        "Erlaubt und blockiert",
+        "Schadsoftware",
+        "Top 10 Funde",
+        "Mail-Quarantäne",
+        "Datenverkehr",
+        "Je Schnittstelle",
+        "Je Kategorie",
+        "5,0 GB",
+        "Leistung",
+        "CPU und Speicher im Verlauf",
+        "Geräte und Lizenzen",
+        "Lizenziert",
+        "Erreichbarkeit und Abdeckung",
+        "93,0 %",
+        "Alle Empfehlungen",
+        "Änderung",
+        "Erreichbarkeit",
+        "Ereignisse, Erkennungen,",
+        "DE: Check that the agent runs",
+        "Anhang",
+        "Begriffe",
+        "Datennachweis",
+        "Regelversion",
+        "Deutsch (de)",
+        "03.06.2024",
+        "Seite 12",
+    ] {
+        assert!(de.contains(needle), "German: {needle:?} missing:\n{de}");
+    }
+    // No English heading or label is left in the German report.
+    for english in ["Executive summary", "Threats", "Page 1", "Licensed", "Overall risk", "3 Jun 2024"] {
+        assert!(!de.contains(english), "German report contains {english:?}");
+    }
+    // The data manifest's hash is the data's.
+    assert!(en.contains(&data_hash(&data)) && de.contains(&data_hash(&data)));
+}
+
+/// A report definition with a few widgets shows those sections and no others.
+#[test]
+fn widgets_select_the_sections() {
+    let data = rich(3, 7, 30 * MIN);
+    let options = ReportOptions { widgets: Widgets::from_list(&[Widget::Threats, Widget::Devices]), ..ReportOptions::default() };
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "w.pdf", &render_with(&data, &options).unwrap());
+    assert_valid(&path);
+    let text = pdf_text(&path);
+    for present in ["Security report", "Threats", "Alerts per day", "Devices and licenses"] {
+        assert!(text.contains(present), "{present:?} missing:\n{text}");
+    }
+    for absent in [
+        "Executive summary",
+        "Top 10 signatures",
+        "Malware",
+        "Performance",
+        "All recommendations",
+        "Data manifest",
+        "Availability and coverage",
+    ] {
+        assert!(!text.contains(absent), "{absent:?} shown though not selected");
+    }
+    assert_eq!(pages(&path), 3, "cover, threats, devices");
+}
+
+/// Branding: the logo is in the PDF, the cover text on the cover; an unbranded report has no
+/// image.
+#[test]
+fn branding_puts_logo_and_cover_text_on_the_cover() {
+    let data = rich(2, 7, 30 * MIN);
+    let dir = tempfile::tempdir().unwrap();
+    let branded = write(dir.path(), "b.pdf", &render_with(&data, &branded_de()).unwrap());
+    let plain = write(dir.path(), "p.pdf", &render(&data).unwrap());
+    assert_valid(&branded);
+    let images = |path: &str| {
+        let out = run("pdfimages", &["-list", path]);
+        String::from_utf8_lossy(&out.stdout).lines().skip(2).count()
+    };
+    assert_eq!(images(&branded), 1, "the logo is not in the branded report");
+    assert_eq!(images(&plain), 0);
+    let cover = run("pdftotext", &["-f", "1", "-l", "1", &branded, "-"]);
+    let cover = String::from_utf8_lossy(&cover.stdout);
+    assert!(cover.contains("Betreut von Beispiel IT"), "{cover}");
+}
+
+/// A tenant that sends only performance data gets one line per empty section, no empty
+/// tables.
+#[test]
+fn sections_without_data_say_so_in_one_line() {
+    let data = sample(2, 7, 30 * MIN);
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "s.pdf", &render(&data).unwrap());
+    let text = pdf_text(&path);
+    for line in [
+        "No alerts in this period.",
+        "No malware was found in this period.",
+        "No mail was quarantined or rejected in this period.",
+        "No traffic counters were reported in this period.",
+        "Every device sent data throughout the period.",
+        "There is no earlier period to compare with.",
+    ] {
+        assert!(text.contains(line), "{line:?} missing:\n{text}");
+    }
+    assert!(!text.contains("Top 10"), "an empty top-10 table is shown");
+}
+
+/// A 30-day report of a 50-device tenant stays under 1 MB.
+#[test]
+fn thirty_days_of_fifty_devices_fit_in_a_megabyte() {
+    let pdf = render(&rich(50, 30, MIN)).unwrap();
+    assert!(pdf.len() <= 1_000_000, "{} bytes", pdf.len());
+    let dir = tempfile::tempdir().unwrap();
+    assert_valid(&write(dir.path(), "big.pdf", &pdf));
+}
+
+/// Any Unicode in signatures, addresses and interfaces renders; long ones are shortened.
+#[test]
+fn hostile_signatures_render_in_the_top_tables() {
+    let mut data = rich(2, 2, 30 * MIN);
+    data.threats.signatures[0].0 = "ET 😀 数据 שלום مرحبا \u{202E}evil\u{0}".into();
+    data.threats.signatures[1].0 = "s".repeat(10_000);
+    data.threats.sources[0].0 = "\u{FEFF}\u{200B}".into();
+    data.traffic[0].interface = "eth-Ω-😀".into();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "h.pdf", &render_in(&data, Lang::De).unwrap());
+    assert_valid(&path);
+    let text = pdf_text(&path);
+    // The bidi override and the NUL show as the mark; CJK (not in DejaVu Sans) too. (Emoji
+    // DejaVu has are drawn, but poppler reads non-BMP characters back wrongly, so the text
+    // layer is not checked for them.)
+    let line = text.lines().find(|l| l.starts_with("ET ") && l.contains("evil")).unwrap_or("");
+    assert!(line.ends_with("evil\u{FFFD}"), "NUL not marked: {line:?}");
+    assert!(line.matches('\u{FFFD}').count() >= 4, "CJK and override not marked: {line:?}");
+    assert!(text.contains("sssss\u{2026}"), "long signature not shortened");
+    assert!(text.contains("eth-Ω-"), "{text}");
+}
+
+/// Every character of the fixed texts of every language can be drawn in both styles, so no
+/// heading or label ever shows a missing glyph.
+#[test]
+fn fixed_texts_are_fully_covered_by_the_fonts() {
+    let cov = Coverage::new().unwrap();
+    for lang in [Lang::En, Lang::De] {
+        let missing: Vec<char> = Strings::get(lang).all_text().chars().filter(|c| !cov.has(*c)).collect();
+        assert!(missing.is_empty(), "{lang:?}: {missing:?}");
     }
 }

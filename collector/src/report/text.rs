@@ -40,10 +40,29 @@ impl<'a> Sanitizer<'a> {
         s
     }
 
-    /// Records fixed text (from the [`super::strings::Strings`] table).
+    /// Records fixed text (from the [`super::strings::Strings`] table), however long: unlike
+    /// [`Sanitizer::clean`] this does not stop at [`MAX_CHARS`], so no character of a language's
+    /// table is left out of the font subset.
     pub(crate) fn note(&mut self, text: &str) {
-        let clean = self.clean(text);
-        drop(clean);
+        for c in text.chars() {
+            let c = self.map(c);
+            self.used.insert(c);
+        }
+    }
+
+    /// The character drawn for `c`.
+    fn map(&self, c: char) -> char {
+        match c {
+            '\t' | '\n' | '\r' | '\u{2028}' | '\u{2029}' => ' ',
+            // Invisible format characters (zero width, bidi overrides, BOM): drawn as the
+            // mark, so a spoofed name shows that something is hidden in it.
+            '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}' => {
+                self.fallback
+            }
+            c if c.is_control() => self.fallback,
+            c if self.coverage.has(c) => c,
+            _ => self.fallback,
+        }
     }
 
     /// `text` with every character the fonts cannot draw replaced by the fallback mark, line
@@ -56,17 +75,7 @@ impl<'a> Sanitizer<'a> {
                 out.push(ELLIPSIS);
                 break;
             }
-            let c = match c {
-                '\t' | '\n' | '\r' | '\u{2028}' | '\u{2029}' => ' ',
-                // Invisible format characters (zero width, bidi overrides, BOM): drawn as the
-                // mark, so a spoofed name shows that something is hidden in it.
-                '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}' => {
-                    self.fallback
-                }
-                c if c.is_control() => self.fallback,
-                c if self.coverage.has(c) => c,
-                _ => self.fallback,
-            };
+            let c = self.map(c);
             self.used.insert(c);
             out.push(c);
         }

@@ -53,9 +53,9 @@ pub struct JobConfig {
     /// Language of the mail and the report.
     #[serde(default)]
     pub language: Language,
-    /// Report widgets by name, passed through to the renderer (empty: all).
+    /// Report widgets (sections) by name; empty: all. See [`crate::report::Widget`].
     #[serde(default)]
-    pub widgets: Vec<OneLine>,
+    pub widgets: Vec<crate::report::Widget>,
     /// How the PDF travels.
     #[serde(default)]
     pub delivery: DeliveryMode,

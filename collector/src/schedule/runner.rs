@@ -68,8 +68,8 @@ pub struct RenderRequest {
     pub period: SlotPeriod,
     /// The job's language.
     pub language: Language,
-    /// The job's widget names (empty: all).
-    pub widgets: Vec<String>,
+    /// The job's widgets (empty: all).
+    pub widgets: Vec<crate::report::Widget>,
 }
 
 /// A rendered report and the summary the mail shows.
@@ -96,7 +96,8 @@ pub fn store_renderer(store: crate::store::Store, cfg: Arc<crate::config::Config
             end_ms: req.period.end.as_millisecond(),
             label: req.period.label.clone(),
         };
-        let (data, pdf) = crate::reporting::render(&store, &cfg, &req.tenant, &period).map_err(|e| format!("{e:#}"))?;
+        let (data, pdf) =
+            crate::reporting::render_as(&store, &cfg, &req.tenant, &period, req.language, &req.widgets).map_err(|e| format!("{e:#}"))?;
         let findings = data
             .findings
             .iter()
@@ -254,12 +255,7 @@ impl Scheduler {
         late: bool,
         now: Timestamp,
     ) -> Result<ArchiveRecord, ScheduleError> {
-        let req = RenderRequest {
-            tenant: tenant.to_owned(),
-            period: period.clone(),
-            language: job.language,
-            widgets: job.widgets.iter().map(|w| w.0.clone()).collect(),
-        };
+        let req = RenderRequest { tenant: tenant.to_owned(), period: period.clone(), language: job.language, widgets: job.widgets.clone() };
         let render = Arc::clone(&self.render);
         let rendered = tokio::task::spawn_blocking(move || render(&req))
             .await

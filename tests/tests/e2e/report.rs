@@ -160,3 +160,39 @@ fn mail_test_names_the_failing_step() {
     let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
     assert!(err.contains("connect"), "{err}");
 }
+
+/// `report preview --job` renders as the scheduler would: the job's language, widgets, time
+/// zone and period; an unknown job name lists the configured ones.
+#[test]
+fn report_preview_of_a_job_uses_its_language_widgets_and_time_zone() {
+    let port = free_tcp_port();
+    let d = deployment_with_data(&format!(
+        "[mail]\noutbox = \"outbox\"\n\n[http]\nlisten = \"127.0.0.1:{port}\"\n\n[[jobs]]\nname = \"wochenbericht\"\ntenants = [\"acme\"]\n\
+         period = \"week\"\nsend = [\"mon 08:00\"]\ntime-zone = \"Europe/Berlin\"\nlanguage = \"de\"\n\
+         widgets = [\"summary\", \"devices\", \"appendix\"]\nto = \"ops@example.org\"\n"
+    ));
+    let out = d.dir.path().join("job.pdf");
+    let said = d.collector(&["report", "preview", "--job", "wochenbericht", "--end", END, "--out", out.to_str().unwrap()]).ok();
+    assert!(said.contains("acme"), "{said}");
+    qpdf_check(&out);
+    let text = pdftotext(&out);
+    for needle in [
+        "Sicherheitsbericht",
+        "Zusammenfassung",
+        "Geräte und Lizenzen",
+        "fw-alpha",
+        "fw-beta",
+        "Europe/Berlin",
+        "Deutsch (de)",
+        "20.11.2026 13:00 CET",
+        "Seite 3",
+    ] {
+        assert!(text.contains(needle), "report text lacks {needle:?}:\n{text}");
+    }
+    for absent in ["Security report", "Keine Meldungen in diesem Zeitraum", "CPU und Speicher im Verlauf", "Alle Empfehlungen"] {
+        assert!(!text.contains(absent), "{absent:?} is in a report whose job did not ask for it:\n{text}");
+    }
+    let out = d.collector(&["report", "preview", "--job", "monthly", "--out", d.dir.path().join("x.pdf").to_str().unwrap()]).output();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("\"monthly\"") && err.contains("wochenbericht"), "{err}");
+}

@@ -1,0 +1,143 @@
+//! `ampel-bench report`: render time, PDF size and peak memory of the report a recipient gets.
+//!
+//! By default the data is the synthetic tenant of the report tests
+//! ([`ampel_collector::report::synthetic::rich`]): 50 devices, 30 days of 1-minute CPU and
+//! memory samples (min/avg/max taken from all of them, charts reduced to 400 points per series
+//! as the data gathering does), alerts of every kind, traffic, disks, licenses and gaps, so the
+//! figure is the renderer's alone. With `--store`, a scratch store is filled with the same shape of data
+//! first and the data gathering (`assess::report_data`) is timed too.
+//!
+//! Run it on one core for the figure in `BENCHMARKS.md`:
+//! `taskset -c 0 /usr/bin/time -v target/release/ampel-bench report`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use ampel_collector::report::{self, Lang, ReportOptions};
+use ampel_collector::store::{PendingBatch, Store, StoreOptions};
+use ampel_protocol::{AlertAction, AlertSource, Record};
+
+use super::{Scratch, identity, metric_batch, now_ms, pending, percentiles, report as line};
+
+const DAY: i64 = 86_400_000;
+const MIN: i64 = 60_000;
+
+/// Options of the report benchmark.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// Devices of the tenant.
+    #[arg(long, default_value_t = 50)]
+    pub devices: usize,
+    /// Days in the period.
+    #[arg(long, default_value_t = 30)]
+    pub days: i64,
+    /// Renders timed (the first is counted too).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Render in German.
+    #[arg(long)]
+    pub german: bool,
+    /// Gather the data from a scratch store filled first, and time that too.
+    #[arg(long)]
+    pub store: bool,
+    /// Write the last PDF here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Where to create the scratch store (default: the system temp dir).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+/// Peak resident set size of this process so far, in MiB (Linux `VmHWM`); 0 where unknown.
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Runs the benchmark.
+pub fn run(a: &ReportArgs) -> anyhow::Result<()> {
+    let lang = if a.german { Lang::De } else { Lang::En };
+    let data = if a.store { from_store(a)? } else { report::synthetic::rich(a.devices, a.days, MIN) };
+    let points: usize = data.devices.iter().map(|d| d.cpu.len() + d.memory.len()).sum();
+    line("report.input.devices", data.devices.len() as f64, "devices");
+    line("report.input.chart_points", points as f64, "points (after reduction)");
+    line("report.input.alerts", (data.threats.total + data.malware.total + data.mail.total) as f64, "alerts");
+    let options = ReportOptions { lang, ..ReportOptions::default() };
+    let mut times = Vec::new();
+    let mut pdf = Vec::new();
+    for _ in 0..a.runs.max(1) {
+        let started = Instant::now();
+        pdf = report::render_with(&data, &options)?;
+        times.push(started.elapsed());
+    }
+    let first = times.first().map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    let (p50, _) = percentiles(times);
+    let pages = lopdf::Document::load_mem(&pdf).map(|d| d.get_pages().len()).unwrap_or(0);
+    line("report.render.first", first, "ms");
+    line("report.render.p50", p50, "ms");
+    line("report.pdf.bytes", pdf.len() as f64, "bytes");
+    line("report.pdf.pages", pages as f64, "pages");
+    line("report.peak_rss", peak_rss_mib(), "MiB");
+    if let Some(out) = &a.out {
+        std::fs::write(out, &pdf)?;
+    }
+    Ok(())
+}
+
+/// Fills a scratch store with `a.devices` devices sending CPU, memory and disk every minute for
+/// `a.days` days, plus 20 alerts per device and day, then gathers the report data from it.
+fn from_store(a: &ReportArgs) -> anyhow::Result<report::ReportData> {
+    let scratch = Scratch::new(a.dir.as_deref(), "report", false)?;
+    let store = Store::open(scratch.path(), StoreOptions::default())?;
+    let end = now_ms() / DAY * DAY;
+    let start = end - a.days * DAY;
+    let loading = Instant::now();
+    let tenant = ampel_protocol::TenantId::new("bench")?;
+    for d in 0..a.devices {
+        store.register_device(&tenant, &identity("bench", d)?.device, start - DAY)?;
+    }
+    let per_batch = 60;
+    let samples = a.days * DAY / MIN;
+    let (mut k, mut seq) = (0, 1u64);
+    while k < samples {
+        let n = per_batch.min(samples - k);
+        let group: Vec<PendingBatch> = (0..a.devices)
+            .map(|d| {
+                let mut batch = metric_batch(d, seq, 3, k, n, start, MIN);
+                if seq.is_multiple_of(72) {
+                    for j in 0..60 {
+                        let ts = start + (k + j) * MIN;
+                        let (source, action) = match j % 6 {
+                            0 => (AlertSource::Antivirus, AlertAction::Quarantined),
+                            1 => (AlertSource::Mail, AlertAction::Rejected),
+                            _ => (AlertSource::Ids, if j % 3 == 0 { AlertAction::Blocked } else { AlertAction::Allowed }),
+                        };
+                        let mut al = ampel_protocol::Alert::new(ts, source, (j % 3 + 1) as u8, format!("ET SCAN port {}", j % 13), action);
+                        al.src = Some(format!("203.0.113.{}", (d + j as usize) % 50));
+                        al.dst = Some(format!("10.0.{}.1", d % 20));
+                        batch.records.push(Record::Alert(al));
+                    }
+                }
+                Ok(pending(identity("bench", d)?, batch))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        store.commit(&group)?;
+        k += n;
+        seq += 1;
+        if seq.is_multiple_of(50) {
+            store.fold_all()?;
+        }
+    }
+    store.fold_all()?;
+    line("report.setup.seconds", loading.elapsed().as_secs_f64(), "s (commit + fold)");
+    let cfg = ampel_collector::config::Config::parse(std::path::Path::new("/etc/ampel/collector.toml"), "")?;
+    let period = ampel_collector::assess::Period { start_ms: start, end_ms: end, label: format!("last-{}d", a.days) };
+    let started = Instant::now();
+    let data = ampel_collector::assess::report_data(&store, &cfg, "bench", &period)?;
+    line("report.gather", started.elapsed().as_secs_f64() * 1000.0, "ms (store + rules, both periods)");
+    Ok(data)
+}

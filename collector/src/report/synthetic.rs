@@ -1,0 +1,223 @@
+//! Synthetic report data: the tests' and the benchmark's tenant, with every section filled.
+//!
+//! Deterministic (no clock, no randomness), so renders of it can be compared byte for byte.
+
+use super::stats::{self, Stat, TrafficRow};
+use super::{AlertStats, DeviceReport, ReportData};
+use crate::risk::{Finding, Light};
+
+const DAY: i64 = 86_400_000;
+/// 2024-06-03 00:00 Europe/Berlin (CEST, UTC+2): the start of every synthetic period.
+pub const START: i64 = 1_717_365_600_000;
+
+/// One synthetic device with `step`-spaced CPU and memory samples.
+pub fn device(i: usize, start: i64, end: i64, step: i64) -> DeviceReport {
+    let n = if step > 0 { (end - start) / step } else { 0 };
+    let series = |phase: f64| -> Vec<(i64, f64)> {
+        (0..n)
+            .map(|k| {
+                let t = start + k * step;
+                let v = 40.0 + 30.0 * ((k as f64) / 180.0 + phase).sin() + ((k * 7919) % 13) as f64;
+                (t, v)
+            })
+            .collect()
+    };
+    DeviceReport {
+        device: format!("fw-{i:04}"),
+        hostname: format!("gw{i}.example.net"),
+        model: "UTM 320".into(),
+        os: "Linux 6.1".into(),
+        agent_version: "0.1.0".into(),
+        first_seen_ms: Some(start),
+        last_seen_ms: Some(end - step.max(1)),
+        points: u64::try_from(2 * n).unwrap_or_default(),
+        light: [Light::Green, Light::Yellow, Light::Red, Light::Grey][i % 4],
+        score: [100, 70, 20, 50][i % 4],
+        cpu: series(i as f64),
+        memory: series(i as f64 + 2.0).into_iter().map(|(t, v)| (t, v * 0.8)).collect(),
+        cpu_stat: None,
+        memory_stat: None,
+        disks: Vec::new(),
+        license: None,
+        coverage: Some(1.0),
+        gaps: Vec::new(),
+    }
+    .with_stats()
+    .downsampled()
+}
+
+impl DeviceReport {
+    /// The chart series reduced as [`crate::assess::report_data`] reduces them, so the
+    /// synthetic tenant is what the renderer gets from the store (and is small).
+    pub fn downsampled(mut self) -> DeviceReport {
+        self.cpu = crate::assess::downsample(&self.cpu, crate::assess::CHART_POINTS);
+        self.memory = crate::assess::downsample(&self.memory, crate::assess::CHART_POINTS);
+        self
+    }
+
+    /// Sets the min / avg / max from the samples.
+    pub fn with_stats(mut self) -> DeviceReport {
+        self.cpu_stat = Stat::of(&self.cpu);
+        self.memory_stat = Stat::of(&self.memory);
+        self
+    }
+}
+
+/// A tenant of `devices` devices over `days` days, CPU and memory every `step` ms, three findings.
+pub fn sample(devices: usize, days: i64, step: i64) -> ReportData {
+    let end = START + days * DAY;
+    ReportData {
+        tenant: "acme-gmbh".into(),
+        period_start_ms: START,
+        period_end_ms: end,
+        period_label: format!("last-{days}d"),
+        time_zone: "Europe/Berlin".into(),
+        generated_at_ms: end + 8 * 3_600_000,
+        light: Light::Red,
+        score: 35,
+        findings: vec![
+            Finding {
+                rule: "availability.silent".into(),
+                service: "availability".into(),
+                device: Some("fw-0002".into()),
+                level: Light::Red,
+                evidence: "No data for 26 h (since 8 Jun 2024 06:12).".into(),
+                recommendation: "Check that the agent runs and can reach the collector.".into(),
+                id: String::new(),
+                subject: None,
+                recommendation_de: String::new(),
+                values: Default::default(),
+                window_ms: None,
+                change: None,
+            },
+            Finding {
+                rule: "performance.cpu_high".into(),
+                service: "performance".into(),
+                device: Some("fw-0001".into()),
+                level: Light::Yellow,
+                evidence: "CPU above 90 % for 41 minutes in the last 24 h.".into(),
+                recommendation: "Look for a runaway process or size the appliance up.".into(),
+                id: String::new(),
+                subject: None,
+                recommendation_de: String::new(),
+                values: Default::default(),
+                window_ms: None,
+                change: None,
+            },
+            Finding {
+                rule: "license.expiry".into(),
+                service: "license".into(),
+                device: None,
+                level: Light::Yellow,
+                evidence: "Two licenses expire within 30 days.".into(),
+                recommendation: "Renew them.".into(),
+                id: String::new(),
+                subject: None,
+                recommendation_de: String::new(),
+                values: Default::default(),
+                window_ms: None,
+                change: None,
+            },
+        ],
+        devices: (0..devices).map(|i| device(i, START, end, step)).collect(),
+        services: Vec::new(),
+        changes: Vec::new(),
+        previous_ms: None,
+        threats: AlertStats::default(),
+        malware: AlertStats::default(),
+        mail: AlertStats::default(),
+        traffic: Vec::new(),
+        rule_version: "test".into(),
+    }
+}
+
+/// [`sample`] with every section filled: alerts of all kinds, traffic, disks, licenses, gaps,
+/// lights per service and changes since the last report.
+pub fn rich(devices: usize, days: i64, step: i64) -> ReportData {
+    use ampel_protocol::{AlertAction, AlertSource};
+    let mut data = sample(devices, days, step);
+    let end = data.period_end_ms;
+    for f in &mut data.findings {
+        f.id = crate::risk::finding_id(&f.rule, f.device.as_deref(), None);
+        f.recommendation_de = format!("DE: {}", f.recommendation);
+    }
+    data.findings[0].change = Some(crate::risk::Change::New);
+    data.findings[1].change = Some(crate::risk::Change::StillOpen);
+    data.services = crate::risk::service_lights(&data.findings);
+    let mut changes = crate::risk::change::compare(&[], &data.findings);
+    changes.push(crate::risk::FindingChange {
+        id: "x".into(),
+        change: crate::risk::Change::Fixed,
+        rule: "performance.disk".into(),
+        device: Some("fw-0000".into()),
+        subject: Some("/var".into()),
+        previous: Some(Light::Red),
+        current: None,
+    });
+    data.changes = changes;
+    data.previous_ms = Some((2 * START - data.period_end_ms, START));
+    let days_ms: Vec<i64> = (0..days).map(|d| START + d * DAY).collect();
+    let mut alerts = Vec::new();
+    for k in 0..(days * 40) {
+        let ts = START + k * DAY / 40 + (k * 7919) % 3_600_000;
+        let (source, sig, action) = match k % 10 {
+            0 => (AlertSource::Antivirus, format!("Win.Trojan.Agent-{}", k % 3), AlertAction::Quarantined),
+            1 => (AlertSource::Mail, format!("Spam score {}", 5 + k % 4), AlertAction::Rejected),
+            _ => (
+                AlertSource::Ids,
+                format!("ET SCAN Suspicious inbound to port {}", 20 + k % 13),
+                if k % 3 == 0 { AlertAction::Blocked } else { AlertAction::Allowed },
+            ),
+        };
+        let mut a = ampel_protocol::Alert::new(ts, source, (k % 3 + 1) as u8, sig, action);
+        a.src = Some(format!("203.0.113.{}", k % 17));
+        a.dst = Some(format!("10.0.0.{}", k % 5));
+        a.category = Some(["Attempted Information Leak", "Misc activity", "Potentially Bad Traffic"][(k % 3) as usize].into());
+        alerts.push((format!("fw-{:04}", k as usize % devices.max(1)), a));
+    }
+    let of = |s: stats::AlertSection| {
+        stats::alert_stats(alerts.iter().filter(|(_, a)| stats::AlertSection::of(a.source) == s).map(|(d, a)| (d.as_str(), a)), &days_ms)
+    };
+    data.threats = of(stats::AlertSection::Threats);
+    data.malware = of(stats::AlertSection::Malware);
+    data.mail = of(stats::AlertSection::Mail);
+    for (i, d) in data.devices.iter_mut().enumerate() {
+        d.disks = vec![
+            ("/".into(), Stat { min: 40.0, avg: 45.5, max: 51.0 }),
+            ("/var".into(), Stat { min: 70.0, avg: 80.0, max: 91.0 + (i % 5) as f64 }),
+        ];
+        d.license = Some(ampel_protocol::License {
+            ts: end,
+            product: "UTM".into(),
+            model: "UTM 320".into(),
+            serial: format!("S{i:06}"),
+            licensed: i % 5 != 3,
+            expires: Some(end + (i as i64 % 400) * DAY),
+            features: Vec::new(),
+            unknown_reason: None,
+        });
+        if i % 4 == 3 {
+            d.coverage = Some(0.93);
+            d.gaps = vec![(START + DAY, START + DAY + 5 * 3_600_000), (START + 2 * DAY, START + 2 * DAY + 600_000)];
+        }
+        for (iface, rx) in [("eth0", 5_000_000_000u64), ("eth1", 120_000_000)] {
+            data.traffic.push(TrafficRow {
+                device: d.device.clone(),
+                interface: iface.into(),
+                category: None,
+                rx_bytes: rx + i as u64,
+                tx_bytes: rx / 3,
+            });
+        }
+        for (cat, rx) in [("https", 3_000_000_000u64), ("dns", 20_000_000), ("smtp", 400_000_000)] {
+            data.traffic.push(TrafficRow {
+                device: d.device.clone(),
+                interface: "eth0".into(),
+                category: Some(cat.into()),
+                rx_bytes: rx,
+                tx_bytes: rx / 10,
+            });
+        }
+    }
+    data
+}
