@@ -21,8 +21,12 @@ use crate::transport::mqtt::{MqttOptions, MqttTransport};
 use crate::transport::quic::{QuicOptions, QuicTransport};
 use crate::transport::{Credentials, SharedSpool, Status, Transport, TransportError};
 
-/// How often the agent logs its delivery counters.
+/// How often the agent logs its delivery counters, and gives back pages of code it no longer
+/// runs (see [`crate::resident`]).
 pub const STATS_EVERY: Duration = Duration::from_secs(300);
+
+/// After this many cycles start-up is over and its pages are given back.
+const RELEASE_AFTER_CYCLES: u64 = 2;
 
 /// Why the agent could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -109,8 +113,9 @@ impl Agent {
             device = sender.as_deref().unwrap_or("?"),
             "agent started"
         );
-        let gatherer =
-            Gatherer { sources, seqs, sender, interval: config.interval.get(), spool: spool.clone(), reported: None };
+        let gatherer = Gatherer { sources, seqs, sender, interval: config.interval.get(), spool: spool.clone(), reported: None };
+        // Configuration, certificates and sources are loaded: their code is not needed again.
+        release_pages();
         let systemd = crate::systemd::Notifier::from_env();
         systemd.ready(&format!("sending to {}", config.collector.address));
         let result = match transport {
@@ -173,6 +178,7 @@ async fn produce(
     // Fed from this loop, so a wedged gatherer stops the pings and systemd restarts the agent.
     let mut watchdog = crate::systemd::WatchdogTimer::from_env();
     let systemd = crate::systemd::Notifier::from_env();
+    let mut cycles = 0u64;
     loop {
         tokio::select! {
             () = watchdog.tick() => systemd.watchdog(),
@@ -190,6 +196,7 @@ async fn produce(
                     queued = s.queued,
                     "delivery counters"
                 );
+                release_pages();
             }
             _ = ticker.tick() => {
                 let now = unix_ms();
@@ -205,9 +212,21 @@ async fn produce(
                 if tx.is_closed() {
                     return Err(RunError::TransportStopped);
                 }
+                cycles += 1;
+                // By the second cycle start-up is over (configuration, certificates, the
+                // handshake, the first batch sent): give back the pages only it used.
+                if cycles == RELEASE_AFTER_CYCLES {
+                    release_pages();
+                }
             }
         }
     }
+}
+
+/// Drops resident pages of code no longer in use (see [`crate::resident`]).
+fn release_pages() {
+    let released = crate::resident::release();
+    tracing::debug!(mappings = released.mappings, bytes = released.bytes, "released resident pages of read-only mappings");
 }
 
 /// Gathers one batch, numbers it and writes it to the spool together with the sources'
@@ -251,8 +270,5 @@ pub fn once(config: &AgentConfig) -> Result<Batch, RunError> {
 
 /// Now as Unix milliseconds (0 if the clock is before 1970).
 pub fn unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
 }
