@@ -144,7 +144,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// From inside a string: advances to the first `"`, `\` or control byte and returns it.
-    fn to_special(&mut self) -> Option<u8> {
+    fn skip_to_special(&mut self) -> Option<u8> {
         while let Some(chunk) = self.b.get(self.i..self.i + 8) {
             let mut w = [0u8; 8];
             w.copy_from_slice(chunk);
@@ -177,7 +177,7 @@ impl<'a> Scanner<'a> {
         }
         self.i += 1;
         let start = self.i;
-        if self.to_special()? != b'"' {
+        if self.skip_to_special()? != b'"' {
             return None;
         }
         let s = &self.b[start..self.i];
@@ -239,7 +239,7 @@ impl<'a> Scanner<'a> {
             b'"' => {
                 self.i += 1;
                 loop {
-                    match self.to_special()? {
+                    match self.skip_to_special()? {
                         b'"' => {
                             self.i += 1;
                             return Some(());
