@@ -185,7 +185,6 @@ impl<'a> Scanner<'a> {
         Some(s)
     }
 
-
     /// `null` or a plain string. Outer `None`: give up.
     fn opt_str(&mut self) -> Option<Option<Cow<'a, str>>> {
         if self.peek()? == b'n' {
