@@ -199,6 +199,11 @@ async fn produce(
                 release_pages();
             }
             _ = ticker.tick() => {
+                // The handshake is done by now: drop its pages before the first gather, so the
+                // two do not add up to the peak.
+                if cycles == 0 {
+                    release_pages();
+                }
                 let now = unix_ms();
                 // The `agent` source widens the interval when a cycle overran its CPU budget.
                 if let Some(want) = sources::wanted_interval(&g.sources).filter(|w| *w != g.interval) {
