@@ -13,8 +13,9 @@
 //! read-only, a debugger's breakpoints) are left alone: dropping those would lose their
 //! contents. glibc's heap is trimmed as well (`malloc_trim`).
 //!
-//! The main loop calls it after the first cycle and then every few minutes; it costs about a
-//! millisecond and a few hundred minor faults afterwards.
+//! The agent calls it once its configuration is loaded, before the first gather, after the
+//! second cycle and then every 5 minutes; it costs about a millisecond and a few hundred minor
+//! faults afterwards.
 
 use std::ffi::c_void;
 use std::ptr::NonNull;
