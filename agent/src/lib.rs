@@ -23,12 +23,14 @@
 //! - [`spool`]: the persistent, bounded LMDB spool of unacknowledged batches.
 //! - [`run`]: the main loop, and `once`.
 //! - [`parse_cmd`]: `ampel-agent parse`, a source's parser run over a whole file.
+//! - [`resident`]: gives back resident pages of code no longer in use, and free heap.
 //! - [`systemd`]: readiness, watchdog and reload notifications to systemd.
 
 pub mod backoff;
 pub mod config;
 pub mod enroll;
 pub mod parse_cmd;
+pub mod resident;
 pub mod run;
 pub mod seq;
 pub mod sources;

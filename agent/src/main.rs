@@ -158,6 +158,9 @@ fn prepare(path: &Path) -> anyhow::Result<Agent> {
 }
 
 fn run(agent: Agent, path: &Path) -> anyhow::Result<()> {
+    // Argument and configuration parsing, certificates, sources: done, and their code is not
+    // run again (see `resident`); dropping it here keeps it from adding to the runtime's start.
+    ampel_agent::resident::release();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
     rt.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};

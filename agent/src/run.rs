@@ -21,8 +21,12 @@ use crate::transport::mqtt::{MqttOptions, MqttTransport};
 use crate::transport::quic::{QuicOptions, QuicTransport};
 use crate::transport::{Credentials, SharedSpool, Status, Transport, TransportError};
 
-/// How often the agent logs its delivery counters.
+/// How often the agent logs its delivery counters, and gives back pages of code it no longer
+/// runs (see [`crate::resident`]).
 pub const STATS_EVERY: Duration = Duration::from_secs(300);
+
+/// After this many cycles start-up is over and its pages are given back.
+const RELEASE_AFTER_CYCLES: u64 = 2;
 
 /// Why the agent could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +114,8 @@ impl Agent {
             "agent started"
         );
         let gatherer = Gatherer { sources, seqs, sender, interval: config.interval.get(), spool: spool.clone(), reported: None };
+        // Configuration, certificates and sources are loaded: their code is not needed again.
+        release_pages();
         let systemd = crate::systemd::Notifier::from_env();
         systemd.ready(&format!("sending to {}", config.collector.address));
         let result = match transport {
@@ -172,6 +178,7 @@ async fn produce(
     // Fed from this loop, so a wedged gatherer stops the pings and systemd restarts the agent.
     let mut watchdog = crate::systemd::WatchdogTimer::from_env();
     let systemd = crate::systemd::Notifier::from_env();
+    let mut cycles = 0u64;
     loop {
         tokio::select! {
             () = watchdog.tick() => systemd.watchdog(),
@@ -189,8 +196,14 @@ async fn produce(
                     queued = s.queued,
                     "delivery counters"
                 );
+                release_pages();
             }
             _ = ticker.tick() => {
+                // The handshake is done by now: drop its pages before the first gather, so the
+                // two do not add up to the peak.
+                if cycles == 0 {
+                    release_pages();
+                }
                 let now = unix_ms();
                 // The `agent` source widens the interval when a cycle overran its CPU budget.
                 if let Some(want) = sources::wanted_interval(&g.sources).filter(|w| *w != g.interval) {
@@ -204,9 +217,21 @@ async fn produce(
                 if tx.is_closed() {
                     return Err(RunError::TransportStopped);
                 }
+                cycles += 1;
+                // By the second cycle start-up is over (configuration, certificates, the
+                // handshake, the first batch sent): give back the pages only it used.
+                if cycles == RELEASE_AFTER_CYCLES {
+                    release_pages();
+                }
             }
         }
     }
+}
+
+/// Drops resident pages of code no longer in use (see [`crate::resident`]).
+fn release_pages() {
+    let released = crate::resident::release();
+    tracing::debug!(mappings = released.mappings, bytes = released.bytes, "released resident pages of read-only mappings");
 }
 
 /// Gathers one batch, numbers it and writes it to the spool together with the sources'

@@ -8,7 +8,8 @@
 //! **Budget.** When a cycle used more CPU than `cpu-budget-ms`, the agent doubles its interval
 //! (up to `max-widen` times the configured one) and logs it; after 10 cycles in a row under half
 //! the budget it halves it again, back to the configured interval. Registered last, so it
-//! measures every other source of the cycle.
+//! measures every other source of the cycle. The first cycle also covers start-up and is not
+//! held to the budget.
 
 use std::time::Duration;
 
@@ -60,6 +61,7 @@ impl SourceConfig for AgentSelfConfig {
         Ok(Box::new(AgentSelf {
             last_cpu: cpu_time(),
             budget: Budget::new(base, self.cpu_budget_ms, self.max_widen.max(1)),
+            measured: false,
         }))
     }
 }
@@ -137,6 +139,9 @@ impl Budget {
 pub struct AgentSelf {
     last_cpu: Duration,
     budget: Budget,
+    /// Whether a cycle was measured yet: the first one also covers start-up (configuration,
+    /// certificates, the handshake, giving back start-up pages) and is not held to the budget.
+    measured: bool,
 }
 
 impl Source for AgentSelf {
@@ -149,7 +154,9 @@ impl Source for AgentSelf {
         let cpu_ms = now.saturating_sub(self.last_cpu).as_secs_f64() * 1000.0;
         self.last_cpu = now;
         let rss = rss_bytes();
-        if let Some(new) = self.budget.observe(cpu_ms) {
+        let first = !std::mem::replace(&mut self.measured, true);
+        let change = if first { None } else { self.budget.observe(cpu_ms) };
+        if let Some(new) = change {
             if new > self.budget.base {
                 tracing::warn!(
                     cpu_ms,

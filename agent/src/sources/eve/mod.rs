@@ -10,8 +10,10 @@
 //! | `flow` | Traffic per (interface, `app_proto`) summed over the cycle: `rx` = to server, `tx` = to client |
 //! | anything else | counted in the event-type histogram, not stored |
 //!
-//! Lines are parsed with serde_json into borrowed structs that name only the fields used; the
-//! rest is skipped without allocating. A line that is not one JSON object (pretty-printed EVE,
+//! Lines are read into borrowed structs that name only the fields used; the rest is skipped
+//! without allocating. A one-pass scanner ([`scan`]) reads the common line; whatever it does not
+//! handle itself (escaped strings, duplicated keys, odd numbers, invalid JSON) goes through
+//! serde_json, so both give the same result. A line that is not one JSON object (pretty-printed EVE,
 //! garbage, a blank line) is counted as malformed and skipped. A duplicated key (seen in the
 //! wild) keeps the last value, like most JSON readers.
 
@@ -25,6 +27,8 @@ use serde::Deserialize;
 use super::tail::{LineParser, TailSource};
 use super::text::parse_iso;
 use super::{BuildContext, Source, SourceConfig, SourceError, enabled_or_exists};
+
+mod scan;
 
 /// `[sources.eve]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -97,6 +101,7 @@ pub const STATS: [(&str, &str); 12] = [
 const MAX_KEYS: usize = 64;
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct Event<'a> {
     #[serde(borrow, default)]
     timestamp: Option<Cow<'a, str>>,
@@ -131,6 +136,7 @@ struct Event<'a> {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct EveAlert<'a> {
     #[serde(borrow, default)]
     action: Option<Cow<'a, str>>,
@@ -147,6 +153,7 @@ struct EveAlert<'a> {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct Anomaly<'a> {
     #[serde(borrow, default, rename = "type")]
     kind: Option<Cow<'a, str>>,
@@ -157,12 +164,14 @@ struct Anomaly<'a> {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct Drop<'a> {
     #[serde(borrow, default)]
     reason: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct FileInfo<'a> {
     #[serde(borrow, default)]
     filename: Option<Cow<'a, str>>,
@@ -177,6 +186,7 @@ struct FileInfo<'a> {
 }
 
 #[derive(Deserialize, Default)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct Stats {
     #[serde(default)]
     uptime: Option<u64>,
@@ -191,6 +201,7 @@ struct Stats {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct Capture {
     kernel_packets: Option<u64>,
     kernel_drops: Option<u64>,
@@ -198,6 +209,7 @@ struct Capture {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct Decoder {
     pkts: Option<u64>,
     bytes: Option<u64>,
@@ -205,6 +217,7 @@ struct Decoder {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct FlowStats {
     total: Option<u64>,
     tcp: Option<u64>,
@@ -214,11 +227,13 @@ struct FlowStats {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct Detect {
     alert: Option<u64>,
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct Flow {
     #[serde(default)]
     pkts_toserver: u64,
@@ -380,6 +395,9 @@ impl EveParser {
 
 impl LineParser for EveParser {
     fn line(&mut self, line: &[u8], now_ms: i64, out: &mut Vec<Record>) -> bool {
+        if let Some(ev) = scan::event(line) {
+            return self.event(&ev, now_ms, out);
+        }
         match serde_json::from_slice::<Event<'_>>(line) {
             Ok(ev) => self.event(&ev, now_ms, out),
             // Valid JSON the typed reader refused (a duplicated key, a port out of range): read it

@@ -218,3 +218,74 @@ fn the_running_source_survives_rotation_truncation_and_restart() {
     assert_eq!(sids(src.gather(5).unwrap()), [6], "a restart resumes where it stopped");
     assert!(sids(src.gather(6).unwrap()).is_empty());
 }
+
+/// The scanner must never accept a line serde_json refuses, and must read what it accepts
+/// exactly as serde_json does. Checked on every fixture line and on mutilated copies of them.
+#[test]
+fn the_scanner_agrees_with_serde_json() {
+    fn check(line: &[u8]) -> bool {
+        let Some(fast) = scan::event(line) else { return false };
+        match serde_json::from_slice::<Event<'_>>(line) {
+            Ok(slow) => assert_eq!(fast, slow, "{}", String::from_utf8_lossy(line)),
+            Err(e) => panic!("scanner accepted what serde_json refuses ({e}): {}", String::from_utf8_lossy(line)),
+        }
+        true
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/eve");
+    let (mut lines, mut accepted) = (0, 0);
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let text = std::fs::read(entry.unwrap().path()).unwrap();
+        for (n, line) in text.split(|&c| c == b'\n').enumerate() {
+            lines += 1;
+            accepted += u32::from(check(line));
+            // Mutilate the first lines of each file at every 17th byte (a few seconds in debug).
+            if n >= 2 {
+                continue;
+            }
+            for at in (0..line.len()).step_by(17) {
+                check(&line[..at]);
+                let mut bad = line.to_vec();
+                for b in [b'"', b'\\', b'{', b']', b',', b':', b'0', b'.', b'x', 0x01, 0xff] {
+                    bad[at] = b;
+                    check(&bad);
+                }
+                bad[at] = line[at];
+                bad.insert(at, b'"');
+                check(&bad);
+            }
+        }
+    }
+    // Nearly every real line takes the fast path (the rest: pretty-printed and odd ones).
+    assert!(accepted * 10 > lines * 9, "{accepted} of {lines}");
+    // Hand-made cases around what the scanner leaves to serde_json.
+    for (line, fast) in [
+        (&br#"{"event_type":"alert","src_port":80}"#[..], true),
+        (br#"{"event_type":"alert","src_port":65536}"#, false),
+        (br#"{"event_type":"alert","src_port":080}"#, false),
+        (br#"{"event_type":"alert","src_port":-1}"#, false),
+        (br#"{"event_type":"alert","src_port":1.0}"#, false),
+        (br#"{"event_type":"alert","src_port":null,"proto":null}"#, true),
+        (br#"{"event_type":"al\"ert"}"#, false),
+        (br#"{"event_type":"alert","event_type":"flow"}"#, false),
+        (br#"{"event_type":"alert","x":1,"x":2}"#, true),
+        (br#"{"event_type":"alert","x":"\u12g4"}"#, false),
+        (br#"{"event_type":"alert","x":"\u12a4\n"}"#, true),
+        (br#"{"event_type":"alert","x":[1,2,]}"#, false),
+        (br#"{"event_type":"alert","x":{"a":1,}}"#, false),
+        (br#"{"event_type":"alert","x":01}"#, false),
+        (br#"{"event_type":"alert","x":1.}"#, false),
+        (br#"{"event_type":"alert","x":-0.5e+3}"#, true),
+        (br#"{"event_type":"alert","x":tru}"#, false),
+        (br#"{"event_type":"alert"} x"#, false),
+        (br#" {"event_type" : "alert" } "#, true),
+        (br#"{"proto":"TCP"}"#, false),
+        (br#"{}"#, false),
+        (br#"["x"]"#, false),
+        (b"{\"event_type\":\"alert\",\"x\":\"a\tb\"}", false),
+        (b"{\"event_type\":\"alert\",\"\xff\":1}", false),
+        (br#"{"event_type":"alert","alert":{"signature_id":"x"}}"#, false),
+        (br#"{"event_type":"stats","stats":{"uptime":5,"capture":{"kernel_packets":1}}}"#, true),
+    ] {
+        assert_eq!(check(line), fast, "{}", String::from_utf8_lossy(line));
+    }
+}
