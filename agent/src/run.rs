@@ -251,6 +251,8 @@ fn spool_one(g: &mut Gatherer, now: i64) -> Result<u64, RunError> {
     let seq = g.seqs.next_seq()?;
     let batch = Batch { version: PROTOCOL_VERSION, seq, sender: g.sender.clone(), records };
     let shed = spool.append(&batch, &cursors)?;
+    // Only now may followed files save their positions: a crash before this line re-reads.
+    g.sources.iter_mut().for_each(|s| s.committed());
     if !shed.is_empty() {
         tracing::warn!(
             shed = ?shed.records,

@@ -169,7 +169,6 @@ impl Follower {
                 break;
             }
         }
-        self.persist();
         Ok(total)
     }
 
@@ -239,7 +238,10 @@ impl Follower {
         }
     }
 
-    fn persist(&mut self) {
+    /// Saves the position reached so far. Called once what was read is safe elsewhere (the
+    /// run loop: after the batch is in the spool), so a crash between reading and spooling
+    /// re-reads those lines instead of skipping them.
+    pub fn commit(&mut self) {
         let Some(pos_file) = &self.pos_file else { return };
         if self.file.is_none() {
             return;
@@ -323,10 +325,36 @@ mod tests {
 
     use super::*;
 
+    /// Polls and commits, as the run loop does once the batch is spooled.
     fn lines(f: &mut Follower) -> Vec<String> {
+        let out = uncommitted(f);
+        f.commit();
+        out
+    }
+
+    fn uncommitted(f: &mut Follower) -> Vec<String> {
         let mut out = Vec::new();
         f.poll(u64::MAX, &mut |l| out.push(String::from_utf8_lossy(l).into_owned())).unwrap();
         out
+    }
+
+    #[test]
+    fn lines_read_but_not_committed_are_read_again_after_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("eve.json");
+        let pos = dir.path().join("eve.pos");
+        append(&log, "a\n");
+        let mut f = Follower::new(&log, Some(pos.clone()), true);
+        assert_eq!(lines(&mut f), ["a"]);
+        append(&log, "b\nc\n");
+        assert_eq!(uncommitted(&mut f), ["b", "c"]);
+        // Killed before the batch with b and c reached the spool.
+        drop(f);
+        let mut f = Follower::new(&log, Some(pos.clone()), true);
+        assert_eq!(lines(&mut f), ["b", "c"], "at least once: nothing read but not spooled is lost");
+        drop(f);
+        let mut f = Follower::new(&log, Some(pos), true);
+        assert!(lines(&mut f).is_empty(), "committed lines are not read twice");
     }
 
     fn append(p: &Path, s: &str) {

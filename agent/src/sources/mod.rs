@@ -52,6 +52,10 @@ pub trait Source: Send {
 
     /// Restores the position from the spool at start-up.
     fn resume(&mut self, _cursor: u64) {}
+
+    /// This cycle's records are in the spool: a source that keeps its own position (a followed
+    /// file) may save it now. Until then a crash makes it read the same input again.
+    fn committed(&mut self) {}
 }
 
 /// The config of one source: says whether it is enabled and builds it.

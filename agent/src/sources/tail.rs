@@ -92,6 +92,10 @@ impl<P: LineParser> Source for TailSource<P> {
         self.name
     }
 
+    fn committed(&mut self) {
+        self.follower.commit();
+    }
+
     fn gather(&mut self, now_ms: i64) -> Result<Vec<Record>, SourceError> {
         let mut out = Vec::new();
         let (mut lines, mut bad) = (0u64, 0u64);

@@ -77,6 +77,10 @@ impl Source for MailSource {
         "mail"
     }
 
+    fn committed(&mut self) {
+        self.log.committed();
+    }
+
     fn gather(&mut self, now_ms: i64) -> Result<Vec<Record>, SourceError> {
         let mut out = self.log.gather(now_ms)?;
         if let Some(h) = self.rspamd.as_mut() {
