@@ -1,5 +1,6 @@
 //! `mail`: mail filter verdicts, from the mail log (Postfix, amavis, Exim lines) and from
-//! rspamd's history (the controller's `/history` JSON, read from a file).
+//! rspamd's history (the controller's `/history` JSON, fetched from the controller or read from a
+//! file).
 //!
 //! All become Alerts with source `mail`:
 //!
@@ -13,12 +14,17 @@
 //! | rspamd history row with an action other than `no action` | `reject`, `soft reject`, `greylist`: `rejected`; `discard`: `blocked`; `quarantine`: `quarantined`; `add header`, `rewrite subject`: `allowed` | `rspamd <action>` | the action |
 //!
 //! `src` is the client address; `detail` the quarantine id, queue id or message id.
-//! SASL failures and other lines are ignored. The rspamd controller URL is not polled: point
-//! `rspamd-history` at a file a cron job or the appliance refreshes.
+//! SASL failures and other lines are ignored.
+//!
+//! rspamd's history holds its last N rows (200 by default); rows already reported are
+//! remembered by a fingerprint, saved in the state directory once the batch is spooled, so
+//! neither a new fetch nor a restart reports a row twice.
 
 use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use ampel_protocol::{Alert, AlertAction, AlertSource, Record};
 use serde::Deserialize;
@@ -40,6 +46,13 @@ pub struct MailConfig {
     /// A file holding rspamd's `/history` JSON (default: none).
     #[serde(default)]
     pub rspamd_history: Option<PathBuf>,
+    /// rspamd's controller, `http://HOST:PORT` (default: none); `/history` is fetched from it at
+    /// most every 30 s. Plain HTTP only: use the controller's local listener.
+    #[serde(default)]
+    pub rspamd_controller: Option<String>,
+    /// A file holding the controller's password (sent as rspamd's `Password` header; never logged).
+    #[serde(default)]
+    pub rspamd_password_file: Option<PathBuf>,
     /// Read an existing log from its start on the very first run (default: false).
     #[serde(default)]
     pub from_beginning: bool,
@@ -51,18 +64,45 @@ fn default_log() -> PathBuf {
 
 impl Default for MailConfig {
     fn default() -> Self {
-        MailConfig { enabled: None, log: default_log(), rspamd_history: None, from_beginning: false }
+        MailConfig {
+            enabled: None,
+            log: default_log(),
+            rspamd_history: None,
+            rspamd_controller: None,
+            rspamd_password_file: None,
+            from_beginning: false,
+        }
     }
 }
 
 impl SourceConfig for MailConfig {
     fn enabled(&self) -> bool {
-        self.enabled.unwrap_or_else(|| self.log.exists() || self.rspamd_history.as_deref().is_some_and(Path::exists))
+        self.enabled.unwrap_or_else(|| {
+            self.log.exists() || self.rspamd_history.as_deref().is_some_and(Path::exists) || self.rspamd_controller.is_some()
+        })
     }
 
     fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Source>, SourceError> {
         let log = TailSource::new("mail", &self.log, ctx.state_file("mail.pos"), self.from_beginning, 4 << 20, MailParser);
-        Ok(Box::new(MailSource { log, rspamd: self.rspamd_history.clone().map(RspamdHistory::new) }))
+        let origin = match (&self.rspamd_history, &self.rspamd_controller) {
+            (Some(_), Some(_)) => {
+                return Err(SourceError::System {
+                    what: "sources.mail",
+                    reason: "set either rspamd-history or rspamd-controller, not both".into(),
+                });
+            }
+            (Some(path), None) => Some(HistoryOrigin::File { path: path.clone(), mtime: None }),
+            (None, Some(url)) => {
+                let password = match &self.rspamd_password_file {
+                    Some(f) => Some(read_password(f)?),
+                    None => None,
+                };
+                Some(HistoryOrigin::Controller(Controller::new(url, password)?))
+            }
+            (None, None) => None,
+        };
+        let rspamd = origin.map(|o| RspamdHistory::new(o, ctx.state_file("rspamd.seen")));
+        Ok(Box::new(MailSource { log, rspamd }))
     }
 }
 
@@ -79,6 +119,9 @@ impl Source for MailSource {
 
     fn committed(&mut self) {
         self.log.committed();
+        if let Some(h) = self.rspamd.as_mut() {
+            h.commit();
+        }
     }
 
     fn gather(&mut self, now_ms: i64) -> Result<Vec<Record>, SourceError> {
@@ -268,38 +311,173 @@ pub fn parse_rspamd(text: &str, counts: &mut Counts) -> Vec<(RowKey, Alert)> {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RowKey(u64, String, u64, u64);
 
-/// rspamd's history file, re-read when it changes; rows already reported are not again.
+/// A row's fingerprint (FNV-1a over its key), what is remembered and saved of a reported row.
+fn fingerprint(key: &RowKey) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    eat(&key.0.to_le_bytes());
+    eat(&key.2.to_le_bytes());
+    eat(&key.3.to_le_bytes());
+    eat(key.1.as_bytes());
+    h
+}
+
+fn read_password(path: &Path) -> Result<String, SourceError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| SourceError::System { what: "sources.mail.rspamd-password-file", reason: format!("{}: {e}", path.display()) })?;
+    let password = text.trim_end_matches(['\r', '\n']).to_owned();
+    if password.chars().any(char::is_control) {
+        return Err(SourceError::System {
+            what: "sources.mail.rspamd-password-file",
+            reason: format!("{}: the password holds control characters", path.display()),
+        });
+    }
+    Ok(password)
+}
+
+/// Where rspamd's history comes from.
+enum HistoryOrigin {
+    /// A file, re-read when its mtime changes.
+    File { path: PathBuf, mtime: Option<SystemTime> },
+    /// The controller's `/history`, fetched at most every [`Controller::EVERY`].
+    Controller(Controller),
+}
+
+/// rspamd's controller over plain HTTP (its local listener, port 11334 by default).
+struct Controller {
+    /// `host:port`, as given.
+    authority: String,
+    password: Option<String>,
+    last: Option<Instant>,
+}
+
+impl Controller {
+    const EVERY: Duration = Duration::from_secs(30);
+    const TIMEOUT: Duration = Duration::from_secs(2);
+    /// rspamd's `/history` of 200 rows is ~200 KiB; anything far above is refused.
+    const MAX_BYTES: u64 = 8 << 20;
+
+    fn new(url: &str, password: Option<String>) -> Result<Controller, SourceError> {
+        let bad = |reason: &str| SourceError::System { what: "sources.mail.rspamd-controller", reason: format!("{url:?}: {reason}") };
+        let rest = url.strip_prefix("http://").ok_or_else(|| bad("expected http://HOST:PORT (the controller's local listener)"))?;
+        let authority = rest.trim_end_matches('/');
+        if authority.is_empty() || authority.contains(['/', '?', '#', '@']) || authority.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad("expected http://HOST:PORT with no path"));
+        }
+        let authority = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+            authority.to_owned()
+        } else {
+            format!("{authority}:11334")
+        };
+        Ok(Controller { authority, password, last: None })
+    }
+
+    /// Whether a fetch is due now.
+    fn due(&mut self) -> bool {
+        if self.last.is_some_and(|l| l.elapsed() < Self::EVERY) {
+            return false;
+        }
+        self.last = Some(Instant::now());
+        true
+    }
+
+    /// `GET /history`; the body on status 200.
+    fn fetch(&self) -> std::io::Result<String> {
+        let other = |m: String| std::io::Error::other(m);
+        let addr = self.authority.to_socket_addrs()?.next().ok_or_else(|| other(format!("{} resolves to no address", self.authority)))?;
+        let mut stream = TcpStream::connect_timeout(&addr, Self::TIMEOUT)?;
+        stream.set_read_timeout(Some(Self::TIMEOUT))?;
+        stream.set_write_timeout(Some(Self::TIMEOUT))?;
+        let mut request = format!("GET /history HTTP/1.0\r\nHost: {}\r\nAccept: application/json\r\n", self.authority);
+        if let Some(p) = &self.password {
+            request.push_str(&format!("Password: {p}\r\n"));
+        }
+        request.push_str("\r\n");
+        stream.write_all(request.as_bytes())?;
+        let mut response = Vec::new();
+        stream.take(Self::MAX_BYTES + 1).read_to_end(&mut response)?;
+        if response.len() as u64 > Self::MAX_BYTES {
+            return Err(other(format!("the response is larger than {} MiB", Self::MAX_BYTES >> 20)));
+        }
+        let split = response.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| other("no complete HTTP header".into()))?;
+        let head = String::from_utf8_lossy(&response[..split]);
+        let status = head.lines().next().unwrap_or("");
+        let code = status.split_whitespace().nth(1).unwrap_or("");
+        if code != "200" {
+            let hint = if code == "403" || code == "401" { " (check rspamd-password-file)" } else { "" };
+            return Err(other(format!("the controller answered {status:?}{hint}")));
+        }
+        if head.lines().any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding:") && l.to_ascii_lowercase().contains("chunked")) {
+            return Err(other("the controller answered with a chunked body to an HTTP/1.0 request".into()));
+        }
+        String::from_utf8(response[split + 4..].to_vec()).map_err(|_| other("the history is not UTF-8".into()))
+    }
+}
+
+/// rspamd's history, re-read when it changes; rows already reported are not again.
 struct RspamdHistory {
-    path: PathBuf,
-    mtime: Option<SystemTime>,
-    seen: HashSet<RowKey>,
+    origin: HistoryOrigin,
+    /// Fingerprints of the rows reported, as of the last read.
+    seen: HashSet<u64>,
+    /// Where `seen` is saved across restarts (`None`: `once`, tests).
+    state: Option<PathBuf>,
+    dirty: bool,
     failing: bool,
 }
 
 impl RspamdHistory {
-    fn new(path: PathBuf) -> Self {
-        RspamdHistory { path, mtime: None, seen: HashSet::new(), failing: false }
+    fn new(origin: HistoryOrigin, state: Option<PathBuf>) -> Self {
+        let seen = state
+            .as_deref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .map(|t| t.lines().filter_map(|l| u64::from_str_radix(l.trim(), 16).ok()).collect())
+            .unwrap_or_default();
+        RspamdHistory { origin, seen, state, dirty: false, failing: false }
+    }
+
+    fn where_(&self) -> String {
+        match &self.origin {
+            HistoryOrigin::File { path, .. } => path.display().to_string(),
+            HistoryOrigin::Controller(c) => format!("http://{}/history", c.authority),
+        }
+    }
+
+    fn read(&mut self) -> Option<std::io::Result<String>> {
+        match &mut self.origin {
+            HistoryOrigin::File { path, mtime } => {
+                let now = std::fs::metadata(&*path).and_then(|m| m.modified());
+                match now {
+                    Ok(m) if Some(m) == *mtime => None,
+                    Ok(m) => {
+                        *mtime = Some(m);
+                        Some(std::fs::read_to_string(&*path))
+                    }
+                    Err(e) => Some(Err(e)),
+                }
+            }
+            HistoryOrigin::Controller(c) => c.due().then(|| c.fetch()),
+        }
     }
 
     fn poll(&mut self, _now_ms: i64, out: &mut Vec<Record>) {
-        let mtime = std::fs::metadata(&self.path).and_then(|m| m.modified());
-        let text = match mtime {
-            Ok(m) if Some(m) == self.mtime => return,
-            Ok(m) => {
-                self.mtime = Some(m);
-                std::fs::read_to_string(&self.path)
-            }
-            Err(e) => Err(e),
-        };
-        let text = match text {
-            Ok(t) => {
-                self.failing = false;
+        let text = match self.read() {
+            None => return,
+            Some(Ok(t)) => {
+                if self.failing {
+                    self.failing = false;
+                    tracing::info!(source = "mail", from = %self.where_(), "rspamd history readable again");
+                }
                 t
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 if !self.failing {
                     self.failing = true;
-                    tracing::warn!(source = "mail", path = %self.path.display(), error = %e, "cannot read rspamd history");
+                    tracing::warn!(source = "mail", from = %self.where_(), error = %e, "cannot read rspamd history");
                 }
                 return;
             }
@@ -307,16 +485,43 @@ impl RspamdHistory {
         let mut counts = Counts::default();
         let rows = parse_rspamd(&text, &mut counts);
         if counts.malformed > 0 {
-            tracing::warn!(source = "mail", path = %self.path.display(), malformed = counts.malformed, "skipped malformed rspamd history rows");
+            tracing::warn!(source = "mail", from = %self.where_(), malformed = counts.malformed, "skipped malformed rspamd history rows");
+        }
+        if rows.is_empty() && counts.malformed > 0 {
+            // Not history at all (a file caught mid-write?): keep what was seen, read it again.
+            if let HistoryOrigin::File { mtime, .. } = &mut self.origin {
+                *mtime = None;
+            }
+            return;
         }
         // The history holds the last N rows; remember only those still in it.
-        let current: HashSet<RowKey> = rows.iter().map(|(k, _)| k.clone()).collect();
+        let current: HashSet<u64> = rows.iter().map(|(k, _)| fingerprint(k)).collect();
         for (key, alert) in rows {
-            if !self.seen.contains(&key) {
+            if !self.seen.contains(&fingerprint(&key)) {
                 out.push(Record::Alert(alert));
             }
         }
-        self.seen = current;
+        if current != self.seen {
+            self.seen = current;
+            self.dirty = true;
+        }
+    }
+
+    /// Saves the fingerprints once the rows are spooled.
+    fn commit(&mut self) {
+        let Some(path) = &self.state else { return };
+        if !self.dirty {
+            return;
+        }
+        let mut text = String::with_capacity(self.seen.len() * 17);
+        for f in &self.seen {
+            text.push_str(&format!("{f:016x}\n"));
+        }
+        let tmp = path.with_extension("tmp");
+        match std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path)) {
+            Ok(()) => self.dirty = false,
+            Err(e) => tracing::warn!(file = %path.display(), error = %e, "cannot save the rspamd rows reported"),
+        }
     }
 }
 
@@ -381,13 +586,100 @@ mod tests {
         let actions: Vec<AlertAction> = rows.iter().map(|(_, a)| a.action).collect();
         assert_eq!(actions.len(), 4, "5 rows, one 'no action'");
         assert_eq!(actions.iter().filter(|a| **a == AlertAction::Rejected).count(), 2, "GTUBE twice");
-        let mut h = RspamdHistory::new(fixture("generated-rspamd-3.4-history.json"));
+    }
+
+    fn file_origin(path: PathBuf) -> HistoryOrigin {
+        HistoryOrigin::File { path, mtime: None }
+    }
+
+    fn polled(h: &mut RspamdHistory) -> usize {
         let mut out = Vec::new();
         h.poll(0, &mut out);
-        assert_eq!(out.len(), 4);
-        h.mtime = None;
-        out.clear();
-        h.poll(0, &mut out);
-        assert!(out.is_empty(), "rows already reported are not reported again");
+        h.commit();
+        out.len()
+    }
+
+    #[test]
+    fn rspamd_rows_are_reported_once_across_rereads_bad_writes_and_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let history = dir.path().join("history.json");
+        let state = dir.path().join("rspamd.seen");
+        let full = std::fs::read_to_string(fixture("generated-rspamd-3.4-history.json")).unwrap();
+        std::fs::write(&history, &full).unwrap();
+        let mut h = RspamdHistory::new(file_origin(history.clone()), Some(state.clone()));
+        assert_eq!(polled(&mut h), 4);
+        let reread = |h: &mut RspamdHistory| {
+            if let HistoryOrigin::File { mtime, .. } = &mut h.origin {
+                *mtime = None;
+            }
+            polled(h)
+        };
+        assert_eq!(reread(&mut h), 0, "rows already reported are not reported again");
+        // Caught mid-write: nothing reported, nothing forgotten.
+        std::fs::write(&history, &full[..full.len() / 2]).unwrap();
+        assert_eq!(reread(&mut h), 0);
+        std::fs::write(&history, &full).unwrap();
+        assert_eq!(reread(&mut h), 0, "a half-written file does not make old rows new");
+        drop(h);
+        let mut h = RspamdHistory::new(file_origin(history.clone()), Some(state.clone()));
+        assert_eq!(polled(&mut h), 0, "a restart does not report the rows again");
+        // Without the saved state (a crash before the batch was spooled) they come again.
+        std::fs::remove_file(&state).unwrap();
+        let mut h = RspamdHistory::new(file_origin(history), Some(state));
+        assert_eq!(polled(&mut h), 4);
+    }
+
+    /// A one-shot HTTP server answering `status` and `body`; returns its address and the request.
+    fn controller(status: &'static str, body: String) -> (String, std::thread::JoinHandle<String>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let served = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = conn.read(&mut buf).unwrap();
+                assert!(n > 0, "request cut short");
+                request.extend_from_slice(&buf[..n]);
+            }
+            let reply = format!("HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+            conn.write_all(reply.as_bytes()).unwrap();
+            String::from_utf8(request).unwrap()
+        });
+        (addr, served)
+    }
+
+    #[test]
+    fn rspamd_history_is_fetched_from_the_controller_with_its_password() {
+        let body = std::fs::read_to_string(fixture("generated-rspamd-3.4-history.json")).unwrap();
+        let (addr, served) = controller("200 OK", body);
+        let c = Controller::new(&format!("http://{addr}/"), Some("s3cret".into())).unwrap();
+        let mut h = RspamdHistory::new(HistoryOrigin::Controller(c), None);
+        assert_eq!(polled(&mut h), 4);
+        let request = served.join().unwrap();
+        assert!(request.starts_with("GET /history HTTP/1.0\r\n"), "{request}");
+        assert!(request.contains("\r\nPassword: s3cret\r\n"), "{request}");
+        assert_eq!(polled(&mut h), 0, "the next fetch waits for its 30 s");
+
+        let (addr, served) = controller("403 Forbidden", "{\"error\":\"Unauthorized\"}".into());
+        let c = Controller::new(&format!("http://{addr}"), None).unwrap();
+        let err = c.fetch().unwrap_err().to_string();
+        served.join().unwrap();
+        assert!(err.contains("403") && err.contains("rspamd-password-file"), "{err}");
+    }
+
+    #[test]
+    fn bad_controller_settings_are_refused() {
+        for url in ["https://127.0.0.1:11334", "127.0.0.1:11334", "http://host/history", "http://a b:1", "http://"] {
+            assert!(Controller::new(url, None).is_err(), "{url}");
+        }
+        assert_eq!(Controller::new("http://localhost", None).unwrap().authority, "localhost:11334");
+        let both = MailConfig {
+            rspamd_history: Some("/tmp/h.json".into()),
+            rspamd_controller: Some("http://127.0.0.1:11334".into()),
+            ..MailConfig::default()
+        };
+        let err = both.build(&BuildContext::default()).err().unwrap().to_string();
+        assert!(err.contains("not both"), "{err}");
     }
 }
