@@ -301,6 +301,12 @@ fn ticks_are_local_midnights() {
     let day = zone.ticks(s, START, START + DAY);
     assert_eq!(day.first().map(|t| t.1.as_str()), Some("00:00"));
     assert!(zone.ticks(s, i64::MIN, i64::MAX).len() <= 17);
+    // A 15 s demo period: every 2 s, with seconds; an hour: every 10 minutes.
+    let short = zone.ticks(s, START + 500, START + 15_500);
+    assert_eq!(short.len(), 7, "{short:?}");
+    assert_eq!(short[0], (START + 2_000, "00:00:02".to_owned()));
+    let hour = zone.ticks(s, START, START + 3_600_000);
+    assert_eq!(hour.iter().map(|t| t.1.as_str()).collect::<Vec<_>>(), ["00:00", "00:10", "00:20", "00:30", "00:40", "00:50"]);
     assert!(ReportZone::new("Not/AZone").fallback);
     assert_eq!(zone.fmt_period(s, START, START + 7 * DAY), "3 Jun 2024 \u{2013} 9 Jun 2024");
 }

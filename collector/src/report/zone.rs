@@ -74,14 +74,31 @@ impl ReportZone {
     }
 
     /// Chart ticks in `[start_ms, end_ms)`: local midnights (every n-th day so that there are at
-    /// most about eight), or local hours for periods under two days. At most 16 ticks however
-    /// long the period.
+    /// most about eight), local hours for periods under two days, whole seconds or minutes for
+    /// periods under two hours. At most 16 ticks however long the period.
     pub(crate) fn ticks(&self, s: &Strings, start_ms: i64, end_ms: i64) -> Vec<(i64, String)> {
         let span = end_ms.saturating_sub(start_ms);
         if span <= 0 {
             return Vec::new();
         }
         let mut ticks = Vec::new();
+        if span < 2 * HOUR_MS {
+            // Short periods (a demo, a test run): whole seconds or minutes, at most about eight.
+            const STEPS_S: [i64; 12] = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800];
+            let step_ms = STEPS_S.iter().map(|s| s * 1000).find(|step| span / step <= 8).unwrap_or(HOUR_MS);
+            let fmt = if step_ms < 60_000 { "%H:%M:%S" } else { "%H:%M" };
+            let mut ms = start_ms.div_euclid(step_ms) * step_ms;
+            if ms < start_ms {
+                ms += step_ms;
+            }
+            while ms < end_ms && ticks.len() < 16 {
+                if let Some(z) = self.zoned(ms) {
+                    ticks.push((ms, strtime(fmt, &z)));
+                }
+                ms += step_ms;
+            }
+            return ticks;
+        }
         if span < 2 * DAY_MS {
             let step_h: i64 = match span / HOUR_MS {
                 0..=6 => 1,
