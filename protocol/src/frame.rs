@@ -1,7 +1,8 @@
 //! Length-prefixed frames: a 4-byte big-endian length, then that many payload bytes.
 //!
-//! On QUIC every batch travels on its own bidirectional stream as one frame up and one
-//! [`Ack`](crate::Ack) frame down. A reader first takes the header, checks it with
+//! On QUIC a batch travels on a bidirectional stream as one frame up and one [`Ack`](crate::Ack)
+//! frame down; the agent then sends its next batch on the same stream (one batch per stream at a
+//! time). A reader first takes the header, checks it with
 //! [`payload_len`] — so a hostile 4 GiB length is refused before a byte is reserved — and only
 //! then reads the payload.
 

@@ -316,6 +316,62 @@ pub async fn send_batches(
     Ok(acks)
 }
 
+/// Like [`send_batches`], but writes every frame (raw bytes, so tests can send broken ones) on
+/// one stream, frame after frame, reading each ack before the next. Returns the acks and whether
+/// the collector ended the stream early (after an ack, before all frames were sent).
+pub async fn send_frames_on_one_stream(
+    addr: std::net::SocketAddr,
+    device_dir: &Path,
+    device: &str,
+    frames: &[Vec<u8>],
+) -> Result<(Vec<ampel_protocol::Ack>, bool), String> {
+    use ampel_protocol::{Limits, codec, frame, tls};
+    tls::install_provider();
+    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    let cas = tls::parse_certs(&read(&device_dir.join("ca.pem"))?).map_err(|e| e.to_string())?;
+    let chain = tls::parse_certs(&read(&device_dir.join(format!("{device}.pem")))?).map_err(|e| e.to_string())?;
+    let key = tls::parse_key(&read(&device_dir.join(format!("{device}.key")))?).map_err(|e| e.to_string())?;
+    let cfg = tls::client_config(&cas, chain, key, &[ampel_protocol::ALPN_DATA]).map_err(|e| e.to_string())?;
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(cfg).map_err(|e| e.to_string())?;
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).map_err(|e| e.to_string())?;
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    let conn = endpoint.connect(addr, "localhost").map_err(|e| e.to_string())?.await.map_err(|e| e.to_string())?;
+    let limits = Limits::default();
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+    let mut acks = Vec::new();
+    let mut ended_early = false;
+    for (i, f) in frames.iter().enumerate() {
+        if send.write_all(f).await.is_err() {
+            ended_early = true;
+            break;
+        }
+        let mut header = [0u8; frame::HEADER_LEN];
+        match recv.read_exact(&mut header).await {
+            Ok(()) => {}
+            Err(quinn::ReadExactError::FinishedEarly(0)) if i > 0 => {
+                ended_early = true;
+                break;
+            }
+            Err(e) => return Err(format!("frame {i}: {e}")),
+        }
+        let len = frame::payload_len(header, &limits).map_err(|e| e.to_string())?;
+        let mut body = vec![0u8; len];
+        recv.read_exact(&mut body).await.map_err(|e| e.to_string())?;
+        acks.push(codec::decode_ack(&body, &limits).map_err(|e| e.to_string())?);
+    }
+    if !ended_early {
+        let _ = send.finish();
+    }
+    // Whatever comes next: the collector's end of the stream.
+    let rest = recv.read_to_end(1 << 10).await.map_err(|e| e.to_string())?;
+    if !rest.is_empty() {
+        return Err(format!("{} unexpected bytes after the last ack", rest.len()));
+    }
+    conn.close(0u32.into(), b"done");
+    endpoint.wait_idle().await;
+    Ok((acks, ended_early))
+}
+
 /// Publishes one QoS 1 message with the given device files (mutual TLS) and waits for its
 /// PUBACK. With MQTT 3.1.1 mosquitto acknowledges even a publish its ACL refuses (and drops it).
 pub async fn mqtt_publish(

@@ -1,9 +1,12 @@
-//! QUIC transport: one connection with mutual TLS, one bidirectional stream per batch.
+//! QUIC transport: one connection with mutual TLS, batches on bidirectional streams.
 //!
-//! Per batch: open a stream, write `frame(encode_batch(batch))`, finish the sending side, read
-//! one ack frame back. A finished stream only means the bytes left; the batch is released when
-//! the collector's [`Ack`] says `committed` or `duplicate`. `rejected` means "never send this
-//! again": it is logged and dropped. Up to [`QuicOptions::max_in_flight`] streams run at once.
+//! Per batch: take an idle stream (or open one), write `frame(encode_batch(batch))`, read one
+//! ack frame back, and put the stream back for the next batch. Streams stay open: opening and
+//! closing one per batch cost more than the batch itself for small batches. A stream carries one
+//! batch at a time, so up to [`QuicOptions::max_in_flight`] streams exist; when the collector
+//! allows fewer, a batch waits for a stream to come back. The batch is released when the
+//! collector's [`Ack`] says `committed` or `duplicate`. `rejected` means "never send this
+//! again": it is logged and dropped.
 //!
 //! Batches come from the [`Spool`](crate::spool::Spool) and are deleted from it on their ack.
 //! Any failure — connection lost, ack timeout, a collector that breaks the protocol — puts every
@@ -271,6 +274,7 @@ impl QuicTransport {
     /// Delivers over one connection until it fails (`Some(error)`) or the agent stops (`None`).
     async fn serve(&self, conn: &Connection, batches: &mut mpsc::Receiver<u64>, st: &mut State) -> Option<QuicError> {
         let mut streams: JoinSet<(u64, Result<Ack, QuicError>)> = JoinSet::new();
+        let link = Link::new(conn.clone());
         let mut proven = false;
         let proof = tokio::time::sleep(self.options.proven_after);
         tokio::pin!(proof);
@@ -282,7 +286,7 @@ impl QuicTransport {
             while let Some((seq, payload)) = next_batch(&st.spool, &mut st.outbox, self.options.max_in_flight) {
                 match frame::encode_frame(&payload, &Limits::default()) {
                     Ok(f) => {
-                        streams.spawn(deliver(conn.clone(), seq, Arc::from(f), self.options.ack_timeout));
+                        streams.spawn(deliver(link.clone(), seq, Arc::from(f), self.options.ack_timeout));
                     }
                     Err(e) => {
                         // Spooled by this agent, so it encodes; a damaged spool entry is dropped.
@@ -544,23 +548,67 @@ fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400)
 }
 
-/// Sends one framed batch on its own stream and waits for its ack.
-async fn deliver(conn: Connection, seq: u64, frame: Frame, ack_timeout: Duration) -> (u64, Result<Ack, QuicError>) {
-    let result = match tokio::time::timeout(ack_timeout, exchange(&conn, seq, &frame)).await {
+/// A connection and its idle streams.
+struct Link {
+    conn: Connection,
+    idle: std::sync::Mutex<Vec<(quinn::SendStream, quinn::RecvStream)>>,
+    /// Told whenever a stream goes back to `idle`.
+    returned: tokio::sync::Notify,
+}
+
+impl Link {
+    fn new(conn: Connection) -> Arc<Link> {
+        Arc::new(Link { conn, idle: std::sync::Mutex::new(Vec::new()), returned: tokio::sync::Notify::new() })
+    }
+
+    fn pop(&self) -> Option<(quinn::SendStream, quinn::RecvStream)> {
+        match self.idle.lock() {
+            Ok(mut idle) => idle.pop(),
+            Err(poisoned) => poisoned.into_inner().pop(),
+        }
+    }
+
+    fn put_back(&self, pair: (quinn::SendStream, quinn::RecvStream)) {
+        match self.idle.lock() {
+            Ok(mut idle) => idle.push(pair),
+            Err(poisoned) => poisoned.into_inner().push(pair),
+        }
+        self.returned.notify_one();
+    }
+
+    /// An idle stream, or a new one — or, when the collector allows no more streams, the next
+    /// one that comes back.
+    async fn take(&self) -> Result<(quinn::SendStream, quinn::RecvStream), ConnectionError> {
+        loop {
+            if let Some(pair) = self.pop() {
+                return Ok(pair);
+            }
+            tokio::select! {
+                biased;
+                () = self.returned.notified() => {}
+                opened = self.conn.open_bi() => return opened,
+            }
+        }
+    }
+}
+
+/// Sends one framed batch and waits for its ack.
+async fn deliver(link: Arc<Link>, seq: u64, frame: Frame, ack_timeout: Duration) -> (u64, Result<Ack, QuicError>) {
+    let result = match tokio::time::timeout(ack_timeout, exchange(&link, seq, &frame)).await {
         Ok(r) => r,
         Err(_) => Err(QuicError::AckTimeout { seq, after: ack_timeout }),
     };
     (seq, result)
 }
 
-async fn exchange(conn: &Connection, seq: u64, frame: &[u8]) -> Result<Ack, QuicError> {
+async fn exchange(link: &Link, seq: u64, frame: &[u8]) -> Result<Ack, QuicError> {
     let stream_err = |reason: String| QuicError::Stream { seq, reason };
-    let (mut send, mut recv) = conn.open_bi().await.map_err(classify)?;
+    // A stream that fails is dropped (reset), never put back.
+    let (mut send, mut recv) = link.take().await.map_err(classify)?;
     send.write_all(frame).await.map_err(|e| match e {
         quinn::WriteError::ConnectionLost(e) => classify(e),
         other => stream_err(other.to_string()),
     })?;
-    send.finish().map_err(|e| stream_err(e.to_string()))?;
     let read_err = |e: quinn::ReadExactError| match e {
         quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(e)) => classify(e),
         other => stream_err(other.to_string()),
@@ -574,5 +622,6 @@ async fn exchange(conn: &Connection, seq: u64, frame: &[u8]) -> Result<Ack, Quic
     if ack.seq != seq {
         return Err(QuicError::Protocol(format!("ack for batch {} on the stream of batch {seq}", ack.seq)));
     }
+    link.put_back((send, recv));
     Ok(ack)
 }

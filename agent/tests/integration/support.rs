@@ -137,10 +137,20 @@ pub struct Server {
 impl Server {
     /// Serves with `server` (certificate from it) trusting devices of `clients`' CA.
     pub async fn start(server: &Pki, clients: &Pki, addr: SocketAddr) -> Server {
+        Server::start_with_streams(server, clients, addr, None).await
+    }
+
+    /// As [`Server::start`], allowing each agent at most `max_streams` open streams.
+    pub async fn start_with_streams(server: &Pki, clients: &Pki, addr: SocketAddr, max_streams: Option<u32>) -> Server {
         tls::install_provider();
         let (chain, key) = server.server_chain();
         let cfg = tls::server_config(chain, key, &clients.ca(), vec![], &[ALPN_DATA]).unwrap();
-        let quic = quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(cfg).unwrap()));
+        let mut quic = quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(cfg).unwrap()));
+        if let Some(n) = max_streams {
+            let mut transport = quinn::TransportConfig::default();
+            transport.max_concurrent_bidi_streams(n.into());
+            quic.transport_config(Arc::new(transport));
+        }
         // The port may still be held for a moment by a stand-in that just stopped.
         let mut tries = 0;
         let endpoint = loop {
@@ -249,16 +259,28 @@ async fn stream(
     seen: Arc<Mutex<u64>>,
 ) {
     let limits = Limits::default();
-    let Ok(bytes) = recv.read_to_end(limits.max_frame + frame::HEADER_LEN).await else { return };
-    let Ok(Some((payload, _))) = frame::split_frame(&bytes, &limits) else { return };
-    let batch = codec::decode_batch(payload, &limits).expect("agent sent an undecodable batch");
-    let seq = batch.seq;
-    *seen.lock().unwrap() += 1;
-    let _ = events.send(Event::Batch(batch));
-    let Ok(p) = policy.wait_for(|p| !p.hold).await.map(|p| *p) else { return };
-    let status = if p.reject { AckStatus::Rejected("test says no".to_owned()) } else { AckStatus::Committed };
-    let ack = frame::encode_frame(&codec::encode_ack(&Ack { seq, status }).unwrap(), &limits).unwrap();
-    let _ = send.write_all(&ack).await;
+    // Frame after frame on the same stream, as the agent sends them, until it finishes.
+    loop {
+        let mut header = [0u8; frame::HEADER_LEN];
+        if recv.read_exact(&mut header).await.is_err() {
+            break;
+        }
+        let Ok(len) = frame::payload_len(header, &limits) else { return };
+        let mut payload = vec![0u8; len];
+        if recv.read_exact(&mut payload).await.is_err() {
+            return;
+        }
+        let batch = codec::decode_batch(&payload, &limits).expect("agent sent an undecodable batch");
+        let seq = batch.seq;
+        *seen.lock().unwrap() += 1;
+        let _ = events.send(Event::Batch(batch));
+        let Ok(p) = policy.wait_for(|p| !p.hold).await.map(|p| *p) else { return };
+        let status = if p.reject { AckStatus::Rejected("test says no".to_owned()) } else { AckStatus::Committed };
+        let ack = frame::encode_frame(&codec::encode_ack(&Ack { seq, status }).unwrap(), &limits).unwrap();
+        if send.write_all(&ack).await.is_err() {
+            return;
+        }
+    }
     let _ = send.finish();
     // Keep the stream state until the peer has the ack.
     let _ = send.stopped().await;

@@ -107,6 +107,34 @@ async fn batches_reach_the_collector_and_are_released_by_their_acks() {
     assert_eq!(seqs, [1, 2, 3, 4, 5]);
 }
 
+/// Streams stay open for the next batch; a collector allowing fewer streams than the agent
+/// has batches in flight must not stall it: batches wait for a stream to come back.
+#[tokio::test]
+async fn a_collector_allowing_fewer_streams_than_batches_in_flight_gets_them_all_on_one_connection() {
+    let pki = Pki::new();
+    let mut server = Server::start_with_streams(&pki, &pki, loopback(), Some(2)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut agent = Agent::start(transport(dir.path(), &pki, server.addr));
+    assert!(options().max_in_flight > 2);
+    for seq in 1..=40 {
+        agent.send(seq).await;
+    }
+    let s = agent.wait_for("40 acked", |s| s.acked == 40).await;
+    assert_eq!((s.queued, s.in_flight, s.rejected, s.connected), (0, 0, 0, true));
+    let mut connections = 0;
+    let mut seqs = Vec::new();
+    for e in server.drain_events(Duration::from_millis(200)).await {
+        match e {
+            Event::Connected(_) => connections += 1,
+            Event::Batch(b) => seqs.push(b.seq),
+            Event::Closed(e) => panic!("connection closed: {e}"),
+        }
+    }
+    seqs.sort();
+    assert_eq!(seqs, (1..=40).collect::<Vec<_>>(), "each batch once");
+    assert_eq!(connections, 1, "no reconnect");
+}
+
 #[tokio::test]
 async fn a_batch_is_held_until_its_ack_arrives() {
     let pki = Pki::new();

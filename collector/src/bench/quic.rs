@@ -233,15 +233,36 @@ impl Cpu {
     }
 }
 
-/// Sends one encoded frame on a fresh stream and waits for the collector's ack.
-async fn send(conn: &quinn::Connection, frame_bytes: &[u8]) -> anyhow::Result<AckStatus> {
+/// A bench agent's connection with its idle streams: like `ampel-agent`, it sends frame after
+/// frame on the streams it has open and opens a new one only when all are busy.
+struct Link {
+    conn: quinn::Connection,
+    idle: std::sync::Mutex<Vec<(quinn::SendStream, quinn::RecvStream)>>,
+}
+
+impl Link {
+    fn new(conn: quinn::Connection) -> Arc<Link> {
+        Arc::new(Link { conn, idle: std::sync::Mutex::new(Vec::new()) })
+    }
+}
+
+/// Sends one encoded frame and waits for the collector's ack.
+async fn send(link: &Link, frame_bytes: &[u8]) -> anyhow::Result<AckStatus> {
     let limits = Limits::default();
-    let (mut tx, mut rx) = conn.open_bi().await?;
+    let idle = link.idle.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.pop();
+    let (mut tx, mut rx) = match idle {
+        Some(pair) => pair,
+        None => link.conn.open_bi().await?,
+    };
     tx.write_all(frame_bytes).await?;
-    tx.finish()?;
-    let resp = rx.read_to_end(64 << 10).await?;
-    let (payload, _) = frame::split_frame(&resp, &limits)?.ok_or_else(|| anyhow::anyhow!("short ack"))?;
-    Ok(codec::decode_ack(payload, &limits)?.status)
+    let mut header = [0u8; frame::HEADER_LEN];
+    rx.read_exact(&mut header).await?;
+    let len = frame::payload_len(header, &limits)?;
+    let mut payload = vec![0u8; len];
+    rx.read_exact(&mut payload).await?;
+    let status = codec::decode_ack(&payload, &limits)?.status;
+    link.idle.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.push((tx, rx));
+    Ok(status)
 }
 
 fn encode(batch: &ampel_protocol::Batch) -> anyhow::Result<Vec<u8>> {
@@ -259,7 +280,7 @@ pub async fn ingest(a: &IngestArgs) -> anyhow::Result<()> {
         let frames: Vec<Vec<u8>> = (0..a.batches)
             .map(|s| encode(&metric_batch(i, s as u64, 10, s as i64 * a.samples, a.samples, t0, 10_000)))
             .collect::<anyhow::Result<_>>()?;
-        let conn = rig.connect(i, rig.agent(&format!("fw-{i:05}"))?).await?;
+        let conn = Link::new(rig.connect(i, rig.agent(&format!("fw-{i:05}"))?).await?);
         agents.push((conn, frames));
     }
     let points = (a.agents * a.batches * 10 * a.samples as usize) as u64;
@@ -345,7 +366,7 @@ pub async fn connections(a: &ConnectionsArgs) -> anyhow::Result<()> {
     while let Some(r) = tasks.join_next().await {
         let (i, c, r) = r??;
         retries += r;
-        conns.push((i, c));
+        conns.push((i, Link::new(c)));
     }
     let handshakes = started.elapsed();
     report("connections.agents", a.agents as f64, "connections");
@@ -449,7 +470,7 @@ pub async fn connections(a: &ConnectionsArgs) -> anyhow::Result<()> {
         );
     }
     // Everyone still connected at the end: the collector held them all.
-    let open = conns.iter().filter(|(_, c)| c.close_reason().is_none()).count();
+    let open = conns.iter().filter(|(_, c)| c.conn.close_reason().is_none()).count();
     report("connections.open_at_end", open as f64, "connections");
     if let (Some(before), Some(after)) = (drops_before, child::udp_rcvbuf_errors()) {
         report("connections.udp_rcvbuf_drops", after.saturating_sub(before) as f64, "datagrams (machine-wide)");

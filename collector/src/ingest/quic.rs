@@ -200,39 +200,56 @@ async fn stream(
     writer: Writer,
     limits: Limits,
 ) -> Result<(), String> {
-    let mut header = [0u8; frame::HEADER_LEN];
-    recv.read_exact(&mut header).await.map_err(|e| e.to_string())?;
-    let (seq, status) = match frame::payload_len(header, &limits) {
-        Err(e) => (0, AckStatus::Rejected(e.to_string())),
-        Ok(len) => {
-            let payload = read_payload(&mut recv, len).await?;
-            if payload.len() != len {
-                (0, AckStatus::Rejected(format!("frame announced {len} bytes but carried {}", payload.len())))
-            } else {
-                match codec::decode_batch(&payload, &limits) {
-                    Err(e) => (0, AckStatus::Rejected(e.to_string())),
-                    Ok(batch) => {
-                        let seq = batch.seq;
-                        match writer.submit(identity.clone(), batch, now_ms()).await {
-                            Ok(status) => (seq, status),
-                            // Not stored: say nothing so the agent resends later.
-                            Err(e) => {
-                                let _ = send.reset(quinn::VarInt::from_u32(1));
-                                return Err(e.to_string());
+    // An agent keeps its streams open and sends one frame after another on each, waiting for
+    // the ack in between; a stream it finishes ends here. A stream per frame works as well.
+    loop {
+        let mut header = [0u8; frame::HEADER_LEN];
+        match recv.read_exact(&mut header).await {
+            Ok(()) => {}
+            Err(quinn::ReadExactError::FinishedEarly(0)) => break,
+            Err(e) => return Err(e.to_string()),
+        }
+        // Whether the next frame can be found: not after a bad length or a short payload.
+        let mut in_step = true;
+        let (seq, status) = match frame::payload_len(header, &limits) {
+            Err(e) => {
+                in_step = false;
+                (0, AckStatus::Rejected(e.to_string()))
+            }
+            Ok(len) => {
+                let payload = read_payload(&mut recv, len).await?;
+                if payload.len() != len {
+                    in_step = false;
+                    (0, AckStatus::Rejected(format!("frame announced {len} bytes but carried {}", payload.len())))
+                } else {
+                    match codec::decode_batch(&payload, &limits) {
+                        Err(e) => (0, AckStatus::Rejected(e.to_string())),
+                        Ok(batch) => {
+                            let seq = batch.seq;
+                            match writer.submit(identity.clone(), batch, now_ms()).await {
+                                Ok(status) => (seq, status),
+                                // Not stored: say nothing so the agent resends later.
+                                Err(e) => {
+                                    let _ = send.reset(quinn::VarInt::from_u32(1));
+                                    return Err(e.to_string());
+                                }
                             }
                         }
                     }
                 }
             }
+        };
+        if let AckStatus::Rejected(reason) = &status {
+            writer.stats().batches_rejected.fetch_add(u64::from(seq == 0), Ordering::Relaxed);
+            tracing::warn!(device = %identity.device, %reason, "batch rejected");
         }
-    };
-    if let AckStatus::Rejected(reason) = &status {
-        writer.stats().batches_rejected.fetch_add(u64::from(seq == 0), Ordering::Relaxed);
-        tracing::warn!(device = %identity.device, %reason, "batch rejected");
+        let ack = codec::encode_ack(&Ack { seq, status }).map_err(|e| e.to_string())?;
+        let bytes = frame::encode_frame(&ack, &limits).map_err(|e| e.to_string())?;
+        send.write_all(&bytes).await.map_err(|e| e.to_string())?;
+        if !in_step {
+            break;
+        }
     }
-    let ack = codec::encode_ack(&Ack { seq, status }).map_err(|e| e.to_string())?;
-    let bytes = frame::encode_frame(&ack, &limits).map_err(|e| e.to_string())?;
-    send.write_all(&bytes).await.map_err(|e| e.to_string())?;
     send.finish().map_err(|e| e.to_string())?;
     Ok(())
 }
@@ -254,10 +271,7 @@ async fn read_payload(recv: &mut quinn::RecvStream, len: usize) -> Result<Vec<u8
             None => return Ok(payload),
         }
     }
-    match recv.read_chunk(1, true).await.map_err(|e| e.to_string())? {
-        None => Ok(payload),
-        Some(_) => Err(format!("stream carries more than the {len} bytes its frame announced")),
-    }
+    Ok(payload)
 }
 
 /// Wall-clock time in Unix ms.

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use ampel_protocol::{AckStatus, Batch, Metric, PROTOCOL_VERSION, Record};
-use ampel_tests::{Deployment, send_batches, wait_until};
+use ampel_tests::{Deployment, send_batches, send_frames_on_one_stream, wait_until};
 
 fn points(d: &Deployment, device: &str) -> u64 {
     d.device(device).and_then(|v| v["points"].as_u64()).unwrap_or(0)
@@ -115,4 +115,36 @@ fn a_certificate_whose_tenant_differs_from_the_registry_is_rejected() {
     collector.stop();
     assert!(matches!(&acks[0].status, AckStatus::Rejected(r) if r.contains("another tenant")), "{acks:?}");
     assert_eq!(points(&d, "fw-1"), 0);
+}
+
+#[test]
+fn one_stream_carries_frame_after_frame_and_a_broken_length_ends_only_that_stream() {
+    use ampel_protocol::{Limits, codec, frame};
+    let d = Deployment::new("");
+    let dev = d.issue("acme", "fw-1");
+    let mut collector = d.serve();
+    let addr = format!("127.0.0.1:{}", d.port).parse().unwrap();
+    let good = |seq| frame::encode_frame(&codec::encode_batch(&claiming_batch(seq)).unwrap(), &Limits::default()).unwrap();
+    // A frame of the right length whose payload is not CBOR: refused, the stream goes on.
+    let garbage = frame::encode_frame(&[0xff; 16], &Limits::default()).unwrap();
+    // A length far above the limit: refused, and the stream cannot be read further.
+    let mut oversized = (u32::MAX).to_be_bytes().to_vec();
+    oversized.extend_from_slice(&[0; 8]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (acks, ended_early) = rt
+        .block_on(send_frames_on_one_stream(addr, &dev, "fw-1", &[good(1), good(2), good(1), garbage, good(3), oversized, good(4)]))
+        .unwrap_or_else(|e| panic!("{e}\ncollector log:\n{}", collector.log()));
+    let statuses = format!("{acks:?}");
+    assert_eq!(acks.len(), 6, "{statuses:?}");
+    assert_eq!(
+        acks.iter().take(3).map(|a| (a.seq, a.status.clone())).collect::<Vec<_>>(),
+        [(1, AckStatus::Committed), (2, AckStatus::Committed), (1, AckStatus::Duplicate)]
+    );
+    assert!(matches!(acks[3].status, AckStatus::Rejected(_)), "{statuses:?}");
+    assert_eq!((acks[4].seq, acks[4].status.clone()), (3, AckStatus::Committed));
+    assert!(matches!(acks[5].status, AckStatus::Rejected(_)), "{statuses:?}");
+    assert!(ended_early, "after a length it cannot trust, the collector ends the stream");
+    // The connection survives; batch 4 was never taken.
+    collector.stop();
+    assert_eq!(points(&d, "fw-1"), 3);
 }
