@@ -412,7 +412,7 @@ fn availability(out: &mut Out<'_>, cfg: &RiskConfig) {
 /// The device certificate, as the agent last reported it in the period: expired (red) or
 /// expiring within `certificate-warning` (yellow), which means renewal has been failing.
 fn certificate(out: &mut Out<'_>, cfg: &RiskConfig) {
-    let Some(&(_, not_after_s)) = out.dev.cert_expires_at.iter().filter(|p| p.0 < out.win.end_ms).last() else {
+    let Some(&(_, not_after_s)) = out.dev.cert_expires_at.iter().rfind(|p| p.0 < out.win.end_ms) else {
         return;
     };
     if !not_after_s.is_finite() {
