@@ -102,7 +102,12 @@ pub fn store_renderer(store: crate::store::Store, cfg: Arc<crate::config::Config
             .findings
             .iter()
             .take(10)
-            .map(|f| format!("[{}] {}: {} — {}", f.level.as_str(), f.device.as_deref().unwrap_or("tenant"), f.evidence, f.recommendation))
+            .map(|f| {
+                let de = req.language == Language::De;
+                let level = light_name(f.level.as_str(), de).to_lowercase();
+                let subject = f.device.as_deref().unwrap_or(if de { "Mandant" } else { "tenant" });
+                format!("[{level}] {subject}: {} — {}", f.evidence, f.recommendation)
+            })
             .collect();
         Ok(Rendered { light: data.light.as_str().to_owned(), score: data.score, findings, pdf })
     })
@@ -147,6 +152,20 @@ pub struct Scheduler {
 
 fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// A light's name for the mail, upper case, in English or German.
+fn light_name(light: &str, de: bool) -> &'static str {
+    match (light, de) {
+        ("red", false) => "RED",
+        ("yellow", false) => "YELLOW",
+        ("green", false) => "GREEN",
+        ("red", true) => "ROT",
+        ("yellow", true) => "GELB",
+        ("green", true) => "GRÜN",
+        (_, false) => "GREY",
+        (_, true) => "GRAU",
+    }
 }
 
 fn light_colour(light: &str) -> &'static str {
@@ -327,7 +346,7 @@ impl Scheduler {
                 "Ampel-Sicherheitsbericht für {}\nZeitraum: {}\nGesamt: {} (Punktzahl {} von 100)\n",
                 rec.tenant,
                 rec.period_label,
-                rec.light.to_uppercase(),
+                light_name(&rec.light, true),
                 rec.score
             )
         } else {
@@ -335,7 +354,7 @@ impl Scheduler {
                 "Ampel security report for {}\nPeriod: {}\nOverall: {} (score {} of 100)\n",
                 rec.tenant,
                 rec.period_label,
-                rec.light.to_uppercase(),
+                light_name(&rec.light, false),
                 rec.score
             )
         };
@@ -367,7 +386,7 @@ impl Scheduler {
             html_escape(late.trim()),
             html_escape(&job.message).replace('\n', "<br>"),
             html_escape(&format!("{} — {}", rec.tenant, rec.period_label)),
-            html_escape(&rec.light.to_uppercase()),
+            html_escape(light_name(&rec.light, de)),
             if de { "Punktzahl" } else { "score" },
             rec.score,
             if items.is_empty() { html_escape(findings.trim()) } else { String::new() },
@@ -513,5 +532,18 @@ impl Scheduler {
             }
         }
         tracing::info!("scheduler stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::light_name;
+
+    #[test]
+    fn lights_are_named_in_the_mails_language() {
+        let en: Vec<&str> = ["red", "yellow", "green", "grey"].iter().map(|l| light_name(l, false)).collect();
+        let de: Vec<&str> = ["red", "yellow", "green", "grey"].iter().map(|l| light_name(l, true)).collect();
+        assert_eq!(en, ["RED", "YELLOW", "GREEN", "GREY"]);
+        assert_eq!(de, ["ROT", "GELB", "GRÜN", "GRAU"]);
     }
 }
