@@ -113,7 +113,16 @@ impl Ctx<'_> {
 }
 
 /// Renders `data` as `options` say, to PDF bytes.
+/// Renders twice: the first pass counts the pages, the second prints "Page n of N". The footer
+/// has a fixed height, so the count cannot change between the passes.
 pub(crate) fn render(data: &ReportData, options: &ReportOptions) -> Result<Vec<u8>, ReportError> {
+    let (_, pages) = pass(data, options, None)?;
+    let (raw, _) = pass(data, options, Some(pages))?;
+    pdf::finalize(&raw, data.generated_at_ms)
+}
+
+/// Lays out and renders once; returns the raw PDF and its page count.
+fn pass(data: &ReportData, options: &ReportOptions, pages: Option<usize>) -> Result<(Vec<u8>, usize), ReportError> {
     let s = Strings::get(options.lang);
     let w = &options.widgets;
     let coverage = Coverage::new()?;
@@ -186,9 +195,14 @@ pub(crate) fn render(data: &ReportData, options: &ReportOptions) -> Result<Vec<u
     // and clock-based dates.
     doc.set_minimal_conformance();
     doc.set_font_size(BODY_SIZE);
+    let counted = std::rc::Rc::new(std::cell::Cell::new(0usize));
+    let seen = counted.clone();
     doc.set_page_decorator(Footer {
         label: format!("{} \u{00B7} {} \u{00B7} {}", s.product, s.title, tenant),
-        page_label: Box::new(move |n| s.page_no(n)),
+        page_label: Box::new(move |n| {
+            seen.set(n);
+            s.page_no(n, pages)
+        }),
         page: 0,
         color: options.theme.footer.color(),
         dark: options.theme.footer.is_dark(),
@@ -196,7 +210,7 @@ pub(crate) fn render(data: &ReportData, options: &ReportOptions) -> Result<Vec<u
     doc.push(body);
     let mut raw = Vec::new();
     doc.render(&mut raw).map_err(|e| ReportError::Render(error_chain(&e)))?;
-    pdf::finalize(&raw, data.generated_at_ms)
+    Ok((raw, counted.get()))
 }
 
 fn cover(cx: &mut Ctx<'_>, data: &ReportData, options: &ReportOptions, tenant: &str) {

@@ -197,6 +197,8 @@ pub struct Strings {
     pub none: &'static str,
     /// "Page"; followed by the page number.
     pub page: &'static str,
+    /// "of", between the page number and the page count.
+    pub page_of: &'static str,
     /// Column headings.
     pub col_level: &'static str,
     /// Column: device.
@@ -386,6 +388,7 @@ static EN: Strings = Strings {
     sections: "Sections",
     none: "\u{2013}",
     page: "Page",
+    page_of: "of",
     col_level: "Level",
     col_device: "Device",
     col_service: "Service",
@@ -536,6 +539,7 @@ static DE: Strings = Strings {
     sections: "Abschnitte",
     none: "\u{2013}",
     page: "Seite",
+    page_of: "von",
     col_level: "Stufe",
     col_device: "Gerät",
     col_service: "Dienst",
@@ -700,8 +704,12 @@ impl Strings {
     }
 
     /// "Page n".
-    pub fn page_no(&self, n: usize) -> String {
-        format!("{} {n}", self.page)
+    /// "Page 3 of 19"; "Page 3" while the count is not known yet.
+    pub fn page_no(&self, n: usize, of: Option<usize>) -> String {
+        match of {
+            Some(total) => format!("{} {n} {} {total}", self.page, self.page_of),
+            None => format!("{} {n}", self.page),
+        }
     }
 
     /// The note for an unknown time zone.

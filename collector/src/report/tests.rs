@@ -384,7 +384,16 @@ fn every_section_in_english_and_german() {
     let de = write(dir.path(), "de.pdf", &render_in(&data, Lang::De).unwrap());
     assert_valid(&en);
     assert_valid(&de);
+    let (en_pages, de_pages) = (pages(&en), pages(&de));
     let (en, de) = (pdf_text(&en), pdf_text(&de));
+    // Every page says which of how many it is.
+    for n in [1, en_pages] {
+        assert!(en.contains(&format!("Page {n} of {en_pages}")), "English page {n} of {en_pages}:\n{en}");
+    }
+    for n in [1, de_pages] {
+        assert!(de.contains(&format!("Seite {n} von {de_pages}")), "German page {n} of {de_pages}:\n{de}");
+    }
+    assert_eq!(en.matches(&format!(" of {en_pages}")).count(), en_pages, "one page number per page");
     for needle in [
         "Security report",
         "Executive summary",
