@@ -278,16 +278,14 @@ impl Deployment {
     }
 }
 
-/// A minimal QUIC agent for tests that need to send hand-made batches: connects with the given
-/// device files and returns the collector's ack for each batch, or the error that ended it.
-pub async fn send_batches(
+/// A QUIC connection to the collector's data ALPN with the given device files (mutual TLS).
+async fn connect_device(
     addr: std::net::SocketAddr,
     ca_pem: &Path,
     cert_pem: &Path,
     key_pem: &Path,
-    batches: &[ampel_protocol::Batch],
-) -> Result<Vec<ampel_protocol::Ack>, String> {
-    use ampel_protocol::{Limits, codec, frame, tls};
+) -> Result<(quinn::Endpoint, quinn::Connection), String> {
+    use ampel_protocol::tls;
     tls::install_provider();
     let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
     let cas = tls::parse_certs(&read(ca_pem)?).map_err(|e| e.to_string())?;
@@ -298,6 +296,20 @@ pub async fn send_batches(
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).map_err(|e| e.to_string())?;
     endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
     let conn = endpoint.connect(addr, "localhost").map_err(|e| e.to_string())?.await.map_err(|e| e.to_string())?;
+    Ok((endpoint, conn))
+}
+
+/// A minimal QUIC agent for tests that need to send hand-made batches: connects with the given
+/// device files and returns the collector's ack for each batch, or the error that ended it.
+pub async fn send_batches(
+    addr: std::net::SocketAddr,
+    ca_pem: &Path,
+    cert_pem: &Path,
+    key_pem: &Path,
+    batches: &[ampel_protocol::Batch],
+) -> Result<Vec<ampel_protocol::Ack>, String> {
+    use ampel_protocol::{Limits, codec, frame};
+    let (endpoint, conn) = connect_device(addr, ca_pem, cert_pem, key_pem).await?;
     let limits = Limits::default();
     let mut acks = Vec::new();
     for b in batches {
@@ -325,17 +337,14 @@ pub async fn send_frames_on_one_stream(
     device: &str,
     frames: &[Vec<u8>],
 ) -> Result<(Vec<ampel_protocol::Ack>, bool), String> {
-    use ampel_protocol::{Limits, codec, frame, tls};
-    tls::install_provider();
-    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
-    let cas = tls::parse_certs(&read(&device_dir.join("ca.pem"))?).map_err(|e| e.to_string())?;
-    let chain = tls::parse_certs(&read(&device_dir.join(format!("{device}.pem")))?).map_err(|e| e.to_string())?;
-    let key = tls::parse_key(&read(&device_dir.join(format!("{device}.key")))?).map_err(|e| e.to_string())?;
-    let cfg = tls::client_config(&cas, chain, key, &[ampel_protocol::ALPN_DATA]).map_err(|e| e.to_string())?;
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(cfg).map_err(|e| e.to_string())?;
-    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).map_err(|e| e.to_string())?;
-    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
-    let conn = endpoint.connect(addr, "localhost").map_err(|e| e.to_string())?.await.map_err(|e| e.to_string())?;
+    use ampel_protocol::{Limits, codec, frame};
+    let (endpoint, conn) = connect_device(
+        addr,
+        &device_dir.join("ca.pem"),
+        &device_dir.join(format!("{device}.pem")),
+        &device_dir.join(format!("{device}.key")),
+    )
+    .await?;
     let limits = Limits::default();
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
     let mut acks = Vec::new();
