@@ -112,21 +112,21 @@ impl Ctx<'_> {
     }
 }
 
-/// Renders `data` as `options` say, to PDF bytes.
-/// Renders twice: the first pass counts the pages, the second prints "Page n of N". The footer
-/// has a fixed height, so the count cannot change between the passes.
+/// Renders `data` as `options` say, to PDF bytes, in two passes: the first counts the pages,
+/// the second prints "Page n of N". The footer has a fixed height, so the count cannot change
+/// between the passes.
 pub(crate) fn render(data: &ReportData, options: &ReportOptions) -> Result<Vec<u8>, ReportError> {
-    let (_, pages) = pass(data, options, None)?;
-    let (raw, _) = pass(data, options, Some(pages))?;
+    let coverage = Coverage::new()?;
+    let (_, pages) = pass(data, options, &coverage, None)?;
+    let (raw, _) = pass(data, options, &coverage, Some(pages))?;
     pdf::finalize(&raw, data.generated_at_ms)
 }
 
 /// Lays out and renders once; returns the raw PDF and its page count.
-fn pass(data: &ReportData, options: &ReportOptions, pages: Option<usize>) -> Result<(Vec<u8>, usize), ReportError> {
+fn pass(data: &ReportData, options: &ReportOptions, coverage: &Coverage, pages: Option<usize>) -> Result<(Vec<u8>, usize), ReportError> {
     let s = Strings::get(options.lang);
     let w = &options.widgets;
-    let coverage = Coverage::new()?;
-    let mut san = Sanitizer::new(&coverage);
+    let mut san = Sanitizer::new(coverage);
     san.note(&s.all_text());
     let mut cx = Ctx { s, zone: ReportZone::new(&data.time_zone), san, body: LinearLayout::vertical() };
     let tenant = cx.clean(&data.tenant);

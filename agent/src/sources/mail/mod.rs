@@ -495,11 +495,13 @@ impl RspamdHistory {
             return;
         }
         // The history holds the last N rows; remember only those still in it.
-        let current: HashSet<u64> = rows.iter().map(|(k, _)| fingerprint(k)).collect();
+        let mut current = HashSet::with_capacity(rows.len());
         for (key, alert) in rows {
-            if !self.seen.contains(&fingerprint(&key)) {
+            let fp = fingerprint(&key);
+            if !self.seen.contains(&fp) {
                 out.push(Record::Alert(alert));
             }
+            current.insert(fp);
         }
         if current != self.seen {
             self.seen = current;
