@@ -92,8 +92,8 @@ pub fn run(a: &StoreArgs) -> anyhow::Result<()> {
     let usage = store.usage()?;
     let bytes = |name: &str| usage.iter().find(|u| u.0 == name).map_or(0, |u| u.2);
     report("store.blocks.bytes_per_point", bytes("blocks") as f64 / fold.points.max(1) as f64, "bytes (pages of the blocks database)");
-    let rollups: u64 = ["rollup-1m", "rollup-1h", "rollup-1d"].iter().map(|n| bytes(n)).sum();
-    report("store.rollups.bytes_per_point", rollups as f64 / fold.points.max(1) as f64, "bytes (all three levels)");
+    let rollups: u64 = ["packed-1m", "packed-1h", "packed-1d"].iter().map(|n| bytes(n)).sum();
+    report("store.rollups.bytes_per_point", rollups as f64 / fold.points.max(1) as f64, "bytes (packed rollups, all levels)");
 
     // 3. Commit with the fold thread running, then wait until it has caught up.
     let maintenance = Maintenance::start(store.clone(), MaintenanceOptions::default())?;

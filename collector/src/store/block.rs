@@ -1,37 +1,41 @@
-//! Compressed blocks of one series' points, Gorilla style (Pelkonen et al., VLDB 2015).
+//! Compressed blocks of one series' points.
 //!
-//! Timestamps are stored as delta-of-delta, values as the XOR with the previous value, both in
-//! a bit stream. The header carries the encoder's state, so the fold appends to a block without
-//! decoding it:
+//! Timestamps are coded as delta-of-delta, values as decimal integers against a predictor or,
+//! for values that are not short decimals, as Gorilla XORs ([`codec::Values`]); both with an
+//! adaptive Rice code. A series sampled every 10 s whose value does not change costs two bits
+//! a point; a percentage with one decimal that wanders costs about one byte. The header
+//! carries the whole coder state, so the fold appends to a block without decoding it:
 //!
 //! | bytes  | field                                                               |
 //! |--------|---------------------------------------------------------------------|
-//! | 0..4   | number of points (u32 BE)                                           |
-//! | 4..12  | first timestamp (i64 BE)                                            |
-//! | 12..20 | last timestamp (i64 BE)                                             |
-//! | 20..28 | last delta (i64 BE)                                                 |
-//! | 28..36 | last value (f64 bits BE)                                            |
-//! | 36     | leading zeros of the current XOR window, [`NO_WINDOW`] before the first |
-//! | 37     | trailing zeros of the current XOR window                            |
-//! | 38..42 | length of the bit stream in bits (u32 BE)                           |
-//! | 42..   | the bit stream, most significant bit first, zero-padded             |
+//! | 0      | format: 2 (a block of 0.1.0 starts with 0, see [`block_v1`](super::block_v1)) |
+//! | 1..5   | number of points (u32 BE)                                           |
+//! | 5..13  | first timestamp (i64 BE)                                            |
+//! | 13..21 | last timestamp (i64 BE)                                             |
+//! | 21..29 | last timestamp delta (i64 BE)                                       |
+//! | 29..34 | timestamp Rice state (u32 BE sum, u8 count)                         |
+//! | 34..36 | values escaped as floats in decimal mode (u16 BE)                   |
+//! | 36..40 | length of the bit stream in bits (u32 BE)                           |
+//! | 40..73 | value coder state ([`codec::Values`])                               |
+//! | 73..   | the bit stream, most significant bit first, zero-padded             |
 //!
-//! The encoder starts from "previous timestamp = first timestamp, previous delta = 0, previous
-//! value = 0", so the first point is coded like every other. Timestamps within a block strictly
-//! increase. A block is full at [`MAX_POINTS`] points or when one more point might push it past
-//! [`MAX_BYTES`]: that keeps every block inside one LMDB leaf page, so rewriting the open block
-//! of a series never allocates runs of overflow pages.
+//! The encoder starts from "previous timestamp = first timestamp, previous delta = 0", so the
+//! first point is coded like every other. Timestamps within a block strictly increase. A block
+//! holds at most [`MAX_BYTES`]: larger than LMDB keeps inline (about 2 000 bytes), so a full
+//! block fills one 4 KiB overflow page to the last few bytes, and rewriting the open block of
+//! a series copies one page.
+
+use super::block_v1;
+use super::codec::{self, BitReader, BitWriter, Plan, Rice, Values};
 
 /// Header length in bytes.
-pub const HEADER_LEN: usize = 42;
-/// Most points in one block.
-pub const MAX_POINTS: u32 = 1024;
-/// Largest encoded block. LMDB keeps values up to about 2 000 bytes inline in a 4 KiB page.
-pub const MAX_BYTES: usize = 1_900;
-/// Largest encoding of one point: timestamp 5 + 64 bits, value 2 + 6 + 6 + 64 bits.
-const MAX_POINT_BYTES: usize = 19;
-/// Marks "no XOR window yet" in the header.
-pub const NO_WINDOW: u8 = 0xff;
+pub const HEADER_LEN: usize = 40 + codec::VALUES_LEN;
+/// Largest encoded block: one LMDB overflow page (4096 bytes less its 16-byte header).
+pub const MAX_BYTES: usize = 4_080;
+/// Most points in one block (a block of constant values at a fixed interval).
+pub const MAX_POINTS: u32 = 1 << 15;
+/// The format byte of this version's blocks.
+const FORMAT: u8 = 2;
 
 /// Why a stored block does not decode.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,6 +49,12 @@ pub enum BlockError {
     Inconsistent,
 }
 
+impl From<codec::StreamError> for BlockError {
+    fn from(_: codec::StreamError) -> Self {
+        BlockError::Inconsistent
+    }
+}
+
 /// The fixed part of a block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
@@ -54,59 +64,81 @@ pub struct Header {
     pub first_ts: i64,
     /// Timestamp of the last point.
     pub last_ts: i64,
+    /// Whether the block is in the format of 0.1.0 (read, never appended to).
+    pub legacy: bool,
     last_delta: i64,
-    last_value: u64,
-    lead: u8,
-    trail: u8,
+    ts_rice: Rice,
+    floats: u16,
     bits: u32,
+    values: Values,
 }
 
-fn be_u64(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    u64::from_be_bytes(a)
-}
-
-fn be_u32(b: &[u8], at: usize) -> u32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[at..at + 4]);
-    u32::from_be_bytes(a)
+fn be<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
+    let mut a = [0u8; N];
+    a.copy_from_slice(&b[at..at + N]);
+    a
 }
 
 impl Header {
-    /// Reads and checks the header of a stored block.
+    /// Reads and checks the header of a stored block, of either format.
     pub fn parse(bytes: &[u8]) -> Result<Header, BlockError> {
+        match bytes.first() {
+            None => Err(BlockError::Truncated),
+            Some(0) => {
+                let h = block_v1::Header::parse(bytes)?;
+                Ok(Header {
+                    count: h.count,
+                    first_ts: h.first_ts,
+                    last_ts: h.last_ts,
+                    legacy: true,
+                    last_delta: 0,
+                    ts_rice: Rice::default(),
+                    floats: 0,
+                    bits: 0,
+                    values: Values::start(0.0),
+                })
+            }
+            Some(&FORMAT) => Header::parse_v2(bytes),
+            Some(_) => Err(BlockError::Inconsistent),
+        }
+    }
+
+    fn parse_v2(bytes: &[u8]) -> Result<Header, BlockError> {
         if bytes.len() < HEADER_LEN {
             return Err(BlockError::Truncated);
         }
+        let values = Values::load(&bytes[40..]).ok_or(BlockError::Inconsistent)?;
         let h = Header {
-            count: be_u32(bytes, 0),
-            first_ts: be_u64(bytes, 4) as i64,
-            last_ts: be_u64(bytes, 12) as i64,
-            last_delta: be_u64(bytes, 20) as i64,
-            last_value: be_u64(bytes, 28),
-            lead: bytes[36],
-            trail: bytes[37],
-            bits: be_u32(bytes, 38),
+            count: u32::from_be_bytes(be(bytes, 1)),
+            first_ts: i64::from_be_bytes(be(bytes, 5)),
+            last_ts: i64::from_be_bytes(be(bytes, 13)),
+            legacy: false,
+            last_delta: i64::from_be_bytes(be(bytes, 21)),
+            ts_rice: Rice { a: u32::from_be_bytes(be(bytes, 29)), n: bytes[33] },
+            floats: u16::from_be_bytes(be(bytes, 34)),
+            bits: u32::from_be_bytes(be(bytes, 36)),
+            values,
         };
         if bytes.len() - HEADER_LEN != (h.bits as usize).div_ceil(8) {
             return Err(BlockError::Truncated);
         }
-        if h.count == 0 || h.last_ts < h.first_ts {
+        if h.count == 0 || h.count > MAX_POINTS || h.last_ts < h.first_ts || h.ts_rice.n == 0 {
             return Err(BlockError::Inconsistent);
         }
         Ok(h)
     }
 
-    fn write(&self, out: &mut [u8]) {
-        out[0..4].copy_from_slice(&self.count.to_be_bytes());
-        out[4..12].copy_from_slice(&self.first_ts.to_be_bytes());
-        out[12..20].copy_from_slice(&self.last_ts.to_be_bytes());
-        out[20..28].copy_from_slice(&self.last_delta.to_be_bytes());
-        out[28..36].copy_from_slice(&self.last_value.to_be_bytes());
-        out[36] = self.lead;
-        out[37] = self.trail;
-        out[38..42].copy_from_slice(&self.bits.to_be_bytes());
+    fn write(&self, out: &mut Vec<u8>) {
+        out.push(FORMAT);
+        out.extend_from_slice(&self.count.to_be_bytes());
+        out.extend_from_slice(&self.first_ts.to_be_bytes());
+        out.extend_from_slice(&self.last_ts.to_be_bytes());
+        out.extend_from_slice(&self.last_delta.to_be_bytes());
+        out.extend_from_slice(&self.ts_rice.a.to_be_bytes());
+        out.push(self.ts_rice.n);
+        out.extend_from_slice(&self.floats.to_be_bytes());
+        out.extend_from_slice(&self.bits.to_be_bytes());
+        self.values.store(out);
     }
 }
 
@@ -114,27 +146,50 @@ impl Header {
 #[derive(Debug, Clone)]
 pub struct Builder {
     header: Header,
-    /// Header placeholder followed by the bit stream.
-    buf: Vec<u8>,
+    /// The bit stream (without the header).
+    stream: BitWriter,
+}
+
+/// Why [`Builder::resume`] cannot continue a block.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResumeError {
+    /// The block does not decode.
+    #[error(transparent)]
+    Damaged(#[from] BlockError),
+    /// The block is in the 0.1.0 format: start a new block after it.
+    #[error("block in the 0.1.0 format")]
+    Legacy,
 }
 
 impl Builder {
     /// A block whose first point is `(ts, value)`.
     pub fn new(ts: i64, value: f64) -> Builder {
-        let header = Header { count: 0, first_ts: ts, last_ts: ts, last_delta: 0, last_value: 0, lead: NO_WINDOW, trail: 0, bits: 0 };
-        let mut b = Builder { header, buf: Vec::with_capacity(256) };
-        b.buf.resize(HEADER_LEN, 0);
-        b.encode(ts, value.to_bits());
+        let header = Header {
+            count: 0,
+            first_ts: ts,
+            last_ts: ts,
+            legacy: false,
+            last_delta: 0,
+            ts_rice: Rice::default(),
+            floats: 0,
+            bits: 0,
+            values: Values::start(value),
+        };
+        let mut b = Builder { header, stream: BitWriter::default() };
+        let pushed = b.append(ts, value);
+        debug_assert!(pushed, "the first point always fits");
         b
     }
 
     /// Continues a stored block. The bytes are copied; the header is checked but the stream is
     /// not decoded.
-    pub fn resume(bytes: &[u8]) -> Result<Builder, BlockError> {
+    pub fn resume(bytes: &[u8]) -> Result<Builder, ResumeError> {
         let header = Header::parse(bytes)?;
-        let mut buf = Vec::with_capacity(bytes.len() + 64);
-        buf.extend_from_slice(bytes);
-        Ok(Builder { header, buf })
+        if header.legacy {
+            return Err(ResumeError::Legacy);
+        }
+        let stream = BitWriter::resume(bytes[HEADER_LEN..].to_vec(), u64::from(header.bits));
+        Ok(Builder { header, stream })
     }
 
     /// Points so far.
@@ -147,167 +202,70 @@ impl Builder {
         self.header.last_ts
     }
 
-    /// Whether one more point is guaranteed to fit.
+    /// Whether the block may take another point (it may still refuse one that is too large).
     pub fn has_room(&self) -> bool {
-        self.header.count < MAX_POINTS && self.buf.len() + MAX_POINT_BYTES <= MAX_BYTES
+        self.header.count < MAX_POINTS
     }
 
-    /// Appends a point. The caller keeps timestamps strictly increasing and checks
-    /// [`has_room`](Self::has_room); a point that breaks the order is refused with `false`.
+    /// Appends a point; `false` (and nothing changed) when it is not newer than the last point
+    /// or does not fit.
     pub fn push(&mut self, ts: i64, value: f64) -> bool {
-        if ts <= self.header.last_ts {
+        ts > self.header.last_ts && self.append(ts, value)
+    }
+
+    fn append(&mut self, ts: i64, value: f64) -> bool {
+        if !self.has_room() {
             return false;
         }
-        self.encode(ts, value.to_bits());
-        true
-    }
-
-    fn encode(&mut self, ts: i64, bits: u64) {
-        let h = &mut self.header;
+        let mut h = self.header;
+        let mut plan = Plan::default();
         let delta = ts.wrapping_sub(h.last_ts);
-        let dod = delta.wrapping_sub(h.last_delta);
-        let mut w = BitWriter { buf: &mut self.buf, bits: h.bits as u64 };
-        if dod == 0 {
-            w.write(0, 1);
-        } else if fits(dod, 7) {
-            w.write(0b10, 2);
-            w.write(dod as u64, 7);
-        } else if fits(dod, 12) {
-            w.write(0b110, 3);
-            w.write(dod as u64, 12);
-        } else if fits(dod, 20) {
-            w.write(0b1110, 4);
-            w.write(dod as u64, 20);
-        } else if fits(dod, 32) {
-            w.write(0b11110, 5);
-            w.write(dod as u64, 32);
-        } else {
-            w.write(0b11111, 5);
-            w.write(dod as u64, 64);
+        h.ts_rice.plan(delta.wrapping_sub(h.last_delta), &mut plan);
+        let float = h.values.plan(value, &mut plan);
+        let bits = self.stream.bits + plan.bits();
+        // A block that keeps meeting values its decimal code cannot hold ends early, so the
+        // next one starts in XOR mode.
+        let too_many_floats = float && h.count >= 8 && u32::from(h.floats) * 8 > h.count;
+        if HEADER_LEN as u64 + bits.div_ceil(8) > MAX_BYTES as u64 || bits > u64::from(u32::MAX) || too_many_floats {
+            return false;
         }
-        let xor = bits ^ h.last_value;
-        if xor == 0 {
-            w.write(0, 1);
-        } else {
-            let lead = xor.leading_zeros().min(63) as u8;
-            let trail = xor.trailing_zeros() as u8;
-            if h.lead != NO_WINDOW && lead >= h.lead && trail >= h.trail {
-                let len = 64 - u32::from(h.lead) - u32::from(h.trail);
-                w.write(0b10, 2);
-                w.write(xor >> h.trail, len);
-            } else {
-                let len = 64 - u32::from(lead) - u32::from(trail);
-                w.write(0b11, 2);
-                w.write(u64::from(lead), 6);
-                w.write(u64::from(len - 1), 6);
-                w.write(xor >> trail, len);
-                h.lead = lead;
-                h.trail = trail;
-            }
-        }
-        h.bits = w.bits as u32;
+        self.stream.put(plan.pieces());
+        h.floats += u16::from(float);
+        h.bits = bits as u32;
         h.count += 1;
         h.last_ts = ts;
         h.last_delta = delta;
-        h.last_value = bits;
+        self.header = h;
+        true
     }
 
     /// The encoded block.
-    pub fn finish(mut self) -> Vec<u8> {
-        let header = self.header;
-        header.write(&mut self.buf[..HEADER_LEN]);
-        self.buf
+    pub fn finish(self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER_LEN + self.stream.buf.len());
+        self.header.write(&mut out);
+        out.extend_from_slice(&self.stream.buf);
+        out
     }
 }
 
-/// Whether `v` fits in a two's-complement field of `n` bits.
-fn fits(v: i64, n: u32) -> bool {
-    let half = 1i64 << (n - 1);
-    (-half..half).contains(&v)
-}
-
-struct BitWriter<'a> {
-    buf: &'a mut Vec<u8>,
-    /// Bits written to the stream (after the header).
-    bits: u64,
-}
-
-impl BitWriter<'_> {
-    /// Writes the low `n` bits of `v`, most significant first.
-    fn write(&mut self, v: u64, n: u32) {
-        let mut left = n;
-        while left > 0 {
-            let used = (self.bits % 8) as u32;
-            if used == 0 {
-                self.buf.push(0);
-            }
-            let free = 8 - used;
-            let take = free.min(left);
-            let chunk = ((v >> (left - take)) & ((1u64 << take) - 1)) as u8;
-            if let Some(last) = self.buf.last_mut() {
-                *last |= chunk << (free - take);
-            }
-            left -= take;
-            self.bits += u64::from(take);
-        }
-    }
-}
-
-struct BitReader<'a> {
-    stream: &'a [u8],
-    pos: u64,
-    end: u64,
-}
-
-impl BitReader<'_> {
-    fn read(&mut self, n: u32) -> Result<u64, BlockError> {
-        if self.pos + u64::from(n) > self.end {
-            return Err(BlockError::Inconsistent);
-        }
-        let mut v = 0u64;
-        let mut left = n;
-        while left > 0 {
-            let byte = self.stream[(self.pos / 8) as usize];
-            let used = (self.pos % 8) as u32;
-            let avail = 8 - used;
-            let take = avail.min(left);
-            let chunk = (byte >> (avail - take)) & (((1u16 << take) - 1) as u8);
-            v = (v << take) | u64::from(chunk);
-            left -= take;
-            self.pos += u64::from(take);
-        }
-        Ok(v)
-    }
-
-    fn bit(&mut self) -> Result<bool, BlockError> {
-        Ok(self.read(1)? == 1)
-    }
-
-    fn signed(&mut self, n: u32) -> Result<i64, BlockError> {
-        let v = self.read(n)?;
-        Ok(if n == 64 { v as i64 } else { ((v << (64 - n)) as i64) >> (64 - n) })
-    }
-}
-
-/// Decodes a stored block into its points, calling `f` for each in time order.
+/// Decodes a stored block (of either format) into its points, calling `f` for each in time
+/// order.
 pub fn for_each(bytes: &[u8], mut f: impl FnMut(i64, f64)) -> Result<Header, BlockError> {
     let h = Header::parse(bytes)?;
-    let mut r = BitReader { stream: &bytes[HEADER_LEN..], pos: 0, end: u64::from(h.bits) };
-    let (mut ts, mut delta, mut value) = (h.first_ts, 0i64, 0u64);
-    let (mut lead, mut trail) = (NO_WINDOW, 0u8);
+    if h.legacy {
+        block_v1::for_each(bytes, f)?;
+        return Ok(h);
+    }
+    let mut r = BitReader::new(&bytes[HEADER_LEN..], u64::from(h.bits));
+    let (mut ts, mut delta) = (h.first_ts, 0i64);
+    let mut ts_rice = Rice::default();
+    // The stored state is the one after the last point; only its mode, which never changes
+    // within a block, is where decoding starts.
+    let mut values = Values::start_mode(h.values.mode);
     for i in 0..h.count {
-        let dod = if !r.bit()? {
-            0
-        } else if !r.bit()? {
-            r.signed(7)?
-        } else if !r.bit()? {
-            r.signed(12)?
-        } else if !r.bit()? {
-            r.signed(20)?
-        } else if !r.bit()? {
-            r.signed(32)?
-        } else {
-            r.signed(64)?
+        let dod = match ts_rice.read(&mut r)? {
+            codec::Coded::Number(n) => n,
+            codec::Coded::Escape(_) => return Err(BlockError::Inconsistent),
         };
         delta = delta.wrapping_add(dod);
         let next = ts.wrapping_add(delta);
@@ -315,27 +273,9 @@ pub fn for_each(bytes: &[u8], mut f: impl FnMut(i64, f64)) -> Result<Header, Blo
             return Err(BlockError::Inconsistent);
         }
         ts = next;
-        if r.bit()? {
-            let xor = if !r.bit()? {
-                if lead == NO_WINDOW {
-                    return Err(BlockError::Inconsistent);
-                }
-                let len = 64 - u32::from(lead) - u32::from(trail);
-                r.read(len)? << trail
-            } else {
-                lead = r.read(6)? as u8;
-                let len = r.read(6)? as u32 + 1;
-                if u32::from(lead) + len > 64 {
-                    return Err(BlockError::Inconsistent);
-                }
-                trail = (64 - u32::from(lead) - len) as u8;
-                r.read(len)? << trail
-            };
-            value ^= xor;
-        }
-        f(ts, f64::from_bits(value));
+        f(ts, values.read(&mut r)?);
     }
-    if ts != h.last_ts || value != h.last_value || r.pos != r.end {
+    if ts != h.last_ts || !r.at_end() {
         return Err(BlockError::Inconsistent);
     }
     Ok(h)
@@ -343,7 +283,7 @@ pub fn for_each(bytes: &[u8], mut f: impl FnMut(i64, f64)) -> Result<Header, Blo
 
 /// Decodes a stored block into a vector.
 pub fn decode(bytes: &[u8]) -> Result<Vec<(i64, f64)>, BlockError> {
-    let mut out = Vec::with_capacity(Header::parse(bytes)?.count as usize);
+    let mut out = Vec::with_capacity(Header::parse(bytes)?.count.min(MAX_POINTS) as usize);
     for_each(bytes, |t, v| out.push((t, v)))?;
     Ok(out)
 }
@@ -354,7 +294,7 @@ pub fn encode_all(points: &[(i64, f64)]) -> Vec<Vec<u8>> {
     let mut cur: Option<Builder> = None;
     for &(ts, v) in points {
         let pushed = match cur.as_mut() {
-            Some(b) => b.has_room() && b.push(ts, v),
+            Some(b) => b.push(ts, v),
             None => false,
         };
         if !pushed {
@@ -382,58 +322,82 @@ mod tests {
         ts
     }
 
+    fn bits(p: &[(i64, f64)]) -> Vec<(i64, u64)> {
+        p.iter().map(|(t, v)| (*t, v.to_bits())).collect()
+    }
+
+    /// Values as agents send them: decimals mostly, sometimes anything at all.
+    fn value_strategy() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            4 => (-10_000i64..10_000, 0u32..3).prop_map(|(i, s)| i as f64 / 10f64.powi(s as i32)),
+            1 => any::<u64>().prop_map(f64::from_bits),
+            1 => prop_oneof![Just(f64::NAN), Just(-0.0), Just(f64::INFINITY), Just(f64::NEG_INFINITY), Just(5e-324), Just(1e308)],
+        ]
+    }
+
     proptest! {
         /// Whatever the timestamps and values (NaN payloads, infinities, extremes), a block
         /// gives back exactly what went in, also when built by resuming stored blocks.
         #[test]
         fn blocks_round_trip(ts in proptest::collection::vec(any::<i64>(), 1..600),
-                             vals in proptest::collection::vec(any::<u64>(), 600),
+                             vals in proptest::collection::vec(value_strategy(), 600),
                              split in 0usize..600) {
             let ts = strictly_increasing(ts);
-            let pts: Vec<(i64, f64)> = ts.iter().zip(&vals).map(|(t, v)| (*t, f64::from_bits(*v))).collect();
+            let pts: Vec<(i64, f64)> = ts.iter().zip(&vals).map(|(t, v)| (*t, *v)).collect();
             let blocks = encode_all(&pts);
             let mut back = Vec::new();
             for b in &blocks {
                 prop_assert!(b.len() <= MAX_BYTES);
                 back.extend(decode(b).unwrap());
             }
-            let bits = |p: &[(i64, f64)]| p.iter().map(|(t, v)| (*t, v.to_bits())).collect::<Vec<_>>();
             prop_assert_eq!(bits(&back), bits(&pts));
 
             // Resume after `split` points: same content.
             let cut = split.min(pts.len() - 1) + 1;
-            let first = encode_all(&pts[..cut]);
-            let mut b = Builder::resume(first.last().unwrap()).unwrap();
-            let mut ok = true;
+            let mut blocks = encode_all(&pts[..cut]);
+            let mut b = Builder::resume(&blocks.pop().unwrap()).unwrap();
             for &(t, v) in &pts[cut..] {
-                if !b.has_room() { ok = false; break; }
-                prop_assert!(b.push(t, v));
+                if !b.push(t, v) {
+                    blocks.push(b.finish());
+                    b = Builder::new(t, v);
+                }
             }
-            if ok {
-                let resumed = b.finish();
-                let mut all: Vec<(i64, f64)> = first[..first.len() - 1].iter().flat_map(|b| decode(b).unwrap()).collect();
-                all.extend(decode(&resumed).unwrap());
-                prop_assert_eq!(bits(&all), bits(&pts));
-            }
+            blocks.push(b.finish());
+            let all: Vec<(i64, f64)> = blocks.iter().flat_map(|b| decode(b).unwrap()).collect();
+            prop_assert_eq!(bits(&all), bits(&pts));
         }
 
         /// Damaged bytes give an error, never a panic.
         #[test]
-        fn damaged_blocks_do_not_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        fn damaged_blocks_do_not_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200), flip in 0usize..4000) {
             let _ = decode(&bytes);
+            let mut good = encode_all(&(0..300).map(|i| (i * 10_000, (i % 7) as f64 / 10.0)).collect::<Vec<_>>()).remove(0);
+            let at = flip % good.len();
+            good[at] ^= 0x5a;
+            let _ = decode(&good);
         }
     }
 
     #[test]
-    fn regular_series_compress_well() {
-        // A counter-like gauge sampled every 10 s: far below 16 bytes per raw point.
-        let pts: Vec<(i64, f64)> = (0..1000).map(|i| (1_700_000_000_000 + i * 10_000, (1000 + i % 50) as f64)).collect();
+    fn agent_like_series_take_about_a_byte_a_point_or_less() {
+        let size = |pts: &[(i64, f64)]| encode_all(pts).iter().map(Vec::len).sum::<usize>() as f64 / pts.len() as f64;
+        let t = |i: i64| 1_700_000_000_000 + i * 10_000;
+        let constant: Vec<(i64, f64)> = (0..10_000).map(|i| (t(i), 0.0)).collect();
+        assert!(size(&constant) < 0.3, "constant: {} bytes a point", size(&constant));
+        let gauge: Vec<(i64, f64)> = (0..10_000).map(|i| (t(i), (300 + (i * 7919) % 41 - 20) as f64 / 10.0)).collect();
+        assert!(size(&gauge) < 1.1, "one-decimal noise over 41 values: {} bytes a point", size(&gauge));
+        let jitter: Vec<(i64, f64)> = (0..10_000).map(|i| (t(i) + (i * 31) % 3, 42.0)).collect();
+        assert!(size(&jitter) < 0.7, "ms jitter: {} bytes a point", size(&jitter));
+    }
+
+    #[test]
+    fn a_full_block_fills_one_overflow_page() {
+        let pts: Vec<(i64, f64)> = (0..20_000).map(|i| (i * 1000, ((i * 7919) % 1000) as f64)).collect();
         let blocks = encode_all(&pts);
-        let bytes: usize = blocks.iter().map(Vec::len).sum();
-        assert!(bytes < 1000 * 3, "{bytes} bytes for 1000 points");
-        let constant: Vec<(i64, f64)> = (0..1000).map(|i| (i * 1000, 42.0)).collect();
-        let bytes: usize = encode_all(&constant).iter().map(Vec::len).sum();
-        assert!(bytes < 400, "{bytes} bytes for 1000 constant points");
+        assert!(blocks.len() > 2);
+        for b in &blocks[..blocks.len() - 1] {
+            assert!(b.len() <= MAX_BYTES && b.len() > MAX_BYTES - 16, "{}", b.len());
+        }
     }
 
     #[test]

@@ -9,8 +9,8 @@
 //!    timestamps.
 //! 3. Series by series, in write transactions of at most [`FoldLimits::txn_budget`] of work:
 //!    merge the points into the blocks (appending to the open block without decoding it when
-//!    they are newer, which is the common case), add the points that were new to the rollups,
-//!    set the series' mark to the round's last log key.
+//!    they are newer, which is the common case), add the points that were new to the packed
+//!    hour and day rollups, set the series' mark to the round's last log key.
 //! 4. One last transaction: alerts and their aggregates, delete the round's log entries, set
 //!    `folded`.
 //!
@@ -25,9 +25,9 @@ use std::time::{Duration, Instant};
 use ampel_protocol::Alert;
 use heed::RwTxn;
 
-use super::block::{self, Builder, Header};
+use super::block::{self, Builder, Header, ResumeError};
 use super::log::Entry;
-use super::rollup::{Aggregate, Level};
+use super::rollup::Level;
 use super::{Store, StoreError, StoredAlert, alerts, cbor, keys, lock, meta, names, u64_from};
 
 /// Longest the fold steps aside for waiting commits before its next transaction.
@@ -45,8 +45,8 @@ pub struct FoldLimits {
     /// Time spent merging series into blocks per write transaction, so the writer is never
     /// held up long. The rollup updates and the commit come on top; see `max_rollups_per_txn`.
     pub txn_budget: Duration,
-    /// Rollup buckets updated per write transaction at most (each costs a lookup and a write,
-    /// about a microsecond, and dirties pages the commit writes).
+    /// Packed rollup chunks rewritten per write transaction at most (each costs a decode, an
+    /// encode and a write, and dirties pages the commit writes).
     pub max_rollups_per_txn: usize,
     /// Stop after this many write transactions, as if the process had died there. For tests of
     /// crash safety; `None` in production.
@@ -61,7 +61,7 @@ impl Default for FoldLimits {
             max_alerts: 20_000,
             max_entries: 100_000,
             txn_budget: Duration::from_millis(15),
-            max_rollups_per_txn: 12_000,
+            max_rollups_per_txn: 4_000,
             stop_after_txns: None,
         }
     }
@@ -153,48 +153,19 @@ impl Store {
                 let started = Instant::now();
                 let h = s.horizons_in(wtxn)?;
                 let mut counts = Counts::default();
-                let mut rollups: [Vec<([u8; 16], Aggregate)>; 3] = Default::default();
                 let mut j = i;
                 let mut pending_rollups = 0;
                 while j < ids.len() && (j == i || (started.elapsed() < limits.txn_budget && pending_rollups < limits.max_rollups_per_txn)) {
                     let id = ids[j];
                     let points = round.series.get(&id).map(Vec::as_slice).unwrap_or_default();
                     let fresh = s.fold_series(wtxn, id, points, h.raw, &mut counts)?;
-                    // `fresh` is time-ordered: one running aggregate per level.
-                    for level in Level::ALL {
-                        let mut cur: Option<Aggregate> = None;
-                        for &(ts, v) in &fresh {
-                            let b = level.bucket(ts);
-                            match cur.as_mut() {
-                                Some(a) if a.ts == b => a.add(ts, v),
-                                _ => {
-                                    if let Some(a) = cur.replace(Aggregate::of(b, ts, v)) {
-                                        rollups[level.index()].push((keys::rollup_key(a.ts, id), a));
-                                    }
-                                }
-                            }
-                        }
-                        if let Some(a) = cur {
-                            rollups[level.index()].push((keys::rollup_key(a.ts, id), a));
-                        }
+                    // Minute buckets come from the blocks while they are kept (see the module
+                    // docs of `store`); hours and days are packed here.
+                    for level in Level::FOLDED {
+                        pending_rollups += s.add_to_chunks(wtxn, level, id, &fresh)?;
                     }
-                    pending_rollups = rollups.iter().map(Vec::len).sum::<usize>();
                     s.marks.put(wtxn, &id.to_be_bytes(), &round.last.to_be_bytes()).map_err(s.lmdb())?;
                     j += 1;
-                }
-                for level in Level::ALL {
-                    let db = s.rollups[level.index()];
-                    let pending = &mut rollups[level.index()];
-                    // Key order: neighbouring updates share pages.
-                    pending.sort_unstable_by_key(|a| a.0);
-                    for (k, mut add) in pending.drain(..) {
-                        if let Some(old) = db.get(wtxn, &k).map_err(s.lmdb())? {
-                            let old =
-                                Aggregate::decode(add.ts, old).ok_or_else(|| s.corrupt(names::ROLLUPS[level.index()], "bad length"))?;
-                            add.merge(&old);
-                        }
-                        db.put(wtxn, &k, &add.encode()).map_err(s.lmdb())?;
-                    }
                 }
                 let total = s.meta_u64(wtxn, meta::RAW_POINTS)?;
                 s.put_meta(wtxn, meta::RAW_POINTS, total + counts.stored)?;
@@ -360,16 +331,21 @@ impl Store {
                     let header = Header::parse(&bytes).map_err(|e| self.corrupt(names::BLOCKS, e))?;
                     if chunk[0].1 > header.last_ts {
                         // All newer than the block: append without decoding it.
+                        // A block of 0.1.0 is never appended to: new points start a block.
+                        let mut b = match Builder::resume(&bytes) {
+                            Ok(b) => Some(b),
+                            Err(ResumeError::Legacy) => None,
+                            Err(ResumeError::Damaged(e)) => return Err(self.corrupt(names::BLOCKS, e)),
+                        };
                         let mut out = Vec::new();
-                        let mut b = Builder::resume(&bytes).map_err(|e| self.corrupt(names::BLOCKS, e))?;
                         for p in chunk {
-                            if !(b.has_room() && b.push(p.1, p.2)) {
-                                out.push(b.finish());
-                                b = Builder::new(p.1, p.2);
+                            if !b.as_mut().is_some_and(|b| b.push(p.1, p.2)) {
+                                out.extend(b.take().map(Builder::finish));
+                                b = Some(Builder::new(p.1, p.2));
                             }
                             fresh.push((p.1, p.2));
                         }
-                        out.push(b.finish());
+                        out.extend(b.map(Builder::finish));
                         self.put_blocks(wtxn, series, &out)?;
                     } else {
                         let old = block::decode(&bytes).map_err(|e| self.corrupt(names::BLOCKS, e))?;

@@ -13,12 +13,13 @@
 //! | `log`        | arrival number (u64 BE), appended                    | a [`log`] entry: one batch's points and alerts, series interned |
 //! | `blocks`     | series id (u64 BE), first ts (i64 BE*)               | Gorilla-coded points ([`block`])   |
 //! | `marks`      | series id (u64 BE)                                   | log key up to which the series is folded (u64 BE) |
-//! | `rollup-1m`, `rollup-1h`, `rollup-1d` | bucket (i64 BE*), series id (u64 BE) | [`Aggregate`] (48 bytes)  |
+//! | `packed-1m`, `packed-1h`, `packed-1d` | series id (u64 BE), chunk start (i64 BE*) | a [`chunk`] of rollup buckets |
+//! | `rollup-1m`, `rollup-1h`, `rollup-1d` | bucket (i64 BE*), series id (u64 BE) | [`Aggregate`] (48 bytes), 0.1.0 only: converted into `packed-*` on open |
 //! | `alerts`     | tenant \0 ts (i64 BE*) log key (u64 BE) pos (u32 BE) | [`StoredAlert`] (CBOR)             |
 //! | `alert-aggs` | tenant \0 level dim bucket (i64 BE*) value           | count (u64 BE)                     |
 //! | `states`     | device \0 kind ts (i64 BE*)                          | `License` / `Inventory` (CBOR)     |
 //! | `seqs`       | device id                                            | [`seq::SeqWindow`]                 |
-//! | `meta`       | name                                                 | counters, fold progress, retention horizons (u64 BE) |
+//! | `meta`       | name                                                 | counters, fold progress, retention horizons, format (u64 BE) |
 //!
 //! (*) sign bit flipped, so that byte order is numeric order.
 //!
@@ -33,6 +34,12 @@
 //! - The blocks of a series do not overlap in time: a block holds points from its key up to
 //!   (not including) the next block's key. A point whose (series, timestamp) is stored already
 //!   is ignored: the first write wins, in raw data and rollups alike.
+//! - Hour and day buckets are in `packed-1h` / `packed-1d`, written by the fold with the blocks.
+//!   Minute buckets are computed from the raw points while those are kept; retention writes a
+//!   minute bucket into `packed-1m` in the transaction that deletes its raw points, so every
+//!   point is in exactly one of the two. A store without `format` in `meta` is 0.1.0's: its
+//!   one-entry-per-bucket rollups are converted on open (see [`upgrade`]); its blocks are read
+//!   in place.
 //! - Retention keeps per data class a horizon in `meta` that only moves forward; readers never
 //!   return anything older, so a deletion interrupted half-way is invisible.
 //!
@@ -42,6 +49,9 @@
 
 pub mod alerts;
 pub mod block;
+mod block_v1;
+pub mod chunk;
+pub mod codec;
 mod commit;
 pub mod fold;
 pub mod keys;
@@ -51,6 +61,7 @@ mod read;
 pub mod retention;
 pub mod rollup;
 pub mod seq;
+mod upgrade;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -76,7 +87,9 @@ mod names {
     pub const LOG: &str = "log";
     pub const BLOCKS: &str = "blocks";
     pub const MARKS: &str = "marks";
+    /// 0.1.0's rollups, one entry per bucket: emptied by the upgrade.
     pub const ROLLUPS: [&str; 3] = ["rollup-1m", "rollup-1h", "rollup-1d"];
+    pub const PACKED: [&str; 3] = ["packed-1m", "packed-1h", "packed-1d"];
     pub const ALERTS: &str = "alerts";
     pub const ALERT_AGGS: &str = "alert-aggs";
     pub const STATES: &str = "states";
@@ -98,7 +111,12 @@ mod meta {
     pub const H_ROLLUP: [&[u8]; 3] = [b"horizon-1m", b"horizon-1h", b"horizon-1d"];
     pub const H_ALERTS: &[u8] = b"horizon-alerts";
     pub const H_STATES: &[u8] = b"horizon-states";
+    /// The store format: absent in 0.1.0's stores, [`super::FORMAT`] once converted.
+    pub const FORMAT: &[u8] = b"format";
 }
+
+/// The store format this version writes. 1 was 0.1.0 (no `format` in `meta`).
+pub const FORMAT: u64 = 2;
 
 /// Kinds in the `states` history.
 mod state_kind {
@@ -150,6 +168,14 @@ pub enum StoreError {
         path: PathBuf,
         /// The configured maximum.
         max: usize,
+    },
+    /// The store was written by a newer version, in a format this one does not know.
+    #[error("store {path} has format {found}; this version reads formats up to {FORMAT}: upgrade ampel-collector")]
+    TooNew {
+        /// The store directory.
+        path: PathBuf,
+        /// The format in `meta`.
+        found: u64,
     },
     /// A query asked for something that has no answer (a step of zero, say).
     #[error("bad query: {0}")]
@@ -286,6 +312,7 @@ pub struct Store {
     blocks: Db,
     marks: Db,
     rollups: [Db; 3],
+    packed: [Db; 3],
     alerts: Db,
     alert_aggs: Db,
     states: Db,
@@ -350,6 +377,9 @@ impl Store {
             names::ROLLUPS[0],
             names::ROLLUPS[1],
             names::ROLLUPS[2],
+            names::PACKED[0],
+            names::PACKED[1],
+            names::PACKED[2],
             names::ALERTS,
             names::ALERT_AGGS,
             names::STATES,
@@ -363,12 +393,14 @@ impl Store {
                 for name in all {
                     out.push(opener.create_database::<Bytes, Bytes>(wtxn, Some(name))?);
                 }
-                let arr: [Database<'_, Bytes, Bytes>; 13] =
+                let arr: [Database<'_, Bytes, Bytes>; 16] =
                     out.try_into().map_err(|_| heed::Error::Io(std::io::Error::other("database count")))?;
                 Ok(heed::CommitOrAbort::<_, ()>::Commit(arr))
             })
             .map_err(lmdb)?;
-        let heed::CommitOrAbort::Commit([devices, series, log, blocks, marks, r1, r2, r3, alerts, alert_aggs, states, seqs, meta]) = dbs
+        let heed::CommitOrAbort::Commit(
+            [devices, series, log, blocks, marks, r1, r2, r3, p1, p2, p3, alerts, alert_aggs, states, seqs, meta],
+        ) = dbs
         else {
             return Err(StoreError::Corrupt { path: dir.to_owned(), db: "meta", detail: "database creation aborted".into() });
         };
@@ -378,7 +410,7 @@ impl Store {
             maintenance: Mutex::new(()),
             commits_waiting: AtomicUsize::new(0),
         });
-        Ok(Store {
+        let store = Store {
             env,
             path: dir.to_owned(),
             opts,
@@ -389,12 +421,15 @@ impl Store {
             blocks,
             marks,
             rollups: [r1, r2, r3],
+            packed: [p1, p2, p3],
             alerts,
             alert_aggs,
             states,
             seqs,
             meta,
-        })
+        };
+        store.upgrade()?;
+        Ok(store)
     }
 
     /// The store directory.
@@ -593,6 +628,9 @@ impl Store {
             (names::ROLLUPS[0], self.rollups[0]),
             (names::ROLLUPS[1], self.rollups[1]),
             (names::ROLLUPS[2], self.rollups[2]),
+            (names::PACKED[0], self.packed[0]),
+            (names::PACKED[1], self.packed[1]),
+            (names::PACKED[2], self.packed[2]),
             (names::ALERTS, self.alerts),
             (names::ALERT_AGGS, self.alert_aggs),
             (names::STATES, self.states),

@@ -16,8 +16,8 @@ use super::{Snapshot, Store, StoreError, StoredAlert, keys, meta, names, u64_fro
 
 /// Blocks decoded per read transaction (about a million points at most).
 const CHUNK_BLOCKS: usize = 1024;
-/// Rollup buckets read per read transaction.
-const CHUNK_BUCKETS: i64 = 4096;
+/// Packed rollup chunks read per read transaction.
+const CHUNK_PACKED: i64 = 64;
 /// Most rollup buckets one stepped query may visit.
 const MAX_BUCKETS: i128 = 10_000_000;
 /// Alerts read per read transaction.
@@ -149,37 +149,59 @@ impl Store {
     pub fn points(&self, series: u64, from: i64, to: i64) -> Result<Vec<(i64, f64)>, StoreError> {
         let mut out = Vec::new();
         let mut lo = from;
-        loop {
+        while lo < to {
             let snap = self.read()?;
-            let h = self.horizons_in(&snap)?;
-            lo = lo.max(h.raw);
-            if lo >= to {
-                break;
-            }
-            let mut stored = Vec::new();
-            let mut err = None;
-            let resume = self.block_chunk(&snap, series, lo, to, |bytes, _, _| {
-                if let Err(e) = block::for_each(bytes, |t, v| {
-                    if t >= lo && t < to {
-                        stored.push((t, v));
-                    }
-                }) {
-                    err = Some(e);
-                }
-            })?;
-            if let Some(e) = err {
-                return Err(self.corrupt(names::BLOCKS, e));
-            }
-            let hi = resume.unwrap_or(to);
-            stored.retain(|p| p.0 < hi);
-            let tail = self.tail_points(&snap, series, lo, hi, h.raw)?;
-            out.extend(merge(stored, tail));
+            let (pts, resume) = self.points_chunk(&snap, series, lo, to)?;
+            out.extend(pts);
             match resume {
                 Some(r) => lo = r,
                 None => break,
             }
         }
         Ok(out)
+    }
+
+    /// [`Store::points`] within one snapshot (for ranges whose blocks one read may hold).
+    fn points_in(&self, snap: &Snapshot<'_>, series: u64, from: i64, to: i64) -> Result<Vec<(i64, f64)>, StoreError> {
+        let mut out = Vec::new();
+        let mut lo = from;
+        while lo < to {
+            let (pts, resume) = self.points_chunk(snap, series, lo, to)?;
+            out.extend(pts);
+            match resume {
+                Some(r) => lo = r,
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Points of up to [`CHUNK_BLOCKS`] blocks from `lo` on, with the tail for the same range,
+    /// and where to go on.
+    fn points_chunk(&self, snap: &Snapshot<'_>, series: u64, lo: i64, to: i64) -> Result<(Vec<(i64, f64)>, Option<i64>), StoreError> {
+        let h = self.horizons_in(snap)?;
+        let lo = lo.max(h.raw);
+        if lo >= to {
+            return Ok((Vec::new(), None));
+        }
+        let mut stored = Vec::new();
+        let mut err = None;
+        let resume = self.block_chunk(snap, series, lo, to, |bytes, _, _| {
+            if let Err(e) = block::for_each(bytes, |t, v| {
+                if t >= lo && t < to {
+                    stored.push((t, v));
+                }
+            }) {
+                err = Some(e);
+            }
+        })?;
+        if let Some(e) = err {
+            return Err(self.corrupt(names::BLOCKS, e));
+        }
+        let hi = resume.unwrap_or(to);
+        stored.retain(|p| p.0 < hi);
+        let tail = self.tail_points(snap, series, lo, hi, h.raw)?;
+        Ok((merge(stored, tail), resume))
     }
 
     /// Number of points of one series in `[from, to)`, without decoding blocks that lie wholly
@@ -218,9 +240,10 @@ impl Store {
 
     /// One series in `[from, to)` summarised per `step` ms: one [`Aggregate`] per non-empty
     /// bucket, buckets aligned to multiples of `step` since the epoch and covering every bucket
-    /// the range touches. A step that is a multiple of a minute, hour or day reads that rollup
-    /// (the coarsest that fits) and does not touch raw points; any other step aggregates raw
-    /// points. Rollup buckets past their own retention horizon are gone.
+    /// the range touches. A step that is a multiple of an hour or a day reads that rollup (the
+    /// coarsest that fits) and does not touch raw points; a multiple of a minute aggregates the
+    /// raw points while they are kept and reads packed minutes before; any other step
+    /// aggregates raw points. Rollup buckets past their own retention horizon are gone.
     pub fn points_step(&self, series: u64, from: i64, to: i64, step: i64) -> Result<Vec<Aggregate>, StoreError> {
         if step <= 0 {
             return Err(StoreError::BadQuery(format!("step must be positive, not {step}")));
@@ -236,32 +259,27 @@ impl Store {
         if (i128::from(b) - i128::from(a)) / i128::from(width) > MAX_BUCKETS {
             return Err(StoreError::BadQuery(format!("[{from}, {to}) holds more than {MAX_BUCKETS} buckets of {step} ms")));
         }
-        let db = self.rollups[level.index()];
         let mut out: BTreeMap<i64, Aggregate> = BTreeMap::new();
         let mut add = |agg: Aggregate| {
             let bucket = rollup::floor_to(agg.ts, step);
             out.entry(bucket).and_modify(|o| o.merge(&agg)).or_insert(Aggregate { ts: bucket, ..agg });
         };
+        // Per stretch of packed chunks, one snapshot: the fold (hours, days) and retention
+        // (minutes) move points into chunks, and one snapshot sees each point in one place.
+        let stretch = level.chunk_ms().saturating_mul(CHUNK_PACKED);
         let mut t = a;
         while t < b {
-            let end = t.saturating_add(CHUNK_BUCKETS.saturating_mul(width)).min(b);
+            let end = level.chunk(t).saturating_add(stretch).min(b);
             let snap = self.read()?;
             let h = self.horizons_in(&snap)?;
-            let mut bucket = t;
-            while bucket < end {
-                if bucket.saturating_add(width) > h.rollup[level.index()] {
-                    let k = keys::rollup_key(bucket, series);
-                    if let Some(v) = db.get(&snap, &k).map_err(self.lmdb())? {
-                        add(Aggregate::decode(bucket, v).ok_or_else(|| self.corrupt(names::ROLLUPS[level.index()], "bad length"))?);
-                    }
-                }
-                bucket = bucket.saturating_add(width);
-                if bucket == i64::MAX {
-                    break;
-                }
-            }
-            let tail = self.tail_points(&snap, series, t, end, h.raw)?;
-            for (ts, v) in self.drop_stored(&snap, series, tail)? {
+            self.read_chunks(&snap, level, series, (t, end), h.rollup[level.index()], &mut add)?;
+            let recent = if level == Level::Minute {
+                self.points_in(&snap, series, t, end)?
+            } else {
+                let tail = self.tail_points(&snap, series, t, end, h.raw)?;
+                self.drop_stored(&snap, series, tail)?
+            };
+            for (ts, v) in recent {
                 add(Aggregate::of(ts, ts, v));
             }
             t = end;

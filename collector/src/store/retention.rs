@@ -12,7 +12,7 @@ use heed::RwTxn;
 
 use super::block::{self, Header};
 use super::rollup::Level;
-use super::{Db, Horizons, Store, StoreError, alerts, keys, lock, meta, names, state_kind};
+use super::{Db, Horizons, Store, StoreError, alerts, keys, lock, meta, names, state_kind, u64_from};
 
 /// Deletions (or block rewrites) per write transaction.
 pub const OPS_PER_TXN: usize = 5_000;
@@ -80,7 +80,7 @@ pub struct RetentionReport {
     pub horizons: Option<Horizons>,
     /// Raw points deleted.
     pub points: u64,
-    /// Rollup buckets deleted, per level.
+    /// Packed rollup chunks deleted, per level.
     pub rollups: [u64; 3],
     /// Alerts deleted.
     pub alerts: u64,
@@ -116,15 +116,19 @@ impl Store {
         report.horizons = Some(h);
         report.txns += 1;
         if h.raw > i64::MIN {
-            self.expire_blocks(h.raw, &mut report)?;
+            // Minute buckets of the points that go are packed as they go.
+            self.expire_blocks(h.raw, Some(h.rollup[Level::Minute.index()]), &mut report)?;
         }
+        let series = self.series_ids()?;
         for level in Level::ALL {
             let hz = h.rollup[level.index()];
             if hz > i64::MIN {
-                // A bucket goes once it ends at or before the horizon.
-                let end = hz.saturating_sub(level.ms()).saturating_add(1);
-                let range = vec![(keys::rollup_key(i64::MIN, 0).to_vec(), keys::rollup_key(end, 0).to_vec())];
-                report.rollups[level.index()] += self.delete_ranges(self.rollups[level.index()], &range, false, &mut report.txns)?;
+                // A chunk goes once its last bucket ends at or before the horizon; readers skip
+                // the older buckets of the chunk that straddles it.
+                let end = level.chunk(hz.saturating_sub(level.chunk_ms()).saturating_add(1));
+                let ranges: Vec<_> =
+                    series.iter().map(|id| (keys::block_key(*id, i64::MIN).to_vec(), keys::block_key(*id, end).to_vec())).collect();
+                report.rollups[level.index()] += self.delete_ranges(self.packed[level.index()], &ranges, false, &mut report.txns)?;
             }
         }
         let tenants = self.tenants()?;
@@ -202,10 +206,12 @@ impl Store {
 
     /// Deletes blocks that end before `horizon` and rewrites those that straddle it, series by
     /// series.
-    fn expire_blocks(&self, horizon: i64, report: &mut RetentionReport) -> Result<(), StoreError> {
+    /// With `pack_from`, the minute buckets of deleted points at or after it are added to the
+    /// packed minutes in the same transaction.
+    pub(crate) fn expire_blocks(&self, horizon: i64, pack_from: Option<i64>, report: &mut RetentionReport) -> Result<(), StoreError> {
         let mut next_series = Some(0u64);
         while let Some(from) = next_series {
-            let (resume, deleted) = self.write(|s, wtxn| s.expire_blocks_txn(wtxn, from, horizon))?;
+            let (resume, deleted) = self.write(|s, wtxn| s.expire_blocks_txn(wtxn, from, horizon, pack_from))?;
             report.txns += 1;
             report.points += deleted;
             next_series = resume;
@@ -213,7 +219,13 @@ impl Store {
         Ok(())
     }
 
-    fn expire_blocks_txn(&self, wtxn: &mut RwTxn<'_>, mut series: u64, horizon: i64) -> Result<(Option<u64>, u64), StoreError> {
+    fn expire_blocks_txn(
+        &self,
+        wtxn: &mut RwTxn<'_>,
+        mut series: u64,
+        horizon: i64,
+        pack_from: Option<i64>,
+    ) -> Result<(Option<u64>, u64), StoreError> {
         let mut ops = 0;
         let mut deleted = 0u64;
         loop {
@@ -233,16 +245,19 @@ impl Store {
                 old.push((k.to_vec(), v.to_vec()));
             }
             let full = old.len() == OPS_PER_TXN;
+            let mut gone = Vec::new();
             for (k, v) in &old {
                 let h = Header::parse(v).map_err(|e| self.corrupt(names::BLOCKS, e))?;
                 self.blocks.delete(wtxn, k).map_err(self.lmdb())?;
-                if h.last_ts < horizon {
+                if h.last_ts < horizon && pack_from.is_none_or(|p| h.last_ts < p) {
                     deleted += u64::from(h.count);
                 } else {
-                    // Straddles the horizon: keep the newer part.
+                    // Straddles the horizon (or holds points for the packed minutes): keep the
+                    // newer part.
                     let pts = block::decode(v).map_err(|e| self.corrupt(names::BLOCKS, e))?;
-                    let keep: Vec<(i64, f64)> = pts.into_iter().filter(|p| p.0 >= horizon).collect();
-                    deleted += u64::from(h.count) - keep.len() as u64;
+                    let (keep, old): (Vec<(i64, f64)>, Vec<(i64, f64)>) = pts.into_iter().partition(|p| p.0 >= horizon);
+                    deleted += old.len() as u64;
+                    gone.extend(old.into_iter().filter(|p| pack_from.is_some_and(|f| p.0 >= f)));
                     for b in block::encode_all(&keep) {
                         let first = Header::parse(&b).map_err(|e| self.corrupt(names::BLOCKS, e))?.first_ts;
                         self.blocks.put(wtxn, &keys::block_key(series, first), &b).map_err(self.lmdb())?;
@@ -250,6 +265,7 @@ impl Store {
                 }
                 ops += 1;
             }
+            ops += self.add_to_chunks(wtxn, Level::Minute, series, &gone)?;
             if full {
                 // More old blocks of this series than one transaction takes: come back to it.
                 self.adjust_raw_points(wtxn, deleted)?;
@@ -263,6 +279,17 @@ impl Store {
         }
         self.adjust_raw_points(wtxn, deleted)?;
         Ok((None, deleted))
+    }
+
+    /// Every series id.
+    pub(crate) fn series_ids(&self) -> Result<Vec<u64>, StoreError> {
+        let snap = self.read()?;
+        let mut ids = Vec::new();
+        for item in self.series.iter(&snap).map_err(self.lmdb())? {
+            ids.push(u64_from(item.map_err(self.lmdb())?.1));
+        }
+        ids.sort_unstable();
+        Ok(ids)
     }
 
     fn adjust_raw_points(&self, wtxn: &mut RwTxn<'_>, deleted: u64) -> Result<(), StoreError> {

@@ -1,8 +1,10 @@
 //! Rollups: per series and time bucket, the min, max, sum, count and last value.
 //!
-//! The fold keeps one database per [`Level`] (1 min, 1 h, 1 day), keyed by
-//! [`keys::rollup_key`](super::keys::rollup_key) (bucket first, then series). A stored value is
-//! 48 bytes: min, max, sum, last (f64 bits BE), count (u64 BE), time of the last value (i64 BE).
+//! Buckets of one [`Level`] (1 min, 1 h, 1 day) are stored packed, many to an entry
+//! ([`chunk`](super::chunk)). 0.1.0 kept one entry per bucket, keyed by
+//! [`keys::rollup_key`](super::keys::rollup_key) (bucket first, then series), 48 bytes: min,
+//! max, sum, last (f64 bits BE), count (u64 BE), time of the last value (i64 BE); the upgrade
+//! reads those with [`Aggregate::decode`].
 
 /// A rollup resolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -18,6 +20,8 @@ pub enum Level {
 impl Level {
     /// Every level, finest first.
     pub const ALL: [Level; 3] = [Level::Minute, Level::Hour, Level::Day];
+    /// The levels the fold writes; minutes are computed from raw points while those are kept.
+    pub const FOLDED: [Level; 2] = [Level::Hour, Level::Day];
 
     /// Bucket width in milliseconds.
     pub fn ms(self) -> i64 {
