@@ -38,6 +38,8 @@ pub enum Command {
     Pki(PkiCommand),
     /// List registered devices with tenant, first/last seen and point counts.
     Devices(DevicesArgs),
+    /// Print one metric of a device as stored: raw points, or buckets of a step (JSON lines).
+    Query(QueryArgs),
     /// Show risk findings and traffic lights.
     #[command(subcommand)]
     Risk(RiskCommand),
@@ -130,6 +132,34 @@ pub struct DevicesArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `query` arguments.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The device.
+    pub device: DeviceId,
+    /// The metric name, e.g. `cpu.usage_percent`.
+    pub metric: String,
+    /// Start, RFC 3339 (`2026-11-02T00:00:00Z`) or Unix ms.
+    #[arg(long, value_parser = parse_instant)]
+    pub from: i64,
+    /// End (exclusive), RFC 3339 or Unix ms.
+    #[arg(long, value_parser = parse_instant)]
+    pub to: i64,
+    /// Bucket width (`1m`, `1h`, `1d`, ...): min, max, sum, count and last per bucket instead
+    /// of raw points.
+    #[arg(long)]
+    pub step: Option<crate::config::Duration>,
+}
+
+fn parse_instant(s: &str) -> std::result::Result<i64, String> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    s.parse::<jiff::Timestamp>()
+        .map(|t| t.as_millisecond())
+        .map_err(|e| format!("{s:?} is neither RFC 3339 (2026-11-02T00:00:00Z) nor Unix ms: {e}"))
 }
 
 /// `risk` subcommands.
@@ -259,6 +289,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Serve => serve(load_config(&cli.config)?).await,
         Command::Pki(cmd) => pki(&load_config(&cli.config)?, cmd),
         Command::Devices(args) => devices(&load_config(&cli.config)?, &args),
+        Command::Query(args) => query(&load_config(&cli.config)?, &args),
         Command::Risk(RiskCommand::Show { tenant, period, json }) => risk_show(&load_config(&cli.config)?, &tenant, &period, json),
         Command::Report(cmd @ (ReportCommand::List { .. } | ReportCommand::Resend { .. })) => {
             crate::schedule::commands::report(&load_config(&cli.config)?, cmd).await
@@ -477,6 +508,36 @@ fn devices(cfg: &Config, args: &DevicesArgs) -> Result<()> {
     if list.is_empty() {
         println!("(no devices registered; add one with `ampel-collector pki issue`)");
     }
+    Ok(())
+}
+
+fn query(cfg: &Config, args: &QueryArgs) -> Result<()> {
+    let store = open_store(cfg)?;
+    let labels = |l: &crate::store::Labels| -> serde_json::Map<String, serde_json::Value> {
+        l.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect()
+    };
+    let step = args.step.as_ref().map(|d| i64::try_from(d.0.as_millis()).unwrap_or(i64::MAX));
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    use std::io::Write as _;
+    match step {
+        None => {
+            for (l, points) in store.metric(args.device.as_str(), &args.metric, args.from, args.to)? {
+                for (ts, v) in points {
+                    writeln!(out, "{}", serde_json::json!({"labels": labels(&l), "ts": ts, "value": v}))?;
+                }
+            }
+        }
+        Some(step) => {
+            for (l, buckets) in store.metric_step(args.device.as_str(), &args.metric, args.from, args.to, step)? {
+                for a in buckets {
+                    let row = serde_json::json!({"labels": labels(&l), "ts": a.ts, "min": a.min, "max": a.max,
+                        "sum": a.sum, "count": a.count, "last": a.last, "last_ts": a.last_ts});
+                    writeln!(out, "{row}")?;
+                }
+            }
+        }
+    }
+    out.flush()?;
     Ok(())
 }
 

@@ -212,3 +212,25 @@ fn assert_same(expected: &str, got: &str, when: &str) {
         got.lines().nth(first).unwrap_or("<end>")
     );
 }
+
+/// A conversion cut short at any transaction (what a kill -9 leaves behind: LMDB commits are
+/// atomic) goes on at the next open and loses nothing.
+#[test]
+fn a_conversion_killed_part_way_resumes_and_loses_nothing() {
+    let expected = std::fs::read_to_string(fixture_dir().join("answers.txt")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    unpack_fixture(dir.path());
+    // Every open converts one transaction's worth and "dies".
+    let opts = StoreOptions { upgrade_stop_after_txns: Some(1), ..StoreOptions::default() };
+    let mut interrupted = 0;
+    let store = loop {
+        match Store::open(dir.path(), opts) {
+            Err(ampel_collector::store::StoreError::Interrupted { .. }) => interrupted += 1,
+            Err(e) => panic!("open after {interrupted} interruptions failed: {e}"),
+            Ok(store) => break store,
+        }
+        assert!(interrupted < 50, "the conversion does not progress");
+    };
+    assert!(interrupted >= 3, "only {interrupted} interruptions: the fixture no longer needs several transactions");
+    assert_same(&expected, &answers(&store), "after an interrupted conversion");
+}

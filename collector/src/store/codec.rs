@@ -250,16 +250,10 @@ pub enum Coded {
 }
 
 /// The pieces of one planned point: at most a few dozen bits each, at most 12 of them.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Plan {
     pieces: [Piece; 12],
     len: usize,
-}
-
-impl Default for Plan {
-    fn default() -> Self {
-        Plan { pieces: [(0, 0); 12], len: 0 }
-    }
 }
 
 impl Plan {

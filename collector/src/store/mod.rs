@@ -177,6 +177,13 @@ pub enum StoreError {
         /// The format in `meta`.
         found: u64,
     },
+    /// A test asked the format conversion to stop part-way ([`StoreOptions`]).
+    #[doc(hidden)]
+    #[error("store {path}: format conversion stopped part-way, as asked")]
+    Interrupted {
+        /// The store directory.
+        path: PathBuf,
+    },
     /// A query asked for something that has no answer (a step of zero, say).
     #[error("bad query: {0}")]
     BadQuery(String),
@@ -235,11 +242,22 @@ pub struct StoreOptions {
     pub max_readers: u32,
     /// How long each class of data is kept.
     pub retention: Retention,
+    /// Stop converting an older store after this many write transactions, as if the process
+    /// had died there ([`StoreError::Interrupted`]). For tests of crash safety; `None` in
+    /// production.
+    #[doc(hidden)]
+    pub upgrade_stop_after_txns: Option<usize>,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { initial_map_size: 256 << 20, max_map_size: 1 << 40, max_readers: 256, retention: Retention::default() }
+        StoreOptions {
+            initial_map_size: 256 << 20,
+            max_map_size: 1 << 40,
+            max_readers: 256,
+            retention: Retention::default(),
+            upgrade_stop_after_txns: None,
+        }
     }
 }
 

@@ -178,7 +178,7 @@ impl Store {
 
     /// Points of up to [`CHUNK_BLOCKS`] blocks from `lo` on, with the tail for the same range,
     /// and where to go on.
-    fn points_chunk(&self, snap: &Snapshot<'_>, series: u64, lo: i64, to: i64) -> Result<(Vec<(i64, f64)>, Option<i64>), StoreError> {
+    fn points_chunk(&self, snap: &Snapshot<'_>, series: u64, lo: i64, to: i64) -> Result<(Points, Option<i64>), StoreError> {
         let h = self.horizons_in(snap)?;
         let lo = lo.max(h.raw);
         if lo >= to {

@@ -10,6 +10,7 @@ use std::ops::Bound;
 
 use heed::RwTxn;
 
+use super::Points;
 use super::block::{self, Header};
 use super::rollup::Level;
 use super::{Db, Horizons, Store, StoreError, alerts, keys, lock, meta, names, state_kind, u64_from};
@@ -255,7 +256,7 @@ impl Store {
                     // Straddles the horizon (or holds points for the packed minutes): keep the
                     // newer part.
                     let pts = block::decode(v).map_err(|e| self.corrupt(names::BLOCKS, e))?;
-                    let (keep, old): (Vec<(i64, f64)>, Vec<(i64, f64)>) = pts.into_iter().partition(|p| p.0 >= horizon);
+                    let (keep, old): (Points, Points) = pts.into_iter().partition(|p| p.0 >= horizon);
                     deleted += old.len() as u64;
                     gone.extend(old.into_iter().filter(|p| pack_from.is_some_and(|f| p.0 >= f)));
                     for b in block::encode_all(&keep) {

@@ -39,9 +39,14 @@ impl Store {
         if legacy > 0 {
             tracing::info!(path = %self.path.display(), entries = legacy, "converting rollups of an ampel-collector 0.1.0 store to the packed format");
             self.align_raw_horizon()?;
-            let mut done = 0u64;
+            let (mut done, mut txns) = (0u64, 0usize);
             for level in Level::ALL {
-                while let Some(n) = self.write(|s, wtxn| s.convert_some(wtxn, level))? {
+                loop {
+                    if self.opts.upgrade_stop_after_txns.is_some_and(|n| txns >= n) {
+                        return Err(StoreError::Interrupted { path: self.path.clone() });
+                    }
+                    let Some(n) = self.write(|s, wtxn| s.convert_some(wtxn, level))? else { break };
+                    txns += 1;
                     done += n as u64;
                     tracing::info!(converted = done, of = legacy, "converting rollups");
                 }

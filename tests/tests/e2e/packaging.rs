@@ -258,6 +258,31 @@ fn dpkg_version(dpkg_query: &Path, name: &str) -> Option<String> {
 }
 
 #[test]
+/// Puts the store written by ampel-collector 0.1.0 (the collector crate's test fixture) in `dir`.
+fn unpack_old_store(dir: &Path) {
+    use std::io::Read;
+    let gz = repo().join("collector/tests/fixtures/store-0.1.0/data.mdb.gz");
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(&gz).unwrap()).read_to_end(&mut raw).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("data.mdb"), raw).unwrap();
+}
+
+/// What the installed collector says about the store: its devices and one metric, raw and by
+/// the hour.
+fn store_answers() -> String {
+    let bin = Path::new("/usr/bin/ampel-collector");
+    let conf = ["--config", "/etc/ampel/collector.toml"];
+    let mut out = run_ok(bin, &[&conf[..], &["devices", "--json"]].concat());
+    for step in [None, Some("1h"), Some("1m"), Some("1d")] {
+        let mut a = vec!["query", "fw-1", "cpu.usage_percent", "--from", "2026-11-01T00:00:00Z", "--to", "2026-11-06T00:00:00Z"];
+        a.extend(step.iter().flat_map(|s| ["--step", s]));
+        out += &run_ok(bin, &[&conf[..], &a[..]].concat());
+    }
+    out
+}
+
+#[test]
 fn deb_install_keeps_edited_config_and_data_across_upgrade_and_remove_and_purge_removes_config() {
     assert!(nix::unistd::Uid::effective().is_root(), "this test installs packages with dpkg and must run as root (CI does)");
     let dpkg = require("dpkg", "dpkg");
@@ -308,18 +333,29 @@ fn deb_install_keeps_edited_config_and_data_across_upgrade_and_remove_and_purge_
     let installed = run_ok(Path::new("/usr/bin/ampel-collector"), &["--config", "/etc/ampel/collector.toml", "check-config"]);
     assert!(installed.contains("ok"), "{installed}");
 
-    // The admin edits the config; the service leaves data behind.
+    // The admin edits the config; the service leaves data behind: a store as ampel-collector
+    // 0.1.0 wrote it (collector/tests/fixtures/store-0.1.0), where the packaged config keeps it.
     let edited = std::fs::read_to_string("/etc/ampel/collector.toml").unwrap().replace("max-streams = 16", "max-streams = 32");
     std::fs::write("/etc/ampel/collector.toml", &edited).unwrap();
     std::fs::write("/var/lib/ampel/ampel-test-data", "keep me").unwrap();
+    let store_existed = Path::new("/var/lib/ampel/store").exists();
+    if !store_existed {
+        unpack_old_store(Path::new("/var/lib/ampel/store"));
+    }
+    let before = store_answers();
 
-    // Upgrade: new version, edited config and data untouched.
+    // Upgrade: new version, edited config and data untouched, the same answers from the store.
     dpkg_ok(args("-i", &v2));
     for n in names {
         assert_eq!(dpkg_version(&dpkg_query, n), Some(format!("{VERSION}+upgrade-1")), "{n} not upgraded");
     }
     assert_eq!(std::fs::read_to_string("/etc/ampel/collector.toml").unwrap(), edited, "the upgrade replaced the edited config");
     assert!(Path::new("/var/lib/ampel/ampel-test-data").exists(), "the upgrade lost data");
+    if !store_existed {
+        assert_eq!(store_answers(), before, "the store gives other answers after the upgrade");
+        assert!(before.contains("\"points\": 17280"), "the 0.1.0 store's devices are not listed: {before}");
+        assert!(before.contains("\"count\":60"), "the 0.1.0 store's hour buckets are missing: {before}");
+    }
 
     // Remove: binaries go, config and data stay.
     dpkg_ok(vec!["--remove".into(), "ampel-agent".into(), "ampel-collector".into()]);
@@ -334,6 +370,9 @@ fn deb_install_keeps_edited_config_and_data_across_upgrade_and_remove_and_purge_
     assert!(Path::new("/var/lib/ampel/ampel-test-data").exists(), "purge deleted data");
 
     let _ = std::fs::remove_file("/var/lib/ampel/ampel-test-data");
+    if !store_existed {
+        let _ = std::fs::remove_dir_all("/var/lib/ampel/store");
+    }
     if !had_state {
         let _ = std::fs::remove_dir_all("/var/lib/ampel");
     }
