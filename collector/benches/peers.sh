@@ -74,8 +74,8 @@ elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
 # Starts VictoriaMetrics on a free loopback port with a scratch data directory; sets vm_pid,
 # vm_url. A port taken between the check and the bind makes it exit: try another, 5 times.
 start_vm() {
-    local dir=$1 port tries
-    for tries in 1 2 3 4 5; do
+    local dir=$1 port
+    for _ in 1 2 3 4 5; do
         port=$((20000 + RANDOM % 40000))
         if (exec 3<> "/dev/tcp/127.0.0.1/$port") 2> /dev/null; then continue; fi
         "$vm" -storageDataPath="$dir" -httpListenAddr="127.0.0.1:$port" -search.latencyOffset=0s \
@@ -120,14 +120,15 @@ settle() {
 
 # Loads the line-protocol file into VictoriaMetrics and prints its figures beside Ampel's.
 peer() {
-    local set=$1 lp=$2 points=$3 ampel=$4 dir="$scratch/vm-$set"
+    local set=$1 lp=$2 points=$3 ampel=$4
+    local dir="$scratch/vm-$set"
     mkdir -p "$dir"
     start_vm "$dir" || return 1
     split -n l/50 -d -a 2 "$lp" "$scratch/part-$set-"
     rm -f "$lp"
     local started failed=0
     started=$(now)
-    ls "$scratch"/part-"$set"-* | xargs -P 50 -I{} curl -sS --fail --max-time 600 -X POST -T {} \
+    printf '%s\0' "$scratch"/part-"$set"-* | xargs -0 -P 50 -I{} curl -sS --fail --max-time 600 -X POST -T {} \
         "$vm_url/write?precision=ms" || failed=1
     local took
     took=$(elapsed "$started")

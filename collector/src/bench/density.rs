@@ -278,7 +278,11 @@ fn densities(name: &str, store: &Store) -> anyhow::Result<()> {
     }
     report(&format!("density.{name}.all"), per(pages), &format!("bytes/point (pages of all databases, {:.1} MiB)", mib(pages)));
     let used = store.used_bytes();
-    report(&format!("density.{name}.used"), per(used), &format!("bytes/point (file up to its last page, free pages included, {:.1} MiB)", mib(used)));
+    report(
+        &format!("density.{name}.used"),
+        per(used),
+        &format!("bytes/point (file up to its last page, free pages included, {:.1} MiB)", mib(used)),
+    );
     let path = store.path().join("data.mdb");
     let file = std::fs::metadata(&path).with_context(|| format!("reading the size of {}", path.display()))?.len();
     report(&format!("density.{name}.data_mdb"), per(file), &format!("bytes/point (data.mdb, {:.1} MiB)", mib(file)));

@@ -250,7 +250,11 @@ impl Device {
             mem_used: mem_total / 3 / PAGE * PAGE,
             load: [0.3, 0.3, 0.3],
             procs: 190.0,
-            disks: [Disk::new(20, rng.random_range(0.2..0.6), 0.05), Disk::new(100, rng.random_range(0.1..0.5), 6.0), Disk::new(1, 0.3, 0.0)],
+            disks: [
+                Disk::new(20, rng.random_range(0.2..0.6), 0.05),
+                Disk::new(100, rng.random_range(0.1..0.5), 6.0),
+                Disk::new(1, 0.3, 0.0),
+            ],
             rates,
             counters,
             errors: [rng.random_range(0..50), 0, rng.random_range(0..5), 0],
