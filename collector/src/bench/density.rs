@@ -188,8 +188,7 @@ fn generate(a: &DensityArgs, set: Set, anchor: i64, emit: &mut dyn FnMut(Identit
         }
         Set::Agent => {
             let span = a.days * 86_400_000;
-            let cycles = u64::try_from(span / agent_set::INTERVAL_MS)?;
-            agent_set::generate(a.devices, anchor - span, cycles, a.seed, emit)
+            agent_set::generate(a.devices, anchor - span, agent_set::cycles(span), a.seed, emit)
         }
     }
 }
@@ -369,7 +368,7 @@ mod tests {
     }
 
     #[test]
-    fn a_week_of_the_agent_set_is_60_480_cycles() {
-        assert_eq!(7 * 86_400_000 / agent_set::INTERVAL_MS, 60_480);
+    fn a_week_of_the_agent_set_is_60_480_points_per_series() {
+        assert_eq!(agent_set::cycles(7 * 86_400_000), 60_480);
     }
 }

@@ -116,6 +116,11 @@ pub const SERIES: [(&str, &[(&str, &str)]); 60] = [
     ("agent.rss_bytes", &[]),
 ];
 
+/// Cycles (points per series) in `span_ms`.
+pub fn cycles(span_ms: i64) -> u64 {
+    u64::try_from(span_ms / INTERVAL_MS).unwrap_or(0)
+}
+
 /// Generates the set: `cycles` cycles of `devices` devices starting at `start_ms`, handing
 /// every device's batch of every cycle to `emit` in the order agents would send them (cycle by
 /// cycle, device by device).
