@@ -69,6 +69,9 @@ figure() { awk -v n="$1:" '$1 == n { print $2; exit }' "$2"; }
 line() { printf '%s: %s %s\n' "$1" "$2" "$3"; }
 div() { awk -v a="$1" -v b="$2" -v f="${3:-%.3f}" 'BEGIN { if (b > 0) printf f, a / b; else print "n/a" }'; }
 now() { date +%s.%N; }
+# CPU seconds (user + system) a process has used: fields 14 and 15 of /proc/PID/stat, counted
+# after the command name, which may hold spaces.
+cpu_s() { sed 's/.*) //' "/proc/$1/stat" | awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($12 + $13) / hz }'; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
 
 # Starts VictoriaMetrics on a free loopback port with a scratch data directory; sets vm_pid,
@@ -126,8 +129,9 @@ peer() {
     start_vm "$dir" || return 1
     split -n l/50 -d -a 2 "$lp" "$scratch/part-$set-"
     rm -f "$lp"
-    local started failed=0
+    local started failed=0 cpu0
     started=$(now)
+    cpu0=$(cpu_s "$vm_pid")
     printf '%s\0' "$scratch"/part-"$set"-* | xargs -0 -P 50 -I{} curl -sS --fail --max-time 600 -X POST -T {} \
         "$vm_url/write?precision=ms" || failed=1
     local took
@@ -135,8 +139,9 @@ peer() {
     rm -f "$scratch"/part-"$set"-*
     [ $failed = 0 ] || echo "peers.sh: VictoriaMetrics refused some of the $set data (log: $dir.log)" >&2
     curl -sf --max-time 120 "$vm_url/internal/force_flush" > /dev/null
-    local flushed stored size
+    local flushed stored size cpu
     flushed=$(elapsed "$started")
+    cpu=$(awk -v a="$cpu0" -v b="$(cpu_s "$vm_pid")" 'BEGIN { printf "%.2f", b - a }')
     # Every point must be there (nothing outside the retention, nothing merged away).
     stored=$(curl -sf --max-time 120 "$vm_url/api/v1/query" --data-urlencode 'query=sum(count_over_time({__name__=~".+"}[30d]))' |
         sed -n 's/.*"value":\[[^,]*,"\([0-9.e+]*\)"\].*/\1/p')
@@ -150,6 +155,7 @@ peer() {
     line "peers.$set.vm.bytes_per_point" "$(div "$size" "$points")" \
         "bytes (storage dir after force_flush and settling: $(div "$size" 1048576 %.1f) MiB; data $(div "${data:-0}" 1048576 %.1f), indexdb $(div "${index:-0}" 1048576 %.1f))"
     line "peers.$set.vm.points_per_s" "$(div "$points" "$took" %.0f)" "points/s (HTTP /write, 50 clients, until the last response; $(div "$points" "$flushed" %.0f) including force_flush)"
+    line "peers.$set.vm.cpu" "$cpu" "CPU s of VictoriaMetrics from the first request to the end of force_flush ($(div "$cpu" "$(div "$points" 1000000 %.6f)" %.2f) s per million points)"
     line "peers.$set.ampel_vs_vm.bytes" "$(div "$ampel" "$(div "$size" "$points" %.6f)" %.1f)" "x (Ampel data.mdb bytes per point / VictoriaMetrics')"
     vm_rate=$(div "$points" "$took" %.0f)
 }
@@ -175,7 +181,9 @@ for set in $sets; do
         if [ -x "$(dirname "$bench")/ampel-collector" ]; then
             "$bench" ingest --child --dir "$scratch" > "$scratch/ingest.txt"
             rate=$(figure ingest.throughput "$scratch/ingest.txt")
-            rate_what="points/s (ampel-bench ingest --child: QUIC + mutual TLS, acknowledged once durable)"
+            collector_cpu=$(figure cpu.collector "$scratch/ingest.txt")
+            rate_what="points/s (ampel-bench ingest --child: QUIC + mutual TLS, acknowledged once durable;"
+            rate_what+=" collector CPU $collector_cpu s, $(div "$collector_cpu" "$(div "$points" 1000000 %.6f)" %.2f) s per million points)"
         else
             echo "peers.sh: no ampel-collector next to $bench: build with --bins for the QUIC ingest rate" >&2
         fi
