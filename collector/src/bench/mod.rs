@@ -11,8 +11,10 @@
 //! - `report`: render time, size and peak memory of a 30-day, 50-device report.
 //! - `quic`: agents over QUIC with mutual TLS against the real listener and writer.
 //! - `child`: the collector as a child process; memory and CPU time per thread from `/proc`.
+//! - `density`: bytes on disk per point on the ingest bench's data and on a realistic agent set.
 
 pub mod child;
+pub mod density;
 pub mod query;
 pub mod quic;
 pub mod report;

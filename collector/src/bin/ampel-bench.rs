@@ -6,6 +6,7 @@
 //! ampel-bench ingest       # QUIC agents with mutual TLS -> listener -> writer -> store
 //! ampel-bench connections  # many agents connecting at once, small batches
 //! ampel-bench report       # render a 30-day, 50-device report: time, size, peak RSS
+//! ampel-bench density      # bytes on disk per point: ingest bench data, a week of realistic agent data
 //! ```
 //!
 //! Each prints `name: value unit` lines. Build with `--release` for figures worth recording.
@@ -36,6 +37,8 @@ enum Command {
     Connections(bench::quic::ConnectionsArgs),
     /// Render time, PDF size and peak memory of a 30-day, 50-device report.
     Report(bench::report::ReportArgs),
+    /// Bytes on disk per point, per database and in all, on generated or existing data.
+    Density(bench::density::DensityArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         Command::Store(a) => bench::store::run(a),
         Command::Query(a) => bench::query::run(a),
         Command::Report(a) => bench::report::run(a),
+        Command::Density(a) => bench::density::run(a),
         Command::Ingest(a) => runtime().and_then(|rt| rt.block_on(bench::quic::ingest(a))),
         Command::Connections(a) => runtime().and_then(|rt| rt.block_on(bench::quic::connections(a))),
     };
