@@ -117,6 +117,10 @@ pub struct DensityArgs {
     /// Keep the scratch stores.
     #[arg(long)]
     pub keep: bool,
+    /// Also print, per series of the first device, the bytes per point its points take when
+    /// encoded into blocks alone (where the bytes go).
+    #[arg(long)]
+    pub per_series: bool,
 }
 
 /// Runs the benchmark.
@@ -145,9 +149,19 @@ fn one_set(a: &DensityArgs, set: Set, anchor: i64, measure: bool, out: Option<&P
     let store = scratch.as_ref().map(|s| Store::open(s.path(), StoreOptions::default())).transpose()?;
     let mut committer = store.as_ref().map(Committer::new);
     let mut influx = out.map(Influx::create).transpose()?;
+    let mut first: std::collections::BTreeMap<String, Vec<(i64, f64)>> = std::collections::BTreeMap::new();
+    let mut first_device = None;
     generate(a, set, anchor, &mut |identity, batch| {
         if let Some(w) = &mut influx {
             w.batch(&identity, &batch)?;
+        }
+        if a.per_series && first_device.get_or_insert_with(|| identity.device.clone()) == &identity.device {
+            for r in &batch.records {
+                if let ampel_protocol::Record::Metric(m) = r {
+                    let labels: Vec<String> = m.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    first.entry(format!("{}{{{}}}", m.name, labels.join(","))).or_default().push((m.ts, m.value));
+                }
+            }
         }
         if let Some(c) = &mut committer {
             c.push(pending(identity, batch))?;
@@ -157,6 +171,10 @@ fn one_set(a: &DensityArgs, set: Set, anchor: i64, measure: bool, out: Option<&P
     if let Some(w) = influx {
         let (path, lines) = w.finish()?;
         report(&format!("density.{name}.influx_lines"), lines as f64, &format!("points written to {}", path.display()));
+    }
+    for (series, points) in &first {
+        let bytes: usize = ampel_collector::store::block::encode_all(points).iter().map(Vec::len).sum();
+        report(&format!("density.{name}.series.{series}"), bytes as f64 / points.len().max(1) as f64, "bytes/point (blocks alone)");
     }
     let (Some(store), Some(committer)) = (&store, committer) else { return Ok(()) };
     let (points, in_commit) = committer.finish()?;
