@@ -135,6 +135,11 @@ pub fn unsubscribe(store: &DeliveryStore, key: &LinkKey, token: &str, source: &s
     Ok(address)
 }
 
+/// The bare, lower-case address of a mailbox (`Ops <OPS@x.example>` → `ops@x.example`).
+pub fn bare(mailbox: &str) -> String {
+    mailbox.parse::<lettre::message::Mailbox>().map(|m| m.email.to_string()).unwrap_or_else(|_| mailbox.to_owned()).to_lowercase()
+}
+
 /// The confirmed addresses among `addresses` (mailboxes or bare addresses).
 pub fn confirmed(store: &DeliveryStore, mailboxes: &[String]) -> Result<Vec<String>, DeliveryStoreError> {
     let mut out = Vec::new();

@@ -78,6 +78,62 @@ pub fn recipients(cfg: &Config, log: bool, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// One `report list` row. The status is the scheduled delivery's, then the resends'.
+fn report_row(r: &super::ArchiveRecord) -> Vec<String> {
+    let mut status = if r.late { format!("{} (late)", r.status.as_str()) } else { r.status.as_str().to_owned() };
+    if let Some(last) = r.resends.last() {
+        status.push_str(&format!(", resent {}× (last {} {})", r.resends.len(), last.status.as_str(), fmt_time(Some(last.at_ms))));
+    }
+    let error = r.resends.last().and_then(|x| x.error.as_deref()).or(r.last_error.as_deref()).unwrap_or("");
+    vec![
+        r.id.to_string(),
+        r.job.clone(),
+        r.tenant.clone(),
+        r.period_label.clone(),
+        fmt_time(Some(r.created_ms)),
+        r.light.clone(),
+        r.mode.clone(),
+        status,
+        r.recipients.len().to_string(),
+        error.replace(['\r', '\n'], " "),
+    ]
+}
+
+/// Prints a table whose columns are as wide as their widest cell, so a long value never
+/// shifts the columns after it; `right` are the right-aligned columns. The last column is
+/// not padded.
+pub(crate) fn print_table(headers: &[&str], right: &[usize], rows: Vec<Vec<String>>) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.zip(&widths).enumerate() {
+            let pad = w.saturating_sub(cell.chars().count());
+            if i > 0 {
+                out.push_str("  ");
+            }
+            if right.contains(&i) {
+                out.push_str(&" ".repeat(pad));
+                out.push_str(cell);
+            } else {
+                out.push_str(cell);
+                if i + 1 < widths.len() {
+                    out.push_str(&" ".repeat(pad));
+                }
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(&mut headers.iter().copied());
+    for row in &rows {
+        line(&mut row.iter().map(String::as_str));
+    }
+}
+
 /// `report list` and `report resend ID`.
 pub async fn report(cfg: &Config, cmd: ReportCommand) -> Result<()> {
     let (store, key) = open(cfg)?;
@@ -88,26 +144,8 @@ pub async fn report(cfg: &Config, cmd: ReportCommand) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&list)?);
                 return Ok(());
             }
-            println!(
-                "{:>5} {:<16} {:<12} {:<18} {:<21} {:<6} {:<10} {:<13} {:>3}  ERROR",
-                "ID", "JOB", "TENANT", "PERIOD", "CREATED", "LIGHT", "MODE", "STATUS", "TO"
-            );
-            for r in &list {
-                let status = if r.late { format!("{} (late)", r.status.as_str()) } else { r.status.as_str().to_owned() };
-                println!(
-                    "{:>5} {:<16} {:<12} {:<18} {:<21} {:<6} {:<10} {:<13} {:>3}  {}",
-                    r.id,
-                    r.job,
-                    r.tenant,
-                    r.period_label,
-                    fmt_time(Some(r.created_ms)),
-                    r.light,
-                    r.mode,
-                    status,
-                    r.recipients.len(),
-                    r.last_error.as_deref().unwrap_or("")
-                );
-            }
+            let rows = list.iter().map(report_row).collect();
+            print_table(&["ID", "JOB", "TENANT", "PERIOD", "CREATED", "LIGHT", "MODE", "STATUS", "TO", "ERROR"], &[0, 8], rows);
             if list.is_empty() {
                 println!("(no reports archived yet)");
             }
@@ -117,18 +155,20 @@ pub async fn report(cfg: &Config, cmd: ReportCommand) -> Result<()> {
             let Some(listen) = cfg.http.listen else { bail!("resending needs [http] listen (for the unsubscribe links)") };
             let no_render: RenderFn = Arc::new(|_| Err("resend does not render".into()));
             let sched = scheduler(cfg, store, key, listen, no_render, Arc::new(DeliveryStats::default()))?;
-            let rec = sched.resend(id, jiff::Timestamp::now()).await?;
+            let by = format!("cli ({})", std::env::var("USER").unwrap_or_else(|_| "unknown user".into()));
+            let rec = sched.resend(id, jiff::Timestamp::now(), &by).await?;
+            let Some(r) = rec.resends.last() else { bail!("report {id}: the resend was not recorded") };
             println!(
-                "report {} ({} {}): {} to {} recipient(s) as {}",
+                "report {} ({} {}): resent to {} recipient(s) as {}{}",
                 rec.id,
                 rec.tenant,
                 rec.period_label,
-                rec.status.as_str(),
-                rec.recipients.len(),
-                rec.mode
+                r.recipients.len(),
+                r.mode,
+                r.link_reason.as_ref().map(|why| format!(" ({why})")).unwrap_or_default()
             );
-            if let Some(e) = &rec.last_error {
-                bail!("report {} not delivered to everyone: {e}", rec.id);
+            if let Some(e) = &r.error {
+                bail!("report {} not resent to everyone: {e}", rec.id);
             }
             Ok(())
         }

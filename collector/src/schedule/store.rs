@@ -189,6 +189,32 @@ pub struct ArchiveRecord {
     pub last_error: Option<String>,
     /// Message-ID of the delivered mail.
     pub message_id: Option<String>,
+    /// Why the PDF went as a link instead of attached (`mode = "link"`), e.g. the size limit.
+    #[serde(default)]
+    pub link_reason: Option<String>,
+    /// Deliveries after the scheduled one (`report resend`), oldest first. The scheduled
+    /// delivery stays as it was in the fields above.
+    #[serde(default)]
+    pub resends: Vec<Resend>,
+}
+
+/// One `report resend` of an archived report: who asked, when, to whom, how, with what result.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Resend {
+    /// When (Unix ms).
+    pub at_ms: i64,
+    /// Who asked: `cli` and the Unix user, e.g. `cli (root)`.
+    pub by: String,
+    /// `attachment` or `link`.
+    pub mode: String,
+    /// Why it went as a link, when it did.
+    pub link_reason: Option<String>,
+    /// The recipients it reached.
+    pub recipients: Vec<String>,
+    /// `sent` (everyone reached) or `failed` (someone not).
+    pub status: ArchiveStatus,
+    /// The last delivery error, if any.
+    pub error: Option<String>,
 }
 
 /// The delivery store. Cheap to clone.

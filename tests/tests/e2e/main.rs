@@ -7,6 +7,7 @@
 
 mod bench;
 mod config;
+mod delivery;
 mod demo;
 mod enroll;
 mod ingest;
