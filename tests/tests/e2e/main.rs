@@ -12,6 +12,7 @@ mod demo;
 mod enroll;
 mod ingest;
 mod mqtt;
+mod operator;
 mod packaging;
 mod report;
 mod schedule;
