@@ -96,8 +96,11 @@ pub struct DeliveryConfig {
     pub max_attachment_bytes: u64,
     /// How long a download link works.
     pub link_ttl: Duration,
-    /// How long an invitation's confirm link works.
+    /// How long an invitation's confirm link works (and, after the reminder, how long an
+    /// address stays `invited` before it is marked `expired`).
     pub invite_ttl: Duration,
+    /// An address still unconfirmed this long after its invitation gets one reminder.
+    pub remind_after: Duration,
 }
 
 impl Default for DeliveryConfig {
@@ -110,6 +113,7 @@ impl Default for DeliveryConfig {
             max_attachment_bytes: 10 << 20,
             link_ttl: Duration(std::time::Duration::from_secs(30 * 86_400)),
             invite_ttl: Duration(std::time::Duration::from_secs(14 * 86_400)),
+            remind_after: Duration(std::time::Duration::from_secs(3 * 86_400)),
         }
     }
 }

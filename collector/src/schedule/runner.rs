@@ -21,7 +21,7 @@ use tokio::sync::watch;
 
 use super::config::{DeliveryConfig, DeliveryMode, JobConfig, Language};
 use super::due::{self, SlotPeriod};
-use super::store::{ArchiveRecord, ArchiveStatus, DeliveryStore, DeliveryStoreError, Resend};
+use super::store::{ArchiveRecord, ArchiveStatus, DeliveryStore, DeliveryStoreError, RecipientState, Resend};
 use crate::archive::{self, Archive, ArchiveError};
 use crate::mail::{MailError, Mailer, OutgoingMail};
 use crate::recipients::{self, Links};
@@ -57,6 +57,14 @@ pub enum ScheduleError {
         /// The report.
         id: u64,
         /// Its job.
+        job: String,
+    },
+    /// `recipients invite` named an address or job that does not fit.
+    #[error("{address} is not among the to and cc addresses of job {job:?}; add it to that [[jobs]] table first")]
+    NotInJob {
+        /// The address.
+        address: String,
+        /// The job.
         job: String,
     },
     /// `report resend` named a report whose job is no longer configured.
@@ -134,6 +142,10 @@ pub struct DeliveryStats {
     pub mail_failures: AtomicU64,
     /// Invitations sent.
     pub invitations: AtomicU64,
+    /// Reminders sent to invited addresses that had not confirmed.
+    pub reminders: AtomicU64,
+    /// Reports that reached nobody: no recipient of the job had confirmed.
+    pub reports_unserved: AtomicU64,
     /// Runs sent late (after downtime).
     pub runs_late: AtomicU64,
     /// Slots skipped (missed while down).
@@ -203,6 +215,7 @@ impl Scheduler {
         let names: Vec<&str> = self.jobs.iter().map(|j| j.name.0.as_str()).collect();
         self.store.init_cursors(&names, due::initial_cursor(now))?;
         self.invite(now).await?;
+        self.remind(now).await?;
         let cursors = self.store.cursors()?;
         let mut ids = Vec::new();
         for d in due::due(&self.jobs, &cursors, now, &self.delivery) {
@@ -230,28 +243,21 @@ impl Scheduler {
     async fn invite(&self, now: Timestamp) -> Result<(), ScheduleError> {
         let now_ms = now.as_millisecond();
         for job in self.jobs.iter().filter(|j| j.enabled) {
-            let tenants: Vec<String> = job.tenants.iter().map(|t| t.as_str().to_owned()).collect();
-            for address in job.to.addresses().into_iter().chain(job.cc.addresses()) {
+            for mailbox in job.to.0.iter().chain(&job.cc.0) {
+                let address = recipients::bare(mailbox);
                 if self.store.recipient(&address)?.is_some() {
                     continue;
                 }
-                let expires = now_ms.saturating_add(self.delivery.invite_ttl.as_ms());
-                let mail = recipients::invitation(
-                    job.language,
-                    &address,
-                    &tenants,
-                    &self.links.confirm_url(&address, expires),
-                    &self.links.unsubscribe_url(&address),
-                );
-                match self.mailer.send(&mail).await {
-                    Ok(_) => {
+                match self.send_invitation(job, mailbox, now, false).await {
+                    Ok(()) => {
                         recipients::record_invitation(&self.store, &address, &job.name.0, now_ms)?;
                         self.stats.invitations.fetch_add(1, Ordering::Relaxed);
-                        tracing::info!(job = %job.name, recipient = %address, "invitation sent");
+                        tracing::info!(job = %job.name, "invitation sent");
+                        tracing::debug!(job = %job.name, recipient = %address, "invited");
                     }
                     // Not recorded: tried again at the next tick.
                     Err(e) => {
-                        tracing::warn!(job = %job.name, recipient = %address, error = %e, "invitation not sent; retrying at the next tick");
+                        tracing::warn!(job = %job.name, error = %e, "invitation not sent; retrying at the next tick");
                         if matches!(e, MailError::Connection(_)) {
                             // The server is unreachable: do not wait out a timeout per address.
                             return Ok(());
@@ -261,6 +267,86 @@ impl Scheduler {
             }
         }
         Ok(())
+    }
+
+    /// Mails `mailbox` an invitation (or its one reminder) for `job`, with a fresh confirm link.
+    async fn send_invitation(&self, job: &JobConfig, mailbox: &str, now: Timestamp, reminder: bool) -> Result<(), MailError> {
+        let address = recipients::bare(mailbox);
+        let tenants: Vec<String> = job.tenants.iter().map(|t| t.as_str().to_owned()).collect();
+        let expires = now.as_millisecond().saturating_add(self.delivery.invite_ttl.as_ms());
+        let confirm = self.links.confirm_url(&address, expires);
+        let mail = recipients::invitation(job.language, mailbox, &tenants, &confirm, &self.links.unsubscribe_url(&address), reminder);
+        self.mailer.send(&mail).await.map(|_| ())
+    }
+
+    /// Reminds, once, every address still invited `remind-after` after its invitation, and
+    /// marks it `expired` when the reminder's confirm link has expired too.
+    async fn remind(&self, now: Timestamp) -> Result<(), ScheduleError> {
+        let now_ms = now.as_millisecond();
+        for job in self.jobs.iter().filter(|j| j.enabled) {
+            for mailbox in job.to.0.iter().chain(&job.cc.0) {
+                let address = recipients::bare(mailbox);
+                let Some(r) = self.store.recipient(&address)?.filter(|r| r.state == RecipientState::Invited) else { continue };
+                match r.reminded_ms {
+                    Some(at)
+                        if now_ms >= at.saturating_add(self.delivery.invite_ttl.as_ms())
+                            && recipients::expire(&self.store, &address, now_ms)? =>
+                    {
+                        tracing::warn!(job = %job.name, "an invited recipient never confirmed, not even after the reminder: marked expired (`ampel-collector recipients invite` invites again)");
+                        tracing::debug!(recipient = %address, "expired");
+                    }
+                    None if now_ms >= r.invited_ms.saturating_add(self.delivery.remind_after.as_ms()) => {
+                        if let Err(e) = self.send_invitation(job, mailbox, now, true).await {
+                            tracing::warn!(job = %job.name, error = %e, "reminder not sent; retrying at the next tick");
+                            continue;
+                        }
+                        if recipients::record_reminder(&self.store, &address, &job.name.0, now_ms)? {
+                            self.stats.reminders.fetch_add(1, Ordering::Relaxed);
+                            tracing::info!(job = %job.name, "reminder sent to an invited recipient who has not confirmed");
+                            tracing::debug!(recipient = %address, "reminded");
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// When the next reminder or expiry falls due, so the loop wakes for it.
+    fn next_recipient_event(&self) -> Option<Timestamp> {
+        let list = self.store.recipients().ok()?;
+        let at = list
+            .iter()
+            .filter(|r| r.state == RecipientState::Invited)
+            .map(|r| match r.reminded_ms {
+                Some(at) => at.saturating_add(self.delivery.invite_ttl.as_ms()),
+                None => r.invited_ms.saturating_add(self.delivery.remind_after.as_ms()),
+            })
+            .min()?;
+        Timestamp::from_millisecond(at).ok()
+    }
+
+    /// `recipients invite ADDRESS --job J`: mails an invitation now and restarts the address's
+    /// opt-in for the job (see [`recipients::reinvite`]). A confirmed address gets no mail.
+    /// Returns the state the address had.
+    pub async fn invite_now(&self, job: &str, address: &str, now: Timestamp) -> Result<Option<RecipientState>, ScheduleError> {
+        let job = self
+            .jobs
+            .iter()
+            .find(|j| j.name.0 == job)
+            .ok_or_else(|| ScheduleError::NotInJob { address: address.into(), job: job.into() })?;
+        let bare = recipients::bare(address);
+        let Some(mailbox) = job.to.0.iter().chain(&job.cc.0).find(|m| recipients::bare(m) == bare) else {
+            return Err(ScheduleError::NotInJob { address: address.into(), job: job.name.0.clone() });
+        };
+        let before = self.store.recipient(&bare)?.map(|r| r.state);
+        if before != Some(RecipientState::Confirmed) {
+            self.send_invitation(job, mailbox, now, false).await?;
+            self.stats.invitations.fetch_add(1, Ordering::Relaxed);
+        }
+        recipients::reinvite(&self.store, &bare, &job.name.0, "cli", now.as_millisecond())?;
+        Ok(before)
     }
 
     /// Renders, archives and delivers one slot of a job, tenant by tenant, skipping what a run
@@ -365,7 +451,7 @@ impl Scheduler {
 
     /// The job's confirmed `to` and `cc` mailboxes.
     fn audience(&self, job: &JobConfig) -> Result<(Vec<String>, Vec<String>), ScheduleError> {
-        Ok((recipients::confirmed(&self.store, &job.to.0)?, recipients::confirmed(&self.store, &job.cc.0)?))
+        Ok((recipients::confirmed(&self.store, &job.name.0, &job.to.0)?, recipients::confirmed(&self.store, &job.name.0, &job.cc.0)?))
     }
 
     /// Everyone in `to` and `cc`, each address once.
@@ -524,7 +610,13 @@ impl Scheduler {
         if targets.is_empty() {
             rec.status = ArchiveStatus::NoRecipients;
             self.store.update_report(rec)?;
-            tracing::info!(job = %job.name, tenant = %rec.tenant, report = rec.id, "no confirmed recipient: report archived only");
+            self.stats.reports_unserved.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                job = %job.name,
+                tenant = %rec.tenant,
+                report = rec.id,
+                "nobody got this report: none of the job's recipients has confirmed; it is archived only (see `ampel-collector recipients`)"
+            );
             return Ok(());
         }
         rec.link_reason = self.link_reason(job.delivery, rec.bytes).await;
@@ -613,7 +705,8 @@ impl Scheduler {
                 _ = shutdown.wait_for(|s| *s) => break,
             }
             let now = Timestamp::now();
-            let next = self.jobs.iter().filter(|j| j.enabled).filter_map(|j| due::next_slot(j, now)).min();
+            let next =
+                self.jobs.iter().filter(|j| j.enabled).filter_map(|j| due::next_slot(j, now)).chain(self.next_recipient_event()).min();
             let mut wait = std::time::Duration::from_secs(60);
             if let Some(next) = next {
                 let ms = (next.as_millisecond() - now.as_millisecond()).max(0) as u64;

@@ -167,3 +167,47 @@ fn delivery_resend_keeps_the_original_delivery_and_adds_one() {
     assert!(err.contains("nobody to send it to"), "{err}");
     assert_eq!(rig.archive()[0]["resends"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn delivery_nobody_confirmed_warns_counts_and_reminds_once_then_expires() {
+    let rig = Rig::new(&format!(
+        "{}\n[delivery]\nremind-after = \"15s\"\ninvite-ttl = \"15s\"\n",
+        daily_berlin("Ops Team <ops@example.org>").replace("time-zone = \"Europe/Berlin\"\n", "")
+    ));
+    let mut c = rig.serve_at("2026-12-07T07:59:50Z");
+    // The invitation keeps the display name.
+    let invite = rig.smtp.wait_for(1, Duration::from_secs(20), |m| subject(m).starts_with("Ampel: please confirm"));
+    assert_eq!(invite[0]["to"], "\"Ops Team\" <ops@example.org>");
+    // 08:00: nobody confirmed. A warning, a counter, no mail.
+    c.wait_for_log("nobody got this report", Duration::from_secs(30));
+    assert!(c.log().contains("WARN"), "{}", c.log());
+    let (_, metrics) = http_request(rig.http, "GET", "/metrics", "").unwrap();
+    assert!(metrics.contains("ampel_reports_unserved_total 1"), "{metrics}");
+    // One reminder 15 s after the invitation, then expired 15 s after that.
+    let reminder = rig.smtp.wait_for(1, Duration::from_secs(30), |m| subject(m).starts_with("Reminder: "));
+    assert_eq!(reminder[0]["to"], "\"Ops Team\" <ops@example.org>");
+    c.wait_for_log("marked expired", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(2));
+    c.stop();
+    let messages = rig.smtp.messages();
+    assert_eq!(messages.iter().filter(|m| subject(m).starts_with("Reminder: ")).count(), 1, "{messages:?}");
+    assert!(messages.iter().all(|m| !subject(m).contains("report has been created")), "{messages:?}");
+    let list = rig.d.collector(&["recipients"]).ok();
+    assert!(list.contains("expired"), "{list}");
+    assert!(list.contains("WARNING: job daily: none of its 1 address(es) has confirmed, so its reports reach nobody"), "{list}");
+
+    // The operator invites again, and can remove the address from the job.
+    let said = rig.d.collector(&["recipients", "invite", "ops@example.org", "--job", "daily"]).ok();
+    assert!(said.contains("invitation for job daily sent") && said.contains("was expired"), "{said}");
+    rig.smtp.wait_for(2, Duration::from_secs(10), |m| subject(m).starts_with("Ampel: please confirm"));
+    assert!(rig.d.collector(&["recipients"]).ok().contains("invited"));
+    rig.d.collector(&["recipients", "remove", "ops@example.org", "--job", "daily"]).ok();
+    let list = rig.d.collector(&["recipients"]).ok();
+    assert!(list.lines().any(|l| l.contains("ops@example.org") && l.trim_end().ends_with("daily")), "{list}");
+    let log = rig.d.collector(&["recipients", "--log"]).ok();
+    for event in ["invited", "reminded", "expired", "removed"] {
+        assert!(log.contains(event), "{event} missing from the consent log:\n{log}");
+    }
+    let out = rig.d.collector(&["recipients", "invite", "eve@example.org", "--job", "daily"]).output();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("not among the to and cc"));
+}
