@@ -405,3 +405,18 @@ async fn the_loop_stops_promptly_on_shutdown() {
     tokio::time::timeout(std::time::Duration::from_secs(5), task).await.expect("the scheduler did not stop").unwrap();
     assert!(rig.reports().is_empty());
 }
+
+#[tokio::test]
+async fn with_only_a_cc_address_confirmed_the_mail_goes_to_it_as_cc() {
+    let rig = Rig::new(33_554_432);
+    confirm_all(&rig.store, &["noc@example.org"]);
+    let jobs =
+        DAILY.replace("to = \"Ops Team <ops@example.org>; sec@example.org\"", "to = \"ops@example.org\"\ncc = \"NOC <noc@example.org>\"");
+    let sched = rig.scheduler(&jobs, fast(), fake_renderer(100, Arc::new(AtomicUsize::new(0)), &[]));
+    sched.tick(today_at(7, 0)).await.unwrap();
+    sched.tick(today_at(8, 0)).await.unwrap();
+    let reports = rig.reports();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert_eq!(reports[0]["cc"], "NOC <noc@example.org>");
+    assert!(reports[0]["to"].is_null(), "the unconfirmed To address is not shown as a recipient: {}", reports[0]);
+}

@@ -211,3 +211,22 @@ fn delivery_nobody_confirmed_warns_counts_and_reminds_once_then_expires() {
     let out = rig.d.collector(&["recipients", "invite", "eve@example.org", "--job", "daily"]).output();
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("not among the to and cc"));
 }
+
+/// Cc is a Cc: every confirmed recipient's copy shows the same `To` and `Cc` headers; each
+/// copy goes to one envelope recipient with its own unsubscribe link.
+#[test]
+fn delivery_a_cc_address_appears_in_the_cc_header_of_every_copy() {
+    let rig = Rig::new(&daily_berlin("Ops <ops@example.org>").replace("to = ", "cc = \"NOC <noc@example.org>\"\nto = "));
+    let mut c = rig.serve_at("2026-12-07T06:59:35Z");
+    rig.confirm(2);
+    let reports = rig.wait_reports(2, Duration::from_secs(60));
+    c.stop();
+    let mut rcpts: Vec<&str> = reports.iter().map(|r| r["rcpt_to"].as_str().unwrap()).collect();
+    rcpts.sort();
+    assert_eq!(rcpts, ["noc@example.org", "ops@example.org"]);
+    for r in &reports {
+        assert_eq!(r["to"], "Ops <ops@example.org>", "{r}");
+        assert_eq!(r["cc"], "NOC <noc@example.org>", "{r}");
+    }
+    assert_ne!(reports[0]["list_unsubscribe"], reports[1]["list_unsubscribe"], "each copy unsubscribes its own address");
+}
