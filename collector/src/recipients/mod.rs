@@ -45,9 +45,10 @@ impl Links {
         format!("{}/confirm?t={}", self.public_url, self.key.sign(TokenKind::Confirm, &address.to_lowercase(), expires_ms))
     }
 
-    /// The unsubscribe link; it does not expire (old mails keep working, RFC 8058).
-    pub fn unsubscribe_url(&self, address: &str) -> String {
-        format!("{}/unsubscribe?t={}", self.public_url, self.key.sign(TokenKind::Unsubscribe, &address.to_lowercase(), 0))
+    /// The unsubscribe link, valid until `expires_ms` (`[delivery] unsubscribe-ttl` from
+    /// each mail; every mail carries a fresh one).
+    pub fn unsubscribe_url(&self, address: &str, expires_ms: i64) -> String {
+        format!("{}/unsubscribe?t={}", self.public_url, self.key.sign(TokenKind::Unsubscribe, &address.to_lowercase(), expires_ms))
     }
 
     /// A download link for an archived report.
@@ -269,7 +270,7 @@ mod tests {
         assert_eq!(confirmed(&store, "daily", &boxes).unwrap(), boxes, "but not from daily");
         assert_eq!(reinvite(&store, "ops@example.org", "weekly", "cli", 56).unwrap(), Some(RecipientState::Confirmed));
         assert_eq!(confirmed(&store, "weekly", &boxes).unwrap(), boxes, "invited back, still confirmed");
-        let u = key.sign(TokenKind::Unsubscribe, "ops@example.org", 0);
+        let u = key.sign(TokenKind::Unsubscribe, "ops@example.org", 1000);
         unsubscribe(&store, &key, &u, "192.0.2.8", "one-click", 60).unwrap();
         assert!(confirmed(&store, "weekly", &boxes).unwrap().is_empty());
         assert!(!record_invitation(&store, "ops@example.org", "other", 70).unwrap(), "not invited again");

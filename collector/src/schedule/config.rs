@@ -101,6 +101,9 @@ pub struct DeliveryConfig {
     pub invite_ttl: Duration,
     /// An address still unconfirmed this long after its invitation gets one reminder.
     pub remind_after: Duration,
+    /// How long the unsubscribe link of a mail works; longer than the longest gap between
+    /// two mails, since every mail brings a fresh one.
+    pub unsubscribe_ttl: Duration,
 }
 
 impl Default for DeliveryConfig {
@@ -114,6 +117,7 @@ impl Default for DeliveryConfig {
             link_ttl: Duration(std::time::Duration::from_secs(30 * 86_400)),
             invite_ttl: Duration(std::time::Duration::from_secs(14 * 86_400)),
             remind_after: Duration(std::time::Duration::from_secs(3 * 86_400)),
+            unsubscribe_ttl: Duration(std::time::Duration::from_secs(92 * 86_400)),
         }
     }
 }

@@ -275,7 +275,8 @@ impl Scheduler {
         let tenants: Vec<String> = job.tenants.iter().map(|t| t.as_str().to_owned()).collect();
         let expires = now.as_millisecond().saturating_add(self.delivery.invite_ttl.as_ms());
         let confirm = self.links.confirm_url(&address, expires);
-        let mail = recipients::invitation(job.language, mailbox, &tenants, &confirm, &self.links.unsubscribe_url(&address), reminder);
+        let unsubscribe = self.links.unsubscribe_url(&address, now.as_millisecond().saturating_add(self.delivery.unsubscribe_ttl.as_ms()));
+        let mail = recipients::invitation(job.language, mailbox, &tenants, &confirm, &unsubscribe, reminder);
         self.mailer.send(&mail).await.map(|_| ())
     }
 
@@ -475,6 +476,11 @@ impl Scheduler {
         }
     }
 
+    /// When an unsubscribe link made now expires.
+    fn unsubscribe_expiry(&self) -> i64 {
+        Timestamp::now().as_millisecond().saturating_add(self.delivery.unsubscribe_ttl.as_ms())
+    }
+
     /// Sends `base` to `target` alone (its envelope and its own unsubscribe link), retrying
     /// with backoff; `attempts` counts the tries.
     async fn send_to(
@@ -488,7 +494,7 @@ impl Scheduler {
         let address = recipients::bare(target);
         let mail = OutgoingMail {
             envelope_to: Some(target.to_owned()),
-            list_unsubscribe: Some(self.links.unsubscribe_url(&address)),
+            list_unsubscribe: Some(self.links.unsubscribe_url(&address, self.unsubscribe_expiry())),
             ..base.clone()
         };
         let mut attempt = 0;

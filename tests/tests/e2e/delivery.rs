@@ -230,3 +230,35 @@ fn delivery_a_cc_address_appears_in_the_cc_header_of_every_copy() {
     }
     assert_ne!(reports[0]["list_unsubscribe"], reports[1]["list_unsubscribe"], "each copy unsubscribes its own address");
 }
+
+/// Links carry no readable address, and every kind expires — unsubscribe too; each mail
+/// brings a fresh one.
+#[test]
+fn delivery_links_are_opaque_and_unsubscribe_links_expire_and_are_reissued() {
+    let rig = Rig::new(&daily_berlin("Ops <ops@example.org>"));
+    let mut c = rig.d.serve();
+    let invite = rig.smtp.wait_for(1, Duration::from_secs(20), |m| subject(m).starts_with("Ampel: please confirm"));
+    c.stop();
+    let text = invite[0]["text"].as_str().unwrap();
+    let confirm = link_token(text, "/confirm").unwrap();
+    let unsubscribe = link_token(text, "/unsubscribe").unwrap();
+    let hex_address: String = "ops@example.org".bytes().map(|b| format!("{b:02x}")).collect();
+    for t in [&confirm, &unsubscribe] {
+        assert!(!t.contains("ops") && !t.contains(&hex_address), "the address shows in the token {t}");
+    }
+
+    // 93 days on: both links have expired. The reminder brings fresh ones that work.
+    let later = jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_hours(93 * 24)).unwrap();
+    let mut c = rig.serve_at(&later.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
+    let (status, _) = http_request(rig.http, "POST", &format!("/unsubscribe?t={unsubscribe}"), "List-Unsubscribe=One-Click").unwrap();
+    assert_eq!(status, 403, "an unsubscribe link 93 days old");
+    let (status, _) = http_request(rig.http, "POST", "/confirm", &format!("t={confirm}")).unwrap();
+    assert_eq!(status, 403);
+    let reminder = rig.smtp.wait_for(1, Duration::from_secs(30), |m| subject(m).starts_with("Reminder: "));
+    let fresh = link_token(reminder[0]["list_unsubscribe"].as_str().unwrap(), "/unsubscribe").unwrap();
+    assert_ne!(fresh, unsubscribe);
+    let (status, page) = http_request(rig.http, "POST", &format!("/unsubscribe?t={fresh}"), "List-Unsubscribe=One-Click").unwrap();
+    assert_eq!(status, 200, "{page}");
+    c.stop();
+    assert!(rig.d.collector(&["recipients"]).ok().contains("unsubscribed"));
+}
