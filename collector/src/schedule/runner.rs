@@ -190,6 +190,16 @@ fn light_name(light: &str, de: bool) -> &'static str {
     }
 }
 
+/// The download link of the HTML part, or the attachment note.
+fn html_link(link: Option<&str>, tail: &str, de: bool) -> String {
+    match link {
+        Some(url) => {
+            format!("<a href=\"{}\">{}</a>", html_escape(url), if de { "Bericht herunterladen (PDF)" } else { "Download the report (PDF)" })
+        }
+        None => html_escape(tail.trim()),
+    }
+}
+
 /// The period for the mail: its label and its bounds in the job's zone, e.g.
 /// `2026-03-29 (2026-03-29 00:00 – 2026-03-30 00:00 Europe/Berlin)`.
 fn period_text(rec: &ArchiveRecord, tz: &str, de: bool) -> String {
@@ -588,14 +598,7 @@ impl Scheduler {
             rec.score,
             if items.is_empty() { html_escape(findings.trim()) } else { String::new() },
             if items.is_empty() { String::new() } else { format!("<ul>{items}</ul>") },
-            match link {
-                Some(url) => format!(
-                    "<a href=\"{}\">{}</a>",
-                    html_escape(url),
-                    if de { "Bericht herunterladen (PDF)" } else { "Download the report (PDF)" }
-                ),
-                None => html_escape(tail.trim()),
-            },
+            html_link(link, &tail, de),
         );
         OutgoingMail {
             to,
