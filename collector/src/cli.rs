@@ -243,12 +243,37 @@ pub enum ReportCommand {
 /// `recipients` arguments.
 #[derive(Debug, Args)]
 pub struct RecipientsArgs {
+    /// Invite or remove an address (without: list the recipients).
+    #[command(subcommand)]
+    pub action: Option<RecipientsAction>,
     /// Print the consent log (who confirmed or unsubscribed, when, from where) instead.
     #[arg(long)]
     pub log: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `recipients invite|remove`.
+#[derive(Debug, Subcommand)]
+pub enum RecipientsAction {
+    /// Mail ADDRESS an invitation for job J now (again, after `expired`, `unsubscribed` or
+    /// `remove`); it gets the job's reports once it confirms. Needs the HTTP listener's URL.
+    Invite {
+        /// The address, as listed in the job's `to` or `cc`.
+        address: String,
+        /// The job.
+        #[arg(long)]
+        job: String,
+    },
+    /// Stop sending job J's reports to ADDRESS (its other jobs go on); `invite` undoes it.
+    Remove {
+        /// The address.
+        address: String,
+        /// The job.
+        #[arg(long)]
+        job: String,
+    },
 }
 
 /// `mail` subcommands.
@@ -297,7 +322,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Risk(RiskCommand::Test { dir, verbose }) => risk_test(&dir, verbose),
         Command::Report(cmd) => crate::reporting::command(&load_config(&cli.config)?, cmd).await,
         Command::Mail(MailCommand::Test) => crate::reporting::mail_test(&load_config(&cli.config)?).await,
-        Command::Recipients(args) => crate::schedule::commands::recipients(&load_config(&cli.config)?, args.log, args.json),
+        Command::Recipients(args) => crate::schedule::commands::recipients(&load_config(&cli.config)?, args).await,
     }
 }
 

@@ -1,5 +1,6 @@
 //! `ampel-collector`: thin binary over the `ampel_collector` library.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -12,6 +13,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal: the journal and log files get plain lines.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = ampel_collector::cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -91,9 +91,18 @@ pub struct Proc {
 impl Proc {
     /// Starts a workspace binary.
     pub fn start(name: &str, label: &str, args: &[&str]) -> Proc {
-        let mut child = Command::new(bin(name))
-            .args(args)
-            .env("RUST_LOG", "info")
+        Proc::start_with_env(name, label, args, &[])
+    }
+
+    /// Starts a workspace binary with extra environment variables (e.g. [`faketime`]).
+    pub fn start_with_env(name: &str, label: &str, args: &[&str], env: &[(String, String)]) -> Proc {
+        let mut cmd = Command::new(bin(name));
+        cmd.args(args).env("RUST_LOG", "info").envs(env.iter().map(|(k, v)| (k, v)));
+        Proc::spawn(cmd, label, name)
+    }
+
+    fn spawn(mut cmd: Command, label: &str, name: &str) -> Proc {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -177,6 +186,109 @@ impl Drop for Proc {
     }
 }
 
+/// Environment that makes a program's wall clock start at `utc` (RFC 3339, e.g.
+/// `2026-03-30T05:59:40Z`) and run on from there, through libfaketime (Debian's `faketime`).
+/// The monotonic clock stays real, so timers and timeouts behave.
+pub fn faketime(utc: &str) -> Vec<(String, String)> {
+    let lib = Path::new("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1");
+    assert!(lib.exists(), "libfaketime is required by this test but not installed: apt-get install faketime (tests/run installs it)");
+    let at = utc.trim_end_matches('Z').replace('T', " ");
+    vec![
+        ("LD_PRELOAD".into(), lib.display().to_string()),
+        ("FAKETIME".into(), format!("@{at}")),
+        ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
+        ("TZ".into(), "UTC".into()),
+    ]
+}
+
+/// A plain aiosmtpd (no TLS, no login) on a loopback port, storing mail in a Maildir; killed
+/// on drop. Messages are read back with the mail module's `extract.py`.
+pub struct Smtp {
+    pub port: u16,
+    pub maildir: PathBuf,
+    _proc: Proc,
+    out: tempfile::TempDir,
+}
+
+impl Smtp {
+    /// Starts one; `size`: the message size limit it advertises and enforces (SMTP SIZE).
+    pub fn start(maildir: &Path, size: Option<u64>) -> Smtp {
+        let port = free_tcp_port();
+        Smtp { port, maildir: maildir.to_owned(), _proc: Smtp::spawn(port, maildir, size), out: tempfile::tempdir().unwrap() }
+    }
+
+    /// Stops the server and starts it again on the same port and Maildir with another `size`.
+    pub fn restart(&mut self, size: Option<u64>) {
+        self._proc.kill9();
+        self._proc = Smtp::spawn(self.port, &self.maildir, size);
+    }
+
+    fn spawn(port: u16, maildir: &Path, size: Option<u64>) -> Proc {
+        let python = require("python3", "python3");
+        let probe = Command::new(&python).args(["-c", "import aiosmtpd"]).output().unwrap();
+        assert!(probe.status.success(), "aiosmtpd is required: apt-get install python3-aiosmtpd (tests/run installs it)");
+        let mut cmd = Command::new(python);
+        cmd.args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")]);
+        if let Some(size) = size {
+            cmd.args(["-s", &size.to_string()]);
+        }
+        cmd.args(["-c", "aiosmtpd.handlers.Mailbox"]).arg(maildir).stdin(Stdio::null()).stderr(Stdio::null());
+        let proc = Proc::adopt("aiosmtpd", cmd.spawn().expect("start aiosmtpd"));
+        let up = wait_until(Duration::from_secs(15), || std::net::TcpStream::connect(("127.0.0.1", port)).ok());
+        assert!(up.is_some(), "aiosmtpd did not listen on port {port}");
+        proc
+    }
+
+    /// `[mail]` for this server.
+    pub fn mail_config(&self) -> String {
+        format!(
+            "[mail]\ntransport = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\nfrom = \"Ampel <ampel@example.org>\"\n",
+            self.port
+        )
+    }
+
+    /// Every message received so far: subject, to, cc, rcpt_to, text, html, attachments.
+    pub fn messages(&self) -> Vec<serde_json::Value> {
+        if !self.maildir.join("new").exists() {
+            return Vec::new();
+        }
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../collector/src/mail/testdata/extract.py");
+        let out = Command::new("/usr/bin/python3").arg(script).arg(&self.maildir).arg(self.out.path()).output().unwrap();
+        assert!(out.status.success(), "extract.py failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Waits until `pred` holds for at least `n` messages; returns those.
+    pub fn wait_for(&self, n: usize, timeout: Duration, pred: impl Fn(&serde_json::Value) -> bool) -> Vec<serde_json::Value> {
+        wait_until(timeout, || {
+            let m: Vec<_> = self.messages().into_iter().filter(|m| pred(m)).collect();
+            (m.len() >= n).then_some(m)
+        })
+        .unwrap_or_else(|| panic!("fewer than {n} matching messages within {timeout:?}; received: {:#?}", self.messages()))
+    }
+}
+
+/// The token of the first `<path>?t=` link in `text` (quoted-printable already undone).
+pub fn link_token(text: &str, path: &str) -> Option<String> {
+    let at = text.find(&format!("{path}?t="))? + path.len() + 3;
+    Some(text[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c)).collect())
+}
+
+/// One HTTP/1.1 request to the collector's listener; returns status and whole response.
+pub fn http_request(port: u16, method: &str, target: &str, body: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let req = format!(
+        "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, out))
+}
+
 /// A free UDP port on loopback (bound, read, released).
 pub fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -239,7 +351,12 @@ impl Deployment {
 
     /// Starts `ampel-collector serve` and waits until it listens.
     pub fn serve(&self) -> Proc {
-        let mut p = Proc::start("ampel-collector", "collector", &["--config", self.config.to_str().unwrap(), "serve"]);
+        self.serve_with_env(&[])
+    }
+
+    /// Starts `ampel-collector serve` with extra environment (e.g. [`faketime`]).
+    pub fn serve_with_env(&self, env: &[(String, String)]) -> Proc {
+        let mut p = Proc::start_with_env("ampel-collector", "collector", &["--config", self.config.to_str().unwrap(), "serve"], env);
         p.wait_for_log("collector listening", Duration::from_secs(20));
         p
     }

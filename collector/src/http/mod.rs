@@ -207,6 +207,16 @@ async fn metrics(State(s): St) -> Response {
     put("ampel_report_mails_sent_total", "Report mails accepted, one per recipient.", d.mails_sent.load(Ordering::Relaxed));
     put("ampel_report_mail_failures_total", "Report mail attempts that failed.", d.mail_failures.load(Ordering::Relaxed));
     put("ampel_invitations_sent_total", "Opt-in invitations sent.", d.invitations.load(Ordering::Relaxed));
+    put(
+        "ampel_invitation_reminders_total",
+        "Reminders sent to invited addresses that had not confirmed.",
+        d.reminders.load(Ordering::Relaxed),
+    );
+    put(
+        "ampel_reports_unserved_total",
+        "Scheduled reports that reached nobody: no recipient of the job had confirmed.",
+        d.reports_unserved.load(Ordering::Relaxed),
+    );
     put("ampel_runs_late_total", "Scheduled runs sent late.", d.runs_late.load(Ordering::Relaxed));
     put("ampel_runs_skipped_total", "Scheduled runs skipped.", d.runs_skipped.load(Ordering::Relaxed));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()
@@ -232,7 +242,8 @@ async fn confirm_post(State(s): St, ConnectInfo(peer): ConnectInfo<SocketAddr>, 
     let t = form_value(&body, "t").unwrap_or_default();
     match recipients::confirm(&s.store, &s.key, &t, &peer.ip().to_string(), now_ms()) {
         Ok(address) => {
-            tracing::info!(recipient = %address, from = %peer.ip(), "recipient confirmed");
+            tracing::info!(from = %peer.ip(), "recipient confirmed");
+            tracing::debug!(recipient = %address, "confirmed");
             page(
                 StatusCode::OK,
                 "Confirmed",
@@ -262,7 +273,8 @@ async fn unsubscribe_post(State(s): St, ConnectInfo(peer): ConnectInfo<SocketAdd
     let how = if one_click { "one-click" } else { "link" };
     match recipients::unsubscribe(&s.store, &s.key, &t, &peer.ip().to_string(), how, now_ms()) {
         Ok(address) => {
-            tracing::info!(recipient = %address, from = %peer.ip(), how, "recipient unsubscribed");
+            tracing::info!(from = %peer.ip(), how, "recipient unsubscribed");
+            tracing::debug!(recipient = %address, "unsubscribed");
             page(StatusCode::OK, "Unsubscribed", &format!("<p>{} will receive no more reports.</p>", attr(&address)))
         }
         Err(recipients::OptInError::Token(_)) => refused(),

@@ -13,7 +13,8 @@ use super::error::MailError;
 /// One report mail as the report scheduler hands it over.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OutgoingMail {
-    /// Recipients, each `user@example.org` or `Name <user@example.org>`; at least one.
+    /// Recipients, each `user@example.org` or `Name <user@example.org>`; at least one here or
+    /// in `cc`.
     pub to: Vec<String>,
     /// The subject line: one line, no control characters.
     pub subject: String,
@@ -51,7 +52,8 @@ fn one_line(field: &'static str, value: &str) -> Result<(), MailError> {
 
 /// Builds the message with the given Message-ID, after validating every header value.
 pub(crate) fn build(from: &Mailbox, mail: &OutgoingMail, message_id: &str) -> Result<Message, MailError> {
-    if mail.to.is_empty() {
+    // A mail may go to Cc recipients only (RFC 5322 requires neither To nor Cc).
+    if mail.to.is_empty() && mail.cc.is_empty() {
         return Err(MailError::NoRecipients);
     }
     one_line("subject", &mail.subject)?;

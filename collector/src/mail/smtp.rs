@@ -247,7 +247,7 @@ impl SmtpClient {
                 let connector = tokio_rustls::TlsConnector::from(Arc::clone(&tls.implicit));
                 let stream = run(limit, connector.connect(name, tcp), |e| e.to_string())
                     .await
-                    .map_err(|reason| MailTestError::Tls { server: server.clone(), reason })?;
+                    .map_err(|reason| MailTestError::Tls { server: server.clone(), reason: with_tls_hint(reason) })?;
                 let version = stream
                     .get_ref()
                     .1
@@ -262,9 +262,15 @@ impl SmtpClient {
         };
 
         // 4. Greeting and EHLO.
-        let mut conn = run(limit, AsyncSmtpConnection::connect_with_transport(stream, &self.hello), describe)
-            .await
-            .map_err(|reason| MailTestError::Other { step: "SMTP greeting and EHLO", target: server.clone(), reason })?;
+        let mut conn = run(limit, AsyncSmtpConnection::connect_with_transport(stream, &self.hello), describe).await.map_err(|reason| {
+            // A server that wants TLS from the first byte says nothing to a plain greeting.
+            let reason = if self.security == Security::Tls {
+                reason
+            } else {
+                format!("{reason} (if this port expects TLS from the first byte, usually 465, try security = \"tls\")")
+            };
+            MailTestError::Other { step: "SMTP greeting and EHLO", target: server.clone(), reason }
+        })?;
 
         // 5. STARTTLS.
         if self.security == Security::Starttls {
@@ -336,6 +342,18 @@ impl SmtpClient {
         // The message is accepted; a failing QUIT changes nothing about that.
         let _ = tokio::time::timeout(limit.get(), conn.quit()).await;
         Ok(())
+    }
+}
+
+/// Adds the likely fix to an implicit-TLS handshake error that shows the server answered in
+/// plain text (rustls: "received corrupt message of type InvalidContentType").
+fn with_tls_hint(reason: String) -> String {
+    if reason.contains("InvalidContentType") || reason.contains("corrupt message") {
+        format!(
+            "{reason} — the server does not speak TLS on this port: try security = \"starttls\" (usually port 587) or security = \"none\""
+        )
+    } else {
+        reason
     }
 }
 

@@ -17,7 +17,7 @@ pub mod token;
 pub use token::{KeyError, LinkKey, TokenError, TokenKind};
 
 use crate::mail::OutgoingMail;
-use crate::schedule::{ConsentEvent, DeliveryStore, DeliveryStoreError, Language, RecipientState};
+use crate::schedule::{ConsentEvent, DeliveryStore, DeliveryStoreError, Language, Recipient, RecipientState};
 
 /// Why an opt-in action failed.
 #[derive(Debug, thiserror::Error)]
@@ -45,9 +45,10 @@ impl Links {
         format!("{}/confirm?t={}", self.public_url, self.key.sign(TokenKind::Confirm, &address.to_lowercase(), expires_ms))
     }
 
-    /// The unsubscribe link; it does not expire (old mails keep working, RFC 8058).
-    pub fn unsubscribe_url(&self, address: &str) -> String {
-        format!("{}/unsubscribe?t={}", self.public_url, self.key.sign(TokenKind::Unsubscribe, &address.to_lowercase(), 0))
+    /// The unsubscribe link, valid until `expires_ms` (`[delivery] unsubscribe-ttl` from
+    /// each mail; every mail carries a fresh one).
+    pub fn unsubscribe_url(&self, address: &str, expires_ms: i64) -> String {
+        format!("{}/unsubscribe?t={}", self.public_url, self.key.sign(TokenKind::Unsubscribe, &address.to_lowercase(), expires_ms))
     }
 
     /// A download link for an archived report.
@@ -56,10 +57,20 @@ impl Links {
     }
 }
 
-/// The invitation mail: what it is for, a confirm link and an unsubscribe link.
-pub fn invitation(language: Language, address: &str, tenants: &[String], confirm_url: &str, unsubscribe_url: &str) -> OutgoingMail {
+/// The invitation mail (or, with `reminder`, the one reminder): what it is for, a confirm
+/// link and an unsubscribe link. `mailbox` is the address as configured, display name
+/// included (`Ops Team <ops@example.org>`).
+pub fn invitation(
+    language: Language,
+    mailbox: &str,
+    tenants: &[String],
+    confirm_url: &str,
+    unsubscribe_url: &str,
+    reminder: bool,
+) -> OutgoingMail {
     let tenants = tenants.join(", ");
-    let (subject, text) = match language {
+    let address = bare(mailbox);
+    let (mut subject, text) = match language {
         Language::En => (
             "Ampel: please confirm that you want security reports".to_owned(),
             format!(
@@ -77,13 +88,98 @@ pub fn invitation(language: Language, address: &str, tenants: &[String], confirm
             ),
         ),
     };
+    let mut text = text;
+    if reminder {
+        let (prefix, note) = match language {
+            Language::En => ("Reminder: ", "This is the only reminder; without a confirmation no reports are sent.\n\n"),
+            Language::De => ("Erinnerung: ", "Dies ist die einzige Erinnerung; ohne Bestätigung werden keine Berichte gesendet.\n\n"),
+        };
+        subject.insert_str(0, prefix);
+        text.insert_str(0, note);
+    }
     OutgoingMail {
-        to: vec![address.to_owned()],
+        to: vec![mailbox.to_owned()],
         subject,
         text,
         list_unsubscribe: Some(unsubscribe_url.to_owned()),
         ..OutgoingMail::default()
     }
+}
+
+fn event(address: &str, what: &str, source: &str, detail: String, at_ms: i64) -> ConsentEvent {
+    ConsentEvent { at_ms, address: address.to_lowercase(), event: what.into(), source: source.into(), detail }
+}
+
+/// Records the one reminder of a still invited `address`. Returns whether it was recorded
+/// (false: it confirmed, unsubscribed or was reminded meanwhile).
+pub fn record_reminder(store: &DeliveryStore, address: &str, job: &str, now_ms: i64) -> Result<bool, DeliveryStoreError> {
+    let e = event(address, "reminded", "scheduler", format!("job {job}"), now_ms);
+    let written = store.update_recipient(address, e, |r| {
+        let mut r = r.filter(|r| r.state == RecipientState::Invited && r.reminded_ms.is_none())?;
+        r.reminded_ms = Some(now_ms);
+        Some(r)
+    })?;
+    Ok(written.is_some())
+}
+
+/// Marks a reminded, still unconfirmed `address` as expired.
+pub fn expire(store: &DeliveryStore, address: &str, now_ms: i64) -> Result<bool, DeliveryStoreError> {
+    let e = event(address, "expired", "scheduler", "no confirmation after the reminder".into(), now_ms);
+    let written = store.update_recipient(address, e, |r| {
+        let mut r = r.filter(|r| r.state == RecipientState::Invited && r.reminded_ms.is_some())?;
+        r.state = RecipientState::Expired;
+        r.changed_ms = now_ms;
+        Some(r)
+    })?;
+    Ok(written.is_some())
+}
+
+/// `recipients invite ADDRESS --job J`: (re)starts the opt-in of `address` for `job` — state
+/// `invited` from now, reminder not yet sent, `job` no longer removed. A confirmed address
+/// stays confirmed. Returns the state it had.
+pub fn reinvite(
+    store: &DeliveryStore,
+    address: &str,
+    job: &str,
+    source: &str,
+    now_ms: i64,
+) -> Result<Option<RecipientState>, DeliveryStoreError> {
+    let mut before = None;
+    let e = event(address, "invited", source, format!("job {job}"), now_ms);
+    store.update_recipient(address, e, |r| {
+        before = r.as_ref().map(|r| r.state);
+        let mut r = r.unwrap_or_else(|| Recipient {
+            address: address.to_lowercase(),
+            state: RecipientState::Invited,
+            invited_ms: now_ms,
+            changed_ms: now_ms,
+            reminded_ms: None,
+            removed_jobs: Vec::new(),
+        });
+        r.removed_jobs.retain(|j| j != job);
+        if r.state != RecipientState::Confirmed {
+            r.state = RecipientState::Invited;
+            r.invited_ms = now_ms;
+            r.changed_ms = now_ms;
+            r.reminded_ms = None;
+        }
+        Some(r)
+    })?;
+    Ok(before)
+}
+
+/// `recipients remove ADDRESS --job J`: `address` gets no more reports of `job` (its other
+/// jobs go on). Returns whether it was known.
+pub fn remove(store: &DeliveryStore, address: &str, job: &str, source: &str, now_ms: i64) -> Result<bool, DeliveryStoreError> {
+    let e = event(address, "removed", source, format!("job {job}"), now_ms);
+    let written = store.update_recipient(address, e, |r| {
+        let mut r = r?;
+        if !r.removed_jobs.iter().any(|j| j == job) {
+            r.removed_jobs.push(job.to_owned());
+        }
+        Some(r)
+    })?;
+    Ok(written.is_some())
 }
 
 /// Records that `address` was invited (unless it is known already). Returns whether an
@@ -135,12 +231,16 @@ pub fn unsubscribe(store: &DeliveryStore, key: &LinkKey, token: &str, source: &s
     Ok(address)
 }
 
-/// The confirmed addresses among `addresses` (mailboxes or bare addresses).
-pub fn confirmed(store: &DeliveryStore, mailboxes: &[String]) -> Result<Vec<String>, DeliveryStoreError> {
+/// The bare, lower-case address of a mailbox (`Ops <OPS@x.example>` → `ops@x.example`).
+pub fn bare(mailbox: &str) -> String {
+    mailbox.parse::<lettre::message::Mailbox>().map(|m| m.email.to_string()).unwrap_or_else(|_| mailbox.to_owned()).to_lowercase()
+}
+
+/// The mailboxes among `mailboxes` that confirmed and were not removed from `job`.
+pub fn confirmed(store: &DeliveryStore, job: &str, mailboxes: &[String]) -> Result<Vec<String>, DeliveryStoreError> {
     let mut out = Vec::new();
     for m in mailboxes {
-        let bare = m.parse::<lettre::message::Mailbox>().map(|mb| mb.email.to_string()).unwrap_or_else(|_| m.clone());
-        if store.recipient(&bare)?.is_some_and(|r| r.state == RecipientState::Confirmed) {
+        if store.recipient(&bare(m))?.is_some_and(|r| r.state == RecipientState::Confirmed && !r.removed_jobs.iter().any(|j| j == job)) {
             out.push(m.clone());
         }
     }
@@ -160,14 +260,19 @@ mod tests {
         assert!(record_invitation(&store, "Ops@Example.org", "weekly", 10).unwrap());
         assert!(!record_invitation(&store, "ops@example.org", "weekly", 11).unwrap(), "invited once");
         let boxes = vec!["Ops <ops@example.org>".to_owned()];
-        assert!(confirmed(&store, &boxes).unwrap().is_empty());
+        assert!(confirmed(&store, "weekly", &boxes).unwrap().is_empty());
         let t = key.sign(TokenKind::Confirm, "ops@example.org", 100);
         assert!(matches!(confirm(&store, &key, &t, "192.0.2.7", 100), Err(OptInError::Token(TokenError::Expired))));
         assert_eq!(confirm(&store, &key, &t, "192.0.2.7", 50).unwrap(), "ops@example.org");
-        assert_eq!(confirmed(&store, &boxes).unwrap(), boxes);
-        let u = key.sign(TokenKind::Unsubscribe, "ops@example.org", 0);
+        assert_eq!(confirmed(&store, "weekly", &boxes).unwrap(), boxes);
+        assert!(remove(&store, "ops@example.org", "weekly", "cli", 55).unwrap());
+        assert!(confirmed(&store, "weekly", &boxes).unwrap().is_empty(), "removed from weekly");
+        assert_eq!(confirmed(&store, "daily", &boxes).unwrap(), boxes, "but not from daily");
+        assert_eq!(reinvite(&store, "ops@example.org", "weekly", "cli", 56).unwrap(), Some(RecipientState::Confirmed));
+        assert_eq!(confirmed(&store, "weekly", &boxes).unwrap(), boxes, "invited back, still confirmed");
+        let u = key.sign(TokenKind::Unsubscribe, "ops@example.org", 1000);
         unsubscribe(&store, &key, &u, "192.0.2.8", "one-click", 60).unwrap();
-        assert!(confirmed(&store, &boxes).unwrap().is_empty());
+        assert!(confirmed(&store, "weekly", &boxes).unwrap().is_empty());
         assert!(!record_invitation(&store, "ops@example.org", "other", 70).unwrap(), "not invited again");
         let log: Vec<(String, String)> = store.consent_log().unwrap().into_iter().map(|e| (e.event, e.source)).collect();
         assert_eq!(
@@ -175,8 +280,28 @@ mod tests {
             vec![
                 ("invited".into(), "scheduler".into()),
                 ("confirmed".into(), "192.0.2.7".into()),
+                ("removed".into(), "cli".into()),
+                ("invited".into(), "cli".into()),
                 ("unsubscribed".into(), "192.0.2.8".into())
             ]
         );
+    }
+
+    #[test]
+    fn one_reminder_then_expired_and_a_reinvitation_starts_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DeliveryStore::open(dir.path()).unwrap();
+        record_invitation(&store, "a@example.org", "j", 0).unwrap();
+        assert!(!expire(&store, "a@example.org", 5).unwrap(), "not before the reminder");
+        assert!(record_reminder(&store, "a@example.org", "j", 10).unwrap());
+        assert!(!record_reminder(&store, "a@example.org", "j", 11).unwrap(), "once");
+        assert!(expire(&store, "a@example.org", 20).unwrap());
+        assert_eq!(store.recipient("a@example.org").unwrap().unwrap().state, RecipientState::Expired);
+        assert_eq!(reinvite(&store, "a@example.org", "j", "cli", 30).unwrap(), Some(RecipientState::Expired));
+        let r = store.recipient("a@example.org").unwrap().unwrap();
+        assert_eq!((r.state, r.invited_ms, r.reminded_ms), (RecipientState::Invited, 30, None));
+        let mail = invitation(Language::En, "Alice <a@example.org>", &["acme".into()], "http://c", "http://u", true);
+        assert_eq!(mail.to, vec!["Alice <a@example.org>".to_owned()], "the display name is kept");
+        assert!(mail.subject.starts_with("Reminder: ") && mail.text.contains("only reminder"));
     }
 }

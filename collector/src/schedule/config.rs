@@ -12,8 +12,8 @@ use serde::{Deserialize, Deserializer};
 
 use crate::config::{Duration, TimeZoneName};
 
-/// Default subject; `{tenant}` is replaced by the tenant id.
-pub const DEFAULT_SUBJECT: &str = "{tenant}: A security report has been created";
+/// Default subject; `{tenant}` is replaced by the tenant id, `{period}` by the period's label.
+pub const DEFAULT_SUBJECT: &str = "{tenant}: A security report has been created ({period})";
 /// Most send rules per job.
 pub const MAX_RULES: usize = 5;
 /// Most recipients (and, separately, most CC) per job.
@@ -27,8 +27,17 @@ pub struct JobConfig {
     pub name: JobName,
     /// Tenants; each gets its own report and mail.
     pub tenants: Vec<ampel_protocol::TenantId>,
-    /// What a report covers, ending at the send time: `day`, `week`, `month` or `<N>d`.
-    pub period: ReportPeriod,
+    /// A calendar period: `day`, `week` or `month` — the last complete one in `time-zone`
+    /// before the send time. Exactly one of `period`, `days` and `hours` is set.
+    pub period: Option<ReportPeriod>,
+    /// A rolling window: the `days` × 24 h (calendar days, so 23 or 25 h across DST) ending at
+    /// the send time.
+    pub days: Option<WindowLength<366>>,
+    /// A rolling window of `hours` hours ending at the send time.
+    pub hours: Option<WindowLength<744>>,
+    /// First day of a `week` period; default Monday (ISO weeks).
+    #[serde(default)]
+    pub week_start: WeekStart,
     /// When to send, in `time-zone`: e.g. `"mon 08:00"`, `"daily 06:30"`, `"day 1 08:00"`.
     pub send: SendRules,
     /// IANA time zone of the send rules and the period boundaries.
@@ -87,8 +96,14 @@ pub struct DeliveryConfig {
     pub max_attachment_bytes: u64,
     /// How long a download link works.
     pub link_ttl: Duration,
-    /// How long an invitation's confirm link works.
+    /// How long an invitation's confirm link works (and, after the reminder, how long an
+    /// address stays `invited` before it is marked `expired`).
     pub invite_ttl: Duration,
+    /// An address still unconfirmed this long after its invitation gets one reminder.
+    pub remind_after: Duration,
+    /// How long the unsubscribe link of a mail works; longer than the longest gap between
+    /// two mails, since every mail brings a fresh one.
+    pub unsubscribe_ttl: Duration,
 }
 
 impl Default for DeliveryConfig {
@@ -101,6 +116,8 @@ impl Default for DeliveryConfig {
             max_attachment_bytes: 10 << 20,
             link_ttl: Duration(std::time::Duration::from_secs(30 * 86_400)),
             invite_ttl: Duration(std::time::Duration::from_secs(14 * 86_400)),
+            remind_after: Duration(std::time::Duration::from_secs(3 * 86_400)),
+            unsubscribe_ttl: Duration(std::time::Duration::from_secs(92 * 86_400)),
         }
     }
 }
@@ -240,17 +257,19 @@ pub enum DeliveryMode {
     Auto,
 }
 
-/// What a report covers, ending at its send time.
+/// What a report covers: a calendar unit (`period`) or a rolling window (`days`, `hours`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReportPeriod {
-    /// The preceding calendar day span (24 h, 23 h or 25 h across DST).
+    /// The last complete calendar day (00:00–24:00 in the job's zone; 23 or 25 h across DST).
     Day,
-    /// The preceding seven calendar days.
+    /// The last complete calendar week, starting on `week-start` (ISO: Monday).
     Week,
-    /// The preceding calendar month span (same day of the previous month).
+    /// The last complete calendar month.
     Month,
-    /// The preceding N calendar days (1–366).
+    /// The N calendar days ending at the send time (1–366).
     Days(u16),
+    /// The N hours ending at the send time (1–744).
+    Hours(u16),
 }
 
 impl FromStr for ReportPeriod {
@@ -260,9 +279,12 @@ impl FromStr for ReportPeriod {
             "day" => ReportPeriod::Day,
             "week" => ReportPeriod::Week,
             "month" => ReportPeriod::Month,
+            // Before calendar periods, "14d" was the way to write a rolling window; still read.
             other => {
                 let n = other.strip_suffix('d').and_then(|n| n.parse::<u16>().ok()).filter(|n| (1..=366).contains(n)).ok_or_else(|| {
-                    format!("period {other:?}: write \"day\", \"week\", \"month\" or a number of days such as \"14d\" (1-366)")
+                    format!(
+                        "period {other:?}: write \"day\", \"week\" or \"month\" (calendar), or a rolling window as days = N or hours = N"
+                    )
                 })?;
                 ReportPeriod::Days(n)
             }
@@ -277,13 +299,75 @@ impl<'de> Deserialize<'de> for ReportPeriod {
 }
 
 impl ReportPeriod {
-    /// Short name used in labels and file names: `day`, `week`, `month`, `14d`.
+    /// Short name: `day`, `week`, `month`, `14d`, `12h`.
     pub fn name(self) -> String {
         match self {
             ReportPeriod::Day => "day".into(),
             ReportPeriod::Week => "week".into(),
             ReportPeriod::Month => "month".into(),
             ReportPeriod::Days(n) => format!("{n}d"),
+            ReportPeriod::Hours(n) => format!("{n}h"),
+        }
+    }
+}
+
+/// A window length of 1 to `MAX` units (`days = 7`, `hours = 12`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowLength<const MAX: u16>(pub u16);
+
+impl<'de, const MAX: u16> Deserialize<'de> for WindowLength<MAX> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        u16::try_from(n)
+            .ok()
+            .filter(|n| (1..=MAX).contains(n))
+            .map(WindowLength)
+            .ok_or_else(|| serde::de::Error::custom(format!("{n} is out of range: give 1 to {MAX}")))
+    }
+}
+
+/// The first day of a calendar week.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WeekStart(pub Weekday);
+
+impl Default for WeekStart {
+    fn default() -> Self {
+        WeekStart(Weekday::Monday)
+    }
+}
+
+impl<'de> Deserialize<'de> for WeekStart {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        weekday(&s)
+            .map(WeekStart)
+            .ok_or_else(|| serde::de::Error::custom(format!("week-start {s:?}: write a day such as \"mon\" or \"sun\"")))
+    }
+}
+
+/// `mon`, `Monday`, `SUN` ...: the first three letters name the day.
+fn weekday(s: &str) -> Option<Weekday> {
+    Some(match s.trim().to_ascii_lowercase().get(..3)? {
+        "mon" => Weekday::Monday,
+        "tue" => Weekday::Tuesday,
+        "wed" => Weekday::Wednesday,
+        "thu" => Weekday::Thursday,
+        "fri" => Weekday::Friday,
+        "sat" => Weekday::Saturday,
+        "sun" => Weekday::Sunday,
+        _ => return None,
+    })
+}
+
+impl JobConfig {
+    /// What the job's reports cover (`period`, `days` or `hours`, whichever is set; checked
+    /// by [`validate`] to be exactly one).
+    pub fn window(&self) -> ReportPeriod {
+        match (self.period, self.days, self.hours) {
+            (Some(p), _, _) => p,
+            (None, Some(d), _) => ReportPeriod::Days(d.0),
+            (None, None, Some(h)) => ReportPeriod::Hours(h.0),
+            (None, None, None) => ReportPeriod::Day,
         }
     }
 }
@@ -321,16 +405,7 @@ impl FromStr for SendRule {
                 (RuleDay::Monthly(n), *t)
             }
             [w, t] => {
-                let wd = match w.to_ascii_lowercase().get(..3) {
-                    Some("mon") => Weekday::Monday,
-                    Some("tue") => Weekday::Tuesday,
-                    Some("wed") => Weekday::Wednesday,
-                    Some("thu") => Weekday::Thursday,
-                    Some("fri") => Weekday::Friday,
-                    Some("sat") => Weekday::Saturday,
-                    Some("sun") => Weekday::Sunday,
-                    _ => return Err(format!("send rule {s:?}: unknown day {w:?}; {help}")),
-                };
+                let wd = weekday(w).ok_or_else(|| format!("send rule {s:?}: unknown day {w:?}; {help}"))?;
                 (RuleDay::Weekly(wd), *t)
             }
             _ => return Err(format!("send rule {s:?}: {help}")),
@@ -366,6 +441,14 @@ pub fn validate(jobs: &[JobConfig]) -> Result<(), String> {
         }
         if job.to.0.is_empty() {
             return Err(format!("[[jobs]] {:?} has no recipients (`to`)", job.name.0));
+        }
+        let set = [job.period.is_some(), job.days.is_some(), job.hours.is_some()].iter().filter(|s| **s).count();
+        if set != 1 {
+            return Err(format!(
+                "[[jobs]] {:?}: set exactly one of period = \"day\" | \"week\" | \"month\" (the last complete calendar unit), \
+                 days = N or hours = N (the rolling window ending at the send time)",
+                job.name.0
+            ));
         }
     }
     Ok(())

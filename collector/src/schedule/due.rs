@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use jiff::civil::Date;
+use jiff::civil::{Date, Weekday};
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan, Zoned};
 
@@ -81,18 +81,51 @@ pub fn next_slot(job: &JobConfig, after: Timestamp) -> Option<Timestamp> {
     None
 }
 
-/// The period a report for `slot` covers, in the job's zone (calendar arithmetic, so a week
-/// across the DST change is 167 or 169 hours).
+/// The period a report for `slot` covers, in the job's zone.
+///
+/// `day`, `week` and `month` are the last *complete* calendar unit before the slot: a daily
+/// report at 08:00 covers yesterday 00:00–24:00 (23 or 25 hours on the days of the DST
+/// changes), a weekly one the last full week (Monday first, or `week-start`), a monthly one the
+/// last full month. `days = N` and `hours = N` are the rolling window ending at the slot.
+///
+/// The label names the period — `2026-03-29`, `2026-W13` (ISO week), `week-2026-03-29`
+/// (another first day), `2026-03`, `7d-2026-03-30T0800`, `12h-2026-03-30T0800` — and goes
+/// into subjects and file names, so two runs covering different periods never share a name.
 pub fn period_of(job: &JobConfig, slot: Timestamp) -> SlotPeriod {
-    let end: Zoned = slot.to_zoned(zone(job));
-    let span = match job.period {
-        ReportPeriod::Day => 1.day(),
-        ReportPeriod::Week => 1.week(),
-        ReportPeriod::Month => 1.month(),
-        ReportPeriod::Days(n) => i64::from(n).days(),
+    let tz = zone(job);
+    let at: Zoned = slot.to_zoned(tz.clone());
+    let today = at.date();
+    let midnight = |d: Date| d.to_zoned(tz.clone()).map(|z| z.timestamp()).unwrap_or(slot);
+    let rolling = |span: jiff::Span, name: String| {
+        let start = at.checked_sub(span).map(|z| z.timestamp()).unwrap_or(slot);
+        SlotPeriod { start, end: slot, label: format!("{name}-{}", at.strftime("%Y-%m-%dT%H%M")) }
     };
-    let start = end.checked_sub(span).map(|z| z.timestamp()).unwrap_or(slot);
-    SlotPeriod { start, end: slot, label: format!("{}-{}", job.period.name(), end.date()) }
+    let calendar = |first: Date, next: Date, label: String| SlotPeriod { start: midnight(first), end: midnight(next), label };
+    match job.window() {
+        ReportPeriod::Day => {
+            let first = today.yesterday().unwrap_or(today);
+            calendar(first, today, first.to_string())
+        }
+        ReportPeriod::Week => {
+            let back = i64::from(today.weekday().since(job.week_start.0));
+            let next = today.checked_sub(back.days()).unwrap_or(today);
+            let first = next.checked_sub(7.days()).unwrap_or(next);
+            let label = if job.week_start.0 == Weekday::Monday {
+                let iso = first.iso_week_date();
+                format!("{}-W{:02}", iso.year(), iso.week())
+            } else {
+                format!("week-{first}")
+            };
+            calendar(first, next, label)
+        }
+        ReportPeriod::Month => {
+            let next = today.first_of_month();
+            let first = next.checked_sub(1.month()).unwrap_or(next);
+            calendar(first, next, first.strftime("%Y-%m").to_string())
+        }
+        ReportPeriod::Days(n) => rolling(i64::from(n).days(), format!("{n}d")),
+        ReportPeriod::Hours(n) => rolling(i64::from(n).hours(), format!("{n}h")),
+    }
 }
 
 /// What is due at `now`, given each job's cursor (Unix ms; a job without one has nothing due
@@ -174,10 +207,11 @@ mod tests {
             let z = s.to_zoned(TimeZone::get("Europe/Berlin").unwrap());
             assert_eq!((z.weekday(), z.hour(), z.minute()), (jiff::civil::Weekday::Monday, 8, 0));
         }
-        // The week across the spring change is one hour short, and starts a Monday 08:00.
+        // The week sent on 30 March is the ISO week before it, Monday to Monday 00:00 local,
+        // one hour short across the spring change.
         let p = period_of(&j, ts("2026-03-30T06:00:00Z"));
-        assert_eq!(p.start, ts("2026-03-23T07:00:00Z"));
-        assert_eq!(p.label, "week-2026-03-30");
+        assert_eq!((p.start, p.end), (ts("2026-03-22T23:00:00Z"), ts("2026-03-29T22:00:00Z")));
+        assert_eq!(p.label, "2026-W13");
     }
 
     #[test]
@@ -192,7 +226,11 @@ mod tests {
         let sent = simulate(&j1, "2027-12-30T00:00:00Z", "2028-03-02T00:00:00Z", 10.minutes());
         assert_eq!(sent, vec![ts("2028-01-01T00:30:00Z"), ts("2028-02-01T00:30:00Z"), ts("2028-03-01T00:30:00Z")]);
         let p = period_of(&j1, ts("2028-03-01T00:30:00Z"));
-        assert_eq!(p.start, ts("2028-02-01T00:30:00Z"), "February of a leap year");
+        assert_eq!((p.start, p.end), (ts("2028-02-01T00:00:00Z"), ts("2028-03-01T00:00:00Z")), "February of a leap year");
+        assert_eq!(p.label, "2028-02");
+        // Sent on the 31st, the report still covers the month before.
+        let p = period_of(&j, ts("2026-03-31T06:00:00Z"));
+        assert_eq!((p.start, p.end, p.label.as_str()), (ts("2026-01-31T23:00:00Z"), ts("2026-02-28T23:00:00Z"), "2026-02"));
     }
 
     #[test]
@@ -200,6 +238,58 @@ mod tests {
         let j = job("period = \"3d\"\nsend = [\"mon 08:00\", \"thu 17:30\"]\nstart = \"2026-06-04\"\n");
         let sent = simulate(&j, "2026-05-25T00:00:00Z", "2026-06-12T00:00:00Z", 15.minutes());
         assert_eq!(sent, vec![ts("2026-06-04T17:30:00Z"), ts("2026-06-08T08:00:00Z"), ts("2026-06-11T17:30:00Z")]);
+    }
+
+    #[test]
+    fn a_daily_report_covers_the_previous_local_day_across_both_dst_changes() {
+        let j = job("period = \"day\"\nsend = [\"daily 08:00\"]\ntime-zone = \"Europe/Berlin\"\n");
+        let cases = [
+            // sent (UTC)            start (UTC)             end (UTC)               label         hours
+            ("2026-03-29T06:00:00Z", "2026-03-27T23:00:00Z", "2026-03-28T23:00:00Z", "2026-03-28", 24),
+            ("2026-03-30T06:00:00Z", "2026-03-28T23:00:00Z", "2026-03-29T22:00:00Z", "2026-03-29", 23),
+            ("2026-10-26T07:00:00Z", "2026-10-24T22:00:00Z", "2026-10-25T23:00:00Z", "2026-10-25", 25),
+        ];
+        for (sent, start, end, label, hours) in cases {
+            let p = period_of(&j, ts(sent));
+            assert_eq!((p.start, p.end, p.label.as_str()), (ts(start), ts(end), label), "{sent}");
+            assert_eq!((p.end.as_second() - p.start.as_second()) / 3600, hours);
+        }
+        // At midnight exactly, the day that just ended.
+        let midnight = job("period = \"day\"\nsend = [\"daily 00:00\"]\n");
+        assert_eq!(period_of(&midnight, ts("2026-12-06T00:00:00Z")).label, "2026-12-05");
+    }
+
+    #[test]
+    fn weeks_start_on_monday_or_the_configured_day_and_rolling_windows_name_their_end() {
+        let iso = job("period = \"week\"\nsend = [\"mon 06:00\"]\n");
+        let p = period_of(&iso, ts("2027-01-04T06:00:00Z"));
+        assert_eq!((p.start, p.end, p.label.as_str()), (ts("2026-12-28T00:00:00Z"), ts("2027-01-04T00:00:00Z"), "2026-W53"));
+        let sunday = job("period = \"week\"\nweek-start = \"sun\"\nsend = [\"wed 06:00\"]\n");
+        let p = period_of(&sunday, ts("2026-04-01T06:00:00Z"));
+        assert_eq!((p.start, p.end, p.label.as_str()), (ts("2026-03-22T00:00:00Z"), ts("2026-03-29T00:00:00Z"), "week-2026-03-22"));
+        // Two send rules on one day with days = 1: two windows, two names.
+        let rolling = job("days = 1\nsend = [\"daily 12:36\", \"daily 12:44\"]\ntime-zone = \"Europe/Berlin\"\n");
+        let a = period_of(&rolling, ts("2026-12-06T11:36:00Z"));
+        let b = period_of(&rolling, ts("2026-12-06T11:44:00Z"));
+        assert_eq!((a.label.as_str(), b.label.as_str()), ("1d-2026-12-06T1236", "1d-2026-12-06T1244"));
+        assert_eq!(a.start, ts("2026-12-05T11:36:00Z"));
+        let hours = job("hours = 12\nsend = [\"daily 12:00\"]\n");
+        let p = period_of(&hours, ts("2026-12-06T12:00:00Z"));
+        assert_eq!((p.start, p.label.as_str()), (ts("2026-12-06T00:00:00Z"), "12h-2026-12-06T1200"));
+    }
+
+    #[test]
+    fn exactly_one_of_period_days_and_hours() {
+        let ok = job("days = 7\nsend = [\"mon 08:00\"]\n");
+        assert!(super::super::config::validate(std::slice::from_ref(&ok)).is_ok());
+        for bad in ["send = [\"mon 08:00\"]\n", "period = \"week\"\ndays = 7\nsend = [\"mon 08:00\"]\n"] {
+            let err = super::super::config::validate(&[job(bad)]).unwrap_err();
+            assert!(err.contains("exactly one of period"), "{err}");
+        }
+        assert!(
+            toml::from_str::<JobConfig>("name = \"j\"\ntenants = [\"a\"]\nto = \"a@b.example\"\ndays = 0\nsend = [\"mon 08:00\"]\n")
+                .is_err()
+        );
     }
 
     #[test]

@@ -20,4 +20,4 @@ pub mod store;
 mod tests;
 
 pub use config::{DeliveryConfig, DeliveryMode, JobConfig, Language};
-pub use store::{ArchiveRecord, ArchiveStatus, ConsentEvent, DeliveryStore, DeliveryStoreError, Recipient, RecipientState};
+pub use store::{ArchiveRecord, ArchiveStatus, ConsentEvent, DeliveryStore, DeliveryStoreError, Recipient, RecipientState, Resend};

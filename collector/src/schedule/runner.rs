@@ -21,7 +21,7 @@ use tokio::sync::watch;
 
 use super::config::{DeliveryConfig, DeliveryMode, JobConfig, Language};
 use super::due::{self, SlotPeriod};
-use super::store::{ArchiveRecord, ArchiveStatus, DeliveryStore, DeliveryStoreError};
+use super::store::{ArchiveRecord, ArchiveStatus, DeliveryStore, DeliveryStoreError, RecipientState, Resend};
 use crate::archive::{self, Archive, ArchiveError};
 use crate::mail::{MailError, Mailer, OutgoingMail};
 use crate::recipients::{self, Links};
@@ -49,6 +49,24 @@ pub enum ScheduleError {
     /// `report resend` named a report that does not exist.
     #[error("there is no report {0}; see `ampel-collector report list`")]
     NoSuchReport(u64),
+    /// `report resend` found nobody to send to: none of the job's addresses has confirmed.
+    #[error(
+        "report {id}: none of job {job:?}'s recipients has confirmed, so there is nobody to send it to; see `ampel-collector recipients`"
+    )]
+    NobodyToSend {
+        /// The report.
+        id: u64,
+        /// Its job.
+        job: String,
+    },
+    /// `recipients invite` named an address or job that does not fit.
+    #[error("{address} is not among the to and cc addresses of job {job:?}; add it to that [[jobs]] table first")]
+    NotInJob {
+        /// The address.
+        address: String,
+        /// The job.
+        job: String,
+    },
     /// `report resend` named a report whose job is no longer configured.
     #[error("report {id} belongs to job {job:?}, which is no longer in the configuration")]
     NoSuchJob {
@@ -124,6 +142,10 @@ pub struct DeliveryStats {
     pub mail_failures: AtomicU64,
     /// Invitations sent.
     pub invitations: AtomicU64,
+    /// Reminders sent to invited addresses that had not confirmed.
+    pub reminders: AtomicU64,
+    /// Reports that reached nobody: no recipient of the job had confirmed.
+    pub reports_unserved: AtomicU64,
     /// Runs sent late (after downtime).
     pub runs_late: AtomicU64,
     /// Slots skipped (missed while down).
@@ -168,6 +190,25 @@ fn light_name(light: &str, de: bool) -> &'static str {
     }
 }
 
+/// The download link of the HTML part, or the attachment note.
+fn html_link(link: Option<&str>, tail: &str, de: bool) -> String {
+    match link {
+        Some(url) => {
+            format!("<a href=\"{}\">{}</a>", html_escape(url), if de { "Bericht herunterladen (PDF)" } else { "Download the report (PDF)" })
+        }
+        None => html_escape(tail.trim()),
+    }
+}
+
+/// The period for the mail: its label and its bounds in the job's zone, e.g.
+/// `2026-03-29 (2026-03-29 00:00 – 2026-03-30 00:00 Europe/Berlin)`.
+fn period_text(rec: &ArchiveRecord, tz: &str, de: bool) -> String {
+    let zone = jiff::tz::TimeZone::get(tz).unwrap_or(jiff::tz::TimeZone::UTC);
+    let format = if de { "%d.%m.%Y %H:%M" } else { "%Y-%m-%d %H:%M" };
+    let at = |ms: i64| Timestamp::from_millisecond(ms).map(|t| t.to_zoned(zone.clone()).strftime(format).to_string()).unwrap_or_default();
+    format!("{} ({} – {} {tz})", rec.period_label, at(rec.period_start_ms), at(rec.period_end_ms))
+}
+
 fn light_colour(light: &str) -> &'static str {
     match light {
         "red" => "#d32f2f",
@@ -184,6 +225,7 @@ impl Scheduler {
         let names: Vec<&str> = self.jobs.iter().map(|j| j.name.0.as_str()).collect();
         self.store.init_cursors(&names, due::initial_cursor(now))?;
         self.invite(now).await?;
+        self.remind(now).await?;
         let cursors = self.store.cursors()?;
         let mut ids = Vec::new();
         for d in due::due(&self.jobs, &cursors, now, &self.delivery) {
@@ -211,28 +253,21 @@ impl Scheduler {
     async fn invite(&self, now: Timestamp) -> Result<(), ScheduleError> {
         let now_ms = now.as_millisecond();
         for job in self.jobs.iter().filter(|j| j.enabled) {
-            let tenants: Vec<String> = job.tenants.iter().map(|t| t.as_str().to_owned()).collect();
-            for address in job.to.addresses().into_iter().chain(job.cc.addresses()) {
+            for mailbox in job.to.0.iter().chain(&job.cc.0) {
+                let address = recipients::bare(mailbox);
                 if self.store.recipient(&address)?.is_some() {
                     continue;
                 }
-                let expires = now_ms.saturating_add(self.delivery.invite_ttl.as_ms());
-                let mail = recipients::invitation(
-                    job.language,
-                    &address,
-                    &tenants,
-                    &self.links.confirm_url(&address, expires),
-                    &self.links.unsubscribe_url(&address),
-                );
-                match self.mailer.send(&mail).await {
-                    Ok(_) => {
+                match self.send_invitation(job, mailbox, now, false).await {
+                    Ok(()) => {
                         recipients::record_invitation(&self.store, &address, &job.name.0, now_ms)?;
                         self.stats.invitations.fetch_add(1, Ordering::Relaxed);
-                        tracing::info!(job = %job.name, recipient = %address, "invitation sent");
+                        tracing::info!(job = %job.name, "invitation sent");
+                        tracing::debug!(job = %job.name, recipient = %address, "invited");
                     }
                     // Not recorded: tried again at the next tick.
                     Err(e) => {
-                        tracing::warn!(job = %job.name, recipient = %address, error = %e, "invitation not sent; retrying at the next tick");
+                        tracing::warn!(job = %job.name, error = %e, "invitation not sent; retrying at the next tick");
                         if matches!(e, MailError::Connection(_)) {
                             // The server is unreachable: do not wait out a timeout per address.
                             return Ok(());
@@ -242,6 +277,87 @@ impl Scheduler {
             }
         }
         Ok(())
+    }
+
+    /// Mails `mailbox` an invitation (or its one reminder) for `job`, with a fresh confirm link.
+    async fn send_invitation(&self, job: &JobConfig, mailbox: &str, now: Timestamp, reminder: bool) -> Result<(), MailError> {
+        let address = recipients::bare(mailbox);
+        let tenants: Vec<String> = job.tenants.iter().map(|t| t.as_str().to_owned()).collect();
+        let expires = now.as_millisecond().saturating_add(self.delivery.invite_ttl.as_ms());
+        let confirm = self.links.confirm_url(&address, expires);
+        let unsubscribe = self.links.unsubscribe_url(&address, now.as_millisecond().saturating_add(self.delivery.unsubscribe_ttl.as_ms()));
+        let mail = recipients::invitation(job.language, mailbox, &tenants, &confirm, &unsubscribe, reminder);
+        self.mailer.send(&mail).await.map(|_| ())
+    }
+
+    /// Reminds, once, every address still invited `remind-after` after its invitation, and
+    /// marks it `expired` when the reminder's confirm link has expired too.
+    async fn remind(&self, now: Timestamp) -> Result<(), ScheduleError> {
+        let now_ms = now.as_millisecond();
+        for job in self.jobs.iter().filter(|j| j.enabled) {
+            for mailbox in job.to.0.iter().chain(&job.cc.0) {
+                let address = recipients::bare(mailbox);
+                let Some(r) = self.store.recipient(&address)?.filter(|r| r.state == RecipientState::Invited) else { continue };
+                match r.reminded_ms {
+                    Some(at)
+                        if now_ms >= at.saturating_add(self.delivery.invite_ttl.as_ms())
+                            && recipients::expire(&self.store, &address, now_ms)? =>
+                    {
+                        tracing::warn!(job = %job.name, "an invited recipient never confirmed, not even after the reminder: marked expired (`ampel-collector recipients invite` invites again)");
+                        tracing::debug!(recipient = %address, "expired");
+                    }
+                    None if now_ms >= r.invited_ms.saturating_add(self.delivery.remind_after.as_ms()) => {
+                        if let Err(e) = self.send_invitation(job, mailbox, now, true).await {
+                            tracing::warn!(job = %job.name, error = %e, "reminder not sent; retrying at the next tick");
+                            continue;
+                        }
+                        if recipients::record_reminder(&self.store, &address, &job.name.0, now_ms)? {
+                            self.stats.reminders.fetch_add(1, Ordering::Relaxed);
+                            tracing::info!(job = %job.name, "reminder sent to an invited recipient who has not confirmed");
+                            tracing::debug!(recipient = %address, "reminded");
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// When the next reminder or expiry falls due, so the loop wakes for it.
+    fn next_recipient_event(&self) -> Option<Timestamp> {
+        let list = self.store.recipients().ok()?;
+        let at = list
+            .iter()
+            .filter(|r| r.state == RecipientState::Invited)
+            .map(|r| match r.reminded_ms {
+                Some(at) => at.saturating_add(self.delivery.invite_ttl.as_ms()),
+                None => r.invited_ms.saturating_add(self.delivery.remind_after.as_ms()),
+            })
+            .min()?;
+        Timestamp::from_millisecond(at).ok()
+    }
+
+    /// `recipients invite ADDRESS --job J`: mails an invitation now and restarts the address's
+    /// opt-in for the job (see [`recipients::reinvite`]). A confirmed address gets no mail.
+    /// Returns the state the address had.
+    pub async fn invite_now(&self, job: &str, address: &str, now: Timestamp) -> Result<Option<RecipientState>, ScheduleError> {
+        let job = self
+            .jobs
+            .iter()
+            .find(|j| j.name.0 == job)
+            .ok_or_else(|| ScheduleError::NotInJob { address: address.into(), job: job.into() })?;
+        let bare = recipients::bare(address);
+        let Some(mailbox) = job.to.0.iter().chain(&job.cc.0).find(|m| recipients::bare(m) == bare) else {
+            return Err(ScheduleError::NotInJob { address: address.into(), job: job.name.0.clone() });
+        };
+        let before = self.store.recipient(&bare)?.map(|r| r.state);
+        if before != Some(RecipientState::Confirmed) {
+            self.send_invitation(job, mailbox, now, false).await?;
+            self.stats.invitations.fetch_add(1, Ordering::Relaxed);
+        }
+        recipients::reinvite(&self.store, &bare, &job.name.0, "cli", now.as_millisecond())?;
+        Ok(before)
     }
 
     /// Renders, archives and delivers one slot of a job, tenant by tenant, skipping what a run
@@ -259,7 +375,7 @@ impl Scheduler {
                 }
                 None => self.render_and_archive(job, tenant, &period, slot, late, now).await?,
             };
-            self.deliver(job, &mut rec, now, false).await?;
+            self.deliver(job, &mut rec, now).await?;
             ids.push(rec.id);
         }
         Ok(ids)
@@ -302,6 +418,8 @@ impl Scheduler {
             attempts: 0,
             last_error: None,
             message_id: None,
+            link_reason: None,
+            resends: Vec::new(),
         };
         // The mail summary is kept beside the PDF so a resumed or resent delivery shows it.
         let summary = rendered.findings.join("\n");
@@ -312,28 +430,118 @@ impl Scheduler {
         Ok(rec)
     }
 
-    /// Whether the PDF goes as a link: always for `link`, never for `attachment`, and for
-    /// `auto` when the encoded mail would exceed `max-attachment-bytes` or the server's SIZE.
-    async fn use_link(&self, mode: DeliveryMode, bytes: u64) -> bool {
+    /// Why the PDF goes as a link (`None`: attached): always for `link`, never for
+    /// `attachment`, and for `auto` when it exceeds `max-attachment-bytes` or the encoded mail
+    /// the server's SIZE.
+    async fn link_reason(&self, mode: DeliveryMode, bytes: u64) -> Option<String> {
         match mode {
-            DeliveryMode::Attachment => false,
-            DeliveryMode::Link => true,
-            DeliveryMode::Auto => {
-                // base64 grows by 4/3 plus line breaks; 16 KiB for headers, text and HTML.
-                let encoded = bytes / 57 * 78 + 78 + 16 * 1024;
-                let server = match self.mailer.size_limit().await {
-                    Ok(limit) => limit,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot read the SMTP server's SIZE; using max-attachment-bytes only");
-                        None
-                    }
-                };
-                bytes > self.delivery.max_attachment_bytes || server.is_some_and(|max| encoded > max)
+            DeliveryMode::Attachment => None,
+            DeliveryMode::Link => Some("delivery = \"link\"".into()),
+            DeliveryMode::Auto if bytes > self.delivery.max_attachment_bytes => {
+                Some(format!("{bytes} bytes exceed max-attachment-bytes ({})", self.delivery.max_attachment_bytes))
+            }
+            DeliveryMode::Auto => self.server_refuses(bytes).await,
+        }
+    }
+
+    /// Why the SMTP server would refuse the PDF attached: the encoded mail exceeds its SIZE.
+    async fn server_refuses(&self, bytes: u64) -> Option<String> {
+        // base64 grows by 4/3 plus line breaks; 16 KiB for headers, text and HTML.
+        let encoded = bytes / 57 * 78 + 78 + 16 * 1024;
+        match self.mailer.size_limit().await {
+            Ok(Some(max)) if encoded > max => {
+                Some(format!("the mail server takes at most {max} bytes (SIZE); with the PDF attached the mail has about {encoded}"))
+            }
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the SMTP server's SIZE; using max-attachment-bytes only");
+                None
             }
         }
     }
 
-    fn mail_for(&self, job: &JobConfig, rec: &ArchiveRecord, summary: &str, link: Option<&str>, pdf: Option<Vec<u8>>) -> OutgoingMail {
+    /// The job's confirmed `to` and `cc` mailboxes.
+    fn audience(&self, job: &JobConfig) -> Result<(Vec<String>, Vec<String>), ScheduleError> {
+        Ok((recipients::confirmed(&self.store, &job.name.0, &job.to.0)?, recipients::confirmed(&self.store, &job.name.0, &job.cc.0)?))
+    }
+
+    /// Everyone in `to` and `cc`, each address once.
+    fn targets(to: &[String], cc: &[String]) -> Vec<String> {
+        let mut seen = std::collections::HashSet::new();
+        to.iter().chain(cc).filter(|m| seen.insert(recipients::bare(m))).cloned().collect()
+    }
+
+    /// The report mail of `rec` for the job's confirmed recipients, the PDF attached or (with
+    /// `link`) a fresh download link.
+    fn prepare(&self, job: &JobConfig, rec: &ArchiveRecord, link: bool, now: Timestamp) -> Result<OutgoingMail, ScheduleError> {
+        let summary =
+            self.archive.read(&format!("{}.summary", rec.file)).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+        let (to, cc) = self.audience(job)?;
+        if link {
+            let url = self.links.download_url(rec.id, now.as_millisecond().saturating_add(self.delivery.link_ttl.as_ms()));
+            Ok(self.mail_for(job, rec, (to, cc), &summary, Some(&url), None))
+        } else {
+            let pdf = self.archive.read(&rec.file)?;
+            Ok(self.mail_for(job, rec, (to, cc), &summary, None, Some(pdf)))
+        }
+    }
+
+    /// When an unsubscribe link made now expires.
+    fn unsubscribe_expiry(&self) -> i64 {
+        Timestamp::now().as_millisecond().saturating_add(self.delivery.unsubscribe_ttl.as_ms())
+    }
+
+    /// Sends `base` to `target` alone (its envelope and its own unsubscribe link), retrying
+    /// with backoff; `attempts` counts the tries.
+    async fn send_to(
+        &self,
+        job: &JobConfig,
+        rec: &ArchiveRecord,
+        base: &OutgoingMail,
+        target: &str,
+        attempts: &mut u32,
+    ) -> Result<crate::mail::Delivery, MailError> {
+        let address = recipients::bare(target);
+        let mail = OutgoingMail {
+            envelope_to: Some(target.to_owned()),
+            list_unsubscribe: Some(self.links.unsubscribe_url(&address, self.unsubscribe_expiry())),
+            ..base.clone()
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            *attempts += 1;
+            match self.mailer.send(&mail).await {
+                Ok(d) => {
+                    self.stats.mails_sent.fetch_add(1, Ordering::Relaxed);
+                    return Ok(d);
+                }
+                Err(e) => {
+                    self.stats.mail_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(job = %job.name, tenant = %rec.tenant, report = rec.id, attempt, error = %e, "report mail not delivered");
+                    tracing::debug!(report = rec.id, recipient = %address, "the recipient of the failed report mail");
+                    // The same mail will not get better; nor will more tries help past the last.
+                    let hopeless =
+                        matches!(e, MailError::InvalidRecipient { .. } | MailError::HeaderInjection { .. } | MailError::Build(_));
+                    if hopeless || attempt >= self.delivery.attempts.max(1) {
+                        return Err(e);
+                    }
+                    let wait = self.delivery.retry_backoff.0.saturating_mul(1 << (attempt - 1).min(16));
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    fn mail_for(
+        &self,
+        job: &JobConfig,
+        rec: &ArchiveRecord,
+        (to, cc): (Vec<String>, Vec<String>),
+        summary: &str,
+        link: Option<&str>,
+        pdf: Option<Vec<u8>>,
+    ) -> OutgoingMail {
         let subject = job.subject.0.replace("{tenant}", &rec.tenant).replace("{period}", &rec.period_label);
         let de = job.language == Language::De;
         let late = if rec.late {
@@ -341,19 +549,18 @@ impl Scheduler {
         } else {
             ""
         };
+        let period = period_text(rec, &job.time_zone.0, de);
         let head = if de {
             format!(
-                "Ampel-Sicherheitsbericht für {}\nZeitraum: {}\nGesamt: {} (Punktzahl {} von 100)\n",
+                "Ampel-Sicherheitsbericht für {}\nZeitraum: {period}\nGesamt: {} (Punktzahl {} von 100)\n",
                 rec.tenant,
-                rec.period_label,
                 light_name(&rec.light, true),
                 rec.score
             )
         } else {
             format!(
-                "Ampel security report for {}\nPeriod: {}\nOverall: {} (score {} of 100)\n",
+                "Ampel security report for {}\nPeriod: {period}\nOverall: {} (score {} of 100)\n",
                 rec.tenant,
-                rec.period_label,
                 light_name(&rec.light, false),
                 rec.score
             )
@@ -385,24 +592,17 @@ impl Scheduler {
              <strong>{}</strong> — {} {}/100</p><p>{}</p>{}<p>{}</p></body></html>",
             html_escape(late.trim()),
             html_escape(&job.message).replace('\n', "<br>"),
-            html_escape(&format!("{} — {}", rec.tenant, rec.period_label)),
+            html_escape(&format!("{} — {period}", rec.tenant)),
             html_escape(light_name(&rec.light, de)),
             if de { "Punktzahl" } else { "score" },
             rec.score,
             if items.is_empty() { html_escape(findings.trim()) } else { String::new() },
             if items.is_empty() { String::new() } else { format!("<ul>{items}</ul>") },
-            match link {
-                Some(url) => format!(
-                    "<a href=\"{}\">{}</a>",
-                    html_escape(url),
-                    if de { "Bericht herunterladen (PDF)" } else { "Download the report (PDF)" }
-                ),
-                None => html_escape(tail.trim()),
-            },
+            html_link(link, &tail, de),
         );
         OutgoingMail {
-            to: crate::recipients::confirmed(&self.store, &job.to.0).unwrap_or_default(),
-            cc: crate::recipients::confirmed(&self.store, &job.cc.0).unwrap_or_default(),
+            to,
+            cc,
             subject,
             text,
             html: Some(html),
@@ -413,96 +613,90 @@ impl Scheduler {
 
     /// Delivers an archived report to every confirmed recipient of its job not served yet,
     /// each with their own copy and unsubscribe link, retrying with backoff. Updates `rec`.
-    async fn deliver(&self, job: &JobConfig, rec: &mut ArchiveRecord, now: Timestamp, resend: bool) -> Result<(), ScheduleError> {
-        let pdf = self.archive.read(&rec.file)?;
-        let summary =
-            self.archive.read(&format!("{}.summary", rec.file)).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
-        let link = if self.use_link(job.delivery, rec.bytes).await {
-            Some(self.links.download_url(rec.id, now.as_millisecond().saturating_add(self.delivery.link_ttl.as_ms())))
-        } else {
-            None
-        };
-        rec.mode = if link.is_some() { "link" } else { "attachment" }.to_owned();
-        let mut base = self.mail_for(job, rec, &summary, link.as_deref(), if link.is_some() { None } else { Some(pdf) });
-        if base.to.is_empty() {
-            // Only CC recipients confirmed: a message needs a To.
-            base.to = std::mem::take(&mut base.cc);
-        }
-        let mut seen = std::collections::HashSet::new();
-        let targets: Vec<String> = base
-            .to
-            .iter()
-            .chain(&base.cc)
-            .filter(|m| {
-                seen.insert(
-                    m.parse::<lettre::message::Mailbox>()
-                        .map(|mb| mb.email.to_string().to_lowercase())
-                        .unwrap_or_else(|_| m.to_lowercase()),
-                )
-            })
-            .cloned()
-            .collect();
+    async fn deliver(&self, job: &JobConfig, rec: &mut ArchiveRecord, now: Timestamp) -> Result<(), ScheduleError> {
+        let (to, cc) = self.audience(job)?;
+        let targets = Self::targets(&to, &cc);
         if targets.is_empty() {
             rec.status = ArchiveStatus::NoRecipients;
             self.store.update_report(rec)?;
-            tracing::info!(job = %job.name, tenant = %rec.tenant, report = rec.id, "no confirmed recipient: report archived only");
+            self.stats.reports_unserved.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                job = %job.name,
+                tenant = %rec.tenant,
+                report = rec.id,
+                "nobody got this report: none of the job's recipients has confirmed; it is archived only (see `ampel-collector recipients`)"
+            );
             return Ok(());
         }
-        if resend {
-            rec.recipients.clear();
-        }
+        rec.link_reason = self.link_reason(job.delivery, rec.bytes).await;
+        rec.mode = if rec.link_reason.is_some() { "link" } else { "attachment" }.to_owned();
+        let base = self.prepare(job, rec, rec.link_reason.is_some(), now)?;
         let mut failed = false;
-        for target in targets {
-            if rec.recipients.contains(&target) {
-                continue;
-            }
-            let address = target.parse::<lettre::message::Mailbox>().map(|m| m.email.to_string()).unwrap_or_else(|_| target.clone());
-            let mail = OutgoingMail {
-                envelope_to: Some(target.clone()),
-                list_unsubscribe: Some(self.links.unsubscribe_url(&address)),
-                ..base.clone()
-            };
-            let mut delivered = false;
-            for attempt in 1..=self.delivery.attempts.max(1) {
-                rec.attempts += 1;
-                match self.mailer.send(&mail).await {
-                    Ok(d) => {
-                        rec.message_id = Some(d.message_id);
-                        rec.recipients.push(target.clone());
-                        rec.last_error = None;
-                        self.store.update_report(rec)?;
-                        self.stats.mails_sent.fetch_add(1, Ordering::Relaxed);
-                        delivered = true;
-                        break;
-                    }
-                    Err(e) => {
-                        self.stats.mail_failures.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(job = %job.name, tenant = %rec.tenant, report = rec.id, recipient = %address, attempt, error = %e, "report mail not delivered");
-                        rec.last_error = Some(e.to_string());
-                        self.store.update_report(rec)?;
-                        if matches!(e, MailError::InvalidRecipient { .. } | MailError::HeaderInjection { .. } | MailError::Build(_)) {
-                            break; // the same mail will not get better
-                        }
-                        if attempt < self.delivery.attempts {
-                            let wait = self.delivery.retry_backoff.0.saturating_mul(1 << (attempt - 1).min(16));
-                            tokio::time::sleep(wait).await;
-                        }
-                    }
+        let pending: Vec<String> = targets.into_iter().filter(|t| !rec.recipients.contains(t)).collect();
+        for target in &pending {
+            let mut attempts = 0;
+            let result = self.send_to(job, rec, &base, target, &mut attempts).await;
+            rec.attempts += attempts;
+            match result {
+                Ok(d) => {
+                    rec.message_id = Some(d.message_id);
+                    rec.recipients.push(target.clone());
+                    rec.last_error = None;
+                }
+                Err(e) => {
+                    rec.last_error = Some(e.to_string());
+                    failed = true;
                 }
             }
-            failed |= !delivered;
+            // At once, so a restart does not send this recipient's copy again.
+            self.store.update_report(rec)?;
         }
         rec.status = if failed { ArchiveStatus::Failed } else { ArchiveStatus::Sent };
         self.store.update_report(rec)?;
         Ok(())
     }
 
-    /// `report resend ID`: delivers an archived report again to the job's confirmed
-    /// recipients (a fresh download link if it goes as a link).
-    pub async fn resend(&self, id: u64, now: Timestamp) -> Result<ArchiveRecord, ScheduleError> {
+    /// `report resend ID`: delivers an archived report again to its job's confirmed
+    /// recipients and appends the delivery to the report's history; the scheduled delivery
+    /// stays recorded as it was. What went attached is attached again unless the server's
+    /// SIZE now refuses it (then a link, with the reason recorded); what went as a link goes
+    /// as a fresh link. Nobody to send to is an error.
+    pub async fn resend(&self, id: u64, now: Timestamp, by: &str) -> Result<ArchiveRecord, ScheduleError> {
         let mut rec = self.store.report(id)?.ok_or(ScheduleError::NoSuchReport(id))?;
         let job = self.jobs.iter().find(|j| j.name.0 == rec.job).ok_or_else(|| ScheduleError::NoSuchJob { id, job: rec.job.clone() })?;
-        self.deliver(job, &mut rec, now, true).await?;
+        let (to, cc) = self.audience(job)?;
+        let targets = Self::targets(&to, &cc);
+        if targets.is_empty() {
+            return Err(ScheduleError::NobodyToSend { id, job: rec.job.clone() });
+        }
+        let link_reason = match rec.mode.as_str() {
+            "attachment" => self.server_refuses(rec.bytes).await,
+            "link" => Some(rec.link_reason.clone().unwrap_or_else(|| "sent as a link before".into())),
+            _ => self.link_reason(job.delivery, rec.bytes).await,
+        };
+        let base = self.prepare(job, &rec, link_reason.is_some(), now)?;
+        let mode = if link_reason.is_some() { "link" } else { "attachment" }.to_owned();
+        let mut entry = Resend {
+            at_ms: now.as_millisecond(),
+            by: by.to_owned(),
+            mode,
+            link_reason,
+            recipients: Vec::new(),
+            status: ArchiveStatus::Sent,
+            error: None,
+        };
+        for target in &targets {
+            let mut attempts = 0;
+            match self.send_to(job, &rec, &base, target, &mut attempts).await {
+                Ok(_) => entry.recipients.push(target.clone()),
+                Err(e) => {
+                    entry.error = Some(e.to_string());
+                    entry.status = ArchiveStatus::Failed;
+                }
+            }
+        }
+        rec.resends.push(entry);
+        self.store.update_report(&rec)?;
         Ok(rec)
     }
 
@@ -520,7 +714,8 @@ impl Scheduler {
                 _ = shutdown.wait_for(|s| *s) => break,
             }
             let now = Timestamp::now();
-            let next = self.jobs.iter().filter(|j| j.enabled).filter_map(|j| due::next_slot(j, now)).min();
+            let next =
+                self.jobs.iter().filter(|j| j.enabled).filter_map(|j| due::next_slot(j, now)).chain(self.next_recipient_event()).min();
             let mut wait = std::time::Duration::from_secs(60);
             if let Some(next) = next {
                 let ms = (next.as_millisecond() - now.as_millisecond()).max(0) as u64;

@@ -79,17 +79,21 @@ pub enum RecipientState {
     Invited,
     /// Confirmed: gets reports.
     Confirmed,
-    /// Unsubscribed: gets nothing, is not invited again.
+    /// Unsubscribed: gets nothing, is not invited again by the scheduler.
     Unsubscribed,
+    /// Invited and reminded, never confirmed: gets nothing, is not invited again by the
+    /// scheduler (`recipients invite` does).
+    Expired,
 }
 
 impl RecipientState {
-    /// `invited`, `confirmed` or `unsubscribed`.
+    /// `invited`, `confirmed`, `unsubscribed` or `expired`.
     pub fn as_str(self) -> &'static str {
         match self {
             RecipientState::Invited => "invited",
             RecipientState::Confirmed => "confirmed",
             RecipientState::Unsubscribed => "unsubscribed",
+            RecipientState::Expired => "expired",
         }
     }
 }
@@ -105,6 +109,12 @@ pub struct Recipient {
     pub invited_ms: i64,
     /// When the state last changed (Unix ms).
     pub changed_ms: i64,
+    /// When the one reminder went out, if it did.
+    #[serde(default)]
+    pub reminded_ms: Option<i64>,
+    /// Jobs whose reports this address no longer gets (`recipients remove --job`).
+    #[serde(default)]
+    pub removed_jobs: Vec<String>,
 }
 
 /// One consent log entry: who, what, when, from where.
@@ -189,6 +199,32 @@ pub struct ArchiveRecord {
     pub last_error: Option<String>,
     /// Message-ID of the delivered mail.
     pub message_id: Option<String>,
+    /// Why the PDF went as a link instead of attached (`mode = "link"`), e.g. the size limit.
+    #[serde(default)]
+    pub link_reason: Option<String>,
+    /// Deliveries after the scheduled one (`report resend`), oldest first. The scheduled
+    /// delivery stays as it was in the fields above.
+    #[serde(default)]
+    pub resends: Vec<Resend>,
+}
+
+/// One `report resend` of an archived report: who asked, when, to whom, how, with what result.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Resend {
+    /// When (Unix ms).
+    pub at_ms: i64,
+    /// Who asked: `cli` and the Unix user, e.g. `cli (root)`.
+    pub by: String,
+    /// `attachment` or `link`.
+    pub mode: String,
+    /// Why it went as a link, when it did.
+    pub link_reason: Option<String>,
+    /// The recipients it reached.
+    pub recipients: Vec<String>,
+    /// `sent` (everyone reached) or `failed` (someone not).
+    pub status: ArchiveStatus,
+    /// The last delivery error, if any.
+    pub error: Option<String>,
 }
 
 /// The delivery store. Cheap to clone.
@@ -330,18 +366,43 @@ impl DeliveryStore {
         state: RecipientState,
         event: ConsentEvent,
     ) -> Result<Option<Recipient>, DeliveryStoreError> {
+        let at = event.at_ms;
+        let address = address.to_lowercase();
+        let mut before = None;
+        self.update_recipient(&address, event, |old| {
+            before = old.clone();
+            let mut rec = old.unwrap_or_else(|| Recipient {
+                address: address.clone(),
+                state,
+                invited_ms: at,
+                changed_ms: at,
+                reminded_ms: None,
+                removed_jobs: Vec::new(),
+            });
+            rec.state = state;
+            rec.changed_ms = at;
+            Some(rec)
+        })?;
+        Ok(before)
+    }
+
+    /// Reads, changes and writes `address`'s record in one write transaction, logging `event`
+    /// with it — so a confirmation arriving meanwhile over HTTP is never overwritten. `change`
+    /// gets the record as it is (`None`: unknown) and returns the new one, or `None` to leave
+    /// it (and log nothing). Returns the record written.
+    pub fn update_recipient(
+        &self,
+        address: &str,
+        event: ConsentEvent,
+        change: impl FnOnce(Option<Recipient>) -> Option<Recipient>,
+    ) -> Result<Option<Recipient>, DeliveryStoreError> {
         let address = address.to_lowercase();
         let mut wtxn = self.env.write_txn().map_err(self.err())?;
         let before: Option<Recipient> = match self.recipients.get(&wtxn, address.as_bytes()).map_err(self.err())? {
             Some(v) => Some(decode(names::RECIPIENTS, v)?),
             None => None,
         };
-        let rec = Recipient {
-            address: address.clone(),
-            state,
-            invited_ms: before.as_ref().map_or(event.at_ms, |b| b.invited_ms),
-            changed_ms: event.at_ms,
-        };
+        let Some(rec) = change(before) else { return Ok(None) };
         self.recipients.put(&mut wtxn, address.as_bytes(), &encode(names::RECIPIENTS, &rec)?).map_err(self.err())?;
         let seq = match self.consent.last(&wtxn).map_err(self.err())? {
             Some((k, _)) => from_be(k).unwrap_or(0) + 1,
@@ -349,7 +410,7 @@ impl DeliveryStore {
         };
         self.consent.put(&mut wtxn, &be(seq), &encode(names::CONSENT, &event)?).map_err(self.err())?;
         wtxn.commit().map_err(self.err())?;
-        Ok(before)
+        Ok(Some(rec))
     }
 
     /// The consent log, oldest first.

@@ -213,13 +213,14 @@ async fn opt_in_flow_end_to_end() {
     let reports = rig.reports();
     assert_eq!(reports.len(), 1, "{reports:?}");
     let r = &reports[0];
-    assert_eq!(r["subject"], "acme: A security report has been created");
+    let yesterday = today_at(8, 0).to_zoned(jiff::tz::TimeZone::UTC).date().yesterday().unwrap();
+    assert_eq!(r["subject"], format!("acme: A security report has been created ({yesterday})"));
     assert!(r["to"].as_str().unwrap().contains("ops@example.org") && !r["to"].as_str().unwrap().contains("sec@"), "{r}");
-    let date = today_at(8, 0).to_zoned(jiff::tz::TimeZone::UTC).date();
-    assert_eq!(r["attachments"][0]["filename"], format!("ampel-acme-day-{date}.pdf"));
+    assert_eq!(r["attachments"][0]["filename"], format!("ampel-acme-{yesterday}.pdf"));
     assert_eq!(std::fs::read(r["attachments"][0]["path"].as_str().unwrap()).unwrap(), pdf(3000));
     let text = r["text"].as_str().unwrap();
     assert!(text.starts_with("Good morning.") && text.contains("GREEN") && text.contains("No findings"), "{text}");
+    assert!(text.contains(&format!("Period: {yesterday} ({yesterday} 00:00 – ")), "{text}");
     assert!(r["html"].as_str().unwrap().contains("#2e7d32"), "{r}");
     assert_eq!(r["list_unsubscribe_post"], "List-Unsubscribe=One-Click");
     let rec = rig.store.report(ids[0]).unwrap().unwrap();
@@ -359,9 +360,26 @@ async fn delivery_failures_are_retried_and_recorded() {
 
     // `report resend` once the server is back.
     sched.mailer = Arc::new(Mailer::new(&mail_config(&rig._pki, &rig.smtp)).unwrap());
-    let rec = sched.resend(rec.id, today_at(9, 0)).await.unwrap();
-    assert_eq!(rec.status, ArchiveStatus::Sent);
+    let rec = sched.resend(rec.id, today_at(9, 0), "cli (test)").await.unwrap();
+    assert_eq!(rec.status, ArchiveStatus::Failed, "the scheduled delivery stays as it was");
+    assert_eq!(rec.resends.len(), 1);
+    let r = &rec.resends[0];
+    assert_eq!((r.status, r.mode.as_str(), r.by.as_str(), r.recipients.len()), (ArchiveStatus::Sent, "attachment", "cli (test)", 1));
     assert_eq!(rig.reports().len(), 1);
+    assert_eq!(rig.store.report(rec.id).unwrap().unwrap(), rec, "recorded");
+
+    // Nobody confirmed: nothing to send is an error, and nothing is recorded.
+    let ev = super::ConsentEvent {
+        at_ms: 0,
+        address: "ops@example.org".into(),
+        event: "unsubscribed".into(),
+        source: "test".into(),
+        detail: String::new(),
+    };
+    rig.store.set_recipient_state("ops@example.org", RecipientState::Unsubscribed, ev).unwrap();
+    let err = sched.resend(rec.id, today_at(9, 5), "cli (test)").await.unwrap_err();
+    assert!(matches!(err, super::runner::ScheduleError::NobodyToSend { .. }), "{err}");
+    assert_eq!(rig.store.report(rec.id).unwrap().unwrap().resends.len(), 1);
 }
 
 #[tokio::test]
@@ -386,4 +404,19 @@ async fn the_loop_stops_promptly_on_shutdown() {
     tx.send(true).unwrap();
     tokio::time::timeout(std::time::Duration::from_secs(5), task).await.expect("the scheduler did not stop").unwrap();
     assert!(rig.reports().is_empty());
+}
+
+#[tokio::test]
+async fn with_only_a_cc_address_confirmed_the_mail_goes_to_it_as_cc() {
+    let rig = Rig::new(33_554_432);
+    confirm_all(&rig.store, &["noc@example.org"]);
+    let jobs =
+        DAILY.replace("to = \"Ops Team <ops@example.org>; sec@example.org\"", "to = \"ops@example.org\"\ncc = \"NOC <noc@example.org>\"");
+    let sched = rig.scheduler(&jobs, fast(), fake_renderer(100, Arc::new(AtomicUsize::new(0)), &[]));
+    sched.tick(today_at(7, 0)).await.unwrap();
+    sched.tick(today_at(8, 0)).await.unwrap();
+    let reports = rig.reports();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert_eq!(reports[0]["cc"], "NOC <noc@example.org>");
+    assert!(reports[0]["to"].is_null(), "the unconfirmed To address is not shown as a recipient: {}", reports[0]);
 }

@@ -7,10 +7,12 @@
 
 mod bench;
 mod config;
+mod delivery;
 mod demo;
 mod enroll;
 mod ingest;
 mod mqtt;
+mod operator;
 mod packaging;
 mod report;
 mod schedule;

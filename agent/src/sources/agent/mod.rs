@@ -111,28 +111,39 @@ impl Budget {
         self.current
     }
 
-    /// Takes one cycle's CPU use; returns the new interval when it changes.
-    pub fn observe(&mut self, cpu_ms: f64) -> Option<Duration> {
+    /// Takes one cycle's CPU use; returns the change of interval, if any.
+    pub fn observe(&mut self, cpu_ms: f64) -> Option<IntervalChange> {
         let max = self.base * self.max_widen;
         if cpu_ms > self.budget_ms {
             self.calm = 0;
             let wider = (self.current * 2).min(max);
             if wider != self.current {
                 self.current = wider;
-                return Some(wider);
+                return Some(IntervalChange::Widened(wider));
             }
         } else if cpu_ms < self.budget_ms / 2.0 && self.current > self.base {
             self.calm += 1;
             if self.calm >= 10 {
                 self.calm = 0;
                 self.current = (self.current / 2).max(self.base);
-                return Some(self.current);
+                return Some(IntervalChange::Narrowed(self.current));
             }
         } else {
             self.calm = 0;
         }
         None
     }
+}
+
+/// How the budget moved the interval. A narrowing step can leave the interval still above
+/// the configured one: telling the two apart by the new interval alone once logged a calm
+/// cycle as "over its CPU budget".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntervalChange {
+    /// A cycle used more CPU than the budget: the interval doubled to this.
+    Widened(Duration),
+    /// Ten cycles under half the budget: the interval halved to this.
+    Narrowed(Duration),
 }
 
 /// The running source.
@@ -156,17 +167,24 @@ impl Source for AgentSelf {
         let rss = rss_bytes();
         let first = !std::mem::replace(&mut self.measured, true);
         let change = if first { None } else { self.budget.observe(cpu_ms) };
-        if let Some(new) = change {
-            if new > self.budget.base {
-                tracing::warn!(
-                    cpu_ms,
-                    budget_ms = self.budget.budget_ms,
-                    interval_ms = new.as_millis() as u64,
-                    "cycle over its CPU budget; widening the interval"
-                );
-            } else {
-                tracing::info!(interval_ms = new.as_millis() as u64, "CPU use back under budget; interval narrowed");
-            }
+        match change {
+            Some(IntervalChange::Widened(new)) => tracing::warn!(
+                cpu_ms,
+                budget_ms = self.budget.budget_ms,
+                interval_ms = new.as_millis() as u64,
+                "the last cycle used {cpu_ms:.1} ms of CPU, over the budget of {} ms (cpu-budget-ms); interval widened to {:?}",
+                self.budget.budget_ms,
+                new
+            ),
+            Some(IntervalChange::Narrowed(new)) => tracing::info!(
+                cpu_ms,
+                budget_ms = self.budget.budget_ms,
+                interval_ms = new.as_millis() as u64,
+                "ten cycles under half the CPU budget of {} ms (the last used {cpu_ms:.1} ms); interval narrowed to {:?}",
+                self.budget.budget_ms,
+                new
+            ),
+            None => {}
         }
         let m = |name: &str, value: f64| Record::Metric(Metric { ts, name: name.to_owned(), labels: Vec::new(), value });
         Ok(vec![m("agent.cpu_ms", cpu_ms), m("agent.rss_bytes", rss as f64)])
@@ -187,13 +205,14 @@ mod tests {
         let s = Duration::from_secs(10);
         let mut b = Budget::new(s, 5.0, 4);
         assert_eq!(b.observe(1.0), None);
-        assert_eq!(b.observe(6.0), Some(s * 2));
-        assert_eq!(b.observe(60.0), Some(s * 4));
+        assert_eq!(b.observe(6.0), Some(IntervalChange::Widened(s * 2)));
+        assert_eq!(b.observe(60.0), Some(IntervalChange::Widened(s * 4)));
         assert_eq!(b.observe(60.0), None, "capped at max-widen");
         for _ in 0..9 {
             assert_eq!(b.observe(1.0), None);
         }
-        assert_eq!(b.observe(1.0), Some(s * 2));
+        // Still twice the configured interval, but a narrowing, not an overrun.
+        assert_eq!(b.observe(1.0), Some(IntervalChange::Narrowed(s * 2)));
     }
 
     #[test]

@@ -21,6 +21,8 @@ def describe(msg, index, outdir):
         "to": msg["to"],
         "message_id": msg["message-id"],
         "cc": msg["cc"],
+        # Added by aiosmtpd's Mailbox handler: the SMTP envelope's recipients.
+        "rcpt_to": msg["x-rcptto"],
         "list_unsubscribe": msg["list-unsubscribe"],
         "list_unsubscribe_post": msg["list-unsubscribe-post"],
         "html": None,
