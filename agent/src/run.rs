@@ -179,6 +179,7 @@ async fn produce(
     let mut watchdog = crate::systemd::WatchdogTimer::from_env();
     let systemd = crate::systemd::Notifier::from_env();
     let mut cycles = 0u64;
+    let mut grid = CycleClock::default();
     loop {
         tokio::select! {
             () = watchdog.tick() => systemd.watchdog(),
@@ -204,7 +205,7 @@ async fn produce(
                 if cycles == 0 {
                     release_pages();
                 }
-                let now = unix_ms();
+                let now = grid.stamp(unix_ms(), g.interval);
                 // The `agent` source widens the interval when a cycle overran its CPU budget.
                 if let Some(want) = sources::wanted_interval(&g.sources).filter(|w| *w != g.interval) {
                     g.interval = want;
@@ -225,6 +226,35 @@ async fn produce(
                 }
             }
         }
+    }
+}
+
+/// How far a cycle may start from its place on the interval grid and still be stamped with it.
+pub const GRID_TOLERANCE_MS: i64 = 25;
+
+/// Cycle timestamps on the interval's grid. A cycle that starts within [`GRID_TOLERANCE_MS`] of
+/// one interval after the previous cycle's timestamp is stamped with exactly that; otherwise
+/// (a late tick, a clock step, a changed interval that does not fit) with the wall clock,
+/// which starts a new grid. Timer jitter of a few ms then does not reach the data, and the
+/// collector stores a regular timestamp in one bit instead of several — the idea of
+/// Prometheus' scrape timestamp tolerance.
+#[derive(Debug, Default)]
+pub struct CycleClock {
+    last: Option<i64>,
+}
+
+impl CycleClock {
+    /// The timestamp of a cycle starting at wall-clock `now` after `interval`.
+    pub fn stamp(&mut self, now: i64, interval: Duration) -> i64 {
+        let step = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
+        let ts = match self.last.map(|l| l.saturating_add(step)) {
+            Some(expected) if now.abs_diff(expected) <= GRID_TOLERANCE_MS.unsigned_abs() => expected,
+            _ => now,
+        };
+        // Never backwards or repeated, whatever the wall clock does.
+        let ts = self.last.map_or(ts, |l| ts.max(l + 1));
+        self.last = Some(ts);
+        ts
     }
 }
 
@@ -278,4 +308,22 @@ pub fn once(config: &AgentConfig) -> Result<Batch, RunError> {
 /// Now as Unix milliseconds (0 if the clock is before 1970).
 pub fn unix_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cycle_timestamps_stay_on_the_grid_within_the_tolerance_and_leave_it_beyond() {
+        let ten = Duration::from_secs(10);
+        let mut c = CycleClock::default();
+        assert_eq!(c.stamp(1_000_003, ten), 1_000_003, "the first cycle starts the grid");
+        assert_eq!(c.stamp(1_010_005, ten), 1_010_003, "2 ms of jitter: on the grid");
+        assert_eq!(c.stamp(1_019_980, ten), 1_020_003, "23 ms early: on the grid");
+        assert_eq!(c.stamp(1_030_200, ten), 1_030_200, "a tick 197 ms late is stamped as it came");
+        assert_eq!(c.stamp(1_040_201, ten), 1_040_200, "and starts a new grid");
+        assert_eq!(c.stamp(1_040_100, ten), 1_040_201, "a clock stepped back never repeats a timestamp");
+        assert_eq!(c.stamp(1_100_210, Duration::from_secs(60)), 1_100_201, "a widened interval continues the grid");
+    }
 }

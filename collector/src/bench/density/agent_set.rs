@@ -7,14 +7,14 @@
 //!
 //! | series | labels | model | why |
 //! | --- | --- | --- | --- |
-//! | `cpu.usage_percent` | | base + day/week activity + bursts + noise, **one decimal**; 60 % for three cycles after the reboot | gauges with one decimal are most of what a firewall reports |
-//! | `memory.used_percent` | | from `memory.used_bytes`, **one decimal** | |
+//! | `cpu.usage_percent` | | base + day/week activity + bursts + noise, **two decimals** (as the agent rounds percentages); 60 % for three cycles after the reboot | short decimals are most of what a firewall reports |
+//! | `memory.used_percent` | | from `memory.used_bytes`, **two decimals** | |
 //! | `memory.used_bytes`, `memory.total_bytes` | | used: whole pages, a mean-reverting walk that follows activity; total: constant | large integers, one of them never changing |
 //! | `swap.used_percent` | | always 0.0 (firewalls run without swap) | a constant series |
 //! | `load.1m`, `load.5m`, `load.15m` | | the kernel's exponential averages (1, 5, 15 min) of a run queue that follows CPU, **two decimals** | smooth, strongly correlated from sample to sample |
 //! | `uptime.seconds` | | whole seconds since boot: grows by the interval (9, 10 or 11 with the jitter), back to a few seconds at the reboot | a ramp with a reset |
 //! | `processes.count` | | integer walk around 170–230, following activity | small integers that change by a few |
-//! | `disk.used_percent`, `disk.free_bytes` | `mount` = `/`, `/var`, `/boot` | as the agent computes them from `statvfs` (used / (used + available), **not rounded**): `/` changes a block now and then, `/var` grows with logs and shrinks at the nightly logrotate (net creep), `/boot` is constant | slow creep in full-precision floats |
+//! | `disk.used_percent`, `disk.free_bytes` | `mount` = `/`, `/var`, `/boot` | as the agent computes them from `statvfs` (used / (used + available), **two decimals**; the exact bytes go out beside it): `/` changes a block now and then, `/var` grows with logs and shrinks at the nightly logrotate (net creep), `/boot` is constant | slow creep |
 //! | `net.rx_bytes`, `net.tx_bytes`, `net.rx_packets`, `net.tx_packets` | `interface` = `eth0` (WAN), `eth1` (LAN), `eth2` (DMZ), `wg0` (VPN) | **cumulative counters** growing irregularly: a per-interface rate × activity × bursts (1 % chance per cycle of 3–12× for up to 5 min) × log-normal noise; packets from bytes over a varying packet size; `wg0` idle much of the night; all reset to 0 at the reboot | counters that grow irregularly and reset |
 //! | `net.rx_errors`, `net.tx_errors` | `interface` = `eth0`, `eth1` | cumulative, a step of 1–3 now and then, reset at the reboot | counters that are nearly constant |
 //! | `ids.capture.kernel_packets` … `ids.detect.alert` (the 12 of the agent's EVE `STATS`) | | **deltas** per cycle as the agent sends them: packets and bytes follow `eth0`; flows small integers; drops only in bursts; invalid, memcap, errors and alerts **mostly 0** | small integers, mostly zero |
@@ -27,16 +27,18 @@
 //!
 //! **Timestamps** are what an agent's main loop makes: every series of a device shares one
 //! timestamp per cycle, read from the wall clock when a 10 s tokio interval fires — the nominal
-//! tick plus 0–3 ms of scheduling jitter. Devices start at different moments (a random phase
+//! tick plus 0–3 ms of scheduling jitter, and for 0.2 % of cycles 30–500 ms late (a busy host)
+//! — then put on the interval grid as the agent's `CycleClock` does: within 25 ms of one
+//! interval after the previous timestamp it is exactly that, otherwise the wall clock (a new
+//! grid). Devices start at different moments (a random phase
 //! within the interval). Each device reboots once, at a random cycle in the middle half of the
 //! span; the reboot is modelled as a fast one between two cycles (no gap), so every series keeps
 //! exactly one point per cycle, 8 640 a day.
 //!
 //! Simplifications, on purpose: the agent's `performance` source counts processes only every
-//! 10th cycle and sends unrounded percentages (cpu from an `f32`); `netdev` sends interface
-//! *deltas* as Traffic records; licences arrive as License state records. The set instead gives
-//! every series a point per cycle, rounds cpu/memory to one decimal and carries counters and
-//! licence flags as metrics, the cases a store encoding must handle.
+//! 10th cycle; `netdev` sends interface *deltas* as Traffic records; licences arrive as License
+//! state records. The set instead gives every series a point per cycle and carries cumulative
+//! counters and licence flags as metrics, the harder cases for a store encoding.
 //!
 //! Deterministic: one seeded [`StdRng`] per device.
 
@@ -51,6 +53,10 @@ pub const INTERVAL_MS: i64 = 10_000;
 const DAY_MS: i64 = 86_400_000;
 const HOUR_MS: i64 = 3_600_000;
 const PAGE: u64 = 4096;
+/// The agent's `GRID_TOLERANCE_MS`.
+const GRID_TOLERANCE_MS: i64 = 25;
+/// Share of cycles whose timer fires late (30–500 ms).
+const LATE_TICKS: f64 = 0.002;
 
 /// The series of every device, in the order of each batch: (name, labels).
 pub const SERIES: [(&str, &[(&str, &str)]); 60] = [
@@ -185,7 +191,7 @@ impl Disk {
     fn values(&self) -> (f64, f64) {
         let avail = self.blocks.saturating_sub(self.used + self.reserved);
         let whole = self.used + avail;
-        let percent = if whole == 0 { 0.0 } else { (self.used as f64 / whole as f64 * 100.0).clamp(0.0, 100.0) };
+        let percent = if whole == 0 { 0.0 } else { round(self.used as f64 / whole as f64 * 100.0, 2).clamp(0.0, 100.0) };
         (percent, (avail * PAGE) as f64)
     }
 }
@@ -221,6 +227,8 @@ struct Device {
     freshclam_hour: i64,
     updated_day: i64,
     rss: u64,
+    /// The previous cycle's timestamp.
+    last_ts: Option<i64>,
 }
 
 impl Device {
@@ -271,13 +279,15 @@ impl Device {
             freshclam_hour: rng.random_range(0..24),
             updated_day: start_ms.div_euclid(DAY_MS),
             rss: rng.random_range(3000..4000) * PAGE,
+            last_ts: None,
             rng,
         })
     }
 
     /// The batch of cycle `k`.
     fn cycle(&mut self, k: u64, start_ms: i64) -> Batch {
-        let ts = start_ms + self.phase_ms + k as i64 * INTERVAL_MS + self.rng.random_range(0..=3);
+        let fired = start_ms + self.phase_ms + k as i64 * INTERVAL_MS + self.tick_delay();
+        let ts = self.stamp(fired);
         if k == self.reboot_at {
             self.reboot(ts);
         }
@@ -300,6 +310,24 @@ impl Device {
             .collect();
         self.seq += 1;
         Batch { version: ampel_protocol::PROTOCOL_VERSION, seq: self.seq, sender: None, records }
+    }
+
+    /// When the agent's timer fires after its tick: 0–3 ms, and now and then (a busy host)
+    /// 30–500 ms late.
+    fn tick_delay(&mut self) -> i64 {
+        if self.rng.random_bool(LATE_TICKS) { self.rng.random_range(30..500) } else { self.rng.random_range(0..=3) }
+    }
+
+    /// The agent's cycle timestamp for a cycle starting at `now`: on the grid of the previous
+    /// one when within its tolerance, as `ampel_agent::run::CycleClock` does (the bench does not
+    /// link the agent, so the rule is repeated here).
+    fn stamp(&mut self, now: i64) -> i64 {
+        let ts = match self.last_ts.map(|l| l + INTERVAL_MS) {
+            Some(expected) if (now - expected).abs() <= GRID_TOLERANCE_MS => expected,
+            _ => now,
+        };
+        self.last_ts = Some(ts);
+        ts
     }
 
     /// A fast reboot just before `ts`: counters from 0, uptime from a few seconds, a busy start.
@@ -337,13 +365,13 @@ impl Device {
         };
         let noise = 2.5 * gauss(&mut self.rng);
         let cpu = (self.cpu_base + 35.0 * a + 3.0 * (burst - 1.0) + spike + noise).clamp(0.0, 100.0);
-        out.push(round(cpu, 1));
+        out.push(round(cpu, 2));
 
         let total = self.mem_total as f64;
         let target = (0.30 + 0.25 * a) * total;
         let used = self.mem_used as f64 + 0.002 * (target - self.mem_used as f64) + gauss(&mut self.rng) * 4e6;
         self.mem_used = (used.clamp(0.1 * total, 0.95 * total) as u64) / PAGE * PAGE;
-        out.extend([round(self.mem_used as f64 / total * 100.0, 1), self.mem_used as f64, total, 0.0]);
+        out.extend([round(self.mem_used as f64 / total * 100.0, 2), self.mem_used as f64, total, 0.0]);
 
         // The kernel's load averages: exponential averages of the run queue.
         let runnable = (self.cores * cpu / 100.0 * (1.0 + 0.3 * gauss(&mut self.rng))).max(0.0);
@@ -509,10 +537,11 @@ mod tests {
             for (_, points) in r.iter().filter(|((dev, _), _)| *dev == format!("fw-{d:05}")) {
                 assert!(points.iter().zip(cpu).all(|(p, c)| p.0 == c.0));
             }
-            // Nominal tick plus 0–3 ms.
-            for w in cpu.windows(2) {
-                assert!((INTERVAL_MS - 3..=INTERVAL_MS + 3).contains(&(w[1].0 - w[0].0)), "{w:?}");
-            }
+            // On the interval grid, but for late ticks, which start a new grid.
+            let on_grid = cpu.windows(2).filter(|w| w[1].0 - w[0].0 == INTERVAL_MS).count();
+            assert!(on_grid >= cpu.len() * 98 / 100, "{on_grid} of {} cycles on the grid", cpu.len());
+            // A late tick moves the grid by at most 500 ms, and the next tick may move it back.
+            assert!(cpu.windows(2).all(|w| (INTERVAL_MS - 500..=INTERVAL_MS + 500).contains(&(w[1].0 - w[0].0))));
         }
         // The two devices tick at different moments.
         assert_ne!(series(&r, 0, "cpu.usage_percent", None)[0].0, series(&r, 1, "cpu.usage_percent", None)[0].0);
@@ -526,8 +555,10 @@ mod tests {
         assert_eq!(drops(series(&r, 0, "uptime.seconds", None)), 1);
         let uptime = series(&r, 0, "uptime.seconds", None);
         assert!(uptime.windows(2).filter(|w| w[1].1 >= w[0].1).all(|w| (9.0..=11.0).contains(&(w[1].1 - w[0].1))));
-        let one_decimal = |v: f64| (v * 10.0).round() / 10.0 == v;
-        assert!(series(&r, 0, "cpu.usage_percent", None).iter().all(|p| one_decimal(p.1) && (0.0..=100.0).contains(&p.1)));
+        let two_decimals = |v: f64| (v * 100.0).round() / 100.0 == v;
+        for (name, label) in [("cpu.usage_percent", None), ("memory.used_percent", None), ("disk.used_percent", Some("/var"))] {
+            assert!(series(&r, 0, name, label).iter().all(|p| two_decimals(p.1) && (0.0..=100.0).contains(&p.1)), "{name}");
+        }
         assert!(series(&r, 0, "load.1m", None).iter().all(|p| (p.1 * 100.0).round() / 100.0 == p.1));
         assert!(series(&r, 0, "swap.used_percent", None).iter().all(|p| p.1 == 0.0));
         let alerts = series(&r, 0, "ids.detect.alert", None);
