@@ -185,7 +185,56 @@ fn one_set(a: &DensityArgs, set: Set, anchor: i64, measure: bool, out: Option<&P
     report(&format!("density.{name}.fold"), fold.points as f64 / took.as_secs_f64(), "points/s (fold_all)");
     report(&format!("density.{name}.store_wall"), points as f64 / (in_commit + took).as_secs_f64(), "points/s (commit + fold)");
     anyhow::ensure!(fold.duplicates == 0 && fold.expired == 0, "the fold dropped points: {fold:?}");
-    densities(name, store)
+    densities(name, store)?;
+    after_raw_expiry(name, store, anchor)
+}
+
+/// Lets the first half of the raw points expire (minutes kept for ever), so that retention
+/// packs their minute buckets, and prints what those cost beside the raw blocks they replace.
+fn after_raw_expiry(name: &str, store: &Store, anchor: i64) -> anyhow::Result<()> {
+    let before = usage_of(store, "blocks")?;
+    let points = store.total_points()?;
+    // Expire the older half of the span the points cover.
+    let (lo, hi) = time_range(store)?;
+    anyhow::ensure!(hi <= anchor.saturating_add(3_600_000), "points after the anchor");
+    let keep = (hi - lo) / 2;
+    let retention = ampel_collector::store::Retention { raw_ms: Some(keep), ..ampel_collector::store::Retention::FOREVER };
+    let r = store.apply_retention_with(&retention, hi)?;
+    let gone = points - store.total_points()?;
+    let freed = before.saturating_sub(usage_of(store, "blocks")?);
+    let (buckets, minutes) = (usage_entries(store, "packed-1m")?, usage_of(store, "packed-1m")?);
+    report(
+        &format!("density.{name}.expired.points"),
+        gone as f64,
+        &format!("raw points older than {} h expired ({} transactions)", keep / 3_600_000, r.txns),
+    );
+    report(
+        &format!("density.{name}.expired.minutes"),
+        minutes as f64 / gone.max(1) as f64,
+        &format!("bytes per expired point in packed minutes ({buckets} chunks, {:.2} MiB)", minutes as f64 / f64::from(1u32 << 20)),
+    );
+    report(
+        &format!("density.{name}.expired.minutes_vs_raw"),
+        100.0 * minutes as f64 / freed.max(1) as f64,
+        "% of the raw blocks they replace",
+    );
+    Ok(())
+}
+
+/// Earliest and latest raw point of the store (over its first series).
+fn time_range(store: &Store) -> anyhow::Result<(i64, i64)> {
+    let (device, _) = store.devices(None)?.into_iter().next().context("no devices")?;
+    let (_, _, id) = store.series_of(&device)?.into_iter().next().context("no series")?;
+    let pts = store.points(id, i64::MIN, i64::MAX)?;
+    Ok((pts.first().map_or(0, |p| p.0), pts.last().map_or(0, |p| p.0 + 1)))
+}
+
+fn usage_of(store: &Store, db: &str) -> anyhow::Result<u64> {
+    Ok(store.usage()?.into_iter().find(|u| u.0 == db).map_or(0, |u| u.2))
+}
+
+fn usage_entries(store: &Store, db: &str) -> anyhow::Result<u64> {
+    Ok(store.usage()?.into_iter().find(|u| u.0 == db).map_or(0, |u| u.1))
 }
 
 /// Hands every batch of `set` to `emit`, in the order agents send them.

@@ -277,6 +277,19 @@ mod model {
         Check { a: i64, b: i64 },
     }
 
+    /// The value a generated point carries, by metric: a gauge with three decimals (eighths,
+    /// so that sums stay exact in any order), a large counter with resets (a negative draw),
+    /// small integers with -0.0 for zero. The store codes each differently.
+    fn value_of(metric: usize, v: i32) -> f64 {
+        match metric {
+            0 => f64::from(v) / 8.0,
+            1 if v < 0 => f64::from(-v),
+            1 => 1e12 + f64::from(v) * 1000.0,
+            _ if v == 0 => -0.0,
+            _ => f64::from(v),
+        }
+    }
+
     fn op() -> impl Strategy<Value = Op> {
         let commit = (
             0usize..3,
@@ -491,7 +504,7 @@ mod model {
                         .iter()
                         .map(|&(mi, ts, v)| {
                             let labels = if mi == 2 { vec![("mount".to_owned(), "/".to_owned())] } else { vec![] };
-                            Record::Metric(Metric { ts, name: METRICS[mi].into(), labels, value: f64::from(v) })
+                            Record::Metric(Metric { ts, name: METRICS[mi].into(), labels, value: value_of(mi, v) })
                         })
                         .collect();
                     records.extend(alerts.iter().map(|&(ts, sig, src, sev)| Record::Alert(alert(ts, sig, src, sev))));
@@ -507,7 +520,7 @@ mod model {
                             if ts < h.raw {
                                 expired += 1;
                             } else {
-                                m.points.entry((device, mi)).or_default().entry(ts).or_insert(f64::from(v));
+                                m.points.entry((device, mi)).or_default().entry(ts).or_insert(value_of(mi, v));
                             }
                         }
                         for (ts, sig, src, sev) in alerts {
