@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //! - [`rules`]: [`rules::DeviceInput`] and the built-in rules, [`rules::evaluate`].
+//! - [`samples`]: a device's samples reduced to what the rules read, slice by slice of time.
 //! - [`forecast`]: least-squares trend fit behind the disk forecast.
 //! - [`coverage`]: gaps in a device's samples against the expected interval.
 //! - [`aggregate`]: device, service and tenant lights and the 0–100 score.
@@ -18,6 +19,7 @@ pub mod change;
 pub mod coverage;
 pub mod forecast;
 pub mod rules;
+pub mod samples;
 pub mod scenario;
 pub mod text;
 
