@@ -2,8 +2,8 @@
 //!
 //! By default the data is the synthetic tenant of the report tests
 //! ([`ampel_collector::report::synthetic::rich`]): 50 devices, 30 days of 1-minute CPU and
-//! memory samples (min/avg/max taken from all of them, charts reduced to 400 points per series
-//! as the data gathering does), alerts of every kind, traffic, disks, licenses and gaps, so the
+//! memory samples (min/avg/max taken from all of them, charts reduced to one point per 2 hours
+//! as the data gathering reads them from the rollups), alerts of every kind, traffic, disks, licenses and gaps, so the
 //! figure is the renderer's alone. With `--store`, a scratch store is filled with the same shape of data
 //! first and the data gathering (`assess::report_data`) is timed too.
 //!

@@ -2,7 +2,7 @@
 //! them; scores stand beside the lights.
 //!
 //! Everything here is a plain function over data — no store, no clock: the moment judged and
-//! the period come in as a [`rules::Window`]. `assess.rs` gathers the data from the store.
+//! the period come in as a [`rules::Window`]. `assess/` gathers the data from the store.
 //!
 //! # Layout
 //! - [`rules`]: [`rules::DeviceInput`] and the built-in rules, [`rules::evaluate`].
