@@ -2,10 +2,15 @@
 //!
 //! By default the data is the synthetic tenant of the report tests
 //! ([`ampel_collector::report::synthetic::rich`]): 50 devices, 30 days of 1-minute CPU and
-//! memory samples (min/avg/max taken from all of them, charts reduced to 400 points per series
-//! as the data gathering does), alerts of every kind, traffic, disks, licenses and gaps, so the
+//! memory samples (min/avg/max taken from all of them, charts reduced to one point per 2 hours
+//! as the data gathering reads them from the rollups), alerts of every kind, traffic, disks, licenses and gaps, so the
 //! figure is the renderer's alone. With `--store`, a scratch store is filled with the same shape of data
 //! first and the data gathering (`assess::report_data`) is timed too.
+//!
+//! Filling takes most of a minute and leaves the filling's batches and pages in the process's
+//! peak memory, so `--store --keep` keeps the filled store and `--from-store DIR` gathers and
+//! renders from it in a fresh process: the peak RSS printed then is gathering and rendering
+//! alone.
 //!
 //! Run it on one core for the figure in `BENCHMARKS.md`:
 //! `taskset -c 0 /usr/bin/time -v target/release/ampel-bench report`.
@@ -40,6 +45,13 @@ pub struct ReportArgs {
     /// Gather the data from a scratch store filled first, and time that too.
     #[arg(long)]
     pub store: bool,
+    /// With `--store`: keep the filled store and print its directory, for `--from-store`.
+    #[arg(long, requires = "store")]
+    pub keep: bool,
+    /// Gather from a store filled earlier by `--store --keep` (its directory), without filling
+    /// anything in this process.
+    #[arg(long, value_name = "DIR", conflicts_with = "store")]
+    pub from_store: Option<PathBuf>,
     /// Write the last PDF here.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -61,7 +73,11 @@ fn peak_rss_mib() -> f64 {
 /// Runs the benchmark.
 pub fn run(a: &ReportArgs) -> anyhow::Result<()> {
     let lang = if a.german { Lang::De } else { Lang::En };
-    let data = if a.store { from_store(a)? } else { report::synthetic::rich(a.devices, a.days, MIN) };
+    let data = match (&a.from_store, a.store) {
+        (Some(dir), _) => gather_existing(dir)?,
+        (None, true) => from_store(a)?,
+        (None, false) => report::synthetic::rich(a.devices, a.days, MIN),
+    };
     let points: usize = data.devices.iter().map(|d| d.cpu.len() + d.memory.len()).sum();
     line("report.input.devices", data.devices.len() as f64, "devices");
     line("report.input.chart_points", points as f64, "points (after reduction)");
@@ -88,10 +104,62 @@ pub fn run(a: &ReportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Name of the file beside the kept store that records the period it was filled for.
+const PERIOD_FILE: &str = "ampel-bench-report.period";
+
+/// Current resident set, anonymous and file-backed, in MiB (Linux `RssAnon`, `RssFile`): the
+/// file-backed part is the store's pages that the reads touched.
+fn rss_parts_mib() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("RssAnon:"), field("RssFile:"))
+}
+
+/// Gathers the report data of tenant `bench` over `period` from `store`, timed.
+fn gather(store: &Store, period: &ampel_collector::assess::Period) -> anyhow::Result<report::ReportData> {
+    let cfg = ampel_collector::config::Config::parse(std::path::Path::new("/etc/ampel/collector.toml"), "")?;
+    let started = Instant::now();
+    let data = ampel_collector::assess::report_data(store, &cfg, "bench", period)?;
+    line("report.gather", started.elapsed().as_secs_f64() * 1000.0, "ms (store + rules, both periods)");
+    line("report.gather.peak_rss", peak_rss_mib(), "MiB (VmHWM after gathering)");
+    let (anon, file) = rss_parts_mib();
+    line("report.gather.rss_anon", anon, "MiB (RssAnon after gathering)");
+    line("report.gather.rss_file", file, "MiB (RssFile after gathering: store pages read)");
+    Ok(data)
+}
+
+/// Gathers from a store filled earlier by `--store --keep`, over the period it was filled for.
+fn gather_existing(dir: &std::path::Path) -> anyhow::Result<report::ReportData> {
+    use anyhow::Context;
+    let period_file = dir.join(PERIOD_FILE);
+    let text = std::fs::read_to_string(&period_file)
+        .with_context(|| format!("reading {} (fill the store with `report --store --keep`)", period_file.display()))?;
+    let mut it = text.split_whitespace().map(str::parse::<i64>);
+    let (Some(Ok(start_ms)), Some(Ok(end_ms))) = (it.next(), it.next()) else {
+        anyhow::bail!("{}: expected `<start-ms> <end-ms>`", period_file.display());
+    };
+    let store = Store::open(dir, StoreOptions::default()).with_context(|| format!("opening the store in {}", dir.display()))?;
+    let days = (end_ms - start_ms) / DAY;
+    let data = gather(&store, &ampel_collector::assess::Period { start_ms, end_ms, label: format!("last-{days}d") })?;
+    // After the figures above: what the store holds, to read the file-backed part against.
+    for (name, entries, bytes) in store.usage()? {
+        if bytes > 1 << 20 {
+            line(&format!("report.store.db.{name}"), bytes as f64 / f64::from(1 << 20), &format!("MiB ({entries} entries)"));
+        }
+    }
+    Ok(data)
+}
+
 /// Fills a scratch store with `a.devices` devices sending CPU, memory and disk every minute for
 /// `a.days` days, plus 20 alerts per device and day, then gathers the report data from it.
 fn from_store(a: &ReportArgs) -> anyhow::Result<report::ReportData> {
-    let scratch = Scratch::new(a.dir.as_deref(), "report", false)?;
+    let scratch = Scratch::new(a.dir.as_deref(), "report", a.keep)?;
     let store = Store::open(scratch.path(), StoreOptions::default())?;
     let end = now_ms() / DAY * DAY;
     let start = end - a.days * DAY;
@@ -134,10 +202,10 @@ fn from_store(a: &ReportArgs) -> anyhow::Result<report::ReportData> {
     }
     store.fold_all()?;
     line("report.setup.seconds", loading.elapsed().as_secs_f64(), "s (commit + fold)");
-    let cfg = ampel_collector::config::Config::parse(std::path::Path::new("/etc/ampel/collector.toml"), "")?;
+    if a.keep {
+        std::fs::write(scratch.path().join(PERIOD_FILE), format!("{start} {end}\n"))?;
+        println!("report.store.dir: {}", scratch.path().display());
+    }
     let period = ampel_collector::assess::Period { start_ms: start, end_ms: end, label: format!("last-{}d", a.days) };
-    let started = Instant::now();
-    let data = ampel_collector::assess::report_data(&store, &cfg, "bench", &period)?;
-    line("report.gather", started.elapsed().as_secs_f64() * 1000.0, "ms (store + rules, both periods)");
-    Ok(data)
+    gather(&store, &period)
 }

@@ -1,9 +1,9 @@
 //! The figures behind the report's sections, as plain functions over data.
 //!
-//! The data gathering (`assess.rs`) already holds the period's alerts and raw samples for the
-//! risk rules, so the sections are computed from those rather than read again: the alerts are
-//! split by source here (threats, malware, mail), which the store's tenant-wide summary does
-//! not do.
+//! The data gathering (`assess/`) already holds the period's alerts for the risk rules, so the
+//! sections are computed from those rather than read again: the alerts are split by source here
+//! (threats, malware, mail), which the store's tenant-wide summary does not do. (The per-device
+//! min / avg / max come from the rollups; [`Stat::of`] is their definition over raw samples.)
 
 use std::collections::{BTreeSet, HashMap};
 

@@ -43,15 +43,16 @@ pub fn device(i: usize, start: i64, end: i64, step: i64) -> DeviceReport {
         gaps: Vec::new(),
     }
     .with_stats()
-    .downsampled()
+    .charted(start, end)
 }
 
 impl DeviceReport {
-    /// The chart series reduced as [`crate::assess::report_data`] reduces them, so the
-    /// synthetic tenant is what the renderer gets from the store (and is small).
-    pub fn downsampled(mut self) -> DeviceReport {
-        self.cpu = crate::assess::downsample(&self.cpu, crate::assess::CHART_POINTS);
-        self.memory = crate::assess::downsample(&self.memory, crate::assess::CHART_POINTS);
+    /// The chart series reduced to what [`crate::assess::report_data`] reads from the rollups
+    /// for the period `[start_ms, end_ms)`, so the synthetic tenant is what the renderer gets
+    /// from the store (and is small).
+    pub fn charted(mut self, start_ms: i64, end_ms: i64) -> DeviceReport {
+        self.cpu = crate::assess::chart_points(&self.cpu, start_ms, end_ms);
+        self.memory = crate::assess::chart_points(&self.memory, start_ms, end_ms);
         self
     }
 

@@ -32,30 +32,76 @@ pub struct Coverage {
 /// misses is its length minus one interval (the interval the earlier sample covers). An empty
 /// window counts as fully covered; no samples at all is one gap over the whole window.
 pub fn coverage(times: &[i64], start_ms: i64, end_ms: i64, interval_ms: i64) -> Coverage {
-    let len = end_ms.saturating_sub(start_ms);
-    if len <= 0 || interval_ms <= 0 {
-        return Coverage { share: 1.0, missing_ms: 0, gaps: Vec::new() };
-    }
     let mut ts: Vec<i64> = times.iter().copied().filter(|t| (start_ms..end_ms).contains(t)).collect();
     ts.sort_unstable();
-    ts.dedup();
-    if ts.is_empty() {
-        return Coverage { share: 0.0, missing_ms: len, gaps: vec![Gap { start_ms, end_ms }] };
+    let mut scan = CoverageScan::new(start_ms, end_ms, interval_ms);
+    for t in ts {
+        scan.push(t);
     }
-    let mut edges = Vec::with_capacity(ts.len() + 2);
-    edges.push(start_ms);
-    edges.extend(&ts);
-    edges.push(end_ms);
-    let (mut missing, mut gaps) = (0i64, Vec::new());
-    for w in edges.windows(2) {
-        let stretch = w[1] - w[0];
-        if stretch > 2 * interval_ms {
-            missing += stretch - interval_ms;
-            gaps.push(Gap { start_ms: w[0], end_ms: w[1] });
+    scan.finish()
+}
+
+/// [`coverage`] over sample times that stream past in time order, e.g. read from the store a
+/// day at a time: only the last sample and the gaps are kept.
+#[derive(Debug, Clone)]
+pub struct CoverageScan {
+    start_ms: i64,
+    end_ms: i64,
+    interval_ms: i64,
+    /// The last sample pushed, or the window start before the first.
+    prev_ms: i64,
+    seen: bool,
+    missing_ms: i64,
+    gaps: Vec<Gap>,
+}
+
+impl CoverageScan {
+    /// A scan of `[start_ms, end_ms)` for samples expected every `interval_ms`.
+    pub fn new(start_ms: i64, end_ms: i64, interval_ms: i64) -> CoverageScan {
+        CoverageScan { start_ms, end_ms, interval_ms, prev_ms: start_ms, seen: false, missing_ms: 0, gaps: Vec::new() }
+    }
+
+    /// The window start; coverage is judged from here.
+    pub fn start_ms(&self) -> i64 {
+        self.start_ms
+    }
+
+    fn judged(&self) -> bool {
+        self.end_ms.saturating_sub(self.start_ms) > 0 && self.interval_ms > 0
+    }
+
+    fn stretch(&mut self, from: i64, to: i64) {
+        let stretch = to - from;
+        if stretch > 2 * self.interval_ms {
+            self.missing_ms += stretch - self.interval_ms;
+            self.gaps.push(Gap { start_ms: from, end_ms: to });
         }
     }
-    let missing = missing.min(len);
-    Coverage { share: 1.0 - missing as f64 / len as f64, missing_ms: missing, gaps }
+
+    /// One sample time, not earlier than the one before; repeats and times outside the
+    /// window are ignored.
+    pub fn push(&mut self, t: i64) {
+        if !self.judged() || !(self.start_ms..self.end_ms).contains(&t) || (self.seen && t == self.prev_ms) {
+            return;
+        }
+        self.stretch(self.prev_ms, t);
+        self.prev_ms = t;
+        self.seen = true;
+    }
+
+    /// The coverage of the samples pushed.
+    pub fn finish(mut self) -> Coverage {
+        let len = self.end_ms.saturating_sub(self.start_ms);
+        if !self.judged() {
+            return Coverage { share: 1.0, missing_ms: 0, gaps: Vec::new() };
+        }
+        if !self.seen {
+            return Coverage { share: 0.0, missing_ms: len, gaps: vec![Gap { start_ms: self.start_ms, end_ms: self.end_ms }] };
+        }
+        self.stretch(self.prev_ms, self.end_ms);
+        let missing = self.missing_ms.min(len);
+        Coverage { share: 1.0 - missing as f64 / len as f64, missing_ms: missing, gaps: self.gaps }
+    }
 }
 
 #[cfg(test)]
@@ -101,5 +147,20 @@ mod tests {
         assert_eq!((none.share, none.gaps.len()), (0.0, 1));
         // Samples outside the window do not count.
         assert_eq!(coverage(&[-5, 100 * MIN], 0, 90 * MIN, MIN).share, 0.0);
+    }
+
+    #[test]
+    fn a_scan_in_pieces_finds_what_the_whole_finds() {
+        let mut ts: Vec<i64> = (0..24 * 60).map(|i| i * MIN + (i % 3) * 7_000).collect();
+        ts.retain(|t| !(100 * MIN..200 * MIN).contains(t) && !(700 * MIN..703 * MIN).contains(t));
+        let whole = coverage(&ts, 5 * MIN, 24 * 60 * MIN, MIN);
+        let mut scan = CoverageScan::new(5 * MIN, 24 * 60 * MIN, MIN);
+        for chunk in ts.chunks(97) {
+            // A sample repeated across chunks (two series at one time) counts once.
+            chunk.iter().chain(chunk.last()).for_each(|&t| scan.push(t));
+        }
+        assert_eq!(scan.finish(), whole);
+        assert_eq!(whole.gaps.len(), 2);
+        assert_eq!(CoverageScan::new(0, 0, MIN).finish().share, 1.0);
     }
 }

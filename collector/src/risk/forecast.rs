@@ -43,20 +43,79 @@ impl Trend {
 /// times.
 pub fn fit(points: &[(i64, f64)]) -> Option<Trend> {
     let origin = points.iter().map(|p| p.0).min()?;
-    let n = points.len() as f64;
-    let xs = || points.iter().map(|p| (p.0 - origin) as f64 / DAY_MS);
-    let mean_x = xs().sum::<f64>() / n;
-    let mean_y = points.iter().map(|p| p.1).sum::<f64>() / n;
-    let (mut sxx, mut sxy) = (0.0, 0.0);
-    for (x, (_, y)) in xs().zip(points) {
-        sxx += (x - mean_x) * (x - mean_x);
-        sxy += (x - mean_x) * (y - mean_y);
+    let mut f = Fit::new(origin);
+    for &(t, y) in points {
+        f.first_pass(t, y);
     }
-    if sxx <= 0.0 {
-        return None;
+    for &(t, y) in points {
+        f.second_pass(t, y);
     }
-    let slope = sxy / sxx;
-    Some(Trend { origin_ms: origin, intercept: mean_y - slope * mean_x, slope_per_day: slope })
+    f.trend()
+}
+
+/// [`fit`] for points that stream past, e.g. read from the store a day at a time: the same
+/// points go through [`Fit::first_pass`] and then, in the same order, through
+/// [`Fit::second_pass`]. The arithmetic is [`fit`]'s, operation for operation, so both give
+/// bit-identical trends; a one-pass formula (sums of squares) would not.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fit {
+    origin_ms: i64,
+    first: u64,
+    second: u64,
+    sum_x: f64,
+    sum_y: f64,
+    sxx: f64,
+    sxy: f64,
+}
+
+impl Fit {
+    /// A fit anchored at `origin_ms`: the earliest point's time.
+    pub fn new(origin_ms: i64) -> Fit {
+        // Sums start at -0.0, as `Iterator::sum` of floats does.
+        Fit { origin_ms, first: 0, second: 0, sum_x: -0.0, sum_y: -0.0, sxx: 0.0, sxy: 0.0 }
+    }
+
+    fn x(&self, t_ms: i64) -> f64 {
+        (t_ms - self.origin_ms) as f64 / DAY_MS
+    }
+
+    /// First pass: one point, for the means.
+    pub fn first_pass(&mut self, t_ms: i64, y: f64) {
+        self.first += 1;
+        self.sum_x += self.x(t_ms);
+        self.sum_y += y;
+    }
+
+    fn means(&self) -> (f64, f64) {
+        let n = self.first as f64;
+        (self.sum_x / n, self.sum_y / n)
+    }
+
+    /// Second pass: the same point again, for the spread around the means.
+    pub fn second_pass(&mut self, t_ms: i64, y: f64) {
+        let (mean_x, mean_y) = self.means();
+        let x = self.x(t_ms);
+        self.second += 1;
+        self.sxx += (x - mean_x) * (x - mean_x);
+        self.sxy += (x - mean_x) * (y - mean_y);
+    }
+
+    /// Points seen by the first and by the second pass; they differ when the data changed
+    /// between the passes.
+    pub fn passes(&self) -> (u64, u64) {
+        (self.first, self.second)
+    }
+
+    /// The fitted line; `None` with fewer than two distinct times, or when the two passes did
+    /// not see the same number of points.
+    pub fn trend(&self) -> Option<Trend> {
+        if self.first == 0 || self.first != self.second || self.sxx <= 0.0 {
+            return None;
+        }
+        let (mean_x, mean_y) = self.means();
+        let slope = self.sxy / self.sxx;
+        Some(Trend { origin_ms: self.origin_ms, intercept: mean_y - slope * mean_x, slope_per_day: slope })
+    }
 }
 
 #[cfg(test)]
@@ -93,5 +152,25 @@ mod tests {
         assert!(fit(&[(5, 50.0), (5, 60.0)]).is_none());
         assert!(fit(&[]).is_none());
         assert!(fit(&[(0, 1.0)]).is_none());
+    }
+
+    #[test]
+    fn streamed_in_pieces_the_fit_is_bit_identical() {
+        let pts: Vec<(i64, f64)> = (0..5_000).map(|i| (1_000 * DAY + i * 61_000, 50.0 + (i % 7) as f64 * 0.1 + i as f64 * 1e-4)).collect();
+        let mut f = Fit::new(pts[0].0);
+        for chunk in pts.chunks(333) {
+            chunk.iter().for_each(|&(t, y)| f.first_pass(t, y));
+        }
+        for chunk in pts.chunks(1_000) {
+            chunk.iter().for_each(|&(t, y)| f.second_pass(t, y));
+        }
+        assert_eq!(f.trend(), fit(&pts));
+        assert!(f.trend().is_some());
+        // A second pass that saw another number of points gives no trend rather than a wrong one.
+        let mut g = Fit::new(0);
+        g.first_pass(0, 1.0);
+        g.first_pass(DAY, 2.0);
+        g.second_pass(0, 1.0);
+        assert_eq!((g.passes(), g.trend()), ((2, 1), None));
     }
 }

@@ -2,10 +2,11 @@
 //! them; scores stand beside the lights.
 //!
 //! Everything here is a plain function over data — no store, no clock: the moment judged and
-//! the period come in as a [`rules::Window`]. `assess.rs` gathers the data from the store.
+//! the period come in as a [`rules::Window`]. `assess/` gathers the data from the store.
 //!
 //! # Layout
 //! - [`rules`]: [`rules::DeviceInput`] and the built-in rules, [`rules::evaluate`].
+//! - [`samples`]: a device's samples reduced to what the rules read, slice by slice of time.
 //! - [`forecast`]: least-squares trend fit behind the disk forecast.
 //! - [`coverage`]: gaps in a device's samples against the expected interval.
 //! - [`aggregate`]: device, service and tenant lights and the 0–100 score.
@@ -18,6 +19,7 @@ pub mod change;
 pub mod coverage;
 pub mod forecast;
 pub mod rules;
+pub mod samples;
 pub mod scenario;
 pub mod text;
 

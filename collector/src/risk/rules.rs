@@ -22,7 +22,8 @@ use std::collections::BTreeMap;
 use ampel_protocol::model::{Alert, AlertAction, AlertSource, License};
 use jiff::tz::TimeZone;
 
-use super::{Finding, Light, coverage, finding_id, forecast, text};
+use super::samples::{SampleFacts, wants_forecast};
+use super::{Finding, Light, finding_id, text};
 use crate::config::RiskConfig;
 
 pub use super::aggregate::{light_of, score_of, tenant_score};
@@ -49,7 +50,18 @@ pub struct Disk {
     pub points: Vec<(i64, f64)>,
 }
 
+/// The file system a `disk.used_percent` series is about: its `mount` label, `?` without one.
+pub fn mount_of(labels: &[(String, String)]) -> &str {
+    labels.iter().find(|(k, _)| k == "mount").map_or("?", |(_, v)| v.as_str())
+}
+
 /// What the rules look at for one device.
+///
+/// The rules read the samples through [`SampleFacts`], reduced from the sample fields here.
+/// Callers that hold a device's samples in memory (scenarios, tests) fill them and call
+/// [`evaluate`]; the store's gathering leaves them empty, streams the period through a
+/// [`super::samples::SampleReducer`] a slice of time at a time (each slice a `DeviceInput`
+/// too) and calls [`evaluate_with`].
 #[derive(Debug, Clone, Default)]
 pub struct DeviceInput {
     /// Device id.
@@ -91,7 +103,7 @@ impl DeviceInput {
         } else if name == cfg.capture_packets_metric.0 {
             &mut self.capture_packets
         } else if name == metrics::DISK_USED {
-            let mount = labels.iter().find(|(k, _)| k == "mount").map_or("?", |(_, v)| v.as_str());
+            let mount = mount_of(labels);
             match self.disks.iter().position(|d| d.mount == mount) {
                 Some(i) => &mut self.disks[i].points,
                 None => {
@@ -146,7 +158,8 @@ impl Window {
         self.end_ms.saturating_sub(self.start_ms)
     }
 
-    fn contains(&self, ts: i64) -> bool {
+    /// Whether `ts` lies in `[start_ms, end_ms)`.
+    pub(crate) fn contains(&self, ts: i64) -> bool {
         (self.start_ms..self.end_ms).contains(&ts)
     }
 
@@ -197,6 +210,7 @@ const DAY_MS: i64 = 86_400_000;
 /// Collects one device's findings.
 struct Out<'a> {
     dev: &'a DeviceInput,
+    facts: &'a SampleFacts,
     win: &'a Window,
     findings: Vec<Finding>,
 }
@@ -221,9 +235,15 @@ impl Out<'_> {
     }
 }
 
-/// Runs every rule over one device for `win`.
+/// Runs every rule over one device for `win`, with the samples `dev` holds.
 pub fn evaluate(dev: &DeviceInput, cfg: &RiskConfig, win: &Window) -> Vec<Finding> {
-    let mut out = Out { dev, win, findings: Vec::new() };
+    evaluate_with(dev, &SampleFacts::of(dev, cfg, win), cfg, win)
+}
+
+/// Runs every rule over one device for `win`, with its samples already reduced to `facts`
+/// (for the same `cfg` and `win`); the sample fields of `dev` are not read.
+pub fn evaluate_with(dev: &DeviceInput, facts: &SampleFacts, cfg: &RiskConfig, win: &Window) -> Vec<Finding> {
+    let mut out = Out { dev, facts, win, findings: Vec::new() };
     license(&mut out, cfg);
     ids(&mut out, cfg);
     malware(&mut out);
@@ -412,7 +432,7 @@ fn availability(out: &mut Out<'_>, cfg: &RiskConfig) {
 /// The device certificate, as the agent last reported it in the period: expired (red) or
 /// expiring within `certificate-warning` (yellow), which means renewal has been failing.
 fn certificate(out: &mut Out<'_>, cfg: &RiskConfig) {
-    let Some(&(_, not_after_s)) = out.dev.cert_expires_at.iter().rfind(|p| p.0 < out.win.end_ms) else {
+    let Some((_, not_after_s)) = out.facts.certificate else {
         return;
     };
     if !not_after_s.is_finite() {
@@ -443,15 +463,13 @@ fn certificate(out: &mut Out<'_>, cfg: &RiskConfig) {
 fn performance(out: &mut Out<'_>, cfg: &RiskConfig) {
     let share = cfg.high_share_percent.0 / 100.0;
     for (rule, what, samples, limit) in [
-        ("performance.cpu", "CPU", &out.dev.cpu, cfg.cpu_high_percent.0),
-        ("performance.memory", "Memory", &out.dev.memory, cfg.memory_high_percent.0),
+        ("performance.cpu", "CPU", out.facts.cpu, cfg.cpu_high_percent.0),
+        ("performance.memory", "Memory", out.facts.memory, cfg.memory_high_percent.0),
     ] {
-        let samples: Vec<f64> = samples.iter().filter(|p| out.win.contains(p.0)).map(|p| p.1).collect();
-        if samples.is_empty() {
+        if samples.samples == 0 {
             continue;
         }
-        let high = samples.iter().filter(|v| **v >= limit).count();
-        let frac = high as f64 / samples.len() as f64;
+        let frac = samples.high as f64 / samples.samples as f64;
         let level = if frac > (2.0 * share).min(1.0) && share > 0.0 {
             Light::Red
         } else if frac > share {
@@ -462,19 +480,19 @@ fn performance(out: &mut Out<'_>, cfg: &RiskConfig) {
         let evidence = format!(
             "{what} usage at or above {limit:.0} % in {:.0} % of {} samples from {} (yellow above {:.0} %, red above {:.0} %).",
             frac * 100.0,
-            samples.len(),
+            samples.samples,
             out.win.span(),
             share * 100.0,
             (2.0 * share).min(1.0) * 100.0
         );
-        out.push(rule, None, level, evidence, &[("high_share_percent", frac * 100.0), ("samples", samples.len() as f64)]);
+        out.push(rule, None, level, evidence, &[("high_share_percent", frac * 100.0), ("samples", samples.samples as f64)]);
     }
 }
 
 fn disks(out: &mut Out<'_>, cfg: &RiskConfig) {
-    for disk in out.dev.disks.clone() {
-        let points: Vec<(i64, f64)> = disk.points.iter().copied().filter(|p| out.win.contains(p.0)).collect();
-        let Some(&(last_ts, used)) = points.last() else { continue };
+    let facts = out.facts;
+    for disk in &facts.disks {
+        let (Some(first_ts), Some((last_ts, used))) = (disk.first_ms, disk.last) else { continue };
         let mount = disk.mount.as_str();
         let level = if used >= cfg.disk_red_percent.0 {
             Some(Light::Red)
@@ -492,14 +510,11 @@ fn disks(out: &mut Out<'_>, cfg: &RiskConfig) {
             );
             out.push("performance.disk", Some(mount), level, evidence, &[("used_percent", used)]);
         }
-        if level == Some(Light::Red) || used >= 100.0 || points.len() < 3 {
+        // Not when red already or full, nor from fewer than three samples or too short a span.
+        if !wants_forecast(cfg, disk) {
             continue;
         }
-        let span = last_ts - points[0].0;
-        if span < cfg.disk_forecast_min_span.as_ms() {
-            continue;
-        }
-        let Some(trend) = forecast::fit(&points) else { continue };
+        let Some(trend) = disk.trend else { continue };
         let Some(full) = trend.reaches(100.0) else { continue };
         let left = full.saturating_sub(out.win.end_ms).max(0);
         let within = cfg.disk_full_within.as_ms();
@@ -507,8 +522,8 @@ fn disks(out: &mut Out<'_>, cfg: &RiskConfig) {
             let evidence = format!(
                 "File system {mount} ({used:.1} % now) grows by {:.2} percentage points a day (least-squares fit over {} samples from {} to {}); at that rate it is full on {}, in {} (warning {} ahead).",
                 trend.slope_per_day,
-                points.len(),
-                out.win.time(points[0].0),
+                disk.samples,
+                out.win.time(first_ts),
                 out.win.time(last_ts),
                 out.win.date(full),
                 human(left),
@@ -521,8 +536,7 @@ fn disks(out: &mut Out<'_>, cfg: &RiskConfig) {
 }
 
 fn capture(out: &mut Out<'_>, cfg: &RiskConfig) {
-    let sum = |v: &[(i64, f64)]| v.iter().filter(|p| out.win.contains(p.0) && p.1.is_finite() && p.1 > 0.0).map(|p| p.1).sum::<f64>();
-    let (drops, packets) = (sum(&out.dev.capture_drops), sum(&out.dev.capture_packets));
+    let (drops, packets) = (out.facts.capture_drops, out.facts.capture_packets);
     // Suricata counts dropped packets among the captured ones; guard against sources that do
     // not, so the share never exceeds 100 %.
     let total = packets.max(drops);
@@ -547,20 +561,16 @@ fn capture(out: &mut Out<'_>, cfg: &RiskConfig) {
 }
 
 fn coverage_rules(out: &mut Out<'_>, cfg: &RiskConfig) {
-    let dev = out.dev;
-    if dev.last_seen_ms.is_none() {
+    let facts = out.facts;
+    if out.dev.last_seen_ms.is_none() {
         return; // never seen: availability.never-seen says it
     }
-    if dev.cpu.is_empty() && dev.memory.is_empty() {
+    if !facts.cpu_or_memory {
         out.push("coverage.no-performance-data", None, Light::Grey, format!("No CPU or memory samples from {}.", out.win.span()), &[]);
     }
-    let times = dev.sample_times();
-    if times.is_empty() {
-        return;
-    }
+    let Some(c) = &facts.coverage else { return };
     // Before the device first reported, there was nothing to cover.
-    let start = dev.first_seen_ms.map_or(out.win.start_ms, |f| f.max(out.win.start_ms));
-    let c = coverage::coverage(&times, start, out.win.end_ms, cfg.expected_interval.as_ms());
+    let start = facts.coverage_start_ms;
     // From the missing time, not the share, so that exactly the minimum is not a float coin toss.
     let len = out.win.end_ms.saturating_sub(start).max(1);
     let pct = (len - c.missing_ms) as f64 * 100.0 / len as f64;

@@ -1,10 +1,19 @@
 //! Gathers a tenant's data from the store, runs the risk rules over it and builds what the
 //! report shows. The one place where store, risk and report meet.
+//!
+//! # Layout
+//!
+//! - this file: periods, the assessment, the report's data.
+//! - `gather`: one device's period from the store — the rules' samples streamed a day at a
+//!   time, what the report shows per device from the rollups.
+
+mod gather;
 
 use crate::config::Config;
 use crate::report::stats::{self, AlertSection, Stat, TrafficRow};
 use crate::report::{DeviceReport, ReportData};
 use crate::risk::rules::{self, DeviceInput, Window};
+use crate::risk::samples::SampleFacts;
 use crate::risk::{Finding, FindingChange, Light, ServiceLight, change, light_of, score_of, service_lights, tenant_score};
 use crate::store::{Store, StoreError};
 
@@ -220,37 +229,36 @@ impl TenantAssessment {
     }
 }
 
-/// Most points a chart series is reduced to.
+/// Most points a chart series has.
 pub const CHART_POINTS: usize = 400;
 
-/// Reduces a series to at most `max` points by averaging equal time buckets.
-pub fn downsample(points: &[(i64, f64)], max: usize) -> Vec<(i64, f64)> {
-    if points.len() <= max || max == 0 {
-        return points.to_vec();
+pub use gather::chart_step;
+
+/// A chart series as the gathering builds it from the rollups, built from raw samples: the
+/// mean of the finite values per bucket of [`chart_step`] over `[start_ms, end_ms)`, placed in
+/// the middle of the bucket's part of the period. For data that did not come from a store
+/// (the synthetic tenant of the tests and the benchmark).
+pub fn chart_points(points: &[(i64, f64)], start_ms: i64, end_ms: i64) -> Vec<(i64, f64)> {
+    let step = chart_step(start_ms, end_ms, CHART_POINTS);
+    let mut buckets: std::collections::BTreeMap<i64, (f64, u64)> = std::collections::BTreeMap::new();
+    for &(t, v) in points.iter().filter(|p| (start_ms..end_ms).contains(&p.0) && p.1.is_finite()) {
+        let b = buckets.entry(t.div_euclid(step).saturating_mul(step)).or_insert((0.0, 0));
+        b.0 += v;
+        b.1 += 1;
     }
-    let (first, last) = (points[0].0, points[points.len() - 1].0);
-    let width = ((last - first) / max as i64 + 1).max(1);
-    let mut out: Vec<(i64, f64)> = Vec::with_capacity(max + 1);
-    let (mut bucket, mut sum, mut n, mut ts_sum) = (0i64, 0.0, 0u32, 0i128);
-    for (i, (ts, v)) in points.iter().enumerate() {
-        let b = (ts - first) / width;
-        if i > 0 && b != bucket && n > 0 {
-            out.push(((ts_sum / i128::from(n)) as i64, sum / f64::from(n)));
-            (sum, n, ts_sum) = (0.0, 0, 0);
-        }
-        bucket = b;
-        sum += v;
-        n += 1;
-        ts_sum += i128::from(*ts);
-    }
-    if n > 0 {
-        out.push(((ts_sum / i128::from(n)) as i64, sum / f64::from(n)));
-    }
-    out
+    buckets
+        .into_iter()
+        .map(|(bucket, (sum, n))| {
+            let (a, b) = (bucket.max(start_ms), bucket.saturating_add(step).min(end_ms));
+            (a + (b - a) / 2, sum / n as f64)
+        })
+        .collect()
 }
 
+/// One device's data for the rules: its input without samples, and the samples reduced.
 struct Gathered {
     input: DeviceInput,
+    facts: SampleFacts,
     record: crate::store::DeviceRecord,
     points: u64,
 }
@@ -312,31 +320,19 @@ fn local_days(period: &Period, tz: &str) -> Vec<i64> {
     out
 }
 
+/// Every device of the tenant with its data in the period. The samples the rules read are
+/// reduced as they are read (`gather::sample_facts`), never held for the whole period.
 fn gather(store: &Store, cfg: &Config, tenant: &str, period: &Period) -> Result<Vec<Gathered>, StoreError> {
+    let window = period.window(&cfg.report.time_zone.0);
     let mut alerts = store.alerts(tenant, period.start_ms, period.end_ms)?;
     let mut out = Vec::new();
     for (device, record) in store.devices(Some(tenant))? {
-        let points = store.count_points(&device, period.start_ms, period.end_ms)?;
+        let points = gather::count_points(store, &device, period.start_ms, period.end_ms)?;
         if record.registered_ms >= period.end_ms && points == 0 {
             continue; // not there yet: nothing to judge (and nothing "fixed" later)
         }
         let mut input = DeviceInput { device: device.clone(), ..DeviceInput::default() };
-        // Latest sample time in the period: what "last seen" means for data sent late (a
-        // spooled backlog) or for a report of a past period.
-        let mut latest_sample: Option<i64> = None;
-        for name in [
-            rules::metrics::CPU,
-            rules::metrics::MEMORY,
-            rules::metrics::DISK_USED,
-            rules::metrics::CERT_EXPIRES_AT,
-            &cfg.risk.capture_drops_metric.0,
-            &cfg.risk.capture_packets_metric.0,
-        ] {
-            for (labels, points) in store.metric(&device, name, period.start_ms, period.end_ms)? {
-                latest_sample = latest_sample.max(points.last().map(|p| p.0));
-                input.add_series(name, &labels, points, &cfg.risk);
-            }
-        }
+        let facts = gather::sample_facts(store, &device, record.first_seen_ms, &cfg.risk, &window)?;
         // Alerts come tenant-wide, time-ordered; hand each device its own.
         let (own, rest): (Vec<_>, Vec<_>) = alerts.into_iter().partition(|a| a.device == device);
         alerts = rest;
@@ -346,9 +342,11 @@ fn gather(store: &Store, cfg: &Config, tenant: &str, period: &Period) -> Result<
         // of after the period had not been seen by its end — unless its samples fall inside.
         let seen_by_end = record.first_seen_ms.is_some_and(|f| f < period.end_ms);
         let arrived = record.last_seen_ms.filter(|_| seen_by_end).map(|l| l.min(period.end_ms));
-        input.last_seen_ms = arrived.max(latest_sample);
+        // The latest sample in the period: what "last seen" means for data sent late (a
+        // spooled backlog) or for a report of a past period.
+        input.last_seen_ms = arrived.max(facts.latest_ms);
         input.first_seen_ms = record.first_seen_ms;
-        out.push(Gathered { input, record, points });
+        out.push(Gathered { input, facts, record, points });
     }
     Ok(out)
 }
@@ -358,7 +356,7 @@ fn assess_gathered(tenant: &str, gathered: &[Gathered], cfg: &Config, period: &P
     let mut devices: Vec<DeviceAssessment> = gathered
         .iter()
         .map(|g| {
-            let findings = rules::evaluate(&g.input, &cfg.risk, &window);
+            let findings = rules::evaluate_with(&g.input, &g.facts, &cfg.risk, &window);
             DeviceAssessment {
                 device: g.input.device.clone(),
                 light: light_of(&findings),
@@ -428,42 +426,10 @@ pub fn report_data_in(store: &Store, cfg: &Config, tenant: &str, period: &Period
     for g in &gathered {
         traffic.extend(traffic_of(store, &g.input.device, period)?);
     }
-    let interval = cfg.risk.expected_interval.as_ms();
-    let devices = gathered
-        .iter()
-        .zip(&assessment.devices)
-        .map(|(g, a)| {
-            let inv = g.record.inventory.clone();
-            let times = g.input.sample_times();
-            let cov = (g.input.last_seen_ms.is_some() && !times.is_empty()).then(|| {
-                let start = g.input.first_seen_ms.map_or(period.start_ms, |f| f.max(period.start_ms));
-                crate::risk::coverage::coverage(&times, start, period.end_ms, interval)
-            });
-            let mut disks: Vec<(String, Stat)> =
-                g.input.disks.iter().filter_map(|d| Stat::of(&d.points).map(|s| (d.mount.clone(), s))).collect();
-            disks.sort_by(|x, y| x.0.cmp(&y.0));
-            DeviceReport {
-                device: g.input.device.clone(),
-                hostname: inv.as_ref().map(|i| i.hostname.clone()).unwrap_or_default(),
-                model: inv.as_ref().map(|i| i.model.clone()).unwrap_or_default(),
-                os: inv.as_ref().map(|i| i.os.clone()).unwrap_or_default(),
-                agent_version: inv.as_ref().map(|i| i.agent_version.clone()).unwrap_or_default(),
-                first_seen_ms: g.record.first_seen_ms,
-                last_seen_ms: g.record.last_seen_ms,
-                points: g.points,
-                light: a.light,
-                score: a.score,
-                cpu: downsample(&g.input.cpu, CHART_POINTS),
-                memory: downsample(&g.input.memory, CHART_POINTS),
-                cpu_stat: Stat::of(&g.input.cpu),
-                memory_stat: Stat::of(&g.input.memory),
-                disks,
-                license: g.record.license.clone(),
-                coverage: cov.as_ref().map(|c| c.share),
-                gaps: cov.map(|c| c.gaps.iter().map(|x| (x.start_ms, x.end_ms)).collect()).unwrap_or_default(),
-            }
-        })
-        .collect();
+    let mut devices = Vec::with_capacity(gathered.len());
+    for (g, a) in gathered.iter().zip(&assessment.devices) {
+        devices.push(device_report(store, g, a, period)?);
+    }
     Ok(ReportData {
         tenant: tenant.to_owned(),
         period_start_ms: period.start_ms,
@@ -483,6 +449,49 @@ pub fn report_data_in(store: &Store, cfg: &Config, tenant: &str, period: &Period
         mail: section(AlertSection::Mail),
         traffic,
         rule_version: rule_version(cfg),
+    })
+}
+
+/// What the report shows of one device: its verdict, the coverage the rules found and, from
+/// the rollups, the min / avg / max and charts of its samples.
+fn device_report(store: &Store, g: &Gathered, a: &DeviceAssessment, period: &Period) -> Result<DeviceReport, StoreError> {
+    let series = store.series_of(&g.input.device)?;
+    let range = (period.start_ms, period.end_ms);
+    let step = chart_step(period.start_ms, period.end_ms, CHART_POINTS);
+    let ids = |name: &str| series.iter().filter(|s| s.0 == name).map(|s| s.2).collect::<Vec<u64>>();
+    let cpu = gather::shown(store, &ids(rules::metrics::CPU), range, step)?;
+    let memory = gather::shown(store, &ids(rules::metrics::MEMORY), range, step)?;
+    let mut mounts: std::collections::BTreeMap<&str, Vec<u64>> = std::collections::BTreeMap::new();
+    for (_, labels, id) in series.iter().filter(|s| s.0 == rules::metrics::DISK_USED) {
+        mounts.entry(rules::mount_of(labels)).or_default().push(*id);
+    }
+    let mut disks: Vec<(String, Stat)> = Vec::new();
+    for (mount, ids) in mounts {
+        if let Some(stat) = gather::shown(store, &ids, range, step)?.stat {
+            disks.push((mount.to_owned(), stat));
+        }
+    }
+    let inv = g.record.inventory.as_ref();
+    let cov = g.facts.coverage.as_ref().filter(|_| g.input.last_seen_ms.is_some());
+    Ok(DeviceReport {
+        device: g.input.device.clone(),
+        hostname: inv.map(|i| i.hostname.clone()).unwrap_or_default(),
+        model: inv.map(|i| i.model.clone()).unwrap_or_default(),
+        os: inv.map(|i| i.os.clone()).unwrap_or_default(),
+        agent_version: inv.map(|i| i.agent_version.clone()).unwrap_or_default(),
+        first_seen_ms: g.record.first_seen_ms,
+        last_seen_ms: g.record.last_seen_ms,
+        points: g.points,
+        light: a.light,
+        score: a.score,
+        cpu: cpu.chart,
+        memory: memory.chart,
+        cpu_stat: cpu.stat,
+        memory_stat: memory.stat,
+        disks,
+        license: g.record.license.clone(),
+        coverage: cov.map(|c| c.share),
+        gaps: cov.map(|c| c.gaps.iter().map(|x| (x.start_ms, x.end_ms)).collect()).unwrap_or_default(),
     })
 }
 
@@ -602,6 +611,147 @@ mod tests {
         assert!(data.findings.iter().all(|f| f.change.is_some() && !f.id.is_empty()));
     }
 
+    const MIN: i64 = 60_000;
+    const HOUR: i64 = 60 * MIN;
+    /// 2026-03-09T00:00:00Z.
+    const DAY0: i64 = 1_773_014_400_000;
+
+    /// Hour `hour` after [`DAY0`] of a device sampled every minute (off the minute), with
+    /// CPU high 40 % of the time, a second CPU series, a disk growing towards full and one
+    /// full, two capture counters each, the certificate hourly, and three silences.
+    fn odd_hour(hour: i64) -> Vec<ampel_protocol::Record> {
+        use ampel_protocol::{Metric, Record};
+        let m = |ts: i64, name: &str, label: Option<(&str, &str)>, value: f64| {
+            let labels = label.map(|(k, v)| vec![(k.to_owned(), v.to_owned())]).unwrap_or_default();
+            Record::Metric(Metric { ts, name: name.into(), labels, value })
+        };
+        let silences = [(34 * HOUR, 37 * HOUR), (47 * HOUR, 49 * HOUR + 30 * MIN), (55 * HOUR, 60 * HOUR)];
+        let mut records = Vec::new();
+        for i in 0..60 {
+            let k = hour * 60 + i;
+            let ts = DAY0 + k * MIN + 1_234;
+            if silences.iter().any(|(a, b)| (DAY0 + a..DAY0 + b).contains(&ts)) {
+                continue;
+            }
+            records.push(m(ts, "cpu.usage_percent", None, if k % 10 < 4 { 95.0 } else { 20.0 + (k % 7) as f64 * 0.1 }));
+            records.push(m(ts, "memory.used_percent", None, 40.0 + (k % 13) as f64 * 0.5));
+            records.push(m(ts, "disk.used_percent", Some(("mount", "/")), 60.0 + k as f64 * 0.005 + (k % 3) as f64 * 0.01));
+            records.push(m(ts, "disk.used_percent", Some(("mount", "/boot")), 96.0));
+            if k % 5 == 0 {
+                let late = ts + 30_000;
+                records.push(m(late, "cpu.usage_percent", Some(("core", "1")), 50.0 + (k % 11) as f64));
+                for iface in ["eth0", "eth1"] {
+                    records.push(m(late, "ids.capture.kernel_packets", Some(("iface", iface)), 1000.0));
+                    records.push(m(late, "ids.capture.kernel_drops", Some(("iface", iface)), 15.0));
+                }
+            }
+            if i == 0 {
+                records.push(m(ts, "agent.cert_expires_at", None, ((DAY0 + 6 * 86_400_000) / 1000) as f64));
+            }
+        }
+        records
+    }
+
+    /// A store with 72 hours of [`odd_hour`] from device `fw-1` of tenant `acme`, the last two
+    /// hours not yet folded (readers merge them in from the ingest log), and a period that
+    /// starts and ends off every bucket edge.
+    fn odd_store() -> (tempfile::TempDir, Store, Period) {
+        use crate::store::{PendingBatch, StoreOptions};
+        use ampel_protocol::{Batch, DeviceId, Identity, PROTOCOL_VERSION, TenantId};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let me = Identity { tenant: TenantId::new("acme").unwrap(), device: DeviceId::new("fw-1").unwrap() };
+        store.register_device(&me.tenant, &me.device, DAY0 - 86_400_000).unwrap();
+        let batch = |hour: i64| PendingBatch {
+            identity: me.clone(),
+            batch: Batch { version: PROTOCOL_VERSION, seq: hour as u64 + 1, sender: None, records: odd_hour(hour) },
+            received_ms: DAY0 + (hour + 1) * HOUR,
+        };
+        store.commit(&(0..70).map(batch).collect::<Vec<_>>()).unwrap();
+        store.fold_all().unwrap();
+        store.commit(&(70..72).map(batch).collect::<Vec<_>>()).unwrap();
+        let period = Period { start_ms: DAY0 + 37_123, end_ms: DAY0 + 72 * HOUR - 13 * MIN - 7_000, label: "odd".into() };
+        (dir, store, period)
+    }
+
+    /// `fw-1`'s raw samples in `period`, read whole, as the gathering did before it streamed.
+    fn raw_input(store: &Store, cfg: &Config, period: &Period) -> DeviceInput {
+        let mut raw = DeviceInput { device: "fw-1".into(), ..DeviceInput::default() };
+        let mut latest = None;
+        let names = [rules::metrics::CPU, rules::metrics::MEMORY, rules::metrics::DISK_USED, rules::metrics::CERT_EXPIRES_AT];
+        for name in names.into_iter().chain(["ids.capture.kernel_drops", "ids.capture.kernel_packets"]) {
+            for (labels, points) in store.metric("fw-1", name, period.start_ms, period.end_ms).unwrap() {
+                latest = latest.max(points.last().map(|p| p.0));
+                raw.add_series(name, &labels, points, &cfg.risk);
+            }
+        }
+        let record = store.device("fw-1").unwrap().unwrap();
+        raw.first_seen_ms = record.first_seen_ms;
+        raw.last_seen_ms = record.last_seen_ms.map(|l| l.min(period.end_ms)).max(latest);
+        raw
+    }
+
+    /// The rules' answers from the store, streamed a day at a time (a silence crosses a
+    /// slice's edge), are those of the raw samples read whole, to the last digit.
+    #[test]
+    fn streamed_gathering_gives_the_findings_of_the_raw_samples() {
+        let (_dir, store, period) = odd_store();
+        let cfg = Config::parse(std::path::Path::new("/etc/ampel/collector.toml"), "").unwrap();
+        let raw = raw_input(&store, &cfg, &period);
+        let expected = rules::evaluate(&raw, &cfg.risk, &period.window(&cfg.report.time_zone.0));
+        let got = assess(&store, &cfg, "acme", &period).unwrap();
+        assert_eq!(got.devices[0].findings, expected);
+        let mut fired: Vec<&str> = expected.iter().map(|f| f.rule.as_str()).collect();
+        fired.dedup();
+        let all = [
+            "availability.certificate-expiring",
+            "performance.cpu",
+            "performance.disk-full-forecast",
+            "performance.disk",
+            "traffic.capture-drops",
+            "coverage.gaps",
+        ];
+        assert_eq!(fired, all);
+    }
+
+    /// What the report shows per device from the rollups has the raw samples' point count,
+    /// extremes, mean, coverage and chart.
+    #[test]
+    fn rolled_up_report_figures_are_the_raw_samples_figures() {
+        let (_dir, store, period) = odd_store();
+        let cfg = Config::parse(std::path::Path::new("/etc/ampel/collector.toml"), "").unwrap();
+        let raw = raw_input(&store, &cfg, &period);
+        let data = report_data(&store, &cfg, "acme", &period).unwrap();
+        let d = &data.devices[0];
+        assert_eq!(d.points, store.count_points("fw-1", period.start_ms, period.end_ms).unwrap());
+        let close = |a: Option<Stat>, b: Option<Stat>| {
+            let (a, b) = (a.unwrap(), b.unwrap());
+            assert_eq!((a.min, a.max), (b.min, b.max));
+            assert!((a.avg - b.avg).abs() <= 1e-9 * b.avg.abs(), "{a:?} {b:?}");
+        };
+        close(d.cpu_stat, Stat::of(&raw.cpu));
+        close(d.memory_stat, Stat::of(&raw.memory));
+        let mounts: Vec<&str> = d.disks.iter().map(|x| x.0.as_str()).collect();
+        assert_eq!(mounts, vec!["/", "/boot"]);
+        for (disk, (_, stat)) in raw.disks.iter().zip(&d.disks) {
+            close(Some(*stat), Stat::of(&disk.points));
+        }
+        let start = raw.first_seen_ms.unwrap().max(period.start_ms);
+        let cov = crate::risk::coverage::coverage(&raw.sample_times(), start, period.end_ms, cfg.risk.expected_interval.as_ms());
+        assert_eq!(d.coverage, Some(cov.share));
+        assert_eq!(d.gaps, cov.gaps.iter().map(|g| (g.start_ms, g.end_ms)).collect::<Vec<_>>());
+        assert_eq!(d.gaps.len(), 3);
+        // 15-minute buckets over three days (from the minute rollups), each the mean of its
+        // samples.
+        assert_eq!(chart_step(period.start_ms, period.end_ms, CHART_POINTS), 15 * MIN);
+        let from_raw = chart_points(&raw.cpu, period.start_ms, period.end_ms);
+        assert!(from_raw.len() > 200 && from_raw.len() <= CHART_POINTS, "{}", from_raw.len());
+        assert_eq!(d.cpu.len(), from_raw.len());
+        for (a, b) in d.cpu.iter().zip(&from_raw) {
+            assert!(a.0 == b.0 && (a.1 - b.1).abs() <= 1e-9 * b.1.abs(), "{a:?} {b:?}");
+        }
+    }
+
     fn berlin_ms(s: &str) -> i64 {
         s.parse::<jiff::civil::DateTime>()
             .unwrap()
@@ -638,12 +788,13 @@ mod tests {
     }
 
     #[test]
-    fn downsampling_keeps_the_mean_and_the_order() {
-        let pts: Vec<(i64, f64)> = (0..10_000).map(|i| (i, (i % 2) as f64 * 100.0)).collect();
-        let d = downsample(&pts, 100);
-        assert!(d.len() <= 101 && d.len() >= 90, "{}", d.len());
+    fn chart_points_keep_the_mean_and_the_order() {
+        let pts: Vec<(i64, f64)> = (0..10_000).map(|i| (i * MIN, (i % 2) as f64 * 100.0)).collect();
+        let d = chart_points(&pts, 0, 10_000 * MIN);
+        assert!(d.len() <= CHART_POINTS && d.len() >= 300, "{}", d.len());
         assert!(d.windows(2).all(|w| w[0].0 < w[1].0));
-        assert!(d.iter().all(|p| (p.1 - 50.0).abs() < 1.0));
-        assert_eq!(downsample(&pts[..5], 100).len(), 5);
+        assert!(d.iter().all(|p| (p.1 - 50.0).abs() < 1.0), "{d:?}");
+        // Outside the period and not finite: left out.
+        assert_eq!(chart_points(&[(-1, 1.0), (5, f64::NAN), (10, 2.0)], 0, 100), vec![(50, 2.0)]);
     }
 }
