@@ -19,6 +19,7 @@ use crate::config::RiskConfig;
 use crate::report::Stat;
 use crate::risk::rules::{DeviceInput, Window, metrics, mount_of};
 use crate::risk::samples::{SampleFacts, SampleReducer};
+use crate::store::rollup::{ceil_to, floor_to};
 use crate::store::{Aggregate, Labels, Store, StoreError};
 
 const MINUTE_MS: i64 = 60_000;
@@ -34,17 +35,6 @@ const ATTEMPTS: usize = 3;
 
 /// A series of the store: (name, labels, id).
 type Series = (String, Labels, u64);
-
-/// `ts` rounded down to a multiple of `width`.
-fn floor_to(ts: i64, width: i64) -> i64 {
-    ts.div_euclid(width).saturating_mul(width)
-}
-
-/// `ts` rounded up to a multiple of `width`.
-fn ceil_to(ts: i64, width: i64) -> i64 {
-    let f = floor_to(ts, width);
-    if f == ts { f } else { f.saturating_add(width) }
-}
 
 /// The series the rules read, metric by metric in the order the rules' input used to be
 /// filled, each metric's series in the store's order: so that series of one metric merge

@@ -16,6 +16,7 @@
 //! to, only read, or decoded and re-encoded when a late point lands inside it.
 
 use super::block::BlockError;
+use super::codec::BitReader;
 
 /// Header length in bytes.
 const HEADER_LEN: usize = 42;
@@ -78,58 +79,22 @@ impl Header {
     }
 }
 
-struct BitReader<'a> {
-    stream: &'a [u8],
-    pos: u64,
-    end: u64,
-}
-
-impl BitReader<'_> {
-    fn read(&mut self, n: u32) -> Result<u64, BlockError> {
-        if self.pos + u64::from(n) > self.end {
-            return Err(BlockError::Inconsistent);
-        }
-        let mut v = 0u64;
-        let mut left = n;
-        while left > 0 {
-            let byte = self.stream[(self.pos / 8) as usize];
-            let used = (self.pos % 8) as u32;
-            let avail = 8 - used;
-            let take = avail.min(left);
-            let chunk = (byte >> (avail - take)) & (((1u16 << take) - 1) as u8);
-            v = (v << take) | u64::from(chunk);
-            left -= take;
-            self.pos += u64::from(take);
-        }
-        Ok(v)
-    }
-
-    fn bit(&mut self) -> Result<bool, BlockError> {
-        Ok(self.read(1)? == 1)
-    }
-
-    fn signed(&mut self, n: u32) -> Result<i64, BlockError> {
-        let v = self.read(n)?;
-        Ok(if n == 64 { v as i64 } else { ((v << (64 - n)) as i64) >> (64 - n) })
-    }
-}
-
 /// Decodes a stored block into its points, calling `f` for each in time order.
 pub(super) fn for_each(bytes: &[u8], mut f: impl FnMut(i64, f64)) -> Result<Header, BlockError> {
     let h = Header::parse(bytes)?;
-    let mut r = BitReader { stream: &bytes[HEADER_LEN..], pos: 0, end: u64::from(h.bits) };
+    let mut r = BitReader::new(&bytes[HEADER_LEN..], u64::from(h.bits));
     let (mut ts, mut delta, mut value) = (h.first_ts, 0i64, 0u64);
     let (mut lead, mut trail) = (NO_WINDOW, 0u8);
     for i in 0..h.count {
-        let dod = if !r.bit()? {
+        let dod = if r.read(1)? == 0 {
             0
-        } else if !r.bit()? {
+        } else if r.read(1)? == 0 {
             r.signed(7)?
-        } else if !r.bit()? {
+        } else if r.read(1)? == 0 {
             r.signed(12)?
-        } else if !r.bit()? {
+        } else if r.read(1)? == 0 {
             r.signed(20)?
-        } else if !r.bit()? {
+        } else if r.read(1)? == 0 {
             r.signed(32)?
         } else {
             r.signed(64)?
@@ -140,8 +105,8 @@ pub(super) fn for_each(bytes: &[u8], mut f: impl FnMut(i64, f64)) -> Result<Head
             return Err(BlockError::Inconsistent);
         }
         ts = next;
-        if r.bit()? {
-            let xor = if !r.bit()? {
+        if r.read(1)? == 1 {
+            let xor = if r.read(1)? == 0 {
                 if lead == NO_WINDOW {
                     return Err(BlockError::Inconsistent);
                 }
@@ -160,7 +125,7 @@ pub(super) fn for_each(bytes: &[u8], mut f: impl FnMut(i64, f64)) -> Result<Head
         }
         f(ts, f64::from_bits(value));
     }
-    if ts != h.last_ts || value != h.last_value || r.pos != r.end {
+    if ts != h.last_ts || value != h.last_value || !r.at_end() {
         return Err(BlockError::Inconsistent);
     }
     Ok(h)

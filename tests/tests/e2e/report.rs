@@ -162,13 +162,14 @@ fn mail_test_names_the_failing_step() {
 }
 
 /// `report preview --job` renders as the scheduler would: the job's language, widgets, time
-/// zone and period; an unknown job name lists the configured ones.
+/// zone and period (a rolling week ending at `--end`, where the data is); an unknown job name
+/// lists the configured ones.
 #[test]
 fn report_preview_of_a_job_uses_its_language_widgets_and_time_zone() {
     let port = free_tcp_port();
     let d = deployment_with_data(&format!(
         "[mail]\noutbox = \"outbox\"\n\n[http]\nlisten = \"127.0.0.1:{port}\"\n\n[[jobs]]\nname = \"wochenbericht\"\ntenants = [\"acme\"]\n\
-         period = \"week\"\nsend = [\"mon 08:00\"]\ntime-zone = \"Europe/Berlin\"\nlanguage = \"de\"\n\
+         days = 7\nsend = [\"mon 08:00\"]\ntime-zone = \"Europe/Berlin\"\nlanguage = \"de\"\n\
          widgets = [\"summary\", \"devices\", \"appendix\"]\nto = \"ops@example.org\"\n"
     ));
     let out = d.dir.path().join("job.pdf");
