@@ -16,8 +16,8 @@
 //! | 29..34 | timestamp Rice state (u32 BE sum, u8 count)                         |
 //! | 34..36 | values escaped as floats in decimal mode (u16 BE)                   |
 //! | 36..40 | length of the bit stream in bits (u32 BE)                           |
-//! | 40..73 | value coder state ([`codec::Values`])                               |
-//! | 73..   | the bit stream, most significant bit first, zero-padded             |
+//! | 40..78 | value coder state ([`codec::Values`])                               |
+//! | 78..   | the bit stream, most significant bit first, zero-padded             |
 //!
 //! The encoder starts from "previous timestamp = first timestamp, previous delta = 0", so the
 //! first point is coded like every other. Timestamps within a block strictly increase. A block
@@ -250,10 +250,20 @@ impl Builder {
 
 /// Decodes a stored block (of either format) into its points, calling `f` for each in time
 /// order.
-pub fn for_each(bytes: &[u8], mut f: impl FnMut(i64, f64)) -> Result<Header, BlockError> {
+pub fn for_each(bytes: &[u8], f: impl FnMut(i64, f64)) -> Result<Header, BlockError> {
+    for_each_before(bytes, i64::MAX, f)
+}
+
+/// Like [`for_each`], but stops at the first point at or after `end` (a whole block is checked
+/// only when it is decoded to its end).
+pub fn for_each_before(bytes: &[u8], end: i64, mut f: impl FnMut(i64, f64)) -> Result<Header, BlockError> {
     let h = Header::parse(bytes)?;
     if h.legacy {
-        block_v1::for_each(bytes, f)?;
+        block_v1::for_each(bytes, |t, v| {
+            if t < end {
+                f(t, v);
+            }
+        })?;
         return Ok(h);
     }
     let mut r = BitReader::new(&bytes[HEADER_LEN..], u64::from(h.bits));
@@ -273,7 +283,11 @@ pub fn for_each(bytes: &[u8], mut f: impl FnMut(i64, f64)) -> Result<Header, Blo
             return Err(BlockError::Inconsistent);
         }
         ts = next;
-        f(ts, values.read(&mut r)?);
+        let v = values.read(&mut r)?;
+        if ts >= end {
+            return Ok(h);
+        }
+        f(ts, v);
     }
     if ts != h.last_ts || !r.at_end() {
         return Err(BlockError::Inconsistent);

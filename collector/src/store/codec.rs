@@ -96,6 +96,18 @@ impl BitWriter {
         }
     }
 
+    /// Writes the bits of another stream.
+    pub fn append(&mut self, other: &BitWriter) {
+        let mut r = BitReader::new(&other.buf, other.bits);
+        let mut left = other.bits;
+        while left > 0 {
+            let n = left.min(64) as u32;
+            // `other` holds `other.bits` bits: the read cannot fail.
+            self.write(r.read(n).unwrap_or(0), n);
+            left -= u64::from(n);
+        }
+    }
+
     /// Writes planned pieces.
     pub fn put(&mut self, pieces: &[Piece]) {
         for &(v, n) in pieces {
@@ -127,23 +139,33 @@ impl<'a> BitReader<'a> {
         self.pos == self.end
     }
 
+    /// The next `n` bits (n ≤ 64) without consuming them; bits past the end read as 0.
+    fn peek(&self, n: u32) -> u64 {
+        if n == 0 {
+            return 0;
+        }
+        let at = (self.pos / 8) as usize;
+        let window = match self.stream.get(at..at + 16) {
+            Some(b) => <[u8; 16]>::try_from(b).unwrap_or([0; 16]),
+            None => {
+                // Near the end: pad with zeros.
+                let mut w = [0u8; 16];
+                let rest = self.stream.get(at..).unwrap_or_default();
+                w[..rest.len().min(16)].copy_from_slice(&rest[..rest.len().min(16)]);
+                w
+            }
+        };
+        let w = u128::from_be_bytes(window) << (self.pos % 8);
+        (w >> (128 - n)) as u64
+    }
+
     /// Reads `n` bits (n ≤ 64).
     pub fn read(&mut self, n: u32) -> Result<u64, StreamError> {
         if self.pos + u64::from(n) > self.end {
             return Err(StreamError);
         }
-        let mut v = 0u64;
-        let mut left = n;
-        while left > 0 {
-            let byte = self.stream[(self.pos / 8) as usize];
-            let used = (self.pos % 8) as u32;
-            let avail = 8 - used;
-            let take = avail.min(left);
-            let chunk = (byte >> (avail - take)) & (((1u16 << take) - 1) as u8);
-            v = (v << take) | u64::from(chunk);
-            left -= take;
-            self.pos += u64::from(take);
-        }
+        let v = self.peek(n);
+        self.pos += u64::from(n);
         Ok(v)
     }
 
@@ -153,12 +175,18 @@ impl<'a> BitReader<'a> {
         Ok(if n == 64 { v as i64 } else { ((v << (64 - n)) as i64) >> (64 - n) })
     }
 
-    /// Counts ones up to the next zero (which it consumes), at most `max`.
+    /// Counts ones up to the next zero (which it consumes), at most `max` (≤ 63).
     fn unary(&mut self, max: u32) -> Result<u32, StreamError> {
-        let mut q = 0;
-        while q < max && self.read(1)? == 1 {
-            q += 1;
+        let left = self.end - self.pos;
+        let look = (u64::from(max) + 1).min(left) as u32;
+        let ones = (!self.peek(look) << (64 - look.max(1))).leading_zeros().min(look);
+        let q = ones.min(max);
+        // q ones, and the zero after them unless `max` was reached.
+        let used = if q < max { q + 1 } else { q };
+        if u64::from(used) > left {
+            return Err(StreamError);
         }
+        self.pos += u64::from(used);
         Ok(q)
     }
 }
@@ -287,6 +315,9 @@ const OP_FIRST: u64 = 2;
 pub const MODE_DECIMAL: u8 = 0;
 /// Gorilla XOR.
 pub const MODE_XOR: u8 = 1;
+/// The nearest decimal at a fixed scale plus the distance in ulps: for sums of decimals, which
+/// f64 addition leaves a few ulps off a decimal.
+pub const MODE_NEAR: u8 = 2;
 /// Marks "no XOR window yet".
 const NO_WINDOW: u8 = 0xff;
 
@@ -309,10 +340,12 @@ pub struct Values {
     pub rice: Rice,
     /// 1 until the first integer is coded.
     pub fresh: u8,
+    /// Coder of the ulp distances ([`MODE_NEAR`]).
+    pub ulp: Rice,
 }
 
 /// Stored size of [`Values`].
-pub const VALUES_LEN: usize = 1 + 1 + 1 + 8 + 8 + 4 + 4 + 4 + 1 + 1;
+pub const VALUES_LEN: usize = 1 + 1 + 1 + 8 + 8 + 4 + 4 + 4 + 1 + 1 + 4 + 1;
 
 impl Values {
     /// The state before the first value; the mode follows from that value.
@@ -323,7 +356,12 @@ impl Values {
     /// The state before the first value in `mode`.
     pub fn start_mode(mode: u8) -> Values {
         let scale = if mode == MODE_XOR { NO_WINDOW } else { 0 };
-        Values { mode, scale, trail: 0, prev: 0, delta: 0, cost: [0, 0], rice: Rice::default(), fresh: 1 }
+        Values { mode, scale, trail: 0, prev: 0, delta: 0, cost: [0, 0], rice: Rice::default(), fresh: 1, ulp: Rice::default() }
+    }
+
+    /// The state before the first value of a [`MODE_NEAR`] stream at `scale`.
+    pub fn start_near(scale: u8) -> Values {
+        Values { scale: scale.min(MAX_SCALE), ..Values::start_mode(MODE_NEAR) }
     }
 
     /// Writes the state.
@@ -338,6 +376,8 @@ impl Values {
         out.extend_from_slice(&self.rice.a.to_be_bytes());
         out.push(self.rice.n);
         out.push(self.fresh);
+        out.extend_from_slice(&self.ulp.a.to_be_bytes());
+        out.push(self.ulp.n);
     }
 
     /// Reads a stored state.
@@ -354,13 +394,15 @@ impl Values {
             cost: [u32_at(19), u32_at(23)],
             rice: Rice { a: u32_at(27), n: b[31] },
             fresh: b[32],
+            ulp: Rice { a: u32_at(33), n: b[37] },
         };
         let sane = match v.mode {
-            MODE_DECIMAL => v.scale <= MAX_SCALE,
+            MODE_DECIMAL | MODE_NEAR => v.scale <= MAX_SCALE,
             MODE_XOR => v.scale == NO_WINDOW || (v.scale < 64 && u32::from(v.scale) + u32::from(v.trail) < 64),
             _ => false,
         };
-        (sane && v.rice.n > 0 && v.rice.n < RICE_RESET && v.fresh <= 1).then_some(v)
+        let rices = [v.rice, v.ulp].iter().all(|r| r.n > 0 && r.n < RICE_RESET);
+        (sane && rices && v.fresh <= 1).then_some(v)
     }
 
     /// Plans the code of `v`, updating the state; returns whether `v` was escaped as a float
@@ -369,6 +411,9 @@ impl Values {
         if self.mode == MODE_XOR {
             self.plan_xor(v.to_bits(), out);
             return false;
+        }
+        if self.mode == MODE_NEAR {
+            return self.plan_near(v, out);
         }
         let i = match decimal_at(v, self.scale) {
             Some(i) => i,
@@ -385,18 +430,34 @@ impl Values {
                 None => return self.plan_float(v, out),
             },
         };
+        self.plan_int(i, out);
+        false
+    }
+
+    /// Codes integer `i`: whole if it is the first, else its residual against the predictor.
+    fn plan_int(&mut self, i: i64, out: &mut Plan) {
         if self.fresh == 1 {
             Rice::plan_escape(out, OP_FIRST);
             out.push((i as u64, 64));
             self.fresh = 0;
-            self.follow(i);
-            return false;
+        } else {
+            let prev = self.prev as i64;
+            let guesses = [prev, prev.wrapping_add(self.delta)];
+            let pick = usize::from(self.cost[1] < self.cost[0]);
+            self.rice.plan(i.wrapping_sub(guesses[pick]), out);
         }
-        let prev = self.prev as i64;
-        let guesses = [prev, prev.wrapping_add(self.delta)];
-        let pick = usize::from(self.cost[1] < self.cost[0]);
-        self.rice.plan(i.wrapping_sub(guesses[pick]), out);
         self.follow(i);
+    }
+
+    fn plan_near(&mut self, v: f64, out: &mut Plan) -> bool {
+        let x = (v * POW10[usize::from(self.scale)]).round();
+        if !x.is_finite() || x.abs() >= MAX_EXACT as f64 {
+            return self.plan_float(v, out);
+        }
+        let i = x as i64;
+        let ulps = (v.to_bits() as i64).wrapping_sub(from_decimal(i, self.scale).to_bits() as i64);
+        self.plan_int(i, out);
+        self.ulp.plan(ulps, out);
         false
     }
 
@@ -456,29 +517,32 @@ impl Values {
         if self.mode == MODE_XOR {
             return self.read_xor(r);
         }
-        loop {
+        let i = loop {
             let prev = self.prev as i64;
             let guesses = [prev, prev.wrapping_add(self.delta)];
             let pick = usize::from(self.cost[1] < self.cost[0]);
             match self.rice.read(r)? {
-                Coded::Number(res) => {
-                    let i = guesses[pick].wrapping_add(res);
-                    self.follow(i);
-                    return Ok(from_decimal(i, self.scale));
-                }
+                Coded::Number(res) => break guesses[pick].wrapping_add(res),
                 Coded::Escape(OP_FLOAT) => return Ok(f64::from_bits(r.read(64)?)),
                 Coded::Escape(OP_FIRST) if self.fresh == 1 => {
-                    let i = r.read(64)? as i64;
                     self.fresh = 0;
-                    self.follow(i);
-                    return Ok(from_decimal(i, self.scale));
+                    break r.read(64)? as i64;
                 }
-                Coded::Escape(OP_RESCALE) => {
+                Coded::Escape(OP_RESCALE) if self.mode == MODE_DECIMAL => {
                     let s = r.read(4)? as u8;
                     *self = self.rescaled(s).filter(|_| s > self.scale && s <= MAX_SCALE).ok_or(StreamError)?;
                 }
                 Coded::Escape(_) => return Err(StreamError),
             }
+        };
+        self.follow(i);
+        let v = from_decimal(i, self.scale);
+        if self.mode != MODE_NEAR {
+            return Ok(v);
+        }
+        match self.ulp.read(r)? {
+            Coded::Number(d) => Ok(f64::from_bits((v.to_bits() as i64).wrapping_add(d) as u64)),
+            Coded::Escape(_) => Err(StreamError),
         }
     }
 
@@ -511,6 +575,42 @@ impl Values {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn round_trip_with(start: Values, vals: &[f64]) -> Vec<f64> {
+        let mut st = start;
+        let mut w = BitWriter::default();
+        for &v in vals {
+            let mut p = Plan::default();
+            st.plan(v, &mut p);
+            w.put(p.pieces());
+        }
+        let mut r = BitReader::new(&w.buf, w.bits);
+        let mut st = start;
+        let back: Vec<f64> = vals.iter().map(|_| st.read(&mut r).unwrap()).collect();
+        assert!(r.at_end());
+        back
+    }
+
+    #[test]
+    fn sums_of_decimals_cost_a_few_bits_over_their_decimal() {
+        let mut sum = 0.0;
+        let sums: Vec<f64> = (0..1000)
+            .map(|i| {
+                sum += f64::from(i % 17) / 10.0 + 0.01;
+                sum
+            })
+            .collect();
+        assert!(decimal(sums[500]).is_none(), "the sums are not decimals, as f64 addition makes them");
+        let mut st = Values::start_near(2);
+        let mut bits = 0;
+        for &v in &sums {
+            let mut p = Plan::default();
+            st.plan(v, &mut p);
+            bits += p.bits();
+        }
+        assert!(bits < 1000 * 16, "{bits} bits for 1000 sums");
+        assert_eq!(round_trip_with(Values::start_near(2), &sums), sums);
+    }
 
     fn round_trip(vals: &[f64]) -> (Vec<f64>, u64) {
         let mut st = Values::start(vals[0]);
@@ -557,6 +657,10 @@ mod tests {
             }
             let (back, _) = round_trip(&vals);
             prop_assert_eq!(back.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), vals.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+            for scale in [0, 2, 9] {
+                let back = round_trip_with(Values::start_near(scale), &vals);
+                prop_assert_eq!(back.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), vals.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+            }
         }
     }
 }

@@ -187,8 +187,8 @@ impl Store {
         let mut stored = Vec::new();
         let mut err = None;
         let resume = self.block_chunk(snap, series, lo, to, |bytes, _, _| {
-            if let Err(e) = block::for_each(bytes, |t, v| {
-                if t >= lo && t < to {
+            if let Err(e) = block::for_each_before(bytes, to, |t, v| {
+                if t >= lo {
                     stored.push((t, v));
                 }
             }) {
