@@ -207,8 +207,8 @@ impl Store {
 
     /// Deletes blocks that end before `horizon` and rewrites those that straddle it, series by
     /// series.
-    /// With `pack_from`, the minute buckets of deleted points at or after it are added to the
-    /// packed minutes in the same transaction.
+    /// With `pack_from` (the minute horizon), deleted points whose minute bucket ends after it
+    /// are added to the packed minutes in the same transaction.
     pub(crate) fn expire_blocks(&self, horizon: i64, pack_from: Option<i64>, report: &mut RetentionReport) -> Result<(), StoreError> {
         let mut next_series = Some(0u64);
         while let Some(from) = next_series {
@@ -250,7 +250,9 @@ impl Store {
             for (k, v) in &old {
                 let h = Header::parse(v).map_err(|e| self.corrupt(names::BLOCKS, e))?;
                 self.blocks.delete(wtxn, k).map_err(self.lmdb())?;
-                if h.last_ts < horizon && pack_from.is_none_or(|p| h.last_ts < p) {
+                // A minute bucket is kept while it ends after the minute horizon.
+                let keeps_minute = |ts: i64| pack_from.is_some_and(|p| Level::Minute.bucket(ts).saturating_add(Level::Minute.ms()) > p);
+                if h.last_ts < horizon && !keeps_minute(h.last_ts) {
                     deleted += u64::from(h.count);
                 } else {
                     // Straddles the horizon (or holds points for the packed minutes): keep the
@@ -258,7 +260,7 @@ impl Store {
                     let pts = block::decode(v).map_err(|e| self.corrupt(names::BLOCKS, e))?;
                     let (keep, old): (Points, Points) = pts.into_iter().partition(|p| p.0 >= horizon);
                     deleted += old.len() as u64;
-                    gone.extend(old.into_iter().filter(|p| pack_from.is_some_and(|f| p.0 >= f)));
+                    gone.extend(old.into_iter().filter(|p| keeps_minute(p.0)));
                     for b in block::encode_all(&keep) {
                         let first = Header::parse(&b).map_err(|e| self.corrupt(names::BLOCKS, e))?.first_ts;
                         self.blocks.put(wtxn, &keys::block_key(series, first), &b).map_err(self.lmdb())?;
