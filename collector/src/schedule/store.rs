@@ -1,6 +1,6 @@
 //! The delivery store: a small LMDB environment of its own at `<data-dir>/delivery/`, apart
-//! from the main store (which is being rebuilt), holding the scheduler cursors, the
-//! recipients and their consent log, and the report archive index.
+//! from the main time-series store (so the two can change format independently), holding the
+//! scheduler cursors, the recipients and their consent log, and the report archive index.
 //!
 //! Databases (names are the consts in [`names`]); values are JSON, keys are laid out as named:
 //!

@@ -257,7 +257,6 @@ fn dpkg_version(dpkg_query: &Path, name: &str) -> Option<String> {
     s.strip_prefix("install ok installed ").map(str::to_owned)
 }
 
-#[test]
 /// Puts the store written by ampel-collector 0.1.0 (the collector crate's test fixture) in `dir`.
 fn unpack_old_store(dir: &Path) {
     use std::io::Read;
