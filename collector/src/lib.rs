@@ -8,6 +8,7 @@
 //! - [`store`]: the LMDB store — device registry, points, alerts, sequence marks.
 //! - [`http`]: the HTTP listener: opt-in links, downloads, `/healthz`, `/metrics`.
 //! - [`ingest`]: the QUIC listener and the one writer task that group-commits.
+//! - [`logthrottle`]: refusals logged at a bounded rate per peer.
 //! - [`risk`]: rules, findings and traffic lights.
 //! - [`report`]: PDF rendering with genpdf.
 //! - [`mail`]: delivery through a file outbox or SMTP.
@@ -29,6 +30,7 @@ pub mod demo;
 pub mod enroll;
 pub mod http;
 pub mod ingest;
+pub mod logthrottle;
 pub mod mail;
 pub mod pki;
 pub mod recipients;

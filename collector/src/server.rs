@@ -148,8 +148,9 @@ impl Server {
         let trust = crate::ingest::trust::Trust::load(&cfg.pki_dir())
             .map_err(|e| ServeError::TlsConfig { dir: cfg.pki_dir(), message: e.to_string() })?;
         let tls = server_tls_with(&cfg.pki_dir(), &[ampel_protocol::ALPN_DATA, ampel_protocol::enroll::ALPN_ENROLL], &trust)?;
+        let stats = Arc::new(IngestStats::default());
         let enroll = match crate::pki::Pki::open(&cfg.pki_dir()) {
-            Ok(pki) => Some(Arc::new(crate::enroll::EnrollService::new(pki, cfg.pki.enrolled_lifetime.0.as_secs()))),
+            Ok(pki) => Some(Arc::new(crate::enroll::EnrollService::new(pki, cfg.pki.enrolled_lifetime.0.as_secs(), stats.clone()))),
             Err(e) => {
                 tracing::warn!(error = %e, "enrollment disabled: the CA cannot be opened");
                 None
@@ -160,7 +161,6 @@ impl Server {
             None => None,
         };
         let store = Store::open(&cfg.store_dir(), cfg.store_options())?;
-        let stats = Arc::new(IngestStats::default());
         let endpoint = quic::bind(cfg.quic.listen, tls, cfg.quic.max_streams)?;
         let local_addr = endpoint.local_addr().map_err(|source| quic::ListenError::Bind { addr: cfg.quic.listen, source })?;
         let (writer, writer_thread) = Writer::start(store.clone(), stats.clone());

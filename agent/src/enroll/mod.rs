@@ -23,6 +23,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use ampel_protocol::enroll::{self, ENROLL_LIMITS, EnrollRequest, EnrollResponse, Token};
+use ampel_protocol::logsafe::esc;
 use ampel_protocol::{Identity, frame, tls};
 use rustls::DigitallySignedStruct;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -49,7 +50,7 @@ pub enum EnrollError {
     #[error("server address {0:?}: expected HOST:PORT")]
     Address(String),
     /// Name resolution or socket trouble.
-    #[error("cannot reach {address}: {reason}")]
+    #[error("cannot reach {address}: {}", esc(reason))]
     Network {
         /// The address.
         address: String,
@@ -57,13 +58,13 @@ pub enum EnrollError {
         reason: String,
     },
     /// The TLS handshake failed (for enrollment: most likely the CA does not match the token).
-    #[error("TLS with the collector failed: {0}")]
+    #[error("TLS with the collector failed: {}", esc(.0))]
     Tls(String),
-    /// The collector refused the request.
-    #[error("collector refused: {0}")]
+    /// The collector refused the request (its reason, escaped: it goes to logs and terminals).
+    #[error("collector refused: {}", esc(.0))]
     Refused(String),
     /// The collector answered something we cannot use.
-    #[error("collector broke the enrollment protocol: {0}")]
+    #[error("collector broke the enrollment protocol: {}", esc(.0))]
     Protocol(String),
     /// Key or CSR generation failed.
     #[error("cannot generate the key or CSR: {0}")]

@@ -201,6 +201,17 @@ async fn metrics(State(s): St) -> Response {
         put("ampel_ingest_records_unknown_total", "Records of kinds this build does not know.", i.records_unknown.load(Ordering::Relaxed));
         put("ampel_ingest_records_malformed_total", "Records refused as malformed.", i.records_malformed.load(Ordering::Relaxed));
         put("ampel_ingest_commit_errors_total", "Store commits that failed.", i.commit_errors.load(Ordering::Relaxed));
+        put(
+            "ampel_ingest_sender_mismatch_total",
+            "Batches whose payload named another sender than the certificate (stored under the certificate's).",
+            i.sender_mismatch.load(Ordering::Relaxed),
+        );
+        put("ampel_enroll_refused_total", "Enrollment and renewal requests refused.", i.enroll_refused.load(Ordering::Relaxed));
+        put(
+            "ampel_log_lines_suppressed_total",
+            "Refusal log lines held back by the per-peer log rate limit (the refusals are counted above).",
+            i.log_throttle.suppressed(),
+        );
     }
     let d = &s.delivery;
     put("ampel_reports_archived_total", "Scheduled reports rendered and archived.", d.reports.load(Ordering::Relaxed));

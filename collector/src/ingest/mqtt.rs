@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use ampel_protocol::logsafe::esc;
 use ampel_protocol::{AckStatus, Identity, Limits, codec, tls, topic};
 use rumqttc::{AsyncClient, Event, Incoming, Publish, QoS, TlsConfiguration};
 use serde::Deserialize;
@@ -167,22 +168,29 @@ pub async fn serve(cfg: MqttConfig, options: rumqttc::MqttOptions, writer: Write
 
 /// Checks, commits and acknowledges one message.
 async fn message(p: Publish, client: AsyncClient, writer: Writer, store: Store, limits: Limits) {
+    // Topics are the publisher's words: escaped, and refusals logged at a bounded rate.
+    let topic = p.topic.as_str();
     let refuse = |reason: String| {
-        writer.stats().batches_rejected.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(topic = %p.topic, %reason, "MQTT message refused");
+        if writer.stats().log_throttle.allow("mqtt", topic) {
+            tracing::warn!(topic = %esc(topic), reason = %esc(&reason), "MQTT message refused");
+        }
     };
     match check(&p, &store, &limits) {
-        Err(Ok(reason)) => refuse(reason),
+        Err(Ok(reason)) => {
+            writer.stats().batches_rejected.fetch_add(1, Ordering::Relaxed);
+            refuse(reason);
+        }
         Err(Err(reason)) => {
-            tracing::error!(topic = %p.topic, %reason, "MQTT message not checked; not acknowledged");
+            tracing::error!(topic = %esc(topic), reason = %esc(&reason), "MQTT message not checked; not acknowledged");
             return;
         }
+        // The writer counted it.
         Ok((identity, batch)) => match writer.submit(identity, batch, now_ms()).await {
             Ok(AckStatus::Rejected(reason)) => refuse(reason),
             Ok(_) => {}
             Err(e) => {
                 // Not stored: no PUBACK, so the broker delivers it again after a reconnect.
-                tracing::error!(topic = %p.topic, error = %e, "MQTT message not stored; not acknowledged");
+                tracing::error!(topic = %esc(topic), error = %e, "MQTT message not stored; not acknowledged");
                 return;
             }
         },

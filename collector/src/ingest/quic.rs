@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use ampel_protocol::logsafe::esc;
 use ampel_protocol::{Ack, AckStatus, Identity, Limits, codec, frame};
 use rustls_pki_types::CertificateDer;
 use tokio::sync::watch;
@@ -111,7 +112,7 @@ pub async fn serve(
                 tokio::spawn(async move {
                     let remote = incoming.remote_address();
                     if let Err(e) = connection(incoming, writer, limits, trust, enroll).await {
-                        tracing::debug!(%remote, error = %e, "connection ended");
+                        tracing::debug!(%remote, error = %esc(&e), "connection ended");
                     }
                 });
             }
@@ -162,7 +163,9 @@ async fn connection(
     let (identity, chain) = match peer_identity(&conn) {
         Ok(id) => id,
         Err(e) => {
-            tracing::warn!(%remote, error = %e, "refusing connection: certificate carries no usable identity");
+            if writer.stats().log_throttle.allow("identity", &remote.ip().to_string()) {
+                tracing::warn!(%remote, error = %esc(&e), "refusing connection: certificate carries no usable identity");
+            }
             conn.close(quinn::VarInt::from_u32(2), b"certificate carries no usable identity");
             return Err(e);
         }
@@ -179,7 +182,8 @@ async fn serve_streams(conn: &quinn::Connection, identity: &Identity, writer: Wr
         let (send, recv) = match conn.accept_bi().await {
             Ok(s) => s,
             Err(e) => {
-                tracing::info!(device = %identity.device, reason = %e, "agent disconnected");
+                // The reason may be the peer's close reason: its own words.
+                tracing::info!(device = %identity.device, reason = %esc(&e), "agent disconnected");
                 return Ok(());
             }
         };
@@ -187,7 +191,7 @@ async fn serve_streams(conn: &quinn::Connection, identity: &Identity, writer: Wr
         let identity = identity.clone();
         tokio::spawn(async move {
             if let Err(e) = stream(send, recv, identity.clone(), writer, limits).await {
-                tracing::debug!(device = %identity.device, error = %e, "stream failed");
+                tracing::debug!(device = %identity.device, error = %esc(&e), "stream failed");
             }
         });
     }
@@ -241,7 +245,10 @@ async fn stream(
         };
         if let AckStatus::Rejected(reason) = &status {
             writer.stats().batches_rejected.fetch_add(u64::from(seq == 0), Ordering::Relaxed);
-            tracing::warn!(device = %identity.device, %reason, "batch rejected");
+            // Decode errors quote the peer's bytes; one device must not flood the log.
+            if writer.stats().log_throttle.allow("batch", identity.device.as_str()) {
+                tracing::warn!(device = %identity.device, reason = %esc(reason), "batch rejected");
+            }
         }
         let ack = codec::encode_ack(&Ack { seq, status }).map_err(|e| e.to_string())?;
         let bytes = frame::encode_frame(&ack, &limits).map_err(|e| e.to_string())?;

@@ -477,7 +477,7 @@ impl RspamdHistory {
             Some(Err(e)) => {
                 if !self.failing {
                     self.failing = true;
-                    tracing::warn!(source = "mail", from = %self.where_(), error = %e, "cannot read rspamd history");
+                    tracing::warn!(source = "mail", from = %self.where_(), error = %ampel_protocol::logsafe::esc(&e), "cannot read rspamd history");
                 }
                 return;
             }
