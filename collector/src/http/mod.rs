@@ -252,9 +252,11 @@ async fn confirm_page(State(s): St, Query(q): Query<TokenParam>) -> Response {
 async fn confirm_post(State(s): St, ConnectInfo(peer): ConnectInfo<SocketAddr>, body: String) -> Response {
     let t = form_value(&body, "t").unwrap_or_default();
     match recipients::confirm(&s.store, &s.key, &t, &peer.ip().to_string(), now_ms()) {
-        Ok(address) => {
-            tracing::info!(from = %peer.ip(), "recipient confirmed");
-            tracing::debug!(recipient = %address, "confirmed");
+        Ok((address, how)) => {
+            if how == recipients::Confirmation::Confirmed {
+                tracing::info!(from = %peer.ip(), "recipient confirmed");
+                tracing::debug!(recipient = %address, "confirmed");
+            }
             page(
                 StatusCode::OK,
                 "Confirmed",
@@ -262,6 +264,11 @@ async fn confirm_post(State(s): St, ConnectInfo(peer): ConnectInfo<SocketAddr>, 
             )
         }
         Err(recipients::OptInError::Token(_)) => refused(),
+        Err(e @ recipients::OptInError::NotAwaiting(_)) => {
+            // A genuine link replayed after an unsubscribe, an expiry or a newer invitation.
+            tracing::info!(from = %peer.ip(), reason = %e, "confirm link refused");
+            refused()
+        }
         Err(e) => failed(e),
     }
 }

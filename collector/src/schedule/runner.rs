@@ -258,7 +258,7 @@ impl Scheduler {
                 if self.store.recipient(&address)?.is_some() {
                     continue;
                 }
-                match self.send_invitation(job, mailbox, now, false).await {
+                match self.send_invitation(job, mailbox, now, now_ms, false).await {
                     Ok(()) => {
                         recipients::record_invitation(&self.store, &address, &job.name.0, now_ms)?;
                         self.stats.invitations.fetch_add(1, Ordering::Relaxed);
@@ -279,12 +279,20 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Mails `mailbox` an invitation (or its one reminder) for `job`, with a fresh confirm link.
-    async fn send_invitation(&self, job: &JobConfig, mailbox: &str, now: Timestamp, reminder: bool) -> Result<(), MailError> {
+    /// Mails `mailbox` an invitation (or its one reminder) for `job`, with a fresh confirm link
+    /// for the invitation recorded (or to be recorded) at `invited_ms`.
+    async fn send_invitation(
+        &self,
+        job: &JobConfig,
+        mailbox: &str,
+        now: Timestamp,
+        invited_ms: i64,
+        reminder: bool,
+    ) -> Result<(), MailError> {
         let address = recipients::bare(mailbox);
         let tenants: Vec<String> = job.tenants.iter().map(|t| t.as_str().to_owned()).collect();
         let expires = now.as_millisecond().saturating_add(self.delivery.invite_ttl.as_ms());
-        let confirm = self.links.confirm_url(&address, expires);
+        let confirm = self.links.confirm_url(&address, invited_ms, expires);
         let unsubscribe = self.links.unsubscribe_url(&address, now.as_millisecond().saturating_add(self.delivery.unsubscribe_ttl.as_ms()));
         let mail = recipients::invitation(job.language, mailbox, &tenants, &confirm, &unsubscribe, reminder);
         self.mailer.send(&mail).await.map(|_| ())
@@ -307,7 +315,7 @@ impl Scheduler {
                         tracing::debug!(recipient = %address, "expired");
                     }
                     None if now_ms >= r.invited_ms.saturating_add(self.delivery.remind_after.as_ms()) => {
-                        if let Err(e) = self.send_invitation(job, mailbox, now, true).await {
+                        if let Err(e) = self.send_invitation(job, mailbox, now, r.invited_ms, true).await {
                             tracing::warn!(job = %job.name, error = %e, "reminder not sent; retrying at the next tick");
                             continue;
                         }
@@ -353,7 +361,8 @@ impl Scheduler {
         };
         let before = self.store.recipient(&bare)?.map(|r| r.state);
         if before != Some(RecipientState::Confirmed) {
-            self.send_invitation(job, mailbox, now, false).await?;
+            // `reinvite` below records the invitation at `now`: the link names it.
+            self.send_invitation(job, mailbox, now, now.as_millisecond(), false).await?;
             self.stats.invitations.fetch_add(1, Ordering::Relaxed);
         }
         recipients::reinvite(&self.store, &bare, &job.name.0, "cli", now.as_millisecond())?;
