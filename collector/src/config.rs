@@ -621,6 +621,7 @@ impl Config {
         self.mail.validate().map_err(|e| invalid(format!("[mail] {e}")))?;
         self.branding.validate().map_err(|e| invalid(format!("[branding] {e}")))?;
         crate::schedule::config::validate(&self.jobs).map_err(invalid)?;
+        self.http.validate().map_err(|e| invalid(format!("[http] {e}")))?;
         if !self.jobs.is_empty() && self.http.listen.is_none() {
             return Err(invalid(
                 "[[jobs]] need the HTTP listener for opt-in and download links: set [http] listen (and public-url)".into(),

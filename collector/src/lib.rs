@@ -14,6 +14,7 @@
 //! - [`mail`]: delivery through a file outbox or SMTP.
 //! - [`archive`]: report PDFs kept under `<data-dir>/archive/`.
 //! - [`assess`]: gathers a tenant's data, runs the rules, builds the report data.
+//! - [`rlimit`]: the descriptor limit the caps are sized from.
 //! - [`reporting`]: `report preview|send` and `mail test`.
 //! - [`recipients`]: opt-in of report recipients, signed links, the consent log.
 //! - [`schedule`]: report jobs, due times, the delivery store and the scheduler loop.
@@ -37,6 +38,7 @@ pub mod recipients;
 pub mod report;
 pub mod reporting;
 pub mod risk;
+pub mod rlimit;
 pub mod schedule;
 pub mod server;
 pub mod store;

@@ -104,13 +104,15 @@ fn start_delivery(
     let (delivery, key) = commands::open(cfg).map_err(ServeError::Delivery)?;
     let stats = Arc::new(runner::DeliveryStats::default());
     let state = crate::http::HttpState {
+        connections: Arc::default(),
         store: delivery.clone(),
         key: key.clone(),
         archive: crate::archive::Archive::new(&cfg.archive_dir()),
         delivery: stats.clone(),
         ingest: Some(ingest.clone()),
     };
-    let http = crate::http::HttpServer::start(listen, state, shutdown.clone())?;
+    let limits = cfg.http.limits(crate::rlimit::nofile());
+    let http = crate::http::HttpServer::start(listen, limits, state, shutdown.clone())?;
     if cfg.jobs.is_empty() {
         return Ok((Some(http), None));
     }

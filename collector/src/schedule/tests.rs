@@ -66,13 +66,15 @@ impl Rig {
         let stats = Arc::new(DeliveryStats::default());
         let (shutdown, rx) = watch::channel(false);
         let state = HttpState {
+            connections: Arc::default(),
             store: store.clone(),
             key: key.clone(),
             archive: Archive::new(&dir.path().join("archive")),
             delivery: stats.clone(),
             ingest: None,
         };
-        let http = HttpServer::start("127.0.0.1:0".parse().unwrap(), state, rx).unwrap().local_addr;
+        let limits = crate::http::HttpConfig::default().limits(crate::rlimit::nofile());
+        let http = HttpServer::start("127.0.0.1:0".parse().unwrap(), limits, state, rx).unwrap().local_addr;
         Rig { _pki: pki, smtp, dir, store, key, http, stats, _shutdown: shutdown }
     }
 

@@ -57,3 +57,68 @@ fn rejected_batches_are_logged_at_a_bounded_rate_per_device_and_all_counted() {
     assert_eq!(metric(&body, "ampel_log_lines_suppressed_total"), Some(35), "{body}");
     collector.stop();
 }
+
+/// How long until the collector closes `s` (reads until EOF or an error); `None` if it is still
+/// open after `limit`.
+fn closed_after(s: &mut std::net::TcpStream, limit: Duration) -> Option<Duration> {
+    use std::io::Read;
+    let start = std::time::Instant::now();
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return Some(start.elapsed()),
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => return None,
+            Err(_) => return Some(start.elapsed()),
+        }
+    }
+}
+
+#[test]
+fn idle_and_partial_http_connections_are_closed_within_the_timeout_and_counted() {
+    use std::io::Write;
+    use std::net::TcpStream;
+    let http = free_tcp_port();
+    let d = Deployment::new(&format!(
+        "[http]\nlisten = \"127.0.0.1:{http}\"\nheader-timeout = \"1s\"\nidle-timeout = \"2s\"\nmax-connections-per-address = 4\n"
+    ));
+    let mut collector = d.serve();
+    let connect = || TcpStream::connect(("127.0.0.1", http)).unwrap();
+    let within = |what: &str, s: &mut TcpStream, timeout: Duration| {
+        let took = closed_after(s, timeout + Duration::from_secs(3));
+        let took = took.unwrap_or_else(|| panic!("{what}: still open {:?} after its timeout", Duration::from_secs(3)));
+        assert!(took >= timeout - Duration::from_millis(200), "{what}: closed too early ({took:?})");
+    };
+
+    // Sends nothing: closed by the header timeout.
+    let mut silent = connect();
+    within("a silent connection", &mut silent, Duration::from_secs(1));
+    // Half a request: the same.
+    let mut partial = connect();
+    partial.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n").unwrap();
+    within("a partial request", &mut partial, Duration::from_secs(1));
+    // Headers complete, the body stalls: closed when nothing moved for idle-timeout.
+    let mut stalled = connect();
+    stalled.write_all(b"POST /confirm HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\nt=01").unwrap();
+    within("a stalled body", &mut stalled, Duration::from_secs(2));
+
+    // Four idle connections from this address: a fifth is closed at once.
+    let mut held: Vec<TcpStream> = (0..4).map(|_| connect()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut fifth = connect();
+    let took = closed_after(&mut fifth, Duration::from_millis(500));
+    assert!(took.is_some(), "a fifth connection from one address is refused at once");
+    // Once the header timeout has closed them, the address is served again.
+    for s in &mut held {
+        assert!(closed_after(s, Duration::from_secs(4)).is_some());
+    }
+    let (status, body) = http_request(http, "GET", "/metrics", "").unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(metric(&body, "ampel_http_header_timeouts_total").is_some_and(|n| n >= 6), "{body}");
+    assert!(metric(&body, "ampel_http_idle_timeouts_total").is_some_and(|n| n >= 1), "{body}");
+    assert!(body.contains("ampel_http_connections_refused_total{reason=\"max-connections-per-address\"} 1"), "{body}");
+    let (status, _) = http_request(http, "GET", "/healthz", "").unwrap();
+    assert_eq!(status, 200);
+    collector.stop();
+}
