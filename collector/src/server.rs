@@ -97,6 +97,7 @@ fn start_delivery(
     cfg: &Config,
     store: &Store,
     ingest: &Arc<IngestStats>,
+    trust: &crate::ingest::trust::Trust,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<Delivery, ServeError> {
     use crate::schedule::{commands, runner};
@@ -110,6 +111,7 @@ fn start_delivery(
         archive: crate::archive::Archive::new(&cfg.archive_dir()),
         delivery: stats.clone(),
         ingest: Some(ingest.clone()),
+        trust: Some(trust.health.clone()),
     };
     let limits = cfg.http.limits(crate::rlimit::nofile());
     let http = crate::http::HttpServer::start(listen, limits, state, shutdown.clone())?;
@@ -167,7 +169,7 @@ impl Server {
         let local_addr = endpoint.local_addr().map_err(|source| quic::ListenError::Bind { addr: cfg.quic.listen, source })?;
         let (writer, writer_thread) = Writer::start(store.clone(), stats.clone());
         let (shutdown, rx) = watch::channel(false);
-        let (http, scheduler) = match start_delivery(cfg, &store, &stats, &rx) {
+        let (http, scheduler) = match start_delivery(cfg, &store, &stats, &trust, &rx) {
             Ok(started) => started,
             Err(e) => {
                 let _ = shutdown.send(true);
@@ -180,7 +182,12 @@ impl Server {
         });
         tokio::spawn(trust.clone().watch(rx.clone()));
         let listener = tokio::spawn(quic::serve(endpoint.clone(), writer, Limits::default(), trust.clone(), enroll, rx));
-        tracing::info!(addr = %local_addr, store = %cfg.store_dir().display(), "collector listening (QUIC, mutual TLS)");
+        tracing::info!(
+            addr = %local_addr,
+            store = %cfg.store_dir().display(),
+            nofile = crate::rlimit::nofile(),
+            "collector listening (QUIC, mutual TLS)"
+        );
         let http_addr = http.as_ref().map(|h| h.local_addr);
         Ok(Server {
             local_addr,

@@ -6,7 +6,7 @@
 //! | `GET /confirm?t=` | a page with a button; `POST /confirm` (form `t`) confirms |
 //! | `GET /unsubscribe?t=` | a page with a button; `POST /unsubscribe?t=` unsubscribes (RFC 8058 one-click: body `List-Unsubscribe=One-Click`) |
 //! | `GET /download?t=` | the archived PDF, while the signed link has not expired |
-//! | `GET /healthz` | 200 when the delivery store is open |
+//! | `GET /healthz` | 200 when the delivery store is open and the CA/CRL reloads succeed |
 //! | `GET /metrics` | Prometheus text: ingest and delivery counters |
 //!
 //! Connections are bounded in number (in all and per address) and in time (header-read and
@@ -34,6 +34,7 @@ pub use serve::{ConnLimits, ConnStats};
 
 use crate::archive::Archive;
 use crate::ingest::IngestStats;
+use crate::ingest::trust::TrustHealth;
 use crate::recipients::{self, LinkKey, TokenKind};
 use crate::schedule::DeliveryStore;
 use crate::schedule::runner::DeliveryStats;
@@ -177,6 +178,8 @@ pub struct HttpState {
     pub delivery: Arc<DeliveryStats>,
     /// Ingest counters, when running inside the server.
     pub ingest: Option<Arc<IngestStats>>,
+    /// Whether the live trust could be reloaded, when running inside the server.
+    pub trust: Option<Arc<TrustHealth>>,
 }
 
 /// A running listener.
@@ -258,11 +261,15 @@ fn failed(e: impl std::fmt::Display) -> Response {
 }
 
 async fn healthz(State(s): St) -> Response {
-    if s.store.healthy() {
-        (StatusCode::OK, "ok\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response()
+    if !s.store.healthy() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response();
     }
+    // A revocation that is not in force is a security problem, not a detail.
+    if let Some(error) = s.trust.as_ref().and_then(|t| t.failing()) {
+        let body = format!("trust reload failing: {error}; the last good CA and CRL stay in force, retried every 2 s\n");
+        return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
+    }
+    (StatusCode::OK, "ok\n").into_response()
 }
 
 /// One Prometheus counter (or, with `kind` "gauge", gauge) with its samples: `(labels, value)`.
@@ -281,6 +288,22 @@ async fn metrics(State(s): St) -> Response {
     let mut out = String::new();
     if let Some(i) = &s.ingest {
         ingest_metrics(&mut out, i);
+    }
+    if let Some(t) = &s.trust {
+        let failing = u64::from(t.failing().is_some());
+        metric(
+            &mut out,
+            "gauge",
+            "ampel_trust_reload_failing",
+            "1 while CA/CRL reloads fail (the last good trust stays in force).",
+            &[("", failing)],
+        );
+        counter(
+            &mut out,
+            "ampel_trust_reload_failures_total",
+            "CA/CRL reloads that failed (each retried until one succeeds).",
+            t.failures(),
+        );
     }
     delivery_metrics(&mut out, &s.delivery);
     http_metrics(&mut out, &s.connections);

@@ -72,6 +72,7 @@ impl Rig {
             archive: Archive::new(&dir.path().join("archive")),
             delivery: stats.clone(),
             ingest: None,
+            trust: None,
         };
         let limits = crate::http::HttpConfig::default().limits(crate::rlimit::nofile());
         let http = HttpServer::start("127.0.0.1:0".parse().unwrap(), limits, state, rx).unwrap().local_addr;

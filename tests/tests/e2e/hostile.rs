@@ -122,3 +122,82 @@ fn idle_and_partial_http_connections_are_closed_within_the_timeout_and_counted()
     assert_eq!(status, 200);
     collector.stop();
 }
+
+fn points(d: &Deployment, device: &str) -> u64 {
+    d.device(device).and_then(|v| v["points"].as_u64()).unwrap_or(0)
+}
+
+/// The lowest descriptor number `pid` does not use: with the soft limit there, every `open`
+/// fails with EMFILE while what is open keeps working.
+fn lowest_free_fd(pid: u32) -> u64 {
+    let used: std::collections::HashSet<u64> =
+        std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
+    (0..).find(|n| !used.contains(n)).unwrap()
+}
+
+fn soft_nofile(pid: u32) -> String {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    line.split_whitespace().nth(3).unwrap().to_owned()
+}
+
+#[test]
+fn a_revocation_during_descriptor_exhaustion_takes_effect_once_descriptors_are_free() {
+    let prlimit = ampel_tests::require("prlimit", "util-linux");
+    let http = free_tcp_port();
+    let d = Deployment::new(&format!("[http]\nlisten = \"127.0.0.1:{http}\"\n"));
+    let (dev1, dev2) = (d.issue("acme", "fw-1"), d.issue("acme", "fw-2"));
+    let mut collector = d.serve();
+    let (mut a1, mut a2) = (d.agent(&dev1, "fw-1", "250ms"), d.agent(&dev2, "fw-2", "250ms"));
+    let both = ampel_tests::wait_until(Duration::from_secs(30), || (points(&d, "fw-1") > 0 && points(&d, "fw-2") > 0).then_some(()));
+    assert!(both.is_some(), "agents did not start streaming\n{}\n{}", a1.log(), a2.log());
+
+    // Out of descriptors: nothing can be opened, what is open keeps working.
+    let pid = collector.pid().to_string();
+    let soft = soft_nofile(collector.pid());
+    let limit = |soft: &str| {
+        let out = std::process::Command::new(&prlimit).args(["--pid", &pid, &format!("--nofile={soft}:")]).output().unwrap();
+        assert!(out.status.success(), "prlimit: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    limit(&lowest_free_fd(collector.pid()).to_string());
+    let out = d.collector(&["pki", "revoke", "--device", "fw-1"]).ok();
+    assert!(out.contains("revoked 1 certificate"), "{out}");
+    collector.wait_for_log("keeping the trust in force", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(5));
+    let log = collector.log();
+    assert!(log.contains("Too many open files"), "the reload failed for want of descriptors:\n{log}");
+    assert_eq!(log.matches("keeping the trust in force").count(), 1, "one ERROR, not one per retry:\n{log}");
+
+    // Descriptors free again: the retried reload puts the revocation in force.
+    limit(&soft);
+    let freed = std::time::Instant::now();
+    collector.wait_for_log("closing session", Duration::from_secs(10));
+    assert!(freed.elapsed() < Duration::from_secs(5), "retried within a poll or two");
+    assert!(collector.log().contains("trust reload succeeded again"), "{}", collector.log());
+    std::thread::sleep(Duration::from_secs(2));
+    let (frozen, before) = (points(&d, "fw-1"), points(&d, "fw-2"));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(points(&d, "fw-1"), frozen, "the revoked device delivers nothing more\n{}", a1.log());
+    assert!(points(&d, "fw-2") > before, "the other device keeps streaming\n{}", a2.log());
+    let (status, body) = http_request(http, "GET", "/metrics", "").unwrap();
+    assert_eq!(status, 200);
+    assert!(metric(&body, "ampel_trust_reload_failures_total").is_some_and(|n| n >= 2), "retried: {body}");
+    assert_eq!(metric(&body, "ampel_trust_reload_failing"), Some(0), "{body}");
+
+    // A broken CRL: /healthz and /metrics say so while the last good trust stays in force.
+    let crl = d.pki_dir().join("crl.pem");
+    let good = std::fs::read(&crl).unwrap();
+    std::fs::write(&crl, "-----BEGIN X509 CRL-----\nbm90IGEgQ1JM\n-----END X509 CRL-----\n").unwrap();
+    let failing = ampel_tests::wait_until(Duration::from_secs(10), || {
+        http_request(http, "GET", "/healthz", "").filter(|(s, b)| *s == 503 && b.contains("trust reload failing"))
+    });
+    assert!(failing.is_some(), "/healthz reports the failing reload");
+    let (_, body) = http_request(http, "GET", "/metrics", "").unwrap();
+    assert_eq!(metric(&body, "ampel_trust_reload_failing"), Some(1), "{body}");
+    std::fs::write(&crl, good).unwrap();
+    let healthy = ampel_tests::wait_until(Duration::from_secs(10), || http_request(http, "GET", "/healthz", "").filter(|(s, _)| *s == 200));
+    assert!(healthy.is_some(), "healthy again once the CRL loads");
+    a1.stop();
+    a2.stop();
+    collector.stop();
+}
