@@ -308,10 +308,18 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Demo(args) => crate::demo::run(args).await,
         Command::CheckConfig => {
             let cfg = load_config(&cli.config)?;
+            let notes = cfg.check_runtime(false)?;
             println!("{}: ok", cfg.source.display());
+            for note in notes {
+                eprintln!("note: {note}");
+            }
             Ok(())
         }
-        Command::Serve => serve(load_config(&cli.config)?).await,
+        Command::Serve => {
+            let cfg = load_config(&cli.config)?;
+            cfg.check_runtime(true)?;
+            serve(cfg).await
+        }
         Command::Pki(cmd) => pki(&load_config(&cli.config)?, cmd),
         Command::Devices(args) => devices(&load_config(&cli.config)?, &args),
         Command::Query(args) => query(&load_config(&cli.config)?, &args),
@@ -402,7 +410,7 @@ impl RunningConfig {
 
 /// The config file as a TOML table (it parsed a moment ago; `None` if it changed under us).
 fn read_table(path: &Path) -> Option<toml::Table> {
-    std::fs::read_to_string(path).ok()?.parse().ok()
+    crate::files::read_limited_to_string(path, crate::files::CONFIG_MAX).ok()?.parse().ok()
 }
 
 /// Waits for SIGINT or SIGTERM.
@@ -469,7 +477,8 @@ fn pki(cfg: &Config, cmd: PkiCommand) -> Result<()> {
             let (what, serials) = match (device, cert) {
                 (Some(device), _) => (format!("device {device}"), pki.revoke_device(&device).context("revoking")?),
                 (None, Some(path)) => {
-                    let pem = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                    let pem =
+                        crate::files::read_limited(&path, crate::files::CERT_MAX).with_context(|| format!("reading {}", path.display()))?;
                     (path.display().to_string(), pki.revoke_cert(&pem).context("revoking")?)
                 }
                 (None, None) => bail!("name --device or --cert"),

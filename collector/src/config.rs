@@ -19,12 +19,12 @@ pub const DEFAULT_PATH: &str = "/etc/ampel/collector.toml";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read: {error}")]
     Read {
         /// The config file.
         path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (in the message, not a separate source: printed once).
+        error: std::io::Error,
     },
     /// The TOML is malformed or a value is wrong; names line and key.
     #[error("{path}:{line}: {key}{message}")]
@@ -38,6 +38,26 @@ pub enum ConfigError {
         /// What is wrong and what is expected.
         message: String,
     },
+    /// A file or directory the configuration names is unusable.
+    #[error("{path}: {key} = {}: {error}", file.display())]
+    File {
+        /// The config file.
+        path: PathBuf,
+        /// The key naming it (`mail.password-file`), or what it is (`link key`).
+        key: String,
+        /// The file or directory.
+        file: PathBuf,
+        /// What is wrong with it (in the message, not a separate source: printed once).
+        error: std::io::Error,
+    },
+    /// Something `serve` needs at start cannot be used.
+    #[error("{path}: {message}")]
+    Unusable {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
     /// Values that are fine alone but not together.
     #[error("{path}: {message}")]
     Invalid {
@@ -46,6 +66,18 @@ pub enum ConfigError {
         /// What is wrong and what to do.
         message: String,
     },
+}
+
+/// An error and its sources, `: `-separated.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// Turns a toml error into file, line and dotted key.
@@ -576,7 +608,8 @@ pub struct ReportConfig {
 impl Config {
     /// Reads and checks a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let src = crate::files::read_limited_to_string(path, crate::files::CONFIG_MAX)
+            .map_err(|error| ConfigError::Read { path: path.to_owned(), error })?;
         Self::parse(path, &src)
     }
 
@@ -619,6 +652,17 @@ impl Config {
             return Err(invalid("[risk] expected-interval must be longer than 0; set it to the agents' interval, e.g. \"60s\"".into()));
         }
         self.mail.validate().map_err(|e| invalid(format!("[mail] {e}")))?;
+        if let Some(logo) = self.branding.logo.as_ref().filter(|_| self.branding.use_branding) {
+            // Before the logo is read: /dev/zero or a FIFO there would never end. Whether it
+            // exists and its size are [branding]'s own checks.
+            match crate::files::check_regular(logo, u64::MAX) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                    let (path, key, file) = (self.source.clone(), "branding.logo".into(), logo.clone());
+                    return Err(ConfigError::File { path, key, file, error });
+                }
+                _ => {}
+            }
+        }
         self.branding.validate().map_err(|e| invalid(format!("[branding] {e}")))?;
         crate::schedule::config::validate(&self.jobs).map_err(invalid)?;
         self.http.validate().map_err(|e| invalid(format!("[http] {e}")))?;
@@ -628,6 +672,45 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// What `serve` would trip over beyond the file itself: the directories it keeps data in
+    /// and the files it reads at start — the mail password and CA, the MQTT certificates, the
+    /// PKI, the link key — each read the way `serve` reads it (bounded, regular files only).
+    /// `check-config` and `serve` run it, so its errors exit 78. Before `pki init` there is no
+    /// CA yet: with `need_ca` false (`check-config` on a fresh install) that is a note, not an
+    /// error.
+    pub fn check_runtime(&self, need_ca: bool) -> Result<Vec<String>, ConfigError> {
+        use crate::files;
+        let file_err = |key: &str, file: &Path| {
+            let (path, key, file) = (self.source.clone(), key.to_owned(), file.to_owned());
+            move |error| ConfigError::File { path, key, file, error }
+        };
+        let unusable = |what: &str, e: &dyn std::error::Error| ConfigError::Unusable {
+            path: self.source.clone(),
+            message: format!("{what}: {}", chain(e)),
+        };
+        let dirs = [("data-dir", Some(&self.data_dir)), ("store.dir", self.store.dir.as_ref()), ("pki.dir", self.pki.dir.as_ref())];
+        for (key, dir) in dirs.into_iter().filter_map(|(k, d)| Some((k, d?))) {
+            files::check_dir(dir).map_err(file_err(key, dir))?;
+        }
+        match self.mail.transport {
+            crate::mail::TransportKind::File => files::check_dir(&self.mail.outbox).map_err(file_err("mail.outbox", &self.mail.outbox))?,
+            crate::mail::TransportKind::Smtp => drop(crate::mail::Mailer::new(&self.mail).map_err(|e| unusable("[mail]", &e))?),
+        }
+        if let Some(m) = &self.mqtt {
+            crate::ingest::mqtt::options(m, &self.pki_dir()).map_err(|e| unusable("[mqtt]", &e))?;
+        }
+        let link_key = self.delivery_dir().join(crate::schedule::commands::LINK_KEY_FILE);
+        if link_key.exists() {
+            files::check_regular(&link_key, files::SMALL_MAX).map_err(file_err("link key", &link_key))?;
+        }
+        let pki = self.pki_dir();
+        if !need_ca && !pki.join("ca.pem").exists() {
+            return Ok(vec![format!("no CA in {} yet: run `ampel-collector pki init` before `serve`", pki.display())]);
+        }
+        crate::ingest::trust::Trust::load(&pki).map_err(|e| unusable("PKI (`ampel-collector pki init` creates it)", &e))?;
+        Ok(Vec::new())
     }
 
     /// The PKI directory.

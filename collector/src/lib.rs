@@ -3,6 +3,7 @@
 //! # Layout
 //!
 //! - [`config`]: `collector.toml`, parsed into types that cannot hold a bad value.
+//! - [`files`]: files named by the configuration, read with a size limit.
 //! - [`pki`]: the deployment's certificate authority (`pki init`, `pki issue`, `pki token`, `pki revoke`).
 //! - [`enroll`]: enrollment tokens and the `ampel-enroll/1` service (CSR in, certificate out).
 //! - [`store`]: the LMDB store — device registry, points, alerts, sequence marks.
@@ -29,6 +30,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod enroll;
+pub mod files;
 pub mod http;
 pub mod ingest;
 pub mod logthrottle;

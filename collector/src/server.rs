@@ -49,7 +49,8 @@ pub enum ServeError {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, ServeError> {
-    std::fs::read(path).map_err(|e| ServeError::Tls {
+    let max = if path.ends_with("crl.pem") { crate::files::CRL_MAX } else { crate::files::CERT_MAX };
+    crate::files::read_limited(path, max).map_err(|e| ServeError::Tls {
         path: path.to_owned(),
         message: format!("cannot read: {e} (run `ampel-collector pki init` to create the CA and server certificate)"),
     })

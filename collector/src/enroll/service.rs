@@ -150,7 +150,7 @@ impl EnrollService {
 fn trusted_cas(pki: &Pki) -> String {
     let mut pem = pki.ca_pem();
     for extra in [crate::pki::NEXT_CA_FILE, crate::pki::PREVIOUS_CA_FILE] {
-        if let Ok(more) = std::fs::read_to_string(pki.dir().join(extra)) {
+        if let Ok(more) = crate::files::read_limited_to_string(&pki.dir().join(extra), crate::files::CERT_MAX) {
             pem.push_str(&more);
         }
     }

@@ -25,6 +25,7 @@ use tokio::sync::watch;
 
 use super::Writer;
 use super::quic::now_ms;
+use crate::files;
 use crate::store::Store;
 
 /// `[mqtt]`: the broker to subscribe to. Absent: no MQTT ingest.
@@ -86,8 +87,8 @@ pub enum MqttError {
     Broker(String),
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, MqttError> {
-    std::fs::read(path).map_err(|e| MqttError::File { path: path.to_owned(), message: e.to_string() })
+fn read(key: &str, path: &Path, max: u64) -> Result<Vec<u8>, MqttError> {
+    crate::files::read_limited(path, max).map_err(|e| MqttError::File { path: path.to_owned(), message: format!("mqtt.{key}: {e}") })
 }
 
 /// Builds the client options: persistent session, manual acks, mutual TLS.
@@ -98,9 +99,9 @@ pub fn options(cfg: &MqttConfig, pki_dir: &Path) -> Result<rumqttc::MqttOptions,
         let path = p.to_owned();
         move |e: tls::TlsError| MqttError::File { path, message: e.to_string() }
     };
-    let ca = tls::parse_certs(&read(&ca_path)?).map_err(bad(&ca_path))?;
-    let chain = tls::parse_certs(&read(&cfg.cert)?).map_err(bad(&cfg.cert))?;
-    let key = tls::parse_key(&read(&cfg.key)?).map_err(bad(&cfg.key))?;
+    let ca = tls::parse_certs(&read("ca", &ca_path, files::CERT_MAX)?).map_err(bad(&ca_path))?;
+    let chain = tls::parse_certs(&read("cert", &cfg.cert, files::CERT_MAX)?).map_err(bad(&cfg.cert))?;
+    let key = tls::parse_key(&read("key", &cfg.key, files::KEY_MAX)?).map_err(bad(&cfg.key))?;
     let tls_config = tls::client_config(&ca, chain, key, &[]).map_err(|e| MqttError::Tls(e.to_string()))?;
     let (host, port) = cfg.broker.rsplit_once(':').ok_or_else(|| MqttError::Broker(cfg.broker.clone()))?;
     let port: u16 = port.parse().map_err(|_| MqttError::Broker(cfg.broker.clone()))?;

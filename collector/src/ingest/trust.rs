@@ -29,6 +29,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use ampel_protocol::tls;
+
+use crate::files;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
@@ -71,7 +73,10 @@ pub enum TrustError {
 /// `ca-previous.pem` when present), revocations from `crl.pem` (when present). Client
 /// certificates are optional (see the module docs).
 pub fn load_verifier(pki_dir: &Path) -> Result<Arc<dyn ClientCertVerifier>, TrustError> {
-    let read = |path: PathBuf| std::fs::read(&path).map_err(|source| TrustError::Read { path, source });
+    let read = |path: PathBuf| {
+        let max = if path.ends_with("crl.pem") { files::CRL_MAX } else { files::CERT_MAX };
+        files::read_limited(&path, max).map_err(|source| TrustError::Read { path, source })
+    };
     let bad = |path: &Path| {
         let path = path.to_owned();
         move |e: tls::TlsError| TrustError::Bad { path, message: e.to_string() }
@@ -140,7 +145,10 @@ pub struct ServerCert {
 /// Loads `server.pem` + `server.key` and appends the issuing CA (the first certificate of
 /// `ca.pem`), so an enrolling agent can pin the CA by fingerprint.
 pub fn load_server_cert(pki_dir: &Path) -> Result<rustls::sign::CertifiedKey, TrustError> {
-    let read = |path: PathBuf| std::fs::read(&path).map_err(|source| TrustError::Read { path, source });
+    let read = |path: PathBuf| {
+        let max = if path.ends_with("server.key") { files::KEY_MAX } else { files::CERT_MAX };
+        files::read_limited(&path, max).map_err(|source| TrustError::Read { path, source })
+    };
     let bad = |path: &Path| {
         let path = path.to_owned();
         move |e: tls::TlsError| TrustError::Bad { path, message: e.to_string() }

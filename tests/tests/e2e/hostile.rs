@@ -201,3 +201,139 @@ fn a_revocation_during_descriptor_exhaustion_takes_effect_once_descriptors_are_f
     a2.stop();
     collector.stop();
 }
+
+/// Runs a workspace binary to its end (killed after 10 s) and returns its stderr, how long it
+/// took and the highest peak RSS seen (kB, sampled from /proc while it runs).
+fn run_watched(bin: &str, args: &[&str]) -> (Option<i32>, String, Duration, u64) {
+    use std::io::Read;
+    let start = std::time::Instant::now();
+    let mut child = std::process::Command::new(ampel_tests::bin(bin))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut peak_kb = 0;
+    let status = loop {
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", child.id())) {
+            let hwm = status.lines().find_map(|l| l.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?.trim().parse().ok());
+            peak_kb = peak_kb.max(hwm.unwrap_or(0));
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            child.kill().unwrap();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let took = start.elapsed();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    (status.code(), err, took, peak_kb)
+}
+
+/// `check(bin, args, what)`: exits 78 within a second, with bounded memory, naming `what`.
+fn refused_at_once(bin: &str, args: &[&str], what: &str) {
+    let (code, err, took, peak_kb) = run_watched(bin, args);
+    assert_eq!(code, Some(78), "{what}: exit code; stderr:\n{err}");
+    assert!(err.contains(what), "{what}: the error names it:\n{err}");
+    assert!(err.contains("character device") || err.contains("not a regular file") || err.contains("not a directory"), "{what}:\n{err}");
+    assert!(took < Duration::from_secs(1), "{what}: took {took:?}");
+    assert!(peak_kb < 200_000, "{what}: peak RSS {peak_kb} kB");
+}
+
+#[test]
+fn dev_zero_as_each_configured_file_gets_a_clear_error_within_a_second_and_bounded_memory() {
+    let d = Deployment::new("");
+    let dir = d.dir.path();
+    let pki = d.pki_dir().display().to_string();
+    let collector = |name: &str, toml: &str, what: &str| {
+        let cfg = dir.join(format!("{name}.toml"));
+        std::fs::write(&cfg, format!("data-dir = \"data\"\n\n[pki]\ndir = \"{pki}\"\n\n{toml}")).unwrap();
+        refused_at_once("ampel-collector", &["--config", cfg.to_str().unwrap(), "check-config"], what);
+    };
+    refused_at_once("ampel-collector", &["--config", "/dev/zero", "check-config"], "/dev/zero");
+    let cfg = dir.join("data-dir.toml");
+    std::fs::write(&cfg, "data-dir = \"/dev/zero\"\n").unwrap();
+    refused_at_once("ampel-collector", &["--config", cfg.to_str().unwrap(), "check-config"], "data-dir");
+    refused_at_once("ampel-collector", &["--config", cfg.to_str().unwrap(), "serve"], "data-dir");
+    std::fs::write(&cfg, "data-dir = \"data\"\n[pki]\ndir = \"/dev/zero\"\n").unwrap();
+    refused_at_once("ampel-collector", &["--config", cfg.to_str().unwrap(), "check-config"], "pki.dir");
+    let smtp = "[mail]\ntransport = \"smtp\"\nhost = \"127.0.0.1\"\nsecurity = \"starttls\"\n";
+    collector("password", &format!("{smtp}username = \"u\"\npassword-file = \"/dev/zero\"\n"), "password-file");
+    collector("smtp-ca", &format!("{smtp}ca-file = \"/dev/zero\"\n"), "ca-file");
+    collector("outbox", "[mail]\noutbox = \"/dev/zero\"\n", "mail.outbox");
+    collector("logo", "[branding]\nuse-branding = true\nlogo = \"/dev/zero\"\n", "branding.logo");
+    let mqtt = |key: &str| {
+        let files: Vec<String> = ["ca", "cert", "key"]
+            .iter()
+            .map(|k| {
+                format!(
+                    "{k} = \"{}\"\n",
+                    if *k == key { "/dev/zero".into() } else { format!("{pki}/server.{}", if *k == "key" { "key" } else { "pem" }) }
+                )
+            })
+            .collect();
+        collector(&format!("mqtt-{key}"), &format!("[mqtt]\nbroker = \"127.0.0.1:8883\"\n{}", files.concat()), &format!("mqtt.{key}"));
+    };
+    for key in ["ca", "cert", "key"] {
+        mqtt(key);
+    }
+    // A PKI file replaced by a device (the PKI directory is not named key by key).
+    let copy = dir.join("pki-copy");
+    std::fs::create_dir(&copy).unwrap();
+    for f in std::fs::read_dir(d.pki_dir()).unwrap().flatten().filter(|f| f.path().is_file()) {
+        std::fs::copy(f.path(), copy.join(f.file_name())).unwrap();
+    }
+    std::fs::remove_file(copy.join("crl.pem")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", copy.join("crl.pem")).unwrap();
+    let cfg = dir.join("pki-file.toml");
+    std::fs::write(&cfg, format!("data-dir = \"data\"\n[pki]\ndir = \"{}\"\n", copy.display())).unwrap();
+    refused_at_once("ampel-collector", &["--config", cfg.to_str().unwrap(), "check-config"], "crl.pem");
+    let (_, err, _, _) = run_watched("ampel-collector", &["--config", d.config.to_str().unwrap(), "check-config"]);
+    assert!(!err.contains("error"), "the deployment itself is fine: {err}");
+
+    // The agent: its config, its certificates, every source's input.
+    let dev = d.issue("acme", "fw-1");
+    let agent = |name: &str, toml: &str, what: &str| {
+        let cfg = dev.join(format!("{name}.toml"));
+        let collector = if toml.contains("[collector]") {
+            ""
+        } else {
+            "[collector]\ntransport = \"quic\"\naddress = \"127.0.0.1:4433\"\nserver-name = \"localhost\"\nca = \"ca.pem\"\ncert = \"fw-1.pem\"\nkey = \"fw-1.key\"\n"
+        };
+        std::fs::write(&cfg, format!("state-dir = \"state\"\n{collector}\n{toml}")).unwrap();
+        refused_at_once("ampel-agent", &["check-config", "--config", cfg.to_str().unwrap()], what);
+    };
+    refused_at_once("ampel-agent", &["check-config", "--config", "/dev/zero"], "/dev/zero");
+    for key in ["ca", "cert", "key"] {
+        let files: String = [("ca", "ca.pem"), ("cert", "fw-1.pem"), ("key", "fw-1.key")]
+            .iter()
+            .map(|(k, f)| format!("{k} = \"{}\"\n", if *k == key { "/dev/zero" } else { f }))
+            .collect();
+        agent(
+            &format!("collector-{key}"),
+            &format!("[collector]\ntransport = \"quic\"\naddress = \"127.0.0.1:4433\"\nserver-name = \"localhost\"\n{files}"),
+            "/dev/zero",
+        );
+    }
+    agent("license", "[sources.license]\nenabled = true\npath = \"/dev/zero\"\n", "sources.license.path");
+    agent("nft", "[sources.nft]\nenabled = true\npath = \"/dev/zero\"\n", "sources.nft.path");
+    agent("netdev", "[sources.netdev]\nenabled = true\npath = \"/dev/zero\"\n", "sources.netdev.path");
+    agent("eve", "[sources.eve]\nenabled = true\npath = \"/dev/zero\"\n", "sources.eve.path");
+    agent("clamav", "[sources.clamav]\nenabled = true\npath = \"/dev/zero\"\n", "sources.clamav.path");
+    agent("mail-log", "[sources.mail]\nenabled = true\nlog = \"/dev/zero\"\n", "sources.mail.log");
+    agent(
+        "rspamd-history",
+        "[sources.mail]\nenabled = true\nlog = \"none.log\"\nrspamd-history = \"/dev/zero\"\n",
+        "sources.mail.rspamd-history",
+    );
+    agent(
+        "rspamd-password",
+        "[sources.mail]\nenabled = true\nlog = \"none.log\"\nrspamd-controller = \"http://127.0.0.1:11334\"\nrspamd-password-file = \"/dev/zero\"\n",
+        "sources.mail.rspamd-password-file",
+    );
+}
