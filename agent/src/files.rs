@@ -7,6 +7,9 @@
 //! at once and memory stays bounded. The errors are `std::io::Error`s, so every caller keeps
 //! its own error type naming the key and the path.
 //!
+//! Directories and data files are created with explicit modes ([`create_dir_all`],
+//! [`write_atomic`]), not with whatever the umask allows.
+//!
 //! A copy of `collector/src/files.rs` (the protocol crate does no I/O), with the agent's limits.
 
 use std::io::Read;
@@ -120,6 +123,42 @@ pub fn check_dir(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Directories we keep data in: owner and group only, whatever the umask (a umask can only
+/// take more away).
+pub const DIR_MODE: u32 = 0o750;
+/// Data files we write: owner read-write, group read.
+pub const FILE_MODE: u32 = 0o640;
+
+/// Creates `path` and its missing parents with [`DIR_MODE`]; existing ones are left as they are.
+pub fn create_dir_all(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(DIR_MODE).create(path)
+}
+
+/// Writes `bytes` to `path` through a temporary sibling and a rename, with [`FILE_MODE`]: a
+/// reader never sees half a file, and the umask does not decide who may read it. `durable`:
+/// synced to disk before the rename (a crash leaves the old or the new file, never an empty
+/// one); positions saved every cycle skip that.
+pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let written = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(FILE_MODE).open(&tmp).and_then(|mut f| {
+        // A temporary file left by a crash keeps its old mode; set it.
+        f.set_permissions(std::fs::Permissions::from_mode(FILE_MODE))?;
+        f.write_all(bytes)?;
+        if durable { f.sync_all() } else { Ok(()) }
+    });
+    match written.and_then(|()| std::fs::rename(&tmp, path)) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -143,6 +182,24 @@ mod tests {
         // /proc files say they are empty; the limit still holds while reading.
         assert!(read_limited(Path::new("/proc/self/maps"), 10).is_err());
         assert!(!read_limited_to_string(Path::new("/proc/self/maps"), 1 << 20).unwrap().is_empty());
+    }
+
+    #[test]
+    fn directories_and_files_get_their_modes_whatever_the_umask_allows() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("a/b");
+        create_dir_all(&deep).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        // The test's umask may take bits away, never add them.
+        assert_eq!(mode(&deep) & !DIR_MODE, 0);
+        assert_eq!(mode(&dir.path().join("a")) & !DIR_MODE, 0);
+        let f = deep.join("f");
+        std::fs::write(deep.join(".f.tmp"), b"stale").unwrap();
+        std::fs::set_permissions(deep.join(".f.tmp"), std::fs::Permissions::from_mode(0o666)).unwrap();
+        write_atomic(&f, b"data", true).unwrap();
+        assert_eq!(std::fs::read(&f).unwrap(), b"data");
+        assert_eq!(mode(&f), FILE_MODE, "a stale temporary file's mode is not kept");
     }
 
     #[test]

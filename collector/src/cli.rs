@@ -92,9 +92,9 @@ pub enum PkiCommand {
         /// Device id (certificate CN), unique across the deployment.
         #[arg(long)]
         device: DeviceId,
-        /// How long the token is valid, e.g. 30m, 24h, 7d (default: [pki] token-ttl).
+        /// How long the token is valid, e.g. 30m, 24h, 7d; at most 30d (default: [pki] token-ttl).
         #[arg(long)]
-        ttl: Option<config::Duration>,
+        ttl: Option<config::TokenTtl>,
     },
     /// CA rollover in two steps: --start creates the next CA (trusted at once, handed to agents
     /// at renewal); --finish, after a renewal period, makes it current and re-issues the server
@@ -424,7 +424,10 @@ pub async fn wait_for_shutdown_signal() -> Result<()> {
     Ok(())
 }
 
-fn open_store(cfg: &Config) -> Result<Store> {
+/// Opens the store of `cfg`, creating its directories with explicit modes first.
+pub fn open_store(cfg: &Config) -> Result<Store> {
+    // With explicit modes, before the store creates them with whatever the umask allows.
+    crate::files::create_dir_all(&cfg.store_dir()).with_context(|| format!("creating {}", cfg.store_dir().display()))?;
     Store::open(&cfg.store_dir(), cfg.store_options()).with_context(|| format!("opening the store in {}", cfg.store_dir().display()))
 }
 
@@ -448,7 +451,7 @@ fn pki(cfg: &Config, cmd: PkiCommand) -> Result<()> {
                 bail!("device {device} is registered under tenant {}; device ids must be unique", existing.tenant);
             }
             let ttl = ttl.unwrap_or(cfg.pki.token_ttl);
-            let expires = now_ms() / 1000 + i64::try_from(ttl.0.as_secs()).unwrap_or(i64::MAX / 2);
+            let expires = now_ms() / 1000 + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
             let token = crate::enroll::TokenStore::new(pki.dir())
                 .create(&tenant, &device, expires, &pki.ca_fingerprint())
                 .context("creating the token")?;

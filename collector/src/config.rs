@@ -163,6 +163,47 @@ impl Duration {
     }
 }
 
+/// How long an enrollment token stays valid: 1 second to [`TokenTtl::MAX`]. A token is a
+/// bearer secret for a device identity; one valid for centuries is a standing invitation to
+/// whoever finds it in a ticket or a chat log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenTtl(pub Duration);
+
+impl TokenTtl {
+    /// The longest validity: 30 days (an appliance shipped to a site with its token in the box).
+    pub const MAX: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+    /// The shortest: 1 second (tests of expiry use it).
+    pub const MIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+    /// Whole seconds.
+    pub fn as_secs(self) -> u64 {
+        self.0.0.as_secs()
+    }
+}
+
+impl FromStr for TokenTtl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let d: Duration = s.parse()?;
+        if d.0 < TokenTtl::MIN || d.0 > TokenTtl::MAX {
+            return Err(format!("{s:?} is not between 1s and 30d, the validity an enrollment token may have"));
+        }
+        Ok(TokenTtl(d))
+    }
+}
+
+impl<'de> Deserialize<'de> for TokenTtl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for TokenTtl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// A percentage between 0 and 100.
 #[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
 pub struct Percent(pub f64);
@@ -285,15 +326,15 @@ pub struct PkiConfig {
     pub enrolled_lifetime: Duration,
     /// Default validity of enrollment tokens made by `pki token`.
     #[serde(default = "default_token_ttl")]
-    pub token_ttl: Duration,
+    pub token_ttl: TokenTtl,
 }
 
 fn default_enrolled_lifetime() -> Duration {
     Duration(std::time::Duration::from_secs(30 * 86_400))
 }
 
-fn default_token_ttl() -> Duration {
-    Duration(std::time::Duration::from_secs(86_400))
+fn default_token_ttl() -> TokenTtl {
+    TokenTtl(Duration(std::time::Duration::from_secs(86_400)))
 }
 
 fn default_device_days() -> u32 {
@@ -849,6 +890,17 @@ mod tests {
         assert_eq!(shipped.report.time_zone, empty.report.time_zone);
         assert_eq!(shipped.branding, empty.branding);
         assert_eq!(shipped.mail.outbox, empty.mail.outbox);
+    }
+
+    #[test]
+    fn an_enrollment_token_lives_at_most_30_days() {
+        assert_eq!("30d".parse::<TokenTtl>().unwrap().as_secs(), 30 * 86_400);
+        assert_eq!("1s".parse::<TokenTtl>().unwrap().as_secs(), 1);
+        for bad in ["31d", "99999999999d", "0s", "soon"] {
+            assert!(bad.parse::<TokenTtl>().is_err(), "{bad}");
+        }
+        let err = parse("[pki]\ntoken-ttl = \"365d\"\n").unwrap_err().to_string();
+        assert!(err.contains("pki.token-ttl") && err.contains("30d"), "{err}");
     }
 
     #[test]

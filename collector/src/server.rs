@@ -34,6 +34,14 @@ pub enum ServeError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A data directory could not be created.
+    #[error("cannot create {}: {source}", path.display())]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// The listener could not start.
     #[error(transparent)]
     Listen(#[from] quic::ListenError),
@@ -165,6 +173,8 @@ impl Server {
             Some(m) => Some((m.clone(), mqtt::options(m, &cfg.pki_dir())?)),
             None => None,
         };
+        // The data and store directories with explicit modes, before the store creates them.
+        crate::files::create_dir_all(&cfg.store_dir()).map_err(|source| ServeError::Dir { path: cfg.store_dir(), source })?;
         let store = Store::open(&cfg.store_dir(), cfg.store_options())?;
         let endpoint = quic::bind(cfg.quic.listen, tls, cfg.quic.max_streams)?;
         let local_addr = endpoint.local_addr().map_err(|source| quic::ListenError::Bind { addr: cfg.quic.listen, source })?;

@@ -359,7 +359,7 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), EnrollError> {
     use std::os::unix::fs::OpenOptionsExt;
     let err = |e: std::io::Error| EnrollError::File { path: path.to_owned(), reason: e.to_string() };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(err)?;
+        crate::files::create_dir_all(dir).map_err(err)?;
     }
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp.{}", std::process::id()));

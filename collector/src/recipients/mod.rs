@@ -286,6 +286,30 @@ pub fn unsubscribe(store: &DeliveryStore, key: &LinkKey, token: &str, source: &s
     Ok(address)
 }
 
+/// `text` (an error, an SMTP server's reply) with the local part of every mail address in it
+/// replaced by `…` (`550 <ops@example.org> unknown` → `550 <…@example.org> unknown`): addresses
+/// are personal data and appear in logs at debug level only; the domain is kept because it
+/// tells which server or configuration is at fault.
+pub fn redact_addresses(text: &str) -> String {
+    let boundary = |c: char| c.is_whitespace() || "<>\"'(),;:[]".contains(c);
+    let mut out = String::with_capacity(text.len());
+    for (i, piece) in text.split('@').enumerate() {
+        if i == 0 {
+            out.push_str(piece);
+            continue;
+        }
+        // `out` ends with what came before this '@': cut its local part.
+        let kept = out.trim_end_matches(|c: char| !boundary(c)).len();
+        if kept < out.len() && !piece.starts_with(boundary) && !piece.is_empty() {
+            out.truncate(kept);
+            out.push('…');
+        }
+        out.push('@');
+        out.push_str(piece);
+    }
+    out
+}
+
 /// The bare, lower-case address of a mailbox (`Ops <OPS@x.example>` → `ops@x.example`).
 pub fn bare(mailbox: &str) -> String {
     mailbox.parse::<lettre::message::Mailbox>().map(|m| m.email.to_string()).unwrap_or_else(|_| mailbox.to_owned()).to_lowercase()
@@ -373,6 +397,16 @@ mod tests {
         assert!(confirm(&store, &key, &unbound, "192.0.2.9", 90).is_err());
         let events: Vec<String> = store.consent_log().unwrap().into_iter().map(|e| e.event).collect();
         assert_eq!(events, ["invited", "confirmed", "unsubscribed", "invited", "confirmed", "unsubscribed"], "refusals change nothing");
+    }
+
+    #[test]
+    fn addresses_in_errors_keep_only_their_domain() {
+        assert_eq!(
+            redact_addresses("550 5.1.1 <ops@example.org>: Recipient address rejected; also \"x.y+z@b.example\", a@b"),
+            "550 5.1.1 <…@example.org>: Recipient address rejected; also \"…@b.example\", …@b"
+        );
+        assert_eq!(redact_addresses("invalid recipient \"ops@\": no domain"), "invalid recipient \"ops@\": no domain");
+        assert_eq!(redact_addresses("no address here, @ alone"), "no address here, @ alone");
     }
 
     #[test]

@@ -267,7 +267,8 @@ impl Scheduler {
                     }
                     // Not recorded: tried again at the next tick.
                     Err(e) => {
-                        tracing::warn!(job = %job.name, error = %e, "invitation not sent; retrying at the next tick");
+                        tracing::warn!(job = %job.name, error = %recipients::redact_addresses(&e.to_string()), "invitation not sent; retrying at the next tick");
+                        tracing::debug!(job = %job.name, recipient = %address, error = %e, "invitation not sent");
                         if matches!(e, MailError::Connection(_)) {
                             // The server is unreachable: do not wait out a timeout per address.
                             return Ok(());
@@ -316,7 +317,8 @@ impl Scheduler {
                     }
                     None if now_ms >= r.invited_ms.saturating_add(self.delivery.remind_after.as_ms()) => {
                         if let Err(e) = self.send_invitation(job, mailbox, now, r.invited_ms, true).await {
-                            tracing::warn!(job = %job.name, error = %e, "reminder not sent; retrying at the next tick");
+                            tracing::warn!(job = %job.name, error = %recipients::redact_addresses(&e.to_string()), "reminder not sent; retrying at the next tick");
+                            tracing::debug!(job = %job.name, recipient = %address, error = %e, "reminder not sent");
                             continue;
                         }
                         if recipients::record_reminder(&self.store, &address, &job.name.0, now_ms)? {
@@ -527,8 +529,9 @@ impl Scheduler {
                 }
                 Err(e) => {
                     self.stats.mail_failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(job = %job.name, tenant = %rec.tenant, report = rec.id, attempt, error = %e, "report mail not delivered");
-                    tracing::debug!(report = rec.id, recipient = %address, "the recipient of the failed report mail");
+                    let shown = recipients::redact_addresses(&e.to_string());
+                    tracing::warn!(job = %job.name, tenant = %rec.tenant, report = rec.id, attempt, error = %shown, "report mail not delivered");
+                    tracing::debug!(report = rec.id, recipient = %address, error = %e, "the recipient of the failed report mail");
                     // The same mail will not get better; nor will more tries help past the last.
                     let hopeless =
                         matches!(e, MailError::InvalidRecipient { .. } | MailError::HeaderInjection { .. } | MailError::Build(_));

@@ -337,3 +337,65 @@ fn dev_zero_as_each_configured_file_gets_a_clear_error_within_a_second_and_bound
         "sources.mail.rspamd-password-file",
     );
 }
+
+/// Runs a workspace binary under umask 000.
+fn under_umask_000(bin: &str, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.args(["-c", "umask 000; exec \"$0\" \"$@\""]).arg(ampel_tests::bin(bin)).args(args).env("RUST_LOG", "info");
+    cmd
+}
+
+/// Asserts that `path` grants nothing beyond `allowed` (e.g. 0o750).
+fn at_most(path: &std::path::Path, allowed: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o777;
+    assert_eq!(mode & !allowed, 0, "{} has mode {mode:o}, more than {allowed:o}", path.display());
+}
+
+#[test]
+fn under_umask_000_data_and_mails_keep_explicit_modes_and_a_token_lives_at_most_30_days() {
+    use std::process::Stdio;
+    let http = free_tcp_port();
+    let d = Deployment::new(&format!("[http]\nlisten = \"127.0.0.1:{http}\"\n\n[mail]\noutbox = \"outbox\"\n"));
+    let cfg = d.config.to_str().unwrap();
+    let out = under_umask_000("ampel-collector", &["--config", cfg, "report", "send", "--tenant", "acme", "--to", "ops@example.org"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "report send: {}", String::from_utf8_lossy(&out.stderr));
+    let child =
+        under_umask_000("ampel-collector", &["--config", cfg, "serve"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut collector = ampel_tests::Proc::adopt("collector", child);
+    let up = ampel_tests::wait_until(Duration::from_secs(20), || http_request(http, "GET", "/healthz", "").filter(|(s, _)| *s == 200));
+    assert!(up.is_some(), "serve under umask 000 did not come up");
+    collector.stop();
+    let data = d.dir.path().join("data");
+    for dir in [data.clone(), data.join("store"), data.join("delivery"), d.dir.path().join("outbox")] {
+        at_most(&dir, 0o750);
+    }
+    let emls: Vec<_> = std::fs::read_dir(d.dir.path().join("outbox")).unwrap().flatten().map(|e| e.path()).collect();
+    assert!(!emls.is_empty(), "report send wrote no .eml");
+    for eml in &emls {
+        at_most(eml, 0o640);
+    }
+
+    // The agent's state under umask 000.
+    let dev = d.issue("acme", "fw-1");
+    let agent_cfg = d.agent_config(&dev, "fw-1", "250ms");
+    let child = under_umask_000("ampel-agent", &["run", "--config", agent_cfg.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut agent = ampel_tests::Proc::adopt("agent", child);
+    let state = dev.join("state");
+    assert!(ampel_tests::wait_until(Duration::from_secs(10), || state.join("seq").exists().then_some(())).is_some(), "no agent state");
+    agent.stop();
+    at_most(&state, 0o750);
+    at_most(&state.join("seq"), 0o640);
+
+    // Enrollment tokens: at most 30 days.
+    let out = d.collector(&["pki", "token", "--tenant", "acme", "--device", "fw-9", "--ttl", "99999999999d"]).output();
+    assert!(!out.status.success(), "a token valid for 274 million years is refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("30d"), "{}", String::from_utf8_lossy(&out.stderr));
+    d.collector(&["pki", "token", "--tenant", "acme", "--device", "fw-9", "--ttl", "30d"]).ok();
+}

@@ -523,8 +523,7 @@ impl RspamdHistory {
         for f in &self.seen {
             text.push_str(&format!("{f:016x}\n"));
         }
-        let tmp = path.with_extension("tmp");
-        match std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path)) {
+        match crate::files::write_atomic(path, text.as_bytes(), false) {
             Ok(()) => self.dirty = false,
             Err(e) => tracing::warn!(file = %path.display(), error = %e, "cannot save the rspamd rows reported"),
         }
