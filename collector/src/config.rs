@@ -296,6 +296,56 @@ pub struct QuicConfig {
     /// Batches a connection may have in flight at once.
     #[serde(default = "default_streams")]
     pub max_streams: u32,
+    /// MiB all partially received frames may hold together (one device at most an eighth):
+    /// beyond it frames wait, then are refused without an ack (the agent resends them).
+    #[serde(default = "default_frame_budget_mib")]
+    pub frame_budget_mib: FrameBudgetMib,
+    /// Data connections one device may have open; a newer one closes the oldest.
+    #[serde(default = "default_connections_per_device")]
+    pub max_connections_per_device: ConnectionsPerDevice,
+}
+
+/// `[quic] frame-budget-mib`: 8 (two of the largest frames) to 65 536.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameBudgetMib(pub u32);
+
+impl<'de> Deserialize<'de> for FrameBudgetMib {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = u32::deserialize(d)?;
+        if !(8..=65_536).contains(&n) {
+            return Err(serde::de::Error::custom(format!("{n} is not between 8 and 65536 (MiB)")));
+        }
+        Ok(FrameBudgetMib(n))
+    }
+}
+
+impl FrameBudgetMib {
+    /// In bytes.
+    pub fn bytes(self) -> usize {
+        usize::try_from(self.0).unwrap_or(65_536) << 20
+    }
+}
+
+/// `[quic] max-connections-per-device`: 1 to 64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionsPerDevice(pub u32);
+
+impl<'de> Deserialize<'de> for ConnectionsPerDevice {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = u32::deserialize(d)?;
+        if !(1..=64).contains(&n) {
+            return Err(serde::de::Error::custom(format!("{n} is not between 1 and 64")));
+        }
+        Ok(ConnectionsPerDevice(n))
+    }
+}
+
+fn default_frame_budget_mib() -> FrameBudgetMib {
+    FrameBudgetMib(u32::try_from(crate::ingest::quic::DEFAULT_FRAME_BUDGET >> 20).unwrap_or(256))
+}
+
+fn default_connections_per_device() -> ConnectionsPerDevice {
+    ConnectionsPerDevice(u32::try_from(crate::ingest::quic::DEFAULT_CONNECTIONS_PER_DEVICE).unwrap_or(2))
 }
 
 fn default_listen() -> SocketAddr {
@@ -308,7 +358,12 @@ fn default_streams() -> u32 {
 
 impl Default for QuicConfig {
     fn default() -> Self {
-        QuicConfig { listen: default_listen(), max_streams: default_streams() }
+        QuicConfig {
+            listen: default_listen(),
+            max_streams: default_streams(),
+            frame_budget_mib: default_frame_budget_mib(),
+            max_connections_per_device: default_connections_per_device(),
+        }
     }
 }
 

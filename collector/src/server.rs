@@ -192,7 +192,16 @@ impl Server {
             tokio::spawn(mqtt::serve(m, o, writer.clone(), store.clone(), rx.clone()))
         });
         tokio::spawn(trust.clone().watch(rx.clone()));
-        let listener = tokio::spawn(quic::serve(endpoint.clone(), writer, Limits::default(), trust.clone(), enroll, rx));
+        let limits = Limits::default();
+        let shared = quic::Shared {
+            writer,
+            limits,
+            trust: trust.clone(),
+            enroll,
+            budget: crate::ingest::budget::FrameBudget::new(cfg.quic.frame_budget_mib.bytes(), limits.max_frame),
+            max_connections_per_device: cfg.quic.max_connections_per_device.0 as usize,
+        };
+        let listener = tokio::spawn(quic::serve(endpoint.clone(), shared, rx));
         tracing::info!(
             addr = %local_addr,
             store = %cfg.store_dir().display(),

@@ -396,7 +396,7 @@ impl Deployment {
 }
 
 /// A QUIC connection to the collector's data ALPN with the given device files (mutual TLS).
-async fn connect_device(
+pub async fn connect_device(
     addr: std::net::SocketAddr,
     ca_pem: &Path,
     cert_pem: &Path,

@@ -329,6 +329,25 @@ fn ingest_metrics(out: &mut String, i: &IngestStats) {
     counter(out, "ampel_enroll_refused_total", "Enrollment and renewal requests refused.", n(&i.enroll_refused));
     counter(
         out,
+        "ampel_quic_connections_superseded_total",
+        "Data connections closed because a newer one of the same device came (max-connections-per-device).",
+        n(&i.connections_superseded),
+    );
+    counter(
+        out,
+        "ampel_quic_frames_over_budget_total",
+        "Frames refused without an ack because the partial-frame budget had no room (agents resend them).",
+        n(&i.frames_over_budget),
+    );
+    metric(
+        out,
+        "gauge",
+        "ampel_quic_partial_frame_bytes",
+        "Buffer bytes partially received frames hold now.",
+        &[("", n(&i.partial_frame_bytes))],
+    );
+    counter(
+        out,
         "ampel_log_lines_suppressed_total",
         "Refusal log lines held back by the per-peer log rate limit (the refusals are counted above).",
         i.log_throttle.suppressed(),

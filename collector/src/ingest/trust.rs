@@ -269,21 +269,32 @@ impl ClientCertVerifier for ReloadingVerifier {
     }
 }
 
-/// One open session: device, the chain it authenticated with, the connection.
-type Session = (String, Vec<CertificateDer<'static>>, quinn::Connection);
+/// One open session: device, the chain it authenticated with, the connection, and when it
+/// was added (a counter: larger is newer).
+type Session = (String, Vec<CertificateDer<'static>>, quinn::Connection, u64);
 
 /// Open data sessions with the certificate chain they authenticated with.
 #[derive(Debug, Default)]
 pub struct Sessions {
     open: Mutex<HashMap<usize, Session>>,
+    added: AtomicU64,
 }
 
 impl Sessions {
-    /// Records an authenticated connection of `device`.
-    pub fn add(&self, device: String, chain: Vec<CertificateDer<'static>>, conn: quinn::Connection) {
-        if let Ok(mut m) = self.open.lock() {
-            m.insert(conn.stable_id(), (device, chain, conn));
-        }
+    /// Records an authenticated connection of `device`, which may have at most `max` open.
+    /// Returns the device's oldest connections beyond that, for the caller to close: a newer
+    /// connection wins, because an agent that restarted (crash, power loss) connects again
+    /// while its old connection still waits for its idle timeout — refusing the new one would
+    /// lock the device out for a minute — and whoever holds the device's key could push the
+    /// device out either way.
+    pub fn add(&self, device: String, chain: Vec<CertificateDer<'static>>, conn: quinn::Connection, max: usize) -> Vec<quinn::Connection> {
+        let Ok(mut m) = self.open.lock() else { return Vec::new() };
+        let order = self.added.fetch_add(1, Ordering::Relaxed);
+        let mut mine: Vec<(u64, usize)> = m.iter().filter(|(_, s)| s.0 == device).map(|(id, s)| (s.3, *id)).collect();
+        m.insert(conn.stable_id(), (device, chain, conn, order));
+        mine.sort_unstable();
+        let excess = (mine.len() + 1).saturating_sub(max.max(1));
+        mine.into_iter().take(excess).filter_map(|(_, id)| m.remove(&id)).map(|s| s.2).collect()
     }
 
     /// Forgets a connection that ended.
@@ -298,8 +309,8 @@ impl Sessions {
     pub fn close_invalid(&self, verifier: &ReloadingVerifier) -> usize {
         let victims: Vec<(String, quinn::Connection)> = match self.open.lock() {
             Ok(mut m) => {
-                let ids: Vec<usize> = m.iter().filter(|(_, (_, chain, _))| !verifier.still_valid(chain)).map(|(id, _)| *id).collect();
-                ids.into_iter().filter_map(|id| m.remove(&id)).map(|(d, _, c)| (d, c)).collect()
+                let ids: Vec<usize> = m.iter().filter(|(_, (_, chain, _, _))| !verifier.still_valid(chain)).map(|(id, _)| *id).collect();
+                ids.into_iter().filter_map(|id| m.remove(&id)).map(|(d, _, c, _)| (d, c)).collect()
             }
             Err(_) => Vec::new(),
         };

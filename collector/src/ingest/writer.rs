@@ -53,6 +53,12 @@ pub struct IngestStats {
     pub commit_errors: AtomicU64,
     /// Enrollment and renewal requests refused (bad or used tokens, rate limit, bad requests).
     pub enroll_refused: AtomicU64,
+    /// Data connections closed because a newer one of the same device came.
+    pub connections_superseded: AtomicU64,
+    /// Frames refused without an ack because the partial-frame budget had no room.
+    pub frames_over_budget: AtomicU64,
+    /// Buffer bytes partial frames hold now (a gauge).
+    pub partial_frame_bytes: AtomicU64,
     /// The per-peer budget of refusal log lines, and how many were held back.
     pub log_throttle: LogThrottle,
 }

@@ -399,3 +399,80 @@ fn under_umask_000_data_and_mails_keep_explicit_modes_and_a_token_lives_at_most_
     assert!(String::from_utf8_lossy(&out.stderr).contains("30d"), "{}", String::from_utf8_lossy(&out.stderr));
     d.collector(&["pki", "token", "--tenant", "acme", "--device", "fw-9", "--ttl", "30d"]).ok();
 }
+
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:")?.trim().strip_suffix("kB")?.trim().parse().ok()).unwrap_or(0)
+}
+
+/// One device floods: `conns` connections, 16 streams each, every stream announcing a 4 MiB
+/// frame and sending 1 MiB of it, never the rest.
+async fn flood(addr: std::net::SocketAddr, dev: &std::path::Path, conns: usize) -> Vec<(quinn::Endpoint, quinn::Connection)> {
+    let mut open = Vec::new();
+    for _ in 0..conns {
+        let c = ampel_tests::connect_device(addr, &dev.join("ca.pem"), &dev.join("fw-1.pem"), &dev.join("fw-1.key")).await.unwrap();
+        for _ in 0..16 {
+            let conn = c.1.clone();
+            tokio::spawn(async move {
+                let Ok((mut send, _recv)) = conn.open_bi().await else { return };
+                let mut bytes = (4u32 << 20).to_be_bytes().to_vec();
+                bytes.resize(4 + (1 << 20), 0);
+                let _ = send.write_all(&bytes).await;
+                // Hold the stream open, frame unfinished, until the connection goes.
+                let _ = conn.closed().await;
+            });
+        }
+        open.push(c);
+    }
+    open
+}
+
+#[test]
+fn a_flood_of_partial_frames_from_one_device_stays_within_its_budget_while_another_streams() {
+    let http = free_tcp_port();
+    let d = Deployment::new(&format!("[http]\nlisten = \"127.0.0.1:{http}\"\n"));
+    let text = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(&d.config, text.replace("[quic]\n", "[quic]\nframe-budget-mib = 64\nmax-connections-per-device = 2\n")).unwrap();
+    let (attacker, honest) = (d.issue("acme", "fw-1"), d.issue("acme", "fw-2"));
+    let mut collector = d.serve();
+    let mut agent = d.agent(&honest, "fw-2", "250ms");
+    let streaming = ampel_tests::wait_until(Duration::from_secs(30), || (points(&d, "fw-2") > 0).then_some(()));
+    assert!(streaming.is_some(), "fw-2 does not stream:\n{}", agent.log());
+    let pid = collector.pid();
+    let before = rss_kb(pid);
+
+    // Eight connections of 16 streams, 1 MiB each: 128 MiB if all were buffered.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let addr = format!("127.0.0.1:{}", d.port).parse().unwrap();
+    let open = rt.block_on(flood(addr, &attacker, 8));
+    let honest_before = points(&d, "fw-2");
+    let (mut peak, mut held_peak) = (before, 0);
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(7) {
+        peak = peak.max(rss_kb(pid));
+        if let Some((200, body)) = http_request(http, "GET", "/metrics", "") {
+            held_peak = held_peak.max(metric(&body, "ampel_quic_partial_frame_bytes").unwrap_or(0));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (_, body) = http_request(http, "GET", "/metrics", "").unwrap();
+    assert!(points(&d, "fw-2") > honest_before, "the other device keeps streaming during the flood\n{}", agent.log());
+    assert!(held_peak <= 8 << 20, "one device holds at most its share (8 MiB of 64): {held_peak}");
+    assert!(metric(&body, "ampel_quic_connections_superseded_total").is_some_and(|n| n >= 6), "{body}");
+    assert!(metric(&body, "ampel_quic_frames_over_budget_total").is_some_and(|n| n >= 1), "{body}");
+    let grew_mib = peak.saturating_sub(before) / 1024;
+    assert!(grew_mib < 64, "the collector grew by {grew_mib} MiB during the flood (before {before} kB, peak {peak} kB)");
+    rt.block_on(async {
+        for (ep, conn) in open {
+            conn.close(0u32.into(), b"done");
+            let _ = tokio::time::timeout(Duration::from_secs(2), ep.wait_idle()).await;
+        }
+    });
+    drop(rt);
+    std::thread::sleep(Duration::from_secs(1));
+    let (_, body) = http_request(http, "GET", "/metrics", "").unwrap();
+    assert_eq!(metric(&body, "ampel_quic_partial_frame_bytes"), Some(0), "all given back: {body}");
+    eprintln!("collector RSS: before {before} kB, peak during the flood {peak} kB, after {} kB", rss_kb(pid));
+    agent.stop();
+    collector.stop();
+}
