@@ -88,7 +88,8 @@ fn default_state_dir() -> PathBuf {
 impl AgentConfig {
     /// Reads and parses the file at `path`, resolving relative paths against its directory.
     pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read { path: path.to_owned(), error })?;
+        let text = crate::files::read_limited_to_string(path, crate::files::CONFIG_MAX)
+            .map_err(|error| ConfigError::Read { path: path.to_owned(), error })?;
         AgentConfig::parse(&text, path)
     }
 

@@ -25,10 +25,12 @@
 //! - [`parse_cmd`]: `ampel-agent parse`, a source's parser run over a whole file.
 //! - [`resident`]: gives back resident pages of code no longer in use, and free heap.
 //! - [`systemd`]: readiness, watchdog and reload notifications to systemd.
+//! - [`files`]: files named by the configuration, read with a size limit.
 
 pub mod backoff;
 pub mod config;
 pub mod enroll;
+pub mod files;
 pub mod parse_cmd;
 pub mod resident;
 pub mod run;

@@ -197,7 +197,8 @@ fn enroll(config: &AgentConfig, server: &str, token: &str) -> anyhow::Result<()>
 /// was; otherwise the changed keys are logged (they take effect at the next restart).
 async fn reloads(mut hup: tokio::signal::unix::Signal, path: &Path) {
     let systemd = ampel_agent::systemd::Notifier::from_env();
-    let read_table = || -> Option<toml::Table> { std::fs::read_to_string(path).ok()?.parse().ok() };
+    let read_table =
+        || -> Option<toml::Table> { ampel_agent::files::read_limited_to_string(path, ampel_agent::files::CONFIG_MAX).ok()?.parse().ok() };
     let mut table = read_table().unwrap_or_default();
     while hup.recv().await.is_some() {
         systemd.reloading();

@@ -62,7 +62,7 @@ impl SeqStore {
 
     /// Like [`SeqStore::open`] with a chosen block size (at least 1).
     pub fn open_with_block(state_dir: &Path, block: u64) -> Result<SeqStore, SeqError> {
-        fs::create_dir_all(state_dir).map_err(|error| SeqError::Io { path: state_dir.to_owned(), error })?;
+        crate::files::create_dir_all(state_dir).map_err(|error| SeqError::Io { path: state_dir.to_owned(), error })?;
         let path = state_dir.join("seq");
         let next = match fs::read_to_string(&path) {
             Ok(text) => text
@@ -96,7 +96,10 @@ impl SeqStore {
             let path = path.to_owned();
             move |error| SeqError::Io { path, error }
         };
-        let mut f = File::create(&tmp).map_err(io(&tmp))?;
+        let mut f = {
+            use std::os::unix::fs::OpenOptionsExt;
+            fs::OpenOptions::new().write(true).create(true).truncate(true).mode(crate::files::FILE_MODE).open(&tmp).map_err(io(&tmp))?
+        };
         writeln!(f, "{until}").map_err(io(&tmp))?;
         f.sync_all().map_err(io(&tmp))?;
         drop(f);

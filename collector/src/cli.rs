@@ -92,9 +92,9 @@ pub enum PkiCommand {
         /// Device id (certificate CN), unique across the deployment.
         #[arg(long)]
         device: DeviceId,
-        /// How long the token is valid, e.g. 30m, 24h, 7d (default: [pki] token-ttl).
+        /// How long the token is valid, e.g. 30m, 24h, 7d; at most 30d (default: [pki] token-ttl).
         #[arg(long)]
-        ttl: Option<config::Duration>,
+        ttl: Option<config::TokenTtl>,
     },
     /// CA rollover in two steps: --start creates the next CA (trusted at once, handed to agents
     /// at renewal); --finish, after a renewal period, makes it current and re-issues the server
@@ -308,10 +308,18 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Demo(args) => crate::demo::run(args).await,
         Command::CheckConfig => {
             let cfg = load_config(&cli.config)?;
+            let notes = cfg.check_runtime(false)?;
             println!("{}: ok", cfg.source.display());
+            for note in notes {
+                eprintln!("note: {note}");
+            }
             Ok(())
         }
-        Command::Serve => serve(load_config(&cli.config)?).await,
+        Command::Serve => {
+            let cfg = load_config(&cli.config)?;
+            cfg.check_runtime(true)?;
+            serve(cfg).await
+        }
         Command::Pki(cmd) => pki(&load_config(&cli.config)?, cmd),
         Command::Devices(args) => devices(&load_config(&cli.config)?, &args),
         Command::Query(args) => query(&load_config(&cli.config)?, &args),
@@ -402,7 +410,7 @@ impl RunningConfig {
 
 /// The config file as a TOML table (it parsed a moment ago; `None` if it changed under us).
 fn read_table(path: &Path) -> Option<toml::Table> {
-    std::fs::read_to_string(path).ok()?.parse().ok()
+    crate::files::read_limited_to_string(path, crate::files::CONFIG_MAX).ok()?.parse().ok()
 }
 
 /// Waits for SIGINT or SIGTERM.
@@ -416,7 +424,10 @@ pub async fn wait_for_shutdown_signal() -> Result<()> {
     Ok(())
 }
 
-fn open_store(cfg: &Config) -> Result<Store> {
+/// Opens the store of `cfg`, creating its directories with explicit modes first.
+pub fn open_store(cfg: &Config) -> Result<Store> {
+    // With explicit modes, before the store creates them with whatever the umask allows.
+    crate::files::create_dir_all(&cfg.store_dir()).with_context(|| format!("creating {}", cfg.store_dir().display()))?;
     Store::open(&cfg.store_dir(), cfg.store_options()).with_context(|| format!("opening the store in {}", cfg.store_dir().display()))
 }
 
@@ -440,7 +451,7 @@ fn pki(cfg: &Config, cmd: PkiCommand) -> Result<()> {
                 bail!("device {device} is registered under tenant {}; device ids must be unique", existing.tenant);
             }
             let ttl = ttl.unwrap_or(cfg.pki.token_ttl);
-            let expires = now_ms() / 1000 + i64::try_from(ttl.0.as_secs()).unwrap_or(i64::MAX / 2);
+            let expires = now_ms() / 1000 + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
             let token = crate::enroll::TokenStore::new(pki.dir())
                 .create(&tenant, &device, expires, &pki.ca_fingerprint())
                 .context("creating the token")?;
@@ -469,7 +480,8 @@ fn pki(cfg: &Config, cmd: PkiCommand) -> Result<()> {
             let (what, serials) = match (device, cert) {
                 (Some(device), _) => (format!("device {device}"), pki.revoke_device(&device).context("revoking")?),
                 (None, Some(path)) => {
-                    let pem = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                    let pem =
+                        crate::files::read_limited(&path, crate::files::CERT_MAX).with_context(|| format!("reading {}", path.display()))?;
                     (path.display().to_string(), pki.revoke_cert(&pem).context("revoking")?)
                 }
                 (None, None) => bail!("name --device or --cert"),

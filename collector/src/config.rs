@@ -19,12 +19,12 @@ pub const DEFAULT_PATH: &str = "/etc/ampel/collector.toml";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read: {error}")]
     Read {
         /// The config file.
         path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (in the message, not a separate source: printed once).
+        error: std::io::Error,
     },
     /// The TOML is malformed or a value is wrong; names line and key.
     #[error("{path}:{line}: {key}{message}")]
@@ -38,6 +38,26 @@ pub enum ConfigError {
         /// What is wrong and what is expected.
         message: String,
     },
+    /// A file or directory the configuration names is unusable.
+    #[error("{path}: {key} = {}: {error}", file.display())]
+    File {
+        /// The config file.
+        path: PathBuf,
+        /// The key naming it (`mail.password-file`), or what it is (`link key`).
+        key: String,
+        /// The file or directory.
+        file: PathBuf,
+        /// What is wrong with it (in the message, not a separate source: printed once).
+        error: std::io::Error,
+    },
+    /// Something `serve` needs at start cannot be used.
+    #[error("{path}: {message}")]
+    Unusable {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
     /// Values that are fine alone but not together.
     #[error("{path}: {message}")]
     Invalid {
@@ -46,6 +66,18 @@ pub enum ConfigError {
         /// What is wrong and what to do.
         message: String,
     },
+}
+
+/// An error and its sources, `: `-separated.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// Turns a toml error into file, line and dotted key.
@@ -128,6 +160,47 @@ impl Duration {
     /// Milliseconds, saturating.
     pub fn as_ms(self) -> i64 {
         i64::try_from(self.0.as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+/// How long an enrollment token stays valid: 1 second to [`TokenTtl::MAX`]. A token is a
+/// bearer secret for a device identity; one valid for centuries is a standing invitation to
+/// whoever finds it in a ticket or a chat log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenTtl(pub Duration);
+
+impl TokenTtl {
+    /// The longest validity: 30 days (an appliance shipped to a site with its token in the box).
+    pub const MAX: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+    /// The shortest: 1 second (tests of expiry use it).
+    pub const MIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+    /// Whole seconds.
+    pub fn as_secs(self) -> u64 {
+        self.0.0.as_secs()
+    }
+}
+
+impl FromStr for TokenTtl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let d: Duration = s.parse()?;
+        if d.0 < TokenTtl::MIN || d.0 > TokenTtl::MAX {
+            return Err(format!("{s:?} is not between 1s and 30d, the validity an enrollment token may have"));
+        }
+        Ok(TokenTtl(d))
+    }
+}
+
+impl<'de> Deserialize<'de> for TokenTtl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for TokenTtl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
     }
 }
 
@@ -223,6 +296,56 @@ pub struct QuicConfig {
     /// Batches a connection may have in flight at once.
     #[serde(default = "default_streams")]
     pub max_streams: u32,
+    /// MiB all partially received frames may hold together (one device at most an eighth):
+    /// beyond it frames wait, then are refused without an ack (the agent resends them).
+    #[serde(default = "default_frame_budget_mib")]
+    pub frame_budget_mib: FrameBudgetMib,
+    /// Data connections one device may have open; a newer one closes the oldest.
+    #[serde(default = "default_connections_per_device")]
+    pub max_connections_per_device: ConnectionsPerDevice,
+}
+
+/// `[quic] frame-budget-mib`: 8 (two of the largest frames) to 65 536.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameBudgetMib(pub u32);
+
+impl<'de> Deserialize<'de> for FrameBudgetMib {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = u32::deserialize(d)?;
+        if !(8..=65_536).contains(&n) {
+            return Err(serde::de::Error::custom(format!("{n} is not between 8 and 65536 (MiB)")));
+        }
+        Ok(FrameBudgetMib(n))
+    }
+}
+
+impl FrameBudgetMib {
+    /// In bytes.
+    pub fn bytes(self) -> usize {
+        usize::try_from(self.0).unwrap_or(65_536) << 20
+    }
+}
+
+/// `[quic] max-connections-per-device`: 1 to 64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionsPerDevice(pub u32);
+
+impl<'de> Deserialize<'de> for ConnectionsPerDevice {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = u32::deserialize(d)?;
+        if !(1..=64).contains(&n) {
+            return Err(serde::de::Error::custom(format!("{n} is not between 1 and 64")));
+        }
+        Ok(ConnectionsPerDevice(n))
+    }
+}
+
+fn default_frame_budget_mib() -> FrameBudgetMib {
+    FrameBudgetMib(u32::try_from(crate::ingest::quic::DEFAULT_FRAME_BUDGET >> 20).unwrap_or(256))
+}
+
+fn default_connections_per_device() -> ConnectionsPerDevice {
+    ConnectionsPerDevice(u32::try_from(crate::ingest::quic::DEFAULT_CONNECTIONS_PER_DEVICE).unwrap_or(2))
 }
 
 fn default_listen() -> SocketAddr {
@@ -235,7 +358,12 @@ fn default_streams() -> u32 {
 
 impl Default for QuicConfig {
     fn default() -> Self {
-        QuicConfig { listen: default_listen(), max_streams: default_streams() }
+        QuicConfig {
+            listen: default_listen(),
+            max_streams: default_streams(),
+            frame_budget_mib: default_frame_budget_mib(),
+            max_connections_per_device: default_connections_per_device(),
+        }
     }
 }
 
@@ -253,15 +381,15 @@ pub struct PkiConfig {
     pub enrolled_lifetime: Duration,
     /// Default validity of enrollment tokens made by `pki token`.
     #[serde(default = "default_token_ttl")]
-    pub token_ttl: Duration,
+    pub token_ttl: TokenTtl,
 }
 
 fn default_enrolled_lifetime() -> Duration {
     Duration(std::time::Duration::from_secs(30 * 86_400))
 }
 
-fn default_token_ttl() -> Duration {
-    Duration(std::time::Duration::from_secs(86_400))
+fn default_token_ttl() -> TokenTtl {
+    TokenTtl(Duration(std::time::Duration::from_secs(86_400)))
 }
 
 fn default_device_days() -> u32 {
@@ -576,7 +704,8 @@ pub struct ReportConfig {
 impl Config {
     /// Reads and checks a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let src = crate::files::read_limited_to_string(path, crate::files::CONFIG_MAX)
+            .map_err(|error| ConfigError::Read { path: path.to_owned(), error })?;
         Self::parse(path, &src)
     }
 
@@ -619,14 +748,65 @@ impl Config {
             return Err(invalid("[risk] expected-interval must be longer than 0; set it to the agents' interval, e.g. \"60s\"".into()));
         }
         self.mail.validate().map_err(|e| invalid(format!("[mail] {e}")))?;
+        if let Some(logo) = self.branding.logo.as_ref().filter(|_| self.branding.use_branding) {
+            // Before the logo is read: /dev/zero or a FIFO there would never end. Whether it
+            // exists and its size are [branding]'s own checks.
+            match crate::files::check_regular(logo, u64::MAX) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                    let (path, key, file) = (self.source.clone(), "branding.logo".into(), logo.clone());
+                    return Err(ConfigError::File { path, key, file, error });
+                }
+                _ => {}
+            }
+        }
         self.branding.validate().map_err(|e| invalid(format!("[branding] {e}")))?;
         crate::schedule::config::validate(&self.jobs).map_err(invalid)?;
+        self.http.validate().map_err(|e| invalid(format!("[http] {e}")))?;
         if !self.jobs.is_empty() && self.http.listen.is_none() {
             return Err(invalid(
                 "[[jobs]] need the HTTP listener for opt-in and download links: set [http] listen (and public-url)".into(),
             ));
         }
         Ok(())
+    }
+
+    /// What `serve` would trip over beyond the file itself: the directories it keeps data in
+    /// and the files it reads at start — the mail password and CA, the MQTT certificates, the
+    /// PKI, the link key — each read the way `serve` reads it (bounded, regular files only).
+    /// `check-config` and `serve` run it, so its errors exit 78. Before `pki init` there is no
+    /// CA yet: with `need_ca` false (`check-config` on a fresh install) that is a note, not an
+    /// error.
+    pub fn check_runtime(&self, need_ca: bool) -> Result<Vec<String>, ConfigError> {
+        use crate::files;
+        let file_err = |key: &str, file: &Path| {
+            let (path, key, file) = (self.source.clone(), key.to_owned(), file.to_owned());
+            move |error| ConfigError::File { path, key, file, error }
+        };
+        let unusable = |what: &str, e: &dyn std::error::Error| ConfigError::Unusable {
+            path: self.source.clone(),
+            message: format!("{what}: {}", chain(e)),
+        };
+        let dirs = [("data-dir", Some(&self.data_dir)), ("store.dir", self.store.dir.as_ref()), ("pki.dir", self.pki.dir.as_ref())];
+        for (key, dir) in dirs.into_iter().filter_map(|(k, d)| Some((k, d?))) {
+            files::check_dir(dir).map_err(file_err(key, dir))?;
+        }
+        match self.mail.transport {
+            crate::mail::TransportKind::File => files::check_dir(&self.mail.outbox).map_err(file_err("mail.outbox", &self.mail.outbox))?,
+            crate::mail::TransportKind::Smtp => drop(crate::mail::Mailer::new(&self.mail).map_err(|e| unusable("[mail]", &e))?),
+        }
+        if let Some(m) = &self.mqtt {
+            crate::ingest::mqtt::options(m, &self.pki_dir()).map_err(|e| unusable("[mqtt]", &e))?;
+        }
+        let link_key = self.delivery_dir().join(crate::schedule::commands::LINK_KEY_FILE);
+        if link_key.exists() {
+            files::check_regular(&link_key, files::SMALL_MAX).map_err(file_err("link key", &link_key))?;
+        }
+        let pki = self.pki_dir();
+        if !need_ca && !pki.join("ca.pem").exists() {
+            return Ok(vec![format!("no CA in {} yet: run `ampel-collector pki init` before `serve`", pki.display())]);
+        }
+        crate::ingest::trust::Trust::load(&pki).map_err(|e| unusable("PKI (`ampel-collector pki init` creates it)", &e))?;
+        Ok(Vec::new())
     }
 
     /// The PKI directory.
@@ -765,6 +945,17 @@ mod tests {
         assert_eq!(shipped.report.time_zone, empty.report.time_zone);
         assert_eq!(shipped.branding, empty.branding);
         assert_eq!(shipped.mail.outbox, empty.mail.outbox);
+    }
+
+    #[test]
+    fn an_enrollment_token_lives_at_most_30_days() {
+        assert_eq!("30d".parse::<TokenTtl>().unwrap().as_secs(), 30 * 86_400);
+        assert_eq!("1s".parse::<TokenTtl>().unwrap().as_secs(), 1);
+        for bad in ["31d", "99999999999d", "0s", "soon"] {
+            assert!(bad.parse::<TokenTtl>().is_err(), "{bad}");
+        }
+        let err = parse("[pki]\ntoken-ttl = \"365d\"\n").unwrap_err().to_string();
+        assert!(err.contains("pki.token-ttl") && err.contains("30d"), "{err}");
     }
 
     #[test]

@@ -3,16 +3,19 @@
 //! # Layout
 //!
 //! - [`config`]: `collector.toml`, parsed into types that cannot hold a bad value.
+//! - [`files`]: files named by the configuration, read with a size limit.
 //! - [`pki`]: the deployment's certificate authority (`pki init`, `pki issue`, `pki token`, `pki revoke`).
 //! - [`enroll`]: enrollment tokens and the `ampel-enroll/1` service (CSR in, certificate out).
 //! - [`store`]: the LMDB store — device registry, points, alerts, sequence marks.
 //! - [`http`]: the HTTP listener: opt-in links, downloads, `/healthz`, `/metrics`.
 //! - [`ingest`]: the QUIC listener and the one writer task that group-commits.
+//! - [`logthrottle`]: refusals logged at a bounded rate per peer.
 //! - [`risk`]: rules, findings and traffic lights.
 //! - [`report`]: PDF rendering with genpdf.
 //! - [`mail`]: delivery through a file outbox or SMTP.
 //! - [`archive`]: report PDFs kept under `<data-dir>/archive/`.
 //! - [`assess`]: gathers a tenant's data, runs the rules, builds the report data.
+//! - [`rlimit`]: the descriptor limit the caps are sized from.
 //! - [`reporting`]: `report preview|send` and `mail test`.
 //! - [`recipients`]: opt-in of report recipients, signed links, the consent log.
 //! - [`schedule`]: report jobs, due times, the delivery store and the scheduler loop.
@@ -27,14 +30,17 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod enroll;
+pub mod files;
 pub mod http;
 pub mod ingest;
+pub mod logthrottle;
 pub mod mail;
 pub mod pki;
 pub mod recipients;
 pub mod report;
 pub mod reporting;
 pub mod risk;
+pub mod rlimit;
 pub mod schedule;
 pub mod server;
 pub mod store;

@@ -118,8 +118,7 @@ pub async fn command(cfg: &Config, cmd: ReportCommand) -> Result<()> {
     if matches!(cmd, ReportCommand::List { .. } | ReportCommand::Resend { .. }) {
         return crate::schedule::commands::report(cfg, cmd).await;
     }
-    let store = Store::open(&cfg.store_dir(), cfg.store_options())
-        .with_context(|| format!("opening the store in {}", cfg.store_dir().display()))?;
+    let store = crate::cli::open_store(cfg)?;
     match cmd {
         ReportCommand::Preview { tenant, period, end, out, job: job_name } => {
             let started = std::time::Instant::now();

@@ -34,6 +34,14 @@ pub enum ServeError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A data directory could not be created.
+    #[error("cannot create {}: {source}", path.display())]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// The listener could not start.
     #[error(transparent)]
     Listen(#[from] quic::ListenError),
@@ -49,7 +57,8 @@ pub enum ServeError {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, ServeError> {
-    std::fs::read(path).map_err(|e| ServeError::Tls {
+    let max = if path.ends_with("crl.pem") { crate::files::CRL_MAX } else { crate::files::CERT_MAX };
+    crate::files::read_limited(path, max).map_err(|e| ServeError::Tls {
         path: path.to_owned(),
         message: format!("cannot read: {e} (run `ampel-collector pki init` to create the CA and server certificate)"),
     })
@@ -97,6 +106,7 @@ fn start_delivery(
     cfg: &Config,
     store: &Store,
     ingest: &Arc<IngestStats>,
+    trust: &crate::ingest::trust::Trust,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<Delivery, ServeError> {
     use crate::schedule::{commands, runner};
@@ -104,13 +114,16 @@ fn start_delivery(
     let (delivery, key) = commands::open(cfg).map_err(ServeError::Delivery)?;
     let stats = Arc::new(runner::DeliveryStats::default());
     let state = crate::http::HttpState {
+        connections: Arc::default(),
         store: delivery.clone(),
         key: key.clone(),
         archive: crate::archive::Archive::new(&cfg.archive_dir()),
         delivery: stats.clone(),
         ingest: Some(ingest.clone()),
+        trust: Some(trust.health.clone()),
     };
-    let http = crate::http::HttpServer::start(listen, state, shutdown.clone())?;
+    let limits = cfg.http.limits(crate::rlimit::nofile());
+    let http = crate::http::HttpServer::start(listen, limits, state, shutdown.clone())?;
     if cfg.jobs.is_empty() {
         return Ok((Some(http), None));
     }
@@ -148,8 +161,9 @@ impl Server {
         let trust = crate::ingest::trust::Trust::load(&cfg.pki_dir())
             .map_err(|e| ServeError::TlsConfig { dir: cfg.pki_dir(), message: e.to_string() })?;
         let tls = server_tls_with(&cfg.pki_dir(), &[ampel_protocol::ALPN_DATA, ampel_protocol::enroll::ALPN_ENROLL], &trust)?;
+        let stats = Arc::new(IngestStats::default());
         let enroll = match crate::pki::Pki::open(&cfg.pki_dir()) {
-            Ok(pki) => Some(Arc::new(crate::enroll::EnrollService::new(pki, cfg.pki.enrolled_lifetime.0.as_secs()))),
+            Ok(pki) => Some(Arc::new(crate::enroll::EnrollService::new(pki, cfg.pki.enrolled_lifetime.0.as_secs(), stats.clone()))),
             Err(e) => {
                 tracing::warn!(error = %e, "enrollment disabled: the CA cannot be opened");
                 None
@@ -159,13 +173,14 @@ impl Server {
             Some(m) => Some((m.clone(), mqtt::options(m, &cfg.pki_dir())?)),
             None => None,
         };
+        // The data and store directories with explicit modes, before the store creates them.
+        crate::files::create_dir_all(&cfg.store_dir()).map_err(|source| ServeError::Dir { path: cfg.store_dir(), source })?;
         let store = Store::open(&cfg.store_dir(), cfg.store_options())?;
-        let stats = Arc::new(IngestStats::default());
         let endpoint = quic::bind(cfg.quic.listen, tls, cfg.quic.max_streams)?;
         let local_addr = endpoint.local_addr().map_err(|source| quic::ListenError::Bind { addr: cfg.quic.listen, source })?;
         let (writer, writer_thread) = Writer::start(store.clone(), stats.clone());
         let (shutdown, rx) = watch::channel(false);
-        let (http, scheduler) = match start_delivery(cfg, &store, &stats, &rx) {
+        let (http, scheduler) = match start_delivery(cfg, &store, &stats, &trust, &rx) {
             Ok(started) => started,
             Err(e) => {
                 let _ = shutdown.send(true);
@@ -177,8 +192,22 @@ impl Server {
             tokio::spawn(mqtt::serve(m, o, writer.clone(), store.clone(), rx.clone()))
         });
         tokio::spawn(trust.clone().watch(rx.clone()));
-        let listener = tokio::spawn(quic::serve(endpoint.clone(), writer, Limits::default(), trust.clone(), enroll, rx));
-        tracing::info!(addr = %local_addr, store = %cfg.store_dir().display(), "collector listening (QUIC, mutual TLS)");
+        let limits = Limits::default();
+        let shared = quic::Shared {
+            writer,
+            limits,
+            trust: trust.clone(),
+            enroll,
+            budget: crate::ingest::budget::FrameBudget::new(cfg.quic.frame_budget_mib.bytes(), limits.max_frame),
+            max_connections_per_device: cfg.quic.max_connections_per_device.0 as usize,
+        };
+        let listener = tokio::spawn(quic::serve(endpoint.clone(), shared, rx));
+        tracing::info!(
+            addr = %local_addr,
+            store = %cfg.store_dir().display(),
+            nofile = crate::rlimit::nofile(),
+            "collector listening (QUIC, mutual TLS)"
+        );
         let http_addr = http.as_ref().map(|h| h.local_addr);
         Ok(Server {
             local_addr,

@@ -13,11 +13,13 @@
 //! - [`topic`]: MQTT topic names.
 //! - [`enroll`]: enrollment and renewal messages, the enrollment token.
 //! - [`tls`]: rustls configurations for both ends of mutual TLS.
+//! - [`logsafe`]: peer-supplied text escaped for a log line ([`logsafe::esc`]).
 
 pub mod codec;
 pub mod enroll;
 pub mod frame;
 pub mod identity;
+pub mod logsafe;
 pub mod model;
 pub mod tls;
 pub mod topic;

@@ -396,7 +396,7 @@ impl Deployment {
 }
 
 /// A QUIC connection to the collector's data ALPN with the given device files (mutual TLS).
-async fn connect_device(
+pub async fn connect_device(
     addr: std::net::SocketAddr,
     ca_pem: &Path,
     cert_pem: &Path,
@@ -537,4 +537,31 @@ pub async fn mqtt_publish(
     })
     .await;
     r
+}
+
+/// Connects without a client certificate on `alpn`, sends `bytes`, returns what came back.
+pub async fn anonymous(addr: std::net::SocketAddr, ca_pem: &Path, alpn: &[u8], bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+    use ampel_protocol::tls;
+    tls::install_provider();
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in tls::parse_certs(&std::fs::read(ca_pem).unwrap()).unwrap() {
+        roots.add(ca).unwrap();
+    }
+    let mut cfg = rustls::ClientConfig::builder_with_provider(tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![alpn.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(cfg).unwrap();
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(quinn::ClientConfig::new(std::sync::Arc::new(crypto)));
+    let conn = endpoint.connect(addr, "localhost").map_err(|e| e.to_string())?.await.map_err(|e| e.to_string())?;
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+    send.write_all(&bytes).await.map_err(|e| e.to_string())?;
+    let _ = send.finish();
+    let out = recv.read_to_end(64 << 10).await.map_err(|e| e.to_string());
+    conn.close(0u32.into(), b"done");
+    endpoint.wait_idle().await;
+    out
 }

@@ -23,6 +23,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use ampel_protocol::enroll::{self, ENROLL_LIMITS, EnrollRequest, EnrollResponse, Token};
+use ampel_protocol::logsafe::esc;
 use ampel_protocol::{Identity, frame, tls};
 use rustls::DigitallySignedStruct;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -49,7 +50,7 @@ pub enum EnrollError {
     #[error("server address {0:?}: expected HOST:PORT")]
     Address(String),
     /// Name resolution or socket trouble.
-    #[error("cannot reach {address}: {reason}")]
+    #[error("cannot reach {address}: {}", esc(reason))]
     Network {
         /// The address.
         address: String,
@@ -57,13 +58,13 @@ pub enum EnrollError {
         reason: String,
     },
     /// The TLS handshake failed (for enrollment: most likely the CA does not match the token).
-    #[error("TLS with the collector failed: {0}")]
+    #[error("TLS with the collector failed: {}", esc(.0))]
     Tls(String),
-    /// The collector refused the request.
-    #[error("collector refused: {0}")]
+    /// The collector refused the request (its reason, escaped: it goes to logs and terminals).
+    #[error("collector refused: {}", esc(.0))]
     Refused(String),
     /// The collector answered something we cannot use.
-    #[error("collector broke the enrollment protocol: {0}")]
+    #[error("collector broke the enrollment protocol: {}", esc(.0))]
     Protocol(String),
     /// Key or CSR generation failed.
     #[error("cannot generate the key or CSR: {0}")]
@@ -358,7 +359,7 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), EnrollError> {
     use std::os::unix::fs::OpenOptionsExt;
     let err = |e: std::io::Error| EnrollError::File { path: path.to_owned(), reason: e.to_string() };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(err)?;
+        crate::files::create_dir_all(dir).map_err(err)?;
     }
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp.{}", std::process::id()));

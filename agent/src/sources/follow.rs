@@ -250,9 +250,8 @@ impl Follower {
         if self.saved == now {
             return;
         }
-        let tmp = pos_file.with_extension("tmp");
         let text = format!("{} {} {}\n", self.id.0, self.id.1, self.offset);
-        match std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, pos_file)) {
+        match crate::files::write_atomic(pos_file, text.as_bytes(), false) {
             Ok(()) => self.saved = now,
             Err(e) => tracing::warn!(file = %pos_file.display(), error = %e, "cannot save the read position"),
         }

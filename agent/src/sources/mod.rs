@@ -26,6 +26,17 @@ pub enum SourceError {
     },
 }
 
+/// Refuses when a source is built — so `check-config` exits 78 — a configured path that
+/// exists but is not a regular file of at most `max` bytes: a device there would never end a
+/// read, a FIFO would block it. A missing file is fine: it may appear later, and the source
+/// reports it while it is missing.
+pub(crate) fn check_path(what: &'static str, path: &std::path::Path, max: u64) -> Result<(), SourceError> {
+    match crate::files::check_regular(path, max) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(SourceError::System { what, reason: format!("{}: {e}", path.display()) }),
+        _ => Ok(()),
+    }
+}
+
 /// A running source. The run loop calls [`Source::gather`] once per interval.
 pub trait Source: Send {
     /// The source's name as in `[sources.<name>]`, for logs.

@@ -126,7 +126,7 @@ fn low_priority(r: &Record) -> bool {
 impl Spool {
     /// Opens (creating if needed) the spool in `dir`, bounded to `max_bytes` of batch data.
     pub fn open(dir: &Path, max_bytes: usize) -> Result<Spool, SpoolError> {
-        std::fs::create_dir_all(dir).map_err(|error| SpoolError::Dir { path: dir.to_owned(), error })?;
+        crate::files::create_dir_all(dir).map_err(|error| SpoolError::Dir { path: dir.to_owned(), error })?;
         let lmdb = |error| SpoolError::Lmdb { path: dir.to_owned(), error };
         // LMDB needs room beyond the data (B-tree pages, free pages held by readers): twice the
         // bound plus a little. Only touched pages count towards the agent's RSS.

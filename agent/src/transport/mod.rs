@@ -22,6 +22,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::CollectorConfig;
+use crate::files;
 use crate::spool::Spool;
 
 pub mod mqtt;
@@ -163,9 +164,9 @@ pub struct Credentials {
 impl Credentials {
     /// Reads and parses the three PEM files named in the config.
     pub fn load(collector: &CollectorConfig) -> Result<Credentials, TransportError> {
-        let ca = tls::parse_certs(&read(&collector.ca)?).map_err(pem(&collector.ca))?;
-        let chain = tls::parse_certs(&read(&collector.cert)?).map_err(pem(&collector.cert))?;
-        let key = tls::parse_key(&read(&collector.key)?).map_err(pem(&collector.key))?;
+        let ca = tls::parse_certs(&read(&collector.ca, files::CERT_MAX)?).map_err(pem(&collector.ca))?;
+        let chain = tls::parse_certs(&read(&collector.cert, files::CERT_MAX)?).map_err(pem(&collector.cert))?;
+        let key = tls::parse_key(&read(&collector.key, files::KEY_MAX)?).map_err(pem(&collector.key))?;
         let identity = chain.first().and_then(|leaf| match Identity::from_cert_der(leaf) {
             Ok(id) => Some(id),
             Err(e) => {
@@ -177,8 +178,8 @@ impl Credentials {
     }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, TransportError> {
-    std::fs::read(path).map_err(|error| TransportError::Read { path: path.to_owned(), error })
+fn read(path: &Path, max: u64) -> Result<Vec<u8>, TransportError> {
+    files::read_limited(path, max).map_err(|error| TransportError::Read { path: path.to_owned(), error })
 }
 
 fn pem(path: &Path) -> impl FnOnce(TlsError) -> TransportError + '_ {

@@ -22,6 +22,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ampel_protocol::logsafe::esc;
 use ampel_protocol::{ALPN_DATA, Ack, AckStatus, Limits, codec, frame, tls};
 use quinn::crypto::rustls::QuicClientConfig;
 use quinn::{Connection, ConnectionError, Endpoint, VarInt};
@@ -391,14 +392,15 @@ impl QuicTransport {
             if delay.log {
                 tracing::warn!(
                     collector = %self.address,
-                    error = %error,
+                    // May carry the collector's close reason: the peer's words.
+                    error = %esc(&error),
                     attempt = delay.failures,
                     retry_in_ms = delay.wait.as_millis() as u64,
                     backoff_ceiling_ms = delay.ceiling.as_millis() as u64,
                     "cannot deliver to collector; retrying with backoff",
                 );
             } else {
-                tracing::debug!(collector = %self.address, error = %error, attempt = delay.failures, "collector still unreachable");
+                tracing::debug!(collector = %self.address, error = %esc(&error), attempt = delay.failures, "collector still unreachable");
             }
             st.status.last_error = Some(error.to_string());
             self.publish(&st);
@@ -491,7 +493,7 @@ impl QuicTransport {
                     st.status.rejected += 1;
                 }
                 st.acked.push(seq);
-                tracing::warn!(seq, reason = ?reason, "collector rejected the batch; dropping it");
+                tracing::warn!(seq, reason = %esc(&reason), "collector rejected the batch; dropping it");
             }
             Err(e) => {
                 st.outbox.requeue(seq);

@@ -51,9 +51,9 @@ impl Archive {
         check(name)?;
         let path = self.dir.join(name);
         let io = |source| ArchiveError::Io { path: path.clone(), source };
-        std::fs::create_dir_all(&self.dir).map_err(io)?;
-        let tmp = self.dir.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, pdf).and_then(|()| std::fs::rename(&tmp, &path)).map_err(io)
+        // Reports are confidential: 0750 / 0640 whatever the umask.
+        crate::files::create_dir_all(&self.dir).map_err(io)?;
+        crate::files::write_atomic(&path, pdf, true).map_err(io)
     }
 
     /// Reads a report file.

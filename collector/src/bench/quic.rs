@@ -130,7 +130,7 @@ impl Rig {
             let addr = endpoint.local_addr()?;
             let (writer, writer_thread) = Writer::start(store.clone(), stats.clone());
             let (shutdown, rx) = watch::channel(false);
-            let listener = tokio::spawn(quic::serve(endpoint, writer, Limits::default(), trust, None, rx));
+            let listener = tokio::spawn(quic::serve(endpoint, quic::Shared::new(writer, trust), rx));
             (pki, addr, Collector::InProcess { store, stats, shutdown, listener, writer: writer_thread })
         };
         // One UDP socket holds many connections, each with its own certificate: four sockets

@@ -1,14 +1,17 @@
 //! One enrollment connection: read one bounded request, answer it, close.
 
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ampel_protocol::enroll::{self, ENROLL_LIMITS, EnrollRequest, EnrollResponse};
+use ampel_protocol::logsafe::esc;
 use ampel_protocol::{DeviceId, Identity, TenantId, frame};
 
 use super::limit::RateLimiter;
 use super::tokens::TokenStore;
+use crate::ingest::IngestStats;
 use crate::pki::Pki;
 
 /// How long an enrolling peer may take to send its request.
@@ -21,6 +24,9 @@ pub struct EnrollService {
     tokens: TokenStore,
     lifetime_secs: u64,
     limiter: Mutex<RateLimiter>,
+    /// Refusals are counted here and logged within its per-address budget: the requests are
+    /// unauthenticated.
+    stats: Arc<IngestStats>,
 }
 
 impl std::fmt::Debug for EnrollService {
@@ -30,10 +36,17 @@ impl std::fmt::Debug for EnrollService {
 }
 
 impl EnrollService {
-    /// A service signing with `pki`, issuing certificates valid for `lifetime_secs`.
-    pub fn new(pki: Pki, lifetime_secs: u64) -> EnrollService {
+    /// A service signing with `pki`, issuing certificates valid for `lifetime_secs`, counting
+    /// refusals in `stats`.
+    pub fn new(pki: Pki, lifetime_secs: u64, stats: Arc<IngestStats>) -> EnrollService {
         let tokens = TokenStore::new(pki.dir());
-        EnrollService { pki_dir: pki.dir().to_owned(), tokens, lifetime_secs, limiter: Mutex::new(RateLimiter::default()) }
+        EnrollService { pki_dir: pki.dir().to_owned(), tokens, lifetime_secs, limiter: Mutex::new(RateLimiter::default()), stats }
+    }
+
+    /// Counts a refusal of `remote`; whether to log it (within the address's log budget).
+    fn refused(&self, remote: SocketAddr) -> bool {
+        self.stats.enroll_refused.fetch_add(1, Ordering::Relaxed);
+        self.stats.log_throttle.allow("enroll", &remote.ip().to_string())
     }
 
     /// Serves one connection on the enroll ALPN. `peer` is the identity of a verified client
@@ -44,7 +57,9 @@ impl EnrollService {
             Err(_) => false,
         };
         if !allowed {
-            tracing::warn!(%remote, "enrollment refused: too many requests from this address");
+            if self.refused(remote) {
+                tracing::warn!(%remote, "enrollment refused: too many requests from this address");
+            }
             conn.close(quinn::VarInt::from_u32(4), b"rate limited");
             return;
         }
@@ -57,7 +72,7 @@ impl EnrollService {
             Ok(Err(e)) => e,
             Err(_) => "request timed out".to_owned(),
         };
-        tracing::debug!(%remote, error = %response, "enrollment connection ended");
+        tracing::debug!(%remote, error = %esc(&response), "enrollment connection ended");
         conn.close(quinn::VarInt::from_u32(1), b"enrollment failed");
     }
 
@@ -66,11 +81,17 @@ impl EnrollService {
         let mut header = [0u8; frame::HEADER_LEN];
         recv.read_exact(&mut header).await.map_err(|e| e.to_string())?;
         let response = match frame::payload_len(header, &ENROLL_LIMITS) {
-            Err(e) => EnrollResponse::Refused(e.to_string()),
+            Err(e) => {
+                self.stats.enroll_refused.fetch_add(1, Ordering::Relaxed);
+                EnrollResponse::Refused(e.to_string())
+            }
             Ok(len) => {
                 let payload = recv.read_to_end(len).await.map_err(|e| e.to_string())?;
                 match enroll::decode_request(&payload) {
-                    Err(e) => EnrollResponse::Refused(format!("malformed request: {e}")),
+                    Err(e) => {
+                        self.stats.enroll_refused.fetch_add(1, Ordering::Relaxed);
+                        EnrollResponse::Refused(format!("malformed request: {e}"))
+                    }
                     Ok(req) => self.answer(req, remote, peer),
                 }
             }
@@ -88,14 +109,20 @@ impl EnrollService {
                 match self.tokens.redeem(&id, &secret, &tenant, &device, unix_now()) {
                     Ok((t, d)) => (t, d, csr, "enrolled"),
                     Err(refusal) => {
-                        tracing::warn!(%remote, %tenant, %device, token = %id, reason = %refusal, "enrollment refused");
+                        // Tenant, device and id are the unauthenticated peer's words.
+                        if self.refused(remote) {
+                            tracing::warn!(%remote, tenant = %esc(&tenant), device = %esc(&device), token = %esc(&id), reason = %refusal, "enrollment refused");
+                        }
                         return EnrollResponse::Refused(refusal.to_string());
                     }
                 }
             }
             EnrollRequest::Renew { csr } => match peer {
                 Some(id) => (id.tenant, id.device, csr, "renewed"),
-                None => return EnrollResponse::Refused("renewal needs the current client certificate".into()),
+                None => {
+                    self.stats.enroll_refused.fetch_add(1, Ordering::Relaxed);
+                    return EnrollResponse::Refused("renewal needs the current client certificate".into());
+                }
             },
         };
         self.sign(&tenant, &device, &csr, what, remote)
@@ -109,7 +136,9 @@ impl EnrollService {
                 EnrollResponse::Issued { cert_pem: signed.cert_pem, ca_pem: trusted_cas(&pki), not_after: signed.not_after_unix }
             }
             Err(e) => {
-                tracing::warn!(%remote, %tenant, %device, error = %e, "cannot sign the device's CSR");
+                self.stats.enroll_refused.fetch_add(1, Ordering::Relaxed);
+                // The error may quote the peer's CSR.
+                tracing::warn!(%remote, %tenant, %device, error = %esc(&e), "cannot sign the device's CSR");
                 EnrollResponse::Refused(format!("cannot sign: {e}"))
             }
         }
@@ -121,7 +150,7 @@ impl EnrollService {
 fn trusted_cas(pki: &Pki) -> String {
     let mut pem = pki.ca_pem();
     for extra in [crate::pki::NEXT_CA_FILE, crate::pki::PREVIOUS_CA_FILE] {
-        if let Ok(more) = std::fs::read_to_string(pki.dir().join(extra)) {
+        if let Ok(more) = crate::files::read_limited_to_string(&pki.dir().join(extra), crate::files::CERT_MAX) {
             pem.push_str(&more);
         }
     }

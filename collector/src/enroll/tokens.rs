@@ -78,7 +78,7 @@ impl TokenStore {
         }
         let live = self.dir.join(format!("{id}.token"));
         let used = self.dir.join(format!("{id}.used"));
-        let text = match std::fs::read_to_string(&live) {
+        let text = match crate::files::read_limited_to_string(&live, crate::files::SMALL_MAX) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(if used.exists() { Refusal::Used } else { Refusal::Unknown });

@@ -6,8 +6,11 @@
 //! | `GET /confirm?t=` | a page with a button; `POST /confirm` (form `t`) confirms |
 //! | `GET /unsubscribe?t=` | a page with a button; `POST /unsubscribe?t=` unsubscribes (RFC 8058 one-click: body `List-Unsubscribe=One-Click`) |
 //! | `GET /download?t=` | the archived PDF, while the signed link has not expired |
-//! | `GET /healthz` | 200 when the delivery store is open |
+//! | `GET /healthz` | 200 when the delivery store is open and the CA/CRL reloads succeed |
 //! | `GET /metrics` | Prometheus text: ingest and delivery counters |
+//!
+//! Connections are bounded in number (in all and per address) and in time (header-read and
+//! idle timeouts): see [`serve`].
 //!
 //! A GET never changes state: mail scanners fetch links. Every refused link gets the same
 //! 403 page, whatever was wrong with it; tokens are never logged. The consent log records the
@@ -25,14 +28,19 @@ use axum::routing::get;
 use serde::{Deserialize, Deserializer};
 use tokio::sync::watch;
 
+pub mod serve;
+
+pub use serve::{ConnLimits, ConnStats};
+
 use crate::archive::Archive;
 use crate::ingest::IngestStats;
+use crate::ingest::trust::TrustHealth;
 use crate::recipients::{self, LinkKey, TokenKind};
 use crate::schedule::DeliveryStore;
 use crate::schedule::runner::DeliveryStats;
 
 /// `[http]`.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct HttpConfig {
     /// Address and TCP port to listen on; no listener when unset. Needed by `[[jobs]]`.
@@ -40,9 +48,80 @@ pub struct HttpConfig {
     /// The URL recipients reach the listener under (e.g. behind a reverse proxy); default
     /// `http://<listen>`.
     pub public_url: Option<PublicUrl>,
+    /// Longest a client may take to send a request's headers, and longest a kept-alive
+    /// connection may wait for its next request.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout: crate::config::Duration,
+    /// A connection on which no byte moved either way for this long is closed.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: crate::config::Duration,
+    /// Connections open at once (also bounded by the descriptor limit, see `serve.rs`).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    /// Connections open at once from one client address (behind a reverse proxy every client
+    /// has the proxy's address: raise it to `max-connections` there).
+    #[serde(default = "default_max_per_address")]
+    pub max_connections_per_address: u32,
+}
+
+fn default_header_timeout() -> crate::config::Duration {
+    crate::config::Duration(std::time::Duration::from_secs(10))
+}
+
+fn default_idle_timeout() -> crate::config::Duration {
+    crate::config::Duration(std::time::Duration::from_secs(60))
+}
+
+fn default_max_connections() -> u32 {
+    256
+}
+
+fn default_max_per_address() -> u32 {
+    32
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: None,
+            public_url: None,
+            header_timeout: default_header_timeout(),
+            idle_timeout: default_idle_timeout(),
+            max_connections: default_max_connections(),
+            max_connections_per_address: default_max_per_address(),
+        }
+    }
 }
 
 impl HttpConfig {
+    /// Checks across the keys of `[http]`.
+    pub fn validate(&self) -> Result<(), String> {
+        let tenth = std::time::Duration::from_millis(100);
+        if self.header_timeout.0 < tenth || self.idle_timeout.0 < tenth {
+            return Err("header-timeout and idle-timeout must be at least 100ms, e.g. \"10s\" and \"60s\"".into());
+        }
+        if self.max_connections == 0 || self.max_connections_per_address == 0 {
+            return Err("max-connections and max-connections-per-address must be at least 1".into());
+        }
+        if self.max_connections_per_address > self.max_connections {
+            return Err(format!(
+                "max-connections-per-address ({}) must not exceed max-connections ({})",
+                self.max_connections_per_address, self.max_connections
+            ));
+        }
+        Ok(())
+    }
+
+    /// The listener's limits, the global cap bounded by the descriptor limit `nofile`.
+    pub fn limits(&self, nofile: u64) -> ConnLimits {
+        ConnLimits {
+            header_timeout: self.header_timeout.0,
+            idle_timeout: self.idle_timeout.0,
+            max_connections: serve::descriptor_cap(self.max_connections.into(), nofile),
+            max_per_address: self.max_connections_per_address.into(),
+        }
+    }
+
     /// The base of every link, without a trailing slash.
     pub fn base_url(&self, bound: SocketAddr) -> String {
         match &self.public_url {
@@ -87,6 +166,8 @@ pub enum HttpError {
 /// What the handlers share.
 #[derive(Clone)]
 pub struct HttpState {
+    /// Connection counters of the listener (filled by [`HttpServer::start`]).
+    pub connections: Arc<ConnStats>,
     /// Recipients, consent log, archive index.
     pub store: DeliveryStore,
     /// Link key.
@@ -97,6 +178,8 @@ pub struct HttpState {
     pub delivery: Arc<DeliveryStats>,
     /// Ingest counters, when running inside the server.
     pub ingest: Option<Arc<IngestStats>>,
+    /// Whether the live trust could be reloaded, when running inside the server.
+    pub trust: Option<Arc<TrustHealth>>,
 }
 
 /// A running listener.
@@ -107,23 +190,25 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    /// Binds `addr` and serves until `shutdown` turns true. Call inside a tokio runtime.
-    pub fn start(addr: SocketAddr, state: HttpState, mut shutdown: watch::Receiver<bool>) -> Result<HttpServer, HttpError> {
+    /// Binds `addr` and serves until `shutdown` turns true, within `limits` (see
+    /// [`serve`]). Call inside a tokio runtime.
+    pub fn start(addr: SocketAddr, limits: ConnLimits, state: HttpState, shutdown: watch::Receiver<bool>) -> Result<HttpServer, HttpError> {
         let bind = |source| HttpError::Bind { addr, source };
         let std_listener = std::net::TcpListener::bind(addr).map_err(bind)?;
         std_listener.set_nonblocking(true).map_err(bind)?;
         let local_addr = std_listener.local_addr().map_err(bind)?;
         let listener = tokio::net::TcpListener::from_std(std_listener).map_err(bind)?;
+        let stats = state.connections.clone();
         let app = router(state);
-        let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(async move {
-                let _ = shutdown.wait_for(|s| *s).await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "HTTP listener failed");
-            }
-        });
-        tracing::info!(addr = %local_addr, "HTTP listener up (opt-in links, downloads, /healthz, /metrics)");
+        let task = tokio::spawn(serve::serve(listener, app, limits, stats, shutdown));
+        tracing::info!(
+            addr = %local_addr,
+            max_connections = limits.max_connections,
+            per_address = limits.max_per_address,
+            header_timeout_ms = limits.header_timeout.as_millis() as u64,
+            idle_timeout_ms = limits.idle_timeout.as_millis() as u64,
+            "HTTP listener up (opt-in links, downloads, /healthz, /metrics)"
+        );
         Ok(HttpServer { local_addr, task })
     }
 
@@ -176,50 +261,146 @@ fn failed(e: impl std::fmt::Display) -> Response {
 }
 
 async fn healthz(State(s): St) -> Response {
-    if s.store.healthy() {
-        (StatusCode::OK, "ok\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response()
+    if !s.store.healthy() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response();
     }
+    // A revocation that is not in force is a security problem, not a detail.
+    if let Some(error) = s.trust.as_ref().and_then(|t| t.failing()) {
+        let body = format!("trust reload failing: {error}; the last good CA and CRL stay in force, retried every 2 s\n");
+        return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
+    }
+    (StatusCode::OK, "ok\n").into_response()
+}
+
+/// One Prometheus counter (or, with `kind` "gauge", gauge) with its samples: `(labels, value)`.
+fn metric(out: &mut String, kind: &str, name: &str, help: &str, samples: &[(&str, u64)]) {
+    out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+    for (labels, v) in samples {
+        out.push_str(&format!("{name}{labels} {v}\n"));
+    }
+}
+
+fn counter(out: &mut String, name: &str, help: &str, v: u64) {
+    metric(out, "counter", name, help, &[("", v)]);
 }
 
 async fn metrics(State(s): St) -> Response {
     let mut out = String::new();
-    let mut put = |name: &str, help: &str, v: u64| {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"));
-    };
     if let Some(i) = &s.ingest {
-        put("ampel_ingest_batches_committed_total", "Batches committed to the store.", i.batches_committed.load(Ordering::Relaxed));
-        put("ampel_ingest_batches_duplicate_total", "Batches that duplicated committed ones.", i.batches_duplicate.load(Ordering::Relaxed));
-        put(
-            "ampel_ingest_batches_rejected_total",
-            "Batches refused (decode errors, tenant mismatch).",
-            i.batches_rejected.load(Ordering::Relaxed),
-        );
-        put("ampel_ingest_points_total", "Points written.", i.points.load(Ordering::Relaxed));
-        put("ampel_ingest_alerts_total", "Alerts written.", i.alerts.load(Ordering::Relaxed));
-        put("ampel_ingest_records_unknown_total", "Records of kinds this build does not know.", i.records_unknown.load(Ordering::Relaxed));
-        put("ampel_ingest_records_malformed_total", "Records refused as malformed.", i.records_malformed.load(Ordering::Relaxed));
-        put("ampel_ingest_commit_errors_total", "Store commits that failed.", i.commit_errors.load(Ordering::Relaxed));
+        ingest_metrics(&mut out, i);
     }
-    let d = &s.delivery;
-    put("ampel_reports_archived_total", "Scheduled reports rendered and archived.", d.reports.load(Ordering::Relaxed));
-    put("ampel_report_mails_sent_total", "Report mails accepted, one per recipient.", d.mails_sent.load(Ordering::Relaxed));
-    put("ampel_report_mail_failures_total", "Report mail attempts that failed.", d.mail_failures.load(Ordering::Relaxed));
-    put("ampel_invitations_sent_total", "Opt-in invitations sent.", d.invitations.load(Ordering::Relaxed));
-    put(
-        "ampel_invitation_reminders_total",
-        "Reminders sent to invited addresses that had not confirmed.",
-        d.reminders.load(Ordering::Relaxed),
+    if let Some(t) = &s.trust {
+        let failing = u64::from(t.failing().is_some());
+        metric(
+            &mut out,
+            "gauge",
+            "ampel_trust_reload_failing",
+            "1 while CA/CRL reloads fail (the last good trust stays in force).",
+            &[("", failing)],
+        );
+        counter(
+            &mut out,
+            "ampel_trust_reload_failures_total",
+            "CA/CRL reloads that failed (each retried until one succeeds).",
+            t.failures(),
+        );
+    }
+    delivery_metrics(&mut out, &s.delivery);
+    http_metrics(&mut out, &s.connections);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()
+}
+
+fn ingest_metrics(out: &mut String, i: &IngestStats) {
+    let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    counter(out, "ampel_ingest_batches_committed_total", "Batches committed to the store.", n(&i.batches_committed));
+    counter(out, "ampel_ingest_batches_duplicate_total", "Batches that duplicated committed ones.", n(&i.batches_duplicate));
+    counter(out, "ampel_ingest_batches_rejected_total", "Batches refused (decode errors, tenant mismatch).", n(&i.batches_rejected));
+    counter(out, "ampel_ingest_points_total", "Points written.", n(&i.points));
+    counter(out, "ampel_ingest_alerts_total", "Alerts written.", n(&i.alerts));
+    counter(out, "ampel_ingest_records_unknown_total", "Records of kinds this build does not know.", n(&i.records_unknown));
+    counter(out, "ampel_ingest_records_malformed_total", "Records refused as malformed.", n(&i.records_malformed));
+    counter(out, "ampel_ingest_commit_errors_total", "Store commits that failed.", n(&i.commit_errors));
+    counter(
+        out,
+        "ampel_ingest_sender_mismatch_total",
+        "Batches whose payload named another sender than the certificate (stored under the certificate's).",
+        n(&i.sender_mismatch),
     );
-    put(
+    counter(out, "ampel_enroll_refused_total", "Enrollment and renewal requests refused.", n(&i.enroll_refused));
+    counter(
+        out,
+        "ampel_quic_connections_superseded_total",
+        "Data connections closed because a newer one of the same device came (max-connections-per-device).",
+        n(&i.connections_superseded),
+    );
+    counter(
+        out,
+        "ampel_quic_frames_over_budget_total",
+        "Frames refused without an ack because the partial-frame budget had no room (agents resend them).",
+        n(&i.frames_over_budget),
+    );
+    metric(
+        out,
+        "gauge",
+        "ampel_quic_partial_frame_bytes",
+        "Buffer bytes partially received frames hold now.",
+        &[("", n(&i.partial_frame_bytes))],
+    );
+    counter(
+        out,
+        "ampel_log_lines_suppressed_total",
+        "Refusal log lines held back by the per-peer log rate limit (the refusals are counted above).",
+        i.log_throttle.suppressed(),
+    );
+}
+
+fn delivery_metrics(out: &mut String, d: &DeliveryStats) {
+    let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    counter(out, "ampel_reports_archived_total", "Scheduled reports rendered and archived.", n(&d.reports));
+    counter(out, "ampel_report_mails_sent_total", "Report mails accepted, one per recipient.", n(&d.mails_sent));
+    counter(out, "ampel_report_mail_failures_total", "Report mail attempts that failed.", n(&d.mail_failures));
+    counter(out, "ampel_invitations_sent_total", "Opt-in invitations sent.", n(&d.invitations));
+    counter(out, "ampel_invitation_reminders_total", "Reminders sent to invited addresses that had not confirmed.", n(&d.reminders));
+    counter(
+        out,
         "ampel_reports_unserved_total",
         "Scheduled reports that reached nobody: no recipient of the job had confirmed.",
-        d.reports_unserved.load(Ordering::Relaxed),
+        n(&d.reports_unserved),
     );
-    put("ampel_runs_late_total", "Scheduled runs sent late.", d.runs_late.load(Ordering::Relaxed));
-    put("ampel_runs_skipped_total", "Scheduled runs skipped.", d.runs_skipped.load(Ordering::Relaxed));
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()
+    counter(out, "ampel_runs_late_total", "Scheduled runs sent late.", n(&d.runs_late));
+    counter(out, "ampel_runs_skipped_total", "Scheduled runs skipped.", n(&d.runs_skipped));
+}
+
+fn http_metrics(out: &mut String, c: &ConnStats) {
+    let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    metric(out, "gauge", "ampel_http_connections_open", "HTTP connections open now.", &[("", n(&c.open))]);
+    counter(out, "ampel_http_connections_accepted_total", "HTTP connections accepted.", n(&c.accepted));
+    metric(
+        out,
+        "counter",
+        "ampel_http_connections_refused_total",
+        "HTTP connections closed at once: max-connections open in all, or max-connections-per-address from that address.",
+        &[("{reason=\"max-connections\"}", n(&c.refused_global)), ("{reason=\"max-connections-per-address\"}", n(&c.refused_per_address))],
+    );
+    counter(
+        out,
+        "ampel_http_header_timeouts_total",
+        "HTTP connections closed: no complete request headers within header-timeout.",
+        n(&c.header_timeouts),
+    );
+    counter(out, "ampel_http_idle_timeouts_total", "HTTP connections closed: nothing moved for idle-timeout.", n(&c.idle_timeouts));
+    counter(
+        out,
+        "ampel_http_request_timeouts_total",
+        "HTTP requests answered 408: longer than the request timeout.",
+        n(&c.request_timeouts),
+    );
+    counter(
+        out,
+        "ampel_http_accept_errors_total",
+        "HTTP accept calls that failed (descriptors exhausted, most likely).",
+        n(&c.accept_errors),
+    );
 }
 
 fn attr(s: &str) -> String {
@@ -241,9 +422,11 @@ async fn confirm_page(State(s): St, Query(q): Query<TokenParam>) -> Response {
 async fn confirm_post(State(s): St, ConnectInfo(peer): ConnectInfo<SocketAddr>, body: String) -> Response {
     let t = form_value(&body, "t").unwrap_or_default();
     match recipients::confirm(&s.store, &s.key, &t, &peer.ip().to_string(), now_ms()) {
-        Ok(address) => {
-            tracing::info!(from = %peer.ip(), "recipient confirmed");
-            tracing::debug!(recipient = %address, "confirmed");
+        Ok((address, how)) => {
+            if how == recipients::Confirmation::Confirmed {
+                tracing::info!(from = %peer.ip(), "recipient confirmed");
+                tracing::debug!(recipient = %address, "confirmed");
+            }
             page(
                 StatusCode::OK,
                 "Confirmed",
@@ -251,6 +434,11 @@ async fn confirm_post(State(s): St, ConnectInfo(peer): ConnectInfo<SocketAddr>, 
             )
         }
         Err(recipients::OptInError::Token(_)) => refused(),
+        Err(e @ recipients::OptInError::NotAwaiting(_)) => {
+            // A genuine link replayed after an unsubscribe, an expiry or a newer invitation.
+            tracing::info!(from = %peer.ip(), reason = %e, "confirm link refused");
+            refused()
+        }
         Err(e) => failed(e),
     }
 }

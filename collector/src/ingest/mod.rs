@@ -1,6 +1,7 @@
 //! Ingest: the QUIC listener, the MQTT subscriber and the writer task that commits batches to
 //! the store.
 
+pub mod budget;
 pub mod mqtt;
 pub mod quic;
 pub mod trust;

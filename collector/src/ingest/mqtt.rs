@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use ampel_protocol::logsafe::esc;
 use ampel_protocol::{AckStatus, Identity, Limits, codec, tls, topic};
 use rumqttc::{AsyncClient, Event, Incoming, Publish, QoS, TlsConfiguration};
 use serde::Deserialize;
@@ -24,6 +25,7 @@ use tokio::sync::watch;
 
 use super::Writer;
 use super::quic::now_ms;
+use crate::files;
 use crate::store::Store;
 
 /// `[mqtt]`: the broker to subscribe to. Absent: no MQTT ingest.
@@ -85,8 +87,8 @@ pub enum MqttError {
     Broker(String),
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, MqttError> {
-    std::fs::read(path).map_err(|e| MqttError::File { path: path.to_owned(), message: e.to_string() })
+fn read(key: &str, path: &Path, max: u64) -> Result<Vec<u8>, MqttError> {
+    crate::files::read_limited(path, max).map_err(|e| MqttError::File { path: path.to_owned(), message: format!("mqtt.{key}: {e}") })
 }
 
 /// Builds the client options: persistent session, manual acks, mutual TLS.
@@ -97,9 +99,9 @@ pub fn options(cfg: &MqttConfig, pki_dir: &Path) -> Result<rumqttc::MqttOptions,
         let path = p.to_owned();
         move |e: tls::TlsError| MqttError::File { path, message: e.to_string() }
     };
-    let ca = tls::parse_certs(&read(&ca_path)?).map_err(bad(&ca_path))?;
-    let chain = tls::parse_certs(&read(&cfg.cert)?).map_err(bad(&cfg.cert))?;
-    let key = tls::parse_key(&read(&cfg.key)?).map_err(bad(&cfg.key))?;
+    let ca = tls::parse_certs(&read("ca", &ca_path, files::CERT_MAX)?).map_err(bad(&ca_path))?;
+    let chain = tls::parse_certs(&read("cert", &cfg.cert, files::CERT_MAX)?).map_err(bad(&cfg.cert))?;
+    let key = tls::parse_key(&read("key", &cfg.key, files::KEY_MAX)?).map_err(bad(&cfg.key))?;
     let tls_config = tls::client_config(&ca, chain, key, &[]).map_err(|e| MqttError::Tls(e.to_string()))?;
     let (host, port) = cfg.broker.rsplit_once(':').ok_or_else(|| MqttError::Broker(cfg.broker.clone()))?;
     let port: u16 = port.parse().map_err(|_| MqttError::Broker(cfg.broker.clone()))?;
@@ -167,22 +169,29 @@ pub async fn serve(cfg: MqttConfig, options: rumqttc::MqttOptions, writer: Write
 
 /// Checks, commits and acknowledges one message.
 async fn message(p: Publish, client: AsyncClient, writer: Writer, store: Store, limits: Limits) {
+    // Topics are the publisher's words: escaped, and refusals logged at a bounded rate.
+    let topic = p.topic.as_str();
     let refuse = |reason: String| {
-        writer.stats().batches_rejected.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(topic = %p.topic, %reason, "MQTT message refused");
+        if writer.stats().log_throttle.allow("mqtt", topic) {
+            tracing::warn!(topic = %esc(topic), reason = %esc(&reason), "MQTT message refused");
+        }
     };
     match check(&p, &store, &limits) {
-        Err(Ok(reason)) => refuse(reason),
+        Err(Ok(reason)) => {
+            writer.stats().batches_rejected.fetch_add(1, Ordering::Relaxed);
+            refuse(reason);
+        }
         Err(Err(reason)) => {
-            tracing::error!(topic = %p.topic, %reason, "MQTT message not checked; not acknowledged");
+            tracing::error!(topic = %esc(topic), reason = %esc(&reason), "MQTT message not checked; not acknowledged");
             return;
         }
+        // The writer counted it.
         Ok((identity, batch)) => match writer.submit(identity, batch, now_ms()).await {
             Ok(AckStatus::Rejected(reason)) => refuse(reason),
             Ok(_) => {}
             Err(e) => {
                 // Not stored: no PUBACK, so the broker delivers it again after a reconnect.
-                tracing::error!(topic = %p.topic, error = %e, "MQTT message not stored; not acknowledged");
+                tracing::error!(topic = %esc(topic), error = %e, "MQTT message not stored; not acknowledged");
                 return;
             }
         },

@@ -11,10 +11,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use ampel_protocol::logsafe::esc;
 use ampel_protocol::{Ack, AckStatus, Identity, Limits, codec, frame};
 use rustls_pki_types::CertificateDer;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
+use super::budget::{Busy, FrameBudget, Held};
 use super::trust::Trust;
 use super::writer::Writer;
 use crate::enroll::EnrollService;
@@ -88,30 +90,62 @@ pub fn server_config(tls: rustls::ServerConfig, max_streams: u32) -> Result<quin
     Ok(server)
 }
 
+/// What every connection of the listener shares.
+#[derive(Clone)]
+pub struct Shared {
+    /// The store's writer.
+    pub writer: Writer,
+    /// Frame and decode bounds.
+    pub limits: Limits,
+    /// The live trust and the open sessions.
+    pub trust: Trust,
+    /// Enrollment, when the CA can sign.
+    pub enroll: Option<Arc<EnrollService>>,
+    /// Buffer bytes partial frames may hold.
+    pub budget: Arc<FrameBudget>,
+    /// Data connections one device may have open; a newer one closes the oldest.
+    pub max_connections_per_device: usize,
+}
+
+impl Shared {
+    /// Defaults around `writer` and `trust`: [`Limits::default`], no enrollment, a
+    /// [`DEFAULT_FRAME_BUDGET`] and [`DEFAULT_CONNECTIONS_PER_DEVICE`].
+    pub fn new(writer: Writer, trust: Trust) -> Shared {
+        let limits = Limits::default();
+        Shared {
+            writer,
+            limits,
+            trust,
+            enroll: None,
+            budget: FrameBudget::new(DEFAULT_FRAME_BUDGET, limits.max_frame),
+            max_connections_per_device: DEFAULT_CONNECTIONS_PER_DEVICE,
+        }
+    }
+}
+
+/// Default of `[quic] frame-budget-mib`, in bytes.
+pub const DEFAULT_FRAME_BUDGET: usize = 256 << 20;
+/// Default of `[quic] max-connections-per-device`.
+pub const DEFAULT_CONNECTIONS_PER_DEVICE: usize = 2;
+/// Application close code for a connection replaced by a newer one of the same device.
+pub const CLOSE_SUPERSEDED: u32 = 4;
+
 /// Accepts connections until `shutdown` turns true, then stops accepting, gives open streams a
 /// moment to finish and closes the endpoint.
 ///
 /// Connections on [`ampel_protocol::enroll::ALPN_ENROLL`] go to `enroll` (refused when it is
 /// `None`); data connections must carry a client certificate that `trust` verified, and are
 /// registered in its sessions so that a revocation can close them.
-pub async fn serve(
-    endpoint: quinn::Endpoint,
-    writer: Writer,
-    limits: Limits,
-    trust: Trust,
-    enroll: Option<Arc<EnrollService>>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn serve(endpoint: quinn::Endpoint, shared: Shared, mut shutdown: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             incoming = endpoint.accept() => {
                 let Some(incoming) = incoming else { break };
-                let writer = writer.clone();
-                let (trust, enroll) = (trust.clone(), enroll.clone());
+                let shared = shared.clone();
                 tokio::spawn(async move {
                     let remote = incoming.remote_address();
-                    if let Err(e) = connection(incoming, writer, limits, trust, enroll).await {
-                        tracing::debug!(%remote, error = %e, "connection ended");
+                    if let Err(e) = connection(incoming, shared).await {
+                        tracing::debug!(%remote, error = %esc(&e), "connection ended");
                     }
                 });
             }
@@ -141,17 +175,11 @@ fn alpn(conn: &quinn::Connection) -> Option<Vec<u8>> {
     conn.handshake_data()?.downcast::<quinn::crypto::rustls::HandshakeData>().ok()?.protocol
 }
 
-async fn connection(
-    incoming: quinn::Incoming,
-    writer: Writer,
-    limits: Limits,
-    trust: Trust,
-    enroll: Option<Arc<EnrollService>>,
-) -> Result<(), String> {
+async fn connection(incoming: quinn::Incoming, shared: Shared) -> Result<(), String> {
     let remote = incoming.remote_address();
     let conn = incoming.await.map_err(|e| format!("handshake with {remote} failed: {e}"))?;
     if alpn(&conn).as_deref() == Some(ampel_protocol::enroll::ALPN_ENROLL) {
-        let Some(enroll) = enroll else {
+        let Some(enroll) = shared.enroll else {
             conn.close(quinn::VarInt::from_u32(2), b"enrollment is not enabled");
             return Err("enrollment is not enabled".into());
         };
@@ -159,99 +187,143 @@ async fn connection(
         enroll.handle(conn, remote, peer).await;
         return Ok(());
     }
+    let stats = shared.writer.stats().clone();
     let (identity, chain) = match peer_identity(&conn) {
         Ok(id) => id,
         Err(e) => {
-            tracing::warn!(%remote, error = %e, "refusing connection: certificate carries no usable identity");
+            if stats.log_throttle.allow("identity", &remote.ip().to_string()) {
+                tracing::warn!(%remote, error = %esc(&e), "refusing connection: certificate carries no usable identity");
+            }
             conn.close(quinn::VarInt::from_u32(2), b"certificate carries no usable identity");
             return Err(e);
         }
     };
     tracing::info!(%remote, device = %identity.device, tenant = %identity.tenant, "agent connected");
-    trust.sessions.add(identity.device.to_string(), chain, conn.clone());
-    let ended = serve_streams(&conn, &identity, writer, limits).await;
-    trust.sessions.remove(&conn);
+    // A device gets a few connections; a newer one closes the oldest (see `Sessions::add`).
+    let superseded = shared.trust.sessions.add(identity.device.to_string(), chain, conn.clone(), shared.max_connections_per_device);
+    for old in superseded {
+        stats.connections_superseded.fetch_add(1, Ordering::Relaxed);
+        old.close(quinn::VarInt::from_u32(CLOSE_SUPERSEDED), b"superseded by a newer connection of this device");
+    }
+    let share = shared.budget.device(identity.device.as_str());
+    let ended = serve_streams(&conn, &identity, &shared, &share).await;
+    shared.trust.sessions.remove(&conn);
     ended
 }
 
-async fn serve_streams(conn: &quinn::Connection, identity: &Identity, writer: Writer, limits: Limits) -> Result<(), String> {
+async fn serve_streams(conn: &quinn::Connection, identity: &Identity, shared: &Shared, share: &Arc<Semaphore>) -> Result<(), String> {
     loop {
         let (send, recv) = match conn.accept_bi().await {
             Ok(s) => s,
             Err(e) => {
-                tracing::info!(device = %identity.device, reason = %e, "agent disconnected");
+                // The reason may be the peer's close reason: its own words.
+                tracing::info!(device = %identity.device, reason = %esc(&e), "agent disconnected");
                 return Ok(());
             }
         };
-        let writer = writer.clone();
-        let identity = identity.clone();
+        let ctx = StreamCtx { identity: identity.clone(), shared: shared.clone(), share: share.clone() };
         tokio::spawn(async move {
-            if let Err(e) = stream(send, recv, identity.clone(), writer, limits).await {
-                tracing::debug!(device = %identity.device, error = %e, "stream failed");
+            if let Err(e) = ctx.stream(send, recv).await {
+                tracing::debug!(device = %ctx.identity.device, error = %esc(&e), "stream failed");
             }
         });
     }
 }
 
-async fn stream(
-    mut send: quinn::SendStream,
-    mut recv: quinn::RecvStream,
+/// One stream's context.
+struct StreamCtx {
     identity: Identity,
-    writer: Writer,
-    limits: Limits,
-) -> Result<(), String> {
-    // An agent keeps its streams open and sends one frame after another on each, waiting for
-    // the ack in between; a stream it finishes ends here. A stream per frame works as well.
-    loop {
-        let mut header = [0u8; frame::HEADER_LEN];
-        match recv.read_exact(&mut header).await {
-            Ok(()) => {}
-            Err(quinn::ReadExactError::FinishedEarly(0)) => break,
-            Err(e) => return Err(e.to_string()),
-        }
-        // Whether the next frame can be found: not after a bad length or a short payload.
-        let mut in_step = true;
-        let (seq, status) = match frame::payload_len(header, &limits) {
-            Err(e) => {
-                in_step = false;
-                (0, AckStatus::Rejected(e.to_string()))
+    shared: Shared,
+    /// The device's share of the frame budget.
+    share: Arc<Semaphore>,
+}
+
+/// What became of one frame.
+enum FrameOutcome {
+    /// Answer `status` for `seq`; `in_step`: the next frame can be found on the stream.
+    Answer { seq: u64, status: AckStatus, in_step: bool },
+    /// Not stored (writer failed, budget exhausted): reset the stream without an ack so the
+    /// agent sends it again.
+    Unanswered(String),
+}
+
+impl StreamCtx {
+    async fn stream(&self, mut send: quinn::SendStream, mut recv: quinn::RecvStream) -> Result<(), String> {
+        // An agent keeps its streams open and sends one frame after another on each, waiting
+        // for the ack in between; a stream it finishes ends here. A stream per frame works too.
+        loop {
+            let mut header = [0u8; frame::HEADER_LEN];
+            match recv.read_exact(&mut header).await {
+                Ok(()) => {}
+                Err(quinn::ReadExactError::FinishedEarly(0)) => break,
+                Err(e) => return Err(e.to_string()),
             }
-            Ok(len) => {
-                let payload = read_payload(&mut recv, len).await?;
-                if payload.len() != len {
-                    in_step = false;
-                    (0, AckStatus::Rejected(format!("frame announced {len} bytes but carried {}", payload.len())))
-                } else {
-                    match codec::decode_batch(&payload, &limits) {
-                        Err(e) => (0, AckStatus::Rejected(e.to_string())),
-                        Ok(batch) => {
-                            let seq = batch.seq;
-                            match writer.submit(identity.clone(), batch, now_ms()).await {
-                                Ok(status) => (seq, status),
-                                // Not stored: say nothing so the agent resends later.
-                                Err(e) => {
-                                    let _ = send.reset(quinn::VarInt::from_u32(1));
-                                    return Err(e.to_string());
-                                }
-                            }
-                        }
-                    }
+            let (seq, status, in_step) = match self.frame(header, &mut recv).await? {
+                FrameOutcome::Answer { seq, status, in_step } => (seq, status, in_step),
+                FrameOutcome::Unanswered(why) => {
+                    let _ = send.reset(quinn::VarInt::from_u32(1));
+                    let _ = recv.stop(quinn::VarInt::from_u32(1));
+                    return Err(why);
+                }
+            };
+            let stats = self.shared.writer.stats();
+            if let AckStatus::Rejected(reason) = &status {
+                stats.batches_rejected.fetch_add(u64::from(seq == 0), Ordering::Relaxed);
+                // Decode errors quote the peer's bytes; one device must not flood the log.
+                if stats.log_throttle.allow("batch", self.identity.device.as_str()) {
+                    tracing::warn!(device = %self.identity.device, reason = %esc(reason), "batch rejected");
                 }
             }
-        };
-        if let AckStatus::Rejected(reason) = &status {
-            writer.stats().batches_rejected.fetch_add(u64::from(seq == 0), Ordering::Relaxed);
-            tracing::warn!(device = %identity.device, %reason, "batch rejected");
+            let limits = &self.shared.limits;
+            let ack = codec::encode_ack(&Ack { seq, status }).map_err(|e| e.to_string())?;
+            let bytes = frame::encode_frame(&ack, limits).map_err(|e| e.to_string())?;
+            send.write_all(&bytes).await.map_err(|e| e.to_string())?;
+            if !in_step {
+                break;
+            }
         }
-        let ack = codec::encode_ack(&Ack { seq, status }).map_err(|e| e.to_string())?;
-        let bytes = frame::encode_frame(&ack, &limits).map_err(|e| e.to_string())?;
-        send.write_all(&bytes).await.map_err(|e| e.to_string())?;
-        if !in_step {
-            break;
+        send.finish().map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// Reads, decodes and commits the frame after `header`; its buffer bytes are held from the
+    /// budget until the batch is committed.
+    async fn frame(&self, header: [u8; frame::HEADER_LEN], recv: &mut quinn::RecvStream) -> Result<FrameOutcome, String> {
+        let limits = &self.shared.limits;
+        let len = match frame::payload_len(header, limits) {
+            Ok(len) => len,
+            Err(e) => return Ok(FrameOutcome::Answer { seq: 0, status: AckStatus::Rejected(e.to_string()), in_step: false }),
+        };
+        let stats = self.shared.writer.stats();
+        let mut held = Held::new(self.shared.budget.clone(), self.share.clone(), stats.clone());
+        let payload = match read_payload(recv, len, &mut held).await {
+            Ok(p) => p,
+            Err(ReadError::Busy(busy)) => {
+                stats.frames_over_budget.fetch_add(1, Ordering::Relaxed);
+                if stats.log_throttle.allow("budget", self.identity.device.as_str()) {
+                    tracing::warn!(device = %self.identity.device, frame_bytes = len, "{busy}");
+                }
+                return Ok(FrameOutcome::Unanswered(busy.to_string()));
+            }
+            Err(ReadError::Stream(e)) => return Err(e),
+        };
+        if payload.len() != len {
+            let status = AckStatus::Rejected(format!("frame announced {len} bytes but carried {}", payload.len()));
+            return Ok(FrameOutcome::Answer { seq: 0, status, in_step: false });
+        }
+        let batch = match codec::decode_batch(&payload, limits) {
+            Ok(batch) => batch,
+            Err(e) => return Ok(FrameOutcome::Answer { seq: 0, status: AckStatus::Rejected(e.to_string()), in_step: true }),
+        };
+        drop(payload);
+        drop(held);
+        let seq = batch.seq;
+        match self.shared.writer.submit(self.identity.clone(), batch, now_ms()).await {
+            Ok(status) => Ok(FrameOutcome::Answer { seq, status, in_step: true }),
+            // Not stored: say nothing so the agent resends later.
+            Err(e) => Ok(FrameOutcome::Unanswered(e.to_string())),
         }
     }
-    send.finish().map_err(|e| e.to_string())?;
-    Ok(())
 }
 
 /// Most bytes reserved for a payload before they arrive. Batches up to this size (a 1 000-point
@@ -260,14 +332,35 @@ async fn stream(
 /// than this.
 pub const PREALLOC_MAX: usize = 256 << 10;
 
+/// Why a payload could not be read.
+enum ReadError {
+    /// The stream failed.
+    Stream(String),
+    /// The budget had no bytes for it.
+    Busy(Busy),
+}
+
 /// Reads the payload of a frame whose length `len` was checked against the limits: exactly
-/// `len` bytes, in stream order, straight into one buffer, and then the end of the stream.
-/// Returns fewer bytes when the stream ends early; more than `len` bytes are an error.
-async fn read_payload(recv: &mut quinn::RecvStream, len: usize) -> Result<Vec<u8>, String> {
-    let mut payload = Vec::with_capacity(len.min(PREALLOC_MAX));
+/// `len` bytes, in stream order, straight into one buffer whose every byte of capacity is
+/// taken from the budget first (`held`), and then the end of the stream. Returns fewer bytes
+/// when the stream ends early; more than `len` bytes are an error.
+async fn read_payload(recv: &mut quinn::RecvStream, len: usize, held: &mut Held) -> Result<Vec<u8>, ReadError> {
+    let first = len.min(PREALLOC_MAX);
+    held.grow(first).await.map_err(ReadError::Busy)?;
+    let mut payload = Vec::with_capacity(first);
     while payload.len() < len {
-        match recv.read_chunk(len - payload.len(), true).await.map_err(|e| e.to_string())? {
-            Some(chunk) => payload.extend_from_slice(&chunk.bytes),
+        match recv.read_chunk(len - payload.len(), true).await.map_err(|e| ReadError::Stream(e.to_string()))? {
+            Some(chunk) => {
+                let need = payload.len() + chunk.bytes.len();
+                if need > payload.capacity() {
+                    // Grow as a Vec would (doubling), but never past the frame, and only with
+                    // bytes from the budget.
+                    let cap = need.max(payload.capacity().saturating_mul(2)).min(len);
+                    held.grow(cap - payload.capacity()).await.map_err(ReadError::Busy)?;
+                    payload.reserve_exact(cap - payload.len());
+                }
+                payload.extend_from_slice(&chunk.bytes);
+            }
             None => return Ok(payload),
         }
     }

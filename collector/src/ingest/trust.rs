@@ -11,6 +11,12 @@
 //! trust; a session whose certificate no longer verifies (revoked, or its CA dropped) is closed
 //! at once, so `pki revoke` takes effect within seconds rather than at the next reconnect.
 //!
+//! A reload that fails is retried at every poll until one succeeds — a change is only marked
+//! seen once it is in force, so a revocation cannot be lost to a passing failure (descriptors
+//! exhausted, a file half written). Meanwhile the last good trust stays in force, and
+//! [`TrustHealth`] says so on `/metrics` and `/healthz`: one ERROR when the failing starts, a
+//! reminder at most every [`REMIND_EVERY`], one line when it ends.
+//!
 //! Client certificates are optional at the TLS level, because enrollment
 //! ([`ampel_protocol::enroll::ALPN_ENROLL`]) happens before a device has one; the data ALPN
 //! refuses a connection without a verified certificate right after the handshake. One port
@@ -18,10 +24,13 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use ampel_protocol::tls;
+
+use crate::files;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
@@ -29,8 +38,10 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
 use tokio::sync::watch;
 
-/// How often the trust files are checked for changes.
+/// How often the trust files are checked for changes, and a failed reload retried.
 pub const POLL_EVERY: Duration = Duration::from_secs(2);
+/// Least time between two reminders that reloads are still failing.
+pub const REMIND_EVERY: Duration = Duration::from_secs(300);
 
 pub use crate::pki::{NEXT_CA_FILE, PREVIOUS_CA_FILE};
 
@@ -62,7 +73,10 @@ pub enum TrustError {
 /// `ca-previous.pem` when present), revocations from `crl.pem` (when present). Client
 /// certificates are optional (see the module docs).
 pub fn load_verifier(pki_dir: &Path) -> Result<Arc<dyn ClientCertVerifier>, TrustError> {
-    let read = |path: PathBuf| std::fs::read(&path).map_err(|source| TrustError::Read { path, source });
+    let read = |path: PathBuf| {
+        let max = if path.ends_with("crl.pem") { files::CRL_MAX } else { files::CERT_MAX };
+        files::read_limited(&path, max).map_err(|source| TrustError::Read { path, source })
+    };
     let bad = |path: &Path| {
         let path = path.to_owned();
         move |e: tls::TlsError| TrustError::Bad { path, message: e.to_string() }
@@ -131,7 +145,10 @@ pub struct ServerCert {
 /// Loads `server.pem` + `server.key` and appends the issuing CA (the first certificate of
 /// `ca.pem`), so an enrolling agent can pin the CA by fingerprint.
 pub fn load_server_cert(pki_dir: &Path) -> Result<rustls::sign::CertifiedKey, TrustError> {
-    let read = |path: PathBuf| std::fs::read(&path).map_err(|source| TrustError::Read { path, source });
+    let read = |path: PathBuf| {
+        let max = if path.ends_with("server.key") { files::KEY_MAX } else { files::CERT_MAX };
+        files::read_limited(&path, max).map_err(|source| TrustError::Read { path, source })
+    };
     let bad = |path: &Path| {
         let path = path.to_owned();
         move |e: tls::TlsError| TrustError::Bad { path, message: e.to_string() }
@@ -252,21 +269,32 @@ impl ClientCertVerifier for ReloadingVerifier {
     }
 }
 
-/// One open session: device, the chain it authenticated with, the connection.
-type Session = (String, Vec<CertificateDer<'static>>, quinn::Connection);
+/// One open session: device, the chain it authenticated with, the connection, and when it
+/// was added (a counter: larger is newer).
+type Session = (String, Vec<CertificateDer<'static>>, quinn::Connection, u64);
 
 /// Open data sessions with the certificate chain they authenticated with.
 #[derive(Debug, Default)]
 pub struct Sessions {
     open: Mutex<HashMap<usize, Session>>,
+    added: AtomicU64,
 }
 
 impl Sessions {
-    /// Records an authenticated connection of `device`.
-    pub fn add(&self, device: String, chain: Vec<CertificateDer<'static>>, conn: quinn::Connection) {
-        if let Ok(mut m) = self.open.lock() {
-            m.insert(conn.stable_id(), (device, chain, conn));
-        }
+    /// Records an authenticated connection of `device`, which may have at most `max` open.
+    /// Returns the device's oldest connections beyond that, for the caller to close: a newer
+    /// connection wins, because an agent that restarted (crash, power loss) connects again
+    /// while its old connection still waits for its idle timeout — refusing the new one would
+    /// lock the device out for a minute — and whoever holds the device's key could push the
+    /// device out either way.
+    pub fn add(&self, device: String, chain: Vec<CertificateDer<'static>>, conn: quinn::Connection, max: usize) -> Vec<quinn::Connection> {
+        let Ok(mut m) = self.open.lock() else { return Vec::new() };
+        let order = self.added.fetch_add(1, Ordering::Relaxed);
+        let mut mine: Vec<(u64, usize)> = m.iter().filter(|(_, s)| s.0 == device).map(|(id, s)| (s.3, *id)).collect();
+        m.insert(conn.stable_id(), (device, chain, conn, order));
+        mine.sort_unstable();
+        let excess = (mine.len() + 1).saturating_sub(max.max(1));
+        mine.into_iter().take(excess).filter_map(|(_, id)| m.remove(&id)).map(|s| s.2).collect()
     }
 
     /// Forgets a connection that ended.
@@ -281,8 +309,8 @@ impl Sessions {
     pub fn close_invalid(&self, verifier: &ReloadingVerifier) -> usize {
         let victims: Vec<(String, quinn::Connection)> = match self.open.lock() {
             Ok(mut m) => {
-                let ids: Vec<usize> = m.iter().filter(|(_, (_, chain, _))| !verifier.still_valid(chain)).map(|(id, _)| *id).collect();
-                ids.into_iter().filter_map(|id| m.remove(&id)).map(|(d, _, c)| (d, c)).collect()
+                let ids: Vec<usize> = m.iter().filter(|(_, (_, chain, _, _))| !verifier.still_valid(chain)).map(|(id, _)| *id).collect();
+                ids.into_iter().filter_map(|id| m.remove(&id)).map(|(d, _, c, _)| (d, c)).collect()
             }
             Err(_) => Vec::new(),
         };
@@ -291,6 +319,105 @@ impl Sessions {
             conn.close(quinn::VarInt::from_u32(CLOSE_REVOKED), b"certificate revoked");
         }
         victims.len()
+    }
+}
+
+/// What a reload outcome should log, decided by [`Failing::on_result`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogAction {
+    /// Nothing (a further failure within [`REMIND_EVERY`] of the last line, or a success that
+    /// ends no failing).
+    Quiet,
+    /// The first failure: an ERROR.
+    Started,
+    /// Still failing: a reminder.
+    Reminder {
+        /// Attempts that failed so far.
+        attempts: u64,
+        /// Since when.
+        for_secs: u64,
+    },
+    /// A success after failures.
+    Recovered {
+        /// Attempts that had failed.
+        attempts: u64,
+        /// For how long.
+        for_secs: u64,
+    },
+}
+
+/// A run of failed reloads: plain data, the clock passed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failing {
+    since: Instant,
+    attempts: u64,
+    last_line: Instant,
+}
+
+impl Failing {
+    /// The next state after a reload that `ok` or not at `now`, and what to log.
+    pub fn on_result(state: Option<Failing>, ok: bool, now: Instant) -> (Option<Failing>, LogAction) {
+        let for_secs = |f: &Failing| now.saturating_duration_since(f.since).as_secs();
+        match (state, ok) {
+            (None, true) => (None, LogAction::Quiet),
+            (Some(f), true) => (None, LogAction::Recovered { attempts: f.attempts, for_secs: for_secs(&f) }),
+            (None, false) => (Some(Failing { since: now, attempts: 1, last_line: now }), LogAction::Started),
+            (Some(mut f), false) => {
+                f.attempts += 1;
+                if now.saturating_duration_since(f.last_line) < REMIND_EVERY {
+                    return (Some(f), LogAction::Quiet);
+                }
+                f.last_line = now;
+                (Some(f), LogAction::Reminder { attempts: f.attempts, for_secs: for_secs(&f) })
+            }
+        }
+    }
+}
+
+/// Whether the trust in force is the one on disk, for `/metrics` and `/healthz`.
+#[derive(Debug, Default)]
+pub struct TrustHealth {
+    failing: Mutex<Option<(Failing, String)>>,
+    failures: AtomicU64,
+}
+
+impl TrustHealth {
+    /// While reloads fail: the latest error.
+    pub fn failing(&self) -> Option<String> {
+        self.failing.lock().ok()?.as_ref().map(|(_, e)| e.clone())
+    }
+
+    /// Reloads that failed since start.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Records a reload's outcome and logs it (see the module docs).
+    fn record(&self, result: &Result<usize, TrustError>, now: Instant) {
+        if result.is_err() {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        let Ok(mut failing) = self.failing.lock() else { return };
+        let (next, action) = Failing::on_result(failing.as_ref().map(|(f, _)| *f), result.is_ok(), now);
+        let error = result.as_ref().err().map(ToString::to_string);
+        match action {
+            LogAction::Quiet => {}
+            LogAction::Started => tracing::error!(
+                error = error.as_deref().unwrap_or_default(),
+                retry_every_s = POLL_EVERY.as_secs(),
+                "refusing the changed CA or CRL; keeping the trust in force and retrying until it loads"
+            ),
+            LogAction::Reminder { attempts, for_secs } => tracing::warn!(
+                error = error.as_deref().unwrap_or_default(),
+                attempts,
+                for_secs,
+                "trust reload still failing; the last good CA and CRL stay in force"
+            ),
+            LogAction::Recovered { attempts, for_secs } => {
+                tracing::info!(attempts, for_secs, "trust reload succeeded again; the current CA and CRL are in force")
+            }
+        }
+        *failing = next.zip(error);
     }
 }
 
@@ -303,6 +430,8 @@ pub struct Trust {
     pub server_cert: Arc<ServerCert>,
     /// Open data sessions.
     pub sessions: Arc<Sessions>,
+    /// Whether the last reload failed.
+    pub health: Arc<TrustHealth>,
     pki_dir: PathBuf,
 }
 
@@ -313,7 +442,13 @@ impl Trust {
     pub fn load(pki_dir: &Path) -> Result<Trust, TrustError> {
         let verifier = Arc::new(ReloadingVerifier::new(load_verifier(pki_dir)?));
         let server_cert = Arc::new(ServerCert::new(load_server_cert(pki_dir)?));
-        Ok(Trust { verifier, server_cert, sessions: Arc::new(Sessions::default()), pki_dir: pki_dir.to_owned() })
+        Ok(Trust {
+            verifier,
+            server_cert,
+            sessions: Arc::new(Sessions::default()),
+            health: Arc::new(TrustHealth::default()),
+            pki_dir: pki_dir.to_owned(),
+        })
     }
 
     fn stamp(&self) -> Stamp {
@@ -324,7 +459,14 @@ impl Trust {
     }
 
     /// Reloads now: on success swaps the verifier and closes sessions that no longer verify.
+    /// The outcome is recorded in [`Trust::health`] (and logged there).
     pub fn reload(&self) -> Result<usize, TrustError> {
+        let result = self.try_reload();
+        self.health.record(&result, Instant::now());
+        result
+    }
+
+    fn try_reload(&self) -> Result<usize, TrustError> {
         let next = load_verifier(&self.pki_dir)?;
         let server = load_server_cert(&self.pki_dir)?;
         self.verifier.replace(next);
@@ -332,7 +474,8 @@ impl Trust {
         Ok(self.sessions.close_invalid(&self.verifier))
     }
 
-    /// Polls the trust files until `shutdown` turns true, reloading on every change.
+    /// Polls the trust files until `shutdown` turns true, reloading on every change and
+    /// retrying at every poll while reloads fail (by the watcher or by SIGHUP).
     pub async fn watch(self, mut shutdown: watch::Receiver<bool>) {
         let mut seen = self.stamp();
         let mut tick = tokio::time::interval(POLL_EVERY);
@@ -342,13 +485,13 @@ impl Trust {
                 _ = shutdown.changed() => if *shutdown.borrow() { return },
             }
             let now = self.stamp();
-            if now == seen {
+            if now == seen && self.health.failing().is_none() {
                 continue;
             }
-            seen = now;
-            match self.reload() {
-                Ok(closed) => tracing::info!(dir = %self.pki_dir.display(), closed, "reloaded CA and CRL"),
-                Err(e) => tracing::error!(error = %e, "refusing the changed CA or CRL; keeping the trust in force"),
+            // Marked seen only once in force: a failed reload is tried again at the next poll.
+            if let Ok(closed) = self.reload() {
+                seen = now;
+                tracing::info!(dir = %self.pki_dir.display(), closed, "reloaded CA and CRL");
             }
         }
     }
@@ -392,6 +535,45 @@ mod tests {
         pki.revoke_device(&"fw-1".parse().unwrap()).unwrap();
         assert_eq!(trust.reload().unwrap(), 0, "no sessions to close");
         assert!(!trust.verifier.still_valid(&chain));
+    }
+
+    #[test]
+    fn a_failing_reload_logs_once_then_reminds_at_a_bounded_rate_and_says_when_it_recovers() {
+        let t0 = Instant::now();
+        let (s, a) = Failing::on_result(None, false, t0);
+        assert_eq!(a, LogAction::Started);
+        let mut state = s;
+        let mut lines = 0;
+        // Ten minutes of failures, one attempt per poll.
+        for i in 1..=300u64 {
+            let (s, a) = Failing::on_result(state, false, t0 + POLL_EVERY * i as u32);
+            state = s;
+            if a != LogAction::Quiet {
+                lines += 1;
+                assert!(matches!(a, LogAction::Reminder { .. }), "{a:?}");
+            }
+        }
+        assert_eq!(lines, 600 / REMIND_EVERY.as_secs(), "one reminder per REMIND_EVERY");
+        let (s, a) = Failing::on_result(state, true, t0 + Duration::from_secs(601));
+        assert_eq!((s, a), (None, LogAction::Recovered { attempts: 301, for_secs: 601 }));
+        assert_eq!(Failing::on_result(None, true, t0).1, LogAction::Quiet);
+    }
+
+    #[test]
+    fn a_failed_reload_is_recorded_until_one_succeeds() {
+        tls::install_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let pki = new_ca(dir.path());
+        let trust = Trust::load(dir.path()).unwrap();
+        let good_crl = std::fs::read(pki.crl_path()).unwrap();
+        std::fs::write(pki.crl_path(), b"not a CRL").unwrap();
+        assert!(trust.reload().is_err());
+        assert!(trust.reload().is_err());
+        assert!(trust.health.failing().is_some_and(|e| e.contains("crl.pem")), "{:?}", trust.health.failing());
+        assert_eq!(trust.health.failures(), 2);
+        std::fs::write(pki.crl_path(), good_crl).unwrap();
+        trust.reload().unwrap();
+        assert_eq!(trust.health.failing(), None);
     }
 
     #[test]

@@ -13,9 +13,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use ampel_protocol::logsafe::esc;
 use ampel_protocol::{AckStatus, Batch, Identity};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::logthrottle::LogThrottle;
 use crate::store::maintenance::{Maintenance, MaintenanceOptions};
 use crate::store::{PendingBatch, Store};
 
@@ -49,6 +51,16 @@ pub struct IngestStats {
     pub commits: AtomicU64,
     /// Commits that failed (each failed batch was answered with an error, not acknowledged).
     pub commit_errors: AtomicU64,
+    /// Enrollment and renewal requests refused (bad or used tokens, rate limit, bad requests).
+    pub enroll_refused: AtomicU64,
+    /// Data connections closed because a newer one of the same device came.
+    pub connections_superseded: AtomicU64,
+    /// Frames refused without an ack because the partial-frame budget had no room.
+    pub frames_over_budget: AtomicU64,
+    /// Buffer bytes partial frames hold now (a gauge).
+    pub partial_frame_bytes: AtomicU64,
+    /// The per-peer budget of refusal log lines, and how many were held back.
+    pub log_throttle: LogThrottle,
 }
 
 struct Request {
@@ -126,7 +138,10 @@ impl Writer {
     pub async fn submit(&self, identity: Identity, batch: Batch, received_ms: i64) -> Result<AckStatus, WriterError> {
         if batch.sender.as_deref().is_some_and(|s| s != identity.device.as_str()) {
             self.stats.sender_mismatch.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(device = %identity.device, claimed = ?batch.sender, "payload names another sender; stored under the certificate's identity");
+            if self.stats.log_throttle.allow("sender", identity.device.as_str()) {
+                let claimed = batch.sender.as_deref().map(esc);
+                tracing::warn!(device = %identity.device, claimed = ?claimed, "payload names another sender; stored under the certificate's identity");
+            }
         }
         let (reply, rx) = oneshot::channel();
         let req = Request { pending: PendingBatch { identity, batch, received_ms }, reply };

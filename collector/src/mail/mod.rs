@@ -120,7 +120,12 @@ impl Mailer {
                 let fail =
                     |reason: String| MailTestError::Other { step: "outbox write test", target: outbox.display().to_string(), reason };
                 let probe = outbox.join(".ampel-write-test");
-                tokio::fs::create_dir_all(outbox).await.map_err(|e| fail(e.to_string()))?;
+                tokio::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(crate::files::DIR_MODE)
+                    .create(outbox)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
                 tokio::fs::write(&probe, b"probe").await.map_err(|e| fail(e.to_string()))?;
                 tokio::fs::remove_file(&probe).await.map_err(|e| fail(e.to_string()))?;
                 Ok(format!("outbox {} is writable", outbox.display()))
@@ -137,13 +142,15 @@ async fn write_eml(outbox: &Path, message_id: &str, bytes: &[u8]) -> Result<Path
         let path = path.to_owned();
         move |source| MailError::Outbox { path, source }
     };
-    tokio::fs::create_dir_all(outbox).await.map_err(io_err(outbox))?;
+    // The .eml files carry bearer links (unsubscribe, download): 0750 / 0640 whatever the umask.
+    tokio::fs::DirBuilder::new().recursive(true).mode(crate::files::DIR_MODE).create(outbox).await.map_err(io_err(outbox))?;
     // "<1718000000000.9f3c2a1b4d5e6f70@example.org>" -> "1718000000000.9f3c2a1b4d5e6f70"
     let stem = message_id.trim_start_matches('<').split('@').next().unwrap_or_default();
     let file = outbox.join(format!("{stem}.eml"));
     let tmp = outbox.join(format!(".{stem}.eml.tmp"));
     let write = async {
-        let mut f = tokio::fs::File::create(&tmp).await?;
+        let mut f = tokio::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(crate::files::FILE_MODE).open(&tmp).await?;
+        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(crate::files::FILE_MODE)).await?;
         tokio::io::AsyncWriteExt::write_all(&mut f, bytes).await?;
         f.sync_all().await?;
         tokio::fs::rename(&tmp, &file).await

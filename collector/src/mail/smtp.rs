@@ -47,8 +47,11 @@ pub(crate) struct Secret(String);
 impl Secret {
     /// Reads a password file: the whole file, minus the trailing newline(s).
     pub(crate) fn read(path: &Path) -> Result<Secret, MailError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| MailError::ReadFile { what: "password file", path: path.to_owned(), source })?;
+        let text = crate::files::read_limited_to_string(path, crate::files::PASSWORD_MAX).map_err(|source| MailError::ReadFile {
+            what: "password-file",
+            path: path.to_owned(),
+            source,
+        })?;
         warn_if_world_readable(path);
         let password = text.trim_end_matches(['\r', '\n']);
         if password.is_empty() {
@@ -135,7 +138,11 @@ impl TlsSetup {
 
 /// Reads every `CERTIFICATE` block of a PEM file; at least one must be there and parse.
 fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, MailError> {
-    let pem = std::fs::read(path).map_err(|source| MailError::ReadFile { what: "CA file", path: path.to_owned(), source })?;
+    let pem = crate::files::read_limited(path, crate::files::CERT_MAX).map_err(|source| MailError::ReadFile {
+        what: "ca-file",
+        path: path.to_owned(),
+        source,
+    })?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| MailError::CaFile { path: path.to_owned(), reason: e.to_string() })?;

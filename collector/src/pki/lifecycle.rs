@@ -199,7 +199,7 @@ impl Pki {
 }
 
 fn read_optional(path: &std::path::Path) -> Result<String, PkiError> {
-    match std::fs::read_to_string(path) {
+    match crate::files::read_limited_to_string(path, crate::files::CRL_MAX) {
         Ok(t) => Ok(t),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
         Err(e) => Err(PkiError::io("read", PathBuf::from(path))(e)),

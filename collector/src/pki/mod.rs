@@ -398,9 +398,12 @@ fn datetime(unix: i64) -> Result<OffsetDateTime, PkiError> {
 
 /// Reads a PEM file; a missing file means the PKI was never initialised.
 fn read_text(path: &Path, what: &'static str) -> Result<String, PkiError> {
-    std::fs::read_to_string(path).map_err(|e| match e.kind() {
+    crate::files::read_limited_to_string(path, crate::files::CRL_MAX).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => PkiError::NotInitialized { path: path.to_owned() },
-        std::io::ErrorKind::InvalidData => PkiError::BadFile { path: path.to_owned(), what, reason: "not text (PEM expected)".into() },
+        // Not UTF-8, too large, or not a regular file: say which.
+        std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput => {
+            PkiError::BadFile { path: path.to_owned(), what, reason: format!("{e} (PEM expected)") }
+        }
         _ => PkiError::io("read", path)(e),
     })
 }

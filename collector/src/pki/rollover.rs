@@ -36,7 +36,7 @@ pub const PREVIOUS_CA_FILE: &str = "ca-previous.pem";
 pub const PREVIOUS_KEY_FILE: &str = "ca-previous.key";
 
 fn read(path: &Path) -> Result<String, PkiError> {
-    std::fs::read_to_string(path).map_err(PkiError::io("read", path))
+    crate::files::read_limited_to_string(path, crate::files::CERT_MAX).map_err(PkiError::io("read", path))
 }
 
 /// Loads an extra CA (certificate and key) as an issuer, if both files exist.

@@ -7,10 +7,18 @@
 //! with time and origin (the HTTP client's address, `scheduler` or `cli`) in the same LMDB
 //! transaction as the state change.
 //!
+//! A valid signature is not enough to confirm: the state must allow it. A confirm token names
+//! the invitation it came with (the address's `invited_ms`), and confirms only an address that
+//! is `invited` by that very invitation — so it works once, and never after an unsubscribe, an
+//! expiry or a newer invitation, however long it is still within `invite-ttl`. Confirm tokens
+//! signed before they named their invitation are accepted only while the address is `invited`.
+//! Unsubscribing is allowed from every state.
+//!
 //! # Layout
 //!
 //! - `token`: [`LinkKey`], signed expiring tokens.
-//! - this file: [`Links`] (URLs), [`invitation`], [`confirm`], [`unsubscribe`].
+//! - this file: [`Links`] (URLs), [`invitation`], [`confirm`] (checked state transitions),
+//!   [`unsubscribe`].
 
 pub mod token;
 
@@ -25,9 +33,35 @@ pub enum OptInError {
     /// The link is malformed, tampered, expired or of another kind.
     #[error(transparent)]
     Token(#[from] TokenError),
+    /// The token is genuine, but the address is not awaiting this confirmation: it
+    /// unsubscribed, expired, was invited again since, or was never invited.
+    #[error("the address is not awaiting this confirmation (it is {})", .0.map_or("unknown", RecipientState::as_str))]
+    NotAwaiting(Option<RecipientState>),
     /// The delivery store failed.
     #[error(transparent)]
     Store(#[from] DeliveryStoreError),
+}
+
+/// What a valid confirm link did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmation {
+    /// The address went from `invited` to `confirmed`.
+    Confirmed,
+    /// It was confirmed already (the link used a second time): nothing changed.
+    AlreadyConfirmed,
+}
+
+/// The subject of a confirm token: the address and the invitation it answers.
+fn confirm_subject(address: &str, invited_ms: i64) -> String {
+    format!("{}\n{invited_ms}", address.to_lowercase())
+}
+
+/// The address and, for tokens that name one, the invitation of a confirm token's subject.
+fn parse_confirm_subject(subject: &str) -> (&str, Option<i64>) {
+    match subject.split_once('\n') {
+        Some((address, invited)) => (address, Some(invited.parse().unwrap_or(i64::MIN))),
+        None => (subject, None),
+    }
 }
 
 /// Builds signed links under the collector's public URL.
@@ -40,9 +74,10 @@ pub struct Links {
 }
 
 impl Links {
-    /// The confirm link of an invitation.
-    pub fn confirm_url(&self, address: &str, expires_ms: i64) -> String {
-        format!("{}/confirm?t={}", self.public_url, self.key.sign(TokenKind::Confirm, &address.to_lowercase(), expires_ms))
+    /// The confirm link of the invitation of `address` recorded at `invited_ms` (the
+    /// reminder carries the same invitation's).
+    pub fn confirm_url(&self, address: &str, invited_ms: i64, expires_ms: i64) -> String {
+        format!("{}/confirm?t={}", self.public_url, confirm_token(&self.key, address, invited_ms, expires_ms))
     }
 
     /// The unsubscribe link, valid until `expires_ms` (`[delivery] unsubscribe-ttl` from
@@ -199,20 +234,40 @@ pub fn record_invitation(store: &DeliveryStore, address: &str, job: &str, now_ms
     Ok(true)
 }
 
-/// Confirms the address in a confirm token. Returns the address.
-pub fn confirm(store: &DeliveryStore, key: &LinkKey, token: &str, source: &str, now_ms: i64) -> Result<String, OptInError> {
-    let address = key.verify(token, TokenKind::Confirm, now_ms)?;
-    if store.recipient(&address)?.is_none_or(|r| r.state != RecipientState::Confirmed) {
-        let event = ConsentEvent {
-            at_ms: now_ms,
-            address: address.clone(),
-            event: "confirmed".into(),
-            source: source.into(),
-            detail: "confirm link".into(),
-        };
-        store.set_recipient_state(&address, RecipientState::Confirmed, event)?;
-    }
-    Ok(address)
+/// A confirm token for the invitation of `address` recorded at `invited_ms`.
+pub fn confirm_token(key: &LinkKey, address: &str, invited_ms: i64, expires_ms: i64) -> String {
+    key.sign(TokenKind::Confirm, &confirm_subject(address, invited_ms), expires_ms)
+}
+
+/// Confirms the address in a confirm token, if its state allows (see the module docs): read,
+/// checked and written in one transaction. Returns the address and what happened.
+pub fn confirm(store: &DeliveryStore, key: &LinkKey, token: &str, source: &str, now_ms: i64) -> Result<(String, Confirmation), OptInError> {
+    let subject = key.verify(token, TokenKind::Confirm, now_ms)?;
+    let (address, invitation) = parse_confirm_subject(&subject);
+    let address = address.to_owned();
+    let event = event(&address, "confirmed", source, "confirm link".into(), now_ms);
+    let mut outcome = Err(OptInError::NotAwaiting(None));
+    store.update_recipient(&address, event, |r| {
+        let mut r = r?;
+        let answers = invitation.is_none_or(|at| at == r.invited_ms);
+        match r.state {
+            RecipientState::Invited if answers => {
+                r.state = RecipientState::Confirmed;
+                r.changed_ms = now_ms;
+                outcome = Ok(Confirmation::Confirmed);
+                Some(r)
+            }
+            RecipientState::Confirmed if answers => {
+                outcome = Ok(Confirmation::AlreadyConfirmed);
+                None
+            }
+            state => {
+                outcome = Err(OptInError::NotAwaiting(Some(state)));
+                None
+            }
+        }
+    })?;
+    outcome.map(|how| (address, how))
 }
 
 /// Unsubscribes the address in an unsubscribe token (`how`: `one-click` or `link`).
@@ -229,6 +284,30 @@ pub fn unsubscribe(store: &DeliveryStore, key: &LinkKey, token: &str, source: &s
         store.set_recipient_state(&address, RecipientState::Unsubscribed, event)?;
     }
     Ok(address)
+}
+
+/// `text` (an error, an SMTP server's reply) with the local part of every mail address in it
+/// replaced by `…` (`550 <ops@example.org> unknown` → `550 <…@example.org> unknown`): addresses
+/// are personal data and appear in logs at debug level only; the domain is kept because it
+/// tells which server or configuration is at fault.
+pub fn redact_addresses(text: &str) -> String {
+    let boundary = |c: char| c.is_whitespace() || "<>\"'(),;:[]".contains(c);
+    let mut out = String::with_capacity(text.len());
+    for (i, piece) in text.split('@').enumerate() {
+        if i == 0 {
+            out.push_str(piece);
+            continue;
+        }
+        // `out` ends with what came before this '@': cut its local part.
+        let kept = out.trim_end_matches(|c: char| !boundary(c)).len();
+        if kept < out.len() && !piece.starts_with(boundary) && !piece.is_empty() {
+            out.truncate(kept);
+            out.push('…');
+        }
+        out.push('@');
+        out.push_str(piece);
+    }
+    out
 }
 
 /// The bare, lower-case address of a mailbox (`Ops <OPS@x.example>` → `ops@x.example`).
@@ -261,9 +340,9 @@ mod tests {
         assert!(!record_invitation(&store, "ops@example.org", "weekly", 11).unwrap(), "invited once");
         let boxes = vec!["Ops <ops@example.org>".to_owned()];
         assert!(confirmed(&store, "weekly", &boxes).unwrap().is_empty());
-        let t = key.sign(TokenKind::Confirm, "ops@example.org", 100);
+        let t = confirm_token(&key, "ops@example.org", 10, 100);
         assert!(matches!(confirm(&store, &key, &t, "192.0.2.7", 100), Err(OptInError::Token(TokenError::Expired))));
-        assert_eq!(confirm(&store, &key, &t, "192.0.2.7", 50).unwrap(), "ops@example.org");
+        assert_eq!(confirm(&store, &key, &t, "192.0.2.7", 50).unwrap(), ("ops@example.org".into(), Confirmation::Confirmed));
         assert_eq!(confirmed(&store, "weekly", &boxes).unwrap(), boxes);
         assert!(remove(&store, "ops@example.org", "weekly", "cli", 55).unwrap());
         assert!(confirmed(&store, "weekly", &boxes).unwrap().is_empty(), "removed from weekly");
@@ -285,6 +364,49 @@ mod tests {
                 ("unsubscribed".into(), "192.0.2.8".into())
             ]
         );
+    }
+
+    #[test]
+    fn a_confirm_link_works_once_and_never_after_an_unsubscribe_or_for_an_older_invitation() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DeliveryStore::open(dir.path()).unwrap();
+        let key = LinkKey::from_bytes(&[1; 32]);
+        let state = || store.recipient("ops@example.org").unwrap().unwrap().state;
+        let t = confirm_token(&key, "ops@example.org", 10, 1_000);
+        assert!(matches!(confirm(&store, &key, &t, "192.0.2.7", 5), Err(OptInError::NotAwaiting(None))), "never invited");
+        record_invitation(&store, "ops@example.org", "weekly", 10).unwrap();
+        assert_eq!(confirm(&store, &key, &t, "192.0.2.7", 20).unwrap().1, Confirmation::Confirmed);
+        assert_eq!(confirm(&store, &key, &t, "192.0.2.7", 21).unwrap().1, Confirmation::AlreadyConfirmed, "used again: nothing changes");
+
+        // Unsubscribed: the same, still unexpired confirm link is refused.
+        unsubscribe(&store, &key, &key.sign(TokenKind::Unsubscribe, "ops@example.org", 1_000), "192.0.2.8", "one-click", 30).unwrap();
+        let replay = confirm(&store, &key, &t, "192.0.2.9", 40);
+        assert!(matches!(replay, Err(OptInError::NotAwaiting(Some(RecipientState::Unsubscribed)))), "{replay:?}");
+        assert_eq!(state(), RecipientState::Unsubscribed);
+
+        // Invited again by the administrator: only the new invitation's link confirms.
+        reinvite(&store, "ops@example.org", "weekly", "cli", 50).unwrap();
+        assert!(matches!(confirm(&store, &key, &t, "192.0.2.9", 60), Err(OptInError::NotAwaiting(Some(RecipientState::Invited)))));
+        assert_eq!(state(), RecipientState::Invited);
+        let fresh = confirm_token(&key, "ops@example.org", 50, 1_000);
+        assert_eq!(confirm(&store, &key, &fresh, "192.0.2.7", 70).unwrap().1, Confirmation::Confirmed);
+
+        // A link signed before tokens named their invitation: only while invited.
+        let unbound = key.sign(TokenKind::Confirm, "ops@example.org", 1_000);
+        unsubscribe(&store, &key, &key.sign(TokenKind::Unsubscribe, "ops@example.org", 1_000), "192.0.2.8", "link", 80).unwrap();
+        assert!(confirm(&store, &key, &unbound, "192.0.2.9", 90).is_err());
+        let events: Vec<String> = store.consent_log().unwrap().into_iter().map(|e| e.event).collect();
+        assert_eq!(events, ["invited", "confirmed", "unsubscribed", "invited", "confirmed", "unsubscribed"], "refusals change nothing");
+    }
+
+    #[test]
+    fn addresses_in_errors_keep_only_their_domain() {
+        assert_eq!(
+            redact_addresses("550 5.1.1 <ops@example.org>: Recipient address rejected; also \"x.y+z@b.example\", a@b"),
+            "550 5.1.1 <…@example.org>: Recipient address rejected; also \"…@b.example\", …@b"
+        );
+        assert_eq!(redact_addresses("invalid recipient \"ops@\": no domain"), "invalid recipient \"ops@\": no domain");
+        assert_eq!(redact_addresses("no address here, @ alone"), "no address here, @ alone");
     }
 
     #[test]

@@ -126,7 +126,7 @@ impl LinkKey {
     /// Loads `path`, or creates it (32 random bytes, mode 0600) when missing.
     pub fn load_or_create(path: &Path) -> Result<LinkKey, KeyError> {
         let io = |source| KeyError::Io { path: path.to_owned(), source };
-        match std::fs::read(path) {
+        match crate::files::read_limited(path, crate::files::SMALL_MAX) {
             Ok(bytes) if bytes.len() == 32 => {
                 restrict(path).map_err(io)?;
                 Ok(LinkKey::from_bytes(&bytes))

@@ -258,7 +258,7 @@ impl Scheduler {
                 if self.store.recipient(&address)?.is_some() {
                     continue;
                 }
-                match self.send_invitation(job, mailbox, now, false).await {
+                match self.send_invitation(job, mailbox, now, now_ms, false).await {
                     Ok(()) => {
                         recipients::record_invitation(&self.store, &address, &job.name.0, now_ms)?;
                         self.stats.invitations.fetch_add(1, Ordering::Relaxed);
@@ -267,7 +267,8 @@ impl Scheduler {
                     }
                     // Not recorded: tried again at the next tick.
                     Err(e) => {
-                        tracing::warn!(job = %job.name, error = %e, "invitation not sent; retrying at the next tick");
+                        tracing::warn!(job = %job.name, error = %recipients::redact_addresses(&e.to_string()), "invitation not sent; retrying at the next tick");
+                        tracing::debug!(job = %job.name, recipient = %address, error = %e, "invitation not sent");
                         if matches!(e, MailError::Connection(_)) {
                             // The server is unreachable: do not wait out a timeout per address.
                             return Ok(());
@@ -279,12 +280,20 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Mails `mailbox` an invitation (or its one reminder) for `job`, with a fresh confirm link.
-    async fn send_invitation(&self, job: &JobConfig, mailbox: &str, now: Timestamp, reminder: bool) -> Result<(), MailError> {
+    /// Mails `mailbox` an invitation (or its one reminder) for `job`, with a fresh confirm link
+    /// for the invitation recorded (or to be recorded) at `invited_ms`.
+    async fn send_invitation(
+        &self,
+        job: &JobConfig,
+        mailbox: &str,
+        now: Timestamp,
+        invited_ms: i64,
+        reminder: bool,
+    ) -> Result<(), MailError> {
         let address = recipients::bare(mailbox);
         let tenants: Vec<String> = job.tenants.iter().map(|t| t.as_str().to_owned()).collect();
         let expires = now.as_millisecond().saturating_add(self.delivery.invite_ttl.as_ms());
-        let confirm = self.links.confirm_url(&address, expires);
+        let confirm = self.links.confirm_url(&address, invited_ms, expires);
         let unsubscribe = self.links.unsubscribe_url(&address, now.as_millisecond().saturating_add(self.delivery.unsubscribe_ttl.as_ms()));
         let mail = recipients::invitation(job.language, mailbox, &tenants, &confirm, &unsubscribe, reminder);
         self.mailer.send(&mail).await.map(|_| ())
@@ -307,8 +316,9 @@ impl Scheduler {
                         tracing::debug!(recipient = %address, "expired");
                     }
                     None if now_ms >= r.invited_ms.saturating_add(self.delivery.remind_after.as_ms()) => {
-                        if let Err(e) = self.send_invitation(job, mailbox, now, true).await {
-                            tracing::warn!(job = %job.name, error = %e, "reminder not sent; retrying at the next tick");
+                        if let Err(e) = self.send_invitation(job, mailbox, now, r.invited_ms, true).await {
+                            tracing::warn!(job = %job.name, error = %recipients::redact_addresses(&e.to_string()), "reminder not sent; retrying at the next tick");
+                            tracing::debug!(job = %job.name, recipient = %address, error = %e, "reminder not sent");
                             continue;
                         }
                         if recipients::record_reminder(&self.store, &address, &job.name.0, now_ms)? {
@@ -353,7 +363,8 @@ impl Scheduler {
         };
         let before = self.store.recipient(&bare)?.map(|r| r.state);
         if before != Some(RecipientState::Confirmed) {
-            self.send_invitation(job, mailbox, now, false).await?;
+            // `reinvite` below records the invitation at `now`: the link names it.
+            self.send_invitation(job, mailbox, now, now.as_millisecond(), false).await?;
             self.stats.invitations.fetch_add(1, Ordering::Relaxed);
         }
         recipients::reinvite(&self.store, &bare, &job.name.0, "cli", now.as_millisecond())?;
@@ -518,8 +529,9 @@ impl Scheduler {
                 }
                 Err(e) => {
                     self.stats.mail_failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(job = %job.name, tenant = %rec.tenant, report = rec.id, attempt, error = %e, "report mail not delivered");
-                    tracing::debug!(report = rec.id, recipient = %address, "the recipient of the failed report mail");
+                    let shown = recipients::redact_addresses(&e.to_string());
+                    tracing::warn!(job = %job.name, tenant = %rec.tenant, report = rec.id, attempt, error = %shown, "report mail not delivered");
+                    tracing::debug!(report = rec.id, recipient = %address, error = %e, "the recipient of the failed report mail");
                     // The same mail will not get better; nor will more tries help past the last.
                     let hopeless =
                         matches!(e, MailError::InvalidRecipient { .. } | MailError::HeaderInjection { .. } | MailError::Build(_));

@@ -1,6 +1,6 @@
 //! The delivery store: a small LMDB environment of its own at `<data-dir>/delivery/`, apart
-//! from the main store (which is being rebuilt), holding the scheduler cursors, the
-//! recipients and their consent log, and the report archive index.
+//! from the main time-series store (so the two can change format independently), holding the
+//! scheduler cursors, the recipients and their consent log, and the report archive index.
 //!
 //! Databases (names are the consts in [`names`]); values are JSON, keys are laid out as named:
 //!
@@ -273,7 +273,7 @@ fn encode<T: Serialize>(db: &'static str, value: &T) -> Result<Vec<u8>, Delivery
 impl DeliveryStore {
     /// Opens (creating if needed) the environment in `dir` (normally `<data-dir>/delivery`).
     pub fn open(dir: &Path) -> Result<DeliveryStore, DeliveryStoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| DeliveryStoreError::Dir { path: dir.to_owned(), source })?;
+        crate::files::create_dir_all(dir).map_err(|source| DeliveryStoreError::Dir { path: dir.to_owned(), source })?;
         let lmdb = |source| DeliveryStoreError::Lmdb { path: dir.to_owned(), source };
         let mut options = EnvOpenOptions::new();
         options.map_size(MAP_SIZE).max_dbs(8).max_readers(64);

@@ -66,13 +66,16 @@ impl Rig {
         let stats = Arc::new(DeliveryStats::default());
         let (shutdown, rx) = watch::channel(false);
         let state = HttpState {
+            connections: Arc::default(),
             store: store.clone(),
             key: key.clone(),
             archive: Archive::new(&dir.path().join("archive")),
             delivery: stats.clone(),
             ingest: None,
+            trust: None,
         };
-        let http = HttpServer::start("127.0.0.1:0".parse().unwrap(), state, rx).unwrap().local_addr;
+        let limits = crate::http::HttpConfig::default().limits(crate::rlimit::nofile());
+        let http = HttpServer::start("127.0.0.1:0".parse().unwrap(), limits, state, rx).unwrap().local_addr;
         Rig { _pki: pki, smtp, dir, store, key, http, stats, _shutdown: shutdown }
     }
 
@@ -193,7 +196,7 @@ async fn opt_in_flow_end_to_end() {
     tampered.push(if last == '0' { '1' } else { '0' });
     assert_eq!(http(rig.http, "GET", &tampered, "").await.0, 403);
     assert_eq!(http(rig.http, "POST", "/confirm", &format!("t={}", token(&tampered))).await.0, 403);
-    let expired = rig.key.sign(TokenKind::Confirm, "ops@example.org", today_at(0, 0).as_millisecond());
+    let expired = crate::recipients::confirm_token(&rig.key, "ops@example.org", 0, today_at(0, 0).as_millisecond());
     assert_eq!(http(rig.http, "POST", "/confirm", &format!("t={expired}")).await.0, 403);
     let wrong_kind = rig.key.sign(TokenKind::Unsubscribe, "ops@example.org", 0);
     assert_eq!(http(rig.http, "POST", "/confirm", &format!("t={wrong_kind}")).await.0, 403);
@@ -234,6 +237,10 @@ async fn opt_in_flow_end_to_end() {
     let unsub = link(r["list_unsubscribe"].as_str().unwrap(), "/unsubscribe?t=");
     let (status, _) = http(rig.http, "POST", &unsub, "List-Unsubscribe=One-Click").await;
     assert_eq!(status, 200);
+    assert_eq!(rig.store.recipient("ops@example.org").unwrap().unwrap().state, RecipientState::Unsubscribed);
+    // The invitation's confirm link, still within invite-ttl, replayed: refused, still unsubscribed.
+    let (status, _) = http(rig.http, "POST", "/confirm", &format!("t={}", token(&confirm))).await;
+    assert_eq!(status, 403, "a replayed confirm after an unsubscribe is refused");
     assert_eq!(rig.store.recipient("ops@example.org").unwrap().unwrap().state, RecipientState::Unsubscribed);
 
     // Next day: archived, but nobody receives it.

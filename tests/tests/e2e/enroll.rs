@@ -252,33 +252,6 @@ fn a_ca_rollover_keeps_both_anchors_trusted_and_agents_switch_without_restart() 
     collector.stop();
 }
 
-/// Connects without a client certificate on `alpn`, sends `bytes`, returns what came back.
-async fn anonymous(addr: std::net::SocketAddr, ca_pem: &Path, alpn: &[u8], bytes: Vec<u8>) -> Result<Vec<u8>, String> {
-    use ampel_protocol::tls;
-    tls::install_provider();
-    let mut roots = rustls::RootCertStore::empty();
-    for ca in tls::parse_certs(&std::fs::read(ca_pem).unwrap()).unwrap() {
-        roots.add(ca).unwrap();
-    }
-    let mut cfg = rustls::ClientConfig::builder_with_provider(tls::provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    cfg.alpn_protocols = vec![alpn.to_vec()];
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(cfg).unwrap();
-    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    endpoint.set_default_client_config(quinn::ClientConfig::new(std::sync::Arc::new(crypto)));
-    let conn = endpoint.connect(addr, "localhost").map_err(|e| e.to_string())?.await.map_err(|e| e.to_string())?;
-    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-    send.write_all(&bytes).await.map_err(|e| e.to_string())?;
-    let _ = send.finish();
-    let out = recv.read_to_end(64 << 10).await.map_err(|e| e.to_string());
-    conn.close(0u32.into(), b"done");
-    endpoint.wait_idle().await;
-    out
-}
-
 #[test]
 fn anonymous_peers_get_no_data_channel_and_hostile_enrollment_is_refused_early() {
     use ampel_protocol::enroll::{self, ALPN_ENROLL, EnrollRequest, EnrollResponse};
@@ -291,12 +264,12 @@ fn anonymous_peers_get_no_data_channel_and_hostile_enrollment_is_refused_early()
     // The data ALPN without a client certificate: closed before anything is read.
     let batch = ampel_protocol::Batch { version: ampel_protocol::PROTOCOL_VERSION, seq: 1, sender: Some("fw-1".into()), records: vec![] };
     let framed = ampel_protocol::frame::encode_frame(&ampel_protocol::codec::encode_batch(&batch).unwrap(), &Default::default()).unwrap();
-    let r = rt.block_on(anonymous(addr, &ca, ampel_protocol::ALPN_DATA, framed));
+    let r = rt.block_on(ampel_tests::anonymous(addr, &ca, ampel_protocol::ALPN_DATA, framed));
     assert!(r.is_err(), "an anonymous data connection must be refused: {r:?}");
     assert!(d.device("fw-1").is_none(), "nothing stored");
 
     // A 4 GiB length prefix on the enroll ALPN: refused from the header alone.
-    let r = rt.block_on(anonymous(addr, &ca, ALPN_ENROLL, vec![0xff; 4])).unwrap();
+    let r = rt.block_on(ampel_tests::anonymous(addr, &ca, ALPN_ENROLL, vec![0xff; 4])).unwrap();
     let body = r.get(ampel_protocol::frame::HEADER_LEN..).unwrap();
     match enroll::decode_response(body).unwrap() {
         EnrollResponse::Refused(reason) => assert!(reason.contains("exceeds the limit"), "{reason}"),
@@ -309,7 +282,7 @@ fn anonymous_peers_get_no_data_channel_and_hostile_enrollment_is_refused_early()
     let renew = ampel_protocol::frame::encode_frame(&renew, &enroll::ENROLL_LIMITS).unwrap();
     let mut outcomes = Vec::new();
     for _ in 0..12 {
-        outcomes.push(rt.block_on(anonymous(addr, &ca, ALPN_ENROLL, renew.clone())));
+        outcomes.push(rt.block_on(ampel_tests::anonymous(addr, &ca, ALPN_ENROLL, renew.clone())));
     }
     let first = outcomes[0].as_ref().unwrap();
     assert!(

@@ -10,6 +10,7 @@ mod config;
 mod delivery;
 mod demo;
 mod enroll;
+mod hostile;
 mod ingest;
 mod mqtt;
 mod operator;

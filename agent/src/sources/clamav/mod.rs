@@ -50,6 +50,8 @@ impl SourceConfig for ClamavConfig {
     }
 
     fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Source>, SourceError> {
+        // Followed in bounded chunks, so any size; but it must be a file.
+        super::check_path("sources.clamav.path", &self.path, u64::MAX)?;
         Ok(Box::new(TailSource::new(
             "clamav",
             &self.path,

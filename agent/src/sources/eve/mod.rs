@@ -69,6 +69,8 @@ impl SourceConfig for EveConfig {
     }
 
     fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Source>, SourceError> {
+        // Followed in bounded chunks, so any size; but it must be a file.
+        super::check_path("sources.eve.path", &self.path, u64::MAX)?;
         Ok(Box::new(TailSource::new(
             "eve",
             &self.path,

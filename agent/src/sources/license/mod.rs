@@ -46,6 +46,7 @@ impl SourceConfig for LicenseConfig {
     }
 
     fn build(&self, _ctx: &BuildContext) -> Result<Box<dyn Source>, SourceError> {
+        super::check_path("sources.license.path", &self.path, crate::files::LICENSE_MAX)?;
         Ok(Box::new(LicenseSource { path: self.path.clone(), last: None, last_reason: None }))
     }
 }
@@ -126,7 +127,8 @@ fn parse_expiry(s: &str) -> Option<Option<i64>> {
 /// `licensed` and `now_ms` before `expiry`.
 pub fn read(path: &Path, now_ms: i64) -> Result<License, LicenseError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|error| LicenseError::Read { path: shown.clone(), error })?;
+    let text = crate::files::read_limited_to_string(path, crate::files::LICENSE_MAX)
+        .map_err(|error| LicenseError::Read { path: shown.clone(), error })?;
     let f: LicenseFile =
         toml::from_str(&text).map_err(|e| LicenseError::Parse { path: shown, message: e.message().trim().to_owned() })?;
     let expires = f.expiry.and_then(|e| e.0);

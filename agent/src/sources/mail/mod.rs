@@ -83,6 +83,7 @@ impl SourceConfig for MailConfig {
     }
 
     fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Source>, SourceError> {
+        super::check_path("sources.mail.log", &self.log, u64::MAX)?;
         let log = TailSource::new("mail", &self.log, ctx.state_file("mail.pos"), self.from_beginning, 4 << 20, MailParser);
         let origin = match (&self.rspamd_history, &self.rspamd_controller) {
             (Some(_), Some(_)) => {
@@ -91,7 +92,10 @@ impl SourceConfig for MailConfig {
                     reason: "set either rspamd-history or rspamd-controller, not both".into(),
                 });
             }
-            (Some(path), None) => Some(HistoryOrigin::File { path: path.clone(), mtime: None }),
+            (Some(path), None) => {
+                super::check_path("sources.mail.rspamd-history", path, crate::files::RSPAMD_HISTORY_MAX)?;
+                Some(HistoryOrigin::File { path: path.clone(), mtime: None })
+            }
             (None, Some(url)) => {
                 let password = match &self.rspamd_password_file {
                     Some(f) => Some(read_password(f)?),
@@ -328,7 +332,7 @@ fn fingerprint(key: &RowKey) -> u64 {
 }
 
 fn read_password(path: &Path) -> Result<String, SourceError> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::files::read_limited_to_string(path, crate::files::PASSWORD_MAX)
         .map_err(|e| SourceError::System { what: "sources.mail.rspamd-password-file", reason: format!("{}: {e}", path.display()) })?;
     let password = text.trim_end_matches(['\r', '\n']).to_owned();
     if password.chars().any(char::is_control) {
@@ -455,7 +459,7 @@ impl RspamdHistory {
                     Ok(m) if Some(m) == *mtime => None,
                     Ok(m) => {
                         *mtime = Some(m);
-                        Some(std::fs::read_to_string(&*path))
+                        Some(crate::files::read_limited_to_string(path, crate::files::RSPAMD_HISTORY_MAX))
                     }
                     Err(e) => Some(Err(e)),
                 }
@@ -477,7 +481,7 @@ impl RspamdHistory {
             Some(Err(e)) => {
                 if !self.failing {
                     self.failing = true;
-                    tracing::warn!(source = "mail", from = %self.where_(), error = %e, "cannot read rspamd history");
+                    tracing::warn!(source = "mail", from = %self.where_(), error = %ampel_protocol::logsafe::esc(&e), "cannot read rspamd history");
                 }
                 return;
             }
@@ -519,8 +523,7 @@ impl RspamdHistory {
         for f in &self.seen {
             text.push_str(&format!("{f:016x}\n"));
         }
-        let tmp = path.with_extension("tmp");
-        match std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path)) {
+        match crate::files::write_atomic(path, text.as_bytes(), false) {
             Ok(()) => self.dirty = false,
             Err(e) => tracing::warn!(file = %path.display(), error = %e, "cannot save the rspamd rows reported"),
         }

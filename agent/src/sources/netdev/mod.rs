@@ -50,6 +50,7 @@ impl SourceConfig for NetdevConfig {
     }
 
     fn build(&self, _ctx: &BuildContext) -> Result<Box<dyn Source>, SourceError> {
+        super::check_path("sources.netdev.path", &self.path, crate::files::NETDEV_MAX)?;
         Ok(Box::new(Netdev {
             path: self.path.clone(),
             only: self.interfaces.clone(),
@@ -161,9 +162,8 @@ impl Source for Netdev {
     }
 
     fn gather(&mut self, now_ms: i64) -> Result<Vec<Record>, SourceError> {
-        use std::io::Read;
         self.buf.clear();
-        let read = std::fs::File::open(&self.path).and_then(|mut f| f.read_to_string(&mut self.buf));
+        let read = crate::files::read_limited_into(&self.path, crate::files::NETDEV_MAX, &mut self.buf);
         if self.failures.check("netdev", "interface counters", read).is_none() {
             return Ok(Vec::new());
         }

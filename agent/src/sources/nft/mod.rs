@@ -54,6 +54,9 @@ impl SourceConfig for NftConfig {
         if self.path.is_none() && self.command.is_empty() {
             return Err(SourceError::System { what: "nft", reason: "neither path nor command is set".into() });
         }
+        if let Some(p) = &self.path {
+            super::check_path("sources.nft.path", p, crate::files::NFT_MAX)?;
+        }
         Ok(Box::new(Nft {
             config: self.clone(),
             prev: BTreeMap::new(),
@@ -125,7 +128,8 @@ pub struct Nft {
 impl Nft {
     fn read(&self) -> Result<Vec<(String, Counters)>, NftError> {
         let text = match (&self.config.path, self.config.command.split_first()) {
-            (Some(p), _) => std::fs::read_to_string(p).map_err(|e| NftError::Command(format!("{}: {e}", p.display())))?,
+            (Some(p), _) => crate::files::read_limited_to_string(p, crate::files::NFT_MAX)
+                .map_err(|e| NftError::Command(format!("{}: {e}", p.display())))?,
             (None, Some((prog, args))) => {
                 let out = Command::new(prog).args(args).output().map_err(|e| NftError::Command(format!("{prog}: {e}")))?;
                 if !out.status.success() {
