@@ -129,8 +129,13 @@ pub fn read(path: &Path, now_ms: i64) -> Result<License, LicenseError> {
     let shown = path.display().to_string();
     let text = crate::files::read_limited_to_string(path, crate::files::LICENSE_MAX)
         .map_err(|error| LicenseError::Read { path: shown.clone(), error })?;
+    parse(&text, &shown, now_ms)
+}
+
+/// Parses license file text read from `shown` (for messages) as of `now_ms`.
+pub fn parse(text: &str, shown: &str, now_ms: i64) -> Result<License, LicenseError> {
     let f: LicenseFile =
-        toml::from_str(&text).map_err(|e| LicenseError::Parse { path: shown, message: e.message().trim().to_owned() })?;
+        toml::from_str(text).map_err(|e| LicenseError::Parse { path: shown.to_owned(), message: e.message().trim().to_owned() })?;
     let expires = f.expiry.and_then(|e| e.0);
     Ok(License {
         ts: now_ms,
