@@ -129,7 +129,19 @@ fn start_delivery(
     }
     let render = runner::store_renderer(store.clone(), Arc::new(cfg.clone()));
     let sched = commands::scheduler(cfg, delivery, key, http.local_addr, render, stats).map_err(ServeError::Delivery)?;
-    let task = tokio::spawn(sched.run_loop(shutdown.clone()));
+    // Reports due right after the start wait (up to the grace) for the agents that were sending
+    // before to deliver what they spooled; see `ingest::catchup`.
+    match crate::ingest::catchup::expected_devices(store) {
+        Ok(devices) => ingest.catch_up.expect(crate::ingest::quic::now_ms(), devices),
+        Err(e) => tracing::warn!(error = %e, "cannot list the devices that were sending before the restart; reports do not wait for them"),
+    }
+    let grace = cfg.delivery.startup_grace.0;
+    let (ingest, mut first_wait) = (ingest.clone(), shutdown.clone());
+    let shutdown = shutdown.clone();
+    let task = tokio::spawn(async move {
+        ingest.catch_up.settle_logged(grace, &mut first_wait).await;
+        sched.run_loop(shutdown).await;
+    });
     Ok((Some(http), Some(task)))
 }
 

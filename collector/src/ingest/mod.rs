@@ -2,6 +2,7 @@
 //! the store.
 
 pub mod budget;
+pub mod catchup;
 pub mod mqtt;
 pub mod quic;
 pub mod trust;

@@ -17,6 +17,7 @@ use ampel_protocol::logsafe::esc;
 use ampel_protocol::{AckStatus, Batch, Identity};
 use tokio::sync::{mpsc, oneshot};
 
+use super::catchup::CatchUp;
 use crate::logthrottle::LogThrottle;
 use crate::store::maintenance::{Maintenance, MaintenanceOptions};
 use crate::store::{PendingBatch, Store};
@@ -61,6 +62,8 @@ pub struct IngestStats {
     pub partial_frame_bytes: AtomicU64,
     /// The per-peer budget of refusal log lines, and how many were held back.
     pub log_throttle: LogThrottle,
+    /// After a restart: the agents that were sending before, until they have caught up.
+    pub catch_up: CatchUp,
 }
 
 struct Request {
@@ -179,7 +182,10 @@ fn run(store: Store, mut rx: mpsc::Receiver<Request>, stats: Arc<IngestStats>) {
         match store.commit(&pending) {
             Ok(results) => {
                 stats.commits.fetch_add(1, Ordering::Relaxed);
-                for (req, (status, outcome)) in group.drain(..).zip(results) {
+                for ((req, (status, outcome)), batch) in group.drain(..).zip(results).zip(&pending) {
+                    if !matches!(status, AckStatus::Rejected(_)) {
+                        stats.catch_up.observe(&batch.identity, &batch.batch);
+                    }
                     match &status {
                         AckStatus::Committed => stats.batches_committed.fetch_add(1, Ordering::Relaxed),
                         AckStatus::Duplicate => stats.batches_duplicate.fetch_add(1, Ordering::Relaxed),
@@ -243,6 +249,48 @@ mod tests {
         }
         assert_eq!(store.count_points("fw-1", 0, i64::MAX).unwrap(), 2000);
         assert_eq!(stats.points.load(Ordering::Relaxed), 2000);
+        drop(writer);
+        tokio::task::spawn_blocking(move || thread.join().unwrap()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn agents_sending_before_a_restart_are_awaited_until_a_fresh_batch_is_stored() {
+        use crate::ingest::catchup::expected_devices;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let stats = Arc::new(IngestStats::default());
+        let (writer, thread) = Writer::start_with(store.clone(), stats.clone(), None);
+        let who = |d: &str| Identity { tenant: TenantId::new("acme").unwrap(), device: DeviceId::new(d).unwrap() };
+        let batch = |seq: u64, ts: i64| Batch {
+            version: 1,
+            seq,
+            sender: None,
+            records: vec![Record::Metric(Metric { ts, name: "cpu".into(), labels: vec![], value: 1.0 })],
+        };
+        let stop = crate::ingest::quic::now_ms() - 3_600_000;
+        // Before the "restart": fw-1 and fw-2 were sending; fw-old went quiet 20 minutes earlier.
+        for (seq, (device, seen)) in [("fw-old", stop - 20 * 60_000), ("fw-1", stop - 60_000), ("fw-2", stop)].into_iter().enumerate() {
+            let status = writer.submit(who(device), batch(seq as u64, seen - 1000), seen).await.unwrap();
+            assert_eq!(status, AckStatus::Committed);
+        }
+        let mut expected = expected_devices(&store).unwrap();
+        expected.sort();
+        let pair = |d: &str| ("acme".to_owned(), d.to_owned());
+        assert_eq!(expected, [pair("fw-1"), pair("fw-2")]);
+
+        let started = stop + 600_000;
+        stats.catch_up.expect(started, expected);
+        // fw-1 sends what it spooled while the collector was down: not caught up yet.
+        writer.submit(who("fw-1"), batch(10, started - 1), started + 5_000).await.unwrap();
+        assert_eq!(stats.catch_up.waiting(), [pair("fw-1"), pair("fw-2")]);
+        // Then a batch gathered after the start: caught up.
+        writer.submit(who("fw-1"), batch(11, started + 1), started + 5_001).await.unwrap();
+        assert_eq!(stats.catch_up.waiting(), [pair("fw-2")]);
+        // A resent (duplicate) batch still tells when the device's data is from.
+        assert_eq!(writer.submit(who("fw-2"), batch(2, stop - 1000), started).await.unwrap(), AckStatus::Duplicate);
+        assert_eq!(stats.catch_up.waiting(), [pair("fw-2")]);
+        writer.submit(who("fw-2"), batch(12, started + 30_000), started + 31_000).await.unwrap();
+        assert!(stats.catch_up.waiting().is_empty());
         drop(writer);
         tokio::task::spawn_blocking(move || thread.join().unwrap()).await.unwrap();
     }

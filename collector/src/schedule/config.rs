@@ -104,6 +104,9 @@ pub struct DeliveryConfig {
     /// How long the unsubscribe link of a mail works; longer than the longest gap between
     /// two mails, since every mail brings a fresh one.
     pub unsubscribe_ttl: Duration,
+    /// After a start-up, the scheduler's first step waits at most this long for the agents
+    /// that were sending before to deliver what they spooled meanwhile (0s: not at all).
+    pub startup_grace: Duration,
 }
 
 impl Default for DeliveryConfig {
@@ -118,6 +121,7 @@ impl Default for DeliveryConfig {
             invite_ttl: Duration(std::time::Duration::from_secs(14 * 86_400)),
             remind_after: Duration(std::time::Duration::from_secs(3 * 86_400)),
             unsubscribe_ttl: Duration(std::time::Duration::from_secs(92 * 86_400)),
+            startup_grace: Duration(std::time::Duration::from_secs(120)),
         }
     }
 }

@@ -262,3 +262,53 @@ fn delivery_links_are_opaque_and_unsubscribe_links_expire_and_are_reissued() {
     c.stop();
     assert!(rig.d.collector(&["recipients"]).ok().contains("unsubscribed"));
 }
+
+/// A run due when the collector starts waits until the agent that was sending before the
+/// restart has delivered what it spooled meanwhile, then renders: the report does not show a
+/// gap that the agent's data fills a moment later.
+#[test]
+fn delivery_a_run_due_at_start_up_waits_for_the_agents_spooled_data() {
+    let now = jiff::Timestamp::now();
+    // A daily UTC job whose slot passed three minutes ago; its cursor is set by a first start
+    // ten minutes ago (libfaketime), so that slot is due at the restart below.
+    let slot = (now - jiff::SignedDuration::from_mins(3)).to_zoned(jiff::tz::TimeZone::UTC);
+    let job = format!(
+        "[[jobs]]\nname = \"hourly\"\ntenants = [\"acme\"]\nhours = 1\nsend = [\"daily {}\"]\ntime-zone = \"UTC\"\nto = \"ops@example.org\"\n",
+        slot.strftime("%H:%M")
+    );
+    let rig = Rig::new(&job);
+    let with_job = std::fs::read_to_string(&rig.d.config).unwrap();
+    let ten_ago = (now - jiff::SignedDuration::from_mins(10)).strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let mut c = rig.serve_at(&ten_ago);
+    c.wait_for_log("scheduler started", Duration::from_secs(20));
+    c.stop();
+
+    // The agent sends to a collector without the job; then the collector dies.
+    std::fs::write(&rig.d.config, with_job.replace(&job, "")).unwrap();
+    let mut c = rig.d.serve();
+    let dev = rig.d.issue("acme", "fw-1");
+    let _agent = rig.d.agent(&dev, "fw-1", "1s");
+    ampel_tests::wait_until(Duration::from_secs(30), || (spool_points(&rig.d) > 0).then_some(())).expect("the agent sent nothing");
+    c.kill9();
+    let down = jiff::Timestamp::now().as_millisecond();
+    std::thread::sleep(Duration::from_secs(4));
+
+    // Back with the job: the run is due at once, and waits for the agent.
+    std::fs::write(&rig.d.config, &with_job).unwrap();
+    let up = jiff::Timestamp::now().as_millisecond();
+    let mut c = rig.d.serve();
+    c.wait_for_log("report archived", Duration::from_secs(150));
+    c.stop();
+    let log = c.log();
+    let at = |needle: &str| log.find(needle).unwrap_or_else(|| panic!("{needle:?} not in the collector's log:\n{log}"));
+    assert!(at("reports wait for the agents that were sending before the restart") < at("every agent caught up"), "{log}");
+    assert!(at("every agent caught up") < at("report archived"), "the report ran before the agent caught up:\n{log}");
+    // What the agent gathered while the collector was down is in the store.
+    let store = ampel_collector::store::Store::open(&rig.d.dir.path().join("data/store"), Default::default()).unwrap();
+    let spooled = store.count_points("fw-1", down, up).unwrap();
+    assert!(spooled > 0, "nothing gathered between {down} and {up} reached the store");
+}
+
+fn spool_points(d: &Deployment) -> u64 {
+    d.device("fw-1").and_then(|v| v["points"].as_u64()).unwrap_or(0)
+}
