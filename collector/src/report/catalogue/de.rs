@@ -44,16 +44,21 @@ pub(super) fn evidence(f: &Finding, x: &Fmt<'_>) -> String {
             x.signatures(top)
         ),
         Facts::MailSpike { day_ms, today, daily_mean, days, factor, min_count } => {
-            let before = if *daily_mean > 0.0 {
-                format!("das {}-Fache des Tagesmittels von {}", x.num(*today as f64 / daily_mean, 1), x.num(*daily_mean, 1))
-            } else {
-                "bei keiner einzigen".into()
+            let before = match (*daily_mean > 0.0, *days == 1) {
+                (true, true) => format!("das {}-Fache des Vortags ({})", x.num(*today as f64 / daily_mean, 1), x.num(*daily_mean, 1)),
+                (true, false) => format!(
+                    "das {}-Fache des Tagesmittels von {} an den {} Tagen davor",
+                    x.num(*today as f64 / daily_mean, 1),
+                    x.num(*daily_mean, 1),
+                    x.int(*days)
+                ),
+                (false, true) => "am Vortag keine".into(),
+                (false, false) => format!("an den {} Tagen davor keine", x.int(*days)),
             };
             format!(
-                "{} Mails am {} in Quarantäne, {before} an den {} Tagen davor (Welle ab dem {}-Fachen und mindestens {}).",
+                "{} Mails am {} in Quarantäne, {before} (Welle ab dem {}-Fachen und mindestens {}).",
                 x.int(*today),
                 x.date(*day_ms),
-                x.int(*days),
                 x.num(*factor, 1),
                 x.int(*min_count)
             )

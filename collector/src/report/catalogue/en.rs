@@ -36,11 +36,15 @@ pub(super) fn evidence(f: &Finding, x: &Fmt<'_>) -> String {
             "{detections} malware detections from {span}: {not_quarantined} not quarantined, {quarantined} quarantined. Found: {}.",
             x.signatures(top)
         ),
-        Facts::MailSpike { day_ms, today, daily_mean, days, factor, min_count } => format!(
-            "{today} mails quarantined on {}, {:.1} times the daily mean of {daily_mean:.1} over the {days} days before (spike at {factor} times and at least {min_count}).",
-            x.date(*day_ms),
-            if *daily_mean > 0.0 { *today as f64 / daily_mean } else { f64::INFINITY },
-        ),
+        Facts::MailSpike { day_ms, today, daily_mean, days, factor, min_count } => {
+            let day_s = if *days == 1 { "day" } else { "days" };
+            let before = if *daily_mean > 0.0 {
+                format!("{:.1} times the daily mean of {daily_mean:.1} over the {days} {day_s} before", *today as f64 / daily_mean)
+            } else {
+                format!("none on the {days} {day_s} before")
+            };
+            format!("{today} mails quarantined on {}, {before} (spike at {factor} times and at least {min_count}).", x.date(*day_ms))
+        }
         Facts::NeverSeen => "The device is registered but has never sent data.".into(),
         Facts::Silent { last_seen_ms, silent_ms, yellow_ms, red_ms } => format!(
             "No data for {} since {} (yellow after {}, red after {}).",

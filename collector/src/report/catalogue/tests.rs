@@ -174,3 +174,19 @@ fn gap_counts_and_durations_agree_and_a_new_device_says_so() {
     assert_eq!(f.advice(), Advice::CoverageGapsNewDevice);
     assert_eq!(new_since(first, Lang::De, &tz), "neu seit 05.12.2026 23:30");
 }
+
+#[test]
+fn a_mail_spike_after_quiet_days_reads_right() {
+    let tz = TimeZone::UTC;
+    let spike = |daily_mean: f64, days: u64| {
+        let facts = Facts::MailSpike { day_ms: 1_796_515_140_000, today: 15, daily_mean, days, factor: 3.0, min_count: 10 };
+        let f = finding(Rule::MailQuarantineSpike, None, Light::Yellow, facts);
+        (evidence(&f, Lang::En, &tz), evidence(&f, Lang::De, &tz))
+    };
+    let (en, de) = spike(5.0, 3);
+    assert!(en.starts_with("15 mails quarantined on 2026-12-05, 3.0 times the daily mean of 5.0 over the 3 days before"), "{en}");
+    assert!(de.starts_with("15 Mails am 05.12.2026 in Quarantäne, das 3,0-Fache des Tagesmittels von 5,0 an den 3 Tagen davor"), "{de}");
+    let (en, de) = spike(0.0, 1);
+    assert!(en.contains("none on the 1 day before") && !en.contains("inf"), "{en}");
+    assert!(de.contains("am Vortag keine"), "{de}");
+}
