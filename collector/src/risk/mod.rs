@@ -126,4 +126,33 @@ mod tests {
         assert_ne!(finding_id(Rule::Disk, Some("ab"), Some("c")), finding_id(Rule::Disk, Some("a"), Some("bc")));
         assert_eq!(finding_id(Rule::Silent, Some("fw-1"), None), finding_id(Rule::Silent, Some("fw-1"), Some("")));
     }
+
+    /// `risk show --json` prints findings with the rule id and the typed facts, and they read
+    /// back as they were.
+    #[test]
+    fn findings_serialize_as_rule_id_and_typed_facts() {
+        let f = Finding {
+            rule: Rule::IdsSevere,
+            device: Some("fw-1".into()),
+            level: Light::Yellow,
+            id: finding_id(Rule::IdsSevere, Some("fw-1"), None),
+            subject: None,
+            facts: Facts::IdsAlerts {
+                severity: 1,
+                alerts: 3,
+                allowed: 0,
+                blocked: 3,
+                top: vec![SignatureCount { name: "ET EXPLOIT x".into(), count: 3 }],
+            },
+            window_ms: [0, 86_400_000],
+            change: None,
+        };
+        let json: serde_json::Value = serde_json::to_value(&f).unwrap();
+        assert_eq!(json["rule"], "threats.ids-severe");
+        assert_eq!(json["facts"]["kind"], "ids-alerts");
+        assert_eq!((json["facts"]["allowed"].as_u64(), json["facts"]["blocked"].as_u64()), (Some(0), Some(3)));
+        assert_eq!(json["facts"]["top"][0]["name"], "ET EXPLOIT x");
+        assert_eq!(serde_json::from_value::<Finding>(json).unwrap(), f);
+        assert_eq!(f.advice(), Advice::IdsAllBlocked);
+    }
 }
