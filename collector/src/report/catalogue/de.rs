@@ -123,7 +123,12 @@ pub(super) fn evidence(f: &Finding, x: &Fmt<'_>) -> String {
         ),
         Facts::NoPerformanceData => format!("Keine CPU- oder Speicher-Messwerte von {span}."),
         Facts::CoverageGaps { coverage_percent, from_ms, new_since_ms, min_percent, interval_ms, missing_ms, gap_count, gaps } => {
-            let mut s = format!(
+            // Der Hinweis auf ein neues Gerät steht vorn, wo ihn auch eine gekürzte Tabellenzelle zeigt.
+            let mut s = match new_since_ms {
+                Some(first) => format!("Das Gerät ist neu seit {} und wird ab dann beurteilt. ", x.time(*first)),
+                None => String::new(),
+            };
+            s.push_str(&format!(
                 "Die Messwerte decken {} von {} bis {}{} ab (grau unter {}, erwartet alle {}); {} in {} {}: {}.",
                 pct(*coverage_percent, 1),
                 x.time(*from_ms),
@@ -135,10 +140,7 @@ pub(super) fn evidence(f: &Finding, x: &Fmt<'_>) -> String {
                 x.int(*gap_count),
                 if *gap_count == 1 { "Lücke" } else { "Lücken" },
                 gap_list(x, gaps, *gap_count)
-            );
-            if let Some(first) = new_since_ms {
-                s.push_str(&format!(" Das Gerät ist neu seit {} und wird ab dann beurteilt.", x.time(*first)));
-            }
+            ));
             s
         }
     }

@@ -90,7 +90,12 @@ pub(super) fn evidence(f: &Finding, x: &Fmt<'_>) -> String {
         ),
         Facts::NoPerformanceData => format!("No CPU or memory samples from {span}."),
         Facts::CoverageGaps { coverage_percent, from_ms, new_since_ms, min_percent, interval_ms, missing_ms, gap_count, gaps } => {
-            let mut s = format!(
+            // The mark of a new device goes first, where a table cell cut short still shows it.
+            let mut s = match new_since_ms {
+                Some(first) => format!("The device is new since {} and judged from then on. ", x.time(*first)),
+                None => String::new(),
+            };
+            s.push_str(&format!(
                 "Samples cover {coverage_percent:.1} % of {} to {}{} (grey below {min_percent:.0} %, expected every {}); {} missing in {gap_count} {}: {}.",
                 x.time(*from_ms),
                 x.time(end),
@@ -99,10 +104,7 @@ pub(super) fn evidence(f: &Finding, x: &Fmt<'_>) -> String {
                 x.duration(*missing_ms),
                 if *gap_count == 1 { "gap" } else { "gaps" },
                 gap_list(x, gaps, *gap_count)
-            );
-            if let Some(first) = new_since_ms {
-                s.push_str(&format!(" The device is new since {}: it is judged from then on.", x.time(*first)));
-            }
+            ));
             s
         }
     }
