@@ -10,6 +10,7 @@ use crate::assess::{self, Period};
 use crate::config::{self, Config};
 use crate::ingest::quic::now_ms;
 use crate::pki::{InitOptions, Pki};
+use crate::report::{Lang, catalogue};
 use crate::server::Server;
 use crate::store::Store;
 
@@ -582,6 +583,7 @@ fn risk_show(cfg: &Config, tenant: &TenantId, period: &str, json: bool) -> Resul
     let store = open_store(cfg)?;
     let period = Period::parse_in(period, now_ms(), &cfg.report.time_zone.0)?;
     let a = assess::assess_with_changes(&store, cfg, tenant.as_str(), &period)?;
+    let tz = jiff::tz::TimeZone::get(&cfg.report.time_zone.0).with_context(|| format!("time zone {}", cfg.report.time_zone.0))?;
     if json {
         let devices: Vec<serde_json::Value> = a
             .devices
@@ -616,8 +618,8 @@ fn risk_show(cfg: &Config, tenant: &TenantId, period: &str, json: bool) -> Resul
         println!("    services: {}", services(&d.services));
         for f in &d.findings {
             let change = f.change.map(|c| format!(" ({})", c.as_str())).unwrap_or_default();
-            println!("    [{}] {}{change}: {}", f.level.as_str(), f.rule, f.evidence);
-            println!("        -> {}", f.recommendation);
+            println!("    [{}] {}{change}: {}", f.level.as_str(), f.rule, catalogue::evidence(f, Lang::En, &tz));
+            println!("        -> {}", catalogue::recommendation(f, Lang::En));
         }
     }
     if let Some(prev) = &a.previous {
@@ -653,7 +655,7 @@ fn risk_test(dir: &Path, verbose: bool) -> Result<()> {
             println!("ok   {name}");
             if verbose {
                 for f in &o.findings {
-                    println!("       [{}] {}: {}", f.level.as_str(), f.rule, f.evidence);
+                    println!("       [{}] {} ({}): {}", f.level.as_str(), f.rule, f.advice(), catalogue::evidence(f, Lang::En, &o.zone));
                 }
             }
         } else {

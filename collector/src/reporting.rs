@@ -10,7 +10,7 @@ use crate::cli::ReportCommand;
 use crate::config::Config;
 use crate::ingest::quic::now_ms;
 use crate::mail::{Mailer, OutgoingMail};
-use crate::report::{self, ReportData, ReportOptions, Widget, Widgets};
+use crate::report::{self, Lang, ReportData, ReportOptions, Widget, Widgets, catalogue};
 use crate::schedule::config::{JobConfig, Language};
 use crate::store::Store;
 
@@ -84,13 +84,14 @@ pub fn mail_text(data: &ReportData) -> String {
         s.push_str("\nNo findings: all devices are in order.\n");
     } else {
         s.push_str("\nWhat needs attention:\n");
+        let tz = data.zone();
         for f in data.findings.iter().take(10) {
             s.push_str(&format!(
                 "- [{}] {}: {}\n  {}\n",
                 f.level.as_str(),
                 f.device.as_deref().unwrap_or("tenant"),
-                f.evidence,
-                f.recommendation
+                catalogue::evidence(f, Lang::En, &tz),
+                catalogue::recommendation(f, Lang::En)
             ));
         }
     }

@@ -500,7 +500,7 @@ fn device_report(store: &Store, g: &Gathered, a: &DeviceAssessment, period: &Per
 pub fn rule_version(cfg: &Config) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, format!("{:?}", cfg.risk).as_bytes());
     let short: String = digest.as_ref()[..4].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{} ({} rules, thresholds {short})", env!("CARGO_PKG_VERSION"), crate::risk::text::RULES.len())
+    format!("{} ({} rules, thresholds {short})", env!("CARGO_PKG_VERSION"), crate::risk::Rule::ALL.len())
 }
 
 #[cfg(test)]
@@ -584,7 +584,7 @@ mod tests {
         assert_eq!(a.previous.as_ref().map(|p| p.label.as_str()), Some("2026-03-09"));
         let fw1 = &a.devices[0];
         let rules: Vec<(&str, Light, Option<&str>, Option<change::Change>)> =
-            fw1.findings.iter().map(|f| (f.rule.as_str(), f.level, f.subject.as_deref(), f.change)).collect();
+            fw1.findings.iter().map(|f| (f.rule.id(), f.level, f.subject.as_deref(), f.change)).collect();
         assert_eq!(
             rules,
             vec![
@@ -601,9 +601,9 @@ mod tests {
         assert_eq!((a.devices[1].device.as_str(), a.devices[1].light), ("fw-2", Light::Grey));
         assert!(a.score <= 49);
         let fixed: Vec<(&str, Option<&str>)> =
-            a.changes.iter().filter(|c| c.change == change::Change::Fixed).map(|c| (c.rule.as_str(), c.subject.as_deref())).collect();
+            a.changes.iter().filter(|c| c.change == change::Change::Fixed).map(|c| (c.rule.id(), c.subject.as_deref())).collect();
         assert_eq!(fixed, vec![("performance.disk", Some("/"))]);
-        let still: Vec<&str> = a.changes.iter().filter(|c| c.change == change::Change::StillOpen).map(|c| c.rule.as_str()).collect();
+        let still: Vec<&str> = a.changes.iter().filter(|c| c.change == change::Change::StillOpen).map(|c| c.rule.id()).collect();
         assert_eq!(still, vec!["availability.never-seen"]);
         // The report's data carries the same verdict, with the change marked on each finding.
         let data = report_data(&store, &cfg, "acme", &period).unwrap();
@@ -701,7 +701,7 @@ mod tests {
         let expected = rules::evaluate(&raw, &cfg.risk, &period.window(&cfg.report.time_zone.0));
         let got = assess(&store, &cfg, "acme", &period).unwrap();
         assert_eq!(got.devices[0].findings, expected);
-        let mut fired: Vec<&str> = expected.iter().map(|f| f.rule.as_str()).collect();
+        let mut fired: Vec<&str> = expected.iter().map(|f| f.rule.id()).collect();
         fired.dedup();
         let all = [
             "availability.certificate-expiring",

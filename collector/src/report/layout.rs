@@ -12,11 +12,12 @@ use genpdf::Document;
 use genpdf::elements::LinearLayout;
 use genpdf::style::Style;
 
+use super::catalogue;
 use super::chart::{CPU_COLOR, DeviceChart};
 use super::elements::{self, Band, Bars, Facts, Footer, Gap, LampBlock, LampGrid, MUTED, Need, Para, Tiles, light_color};
 use super::fonts::Coverage;
 use super::stats::{AlertStats, Stat};
-use super::strings::Strings;
+use super::strings::{Lang, Strings};
 use super::table::{Align, Cell, Column, Table};
 use super::text::Sanitizer;
 use super::widgets::Widget;
@@ -266,10 +267,10 @@ fn statistics(data: &ReportData) -> (u64, u64, u64) {
 
 /// The three most important recommendations: the worst findings' distinct recommendations,
 /// each with the devices it concerns.
-fn top_recommendations(data: &ReportData, lang: &str) -> Vec<(Light, String, Vec<String>)> {
+fn top_recommendations(data: &ReportData, lang: Lang) -> Vec<(Light, String, Vec<String>)> {
     let mut out: Vec<(Light, String, Vec<String>)> = Vec::new();
     for f in data.findings.iter().filter(|f| f.level != Light::Green) {
-        let rec = f.recommendation_in(lang).to_owned();
+        let rec = catalogue::recommendation(f, lang);
         if let Some(entry) = out.iter_mut().find(|e| e.1 == rec) {
             if let Some(d) = &f.device {
                 entry.2.push(d.clone());
@@ -319,7 +320,7 @@ fn services_and_top_three(cx: &mut Ctx<'_>, data: &ReportData, options: &ReportO
         cx.body.push(Gap(3.0));
     }
 
-    let top = top_recommendations(data, options.lang.code());
+    let top = top_recommendations(data, options.lang);
     if top.is_empty() {
         cx.h2(s.top_recommendations);
         cx.line(s.no_recommendations.to_owned());
@@ -377,7 +378,7 @@ fn changes(cx: &mut Ctx<'_>, data: &ReportData) {
                     Some(d) => cx.clean(d),
                     None => s.tenant_wide.to_owned(),
                 };
-                let mut what = cx.clean(&c.rule);
+                let mut what = c.rule.id().to_owned();
                 if let Some(sub) = &c.subject {
                     what.push_str(&format!(" ({})", cx.clean(sub)));
                 }
@@ -699,7 +700,10 @@ fn availability(cx: &mut Ctx<'_>, data: &ReportData) {
         cx.line(s.no_devices.to_owned());
         return;
     }
-    let with_gaps: Vec<&DeviceReport> = data.devices.iter().filter(|d| !d.gaps.is_empty() || d.coverage.is_none_or(|c| c < 1.0)).collect();
+    // A device new in the period is listed even when fully covered: its coverage counts only
+    // from its first contact, which the coverage column says.
+    let with_gaps: Vec<&DeviceReport> =
+        data.devices.iter().filter(|d| !d.gaps.is_empty() || d.coverage.is_none_or(|c| c < 1.0) || data.new_since(d).is_some()).collect();
     if with_gaps.is_empty() {
         cx.line(s.all_covered.to_owned());
         return;
@@ -711,7 +715,7 @@ fn availability(cx: &mut Ctx<'_>, data: &ReportData) {
             let longest = d.gaps.iter().map(|g| g.1.saturating_sub(g.0)).max();
             vec![
                 Cell::Lamp(d.light, cx.clean(&d.device)),
-                Cell::Text(d.coverage.map(|c| s.pct(c * 100.0)).unwrap_or_else(|| s.none.to_owned())),
+                Cell::Text(coverage_cell(cx, data, d)),
                 Cell::Text(s.int(d.gaps.len() as u64)),
                 Cell::Text(longest.map(|l| s.duration(l)).unwrap_or_else(|| s.none.to_owned())),
                 Cell::Text(cx.when(d.last_seen_ms)),
@@ -722,13 +726,23 @@ fn availability(cx: &mut Ctx<'_>, data: &ReportData) {
         "",
         vec![
             col(s.col_device, 3.0, Align::Left, 2),
-            col(s.col_coverage, 1.3, Align::Right, 1),
+            col(s.col_coverage, 1.6, Align::Right, 3),
             col(s.col_gaps, 1.0, Align::Right, 1),
             col(s.col_longest_gap, 1.5, Align::Right, 1),
             col(s.col_last_seen, 2.0, Align::Left, 2),
         ],
         rows,
     );
+}
+
+/// A device's coverage, with the mark of a device new in the period: `100.0 % (new since …)`.
+fn coverage_cell(cx: &Ctx<'_>, data: &ReportData, d: &DeviceReport) -> String {
+    let s = cx.s;
+    let pct = d.coverage.map(|c| s.pct(c * 100.0)).unwrap_or_else(|| s.none.to_owned());
+    match data.new_since(d) {
+        Some(first) => format!("{pct} ({})", catalogue::new_since(first, s.lang, cx.zone.tz())),
+        None => pct,
+    }
 }
 
 fn recommendations(cx: &mut Ctx<'_>, data: &ReportData, options: &ReportOptions) {
@@ -738,20 +752,21 @@ fn recommendations(cx: &mut Ctx<'_>, data: &ReportData, options: &ReportOptions)
         cx.line(s.no_findings.to_owned());
         return;
     }
-    let lang = options.lang.code();
+    let lang = options.lang;
     let rows = data
         .findings
         .iter()
         .map(|f: &Finding| {
+            let evidence = catalogue::evidence(f, lang, cx.zone.tz());
             vec![
                 Cell::Lamp(f.level, s.light(f.level).to_owned()),
                 Cell::Text(match &f.device {
                     Some(d) => cx.clean(d),
                     None => s.tenant_wide.to_owned(),
                 }),
-                Cell::Text(s.service(&f.service).to_owned()),
-                Cell::Text(cx.clean(&f.evidence)),
-                Cell::Text(cx.clean(f.recommendation_in(lang))),
+                Cell::Text(s.service(f.service()).to_owned()),
+                Cell::Text(cx.clean(&evidence)),
+                Cell::Text(cx.clean(&catalogue::recommendation(f, lang))),
                 Cell::Text(f.change.map_or(s.none, |c| s.change(c)).to_owned()),
             ]
         })

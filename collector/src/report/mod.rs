@@ -8,6 +8,8 @@
 //! # Layout
 //!
 //! - [`strings`]: every fixed text, keyed by [`Lang`] (English, German), and number formats.
+//! - [`catalogue`]: every word about findings: evidence from their facts, recommendations from
+//!   their advice, per [`Lang`].
 //! - [`stats`]: the figures of the sections (alerts per source, min/avg/max), pure functions
 //!   the data gathering calls.
 //! - [`widgets`]: the sections a report definition selects.
@@ -20,6 +22,7 @@
 //! - `pdf`: post-processing for deterministic, compressed output.
 
 pub mod branding;
+pub mod catalogue;
 mod chart;
 mod elements;
 mod fonts;
@@ -83,6 +86,20 @@ pub struct ReportData {
     pub traffic: Vec<TrafficRow>,
     /// Version of the rules and thresholds that judged the data, for the manifest.
     pub rule_version: String,
+}
+
+impl ReportData {
+    /// The zone the report's times are shown in; UTC when [`ReportData::time_zone`] is
+    /// unknown, which the report's cover then says.
+    pub fn zone(&self) -> jiff::tz::TimeZone {
+        zone::ReportZone::new(&self.time_zone).tz().clone()
+    }
+
+    /// The first contact of a device first seen inside the period; `None` for a device that
+    /// was there before (or never).
+    pub fn new_since(&self, d: &DeviceReport) -> Option<i64> {
+        crate::risk::rules::new_since(d.first_seen_ms, self.period_start_ms, self.period_end_ms)
+    }
 }
 
 /// One device's part of a report.

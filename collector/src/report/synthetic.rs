@@ -4,7 +4,7 @@
 
 use super::stats::{self, Stat, TrafficRow};
 use super::{AlertStats, DeviceReport, ReportData};
-use crate::risk::{Finding, Light};
+use crate::risk::{Facts, Finding, Light, Rule};
 
 const DAY: i64 = 86_400_000;
 /// 2024-06-03 00:00 Europe/Berlin (CEST, UTC+2): the start of every synthetic period.
@@ -64,6 +64,48 @@ impl DeviceReport {
     }
 }
 
+/// The three findings of the synthetic tenant: a silent device, a busy CPU and a license
+/// expiring tenant-wide.
+fn findings(end: i64) -> Vec<Finding> {
+    const HOUR: i64 = 3_600_000;
+    let finding = |rule: Rule, device: Option<&str>, level: Light, facts: Facts| Finding {
+        rule,
+        device: device.map(Into::into),
+        level,
+        id: String::new(),
+        subject: None,
+        facts,
+        window_ms: [START, end],
+        change: None,
+    };
+    vec![
+        finding(
+            Rule::Silent,
+            Some("fw-0002"),
+            Light::Red,
+            Facts::Silent { last_seen_ms: end - 26 * HOUR, silent_ms: 26 * HOUR, yellow_ms: HOUR / 4, red_ms: 24 * HOUR },
+        ),
+        finding(
+            Rule::Cpu,
+            Some("fw-0001"),
+            Light::Yellow,
+            Facts::Usage {
+                limit_percent: 90.0,
+                high_share_percent: 41.0,
+                samples: 1440,
+                yellow_share_percent: 25.0,
+                red_share_percent: 50.0,
+            },
+        ),
+        finding(
+            Rule::LicenseExpiring,
+            None,
+            Light::Yellow,
+            Facts::LicenseExpiry { product: "UTM".into(), expires_ms: end + 10 * DAY, left_ms: 10 * DAY, horizon_ms: 30 * DAY },
+        ),
+    ]
+}
+
 /// A tenant of `devices` devices over `days` days, CPU and memory every `step` ms, three findings.
 pub fn sample(devices: usize, days: i64, step: i64) -> ReportData {
     let end = START + days * DAY;
@@ -76,50 +118,7 @@ pub fn sample(devices: usize, days: i64, step: i64) -> ReportData {
         generated_at_ms: end + 8 * 3_600_000,
         light: Light::Red,
         score: 35,
-        findings: vec![
-            Finding {
-                rule: "availability.silent".into(),
-                service: "availability".into(),
-                device: Some("fw-0002".into()),
-                level: Light::Red,
-                evidence: "No data for 26 h (since 8 Jun 2024 06:12).".into(),
-                recommendation: "Check that the agent runs and can reach the collector.".into(),
-                id: String::new(),
-                subject: None,
-                recommendation_de: String::new(),
-                values: Default::default(),
-                window_ms: None,
-                change: None,
-            },
-            Finding {
-                rule: "performance.cpu_high".into(),
-                service: "performance".into(),
-                device: Some("fw-0001".into()),
-                level: Light::Yellow,
-                evidence: "CPU above 90 % for 41 minutes in the last 24 h.".into(),
-                recommendation: "Look for a runaway process or size the appliance up.".into(),
-                id: String::new(),
-                subject: None,
-                recommendation_de: String::new(),
-                values: Default::default(),
-                window_ms: None,
-                change: None,
-            },
-            Finding {
-                rule: "license.expiry".into(),
-                service: "license".into(),
-                device: None,
-                level: Light::Yellow,
-                evidence: "Two licenses expire within 30 days.".into(),
-                recommendation: "Renew them.".into(),
-                id: String::new(),
-                subject: None,
-                recommendation_de: String::new(),
-                values: Default::default(),
-                window_ms: None,
-                change: None,
-            },
-        ],
+        findings: findings(end),
         devices: (0..devices).map(|i| device(i, START, end, step)).collect(),
         services: Vec::new(),
         changes: Vec::new(),
@@ -139,8 +138,7 @@ pub fn rich(devices: usize, days: i64, step: i64) -> ReportData {
     let mut data = sample(devices, days, step);
     let end = data.period_end_ms;
     for f in &mut data.findings {
-        f.id = crate::risk::finding_id(&f.rule, f.device.as_deref(), None);
-        f.recommendation_de = format!("DE: {}", f.recommendation);
+        f.id = crate::risk::finding_id(f.rule, f.device.as_deref(), None);
     }
     data.findings[0].change = Some(crate::risk::Change::New);
     data.findings[1].change = Some(crate::risk::Change::StillOpen);
@@ -149,7 +147,7 @@ pub fn rich(devices: usize, days: i64, step: i64) -> ReportData {
     changes.push(crate::risk::FindingChange {
         id: "x".into(),
         change: crate::risk::Change::Fixed,
-        rule: "performance.disk".into(),
+        rule: Rule::Disk,
         device: Some("fw-0000".into()),
         subject: Some("/var".into()),
         previous: Some(Light::Red),

@@ -77,7 +77,7 @@ fn report_is_valid_and_has_its_content() {
         "9 Jun 2024",
         "Europe/Berlin",
         "No data for 26 h",
-        "Renew them.",
+        "Order the license renewal",
         "Page 1",
         "Page 3",
     ] {
@@ -110,8 +110,12 @@ fn hostile_text_renders() {
     data.devices[2].device = "ctl\u{0}\u{1}\u{7f}\n\t\r\u{FEFF}end".into();
     data.devices[2].os = "\u{10FFFF}\u{E000}\u{FFFF}".into();
     data.findings[0].device = Some(long.clone());
-    data.findings[0].evidence = format!("{long} {long}");
-    data.findings[1].recommendation = "a ".repeat(3000);
+    data.findings[0].rule = crate::risk::Rule::LicenseUnknown;
+    data.findings[0].facts = crate::risk::Facts::LicenseUnknown { product: long.clone(), reason: long.clone() };
+    // A mount named like that goes into the recommendation too.
+    data.findings[1].rule = crate::risk::Rule::Disk;
+    data.findings[1].subject = Some("a ".repeat(3000));
+    data.findings[1].facts = crate::risk::Facts::DiskUsage { used_percent: 99.0, at_ms: START, yellow_percent: 85.0, red_percent: 95.0 };
     data.time_zone = "Not/AZone".into();
     data.period_label = long;
     let pdf = render(&data).unwrap();
@@ -339,7 +343,9 @@ fn figures() {
         let mut hostile = sample(3, 1, 10 * MIN);
         hostile.devices[0].device = "x".repeat(10_000);
         hostile.devices[1].device = "设备-一号 😀 שלום \u{202E}evil".into();
-        hostile.findings[0].evidence = format!("{} end", "long-evidence-".repeat(80));
+        hostile.findings[0].rule = crate::risk::Rule::LicenseUnknown;
+        hostile.findings[0].facts =
+            crate::risk::Facts::LicenseUnknown { product: "UTM".into(), reason: format!("{} end", "long-evidence-".repeat(80)) };
         hostile.tenant = format!("Ümlaut 😀 数据 שלום \u{202E}evil {}", "t".repeat(400));
         hostile.time_zone = "Mars/Olympus_Mons".into();
         let mut sparse = sample(3, 7, 30 * MIN);
@@ -435,7 +441,8 @@ fn every_section_in_english_and_german() {
         "93.0 %",
         "5 h 0 min",
         "All recommendations",
-        "Check that the agent runs",
+        "silent for a day or more",
+        "No data for 26 hours",
         "Appendix",
         "Definitions",
         "Data manifest",
@@ -484,7 +491,8 @@ fn every_section_in_english_and_german() {
         "Änderung",
         "Erreichbarkeit",
         "Ereignisse, Erkennungen,",
-        "DE: Check that the agent runs",
+        "Das Gerät schweigt seit einem Tag",
+        "Seit 26 Stunden",
         "Anhang",
         "Begriffe",
         "Datennachweis",
@@ -495,6 +503,9 @@ fn every_section_in_english_and_german() {
     ] {
         assert!(de.contains(needle), "German: {needle:?} missing:\n{de}");
     }
+    // Findings in German words, dates and grammar (table cells wrap: compare without breaks).
+    let flat_de = de.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat_de.contains("läuft am 20.06.2024 ab, in 10 Tagen (Warnung 30 Tage vorher)."), "{flat_de}");
     // No English heading or label is left in the German report.
     for english in ["Executive summary", "Threats", "Page 1", "Licensed", "Overall risk", "3 Jun 2024"] {
         assert!(!de.contains(english), "German report contains {english:?}");
@@ -610,4 +621,41 @@ fn fixed_texts_are_fully_covered_by_the_fonts() {
         let missing: Vec<char> = Strings::get(lang).all_text().chars().filter(|c| !cov.has(*c)).collect();
         assert!(missing.is_empty(), "{lang:?}: {missing:?}");
     }
+}
+
+/// A German report of findings from every rule, and every advice, holds none of the English
+/// evidence phrases; the English one does.
+#[test]
+fn german_report_with_every_rule_firing_has_no_english_findings() {
+    let mut data = sample(3, 1, 10 * MIN);
+    data.findings = super::catalogue::tests::shipped_findings();
+    data.services = crate::risk::service_lights(&data.findings);
+    let dir = tempfile::tempdir().unwrap();
+    let de = write(dir.path(), "de.pdf", &render_in(&data, Lang::De).unwrap());
+    let en = write(dir.path(), "en.pdf", &render(&data).unwrap());
+    // Table cells wrap: join the lines so that a phrase across a break is still found.
+    let flat = |path: &str| pdf_text(path).split_whitespace().collect::<Vec<_>>().join(" ");
+    let (de, en) = (flat(&de), flat(&en));
+    let found_in_en = super::catalogue::tests::ENGLISH_PHRASES.iter().filter(|p| en.contains(p.trim())).count();
+    assert!(found_in_en >= 10, "the English report shows the phrases the German one must not: {found_in_en}");
+    for phrase in super::catalogue::tests::ENGLISH_PHRASES {
+        assert!(!de.contains(phrase.trim()), "German report contains {phrase:?}");
+    }
+    assert!(de.contains("durchgelassen") && de.contains("Lücke"), "{de}");
+}
+
+/// A device enrolled minutes before the period's end shows its coverage with a "new since" mark
+/// (issue 19): 100 % of three minutes is not 100 % of the day.
+#[test]
+fn a_device_new_in_the_period_is_marked_in_both_languages() {
+    let mut data = sample(2, 1, 10 * MIN);
+    let dir = tempfile::tempdir().unwrap();
+    let flat = |path: &str| pdf_text(path).split_whitespace().collect::<Vec<_>>().join(" ");
+    let old = flat(&write(dir.path(), "old.pdf", &render(&data).unwrap()));
+    assert!(!old.contains("new since"), "{old}");
+    data.devices[1].first_seen_ms = Some(data.period_end_ms - 3 * MIN);
+    let en = flat(&write(dir.path(), "en.pdf", &render(&data).unwrap()));
+    let de = flat(&write(dir.path(), "de.pdf", &render_in(&data, Lang::De).unwrap()));
+    assert!(en.contains("100.0 % (new since 2024-06-03 23:57)"), "{en}");
+    assert!(de.contains("100,0 % (neu seit 03.06.2024 23:57)"), "{de}");
 }

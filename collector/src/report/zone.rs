@@ -34,6 +34,11 @@ impl ReportZone {
         }
     }
 
+    /// The zone itself.
+    pub(crate) fn tz(&self) -> &TimeZone {
+        &self.tz
+    }
+
     fn zoned(&self, ms: i64) -> Option<Zoned> {
         Timestamp::from_millisecond(ms).ok().map(|t| t.to_zoned(self.tz.clone()))
     }

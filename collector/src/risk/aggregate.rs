@@ -76,29 +76,27 @@ pub fn service_lights(findings: &[Finding]) -> Vec<ServiceLight> {
     SERVICES
         .iter()
         .map(|service| {
-            let own: Vec<Finding> = findings.iter().filter(|f| f.service == *service).cloned().collect();
+            let own: Vec<Finding> = findings.iter().filter(|f| f.service() == *service).cloned().collect();
             ServiceLight { service, light: light_of(&own), score: score_of(&own), findings: own.len() }
         })
         .collect()
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     fn f(service: &str, level: Light) -> Finding {
+        let rule = crate::risk::Rule::ALL.into_iter().find(|r| r.service() == service).unwrap();
         Finding {
-            rule: format!("{service}.x"),
-            service: service.into(),
+            rule,
             device: Some("fw".into()),
             level,
-            evidence: String::new(),
-            recommendation: String::new(),
             id: String::new(),
             subject: None,
-            recommendation_de: String::new(),
-            values: Default::default(),
-            window_ms: None,
+            facts: crate::risk::Facts::NeverSeen,
+            window_ms: [0, 1],
             change: None,
         }
     }

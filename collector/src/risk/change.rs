@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Finding, Light};
+use super::{Finding, Light, Rule};
 
 /// How a finding compares with the previous period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -37,8 +37,8 @@ pub struct FindingChange {
     pub id: String,
     /// New, still open or fixed.
     pub change: Change,
-    /// Rule id.
-    pub rule: String,
+    /// The rule; serialized as its id.
+    pub rule: Rule,
     /// Device, if any.
     pub device: Option<String>,
     /// Subject (mount, feature), if any.
@@ -62,7 +62,7 @@ pub fn compare(previous: &[Finding], current: &[Finding]) -> Vec<FindingChange> 
         out.push(FindingChange {
             id: id.clone(),
             change: if before.is_some() { Change::StillOpen } else { Change::New },
-            rule: f.rule.clone(),
+            rule: f.rule,
             device: f.device.clone(),
             subject: f.subject.clone(),
             previous: before,
@@ -73,7 +73,7 @@ pub fn compare(previous: &[Finding], current: &[Finding]) -> Vec<FindingChange> 
         out.push(FindingChange {
             id: id.clone(),
             change: Change::Fixed,
-            rule: f.rule.clone(),
+            rule: f.rule,
             device: f.device.clone(),
             subject: f.subject.clone(),
             previous: Some(f.level),
@@ -92,23 +92,21 @@ pub fn mark(current: &mut [Finding], changes: &[FindingChange]) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::risk::finding_id;
 
     fn f(rule: &str, subject: Option<&str>, level: Light) -> Finding {
+        let rule = Rule::from_id(rule).unwrap();
         Finding {
-            rule: rule.into(),
-            service: rule.split('.').next().unwrap_or("").into(),
+            rule,
             device: Some("fw-1".into()),
             level,
-            evidence: String::new(),
-            recommendation: String::new(),
             id: finding_id(rule, Some("fw-1"), subject),
             subject: subject.map(Into::into),
-            recommendation_de: String::new(),
-            values: Default::default(),
-            window_ms: None,
+            facts: crate::risk::Facts::NeverSeen,
+            window_ms: [0, 1],
             change: None,
         }
     }
@@ -120,7 +118,7 @@ mod tests {
         let mut cur = vec![f("performance.disk", Some("/var"), Light::Red), f("performance.disk", Some("/"), Light::Yellow)];
         let c = compare(&prev, &cur);
         let got: Vec<(Change, &str, Option<&str>, Option<Light>, Option<Light>)> =
-            c.iter().map(|c| (c.change, c.rule.as_str(), c.subject.as_deref(), c.previous, c.current)).collect();
+            c.iter().map(|c| (c.change, c.rule.id(), c.subject.as_deref(), c.previous, c.current)).collect();
         assert_eq!(
             got,
             vec![
@@ -136,7 +134,7 @@ mod tests {
 
     #[test]
     fn green_is_not_open_and_nothing_before_means_all_new() {
-        let c = compare(&[f("x.y", None, Light::Green)], &[f("x.y", None, Light::Yellow)]);
+        let c = compare(&[f("performance.cpu", None, Light::Green)], &[f("performance.cpu", None, Light::Yellow)]);
         assert_eq!(c[0].change, Change::New);
         assert!(compare(&[], &[]).is_empty());
     }

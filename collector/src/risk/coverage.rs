@@ -11,6 +11,10 @@ pub struct Gap {
     pub start_ms: i64,
     /// First sample after the gap (or the window end).
     pub end_ms: i64,
+    /// Time the gap misses: its length less the interval the earlier sample covers (all of
+    /// it when there is no sample at all). The gaps' missing times add up to
+    /// [`Coverage::missing_ms`].
+    pub missing_ms: i64,
 }
 
 /// What [`coverage`] found.
@@ -73,8 +77,9 @@ impl CoverageScan {
     fn stretch(&mut self, from: i64, to: i64) {
         let stretch = to - from;
         if stretch > 2 * self.interval_ms {
-            self.missing_ms += stretch - self.interval_ms;
-            self.gaps.push(Gap { start_ms: from, end_ms: to });
+            let missing_ms = stretch - self.interval_ms;
+            self.missing_ms += missing_ms;
+            self.gaps.push(Gap { start_ms: from, end_ms: to, missing_ms });
         }
     }
 
@@ -96,7 +101,11 @@ impl CoverageScan {
             return Coverage { share: 1.0, missing_ms: 0, gaps: Vec::new() };
         }
         if !self.seen {
-            return Coverage { share: 0.0, missing_ms: len, gaps: vec![Gap { start_ms: self.start_ms, end_ms: self.end_ms }] };
+            return Coverage {
+                share: 0.0,
+                missing_ms: len,
+                gaps: vec![Gap { start_ms: self.start_ms, end_ms: self.end_ms, missing_ms: len }],
+            };
         }
         self.stretch(self.prev_ms, self.end_ms);
         let missing = self.missing_ms.min(len);
@@ -123,7 +132,7 @@ mod tests {
         assert!(coverage(&ts, 0, 5 * MIN, MIN).gaps.is_empty());
         let ts = [0, 2 * MIN + 1, 4 * MIN];
         let c = coverage(&ts, 0, 5 * MIN, MIN);
-        assert_eq!(c.gaps, vec![Gap { start_ms: 0, end_ms: 2 * MIN + 1 }]);
+        assert_eq!(c.gaps, vec![Gap { start_ms: 0, end_ms: 2 * MIN + 1, missing_ms: MIN + 1 }]);
         assert_eq!(c.missing_ms, MIN + 1);
     }
 
@@ -132,7 +141,7 @@ mod tests {
         let mut ts: Vec<i64> = (0..240).map(|i| i * MIN).collect();
         ts.retain(|t| !(60 * MIN..120 * MIN).contains(t));
         let c = coverage(&ts, 0, 240 * MIN, MIN);
-        assert_eq!(c.gaps, vec![Gap { start_ms: 59 * MIN, end_ms: 120 * MIN }]);
+        assert_eq!(c.gaps, vec![Gap { start_ms: 59 * MIN, end_ms: 120 * MIN, missing_ms: 60 * MIN }]);
         assert_eq!(c.missing_ms, 60 * MIN);
         assert!((c.share - 0.75).abs() < 1e-12);
     }

@@ -22,8 +22,9 @@ use std::collections::BTreeMap;
 use ampel_protocol::model::{Alert, AlertAction, AlertSource, License};
 use jiff::tz::TimeZone;
 
+use super::facts::{Facts, GapFacts, MAX_LISTED_GAPS, Rule, SignatureCount};
 use super::samples::{SampleFacts, wants_forecast};
-use super::{Finding, Light, finding_id, text};
+use super::{Finding, Light, finding_id};
 use crate::config::RiskConfig;
 
 pub use super::aggregate::{light_of, score_of, tenant_score};
@@ -163,49 +164,11 @@ impl Window {
         (self.start_ms..self.end_ms).contains(&ts)
     }
 
-    /// `2026-03-29 14:05` in the window's time zone.
-    fn time(&self, ms: i64) -> String {
-        match jiff::Timestamp::from_millisecond(ms) {
-            Ok(ts) => ts.to_zoned(self.tz.clone()).strftime("%Y-%m-%d %H:%M").to_string(),
-            Err(_) => format!("{ms} ms"),
-        }
-    }
-
-    /// `2026-03-29` in the window's time zone.
-    fn date(&self, ms: i64) -> String {
-        match jiff::Timestamp::from_millisecond(ms) {
-            Ok(ts) => ts.to_zoned(self.tz.clone()).strftime("%Y-%m-%d").to_string(),
-            Err(_) => format!("{ms} ms"),
-        }
-    }
-
-    fn span(&self) -> String {
-        format!("{} to {}{}", self.time(self.start_ms), self.time(self.end_ms), self.zone())
-    }
-
-    /// ` (Europe/Berlin)`: which clock the times in evidence are on.
-    fn zone(&self) -> String {
-        self.tz.iana_name().map(|n| format!(" ({n})")).unwrap_or_default()
-    }
-
     /// The local calendar date of `ms`.
     fn day_of(&self, ms: i64) -> Option<jiff::civil::Date> {
         jiff::Timestamp::from_millisecond(ms).ok().map(|ts| ts.to_zoned(self.tz.clone()).date())
     }
 }
-
-/// A duration in words, rounded down to its largest sensible unit.
-pub fn human(ms: i64) -> String {
-    let s = ms / 1000;
-    match s {
-        s if s >= 2 * 86_400 => format!("{} days", s / 86_400),
-        s if s >= 2 * 3600 => format!("{} hours", s / 3600),
-        s if s >= 120 => format!("{} minutes", s / 60),
-        s => format!("{s} seconds"),
-    }
-}
-
-const DAY_MS: i64 = 86_400_000;
 
 /// Collects one device's findings.
 struct Out<'a> {
@@ -216,20 +179,15 @@ struct Out<'a> {
 }
 
 impl Out<'_> {
-    fn push(&mut self, rule: &str, subject: Option<&str>, level: Light, evidence: String, values: &[(&str, f64)]) {
-        let (en, de) = text::rule_text(rule).map_or(("", ""), |t| (t.en, t.de));
+    fn push(&mut self, rule: Rule, subject: Option<&str>, level: Light, facts: Facts) {
         self.findings.push(Finding {
-            rule: rule.to_owned(),
-            service: rule.split('.').next().unwrap_or(rule).to_owned(),
+            rule,
             device: Some(self.dev.device.clone()),
             level,
-            evidence,
-            recommendation: en.to_owned(),
             id: finding_id(rule, Some(&self.dev.device), subject),
             subject: subject.map(str::to_owned),
-            recommendation_de: de.to_owned(),
-            values: values.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
-            window_ms: Some([self.win.start_ms, self.win.end_ms]),
+            facts,
+            window_ms: [self.win.start_ms, self.win.end_ms],
             change: None,
         });
     }
@@ -258,58 +216,43 @@ pub fn evaluate_with(dev: &DeviceInput, facts: &SampleFacts, cfg: &RiskConfig, w
 }
 
 fn license(out: &mut Out<'_>, cfg: &RiskConfig) {
-    let now = out.win.end_ms;
     let Some(lic) = out.dev.license.clone() else {
         if cfg.license_required && out.dev.last_seen_ms.is_some() {
-            out.push("license.missing", None, Light::Grey, "The device has never reported its license state.".into(), &[]);
+            out.push(Rule::LicenseMissing, None, Light::Grey, Facts::LicenseMissing);
         }
         return;
     };
     if let Some(reason) = &lic.unknown_reason {
-        out.push("license.unknown", None, Light::Grey, format!("The license state of {} could not be read: {reason}.", lic.product), &[]);
+        out.push(Rule::LicenseUnknown, None, Light::Grey, Facts::LicenseUnknown { product: lic.product.clone(), reason: reason.clone() });
         return;
     }
     if !lic.licensed {
-        out.push(
-            "license.expired",
-            None,
-            Light::Red,
-            format!("The appliance reports {} as not licensed (state of {}).", lic.product, out.win.time(lic.ts)),
-            &[("licensed", 0.0)],
-        );
+        out.push(Rule::LicenseExpired, None, Light::Red, Facts::NotLicensed { product: lic.product.clone(), state_ms: lic.ts });
     } else if let Some(exp) = lic.expires {
-        expiry(out, cfg, None, &lic.product, exp, now);
+        expiry(out, cfg, None, &lic.product, exp);
     }
     for feature in &lic.features {
         if let Some(exp) = feature.expires {
-            expiry(out, cfg, Some(&feature.name), &format!("feature {} of {}", feature.name, lic.product), exp, now);
+            expiry(out, cfg, Some(&feature.name), &lic.product, exp);
         }
     }
 }
 
 /// Expired (red), expiring within the warning time (yellow), or expiring before the next
-/// report, one period length ahead (yellow forecast).
-fn expiry(out: &mut Out<'_>, cfg: &RiskConfig, subject: Option<&str>, what: &str, expires: i64, now: i64) {
-    let left = expires.saturating_sub(now);
-    let days = left as f64 / DAY_MS as f64;
-    let values = [("expires_ms", expires as f64), ("days_left", (days * 10.0).round() / 10.0)];
+/// report, one period length ahead (yellow forecast). `feature` is the subject.
+fn expiry(out: &mut Out<'_>, cfg: &RiskConfig, feature: Option<&str>, product: &str, expires: i64) {
+    let left = expires.saturating_sub(out.win.end_ms);
     let warn = cfg.license_warning.as_ms();
-    if left <= 0 {
-        let evidence = format!("The license of {what} expired on {} ({} ago).", out.win.date(expires), human(-left));
-        out.push("license.expired", subject, Light::Red, evidence, &values);
+    let (rule, level, horizon_ms) = if left <= 0 {
+        (Rule::LicenseExpired, Light::Red, warn)
     } else if left <= warn {
-        let evidence =
-            format!("The license of {what} expires on {}, in {} (warning {} ahead).", out.win.date(expires), human(left), human(warn));
-        out.push("license.expiring", subject, Light::Yellow, evidence, &values);
+        (Rule::LicenseExpiring, Light::Yellow, warn)
     } else if left <= out.win.len_ms() {
-        let evidence = format!(
-            "The license of {what} expires on {}, in {}: before the next report of this period length ({}).",
-            out.win.date(expires),
-            human(left),
-            human(out.win.len_ms())
-        );
-        out.push("license.expiry-forecast", subject, Light::Yellow, evidence, &values);
-    }
+        (Rule::LicenseExpiryForecast, Light::Yellow, out.win.len_ms())
+    } else {
+        return;
+    };
+    out.push(rule, feature, level, Facts::LicenseExpiry { product: product.to_owned(), expires_ms: expires, left_ms: left, horizon_ms });
 }
 
 /// Whether the device stopped what the alert is about. `unknown` counts as not stopped: an
@@ -318,15 +261,15 @@ fn blocked(action: AlertAction) -> bool {
     matches!(action, AlertAction::Blocked | AlertAction::Quarantined | AlertAction::Rejected)
 }
 
-/// The most frequent signatures, `name (count)`, at most three.
-fn top_signatures<'a>(alerts: impl Iterator<Item = &'a Alert>) -> String {
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+/// The most frequent signatures, at most three, most frequent first.
+fn top_signatures<'a>(alerts: impl Iterator<Item = &'a Alert>) -> Vec<SignatureCount> {
+    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
     for a in alerts {
         *counts.entry(a.signature.as_str()).or_default() += 1;
     }
-    let mut v: Vec<(&str, usize)> = counts.into_iter().collect();
+    let mut v: Vec<(&str, u64)> = counts.into_iter().collect();
     v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    v.iter().take(3).map(|(s, n)| format!("{s} ({n})")).collect::<Vec<_>>().join(", ")
+    v.into_iter().take(3).map(|(name, count)| SignatureCount { name: name.to_owned(), count }).collect()
 }
 
 fn ids(out: &mut Out<'_>, cfg: &RiskConfig) {
@@ -336,17 +279,11 @@ fn ids(out: &mut Out<'_>, cfg: &RiskConfig) {
     if severe.is_empty() {
         return;
     }
-    let allowed = severe.iter().filter(|a| !blocked(a.action)).count();
-    let stopped = severe.len() - allowed;
+    let allowed = severe.iter().filter(|a| !blocked(a.action)).count() as u64;
+    let alerts = severe.len() as u64;
     let level = if allowed > 0 { Light::Red } else { Light::Yellow };
-    let evidence = format!(
-        "{} IDS alerts of severity {} or worse from {}: {allowed} allowed through, {stopped} blocked. Top signatures: {}.",
-        severe.len(),
-        sev,
-        out.win.span(),
-        top_signatures(severe.iter().copied())
-    );
-    out.push("threats.ids-severe", None, level, evidence, &[("allowed", allowed as f64), ("blocked", stopped as f64)]);
+    let top = top_signatures(severe.iter().copied());
+    out.push(Rule::IdsSevere, None, level, Facts::IdsAlerts { severity: sev, alerts, allowed, blocked: alerts - allowed, top });
 }
 
 fn malware(out: &mut Out<'_>) {
@@ -354,16 +291,11 @@ fn malware(out: &mut Out<'_>) {
     if found.is_empty() {
         return;
     }
-    let loose = found.iter().filter(|a| !blocked(a.action)).count();
-    let quarantined = found.len() - loose;
+    let loose = found.iter().filter(|a| !blocked(a.action)).count() as u64;
+    let detections = found.len() as u64;
     let level = if loose > 0 { Light::Red } else { Light::Yellow };
-    let evidence = format!(
-        "{} malware detections from {}: {loose} not quarantined, {quarantined} quarantined. Found: {}.",
-        found.len(),
-        out.win.span(),
-        top_signatures(found.iter().copied())
-    );
-    out.push("malware.found", None, level, evidence, &[("not_quarantined", loose as f64), ("quarantined", quarantined as f64)]);
+    let top = top_signatures(found.iter().copied());
+    out.push(Rule::MalwareFound, None, level, Facts::Malware { detections, not_quarantined: loose, quarantined: detections - loose, top });
 }
 
 /// Quarantined mails on the period's last local day against the mean of the days before.
@@ -396,37 +328,34 @@ fn mail_spike(out: &mut Out<'_>, cfg: &RiskConfig) {
     let mean = f64::from(before) / f64::from(days.max(1));
     let factor = cfg.mail_spike_factor.0;
     if today >= cfg.mail_spike_min_count && f64::from(today) >= mean * factor {
-        let evidence = format!(
-            "{today} mails quarantined on {last}, {:.1} times the daily mean of {mean:.1} over the {days} days before (spike at {factor} times and at least {}).",
-            if mean > 0.0 { f64::from(today) / mean } else { f64::INFINITY },
-            cfg.mail_spike_min_count
-        );
-        out.push("mail.quarantine-spike", None, Light::Yellow, evidence, &[("today", f64::from(today)), ("daily_mean", mean)]);
+        let facts = Facts::MailSpike {
+            // The window's last moment lies on the last local day, whatever the zone's midnights.
+            day_ms: win.end_ms.saturating_sub(1),
+            today: u64::from(today),
+            daily_mean: mean,
+            days: u64::from(days),
+            factor,
+            min_count: u64::from(cfg.mail_spike_min_count),
+        };
+        out.push(Rule::MailQuarantineSpike, None, Light::Yellow, facts);
     }
 }
 
 fn availability(out: &mut Out<'_>, cfg: &RiskConfig) {
-    match out.dev.last_seen_ms {
-        None => out.push("availability.never-seen", None, Light::Grey, "The device is registered but has never sent data.".into(), &[]),
-        Some(last) => {
-            let silent = out.win.end_ms.saturating_sub(last);
-            let level = if silent >= cfg.silent_red.as_ms() {
-                Light::Red
-            } else if silent >= cfg.silent_yellow.as_ms() {
-                Light::Yellow
-            } else {
-                return;
-            };
-            let evidence = format!(
-                "No data for {} since {} (yellow after {}, red after {}).",
-                human(silent),
-                out.win.time(last),
-                human(cfg.silent_yellow.as_ms()),
-                human(cfg.silent_red.as_ms())
-            );
-            out.push("availability.silent", None, level, evidence, &[("silent_s", (silent / 1000) as f64)]);
-        }
-    }
+    let Some(last) = out.dev.last_seen_ms else {
+        out.push(Rule::NeverSeen, None, Light::Grey, Facts::NeverSeen);
+        return;
+    };
+    let silent = out.win.end_ms.saturating_sub(last);
+    let (yellow_ms, red_ms) = (cfg.silent_yellow.as_ms(), cfg.silent_red.as_ms());
+    let level = if silent >= red_ms {
+        Light::Red
+    } else if silent >= yellow_ms {
+        Light::Yellow
+    } else {
+        return;
+    };
+    out.push(Rule::Silent, None, level, Facts::Silent { last_seen_ms: last, silent_ms: silent, yellow_ms, red_ms });
 }
 
 /// The device certificate, as the agent last reported it in the period: expired (red) or
@@ -440,52 +369,42 @@ fn certificate(out: &mut Out<'_>, cfg: &RiskConfig) {
     }
     let expires = (not_after_s * 1000.0) as i64;
     let left = expires.saturating_sub(out.win.end_ms);
-    let warn = cfg.certificate_warning.as_ms();
-    let values = [("expires_ms", expires as f64), ("days_left", ((left as f64 / DAY_MS as f64) * 10.0).round() / 10.0)];
-    if left <= 0 {
-        let evidence = format!(
-            "The device certificate expired on {} ({} ago); the collector refuses the device.",
-            out.win.date(expires),
-            human(-left)
-        );
-        out.push("availability.certificate-expired", None, Light::Red, evidence, &values);
-    } else if left <= warn {
-        let evidence = format!(
-            "The device certificate expires on {}, in {} (warning {} ahead): its renewal has not succeeded.",
-            out.win.date(expires),
-            human(left),
-            human(warn)
-        );
-        out.push("availability.certificate-expiring", None, Light::Yellow, evidence, &values);
-    }
+    let warning_ms = cfg.certificate_warning.as_ms();
+    let (rule, level) = if left <= 0 {
+        (Rule::CertificateExpired, Light::Red)
+    } else if left <= warning_ms {
+        (Rule::CertificateExpiring, Light::Yellow)
+    } else {
+        return;
+    };
+    out.push(rule, None, level, Facts::Certificate { expires_ms: expires, left_ms: left, warning_ms });
 }
 
 fn performance(out: &mut Out<'_>, cfg: &RiskConfig) {
     let share = cfg.high_share_percent.0 / 100.0;
-    for (rule, what, samples, limit) in [
-        ("performance.cpu", "CPU", out.facts.cpu, cfg.cpu_high_percent.0),
-        ("performance.memory", "Memory", out.facts.memory, cfg.memory_high_percent.0),
-    ] {
+    for (rule, samples, limit) in
+        [(Rule::Cpu, out.facts.cpu, cfg.cpu_high_percent.0), (Rule::Memory, out.facts.memory, cfg.memory_high_percent.0)]
+    {
         if samples.samples == 0 {
             continue;
         }
         let frac = samples.high as f64 / samples.samples as f64;
-        let level = if frac > (2.0 * share).min(1.0) && share > 0.0 {
+        let red_share = (2.0 * share).min(1.0);
+        let level = if frac > red_share && share > 0.0 {
             Light::Red
         } else if frac > share {
             Light::Yellow
         } else {
             continue;
         };
-        let evidence = format!(
-            "{what} usage at or above {limit:.0} % in {:.0} % of {} samples from {} (yellow above {:.0} %, red above {:.0} %).",
-            frac * 100.0,
-            samples.samples,
-            out.win.span(),
-            share * 100.0,
-            (2.0 * share).min(1.0) * 100.0
-        );
-        out.push(rule, None, level, evidence, &[("high_share_percent", frac * 100.0), ("samples", samples.samples as f64)]);
+        let facts = Facts::Usage {
+            limit_percent: limit,
+            high_share_percent: frac * 100.0,
+            samples: samples.samples as u64,
+            yellow_share_percent: share * 100.0,
+            red_share_percent: red_share * 100.0,
+        };
+        out.push(rule, None, level, facts);
     }
 }
 
@@ -494,21 +413,16 @@ fn disks(out: &mut Out<'_>, cfg: &RiskConfig) {
     for disk in &facts.disks {
         let (Some(first_ts), Some((last_ts, used))) = (disk.first_ms, disk.last) else { continue };
         let mount = disk.mount.as_str();
-        let level = if used >= cfg.disk_red_percent.0 {
+        let (yellow_percent, red_percent) = (cfg.disk_yellow_percent.0, cfg.disk_red_percent.0);
+        let level = if used >= red_percent {
             Some(Light::Red)
-        } else if used >= cfg.disk_yellow_percent.0 {
+        } else if used >= yellow_percent {
             Some(Light::Yellow)
         } else {
             None
         };
         if let Some(level) = level {
-            let evidence = format!(
-                "File system {mount} is {used:.1} % full at {} (yellow at {:.0} %, red at {:.0} %).",
-                out.win.time(last_ts),
-                cfg.disk_yellow_percent.0,
-                cfg.disk_red_percent.0
-            );
-            out.push("performance.disk", Some(mount), level, evidence, &[("used_percent", used)]);
+            out.push(Rule::Disk, Some(mount), level, Facts::DiskUsage { used_percent: used, at_ms: last_ts, yellow_percent, red_percent });
         }
         // Not when red already or full, nor from fewer than three samples or too short a span.
         if !wants_forecast(cfg, disk) {
@@ -517,20 +431,19 @@ fn disks(out: &mut Out<'_>, cfg: &RiskConfig) {
         let Some(trend) = disk.trend else { continue };
         let Some(full) = trend.reaches(100.0) else { continue };
         let left = full.saturating_sub(out.win.end_ms).max(0);
-        let within = cfg.disk_full_within.as_ms();
-        if left <= within {
-            let evidence = format!(
-                "File system {mount} ({used:.1} % now) grows by {:.2} percentage points a day (least-squares fit over {} samples from {} to {}); at that rate it is full on {}, in {} (warning {} ahead).",
-                trend.slope_per_day,
-                disk.samples,
-                out.win.time(first_ts),
-                out.win.time(last_ts),
-                out.win.date(full),
-                human(left),
-                human(within)
-            );
-            let values = [("used_percent", used), ("growth_per_day", trend.slope_per_day), ("days_to_full", left as f64 / DAY_MS as f64)];
-            out.push("performance.disk-full-forecast", Some(mount), Light::Yellow, evidence, &values);
+        let warning_ms = cfg.disk_full_within.as_ms();
+        if left <= warning_ms {
+            let facts = Facts::DiskForecast {
+                used_percent: used,
+                growth_per_day: trend.slope_per_day,
+                samples: disk.samples as u64,
+                first_ms: first_ts,
+                last_ms: last_ts,
+                full_ms: full,
+                left_ms: left,
+                warning_ms,
+            };
+            out.push(Rule::DiskFullForecast, Some(mount), Light::Yellow, facts);
         }
     }
 }
@@ -545,18 +458,9 @@ fn capture(out: &mut Out<'_>, cfg: &RiskConfig) {
     }
     let share = drops / total * 100.0;
     if share > cfg.capture_drop_percent.0 {
-        let evidence = format!(
-            "The IDS dropped {drops:.0} of {total:.0} captured packets ({share:.2} %) from {} (yellow above {} %).",
-            out.win.span(),
-            cfg.capture_drop_percent.0
-        );
-        out.push(
-            "traffic.capture-drops",
-            None,
-            Light::Yellow,
-            evidence,
-            &[("dropped", drops), ("packets", total), ("drop_percent", share)],
-        );
+        let facts =
+            Facts::CaptureDrops { dropped: drops, packets: total, drop_percent: share, threshold_percent: cfg.capture_drop_percent.0 };
+        out.push(Rule::CaptureDrops, None, Light::Yellow, facts);
     }
 }
 
@@ -566,7 +470,7 @@ fn coverage_rules(out: &mut Out<'_>, cfg: &RiskConfig) {
         return; // never seen: availability.never-seen says it
     }
     if !facts.cpu_or_memory {
-        out.push("coverage.no-performance-data", None, Light::Grey, format!("No CPU or memory samples from {}.", out.win.span()), &[]);
+        out.push(Rule::NoPerformanceData, None, Light::Grey, Facts::NoPerformanceData);
     }
     let Some(c) = &facts.coverage else { return };
     // Before the device first reported, there was nothing to cover.
@@ -575,37 +479,43 @@ fn coverage_rules(out: &mut Out<'_>, cfg: &RiskConfig) {
     let len = out.win.end_ms.saturating_sub(start).max(1);
     let pct = (len - c.missing_ms) as f64 * 100.0 / len as f64;
     if pct < cfg.coverage_min_percent.0 {
-        let mut gaps: Vec<String> = c
+        let interval_ms = cfg.expected_interval.as_ms();
+        let gaps = c
             .gaps
             .iter()
-            .take(5)
-            .map(|g| format!("{} to {} ({})", out.win.time(g.start_ms), out.win.time(g.end_ms), human(g.end_ms - g.start_ms)))
+            .take(MAX_LISTED_GAPS)
+            .map(|g| GapFacts { start_ms: g.start_ms, end_ms: g.end_ms, missing_ms: g.missing_ms })
             .collect();
-        if c.gaps.len() > 5 {
-            gaps.push(format!("and {} more", c.gaps.len() - 5));
-        }
-        let evidence = format!(
-            "Samples cover {pct:.1} % of {} to {}{} (grey below {:.0} %, expected every {}); {} missing in {} gaps: {}.",
-            out.win.time(start),
-            out.win.time(out.win.end_ms),
-            out.win.zone(),
-            cfg.coverage_min_percent.0,
-            human(cfg.expected_interval.as_ms()),
-            human(c.missing_ms),
-            c.gaps.len(),
-            gaps.join("; ")
-        );
-        out.push("coverage.gaps", None, Light::Grey, evidence, &[("coverage_percent", pct), ("gaps", c.gaps.len() as f64)]);
+        let facts = Facts::CoverageGaps {
+            coverage_percent: pct,
+            from_ms: start,
+            new_since_ms: new_since(out.dev.first_seen_ms, out.win.start_ms, out.win.end_ms),
+            min_percent: cfg.coverage_min_percent.0,
+            interval_ms,
+            missing_ms: c.missing_ms,
+            gap_count: c.gaps.len() as u64,
+            gaps,
+        };
+        out.push(Rule::CoverageGaps, None, Light::Grey, facts);
     }
+}
+
+/// A device's first contact, when it lies inside `(start_ms, end_ms)`: a device that is new in
+/// the period is judged from then on, and findings and the report say so.
+pub fn new_since(first_seen_ms: Option<i64>, start_ms: i64, end_ms: i64) -> Option<i64> {
+    first_seen_ms.filter(|&t| t > start_ms && t < end_ms)
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::report::{Lang, catalogue};
+    use crate::risk::Advice;
     use ampel_protocol::model::LicenseFeature;
 
     const MIN: i64 = 60_000;
+    const DAY_MS: i64 = 86_400_000;
     const HOUR: i64 = 60 * MIN;
     /// 2026-03-10T00:00:00Z.
     const T0: i64 = 1_773_100_800_000;
@@ -629,8 +539,13 @@ mod tests {
         }
     }
 
+    /// The English evidence, as `risk show` and scenario files read it.
+    fn en(f: &Finding) -> String {
+        catalogue::evidence(f, Lang::En, &TimeZone::UTC)
+    }
+
     fn levels(f: &[Finding]) -> Vec<(&str, Light)> {
-        f.iter().map(|f| (f.rule.as_str(), f.level)).collect()
+        f.iter().map(|f| (f.rule.id(), f.level)).collect()
     }
 
     fn run(d: &DeviceInput) -> Vec<Finding> {
@@ -684,8 +599,12 @@ mod tests {
         d.last_seen_ms = Some(end - 24 * HOUR);
         assert_eq!(at(&d), vec![Light::Red]);
         let red = evaluate(&d, &cfg, &win());
-        let f = red.iter().find(|f| f.rule == "availability.silent").unwrap();
-        assert!(f.evidence.contains("24 hours"), "{}", f.evidence);
+        let f = red.iter().find(|f| f.rule == Rule::Silent).unwrap();
+        assert!(en(f).contains("No data for 24 hours"), "{}", en(f));
+        assert_eq!(f.advice(), Advice::SilentLong);
+        d.last_seen_ms = Some(end - 24 * HOUR + 1);
+        let yellow = evaluate(&d, &cfg, &win());
+        assert_eq!(yellow.iter().find(|f| f.rule == Rule::Silent).map(Finding::advice), Some(Advice::SilentBriefly));
         assert!(score_of(&red) <= 49);
     }
 
@@ -739,15 +658,16 @@ mod tests {
         // `forecast`'s tests.)
         let f = grow(2.001);
         assert_eq!(levels(&f), vec![("performance.disk-full-forecast", Light::Yellow)]);
-        assert!((f[0].values["growth_per_day"] - 2.001).abs() < 1e-6);
-        assert!((f[0].values["days_to_full"] - 13.9925).abs() < 1e-3, "{:?}", f[0].values);
-        assert!(f[0].evidence.contains("full on 2026-03-24, in 13 days"), "{}", f[0].evidence);
+        let Facts::DiskForecast { growth_per_day, left_ms, .. } = f[0].facts else { panic!("{:?}", f[0].facts) };
+        assert!((growth_per_day - 2.001).abs() < 1e-6);
+        assert!((left_ms as f64 / DAY_MS as f64 - 13.9925).abs() < 1e-3, "{:?}", f[0].facts);
+        assert!(en(&f[0]).contains("full on 2026-03-24, in 13 days"), "{}", en(&f[0]));
         // Just slower: full in a little more than 14 days -> nothing.
         assert!(grow(1.999).is_empty());
         // Too short a span: no forecast.
         let mut d = dev();
         d.disks = vec![Disk { mount: "/data".into(), points: (0..60).map(|i| (T0 + 23 * HOUR + i * MIN, 80.0 + i as f64)).collect() }];
-        assert!(!run(&d).iter().any(|f| f.rule == "performance.disk-full-forecast"));
+        assert!(!run(&d).iter().any(|f| f.rule == Rule::DiskFullForecast));
     }
 
     #[test]
@@ -787,9 +707,9 @@ mod tests {
         });
         let long = Window::utc(end - 60 * 24 * HOUR, end);
         let f = evaluate(&d, &RiskConfig::default(), &long);
-        assert!(f.iter().any(|f| f.rule == "license.expiry-forecast" && f.level == Light::Yellow), "{f:?}");
+        assert!(f.iter().any(|f| f.rule == Rule::LicenseExpiryForecast && f.level == Light::Yellow), "{f:?}");
         d.license.as_mut().unwrap().expires = Some(end + 60 * 24 * HOUR + 1);
-        assert!(!evaluate(&d, &RiskConfig::default(), &long).iter().any(|f| f.rule.starts_with("license")));
+        assert!(!evaluate(&d, &RiskConfig::default(), &long).iter().any(|f| f.service() == "license"));
         // Not licensed at all, and features with their own subject.
         let mut d = dev();
         d.license = Some(License {
@@ -865,11 +785,13 @@ mod tests {
             alert(AlertSource::Ids, 1, AlertAction::Blocked, "ET EXPLOIT", t),
         ]);
         assert_eq!(levels(&y), vec![("threats.ids-severe", Light::Yellow)]);
-        assert!(y[0].evidence.contains("0 allowed through, 2 blocked") && y[0].evidence.contains("ET EXPLOIT (2)"), "{}", y[0].evidence);
+        assert!(en(&y[0]).contains("0 allowed through, 2 blocked") && en(&y[0]).contains("ET EXPLOIT (2)"), "{}", en(&y[0]));
+        assert_eq!(y[0].advice(), Advice::IdsAllBlocked);
         let r =
             with(vec![alert(AlertSource::Ids, 1, AlertAction::Blocked, "A", t), alert(AlertSource::Ids, 1, AlertAction::Allowed, "B", t)]);
         assert_eq!(levels(&r), vec![("threats.ids-severe", Light::Red)]);
-        assert_eq!((r[0].values["allowed"], r[0].values["blocked"]), (1.0, 1.0));
+        assert!(matches!(r[0].facts, Facts::IdsAlerts { allowed: 1, blocked: 1, .. }), "{:?}", r[0].facts);
+        assert_eq!(r[0].advice(), Advice::IdsAllowedThrough);
         // Outside the window: ignored.
         assert!(with(vec![alert(AlertSource::Ids, 1, AlertAction::Allowed, "B", T0 - 1)]).is_empty());
         // ids-severity = 2 widens it.
@@ -887,7 +809,7 @@ mod tests {
         d.alerts.push(alert(AlertSource::Antivirus, 1, AlertAction::Allowed, "Win.Trojan.Agent", T0 + 2 * HOUR));
         let f = run(&d);
         assert_eq!(levels(&f), vec![("malware.found", Light::Red)]);
-        assert!(f[0].evidence.contains("1 not quarantined, 1 quarantined"), "{}", f[0].evidence);
+        assert!(en(&f[0]).contains("1 not quarantined, 1 quarantined"), "{}", en(&f[0]));
     }
 
     fn mails(day_counts: &[(i64, u32)]) -> Vec<Alert> {
@@ -910,17 +832,17 @@ mod tests {
             d.disks.clear();
             d.last_seen_ms = Some(w.end_ms - MIN);
             d.alerts = mails(&[(T0, 5), (T0 + DAY_MS, 5), (T0 + 2 * DAY_MS, 5), (T0 + 3 * DAY_MS, today)]);
-            evaluate(&d, &RiskConfig::default(), &w).into_iter().filter(|f| f.service == "mail").collect::<Vec<_>>()
+            evaluate(&d, &RiskConfig::default(), &w).into_iter().filter(|f| f.service() == "mail").collect::<Vec<_>>()
         };
         assert!(run_with(14).is_empty());
         let f = run_with(15);
         assert_eq!(levels(&f), vec![("mail.quarantine-spike", Light::Yellow)]);
-        assert!(f[0].evidence.contains("15 mails quarantined on 2026-03-13") && f[0].evidence.contains("mean of 5.0"), "{}", f[0].evidence);
+        assert!(en(&f[0]).contains("15 mails quarantined on 2026-03-13") && en(&f[0]).contains("mean of 5.0"), "{}", en(&f[0]));
         assert_eq!(levels(&run_with(16)), vec![("mail.quarantine-spike", Light::Yellow)]);
         // Below the minimum count no spike, however quiet the days before were.
         let mut d = dev();
         d.alerts = mails(&[(T0 + 3 * DAY_MS, 9)]);
-        assert!(evaluate(&d, &RiskConfig::default(), &w).iter().all(|f| f.service != "mail"));
+        assert!(evaluate(&d, &RiskConfig::default(), &w).iter().all(|f| f.service() != "mail"));
     }
 
     #[test]
@@ -950,7 +872,12 @@ mod tests {
         assert!(with_hole(144).is_empty());
         let f = with_hole(146);
         assert_eq!(levels(&f), vec![("coverage.gaps", Light::Grey)]);
-        assert!(f[0].evidence.contains("2026-03-10 09:59 to 2026-03-10 12:26"), "{}", f[0].evidence);
+        // The gap runs from the last sample before to the first after; the total and the gap
+        // say the same time missing, rounded the same way, and "1 gap" is singular.
+        let Facts::CoverageGaps { missing_ms, ref gaps, .. } = f[0].facts else { panic!("{:?}", f[0].facts) };
+        assert_eq!((missing_ms, gaps.iter().map(|g| g.missing_ms).sum::<i64>()), (146 * MIN, 146 * MIN));
+        let text = en(&f[0]);
+        assert!(text.contains("; 2 hours missing in 1 gap: 2026-03-10 09:59 to 2026-03-10 12:26 (2 hours missing)."), "{text}");
         assert_eq!(light_of(&f), Light::Grey);
         // A device first seen in the middle of the window is judged from then on.
         let mut d = dev();
@@ -959,6 +886,15 @@ mod tests {
             s.retain(|p| p.0 >= T0 + 12 * HOUR);
         }
         assert!(run(&d).is_empty());
+        // When it has gaps since, the finding says that it is new, and since when.
+        let hole = T0 + 14 * HOUR..T0 + 18 * HOUR;
+        for s in [&mut d.cpu, &mut d.memory, &mut d.disks[0].points] {
+            s.retain(|p| !hole.contains(&p.0));
+        }
+        let f = run(&d);
+        assert!(matches!(f[0].facts, Facts::CoverageGaps { new_since_ms: Some(t), .. } if t == T0 + 12 * HOUR), "{:?}", f[0].facts);
+        assert_eq!(f[0].advice(), Advice::CoverageGapsNewDevice);
+        assert!(en(&f[0]).contains("The device is new since 2026-03-10 12:00"), "{}", en(&f[0]));
     }
 
     #[test]
@@ -973,14 +909,13 @@ mod tests {
     }
 
     #[test]
-    fn every_finding_has_ids_both_languages_and_the_window() {
+    fn every_finding_has_its_id_and_the_window() {
         let mut d = dev();
         d.disks = vec![Disk { mount: "/var".into(), points: vec![(T0, 99.0)] }];
         d.alerts = vec![alert(AlertSource::Ids, 1, AlertAction::Allowed, "x", T0)];
         for f in run(&d) {
-            assert_eq!(f.id, finding_id(&f.rule, f.device.as_deref(), f.subject.as_deref()));
-            assert!(!f.recommendation.is_empty() && !f.recommendation_de.is_empty(), "{}", f.rule);
-            assert_eq!(f.window_ms, Some([T0, T0 + 24 * HOUR]));
+            assert_eq!(f.id, finding_id(f.rule, f.device.as_deref(), f.subject.as_deref()));
+            assert_eq!(f.window_ms, [T0, T0 + 24 * HOUR]);
         }
     }
 
@@ -1027,8 +962,9 @@ mod tests {
         let w = Window { start_ms: first.start_ms, end_ms: last.end_ms, tz: last.tz.clone() };
         let mut d = dev();
         d.alerts = mails(&[(first.start_ms + HOUR, 2), (first.end_ms + HOUR, 2), (last.end_ms - 30 * MIN, 12)]);
-        let f: Vec<Finding> = evaluate(&d, &RiskConfig::default(), &w).into_iter().filter(|f| f.service == "mail").collect();
+        let f: Vec<Finding> = evaluate(&d, &RiskConfig::default(), &w).into_iter().filter(|f| f.service() == "mail").collect();
         assert_eq!(levels(&f), vec![("mail.quarantine-spike", Light::Yellow)]);
-        assert!(f[0].evidence.contains("on 2026-03-29") && f[0].evidence.contains("over the 2 days before"), "{}", f[0].evidence);
+        let text = catalogue::evidence(&f[0], Lang::En, &w.tz);
+        assert!(text.contains("on 2026-03-29") && text.contains("over the 2 days before"), "{text}");
     }
 }

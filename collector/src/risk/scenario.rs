@@ -44,7 +44,8 @@
 //! rule = "performance.disk"
 //! level = "red"
 //! subject = "/var"                     # optional
-//! evidence-contains = "96.0 %"         # optional
+//! evidence-contains = "96.0 %"         # optional: English evidence, as `risk show` prints it
+//! advice = "disk-full"                 # optional: the recommendation variant chosen
 //! ```
 //!
 //! No `[[expect]]` means the device must come out with no findings (green).
@@ -53,11 +54,13 @@ use std::path::{Path, PathBuf};
 
 use ampel_protocol::model::{Alert, AlertAction, AlertSource, License, LicenseFeature};
 use jiff::Timestamp;
+use jiff::tz::TimeZone;
 use serde::Deserialize;
 
 use super::rules::{self, DeviceInput, Window};
-use super::{Finding, Light};
+use super::{Advice, Finding, Light, Rule};
 use crate::config::{Duration, RiskConfig, TimeZoneName};
+use crate::report::{Lang, catalogue};
 
 /// A scenario that cannot be run.
 #[derive(Debug, thiserror::Error)]
@@ -227,23 +230,27 @@ pub struct ScenarioFeature {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Expected {
     /// Rule id.
-    pub rule: String,
+    pub rule: Rule,
     /// Level.
     pub level: Light,
     /// Subject, when given.
     #[serde(default)]
     pub subject: Option<String>,
-    /// Text the evidence must contain, when given.
+    /// Text the English evidence must contain, when given.
     #[serde(default)]
     pub evidence_contains: Option<String>,
+    /// The recommendation variant the finding must choose, when given.
+    #[serde(default)]
+    pub advice: Option<Advice>,
 }
 
 impl Expected {
-    fn matches(&self, f: &Finding) -> bool {
+    fn matches(&self, f: &Finding, tz: &TimeZone) -> bool {
         f.rule == self.rule
             && f.level == self.level
             && self.subject.as_ref().is_none_or(|s| f.subject.as_ref() == Some(s))
-            && self.evidence_contains.as_ref().is_none_or(|e| f.evidence.contains(e.as_str()))
+            && self.advice.is_none_or(|a| f.advice() == a)
+            && self.evidence_contains.as_ref().is_none_or(|e| catalogue::evidence(f, Lang::En, tz).contains(e.as_str()))
     }
 
     fn describe(&self) -> String {
@@ -254,13 +261,16 @@ impl Expected {
         if let Some(e) = &self.evidence_contains {
             s += &format!(" with evidence containing {e:?}");
         }
+        if let Some(a) = self.advice {
+            s += &format!(" with advice {a}");
+        }
         s
     }
 }
 
-fn describe(f: &Finding) -> String {
+fn describe(f: &Finding, tz: &TimeZone) -> String {
     let sub = f.subject.as_ref().map(|s| format!(" [{s}]")).unwrap_or_default();
-    format!("{} {}{sub}: {}", f.level.as_str(), f.rule, f.evidence)
+    format!("{} {}{sub} (advice {}): {}", f.level.as_str(), f.rule, f.advice(), catalogue::evidence(f, Lang::En, tz))
 }
 
 /// What running one scenario gave.
@@ -272,6 +282,8 @@ pub struct Outcome {
     pub description: String,
     /// The findings the rules produced.
     pub findings: Vec<Finding>,
+    /// The scenario's time zone (UTC when it could not be run), to put the findings in words.
+    pub zone: TimeZone,
     /// Differences from the expectation; empty when the scenario passed.
     pub mismatches: Vec<String>,
 }
@@ -371,21 +383,21 @@ impl Scenario {
 
     /// Runs the rules and compares with the expectation.
     pub fn run(&self, path: &Path) -> Outcome {
-        let (findings, mut mismatches) = match (self.window(), self.input()) {
-            (Ok(w), Ok(input)) => (rules::evaluate(&input, &self.risk, &w), Vec::new()),
-            (Err(e), _) | (_, Err(e)) => (Vec::new(), vec![format!("cannot run: {e}")]),
+        let (findings, zone, mut mismatches) = match (self.window(), self.input()) {
+            (Ok(w), Ok(input)) => (rules::evaluate(&input, &self.risk, &w), w.tz, Vec::new()),
+            (Err(e), _) | (_, Err(e)) => (Vec::new(), TimeZone::UTC, vec![format!("cannot run: {e}")]),
         };
         let mut used = vec![false; findings.len()];
         for e in &self.expect {
-            match findings.iter().enumerate().position(|(i, f)| !used[i] && e.matches(f)) {
+            match findings.iter().enumerate().position(|(i, f)| !used[i] && e.matches(f, &zone)) {
                 Some(i) => used[i] = true,
                 None => mismatches.push(format!("expected {}, not found", e.describe())),
             }
         }
         for (f, _) in findings.iter().zip(&used).filter(|(_, u)| !**u) {
-            mismatches.push(format!("unexpected {}", describe(f)));
+            mismatches.push(format!("unexpected {}", describe(f, &zone)));
         }
-        Outcome { path: path.to_owned(), description: self.description.clone(), findings, mismatches }
+        Outcome { path: path.to_owned(), description: self.description.clone(), findings, zone, mismatches }
     }
 }
 
@@ -430,11 +442,60 @@ mod tests {
         for p in std::fs::read_dir(shipped()).unwrap() {
             let p = p.unwrap().path();
             if let Ok(s) = Scenario::load(&p) {
-                covered.extend(s.expect.iter().map(|e| e.rule.clone()));
+                covered.extend(s.expect.iter().map(|e| e.rule));
             }
         }
-        let missing: Vec<&str> = super::super::text::RULES.iter().map(|r| r.rule).filter(|r| !covered.contains(*r)).collect();
+        let missing: Vec<Rule> = Rule::ALL.into_iter().filter(|r| !covered.contains(r)).collect();
         assert!(missing.is_empty(), "rules without a scenario: {missing:?}");
+    }
+
+    /// Every recommendation variant is reached by a shipped scenario, and pinned there by an
+    /// `advice` key, so the advice a reader gets for each case is on record.
+    #[test]
+    fn every_advice_is_reached_and_pinned_by_a_shipped_scenario() {
+        let outcomes = run_dir(&shipped()).unwrap();
+        let reached: std::collections::BTreeSet<Advice> = outcomes.iter().flat_map(|o| o.findings.iter().map(Finding::advice)).collect();
+        let unreached: Vec<Advice> = Advice::ALL.into_iter().filter(|a| !reached.contains(a)).collect();
+        assert!(unreached.is_empty(), "advice no shipped scenario reaches: {unreached:?}");
+        let mut pinned = std::collections::BTreeSet::new();
+        for p in std::fs::read_dir(shipped()).unwrap() {
+            if let Ok(s) = Scenario::load(&p.unwrap().path()) {
+                pinned.extend(s.expect.iter().filter_map(|e| e.advice));
+            }
+        }
+        let unpinned: Vec<Advice> = Advice::ALL.into_iter().filter(|a| !pinned.contains(a)).collect();
+        assert!(unpinned.is_empty(), "advice no shipped scenario expects by name: {unpinned:?}");
+    }
+
+    #[test]
+    fn an_expected_advice_must_match() {
+        let src = r#"
+start = "2026-03-10T00:00:00Z"
+end = "2026-03-11T00:00:00Z"
+[device]
+id = "fw-1"
+[[device.series]]
+metric = "cpu.usage_percent"
+every = "1m"
+value = 5.0
+[[device.alerts]]
+at = "2026-03-10T12:00:00Z"
+source = "ids"
+severity = 1
+action = "blocked"
+[[expect]]
+rule = "threats.ids-severe"
+level = "yellow"
+advice = "ids-allowed-through"
+"#;
+        let s: Scenario = toml::from_str(src).unwrap();
+        let o = s.run(Path::new("x.toml"));
+        assert_eq!(o.mismatches.len(), 2, "{:?}", o.mismatches);
+        assert!(o.mismatches[0].ends_with("with advice ids-allowed-through, not found"), "{:?}", o.mismatches);
+        assert!(o.mismatches[1].contains("(advice ids-all-blocked)"), "{:?}", o.mismatches);
+        let fixed: Scenario = toml::from_str(&src.replace("ids-allowed-through", "ids-all-blocked")).unwrap();
+        assert!(fixed.run(Path::new("x.toml")).mismatches.is_empty());
+        assert!(toml::from_str::<Scenario>(&src.replace("ids-allowed-through", "ids-nope")).is_err());
     }
 
     #[test]

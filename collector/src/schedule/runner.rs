@@ -25,6 +25,7 @@ use super::store::{ArchiveRecord, ArchiveStatus, DeliveryStore, DeliveryStoreErr
 use crate::archive::{self, Archive, ArchiveError};
 use crate::mail::{MailError, Mailer, OutgoingMail};
 use crate::recipients::{self, Links};
+use crate::report::catalogue;
 
 /// Why a scheduler step failed.
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +117,7 @@ pub fn store_renderer(store: crate::store::Store, cfg: Arc<crate::config::Config
         };
         let (data, pdf) =
             crate::reporting::render_as(&store, &cfg, &req.tenant, &period, req.language, &req.widgets).map_err(|e| format!("{e:#}"))?;
+        let (lang, tz) = (crate::report::Lang::from(req.language), data.zone());
         let findings = data
             .findings
             .iter()
@@ -124,7 +126,8 @@ pub fn store_renderer(store: crate::store::Store, cfg: Arc<crate::config::Config
                 let de = req.language == Language::De;
                 let level = light_name(f.level.as_str(), de).to_lowercase();
                 let subject = f.device.as_deref().unwrap_or(if de { "Mandant" } else { "tenant" });
-                format!("[{level}] {subject}: {} — {}", f.evidence, f.recommendation)
+                let (evidence, recommendation) = (catalogue::evidence(f, lang, &tz), catalogue::recommendation(f, lang));
+                format!("[{level}] {subject}: {evidence} — {recommendation}")
             })
             .collect();
         Ok(Rendered { light: data.light.as_str().to_owned(), score: data.score, findings, pdf })
