@@ -444,6 +444,13 @@ fn every_section_in_english_and_german() {
         "English (en)",
         "3 Jun 2024",
         "Page 12",
+        "File hashes",
+        "Verdict",
+        "SHA-256",
+        "Invoice-0.pdf.exe",
+        "False positives",
+        "Vulnerability scanner",
+        "Suppression #2 (EICAR test of the mail relay) expired on",
     ] {
         assert!(en.contains(needle), "English: {needle:?} missing:\n{en}");
     }
@@ -492,6 +499,11 @@ fn every_section_in_english_and_german() {
         "Deutsch (de)",
         "03.06.2024",
         "Seite 12",
+        "Datei-Hashes",
+        "Befund",
+        "Fehlalarme",
+        "Begründung",
+        "Unterdrückung Nr. 2 (EICAR test of the mail relay) ist am",
     ] {
         assert!(de.contains(needle), "German: {needle:?} missing:\n{de}");
     }
@@ -561,6 +573,7 @@ fn sections_without_data_say_so_in_one_line() {
         "No alerts in this period.",
         "No malware was found in this period.",
         "No mail was quarantined or rejected in this period.",
+        "No files with a hash or a detection in this period.",
         "No traffic counters were reported in this period.",
         "Every device sent data throughout the period.",
         "There is no earlier period to compare with.",
