@@ -404,7 +404,7 @@ static EN: Strings = Strings {
     fp: FalsePositiveStrings {
         heading: "False positives",
         intro: "Alerts matching a [[suppress]] entry of the collector's configuration do not count in this report and drive no light; a suppressed rule's findings are left out. Each entry that matched in this period:",
-        excluded: "{alerts} alerts and {findings} findings were suppressed as false positives; they do not count in this report and are not listed.",
+        excluded: "Suppressed as false positives: {alerts} alerts and {findings} rule findings. They do not count in this report and are not listed.",
         included: "False positives are included in this report: {n} suppression entries were not applied, every alert counts.",
         none_matched: "No suppression entry matched in this period.",
         expired: "Suppression #{index} ({reason}) expired on {date}, no longer applied.",
@@ -581,7 +581,7 @@ static DE: Strings = Strings {
     fp: FalsePositiveStrings {
         heading: "Fehlalarme",
         intro: "Alarme, auf die ein [[suppress]]-Eintrag der Collector-Konfiguration passt, zählen in diesem Bericht nicht und bestimmen keine Ampel; die Befunde einer unterdrückten Regel entfallen. Jeder Eintrag, der in diesem Zeitraum gegriffen hat:",
-        excluded: "{alerts} Alarme und {findings} Befunde wurden als Fehlalarme unterdrückt; sie zählen in diesem Bericht nicht und werden nicht aufgeführt.",
+        excluded: "Als Fehlalarme unterdrückt: {alerts} Alarme und {findings} Regelbefunde. Sie zählen in diesem Bericht nicht und werden nicht aufgeführt.",
         included: "Fehlalarme sind in diesem Bericht enthalten: {n} Unterdrückungseinträge wurden nicht angewandt, jeder Alarm zählt.",
         none_matched: "Kein Unterdrückungseintrag hat in diesem Zeitraum gegriffen.",
         expired: "Unterdrückung Nr. {index} ({reason}) ist am {date} abgelaufen und wird nicht mehr angewandt.",

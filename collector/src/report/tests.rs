@@ -624,3 +624,25 @@ fn fixed_texts_are_fully_covered_by_the_fonts() {
         assert!(missing.is_empty(), "{lang:?}: {missing:?}");
     }
 }
+
+/// The appendix follows the job's `false-positives`: listed, only counted, or included.
+#[test]
+fn false_positives_are_listed_counted_or_included_as_the_job_says() {
+    use crate::assess::suppress::FalsePositives;
+    let dir = tempfile::tempdir().unwrap();
+    let mut data = sample(1, 1, 30 * MIN);
+    data.false_positives = rich(1, 1, 30 * MIN).false_positives;
+    let text_of = |data: &ReportData| pdf_text(&write(dir.path(), "fp.pdf", &render(data).unwrap()));
+    let listed = text_of(&data);
+    assert!(listed.contains("Vulnerability scanner") && listed.contains("performance.cpu (1)"), "{listed}");
+    data.false_positives.mode = FalsePositives::Exclude;
+    let counted = text_of(&data);
+    assert!(counted.contains("Suppressed as false positives: 1,204 alerts and 1 rule findings."), "{counted}");
+    assert!(!counted.contains("Vulnerability scanner"), "excluded entries are not listed:\n{counted}");
+    assert!(counted.contains("Suppression #2 (EICAR test of the mail relay) expired on"), "{counted}");
+    data.false_positives = crate::assess::suppress::Suppressed { mode: FalsePositives::Include, ignored: 3, ..Default::default() };
+    let included = text_of(&data);
+    assert!(included.contains("False positives are included in this report: 3 suppression entries were not applied"), "{included}");
+    data.false_positives = Default::default();
+    assert!(!text_of(&data).contains("False positives"), "no entries, no section");
+}

@@ -16,10 +16,10 @@ pub(super) fn section(cx: &mut Ctx<'_>, fp: &Suppressed) {
     cx.h2(t.heading);
     match fp.mode {
         FalsePositives::Include => cx.line(t.included.replace("{n}", &s.int(fp.ignored as u64))),
+        FalsePositives::Exclude | FalsePositives::Appendix if fp.applied.is_empty() => cx.line(t.none_matched.to_owned()),
         FalsePositives::Exclude => {
             cx.line(t.excluded.replace("{alerts}", &s.int(fp.alerts())).replace("{findings}", &s.int(fp.findings())))
         }
-        FalsePositives::Appendix if fp.applied.is_empty() => cx.line(t.none_matched.to_owned()),
         FalsePositives::Appendix => applied(cx, fp),
     }
     for e in &fp.expired {
