@@ -218,6 +218,15 @@ pub fn rich(devices: usize, days: i64, step: i64) -> ReportData {
         }
         alerts.push((format!("fw-{:04}", k as usize % devices.max(1)), a));
     }
+    // Two files the IDS saw: one hashed with SHA-1 only that a signature matched, one sent
+    // without a hash.
+    for (name, sha1, sid) in
+        [("/wp-content/update.docm", Some("a94a8fe5ccb19ba61c4c0873d391e987982fbbd3"), Some(2_100_498)), ("report.zip", None, None)]
+    {
+        let mut a = ampel_protocol::Alert::new(START + DAY / 2, AlertSource::Ids, 2, "fileinfo".into(), AlertAction::Allowed);
+        (a.category, a.detail, a.sha1, a.signature_id) = (Some("file".into()), Some(name.into()), sha1.map(str::to_owned), sid);
+        alerts.push(("fw-0000".to_owned(), a));
+    }
     data.file_hashes = stats::file_hashes(alerts.iter().map(|(d, a)| (d.as_str(), a)));
     data.false_positives = false_positives_sample(end);
     let of = |s: stats::AlertSection| {
