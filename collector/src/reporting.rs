@@ -34,7 +34,8 @@ pub fn render_as(
     render_in_zone(store, cfg, tenant, period, (language, widgets, fp), &cfg.report.time_zone.0)
 }
 
-/// [`render_as`] with dates in time zone `tz`; `job` is (language, widgets, false positives).
+/// [`render_as`] with dates in time zone `tz`. The job's choices travel as one tuple
+/// (language, widgets, false positives) until a report request type carries them.
 pub fn render_in_zone(
     store: &Store,
     cfg: &Config,
