@@ -1121,6 +1121,11 @@ mod tests {
         let ok = parse(&entry("reason = \"r\"\nsource = \"2001:db8::/32\"\nuntil = 2027-01-31\n")).unwrap();
         assert_eq!(ok.suppress.len(), 2);
         assert!(ok.suppress_notes().is_empty(), "no jobs: nothing to compare the tenant with");
+        let job = "[http]\nlisten = \"127.0.0.1:8080\"\n[[jobs]]\nname = \"w\"\ntenants = [\"acme\"]\nperiod = \"week\"\nsend = [\"mon 08:00\"]\nto = \"a@b.example\"\n";
+        let other = "[[suppress]]\ntenant = \"acme\"\nreason = \"r\"\nsignature-id = 1\n[[suppress]]\ntenant = \"acme-gmbh\"\nreason = \"r\"\nsignature-id = 1\n";
+        let notes = parse(&format!("{job}{other}")).unwrap().suppress_notes();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].starts_with("[[suppress]] #2 names tenant \"acme-gmbh\", which no [[jobs]] entry reports on"), "{notes:?}");
     }
 
     #[test]
