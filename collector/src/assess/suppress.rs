@@ -5,8 +5,9 @@
 //! rules' findings after, and keeps what it took away for the report's appendix.
 //!
 //! An entry matches an alert when every matcher it sets matches (`signature-id`, `signature`,
-//! `antivirus`, `source`); `rule` drops that rule's findings instead and stands alone. An entry
-//! with `until` stops applying once the period being judged ends after that moment.
+//! `antivirus`, `source`); `rule` drops that rule's findings instead and stands alone. An alert
+//! or finding that several entries match counts for the first in file order. An entry with
+//! `until` stops applying once the period being judged ends after that moment.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
