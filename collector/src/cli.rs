@@ -311,7 +311,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             let cfg = load_config(&cli.config)?;
             let notes = cfg.check_runtime(false)?;
             println!("{}: ok", cfg.source.display());
-            for note in notes {
+            for note in notes.into_iter().chain(cfg.suppress_notes()) {
                 eprintln!("note: {note}");
             }
             Ok(())
@@ -582,7 +582,7 @@ fn query(cfg: &Config, args: &QueryArgs) -> Result<()> {
 fn risk_show(cfg: &Config, tenant: &TenantId, period: &str, json: bool) -> Result<()> {
     let store = open_store(cfg)?;
     let period = Period::parse_in(period, now_ms(), &cfg.report.time_zone.0)?;
-    let a = assess::assess_with_changes(&store, cfg, tenant.as_str(), &period)?;
+    let a = assess::assess_with_changes(&store, cfg, tenant.as_str(), &period, assess::suppress::FalsePositives::default())?;
     let tz = jiff::tz::TimeZone::get(&cfg.report.time_zone.0).with_context(|| format!("time zone {}", cfg.report.time_zone.0))?;
     if json {
         let devices: Vec<serde_json::Value> = a
@@ -597,6 +597,7 @@ fn risk_show(cfg: &Config, tenant: &TenantId, period: &str, json: bool) -> Resul
                 "tenant": a.tenant, "light": a.light, "score": a.score,
                 "period": {"label": period.label, "start_ms": period.start_ms, "end_ms": period.end_ms},
                 "services": a.services, "devices": devices, "previous_period": previous, "changes": a.changes,
+                "suppressed": suppressed_json(&a.suppressed),
             }))?
         );
         return Ok(());
@@ -613,6 +614,7 @@ fn risk_show(cfg: &Config, tenant: &TenantId, period: &str, json: bool) -> Resul
         s.iter().map(|s| format!("{} {} {}", s.service, s.light.as_str(), s.score)).collect::<Vec<_>>().join(", ")
     };
     println!("  services: {}", services(&a.services));
+    print_suppressed(&a.suppressed);
     for d in &a.devices {
         println!("  {}: {} (score {})", d.device, d.light.as_str(), d.score);
         println!("    services: {}", services(&d.services));
@@ -644,6 +646,38 @@ fn risk_show(cfg: &Config, tenant: &TenantId, period: &str, json: bool) -> Resul
         }
     }
     Ok(())
+}
+
+/// What `[[suppress]]` took away, for `risk show --json`.
+fn suppressed_json(s: &assess::suppress::Suppressed) -> serde_json::Value {
+    let applied: Vec<serde_json::Value> = s
+        .applied
+        .iter()
+        .map(|a| {
+            serde_json::json!({"entry": a.index, "matches": a.what, "reason": a.reason, "alerts": a.alerts,
+                "findings": a.findings, "devices": a.devices, "signatures": a.signatures})
+        })
+        .collect();
+    let expired: Vec<serde_json::Value> = s
+        .expired
+        .iter()
+        .map(|e| serde_json::json!({"entry": e.index, "matches": e.what, "reason": e.reason, "until_ms": e.until_ms}))
+        .collect();
+    serde_json::json!({"alerts": s.alerts(), "findings": s.findings(), "applied": applied, "expired": expired})
+}
+
+/// What `[[suppress]]` took away, for `risk show`: one line in all, one per entry.
+fn print_suppressed(s: &assess::suppress::Suppressed) {
+    if s.applied.is_empty() && s.expired.is_empty() {
+        return;
+    }
+    println!("  suppressed as false positives: {} alerts, {} findings", s.alerts(), s.findings());
+    for a in &s.applied {
+        println!("    #{} {} ({}): {} alerts, {} findings on {}", a.index, a.what, a.reason, a.alerts, a.findings, a.devices.join(", "));
+    }
+    for e in &s.expired {
+        println!("    #{} {} ({}): expired {}, no longer applied", e.index, e.what, e.reason, fmt_time(Some(e.until_ms)));
+    }
 }
 
 fn risk_test(dir: &Path, verbose: bool) -> Result<()> {

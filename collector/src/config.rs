@@ -277,6 +277,9 @@ pub struct Config {
     /// How scheduled reports are delivered (`[delivery]`).
     #[serde(default)]
     pub delivery: crate::schedule::DeliveryConfig,
+    /// Known false positives (`[[suppress]]`), in file order; none by default.
+    #[serde(default)]
+    pub suppress: Vec<crate::assess::suppress::Suppression>,
     /// The file this was read from (set by [`Config::load`]).
     #[serde(skip)]
     pub source: PathBuf,
@@ -761,6 +764,10 @@ impl Config {
         }
         self.branding.validate().map_err(|e| invalid(format!("[branding] {e}")))?;
         crate::schedule::config::validate(&self.jobs).map_err(invalid)?;
+        let rules: Vec<&str> = crate::risk::Rule::ALL.iter().map(|r| r.id()).collect();
+        for (i, entry) in self.suppress.iter().enumerate() {
+            entry.validate(&rules).map_err(|e| invalid(format!("[[suppress]] #{} (tenant {}): {e}", i + 1, entry.tenant)))?;
+        }
         self.http.validate().map_err(|e| invalid(format!("[http] {e}")))?;
         if !self.jobs.is_empty() && self.http.listen.is_none() {
             return Err(invalid(
@@ -807,6 +814,23 @@ impl Config {
         }
         crate::ingest::trust::Trust::load(&pki).map_err(|e| unusable("PKI (`ampel-collector pki init` creates it)", &e))?;
         Ok(Vec::new())
+    }
+
+    /// Notes for `check-config` on `[[suppress]]` entries that are valid but likely not
+    /// meant: a tenant no `[[jobs]]` entry reports on (a typo, or a tenant only previewed).
+    /// Tenants come into being when their first device enrolls, so this cannot be an error.
+    pub fn suppress_notes(&self) -> Vec<String> {
+        if self.jobs.is_empty() {
+            return Vec::new();
+        }
+        self.suppress
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| !self.jobs.iter().any(|j| j.tenants.contains(&e.tenant)))
+            .map(|(i, e)| {
+                format!("[[suppress]] #{} names tenant {:?}, which no [[jobs]] entry reports on; it applies to `risk show` and `report preview` only", i + 1, e.tenant.as_str())
+            })
+            .collect()
     }
 
     /// The PKI directory.
@@ -1010,6 +1034,16 @@ mod tests {
         assert!(parse(&job).unwrap_err().to_string().contains("[http] listen"));
         assert_eq!(c.jobs[0].to.0.len(), 2);
         assert_eq!(c.jobs[0].cc.0, vec!["noc@acme.example".to_owned()]);
+        assert_eq!(c.jobs[0].false_positives, crate::assess::suppress::FalsePositives::Appendix);
+        // So is the commented [[suppress]] entry.
+        let entry: String = shipped
+            .lines()
+            .skip_while(|l| !l.starts_with("# [[suppress]]"))
+            .take_while(|l| l.starts_with("# ") && !l.trim_start_matches("# ").is_empty())
+            .map(|l| format!("{}\n", l.trim_start_matches('#').trim_start()))
+            .collect();
+        let c = parse(&entry).unwrap();
+        assert_eq!((c.suppress.len(), c.suppress[0].signature_id), (1, Some(2_010_935)));
     }
 
     #[test]
@@ -1054,6 +1088,44 @@ mod tests {
         let c = parse("[risk]\nlicense-warning = \"14d\"\nlicense-required = true\n").unwrap();
         assert_eq!(c.risk.license_warning.as_ms(), 14 * 86_400_000);
         assert!(c.risk.license_required);
+    }
+
+    #[test]
+    fn suppressions_are_checked_naming_entry_line_and_key() {
+        let entry = |body: &str| {
+            format!("[[suppress]]\ntenant = \"acme\"\nreason = \"scanner\"\nsignature-id = 1\n\n[[suppress]]\ntenant = \"acme\"\n{body}")
+        };
+        for (body, what) in [
+            ("reason = \"r\"\n", "#2 (tenant acme): nothing to match"),
+            (
+                "reason = \"r\"\nrule = \"threats.ids\"\n",
+                "#2 (tenant acme): key \"rule\": unknown rule \"threats.ids\"; known rules: license.expired",
+            ),
+            ("reason = \"r\"\nrule = \"threats.ids-severe\"\nsource = \"10.0.0.0/8\"\n", "#2 (tenant acme): key \"rule\" stands alone"),
+            ("reason = \" \"\nsignature-id = 2\n", "#2 (tenant acme): key \"reason\" is empty"),
+        ] {
+            let err = parse(&entry(body)).unwrap_err().to_string();
+            assert!(err.contains(&format!("[[suppress]] {what}")), "{body}: {err}");
+        }
+        for (body, line, key, what) in [
+            ("reason = \"r\"\nsource = \"10.0.0.0/33\"\n", 9, "suppress.source", "not an address or network"),
+            ("reason = \"r\"\nsource = \"10.1.0.0/8\"\n", 9, "suppress.source", "host bits"),
+            ("reason = \"r\"\nsignature-id = 2\nuntil = \"next week\"\n", 10, "suppress.until", "not a date"),
+            ("reason = \"r\"\nsignature-id = 2\nuntil = 2027-01-31T08:00:00\n", 10, "suppress.until", "RFC 3339"),
+            ("signature-id = 2\n", 6, "suppress", "missing field `reason`"),
+            ("reason = \"r\"\nsid = 2\n", 9, "suppress.sid", "unknown field"),
+        ] {
+            let err = parse(&entry(body)).unwrap_err().to_string();
+            assert!(err.contains(&format!("collector.toml:{line}: key \"{key}\"")) && err.contains(what), "{body}: {err}");
+        }
+        let ok = parse(&entry("reason = \"r\"\nsource = \"2001:db8::/32\"\nuntil = 2027-01-31\n")).unwrap();
+        assert_eq!(ok.suppress.len(), 2);
+        assert!(ok.suppress_notes().is_empty(), "no jobs: nothing to compare the tenant with");
+        let job = "[http]\nlisten = \"127.0.0.1:8080\"\n[[jobs]]\nname = \"w\"\ntenants = [\"acme\"]\nperiod = \"week\"\nsend = [\"mon 08:00\"]\nto = \"a@b.example\"\n";
+        let other = "[[suppress]]\ntenant = \"acme\"\nreason = \"r\"\nsignature-id = 1\n[[suppress]]\ntenant = \"acme-gmbh\"\nreason = \"r\"\nsignature-id = 1\n";
+        let notes = parse(&format!("{job}{other}")).unwrap().suppress_notes();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].starts_with("[[suppress]] #2 names tenant \"acme-gmbh\", which no [[jobs]] entry reports on"), "{notes:?}");
     }
 
     #[test]

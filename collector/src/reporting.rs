@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use crate::assess::suppress::FalsePositives;
 use crate::assess::{self, Period};
 use crate::cli::ReportCommand;
 use crate::config::Config;
@@ -16,11 +17,11 @@ use crate::store::Store;
 
 /// Renders a tenant's report for a period: English, every section, `[branding]` applied.
 pub fn render(store: &Store, cfg: &Config, tenant: &str, period: &Period) -> Result<(ReportData, Vec<u8>)> {
-    render_as(store, cfg, tenant, period, Language::En, &[])
+    render_as(store, cfg, tenant, period, Language::En, &[], FalsePositives::default())
 }
 
-/// Renders a tenant's report in `language` with `widgets` (empty: all), `[branding]` applied,
-/// dates in the `[report]` time zone.
+/// Renders a tenant's report in `language` with `widgets` (empty: all) and false positives as
+/// `fp` says, `[branding]` applied, dates in the `[report]` time zone.
 pub fn render_as(
     store: &Store,
     cfg: &Config,
@@ -28,21 +29,22 @@ pub fn render_as(
     period: &Period,
     language: Language,
     widgets: &[Widget],
+    fp: FalsePositives,
 ) -> Result<(ReportData, Vec<u8>)> {
-    render_in_zone(store, cfg, tenant, period, language, widgets, &cfg.report.time_zone.0)
+    render_in_zone(store, cfg, tenant, period, (language, widgets, fp), &cfg.report.time_zone.0)
 }
 
-/// [`render_as`] with dates in time zone `tz`.
+/// [`render_as`] with dates in time zone `tz`. The job's choices travel as one tuple
+/// (language, widgets, false positives) until a report request type carries them.
 pub fn render_in_zone(
     store: &Store,
     cfg: &Config,
     tenant: &str,
     period: &Period,
-    language: Language,
-    widgets: &[Widget],
+    (language, widgets, fp): (Language, &[Widget], FalsePositives),
     tz: &str,
 ) -> Result<(ReportData, Vec<u8>)> {
-    let data = assess::report_data_in(store, cfg, tenant, period, tz).with_context(|| format!("gathering data of tenant {tenant}"))?;
+    let data = assess::report_data_in(store, cfg, tenant, period, tz, fp).with_context(|| format!("gathering data of tenant {tenant}"))?;
     let (theme, logo_error) = cfg.branding.theme_or_without_logo(tenant);
     if let Some(e) = logo_error {
         tracing::warn!(tenant, error = %e, config = %cfg.source.display(), "[branding] logo unusable; rendering the report without it");
@@ -135,7 +137,14 @@ pub async fn command(cfg: &Config, cmd: ReportCommand) -> Result<()> {
                     let slot = jiff::Timestamp::from_millisecond(end_ms(end)).context("the end time is out of range")?;
                     let p = crate::schedule::due::period_of(job, slot);
                     let period = Period { start_ms: p.start.as_millisecond(), end_ms: p.end.as_millisecond(), label: p.label };
-                    let (data, pdf) = render_in_zone(&store, cfg, tenant.as_str(), &period, job.language, &job.widgets, &job.time_zone.0)?;
+                    let (data, pdf) = render_in_zone(
+                        &store,
+                        cfg,
+                        tenant.as_str(),
+                        &period,
+                        (job.language, &job.widgets, job.false_positives),
+                        &job.time_zone.0,
+                    )?;
                     (data, pdf, tenant)
                 }
                 None => {

@@ -6,8 +6,10 @@
 //! - this file: periods, the assessment, the report's data.
 //! - `gather`: one device's period from the store — the rules' samples streamed a day at a
 //!   time, what the report shows per device from the rollups.
+//! - [`suppress`]: `[[suppress]]` false positives, taken out before the rules see the alerts.
 
 mod gather;
+pub mod suppress;
 
 use crate::config::Config;
 use crate::report::stats::{self, AlertSection, Stat, TrafficRow};
@@ -16,6 +18,7 @@ use crate::risk::rules::{self, DeviceInput, Window};
 use crate::risk::samples::SampleFacts;
 use crate::risk::{Finding, FindingChange, Light, ServiceLight, change, light_of, score_of, service_lights, tenant_score};
 use crate::store::{Store, StoreError};
+use suppress::{FalsePositives, Suppressed, Suppressor};
 
 /// A reporting period: `[start_ms, end_ms)` with the label it was asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,6 +215,8 @@ pub struct TenantAssessment {
     pub changes: Vec<FindingChange>,
     /// The previous period, when it was assessed.
     pub previous: Option<Period>,
+    /// What the `[[suppress]]` entries took away (alerts before the rules, findings after).
+    pub suppressed: Suppressed,
 }
 
 impl TenantAssessment {
@@ -322,7 +327,8 @@ fn local_days(period: &Period, tz: &str) -> Vec<i64> {
 
 /// Every device of the tenant with its data in the period. The samples the rules read are
 /// reduced as they are read (`gather::sample_facts`), never held for the whole period.
-fn gather(store: &Store, cfg: &Config, tenant: &str, period: &Period) -> Result<Vec<Gathered>, StoreError> {
+/// Suppressed alerts are taken out here, before the rules see them.
+fn gather(store: &Store, cfg: &Config, tenant: &str, period: &Period, sup: &mut Suppressor<'_>) -> Result<Vec<Gathered>, StoreError> {
     let window = period.window(&cfg.report.time_zone.0);
     let mut alerts = store.alerts(tenant, period.start_ms, period.end_ms)?;
     let mut out = Vec::new();
@@ -336,7 +342,7 @@ fn gather(store: &Store, cfg: &Config, tenant: &str, period: &Period) -> Result<
         // Alerts come tenant-wide, time-ordered; hand each device its own.
         let (own, rest): (Vec<_>, Vec<_>) = alerts.into_iter().partition(|a| a.device == device);
         alerts = rest;
-        input.alerts = own.into_iter().map(|a| a.alert).collect();
+        input.alerts = sup.alerts(&device, own.into_iter().map(|a| a.alert));
         input.license = record.license.clone();
         // A device is judged on what it had sent by the end of the period. A device first heard
         // of after the period had not been seen by its end — unless its samples fall inside.
@@ -351,12 +357,12 @@ fn gather(store: &Store, cfg: &Config, tenant: &str, period: &Period) -> Result<
     Ok(out)
 }
 
-fn assess_gathered(tenant: &str, gathered: &[Gathered], cfg: &Config, period: &Period) -> TenantAssessment {
+fn assess_gathered(tenant: &str, gathered: &[Gathered], cfg: &Config, period: &Period, mut sup: Suppressor<'_>) -> TenantAssessment {
     let window = period.window(&cfg.report.time_zone.0);
     let mut devices: Vec<DeviceAssessment> = gathered
         .iter()
         .map(|g| {
-            let findings = rules::evaluate_with(&g.input, &g.facts, &cfg.risk, &window);
+            let findings = sup.findings(rules::evaluate_with(&g.input, &g.facts, &cfg.risk, &window));
             DeviceAssessment {
                 device: g.input.device.clone(),
                 light: light_of(&findings),
@@ -379,13 +385,15 @@ fn assess_gathered(tenant: &str, gathered: &[Gathered], cfg: &Config, period: &P
         devices,
         changes: Vec::new(),
         previous: None,
+        suppressed: sup.finish(),
     }
 }
 
-/// Runs the rules over a tenant's devices for a period.
-pub fn assess(store: &Store, cfg: &Config, tenant: &str, period: &Period) -> Result<TenantAssessment, StoreError> {
-    let gathered = gather(store, cfg, tenant, period)?;
-    Ok(assess_gathered(tenant, &gathered, cfg, period))
+/// Runs the rules over a tenant's devices for a period, false positives treated as `fp` says.
+pub fn assess(store: &Store, cfg: &Config, tenant: &str, period: &Period, fp: FalsePositives) -> Result<TenantAssessment, StoreError> {
+    let mut sup = Suppressor::new(&cfg.suppress, tenant, period.end_ms, fp);
+    let gathered = gather(store, cfg, tenant, period, &mut sup)?;
+    Ok(assess_gathered(tenant, &gathered, cfg, period, sup))
 }
 
 /// Sets the changes of `current` against the findings of `previous` and marks each current
@@ -401,23 +409,39 @@ pub fn with_changes(mut current: TenantAssessment, previous: &TenantAssessment, 
 
 /// [`assess`], plus the change since the previous period (found by running the rules over
 /// the previous period: see [`Period::previous`]).
-pub fn assess_with_changes(store: &Store, cfg: &Config, tenant: &str, period: &Period) -> Result<TenantAssessment, StoreError> {
+pub fn assess_with_changes(
+    store: &Store,
+    cfg: &Config,
+    tenant: &str,
+    period: &Period,
+    fp: FalsePositives,
+) -> Result<TenantAssessment, StoreError> {
     let prev_period = period.previous(&cfg.report.time_zone.0);
-    let previous = assess(store, cfg, tenant, &prev_period)?;
-    Ok(with_changes(assess(store, cfg, tenant, period)?, &previous, &prev_period))
+    let previous = assess(store, cfg, tenant, &prev_period, fp)?;
+    Ok(with_changes(assess(store, cfg, tenant, period, fp)?, &previous, &prev_period))
 }
 
-/// Everything the report of a tenant shows for a period, in the `[report]` time zone.
+/// Everything the report of a tenant shows for a period, in the `[report]` time zone, false
+/// positives as `[[jobs]]` do by default.
 pub fn report_data(store: &Store, cfg: &Config, tenant: &str, period: &Period) -> Result<ReportData, StoreError> {
-    report_data_in(store, cfg, tenant, period, &cfg.report.time_zone.0)
+    report_data_in(store, cfg, tenant, period, &cfg.report.time_zone.0, FalsePositives::default())
 }
 
-/// [`report_data`] with dates shown in time zone `tz` (a report job's zone).
-pub fn report_data_in(store: &Store, cfg: &Config, tenant: &str, period: &Period, tz: &str) -> Result<ReportData, StoreError> {
-    let gathered = gather(store, cfg, tenant, period)?;
+/// [`report_data`] with dates shown in time zone `tz` (a report job's zone) and false
+/// positives treated as `fp` says.
+pub fn report_data_in(
+    store: &Store,
+    cfg: &Config,
+    tenant: &str,
+    period: &Period,
+    tz: &str,
+    fp: FalsePositives,
+) -> Result<ReportData, StoreError> {
+    let mut sup = Suppressor::new(&cfg.suppress, tenant, period.end_ms, fp);
+    let gathered = gather(store, cfg, tenant, period, &mut sup)?;
     let prev_period = period.previous(tz);
-    let previous = assess(store, cfg, tenant, &prev_period)?;
-    let assessment = with_changes(assess_gathered(tenant, &gathered, cfg, period), &previous, &prev_period);
+    let previous = assess(store, cfg, tenant, &prev_period, fp)?;
+    let assessment = with_changes(assess_gathered(tenant, &gathered, cfg, period, sup), &previous, &prev_period);
     let findings = assessment.findings();
     let days = local_days(period, tz);
     let all_alerts = || gathered.iter().flat_map(|g| g.input.alerts.iter().map(move |a| (g.input.device.as_str(), a)));
@@ -449,6 +473,8 @@ pub fn report_data_in(store: &Store, cfg: &Config, tenant: &str, period: &Period
         mail: section(AlertSection::Mail),
         traffic,
         rule_version: rule_version(cfg),
+        file_hashes: stats::file_hashes(all_alerts()),
+        false_positives: assessment.suppressed.clone(),
     })
 }
 
@@ -579,7 +605,7 @@ mod tests {
         store.commit(&group).unwrap();
         let cfg = Config::parse(std::path::Path::new("/etc/ampel/collector.toml"), "").unwrap();
         let period = Period::parse_in("2026-03-10", 0, "UTC").unwrap();
-        let a = assess_with_changes(&store, &cfg, "acme", &period).unwrap();
+        let a = assess_with_changes(&store, &cfg, "acme", &period, FalsePositives::default()).unwrap();
         assert_eq!(a.light, Light::Red);
         assert_eq!(a.previous.as_ref().map(|p| p.label.as_str()), Some("2026-03-09"));
         let fw1 = &a.devices[0];
@@ -615,6 +641,76 @@ mod tests {
     const HOUR: i64 = 60 * MIN;
     /// 2026-03-09T00:00:00Z.
     const DAY0: i64 = 1_773_014_400_000;
+
+    /// A store with one healthy day (2026-03-09) of `fw-1` of tenant `acme` and one severe IDS
+    /// alert let through, from the vulnerability scanner 10.1.2.3.
+    fn scanned_store() -> (tempfile::TempDir, Store, Period) {
+        use crate::store::{PendingBatch, StoreOptions};
+        use ampel_protocol::{Alert, AlertAction, AlertSource, Batch, DeviceId, Identity, Metric, PROTOCOL_VERSION, Record, TenantId};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let me = Identity { tenant: TenantId::new("acme").unwrap(), device: DeviceId::new("fw-1").unwrap() };
+        store.register_device(&me.tenant, &me.device, DAY0 - 86_400_000).unwrap();
+        let mut records = Vec::new();
+        for k in 0..24 * 60 {
+            let m = |name: &str, labels: Vec<(String, String)>, value: f64| {
+                Record::Metric(Metric { ts: DAY0 + k * MIN, name: name.into(), labels, value })
+            };
+            records.push(m("cpu.usage_percent", Vec::new(), 10.0));
+            records.push(m("memory.used_percent", Vec::new(), 40.0));
+            records.push(m("disk.used_percent", vec![("mount".into(), "/".into())], 50.0));
+        }
+        let mut alert = Alert::new(DAY0 + 5 * HOUR, AlertSource::Ids, 1, "ET SCAN Nmap Scripting Engine".into(), AlertAction::Allowed);
+        alert.signature_id = Some(2_010_935);
+        alert.src = Some("10.1.2.3".into());
+        records.push(Record::Alert(alert));
+        let batch = Batch { version: PROTOCOL_VERSION, seq: 1, sender: None, records };
+        store.commit(&[PendingBatch { identity: me, batch, received_ms: DAY0 + 24 * HOUR }]).unwrap();
+        (dir, store, Period::parse_in("2026-03-09", 0, "UTC").unwrap())
+    }
+
+    fn threats(d: &DeviceAssessment) -> Option<Light> {
+        d.services.iter().find(|s| s.service == "threats").map(|s| s.light)
+    }
+
+    /// A suppressed severe IDS alert drives no light and is listed; `include` counts it; once
+    /// expired, the entry stops applying and the report says so.
+    #[test]
+    fn suppressed_alerts_leave_the_light_green_unless_included_or_expired() {
+        let (_dir, store, period) = scanned_store();
+        let toml = |until: &str| {
+            format!("[[suppress]]\ntenant = \"acme\"\nsignature-id = 2010935\nsource = \"10.0.0.0/8\"\nreason = \"weekly scan\"\n{until}")
+        };
+        let cfg = Config::parse(std::path::Path::new("/etc/ampel/collector.toml"), &toml("")).unwrap();
+        let a = assess(&store, &cfg, "acme", &period, FalsePositives::Appendix).unwrap();
+        assert_eq!((a.devices[0].light, threats(&a.devices[0])), (Light::Green, Some(Light::Green)));
+        let data = report_data(&store, &cfg, "acme", &period).unwrap();
+        assert_eq!((data.light, data.threats.total), (Light::Green, 0));
+        let applied = &data.false_positives.applied;
+        assert_eq!(applied.len(), 1);
+        assert_eq!((applied[0].index, applied[0].alerts, applied[0].reason.as_str()), (1, 1, "weekly scan"));
+        assert_eq!(applied[0].devices, vec!["fw-1".to_owned()]);
+        assert_eq!(applied[0].signatures, vec![("ET SCAN Nmap Scripting Engine".to_owned(), 1)]);
+
+        let included = report_data_in(&store, &cfg, "acme", &period, "UTC", FalsePositives::Include).unwrap();
+        assert_eq!((included.light, included.threats.total), (Light::Red, 1));
+        assert_eq!((included.false_positives.applied.len(), included.false_positives.ignored), (0, 1));
+
+        // `until` inside the period: expired by its end, so the alert counts again.
+        let cfg = Config::parse(std::path::Path::new("/etc/ampel/collector.toml"), &toml("until = 2026-03-09T12:00:00Z")).unwrap();
+        let expired = report_data(&store, &cfg, "acme", &period).unwrap();
+        assert_eq!((expired.light, expired.threats.total), (Light::Red, 1));
+        let e = &expired.false_positives.expired;
+        assert_eq!((e.len(), e[0].index, e[0].until_ms), (1, 1, DAY0 + 12 * HOUR));
+        // A rule suppressed for the device drops its finding instead.
+        let cfg = Config::parse(
+            std::path::Path::new("/etc/ampel/collector.toml"),
+            "[[suppress]]\ntenant = \"acme\"\ndevice = \"fw-1\"\nrule = \"threats.ids-severe\"\nreason = \"lab\"\n",
+        )
+        .unwrap();
+        let a = assess(&store, &cfg, "acme", &period, FalsePositives::Exclude).unwrap();
+        assert_eq!((a.devices[0].light, a.suppressed.findings(), a.suppressed.alerts()), (Light::Green, 1, 0));
+    }
 
     /// Hour `hour` after [`DAY0`] of a device sampled every minute (off the minute), with
     /// CPU high 40 % of the time, a second CPU series, a disk growing towards full and one
@@ -699,7 +795,7 @@ mod tests {
         let cfg = Config::parse(std::path::Path::new("/etc/ampel/collector.toml"), "").unwrap();
         let raw = raw_input(&store, &cfg, &period);
         let expected = rules::evaluate(&raw, &cfg.risk, &period.window(&cfg.report.time_zone.0));
-        let got = assess(&store, &cfg, "acme", &period).unwrap();
+        let got = assess(&store, &cfg, "acme", &period, FalsePositives::default()).unwrap();
         assert_eq!(got.devices[0].findings, expected);
         let mut fired: Vec<&str> = expected.iter().map(|f| f.rule.id()).collect();
         fired.dedup();

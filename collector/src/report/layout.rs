@@ -25,6 +25,9 @@ use super::zone::ReportZone;
 use super::{DeviceReport, ReportData, ReportError, ReportOptions, pdf};
 use crate::risk::{Finding, Light};
 
+mod false_positives;
+mod files;
+
 /// Body font size in pt.
 const BODY_SIZE: u8 = 10;
 /// Most devices that get a CPU and memory chart: the busiest ones. Every device is in the
@@ -159,6 +162,15 @@ fn pass(data: &ReportData, options: &ReportOptions, coverage: &Coverage, pages: 
         }
         alerts(&mut cx, widget, stats, heading, empty, top);
     }
+    if w.has(Widget::FileHashes) {
+        if first {
+            cx.page_break();
+            first = false;
+        } else {
+            cx.body.push(Gap(4.0));
+        }
+        files::section(&mut cx, &data.file_hashes);
+    }
     if w.has(Widget::Traffic) {
         if first {
             cx.page_break();
@@ -186,6 +198,7 @@ fn pass(data: &ReportData, options: &ReportOptions, coverage: &Coverage, pages: 
     if w.has(Widget::Appendix) {
         cx.page_break();
         appendix(&mut cx, data, options);
+        false_positives::section(&mut cx, &data.false_positives);
     }
 
     let Ctx { san, body, .. } = cx;

@@ -40,7 +40,7 @@ mod zone;
 mod tests;
 
 pub use branding::Theme;
-pub use stats::{AlertStats, Stat, TrafficRow};
+pub use stats::{AlertStats, FileHashRow, Stat, TrafficRow};
 pub use strings::Lang;
 pub use widgets::{Widget, Widgets};
 
@@ -86,6 +86,10 @@ pub struct ReportData {
     pub traffic: Vec<TrafficRow>,
     /// Version of the rules and thresholds that judged the data, for the manifest.
     pub rule_version: String,
+    /// The files most often alerted on (file-hash widget), most frequent first.
+    pub file_hashes: Vec<FileHashRow>,
+    /// What the `[[suppress]]` entries took away, and how this report treats it.
+    pub false_positives: crate::assess::suppress::Suppressed,
 }
 
 impl ReportData {

@@ -169,6 +169,112 @@ pub fn alert_stats<'a>(alerts: impl Iterator<Item = (&'a str, &'a Alert)>, days:
     s
 }
 
+/// Which hash a file-hash row shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HashKind {
+    /// SHA-256, shown whenever the source sent it.
+    Sha256,
+    /// SHA-1, when there is no SHA-256.
+    Sha1,
+    /// MD5, when there is nothing stronger.
+    Md5,
+}
+
+impl HashKind {
+    /// The name printed beside the hash.
+    pub fn label(self) -> &'static str {
+        match self {
+            HashKind::Sha256 => "SHA-256",
+            HashKind::Sha1 => "SHA-1",
+            HashKind::Md5 => "MD5",
+        }
+    }
+}
+
+/// One row of the file-hash widget: a file seen in the period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileHashRow {
+    /// The strongest hash the source sent, lowercase hex; `None` when it sent none (Suricata
+    /// hashes files only with `force-hash`): then the row stands for the file name.
+    pub hash: Option<(HashKind, String)>,
+    /// The file name or path (EVE `fileinfo.filename`, ClamAV's path); the most frequent one
+    /// when a file came under several.
+    pub name: Option<String>,
+    /// The verdict: the antivirus detection, or the IDS signature id that matched the file
+    /// (`sid 2100498`); `None` when no engine flagged it.
+    pub verdict: Option<String>,
+    /// Alerts about this file.
+    pub count: u64,
+    /// The devices that saw it, sorted.
+    pub devices: Vec<String>,
+}
+
+/// What a file's alerts are counted under: its strongest hash, else its name.
+fn file_key(a: &Alert) -> Option<(Option<(HashKind, &str)>, &str)> {
+    let hash = [(HashKind::Sha256, &a.sha256), (HashKind::Sha1, &a.sha1), (HashKind::Md5, &a.md5)]
+        .into_iter()
+        .find_map(|(kind, h)| h.as_deref().filter(|h| !h.is_empty()).map(|h| (kind, h)));
+    let is_file = a.source == AlertSource::Antivirus || a.category.as_deref() == Some("file");
+    match (hash, a.detail.as_deref()) {
+        (Some(h), _) => Some((Some(h), h.1)),
+        (None, Some(name)) if is_file && !name.is_empty() => Some((None, name)),
+        _ => None,
+    }
+}
+
+/// The verdict of one alert about a file: EVE's `fileinfo` events carry the matched signature
+/// id only; an antivirus detection or an IDS alert its name.
+fn verdict_of(a: &Alert) -> Option<String> {
+    if a.signature == "fileinfo" {
+        return a.signature_id.map(|sid| format!("sid {sid}"));
+    }
+    Some(a.signature.clone()).filter(|s| !s.is_empty())
+}
+
+#[derive(Default)]
+struct FileTally<'a> {
+    count: u64,
+    names: HashMap<&'a str, u64>,
+    verdicts: HashMap<Option<String>, u64>,
+    devices: BTreeSet<&'a str>,
+}
+
+/// The most frequent key of `counts` (ties: the smallest).
+fn most<K: Ord + Clone>(counts: HashMap<K, u64>) -> Option<K> {
+    counts.into_iter().max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0))).map(|(k, _)| k)
+}
+
+/// The [`TOP_N`] files most often alerted on in `alerts` (device, alert): alerts with a file
+/// hash, antivirus detections and EVE `fileinfo` events, counted by their strongest hash (by
+/// name when they have none). Most frequent first; on a tie hashed files first, then by hash
+/// or name.
+pub fn file_hashes<'a>(alerts: impl Iterator<Item = (&'a str, &'a Alert)>) -> Vec<FileHashRow> {
+    let mut files: HashMap<(Option<HashKind>, &'a str), FileTally<'a>> = HashMap::new();
+    for (device, a) in alerts {
+        let Some((hash, key)) = file_key(a) else { continue };
+        let t = files.entry((hash.map(|h| h.0), key)).or_default();
+        t.count += 1;
+        if let Some(name) = a.detail.as_deref().filter(|n| !n.is_empty()) {
+            *t.names.entry(name).or_default() += 1;
+        }
+        *t.verdicts.entry(verdict_of(a)).or_default() += 1;
+        t.devices.insert(device);
+    }
+    let mut rows: Vec<((Option<HashKind>, &str), FileTally<'_>)> = files.into_iter().collect();
+    // Most frequent first; on a tie a file with a hash before one known by name only.
+    rows.sort_by(|a, b| b.1.count.cmp(&a.1.count).then_with(|| a.0.0.is_none().cmp(&b.0.0.is_none())).then_with(|| a.0.cmp(&b.0)));
+    rows.truncate(TOP_N);
+    rows.into_iter()
+        .map(|((kind, key), t)| FileHashRow {
+            hash: kind.map(|k| (k, key.to_owned())),
+            name: most(t.names).map(str::to_owned),
+            verdict: most(t.verdicts).flatten(),
+            count: t.count,
+            devices: t.devices.into_iter().map(str::to_owned).collect(),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -216,6 +322,57 @@ mod tests {
         assert_eq!(s.severities.iter().map(|x| x.1).sum::<u64>(), 5);
         let many: Vec<Alert> = (0..50).map(|i| alert(i, &format!("s{i:02}"), AlertAction::Allowed, "x")).collect();
         assert_eq!(alert_stats(many.iter().map(|a| ("d", a)), &[]).signatures.len(), TOP_N);
+    }
+
+    #[test]
+    fn files_are_counted_by_their_strongest_hash_else_by_name() {
+        let file = |name: Option<&str>, md5: Option<&str>, sha256: Option<&str>, sid: Option<u64>| Alert {
+            signature: "fileinfo".into(),
+            signature_id: sid,
+            category: Some("file".into()),
+            detail: name.map(str::to_owned),
+            md5: md5.map(str::to_owned),
+            sha256: sha256.map(str::to_owned),
+            ..alert(0, "x", AlertAction::Allowed, "1.1.1.1")
+        };
+        let eicar = Alert {
+            source: AlertSource::Antivirus,
+            signature: "Win.Test.EICAR_HDB-1".into(),
+            category: None,
+            detail: Some("/home/u/eicar.com".into()),
+            sha256: None,
+            ..alert(0, "x", AlertAction::Quarantined, "1.1.1.1")
+        };
+        let alerts = [
+            ("fw-1", file(Some("a.exe"), Some("m1"), Some("s1"), Some(7))),
+            ("fw-2", file(Some("b.exe"), Some("m1"), Some("s1"), None)),
+            ("fw-2", file(Some("a.exe"), Some("m1"), Some("s1"), Some(7))),
+            ("fw-1", file(Some("c.txt"), Some("m2"), None, None)),
+            ("fw-1", file(Some("nohash.pdf"), None, None, None)),
+            ("fw-1", file(None, None, None, None)),
+            ("av-1", eicar.clone()),
+            ("av-1", eicar),
+            // An IDS alert about no file.
+            ("fw-1", Alert { sha256: None, ..alert(0, "ET SCAN", AlertAction::Allowed, "1.1.1.1") }),
+        ];
+        let rows = file_hashes(alerts.iter().map(|(d, a)| (*d, a)));
+        /// Hash, name, verdict, count, devices.
+        type Row<'a> = (Option<(HashKind, &'a str)>, Option<&'a str>, Option<&'a str>, u64, usize);
+        let got: Vec<Row<'_>> = rows
+            .iter()
+            .map(|r| (r.hash.as_ref().map(|h| (h.0, h.1.as_str())), r.name.as_deref(), r.verdict.as_deref(), r.count, r.devices.len()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some((HashKind::Sha256, "s1")), Some("a.exe"), Some("sid 7"), 3, 2),
+                (None, Some("/home/u/eicar.com"), Some("Win.Test.EICAR_HDB-1"), 2, 1),
+                (Some((HashKind::Md5, "m2")), Some("c.txt"), None, 1, 1),
+                (None, Some("nohash.pdf"), None, 1, 1),
+            ]
+        );
+        let many: Vec<Alert> = (0..30).map(|i| file(Some("f"), None, Some(&format!("{i:02}")), None)).collect();
+        assert_eq!(file_hashes(many.iter().map(|a| ("d", a))).len(), TOP_N);
     }
 
     #[test]

@@ -193,6 +193,10 @@ pub struct Strings {
     pub language: &'static str,
     /// Manifest label: sections shown.
     pub sections: &'static str,
+    /// The file-hash widget.
+    pub files: FileStrings,
+    /// The false positives of the appendix.
+    pub fp: FalsePositiveStrings,
     /// Placeholder for a missing value.
     pub none: &'static str,
     /// "Page"; followed by the page number.
@@ -386,6 +390,32 @@ static EN: Strings = Strings {
     rule_version: "Rule version",
     language: "Language",
     sections: "Sections",
+    files: FileStrings {
+        heading: "File hashes",
+        intro: "The ten files most often alerted on: files the IDS saw (Suricata fileinfo) and antivirus detections, counted by their strongest hash: SHA-256, else SHA-1, else MD5. Files sent without a hash are counted by name.",
+        empty: "No files with a hash or a detection in this period.",
+        col_hash: "Hash",
+        col_file: "File",
+        col_verdict: "Verdict",
+        col_devices: "Devices",
+        no_hash: "no hash",
+        not_flagged: "not flagged",
+    },
+    fp: FalsePositiveStrings {
+        heading: "False positives",
+        intro: "Alerts matching a [[suppress]] entry of the collector's configuration do not count in this report and drive no light; a suppressed rule's findings are left out. Each entry that matched in this period:",
+        excluded: "Suppressed as false positives: {alerts} alerts and {findings} rule findings. They do not count in this report and are not listed.",
+        included: "False positives are included in this report: {n} suppression entries were not applied, every alert counts.",
+        none_matched: "No suppression entry matched in this period.",
+        expired: "Suppression #{index} ({reason}) expired on {date}, no longer applied.",
+        col_entry: "Entry",
+        col_matches: "Matches",
+        col_reason: "Reason",
+        col_alerts: "Alerts",
+        col_findings: "Findings",
+        col_suppressed: "Suppressed",
+        col_devices: "Devices",
+    },
     none: "\u{2013}",
     page: "Page",
     page_of: "of",
@@ -537,6 +567,32 @@ static DE: Strings = Strings {
     rule_version: "Regelversion",
     language: "Sprache",
     sections: "Abschnitte",
+    files: FileStrings {
+        heading: "Datei-Hashes",
+        intro: "Die zehn häufigsten Dateien in Alarmen: vom IDS gesehene Dateien (Suricata fileinfo) und Funde des Virenscanners, gezählt nach ihrem stärksten Hash: SHA-256, sonst SHA-1, sonst MD5. Dateien ohne Hash werden nach Namen gezählt.",
+        empty: "Keine Dateien mit Hash oder Fund in diesem Zeitraum.",
+        col_hash: "Hash",
+        col_file: "Datei",
+        col_verdict: "Befund",
+        col_devices: "Geräte",
+        no_hash: "kein Hash",
+        not_flagged: "ohne Befund",
+    },
+    fp: FalsePositiveStrings {
+        heading: "Fehlalarme",
+        intro: "Alarme, auf die ein [[suppress]]-Eintrag der Collector-Konfiguration passt, zählen in diesem Bericht nicht und bestimmen keine Ampel; die Befunde einer unterdrückten Regel entfallen. Jeder Eintrag, der in diesem Zeitraum gegriffen hat:",
+        excluded: "Als Fehlalarme unterdrückt: {alerts} Alarme und {findings} Regelbefunde. Sie zählen in diesem Bericht nicht und werden nicht aufgeführt.",
+        included: "Fehlalarme sind in diesem Bericht enthalten: {n} Unterdrückungseinträge wurden nicht angewandt, jeder Alarm zählt.",
+        none_matched: "Kein Unterdrückungseintrag hat in diesem Zeitraum gegriffen.",
+        expired: "Unterdrückung Nr. {index} ({reason}) ist am {date} abgelaufen und wird nicht mehr angewandt.",
+        col_entry: "Nr.",
+        col_matches: "Trifft auf",
+        col_reason: "Begründung",
+        col_alerts: "Alarme",
+        col_findings: "Befunde",
+        col_suppressed: "Unterdrückt",
+        col_devices: "Geräte",
+    },
     none: "\u{2013}",
     page: "Seite",
     page_of: "von",
@@ -727,6 +783,60 @@ impl Strings {
     pub fn all_text(&self) -> String {
         format!("{self:?}")
     }
+}
+
+/// The texts of the file-hash widget.
+#[derive(Debug)]
+pub struct FileStrings {
+    /// Heading.
+    pub heading: &'static str,
+    /// What is counted and how.
+    pub intro: &'static str,
+    /// Sentence when there are no files.
+    pub empty: &'static str,
+    /// Column: the hash.
+    pub col_hash: &'static str,
+    /// Column: file name or path.
+    pub col_file: &'static str,
+    /// Column: detection or matched signature.
+    pub col_verdict: &'static str,
+    /// Column: devices that saw the file.
+    pub col_devices: &'static str,
+    /// In the hash column of a file sent without a hash.
+    pub no_hash: &'static str,
+    /// In the verdict column of a file no engine flagged.
+    pub not_flagged: &'static str,
+}
+
+/// The texts of the appendix's false positives.
+#[derive(Debug)]
+pub struct FalsePositiveStrings {
+    /// Sub-heading.
+    pub heading: &'static str,
+    /// Above the table of entries that matched.
+    pub intro: &'static str,
+    /// `false-positives = "exclude"`: `{alerts}` and `{findings}` are replaced.
+    pub excluded: &'static str,
+    /// `false-positives = "include"`: `{n}` is replaced.
+    pub included: &'static str,
+    /// No entry matched.
+    pub none_matched: &'static str,
+    /// An expired entry: `{index}`, `{reason}` and `{date}` are replaced.
+    pub expired: &'static str,
+    /// Column: the entry's number.
+    pub col_entry: &'static str,
+    /// Column: what it matches.
+    pub col_matches: &'static str,
+    /// Column: its reason.
+    pub col_reason: &'static str,
+    /// Column: alerts suppressed.
+    pub col_alerts: &'static str,
+    /// Column: findings dropped.
+    pub col_findings: &'static str,
+    /// Column: the signatures or rules suppressed.
+    pub col_suppressed: &'static str,
+    /// Column: devices.
+    pub col_devices: &'static str,
 }
 
 #[cfg(test)]

@@ -128,6 +128,43 @@ pub fn sample(devices: usize, days: i64, step: i64) -> ReportData {
         mail: AlertStats::default(),
         traffic: Vec::new(),
         rule_version: "test".into(),
+        file_hashes: Vec::new(),
+        false_positives: Default::default(),
+    }
+}
+
+/// Two suppressions that applied and one that expired, as the appendix lists them.
+fn false_positives_sample(end: i64) -> crate::assess::suppress::Suppressed {
+    use crate::assess::suppress::{Applied, Expired, FalsePositives, Suppressed};
+    Suppressed {
+        mode: FalsePositives::Appendix,
+        applied: vec![
+            Applied {
+                index: 1,
+                what: "signature-id = 2010935, source = 10.20.0.0/16".into(),
+                reason: "Vulnerability scanner of the IT department, weekly scan".into(),
+                alerts: 1_204,
+                findings: 0,
+                devices: vec!["fw-0000".into(), "fw-0001".into()],
+                signatures: vec![("ET SCAN Nmap Scripting Engine User-Agent Detected".into(), 1_204)],
+            },
+            Applied {
+                index: 3,
+                what: "device = fw-0002, rule = performance.cpu".into(),
+                reason: "Backup window, accepted by the customer".into(),
+                alerts: 0,
+                findings: 1,
+                devices: vec!["fw-0002".into()],
+                signatures: vec![("performance.cpu".into(), 1)],
+            },
+        ],
+        expired: vec![Expired {
+            index: 2,
+            what: "antivirus = Win.Test.EICAR_HDB-1".into(),
+            reason: "EICAR test of the mail relay".into(),
+            until_ms: end - 3 * DAY,
+        }],
+        ignored: 0,
     }
 }
 
@@ -172,8 +209,24 @@ pub fn rich(devices: usize, days: i64, step: i64) -> ReportData {
         a.src = Some(format!("203.0.113.{}", k % 17));
         a.dst = Some(format!("10.0.0.{}", k % 5));
         a.category = Some(["Attempted Information Leak", "Misc activity", "Potentially Bad Traffic"][(k % 3) as usize].into());
+        if source == AlertSource::Antivirus {
+            a.detail = Some(format!("/srv/share/invoices/Invoice-{}.pdf.exe", k % 3));
+            let digest = ring::digest::digest(&ring::digest::SHA256, a.signature.as_bytes());
+            a.sha256 = Some(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect());
+        }
         alerts.push((format!("fw-{:04}", k as usize % devices.max(1)), a));
     }
+    // Two files the IDS saw: one hashed with SHA-1 only that a signature matched, one sent
+    // without a hash.
+    for (name, sha1, sid) in
+        [("/wp-content/update.docm", Some("a94a8fe5ccb19ba61c4c0873d391e987982fbbd3"), Some(2_100_498)), ("report.zip", None, None)]
+    {
+        let mut a = ampel_protocol::Alert::new(START + DAY / 2, AlertSource::Ids, 2, "fileinfo".into(), AlertAction::Allowed);
+        (a.category, a.detail, a.sha1, a.signature_id) = (Some("file".into()), Some(name.into()), sha1.map(str::to_owned), sid);
+        alerts.push(("fw-0000".to_owned(), a));
+    }
+    data.file_hashes = stats::file_hashes(alerts.iter().map(|(d, a)| (d.as_str(), a)));
+    data.false_positives = false_positives_sample(end);
     let of = |s: stats::AlertSection| {
         stats::alert_stats(alerts.iter().filter(|(_, a)| stats::AlertSection::of(a.source) == s).map(|(d, a)| (d.as_str(), a)), &days_ms)
     };

@@ -451,6 +451,17 @@ fn every_section_in_english_and_german() {
         "English (en)",
         "3 Jun 2024",
         "Page 12",
+        "File hashes",
+        "Verdict",
+        "SHA-256",
+        "Invoice-0.pdf.exe",
+        "SHA-1",
+        "sid 2100498",
+        "no hash",
+        "not flagged",
+        "False positives",
+        "Vulnerability scanner",
+        "Suppression #2 (EICAR test of the mail relay) expired on",
     ] {
         assert!(en.contains(needle), "English: {needle:?} missing:\n{en}");
     }
@@ -500,6 +511,13 @@ fn every_section_in_english_and_german() {
         "Deutsch (de)",
         "03.06.2024",
         "Seite 12",
+        "Datei-Hashes",
+        "kein Hash",
+        "ohne Befund",
+        "Befund",
+        "Fehlalarme",
+        "Begründung",
+        "Unterdrückung Nr. 2 (EICAR test of the mail relay) ist am",
     ] {
         assert!(de.contains(needle), "German: {needle:?} missing:\n{de}");
     }
@@ -572,6 +590,7 @@ fn sections_without_data_say_so_in_one_line() {
         "No alerts in this period.",
         "No malware was found in this period.",
         "No mail was quarantined or rejected in this period.",
+        "No files with a hash or a detection in this period.",
         "No traffic counters were reported in this period.",
         "Every device sent data throughout the period.",
         "There is no earlier period to compare with.",
@@ -658,4 +677,26 @@ fn a_device_new_in_the_period_is_marked_in_both_languages() {
     let de = flat(&write(dir.path(), "de.pdf", &render_in(&data, Lang::De).unwrap()));
     assert!(en.contains("100.0 % (new since 2024-06-03 23:57)"), "{en}");
     assert!(de.contains("100,0 % (neu seit 03.06.2024 23:57)"), "{de}");
+}
+
+/// The appendix follows the job's `false-positives`: listed, only counted, or included.
+#[test]
+fn false_positives_are_listed_counted_or_included_as_the_job_says() {
+    use crate::assess::suppress::FalsePositives;
+    let dir = tempfile::tempdir().unwrap();
+    let mut data = sample(1, 1, 30 * MIN);
+    data.false_positives = rich(1, 1, 30 * MIN).false_positives;
+    let text_of = |data: &ReportData| pdf_text(&write(dir.path(), "fp.pdf", &render(data).unwrap()));
+    let listed = text_of(&data);
+    assert!(listed.contains("Vulnerability scanner") && listed.contains("performance.cpu (1)"), "{listed}");
+    data.false_positives.mode = FalsePositives::Exclude;
+    let counted = text_of(&data);
+    assert!(counted.contains("Suppressed as false positives: 1,204 alerts and 1 rule findings."), "{counted}");
+    assert!(!counted.contains("Vulnerability scanner"), "excluded entries are not listed:\n{counted}");
+    assert!(counted.contains("Suppression #2 (EICAR test of the mail relay) expired on"), "{counted}");
+    data.false_positives = crate::assess::suppress::Suppressed { mode: FalsePositives::Include, ignored: 3, ..Default::default() };
+    let included = text_of(&data);
+    assert!(included.contains("False positives are included in this report: 3 suppression entries were not applied"), "{included}");
+    data.false_positives = Default::default();
+    assert!(!text_of(&data).contains("False positives"), "no entries, no section");
 }

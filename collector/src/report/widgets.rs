@@ -28,6 +28,8 @@ pub enum Widget {
     Malware,
     /// Mail quarantine section.
     Mail,
+    /// The ten files most often alerted on: hash, name, verdict, count, devices.
+    FileHashes,
     /// Traffic per interface and category.
     Traffic,
     /// Performance: CPU, memory, disk min / avg / max per device.
@@ -40,13 +42,13 @@ pub enum Widget {
     Availability,
     /// All recommendations (the findings table).
     Recommendations,
-    /// Appendix: definitions and data manifest.
+    /// Appendix: definitions, data manifest and the false positives left out.
     Appendix,
 }
 
 impl Widget {
     /// Every widget, in report order.
-    pub const ALL: [Widget; 14] = [
+    pub const ALL: [Widget; 15] = [
         Widget::Summary,
         Widget::Statistics,
         Widget::Overview,
@@ -54,6 +56,7 @@ impl Widget {
         Widget::TopTables,
         Widget::Malware,
         Widget::Mail,
+        Widget::FileHashes,
         Widget::Traffic,
         Widget::Performance,
         Widget::Charts,
@@ -73,6 +76,7 @@ impl Widget {
             Widget::TopTables => "top-tables",
             Widget::Malware => "malware",
             Widget::Mail => "mail",
+            Widget::FileHashes => "file-hashes",
             Widget::Traffic => "traffic",
             Widget::Performance => "performance",
             Widget::Charts => "charts",

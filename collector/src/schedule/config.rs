@@ -65,6 +65,11 @@ pub struct JobConfig {
     /// Report widgets (sections) by name; empty: all. See [`crate::report::Widget`].
     #[serde(default)]
     pub widgets: Vec<crate::report::Widget>,
+    /// What the report does with `[[suppress]]`ed alerts: `"appendix"` (default: they do not
+    /// count and are listed in the appendix), `"exclude"` (not counted, only their number
+    /// given) or `"include"` (suppressions ignored: they count and drive the lights).
+    #[serde(default)]
+    pub false_positives: crate::assess::suppress::FalsePositives,
     /// How the PDF travels.
     #[serde(default)]
     pub delivery: DeliveryMode,

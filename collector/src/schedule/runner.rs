@@ -89,6 +89,8 @@ pub struct RenderRequest {
     pub language: Language,
     /// The job's widgets (empty: all).
     pub widgets: Vec<crate::report::Widget>,
+    /// What the report does with suppressed alerts.
+    pub false_positives: crate::assess::suppress::FalsePositives,
 }
 
 /// A rendered report and the summary the mail shows.
@@ -115,8 +117,8 @@ pub fn store_renderer(store: crate::store::Store, cfg: Arc<crate::config::Config
             end_ms: req.period.end.as_millisecond(),
             label: req.period.label.clone(),
         };
-        let (data, pdf) =
-            crate::reporting::render_as(&store, &cfg, &req.tenant, &period, req.language, &req.widgets).map_err(|e| format!("{e:#}"))?;
+        let (data, pdf) = crate::reporting::render_as(&store, &cfg, &req.tenant, &period, req.language, &req.widgets, req.false_positives)
+            .map_err(|e| format!("{e:#}"))?;
         let (lang, tz) = (crate::report::Lang::from(req.language), data.zone());
         let findings = data
             .findings
@@ -404,7 +406,13 @@ impl Scheduler {
         late: bool,
         now: Timestamp,
     ) -> Result<ArchiveRecord, ScheduleError> {
-        let req = RenderRequest { tenant: tenant.to_owned(), period: period.clone(), language: job.language, widgets: job.widgets.clone() };
+        let req = RenderRequest {
+            tenant: tenant.to_owned(),
+            period: period.clone(),
+            language: job.language,
+            widgets: job.widgets.clone(),
+            false_positives: job.false_positives,
+        };
         let render = Arc::clone(&self.render);
         let rendered = tokio::task::spawn_blocking(move || render(&req))
             .await

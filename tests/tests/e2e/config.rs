@@ -53,3 +53,32 @@ fn unreadable_certificate_files_are_named() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&d.pki_dir().join("server.key").display().to_string()), "{err}");
 }
+
+/// `check-config` refuses a bad `[[suppress]]` entry naming the entry (or the line and key)
+/// and exits 78; a good one passes.
+#[test]
+fn a_bad_suppression_is_named_and_exits_78() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("collector.toml");
+    let base = format!(
+        "data-dir = \"{}\"\n[[suppress]]\ntenant = \"acme\"\nreason = \"scanner\"\nsignature-id = 1\n\n[[suppress]]\ntenant = \"acme\"\nreason = \"lab\"\n",
+        dir.path().join("data").display()
+    );
+    let check = |extra: &str| {
+        std::fs::write(&cfg, format!("{base}{extra}")).unwrap();
+        let out = Cmd::new("ampel-collector").args(["--config", cfg.to_str().unwrap(), "check-config"]).output();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    for (extra, what) in [
+        ("rule = \"threats.ids\"\n", "[[suppress]] #2 (tenant acme): key \"rule\": unknown rule \"threats.ids\""),
+        ("", "[[suppress]] #2 (tenant acme): nothing to match"),
+        ("source = \"10.1.0.0/8\"\n", ":10: key \"suppress.source\""),
+        ("signature-id = 2\nuntil = \"someday\"\n", ":11: key \"suppress.until\""),
+    ] {
+        let (code, err) = check(extra);
+        assert_eq!(code, Some(78), "{extra}: {err}");
+        assert!(err.contains(what), "{extra}: {err}");
+    }
+    let (code, err) = check("source = \"2001:db8::/32\"\nuntil = 2027-01-31\n");
+    assert_eq!(code, Some(0), "{err}");
+}

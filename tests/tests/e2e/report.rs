@@ -197,3 +197,78 @@ fn report_preview_of_a_job_uses_its_language_widgets_and_time_zone() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("\"monthly\"") && err.contains("wochenbericht"), "{err}");
 }
+
+/// The file-hash widget over the shared EVE fixtures that carry `fileinfo`, parsed by the
+/// agent's EVE parser and stored by the collector: one row per file, hashed files by their
+/// SHA-256, the ones Suricata sent without a hash by name, each counted once with its device.
+#[test]
+fn file_hash_widget_lists_the_fixtures_files() {
+    use ampel_agent::sources::eve::EveParser;
+    use ampel_agent::sources::tail::parse_file;
+    use ampel_collector::assess::{Period, report_data};
+    use ampel_collector::config::Config;
+    use ampel_collector::report::stats::HashKind;
+    use ampel_collector::store::{PendingBatch, Store, StoreOptions};
+    use ampel_protocol::{DeviceId, Identity, TenantId};
+
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../agent/tests/fixtures/eve");
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store"), StoreOptions::default()).unwrap();
+    let tenant = TenantId::new("acme").unwrap();
+    let start = END_MS - 86_400_000;
+    let mut group = Vec::new();
+    for (seq, (file, device)) in
+        [("josevnz-eve-2.json", "ids-1"), ("cccs-alert_http.json", "ids-2"), ("cccs-alert_smtp.json", "ids-2")].into_iter().enumerate()
+    {
+        let mut records = Vec::new();
+        parse_file(&fixtures.join(file), &mut EveParser::default(), 0, &mut |r| records.push(r.clone())).unwrap();
+        // Only the alerts, moved into the report's day (the fixtures are years old).
+        let mut records: Vec<Record> = records.into_iter().filter(|r| matches!(r, Record::Alert(_))).collect();
+        for (i, r) in records.iter_mut().enumerate() {
+            if let Record::Alert(a) = r {
+                a.ts = start + i as i64 * 1_000;
+            }
+        }
+        let device = DeviceId::new(device).unwrap();
+        if store.device(device.as_str()).unwrap().is_none() {
+            store.register_device(&tenant, &device, start - 86_400_000).unwrap();
+        }
+        let identity = Identity { tenant: tenant.clone(), device };
+        let batch = Batch { version: PROTOCOL_VERSION, seq: seq as u64 + 1, sender: None, records };
+        group.push(PendingBatch { identity, batch, received_ms: start + 3_600_000 });
+    }
+    store.commit(&group).unwrap();
+    let cfg = Config::parse(Path::new("/etc/ampel/collector.toml"), "").unwrap();
+    let period = Period { start_ms: start, end_ms: END_MS, label: "fixtures".into() };
+    let data = report_data(&store, &cfg, "acme", &period).unwrap();
+    /// Hash, name, count, devices.
+    type Row<'a> = (Option<(HashKind, &'a str)>, Option<&'a str>, u64, Vec<&'a str>);
+    let rows: Vec<Row<'_>> = data
+        .file_hashes
+        .iter()
+        .map(|r| {
+            let hash = r.hash.as_ref().map(|(k, h)| (*k, h.as_str()));
+            (hash, r.name.as_deref(), r.count, r.devices.iter().map(String::as_str).collect())
+        })
+        .collect();
+    let zeros = "0".repeat(64);
+    assert_eq!(
+        rows,
+        vec![
+            (Some((HashKind::Sha256, zeros.as_str())), Some("attachment.txt"), 1, vec!["ids-2"]),
+            (Some((HashKind::Sha256, "sha256")), Some("/bad_path"), 1, vec!["ids-2"]),
+            (None, Some("/hh/hello.png"), 1, vec!["ids-1"]),
+            (None, Some("/hh/hh.html"), 1, vec!["ids-1"]),
+            (None, Some("COVID results.xls"), 1, vec!["ids-1"]),
+            (None, Some("ORoYQZRqYPYg9TKs89OsEl.dll"), 1, vec!["ids-1"]),
+        ]
+    );
+    // Rendered: the widget shows them, the hash in groups of eight.
+    let pdf = ampel_collector::report::render(&data).unwrap();
+    let path = dir.path().join("files.pdf");
+    std::fs::write(&path, pdf).unwrap();
+    let text = pdftotext(&path);
+    for needle in ["File hashes", "00000000 00000000", "COVID results.xls", "attachment.txt", "no hash"] {
+        assert!(text.contains(needle), "{needle:?} missing:\n{text}");
+    }
+}
