@@ -69,7 +69,7 @@ pub fn run(format: Format, path: &Path, summary: bool, out: &mut dyn Write) -> R
     let counts = match format {
         Format::Eve => lines(path, &mut eve::EveParser::default(), now, &mut emit).map_err(read_err)?,
         Format::Clamav => lines(path, &mut clamav::ClamavParser::default(), now, &mut emit).map_err(read_err)?,
-        Format::Mail => lines(path, &mut mail::MailParser, now, &mut emit).map_err(read_err)?,
+        Format::Mail => lines(path, &mut mail::MailParser::default(), now, &mut emit).map_err(read_err)?,
         Format::Rspamd => {
             let text = std::fs::read_to_string(path).map_err(read_err)?;
             let mut c = Counts { lines: text.lines().count() as u64, ..Counts::default() };

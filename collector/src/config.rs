@@ -1003,7 +1003,7 @@ mod tests {
         std::fs::write(dir.path().join("logo.gif"), b"GIF89a").unwrap();
         assert!(load("logo.gif").unwrap_err().to_string().contains("not a PNG or JPEG"));
         std::fs::write(dir.path().join("big.png"), vec![0u8; (2 << 20) as usize]).unwrap();
-        assert!(load("big.png").unwrap_err().to_string().contains("at most 1048576 are allowed"));
+        assert!(load("big.png").unwrap_err().to_string().contains("larger than 1048576 bytes"));
         std::fs::write(dir.path().join("logo.png"), crate::report::branding::tests::png(64, 32)).unwrap();
         let ok = load("logo.png").unwrap();
         assert_eq!(ok.branding.logo.as_deref(), Some(dir.path().join("logo.png").as_path()));

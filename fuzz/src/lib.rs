@@ -103,7 +103,7 @@ pub fn clamav_lines(data: &[u8]) {
 
 /// Postfix / amavis mail log lines.
 pub fn mail_lines(data: &[u8]) {
-    lines(&mut mail::MailParser, data);
+    lines(&mut mail::MailParser::default(), data);
 }
 
 /// rspamd's history JSON.

@@ -4,7 +4,9 @@
 //! Every value is checked when the configuration is read: colours are `#rrggbb`, the cover
 //! text is one paragraph of at most [`MAX_COVER_TEXT`] characters, and the logo must be a PNG
 //! or JPEG file of at most [`MAX_LOGO_BYTES`] bytes and [`MAX_LOGO_PIXELS`] pixels a side (the
-//! header is read before anything is decoded, so a decompression bomb is refused unread).
+//! header is read before anything is decoded, so a decompression bomb is refused unread). The
+//! logo is read again for every report (it may have changed), with the same bound: never more
+//! than [`MAX_LOGO_BYTES`] bytes, never from what is not a regular file (`/dev/zero`, a FIFO).
 //! The logo is scaled down to at most [`LOGO_MAX_W`] × [`LOGO_MAX_H`] pixels and its alpha
 //! flattened onto white before it reaches the PDF, which keeps reports small.
 
@@ -130,7 +132,7 @@ impl BrandingConfig {
     }
 
     /// Checks what the parser could not: that the logo file is there and usable.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), LogoError> {
         match &self.logo {
             Some(path) if self.use_branding => load_logo(path).map(drop),
             _ => Ok(()),
@@ -140,7 +142,7 @@ impl BrandingConfig {
     /// The theme of `tenant`'s report; if the logo cannot be read any more (the file changed
     /// since the configuration was checked), the theme without it and why. A report is never
     /// held back for its logo.
-    pub fn theme_or_without_logo(&self, tenant: &str) -> (Theme, Option<String>) {
+    pub fn theme_or_without_logo(&self, tenant: &str) -> (Theme, Option<LogoError>) {
         match self.theme_for(tenant) {
             Ok(t) => (t, None),
             Err(e) => {
@@ -151,7 +153,7 @@ impl BrandingConfig {
     }
 
     /// The theme of `tenant`'s report.
-    pub fn theme_for(&self, tenant: &str) -> Result<Theme, String> {
+    pub fn theme_for(&self, tenant: &str) -> Result<Theme, LogoError> {
         if !self.use_branding || self.exclude_tenants.iter().any(|t| t.as_str() == tenant) {
             return Ok(Theme::default());
         }
@@ -183,33 +185,68 @@ impl Default for Theme {
     }
 }
 
-/// Reads, checks and prepares a logo file.
-pub fn load_logo(path: &Path) -> Result<image::DynamicImage, String> {
-    let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| format!("logo {shown}: {e}"))?;
-    if meta.len() > MAX_LOGO_BYTES {
-        return Err(format!("logo {shown} has {} bytes; at most {MAX_LOGO_BYTES} are allowed", meta.len()));
-    }
-    let bytes = std::fs::read(path).map_err(|e| format!("logo {shown}: {e}"))?;
-    decode_logo(&bytes).map_err(|e| format!("logo {shown}: {e}"))
+/// Why the configured logo cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LogoError {
+    /// The file cannot be read: missing, not a regular file, or over [`MAX_LOGO_BYTES`].
+    #[error("logo {}: {source}", path.display())]
+    Read {
+        /// The logo file.
+        path: PathBuf,
+        /// What reading it said.
+        source: std::io::Error,
+    },
+    /// The file is not a usable image.
+    #[error("logo {}: {source}", path.display())]
+    Image {
+        /// The logo file.
+        path: PathBuf,
+        /// What is wrong with it.
+        source: ImageError,
+    },
+}
+
+/// Why logo bytes are not a usable image.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// Neither PNG nor JPEG.
+    #[error("not a PNG or JPEG file")]
+    Format,
+    /// Empty, or wider or higher than [`MAX_LOGO_PIXELS`].
+    #[error("{width} × {height} pixels; width and height must be 1 to {MAX_LOGO_PIXELS}")]
+    Size {
+        /// Width in pixels.
+        width: u32,
+        /// Height in pixels.
+        height: u32,
+    },
+    /// The image does not decode.
+    #[error("unreadable: {0}")]
+    Decode(#[from] image::ImageError),
+}
+
+/// Reads, checks and prepares a logo file: a regular file of at most [`MAX_LOGO_BYTES`].
+pub fn load_logo(path: &Path) -> Result<image::DynamicImage, LogoError> {
+    let bytes = crate::files::read_limited(path, MAX_LOGO_BYTES).map_err(|source| LogoError::Read { path: path.to_owned(), source })?;
+    decode_logo(&bytes).map_err(|source| LogoError::Image { path: path.to_owned(), source })
 }
 
 /// Checks and prepares logo bytes: PNG or JPEG, size-checked before decoding, alpha flattened
 /// onto white, scaled down to fit [`LOGO_MAX_W`] × [`LOGO_MAX_H`].
-pub fn decode_logo(bytes: &[u8]) -> Result<image::DynamicImage, String> {
+pub fn decode_logo(bytes: &[u8]) -> Result<image::DynamicImage, ImageError> {
     let format = if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
         image::ImageFormat::Png
     } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
         image::ImageFormat::Jpeg
     } else {
-        return Err("not a PNG or JPEG file".into());
+        return Err(ImageError::Format);
     };
     let reader = image::io::Reader::with_format(Cursor::new(bytes), format);
-    let (w, h) = reader.into_dimensions().map_err(|e| format!("unreadable: {e}"))?;
+    let (w, h) = reader.into_dimensions()?;
     if w == 0 || h == 0 || w > MAX_LOGO_PIXELS || h > MAX_LOGO_PIXELS {
-        return Err(format!("{w} × {h} pixels; width and height must be 1 to {MAX_LOGO_PIXELS}"));
+        return Err(ImageError::Size { width: w, height: h });
     }
-    let img = image::load_from_memory_with_format(bytes, format).map_err(|e| format!("unreadable: {e}"))?;
+    let img = image::load_from_memory_with_format(bytes, format)?;
     let rgba = img.to_rgba8();
     let mut rgb = image::RgbImage::new(rgba.width(), rgba.height());
     for (x, y, p) in rgba.enumerate_pixels() {
@@ -253,8 +290,8 @@ pub(crate) mod tests {
         // Transparent pixels become white.
         let small = decode_logo(&png(10, 10)).unwrap().to_rgb8();
         assert_eq!(small.get_pixel(9, 0).0, [255, 255, 255]);
-        assert!(decode_logo(b"GIF89a....").unwrap_err().contains("PNG or JPEG"));
-        assert!(decode_logo(&png(5000, 1)).unwrap_err().contains("5000"));
+        assert!(decode_logo(b"GIF89a....").unwrap_err().to_string().contains("PNG or JPEG"));
+        assert!(decode_logo(&png(5000, 1)).unwrap_err().to_string().contains("5000"));
         let mut broken = png(10, 10);
         broken.truncate(40);
         assert!(decode_logo(&broken).is_err());
@@ -281,8 +318,29 @@ pub(crate) mod tests {
         std::fs::remove_file(cfg.logo.as_ref().unwrap()).unwrap();
         let (t, why) = cfg.theme_or_without_logo("acme");
         assert_eq!((t.header, t.logo.is_some()), (Colour(200, 0, 0), false));
-        assert!(why.unwrap().contains("logo.png"));
+        assert!(why.unwrap().to_string().contains("logo.png"));
         let off = BrandingConfig { use_branding: false, ..cfg };
         assert!(off.theme_for("acme").unwrap().logo.is_none());
+    }
+
+    /// At render time the logo is read again, with the bound the config check used: a logo
+    /// replaced by `/dev/zero` (or a file grown past the limit) is refused before it is read
+    /// (before: `/dev/zero` has length 0, passed the size check and was read without end), and
+    /// the report goes out without it.
+    #[test]
+    fn a_logo_replaced_since_the_check_is_read_with_its_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.png");
+        let mut bytes = png(40, 20);
+        bytes.resize(MAX_LOGO_BYTES as usize + 1, 0);
+        std::fs::write(&big, bytes).unwrap();
+        for path in [big, PathBuf::from("/dev/zero")] {
+            let cfg = BrandingConfig { use_branding: true, logo: Some(path.clone()), ..BrandingConfig::default() };
+            let (theme, why) = cfg.theme_or_without_logo("acme");
+            assert!(theme.logo.is_none());
+            let why = why.unwrap();
+            assert!(matches!(why, LogoError::Read { .. }), "{why}");
+            assert!(why.to_string().contains(&path.display().to_string()), "{why}");
+        }
     }
 }

@@ -11,6 +11,7 @@ use genpdf::style::{Color, Style};
 use genpdf::{Context, Element, Mm, Position, RenderResult};
 
 use super::elements::{self, INK, MUTED, RULE, done, line, next_page, print, width};
+use super::flow::Block;
 use super::text;
 use crate::risk::Light;
 
@@ -137,6 +138,12 @@ const Y_LABELS: f64 = 11.0;
 const X_LABELS: f64 = 6.0;
 /// Room above the plot for the legend, in mm.
 const LEGEND_H: f64 = 6.0;
+
+impl Block for DeviceChart {
+    fn start_height(&self, _cache: &genpdf::fonts::FontCache, _style: Style, _width: f64) -> f64 {
+        CHART_H
+    }
+}
 
 impl Element for DeviceChart {
     fn render(&mut self, context: &Context, area: Area<'_>, style: Style) -> Result<RenderResult, PdfError> {

@@ -5,7 +5,8 @@
 //! shape comes out solid on screen and in print.
 //!
 //! Every element here has a bounded height and moves whole to the next page when it does not
-//! fit, except [`Para`], which continues line by line.
+//! fit, except [`Para`], which continues line by line. Each says how much room it needs to
+//! start ([`Block`]), so headings can be kept with it (`flow`).
 
 use genpdf::error::Error as PdfError;
 use genpdf::fonts::FontCache;
@@ -14,6 +15,7 @@ use genpdf::style::{Color, Style};
 use genpdf::{Context, Element, Margins, Mm, PageDecorator, Position, RenderResult, Size};
 use image::GenericImageView as _;
 
+use super::flow::Block;
 use super::text;
 use crate::risk::Light;
 
@@ -137,6 +139,8 @@ pub(crate) struct Para {
     style: Style,
     max_lines: usize,
     space_after: f64,
+    /// Whether it is a heading or an intro line, kept with what follows.
+    kept: bool,
     lines: Option<Vec<String>>,
     next: usize,
 }
@@ -145,7 +149,25 @@ impl Para {
     /// A paragraph of `text` (already sanitized) in `style`, at most `max_lines` lines, followed
     /// by `space_after` mm.
     pub(crate) fn new(text: String, style: Style, max_lines: usize, space_after: f64) -> Para {
-        Para { text, style, max_lines, space_after, lines: None, next: 0 }
+        Para { text, style, max_lines, space_after, kept: false, lines: None, next: 0 }
+    }
+
+    /// The same paragraph, kept on the page of what follows it (a heading, an intro line).
+    pub(crate) fn kept_with_next(self) -> Para {
+        Para { kept: true, ..self }
+    }
+}
+
+impl Block for Para {
+    /// All of its lines: a heading or intro line is not split from its block.
+    fn start_height(&self, cache: &FontCache, style: Style, width: f64) -> f64 {
+        let style = style.and(self.style);
+        let lines = text::wrap(cache, style, &self.text, mm(width), self.max_lines).len();
+        lines as f64 * line_height(cache, style) + self.space_after
+    }
+
+    fn keep_with_next(&self) -> bool {
+        self.kept
     }
 }
 
@@ -180,44 +202,21 @@ impl Element for Gap {
     }
 }
 
-/// Keeps a heading with what follows it: moves to the next page unless this many mm are left.
-pub(crate) struct Need(pub(crate) f64);
-
-impl Element for Need {
-    fn render(&mut self, _context: &Context, area: Area<'_>, _style: Style) -> Result<RenderResult, PdfError> {
-        if f64::from(area.size().height) < self.0.min(body_height() - 1.0) {
-            return Ok(next_page());
-        }
-        Ok(RenderResult::default())
+impl Block for Gap {
+    fn start_height(&self, _cache: &FontCache, _style: Style, _width: f64) -> f64 {
+        self.0
     }
-}
 
-/// A page break that does nothing at the top of a page, so a section that starts where the
-/// previous one filled its page exactly does not leave a blank page behind.
-pub(crate) struct Break {
-    broke: bool,
-}
-
-/// A page break (see [`Break`]).
-pub(crate) fn page_break() -> Break {
-    Break { broke: false }
+    /// A gap between a heading and its block stays with the block.
+    fn keep_with_next(&self) -> bool {
+        true
+    }
 }
 
 /// Height of the body area of an A4 page under [`Footer`], in mm.
-fn body_height() -> f64 {
+pub(crate) fn body_height() -> f64 {
     let (t, _, b, _) = MARGINS;
     297.0 - t - b - FOOTER_H - 4.0
-}
-
-impl Element for Break {
-    fn render(&mut self, _context: &Context, area: Area<'_>, _style: Style) -> Result<RenderResult, PdfError> {
-        if self.broke || f64::from(area.size().height) >= body_height() - 0.5 {
-            return Ok(RenderResult::default());
-        }
-        self.broke = true;
-        // Not (0, 0): genpdf takes that on a fresh page for an element that can never fit.
-        Ok(RenderResult { size: Size::new(1, 0), has_more: true })
-    }
 }
 
 /// The height of a block heading, drawn by [`heading`].
@@ -295,11 +294,20 @@ pub(crate) struct Tiles {
     pub(crate) accents: Vec<Option<Color>>,
 }
 
+/// Height of a tile, in mm.
+const TILE_H: f64 = 20.0;
+
+impl Block for Tiles {
+    fn start_height(&self, cache: &FontCache, style: Style, _width: f64) -> f64 {
+        heading_height(cache, style, &self.title) + TILE_H + 3.0
+    }
+}
+
 impl Element for Tiles {
     fn render(&mut self, context: &Context, area: Area<'_>, style: Style) -> Result<RenderResult, PdfError> {
         let cache = &context.font_cache;
         let top = heading_height(cache, style, &self.title);
-        let h = 20.0;
+        let h = TILE_H;
         if f64::from(area.size().height) < top + h + 3.0 {
             return Ok(next_page());
         }
@@ -336,14 +344,29 @@ pub(crate) struct LampGrid {
     pub(crate) columns: usize,
 }
 
+/// Height of a row of a [`LampGrid`], in mm.
+const GRID_ROW_H: f64 = 8.0;
+
+impl LampGrid {
+    /// Height of the grid under its heading, in mm.
+    fn grid_height(&self) -> f64 {
+        self.items.len().div_ceil(self.columns.max(1)) as f64 * GRID_ROW_H + 2.0
+    }
+}
+
+impl Block for LampGrid {
+    fn start_height(&self, cache: &FontCache, style: Style, _width: f64) -> f64 {
+        heading_height(cache, style, &self.title) + self.grid_height()
+    }
+}
+
 impl Element for LampGrid {
     fn render(&mut self, context: &Context, area: Area<'_>, style: Style) -> Result<RenderResult, PdfError> {
         let cache = &context.font_cache;
         let cols = self.columns.max(1);
-        let rows = self.items.len().div_ceil(cols);
-        let row_h = 8.0;
+        let row_h = GRID_ROW_H;
         let top = heading_height(cache, style, &self.title);
-        let h = rows as f64 * row_h + 2.0;
+        let h = self.grid_height();
         if f64::from(area.size().height) < top + h {
             return Ok(next_page());
         }
@@ -375,11 +398,20 @@ pub(crate) struct Bars {
     pub(crate) max_label: String,
 }
 
+/// Height of a bar chart under its heading, in mm.
+const BARS_H: f64 = 42.0;
+
+impl Block for Bars {
+    fn start_height(&self, cache: &FontCache, style: Style, _width: f64) -> f64 {
+        heading_height(cache, style, &self.title) + BARS_H + 2.0
+    }
+}
+
 impl Element for Bars {
     fn render(&mut self, context: &Context, area: Area<'_>, style: Style) -> Result<RenderResult, PdfError> {
         let cache = &context.font_cache;
         let top = heading_height(cache, style, &self.title);
-        let h = 42.0;
+        let h = BARS_H;
         if f64::from(area.size().height) < top + h + 2.0 {
             return Ok(next_page());
         }
@@ -459,18 +491,42 @@ pub(crate) struct Facts {
     pub(crate) label_width: f64,
 }
 
+/// Facts' rows as (label lines, value lines).
+type FactLines = Vec<(Vec<String>, Vec<String>)>;
+
+impl Facts {
+    /// The rows wrapped to `width` mm, with the line height, in the label and value styles.
+    fn wrapped(&self, cache: &FontCache, style: Style, width: f64) -> (FactLines, f64) {
+        let (label, value) = Facts::styles(style);
+        let vw = Mm::from((width - self.label_width).max(1.0));
+        let lw = mm((self.label_width - 2.0).max(1.0));
+        // Labels and values both wrap; a row is as tall as the taller of the two.
+        let wrapped = self.rows.iter().map(|(l, v)| (text::wrap(cache, label, l, lw, 3), text::wrap(cache, value, v, vw, 5))).collect();
+        (wrapped, line_height(cache, value))
+    }
+
+    fn styles(style: Style) -> (Style, Style) {
+        (style.and(Style::new().with_color(MUTED)), style.and(Style::new().with_color(INK)))
+    }
+}
+
+fn fact_row_height((l, v): &(Vec<String>, Vec<String>), lh: f64) -> f64 {
+    l.len().max(v.len()) as f64 * lh + 1.5
+}
+
+impl Block for Facts {
+    fn start_height(&self, cache: &FontCache, style: Style, width: f64) -> f64 {
+        let (wrapped, lh) = self.wrapped(cache, style, width);
+        wrapped.iter().map(|r| fact_row_height(r, lh)).sum()
+    }
+}
+
 impl Element for Facts {
     fn render(&mut self, context: &Context, area: Area<'_>, style: Style) -> Result<RenderResult, PdfError> {
         let cache = &context.font_cache;
-        let label = style.and(Style::new().with_color(MUTED));
-        let value = style.and(Style::new().with_color(INK));
-        let lh = line_height(cache, value);
-        let vw = Mm::from((f64::from(area.size().width) - self.label_width).max(1.0));
-        let lw = mm((self.label_width - 2.0).max(1.0));
-        // Labels and values both wrap; a row is as tall as the taller of the two.
-        let wrapped: Vec<(Vec<String>, Vec<String>)> =
-            self.rows.iter().map(|(l, v)| (text::wrap(cache, label, l, lw, 3), text::wrap(cache, value, v, vw, 5))).collect();
-        let row_h = |(l, v): &(Vec<String>, Vec<String>)| l.len().max(v.len()) as f64 * lh + 1.5;
+        let (label, value) = Facts::styles(style);
+        let (wrapped, lh) = self.wrapped(cache, style, f64::from(area.size().width));
+        let row_h = |row: &(Vec<String>, Vec<String>)| fact_row_height(row, lh);
         let h = wrapped.iter().map(row_h).sum::<f64>();
         if f64::from(area.size().height) < h {
             return Ok(next_page());

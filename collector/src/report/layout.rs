@@ -9,12 +9,12 @@
 use std::collections::BTreeMap;
 
 use genpdf::Document;
-use genpdf::elements::LinearLayout;
 use genpdf::style::Style;
 
 use super::catalogue;
 use super::chart::{CPU_COLOR, DeviceChart};
-use super::elements::{self, Band, Bars, Facts, Footer, Gap, LampBlock, LampGrid, MUTED, Need, Para, Tiles, light_color};
+use super::elements::{Band, Bars, Facts, Footer, Gap, LampBlock, LampGrid, MUTED, Para, Tiles, light_color};
+use super::flow::{self, Body};
 use super::fonts::Coverage;
 use super::stats::{AlertStats, Stat};
 use super::strings::{Lang, Strings};
@@ -49,35 +49,38 @@ struct Ctx<'a> {
     s: &'static Strings,
     zone: ReportZone,
     san: Sanitizer<'a>,
-    body: LinearLayout,
+    body: Body,
 }
 
 impl Ctx<'_> {
+    /// A section heading, kept on the page of what follows it.
     fn h1(&mut self, text: &str) {
-        self.body.push(Need(40.0));
-        self.body.push(Para::new(text.to_owned(), Style::new().bold().with_font_size(18), 2, 4.0));
+        self.body.keep(Para::new(text.to_owned(), Style::new().bold().with_font_size(18), 2, 4.0).kept_with_next());
     }
 
+    /// A sub-heading, kept on the page of what follows it.
     fn h2(&mut self, text: &str) {
-        self.body.push(Need(20.0));
-        self.body.push(Para::new(text.to_owned(), Style::new().bold().with_font_size(13), 2, 2.0));
+        self.body.keep(Para::new(text.to_owned(), Style::new().bold().with_font_size(13), 2, 2.0).kept_with_next());
     }
 
+    /// A line of body text that stands on its own (e.g. "no alerts").
     fn line(&mut self, text: String) {
-        self.body.push(Para::new(text, Style::new(), 6, 5.0));
+        self.body.keep(Para::new(text, Style::new(), 6, 5.0));
     }
 
+    /// A muted intro or note, kept on the page of what follows it.
     fn muted(&mut self, text: String) {
-        self.body.push(Para::new(text, Style::new().with_font_size(9).with_color(MUTED), 6, 4.0));
+        self.body.keep(Para::new(text, Style::new().with_font_size(9).with_color(MUTED), 6, 4.0).kept_with_next());
     }
 
-    fn page_break(&mut self) {
-        self.body.push(elements::page_break());
+    /// The start of a section: a new page only when little of this one is left.
+    fn section_break(&mut self) {
+        self.body.push(flow::section_break());
     }
 
     fn table(&mut self, heading: &str, columns: Vec<Column>, rows: Vec<Vec<Cell>>) {
-        self.body.push(Table { heading: heading.to_owned(), columns, rows, next: 0 });
-        self.body.push(Gap(5.0));
+        self.body.keep(Table::new(heading.to_owned(), columns, rows));
+        self.body.keep(Gap(5.0));
     }
 
     fn clean(&mut self, s: &str) -> String {
@@ -132,7 +135,7 @@ fn pass(data: &ReportData, options: &ReportOptions, coverage: &Coverage, pages: 
     let w = &options.widgets;
     let mut san = Sanitizer::new(coverage);
     san.note(&s.all_text());
-    let mut cx = Ctx { s, zone: ReportZone::new(&data.time_zone), san, body: LinearLayout::vertical() };
+    let mut cx = Ctx { s, zone: ReportZone::new(&data.time_zone), san, body: Body::new() };
     let tenant = cx.clean(&data.tenant);
 
     cover(&mut cx, data, options, &tenant);
@@ -140,7 +143,7 @@ fn pass(data: &ReportData, options: &ReportOptions, coverage: &Coverage, pages: 
         summary(&mut cx, data, options);
     }
     if w.has(Widget::Overview) {
-        cx.body.push(Gap(4.0));
+        cx.body.keep(Gap(4.0));
         overview(&mut cx, data);
     }
     let top = w.has(Widget::TopTables);
@@ -155,48 +158,48 @@ fn pass(data: &ReportData, options: &ReportOptions, coverage: &Coverage, pages: 
             continue;
         }
         if first {
-            cx.page_break();
+            cx.section_break();
             first = false;
         } else {
-            cx.body.push(Gap(4.0));
+            cx.body.keep(Gap(4.0));
         }
         alerts(&mut cx, widget, stats, heading, empty, top);
     }
     if w.has(Widget::FileHashes) {
         if first {
-            cx.page_break();
+            cx.section_break();
             first = false;
         } else {
-            cx.body.push(Gap(4.0));
+            cx.body.keep(Gap(4.0));
         }
         files::section(&mut cx, &data.file_hashes);
     }
     if w.has(Widget::Traffic) {
         if first {
-            cx.page_break();
+            cx.section_break();
         }
         traffic(&mut cx, data);
     }
     if w.has(Widget::Performance) || w.has(Widget::Charts) {
-        cx.page_break();
+        cx.section_break();
         performance(&mut cx, data, w.has(Widget::Performance), w.has(Widget::Charts));
     }
     if w.has(Widget::Devices) {
-        cx.page_break();
+        cx.section_break();
         devices(&mut cx, data);
     }
     if w.has(Widget::Availability) {
         if !w.has(Widget::Devices) {
-            cx.page_break();
+            cx.section_break();
         }
         availability(&mut cx, data);
     }
     if w.has(Widget::Recommendations) {
-        cx.page_break();
+        cx.section_break();
         recommendations(&mut cx, data, options);
     }
     if w.has(Widget::Appendix) {
-        cx.page_break();
+        cx.section_break();
         appendix(&mut cx, data, options);
         false_positives::section(&mut cx, &data.false_positives);
     }
@@ -221,7 +224,7 @@ fn pass(data: &ReportData, options: &ReportOptions, coverage: &Coverage, pages: 
         color: options.theme.footer.color(),
         dark: options.theme.footer.is_dark(),
     });
-    doc.push(body);
+    doc.push(body.finish());
     let mut raw = Vec::new();
     doc.render(&mut raw).map_err(|e| ReportError::Render(error_chain(&e)))?;
     Ok((raw, counted.get()))
@@ -302,14 +305,14 @@ fn summary(cx: &mut Ctx<'_>, data: &ReportData, options: &ReportOptions) {
     let s = cx.s;
     let w = &options.widgets;
     // The summary follows the cover's lamp on page 1: what a manager reads first.
-    cx.body.push(Gap(6.0));
+    cx.body.keep(Gap(6.0));
     cx.h1(s.summary);
     if w.has(Widget::Summary) {
         services_and_top_three(cx, data, options);
     }
     if w.has(Widget::Statistics) {
         let (events, detections, indicators) = statistics(data);
-        cx.body.push(Tiles {
+        cx.body.keep(Tiles {
             title: s.statistics.to_owned(),
             tiles: vec![
                 (s.int(events), s.events.to_owned()),
@@ -329,8 +332,8 @@ fn services_and_top_three(cx: &mut Ctx<'_>, data: &ReportData, options: &ReportO
     let s = cx.s;
     if !data.services.is_empty() {
         let items = data.services.iter().map(|sl| (sl.light, format!("{} ({})", s.service(sl.service), sl.score.min(100)))).collect();
-        cx.body.push(LampGrid { title: s.service_lights.to_owned(), items, columns: 4 });
-        cx.body.push(Gap(3.0));
+        cx.body.keep(LampGrid { title: s.service_lights.to_owned(), items, columns: 4 });
+        cx.body.keep(Gap(3.0));
     }
 
     let top = top_recommendations(data, options.lang);
@@ -368,7 +371,7 @@ fn changes(cx: &mut Ctx<'_>, data: &ReportData) {
     };
     let count = |c: crate::risk::Change| data.changes.iter().filter(|x| x.change == c).count() as u64;
     use crate::risk::Change;
-    cx.body.push(Tiles {
+    cx.body.keep(Tiles {
         title: s.changes.to_owned(),
         tiles: vec![
             (s.int(count(Change::Fixed)), s.change_fixed.to_owned()),
@@ -455,7 +458,7 @@ fn alerts(cx: &mut Ctx<'_>, widget: Widget, a: &AlertStats, heading: &str, empty
         tiles.push((s.int(a.unknown_action), s.action_unknown.to_owned()));
         accents.push(Some(light_color(Light::Grey)));
     }
-    cx.body.push(Tiles { title: s.allowed_blocked.to_owned(), tiles, accents });
+    cx.body.keep(Tiles { title: s.allowed_blocked.to_owned(), tiles, accents });
     if a.per_day.len() > 1 {
         let bars = a
             .per_day
@@ -466,7 +469,7 @@ fn alerts(cx: &mut Ctx<'_>, widget: Widget, a: &AlertStats, heading: &str, empty
             })
             .collect();
         let max = a.per_day.iter().map(|d| d.1).max().unwrap_or(0);
-        cx.body.push(Bars {
+        cx.body.keep(Bars {
             title: s.per_day.to_owned(),
             bars,
             color: if widget == Widget::Threats { ALERT_COLOR } else { CPU_COLOR },
@@ -493,7 +496,7 @@ fn alerts(cx: &mut Ctx<'_>, widget: Widget, a: &AlertStats, heading: &str, empty
 
 fn traffic(cx: &mut Ctx<'_>, data: &ReportData) {
     let s = cx.s;
-    cx.body.push(Gap(4.0));
+    cx.body.keep(Gap(4.0));
     cx.h1(s.traffic);
     if data.traffic.is_empty() {
         cx.line(s.no_traffic.to_owned());
@@ -622,7 +625,7 @@ fn performance(cx: &mut Ctx<'_>, data: &ReportData, table: bool, charts: bool) {
         lb.0.total_cmp(&la.0).then(lb.1.total_cmp(&la.1))
     });
     order.truncate(MAX_CHARTS);
-    cx.body.push(Gap(3.0));
+    cx.body.keep(Gap(3.0));
     cx.h2(s.charts);
     if data.devices.len() > MAX_CHARTS {
         cx.muted(s.charts_limited.replace("{shown}", &s.int(MAX_CHARTS as u64)).replace("{total}", &s.int(data.devices.len() as u64)));
@@ -636,7 +639,7 @@ fn performance(cx: &mut Ctx<'_>, data: &ReportData, table: bool, charts: bool) {
             .collect::<Vec<_>>()
             .join(" \u{00B7} ");
         let title = cx.clean(&d.device);
-        cx.body.push(DeviceChart {
+        cx.body.keep(DeviceChart {
             title,
             subtitle,
             light: d.light,
@@ -648,7 +651,7 @@ fn performance(cx: &mut Ctx<'_>, data: &ReportData, table: bool, charts: bool) {
             names: [s.cpu.to_owned(), s.memory.to_owned()],
             no_data: s.no_data.to_owned(),
         });
-        cx.body.push(Gap(5.0));
+        cx.body.keep(Gap(5.0));
     }
 }
 
@@ -707,7 +710,7 @@ fn devices(cx: &mut Ctx<'_>, data: &ReportData) {
 
 fn availability(cx: &mut Ctx<'_>, data: &ReportData) {
     let s = cx.s;
-    cx.body.push(Gap(4.0));
+    cx.body.keep(Gap(4.0));
     cx.h1(s.availability);
     if data.devices.is_empty() {
         cx.line(s.no_devices.to_owned());
@@ -784,26 +787,27 @@ fn recommendations(cx: &mut Ctx<'_>, data: &ReportData, options: &ReportOptions)
             ]
         })
         .collect();
-    cx.table(
-        "",
-        vec![
-            col(s.col_level, 1.5, Align::Left, 2),
-            col(s.col_device, 1.5, Align::Left, 3),
-            col(s.col_service, 1.7, Align::Left, 2),
-            col(s.col_evidence, 2.9, Align::Left, 8),
-            col(s.col_recommendation, 2.9, Align::Left, 8),
-            col(s.col_change, 1.4, Align::Left, 2),
-        ],
-        rows,
-    );
+    cx.table("", recommendation_columns(s), rows);
+}
+
+/// The columns of the table of all recommendations.
+pub(crate) fn recommendation_columns(s: &Strings) -> Vec<Column> {
+    vec![
+        col(s.col_level, 1.5, Align::Left, 2),
+        col(s.col_device, 1.5, Align::Left, 3),
+        col(s.col_service, 1.7, Align::Left, 2),
+        col(s.col_evidence, 2.9, Align::Left, 8),
+        col(s.col_recommendation, 2.9, Align::Left, 8),
+        col(s.col_change, 1.4, Align::Left, 2),
+    ]
 }
 
 fn appendix(cx: &mut Ctx<'_>, data: &ReportData, options: &ReportOptions) {
     let s = cx.s;
     cx.h1(s.appendix);
     cx.h2(s.definitions);
-    cx.body.push(Facts { rows: s.defs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(), label_width: 52.0 });
-    cx.body.push(Gap(6.0));
+    cx.body.keep(Facts { rows: s.defs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(), label_width: 52.0 });
+    cx.body.keep(Gap(6.0));
     cx.h2(s.manifest);
     let period = format!("{} \u{2013} {}", cx.zone.fmt_datetime(s, data.period_start_ms), cx.zone.fmt_datetime(s, data.period_end_ms));
     let rows = vec![
@@ -815,7 +819,7 @@ fn appendix(cx: &mut Ctx<'_>, data: &ReportData, options: &ReportOptions) {
         (s.sections.to_owned(), options.widgets.names()),
         (s.generated_at.to_owned(), cx.zone.fmt_datetime(s, data.generated_at_ms)),
     ];
-    cx.body.push(Facts { rows, label_width: 52.0 });
+    cx.body.keep(Facts { rows, label_width: 52.0 });
 }
 
 /// An error and its sources, as one line.

@@ -15,7 +15,10 @@
 //! - [`widgets`]: the sections a report definition selects.
 //! - [`branding`]: `[branding]` — logo, cover text, bar colours, tenants left unbranded.
 //! - `layout`: the pages — cover, executive summary, overview, the sections, appendix.
-//! - `elements`, `table`, `chart`: custom genpdf elements (lamps, a paging table, the chart).
+//! - `elements`, `table`, `chart`: custom genpdf elements (lamps, a paging table whose columns
+//!   fit their widest word, the chart).
+//! - `flow`: headings kept with what follows them, sections that start a page only when little
+//!   of the current one is left.
 //! - `text`: making any input drawable (fallback mark, ellipsis, wrapping).
 //! - `zone`: dates and chart ticks in the report's time zone.
 //! - `fonts`: the embedded DejaVu Sans and the per-report glyph subset.
@@ -25,6 +28,7 @@ pub mod branding;
 pub mod catalogue;
 mod chart;
 mod elements;
+mod flow;
 mod fonts;
 mod layout;
 mod pdf;

@@ -102,6 +102,18 @@ pub(crate) fn fit(cache: &FontCache, style: Style, text: &str, width: Mm) -> Str
     force_ellipsis(cache, style, text, width)
 }
 
+/// Width in mm of `text` on one line as [`wrap`] measures it: glyph by glyph (genpdf's
+/// `str_width` can come out a little narrower, and a word measured so would not fit).
+pub(crate) fn line_width(cache: &FontCache, style: Style, text: &str) -> f64 {
+    text.chars().map(|c| f64::from(char_width(cache, style, c))).sum()
+}
+
+/// Width in mm of the widest space-separated word of `text` in `style`: the narrowest a line
+/// can be without breaking a word.
+pub(crate) fn widest_word(cache: &FontCache, style: Style, text: &str) -> f64 {
+    text.split(' ').map(|w| line_width(cache, style, w)).fold(0.0, f64::max)
+}
+
 /// The longest prefix of `text` followed by an ellipsis that fits into `width`.
 fn force_ellipsis(cache: &FontCache, style: Style, text: &str, width: Mm) -> String {
     let room = width - char_width(cache, style, ELLIPSIS);

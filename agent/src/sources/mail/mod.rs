@@ -1,20 +1,23 @@
-//! `mail`: mail filter verdicts, from the mail log (Postfix, amavis, Exim lines) and from
-//! rspamd's history (the controller's `/history` JSON, fetched from the controller or read from a
-//! file).
+//! `mail`: mail filter verdicts, from the mail log (Postfix, postscreen, amavis, Exim lines),
+//! from rspamd's result lines (in rspamd.log or the mail log) or from rspamd's history (the
+//! controller's `/history` JSON, fetched from the controller or read from a file).
 //!
 //! All become Alerts with source `mail`:
 //!
 //! | input | action | signature | category |
 //! | --- | --- | --- | --- |
-//! | Postfix `NOQUEUE: reject:` / `milter-reject:` | `rejected` | the SMTP reply (`554 5.7.1 Service unavailable`) | `reject` |
+//! | Postfix `NOQUEUE: reject:` / `milter-reject:` | `rejected` | the SMTP reply without the client address (`554 5.7.1 Service unavailable`) | `reject` |
+//! | postscreen `NOQUEUE: reject:`, a failed test then `DISCONNECT` (see `postscreen`) | `rejected` / `blocked` | the reply / `postscreen <test>` | the failed test (`pregreet`, `dnsbl`, ...) or `reject` |
 //! | Postfix `discard:` / `hold:` | `blocked` / `quarantined` | the reason | `discard` / `hold` |
 //! | amavis `Blocked INFECTED (Sig) {...,Quarantined}` | `quarantined` if the tags say so, else `blocked` | the virus name, or the category | `INFECTED`, `SPAM`, `BANNED`, ... |
 //! | amavis `Passed SPAM` / `Passed INFECTED` | `allowed` | as above | as above |
 //! | Exim `rejected RCPT` / `rejected connection` | `rejected` | the reason | `reject` |
-//! | rspamd history row with an action other than `no action` | `reject`, `soft reject`, `greylist`: `rejected`; `discard`: `blocked`; `quarantine`: `quarantined`; `add header`, `rewrite subject`: `allowed` | `rspamd <action>` | the action |
+//! | rspamd history row or `rspamd_task_write_log` line with an action other than `no action` | `reject`, `soft reject`, `greylist`: `rejected`; `discard`: `blocked`; `quarantine`: `quarantined`; `add header`, `rewrite subject`: `allowed` | `rspamd <action>` | the action |
 //!
-//! `src` is the client address; `detail` the quarantine id, queue id or message id.
-//! SASL failures and other lines are ignored.
+//! `src` is the client address; `detail` the quarantine id, queue id or message id. Envelope
+//! senders and recipients are not kept. SASL failures and other lines are ignored. rspamd's
+//! results come from one place: with a history configured, rspamd lines in the mail log are
+//! ignored, so no message is reported twice.
 //!
 //! rspamd's history holds its last N rows (200 by default); rows already reported are
 //! remembered by a fingerprint, saved in the state directory once the batch is spooled, so
@@ -29,6 +32,10 @@ use std::time::{Duration, Instant, SystemTime};
 use ampel_protocol::{Alert, AlertAction, AlertSource, Record};
 use serde::Deserialize;
 
+mod postscreen;
+mod rspamd_log;
+
+use self::postscreen::Postscreen;
 use super::tail::{LineParser, TailSource};
 use super::text::{Counts, parse_syslog_ts};
 use super::{BuildContext, Source, SourceConfig, SourceError};
@@ -43,6 +50,10 @@ pub struct MailConfig {
     /// The mail log with Postfix / amavis / Exim lines (default `/var/log/mail.log`).
     #[serde(default = "default_log")]
     pub log: PathBuf,
+    /// rspamd's own log (`/var/log/rspamd/rspamd.log`), followed for its per-message result
+    /// lines (default: none; rspamd logging to syslog puts them in `log`).
+    #[serde(default)]
+    pub rspamd_log: Option<PathBuf>,
     /// A file holding rspamd's `/history` JSON (default: none).
     #[serde(default)]
     pub rspamd_history: Option<PathBuf>,
@@ -67,6 +78,7 @@ impl Default for MailConfig {
         MailConfig {
             enabled: None,
             log: default_log(),
+            rspamd_log: None,
             rspamd_history: None,
             rspamd_controller: None,
             rspamd_password_file: None,
@@ -78,13 +90,33 @@ impl Default for MailConfig {
 impl SourceConfig for MailConfig {
     fn enabled(&self) -> bool {
         self.enabled.unwrap_or_else(|| {
-            self.log.exists() || self.rspamd_history.as_deref().is_some_and(Path::exists) || self.rspamd_controller.is_some()
+            self.log.exists()
+                || self.rspamd_log.as_deref().is_some_and(Path::exists)
+                || self.rspamd_history.as_deref().is_some_and(Path::exists)
+                || self.rspamd_controller.is_some()
         })
     }
 
     fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Source>, SourceError> {
         super::check_path("sources.mail.log", &self.log, u64::MAX)?;
-        let log = TailSource::new("mail", &self.log, ctx.state_file("mail.pos"), self.from_beginning, 4 << 20, MailParser);
+        let history = self.rspamd_history.is_some() || self.rspamd_controller.is_some();
+        if history && self.rspamd_log.is_some() {
+            return Err(SourceError::System {
+                what: "sources.mail",
+                reason: "set rspamd-log or an rspamd history (rspamd-history, rspamd-controller), not both: each message would be reported twice".into(),
+            });
+        }
+        let follow = |path: &Path, state: &str| {
+            TailSource::new("mail", path, ctx.state_file(state), self.from_beginning, LOG_BYTES_PER_CYCLE, MailParser::new(!history))
+        };
+        let log = follow(&self.log, "mail.pos");
+        let rspamd_log = match &self.rspamd_log {
+            Some(path) => {
+                super::check_path("sources.mail.rspamd-log", path, u64::MAX)?;
+                Some(follow(path, "rspamd-log.pos"))
+            }
+            None => None,
+        };
         let origin = match (&self.rspamd_history, &self.rspamd_controller) {
             (Some(_), Some(_)) => {
                 return Err(SourceError::System {
@@ -106,13 +138,17 @@ impl SourceConfig for MailConfig {
             (None, None) => None,
         };
         let rspamd = origin.map(|o| RspamdHistory::new(o, ctx.state_file("rspamd.seen")));
-        Ok(Box::new(MailSource { log, rspamd }))
+        Ok(Box::new(MailSource { log, rspamd_log, rspamd }))
     }
 }
 
-/// The running source: the followed log plus the rspamd history file.
+/// Most bytes read from a followed log per cycle; the rest waits for the next cycle.
+const LOG_BYTES_PER_CYCLE: u64 = 4 << 20;
+
+/// The running source: the followed logs plus the rspamd history.
 pub struct MailSource {
     log: TailSource<MailParser>,
+    rspamd_log: Option<TailSource<MailParser>>,
     rspamd: Option<RspamdHistory>,
 }
 
@@ -123,6 +159,9 @@ impl Source for MailSource {
 
     fn committed(&mut self) {
         self.log.committed();
+        if let Some(l) = self.rspamd_log.as_mut() {
+            l.committed();
+        }
         if let Some(h) = self.rspamd.as_mut() {
             h.commit();
         }
@@ -130,6 +169,9 @@ impl Source for MailSource {
 
     fn gather(&mut self, now_ms: i64) -> Result<Vec<Record>, SourceError> {
         let mut out = self.log.gather(now_ms)?;
+        if let Some(l) = self.rspamd_log.as_mut() {
+            out.extend(l.gather(now_ms)?);
+        }
         if let Some(h) = self.rspamd.as_mut() {
             h.poll(now_ms, &mut out);
         }
@@ -137,8 +179,27 @@ impl Source for MailSource {
     }
 }
 
-/// Parses mail log lines.
-pub struct MailParser;
+/// Parses mail log lines. Remembers postscreen's failed tests until their outcome is logged.
+#[derive(Debug)]
+pub struct MailParser {
+    postscreen: Postscreen,
+    /// Whether rspamd's result lines become alerts (not when a history reports them).
+    rspamd_lines: bool,
+}
+
+impl MailParser {
+    /// A parser; `rspamd_lines`: whether rspamd's result lines become alerts.
+    pub fn new(rspamd_lines: bool) -> MailParser {
+        MailParser { postscreen: Postscreen::default(), rspamd_lines }
+    }
+}
+
+impl Default for MailParser {
+    /// A parser of every line it knows, rspamd's included (`ampel-agent parse`).
+    fn default() -> Self {
+        MailParser::new(true)
+    }
+}
 
 fn bracketed(s: &str) -> Option<String> {
     let start = s.find('[')? + 1;
@@ -150,6 +211,23 @@ fn mail_alert(ts: i64, sig: &str, action: AlertAction, category: &str) -> Alert 
     let mut a = Alert::new(ts, AlertSource::Mail, 3, sig.trim().to_owned(), action);
     a.category = Some(category.to_owned());
     a
+}
+
+/// The reason of an SMTP reject reply: up to the envelope (`; from=<...>`), without the
+/// client's address (`client [a]` of postscreen, `Client host [a]` of smtpd's DNSBL rejects),
+/// so one reason is one signature whoever was rejected.
+fn reject_reason(reply: &str, addr: &str) -> String {
+    let reason = reply.split_once("; from=").map_or(reply, |(r, _)| r);
+    if addr.is_empty() {
+        return reason.to_owned();
+    }
+    reason.replace(&format!("Client host [{addr}] "), "").replace(&format!("client [{addr}] "), "")
+}
+
+/// The message of a postscreen line (after `postscreen[pid]: `).
+fn postscreen_message(rest: &str) -> Option<&str> {
+    let i = rest.find("/postscreen[")?;
+    rest[i..].split_once("]: ").map(|(_, m)| m)
 }
 
 fn postfix(ts: i64, rest: &str) -> Option<Result<Alert, ()>> {
@@ -164,10 +242,11 @@ fn postfix(ts: i64, rest: &str) -> Option<Result<Alert, ()>> {
         let body = &rest[i + marker.len()..];
         // "RCPT from client[ip]: 554 5.7.1 reason; from=<..> to=<..> ..."
         let Some((client, reply)) = body.split_once("]: ") else { return Some(Err(())) };
-        let reason = reply.split_once("; from=").map_or(reply, |(r, _)| r);
-        let mut a = mail_alert(ts, reason, action, category);
+        let src = bracketed(&format!("{client}]"));
+        let reason = reject_reason(reply, src.as_deref().unwrap_or(""));
+        let mut a = mail_alert(ts, &reason, action, category);
         a.severity = 3;
-        a.src = bracketed(&format!("{client}]"));
+        a.src = src;
         // The queue id precedes the marker ("ABC123: reject:"); NOQUEUE has none.
         a.detail = rest[..i].rsplit(' ').next().filter(|q| !q.is_empty() && !q.ends_with(':')).map(str::to_owned);
         return Some(Ok(a));
@@ -229,7 +308,11 @@ impl LineParser for MailParser {
             Some((ts, rest)) => (ts, rest, true),
             None => (now_ms, &*line, false),
         };
-        let found = if rest.contains("postfix") {
+        let found = if rspamd_log::is_result(rest) {
+            if self.rspamd_lines { rspamd_log::line(ts, rest) } else { None }
+        } else if let Some(msg) = postscreen_message(rest) {
+            self.postscreen.message(ts, msg)
+        } else if rest.contains("postfix") {
             postfix(ts, rest)
         } else if rest.contains("amavis") {
             amavis(ts, rest)
@@ -282,6 +365,16 @@ fn rspamd_action(a: &str) -> Option<AlertAction> {
     }
 }
 
+/// The alert of one rspamd verdict (a history row or a result line); `None` for `no action`.
+fn rspamd_alert(ts: i64, action_name: &str, ip: &str, id: &str, score: f64, required: f64) -> Option<Alert> {
+    let action = rspamd_action(action_name)?;
+    let mut a = mail_alert(ts, &format!("rspamd {action_name}"), action, action_name);
+    a.severity = if action == AlertAction::Rejected { 2 } else { 3 };
+    a.src = Some(ip.to_owned()).filter(|s| !s.is_empty());
+    a.detail = Some(format!("id={id} score={score}/{required}"));
+    Some(a)
+}
+
 /// Parses rspamd history JSON: the alerts of its rows, oldest first, each with a key that tells
 /// a row seen before apart from a new one. Rows that do not parse are counted.
 pub fn parse_rspamd(text: &str, counts: &mut Counts) -> Vec<(RowKey, Alert)> {
@@ -299,12 +392,8 @@ pub fn parse_rspamd(text: &str, counts: &mut Counts) -> Vec<(RowKey, Alert)> {
             continue;
         };
         let key = RowKey(row.unix_time.to_bits(), row.id.clone(), row.scan_time.to_bits(), row.score.to_bits());
-        let Some(action) = rspamd_action(&row.action) else { continue };
         let ts = (row.unix_time * 1000.0) as i64;
-        let mut a = mail_alert(ts, &format!("rspamd {}", row.action), action, &row.action);
-        a.severity = if action == AlertAction::Rejected { 2 } else { 3 };
-        a.src = Some(row.ip).filter(|s| !s.is_empty());
-        a.detail = Some(format!("id={} score={}/{}", row.id, row.score, row.required_score));
+        let Some(a) = rspamd_alert(ts, &row.action, &row.ip, &row.id, row.score, row.required_score) else { continue };
         out.push((key, a));
     }
     out.sort_by(|(a, _), (b, _)| f64::from_bits(a.0).total_cmp(&f64::from_bits(b.0)));
@@ -542,7 +631,7 @@ mod tests {
 
     fn parse(name: &str) -> (Counts, Vec<Alert>) {
         let mut alerts = Vec::new();
-        let c = parse_file(&fixture(name), &mut MailParser, 1_795_315_014_000, &mut |r| {
+        let c = parse_file(&fixture(name), &mut MailParser::default(), 1_795_315_014_000, &mut |r| {
             if let Record::Alert(a) = r {
                 alerts.push(a.clone());
             }
@@ -561,6 +650,70 @@ mod tests {
         assert!(alerts[2].signature.ends_with("Relay access denied"), "{}", alerts[2].signature);
         let (c, alerts) = parse("crowdsec-postfix-spam.log");
         assert_eq!((c.lines, c.malformed, alerts.len()), (7, 0, 2));
+    }
+
+    /// postscreen: a reject or a failed test ended by DISCONNECT is one alert per session,
+    /// without the client address in the signature and without sender or recipient.
+    #[test]
+    fn postscreen_rejects_and_dropped_sessions() {
+        let (c, alerts) = parse("constructed-postfix-postscreen.log");
+        assert_eq!((c.lines, c.malformed), (24, 1), "only the PREGREET without a client is malformed");
+        let got: Vec<(AlertAction, &str, &str, &str)> = alerts
+            .iter()
+            .map(|a| (a.action, a.signature.as_str(), a.category.as_deref().unwrap_or(""), a.src.as_deref().unwrap_or("")))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (AlertAction::Rejected, "550 5.7.1 Service unavailable; blocked using zen.spamhaus.org", "dnsbl", "192.0.2.10"),
+                (AlertAction::Blocked, "postscreen dnsbl", "dnsbl", "203.0.113.7"),
+                (AlertAction::Rejected, "550 5.5.1 Protocol error", "pipelining", "203.0.113.9"),
+                (AlertAction::Blocked, "postscreen non-smtp command", "non-smtp command", "192.0.2.77"),
+                (AlertAction::Rejected, "too many connections", "reject", "192.0.2.90"),
+            ]
+        );
+        assert!(alerts.iter().all(|a| a.detail.is_none() && !a.signature.contains('@')), "{alerts:?}");
+    }
+
+    /// rspamd.log as rspamd 3.4 writes it: the two GTUBE rejects are reported, the ham line
+    /// (`no action`) and the other 37 lines are read without complaint.
+    #[test]
+    fn rspamd_result_lines_in_its_log() {
+        let (c, alerts) = parse("generated-rspamd-3.4-rspamd.log");
+        assert_eq!((c.lines, c.malformed), (40, 0));
+        let got: Vec<(AlertAction, &str, Option<&str>, Option<&str>)> =
+            alerts.iter().map(|a| (a.action, a.signature.as_str(), a.src.as_deref(), a.detail.as_deref())).collect();
+        let gtube = |ip| (AlertAction::Rejected, "rspamd reject", Some(ip), Some("id=gtube-1@example.com score=15/15"));
+        assert_eq!(got, [gtube("192.0.2.44"), gtube("192.0.2.46")]);
+        assert!(alerts.iter().all(|a| a.ts == 1_796_593_696_000), "2026-12-06 21:48:16 (UTC, as Exim times are read)");
+        // With a history configured the lines are the history's to report.
+        let mut quiet = MailParser::new(false);
+        let c = parse_file(&fixture("generated-rspamd-3.4-rspamd.log"), &mut quiet, 0, &mut |_| panic!("reported twice")).unwrap();
+        assert_eq!(c.malformed, 0);
+        // A result line whose verdict cannot be read is malformed.
+        let mut out = Vec::new();
+        assert!(!MailParser::default().line(b"2026-12-06 21:48:16 #1(normal) <a>; task; rspamd_task_write_log: id: <x>, len: 3", 0, &mut out));
+    }
+
+    /// `rspamd-log` is followed like the mail log; with a history as well it is refused.
+    #[test]
+    fn rspamd_log_is_followed_and_not_doubled_with_a_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("mail.log");
+        std::fs::write(&log, "").unwrap();
+        let config = MailConfig {
+            enabled: Some(true),
+            log,
+            rspamd_log: Some(fixture("generated-rspamd-3.4-rspamd.log")),
+            from_beginning: true,
+            ..MailConfig::default()
+        };
+        let mut source = config.build(&BuildContext::default()).unwrap();
+        let records = source.gather(0).unwrap();
+        assert_eq!(records.len(), 2, "{records:?}");
+        let both = MailConfig { rspamd_controller: Some("http://127.0.0.1:11334".into()), ..config };
+        let err = both.build(&BuildContext::default()).err().unwrap().to_string();
+        assert!(err.contains("rspamd-log") && err.contains("twice"), "{err}");
     }
 
     #[test]

@@ -7,11 +7,15 @@
 //!
 //! The JSON is read from `path` when set, else from running `command` (default
 //! `nft -j list counters`, which needs `CAP_NET_ADMIN`; a fork and exec per cycle, about a
-//! millisecond).
+//! millisecond). Either way at most [`NFT_MAX`](crate::files::NFT_MAX) bytes are read: a command
+//! that prints more, or runs longer than [`COMMAND_TIMEOUT`], is killed and reaped and the cycle
+//! reports the source failing (`command`).
+
+mod command;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Command;
+use std::time::Duration;
 
 use ampel_protocol::Record;
 use serde::Deserialize;
@@ -90,15 +94,31 @@ struct Counter<'a> {
     bytes: u64,
 }
 
+pub use command::CommandError;
+
+/// Most time the counters command may take.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Why nft output could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum NftError {
     /// Not the JSON `nft -j` prints.
     #[error("not nft JSON output: {0}")]
     Json(#[from] serde_json::Error),
-    /// The command failed.
-    #[error("{0}")]
-    Command(String),
+    /// The file could not be read (missing, not a regular file, over its limit).
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What reading it said.
+        source: std::io::Error,
+    },
+    /// The command failed, printed too much or took too long.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    /// Neither a file nor a command is configured.
+    #[error("neither path nor command is set")]
+    Unconfigured,
 }
 
 /// Parses `nft -j list counters` (or `list ruleset`) output: category and counters.
@@ -128,17 +148,14 @@ pub struct Nft {
 impl Nft {
     fn read(&self) -> Result<Vec<(String, Counters)>, NftError> {
         let text = match (&self.config.path, self.config.command.split_first()) {
-            (Some(p), _) => crate::files::read_limited_to_string(p, crate::files::NFT_MAX)
-                .map_err(|e| NftError::Command(format!("{}: {e}", p.display())))?,
-            (None, Some((prog, args))) => {
-                let out = Command::new(prog).args(args).output().map_err(|e| NftError::Command(format!("{prog}: {e}")))?;
-                if !out.status.success() {
-                    let err = String::from_utf8_lossy(&out.stderr);
-                    return Err(NftError::Command(format!("{prog}: {}: {}", out.status, err.trim())));
-                }
-                String::from_utf8_lossy(&out.stdout).into_owned()
+            (Some(p), _) => {
+                crate::files::read_limited_to_string(p, crate::files::NFT_MAX).map_err(|source| NftError::File { path: p.clone(), source })?
             }
-            (None, None) => return Err(NftError::Command("no command".into())),
+            (None, Some((prog, args))) => {
+                let out = command::output(prog, args, crate::files::NFT_MAX, COMMAND_TIMEOUT)?;
+                String::from_utf8_lossy(&out).into_owned()
+            }
+            (None, None) => return Err(NftError::Unconfigured),
         };
         parse(&text)
     }
@@ -206,5 +223,16 @@ mod tests {
             })
             .unwrap();
         assert_eq!((http.rx_packets, http.rx_bytes, http.interval_ms), (3, 180, 10_000));
+    }
+
+    /// A command that prints without end: the source reads 16 MiB, stops it and fails the
+    /// cycle, saying so, instead of growing until memory runs out.
+    #[test]
+    fn an_endless_command_fails_the_cycle_with_bounded_memory() {
+        let cfg = NftConfig { enabled: Some(true), path: None, command: vec!["sh".into(), "-c".into(), "exec yes".into()] };
+        let nft = Nft { config: cfg, prev: BTreeMap::new(), last_ms: None, failures: FailureLog::default() };
+        let err = nft.read().unwrap_err();
+        assert!(matches!(err, NftError::Command(CommandError::TooLarge { max: crate::files::NFT_MAX, .. })), "{err:?}");
+        assert!(err.to_string().contains("printed more than 16777216 bytes"), "{err}");
     }
 }

@@ -12,7 +12,7 @@ pub(super) fn section(cx: &mut Ctx<'_>, fp: &Suppressed) {
     if fp.applied.is_empty() && fp.expired.is_empty() && fp.ignored == 0 {
         return;
     }
-    cx.body.push(Gap(6.0));
+    cx.body.keep(Gap(6.0));
     cx.h2(t.heading);
     match fp.mode {
         FalsePositives::Include => cx.line(t.included.replace("{n}", &s.int(fp.ignored as u64))),
