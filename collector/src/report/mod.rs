@@ -24,6 +24,7 @@ mod chart;
 mod elements;
 mod fonts;
 mod layout;
+pub mod mail;
 mod pdf;
 pub mod stats;
 pub mod strings;
@@ -39,7 +40,7 @@ mod tests;
 pub use branding::Theme;
 pub use stats::{AlertStats, Stat, TrafficRow};
 pub use strings::Lang;
-pub use widgets::{Widget, Widgets};
+pub use widgets::{Depth, Widget, Widgets};
 
 use crate::risk::{Finding, FindingChange, Light, ServiceLight};
 
@@ -52,7 +53,8 @@ pub struct ReportData {
     pub period_start_ms: i64,
     /// End of the period, Unix ms UTC (exclusive).
     pub period_end_ms: i64,
-    /// Human label of the period as asked for, e.g. `last-7d`.
+    /// The period's name as people say it, in the report's language, e.g. `KW 49/2026`
+    /// (see [`crate::period::Period::name`]).
     pub period_label: String,
     /// IANA time zone the report's dates are shown in, e.g. `Europe/Berlin`.
     pub time_zone: String,

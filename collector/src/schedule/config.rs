@@ -12,8 +12,6 @@ use serde::{Deserialize, Deserializer};
 
 use crate::config::{Duration, TimeZoneName};
 
-/// Default subject; `{tenant}` is replaced by the tenant id, `{period}` by the period's label.
-pub const DEFAULT_SUBJECT: &str = "{tenant}: A security report has been created ({period})";
 /// Most send rules per job.
 pub const MAX_RULES: usize = 5;
 /// Most recipients (and, separately, most CC) per job.
@@ -48,9 +46,10 @@ pub struct JobConfig {
     /// A disabled job is kept (with its state) but sends nothing.
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// Subject template; `{tenant}` and `{period}` are replaced.
-    #[serde(default = "default_subject")]
-    pub subject: OneLine,
+    /// Subject template; `{tenant}` is replaced by the tenant id, `{period}` by the period's
+    /// name in the job's language. Absent: the language's default (see
+    /// [`crate::report::mail::MailStrings::subject`]).
+    pub subject: Option<OneLine>,
     /// Text placed above the summary in the mail body (line breaks allowed).
     #[serde(default)]
     pub message: String,
@@ -61,7 +60,11 @@ pub struct JobConfig {
     pub cc: AddressList,
     /// Language of the mail and the report.
     #[serde(default)]
-    pub language: Language,
+    pub language: crate::report::Lang,
+    /// How much of the report: `"full"` (default) or `"summary"` (cover, executive summary,
+    /// overview, findings; see [`crate::report::Depth`]).
+    #[serde(default)]
+    pub depth: crate::report::Depth,
     /// Report widgets (sections) by name; empty: all. See [`crate::report::Widget`].
     #[serde(default)]
     pub widgets: Vec<crate::report::Widget>,
@@ -72,10 +75,6 @@ pub struct JobConfig {
 
 fn yes() -> bool {
     true
-}
-
-fn default_subject() -> OneLine {
-    OneLine(DEFAULT_SUBJECT.to_owned())
 }
 
 /// `[delivery]`: how scheduled reports are delivered.
@@ -220,27 +219,6 @@ impl<'de> Deserialize<'de> for AddressList {
             Raw::Many(v) => v,
         };
         AddressList::parse(items).map_err(serde::de::Error::custom)
-    }
-}
-
-/// Mail and report language.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum Language {
-    /// English.
-    #[default]
-    En,
-    /// German.
-    De,
-}
-
-impl Language {
-    /// `en` or `de`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Language::En => "en",
-            Language::De => "de",
-        }
     }
 }
 

@@ -19,12 +19,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use jiff::Timestamp;
 use tokio::sync::watch;
 
-use super::config::{DeliveryConfig, DeliveryMode, JobConfig, Language};
-use super::due::{self, SlotPeriod};
+use super::config::{DeliveryConfig, DeliveryMode, JobConfig};
+use super::due;
 use super::store::{ArchiveRecord, ArchiveStatus, DeliveryStore, DeliveryStoreError, RecipientState, Resend};
 use crate::archive::{self, Archive, ArchiveError};
 use crate::mail::{MailError, Mailer, OutgoingMail};
+use crate::period::{Period, PeriodError};
 use crate::recipients::{self, Links};
+use crate::report::mail::{MailStrings, fill};
+use crate::reporting::{ReportRequest, attachment_name, dates_text};
 
 /// Why a scheduler step failed.
 #[derive(Debug, thiserror::Error)]
@@ -36,12 +39,20 @@ pub enum ScheduleError {
     #[error(transparent)]
     Archive(#[from] ArchiveError),
     /// The report could not be rendered; the run is retried at the next tick.
-    #[error("rendering the report of tenant {tenant} failed: {reason}")]
+    #[error("rendering the report of tenant {tenant} failed")]
     Render {
         /// The tenant.
         tenant: String,
         /// What the renderer said.
-        reason: String,
+        source: RenderError,
+    },
+    /// The job's period could not be computed (a date out of range, tzdata gone).
+    #[error("the period of job {job:?}")]
+    Period {
+        /// The job.
+        job: String,
+        /// Why.
+        source: PeriodError,
     },
     /// A mail could not be built (a bad address or header value).
     #[error(transparent)]
@@ -77,19 +88,6 @@ pub enum ScheduleError {
     },
 }
 
-/// What the renderer is asked for.
-#[derive(Debug, Clone)]
-pub struct RenderRequest {
-    /// The tenant.
-    pub tenant: String,
-    /// The period.
-    pub period: SlotPeriod,
-    /// The job's language.
-    pub language: Language,
-    /// The job's widgets (empty: all).
-    pub widgets: Vec<crate::report::Widget>,
-}
-
 /// A rendered report and the summary the mail shows.
 #[derive(Debug, Clone)]
 pub struct Rendered {
@@ -97,34 +95,31 @@ pub struct Rendered {
     pub light: String,
     /// 0–100.
     pub score: u8,
-    /// Top findings, one line each (empty: all in order).
+    /// Top findings, one line each, in the request's language (empty: all in order).
     pub findings: Vec<String>,
     /// The PDF.
     pub pdf: Vec<u8>,
 }
 
-/// Renders a report; injected so tests need no PDF renderer. Runs on the blocking pool.
-pub type RenderFn = Arc<dyn Fn(&RenderRequest) -> Result<Rendered, String> + Send + Sync>;
+/// Why the renderer failed: the report path's error, or a test renderer's.
+pub type RenderError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The real renderer: the main store, the risk engine and `report::render`.
+/// Renders a report; injected so tests need no PDF renderer. Runs on the blocking pool.
+pub type RenderFn = Arc<dyn Fn(&ReportRequest) -> Result<Rendered, RenderError> + Send + Sync>;
+
+/// The real renderer: the one report path ([`crate::reporting::report`]).
 pub fn store_renderer(store: crate::store::Store, cfg: Arc<crate::config::Config>) -> RenderFn {
-    Arc::new(move |req: &RenderRequest| {
-        let period = crate::assess::Period {
-            start_ms: req.period.start.as_millisecond(),
-            end_ms: req.period.end.as_millisecond(),
-            label: req.period.label.clone(),
-        };
-        let (data, pdf) =
-            crate::reporting::render_as(&store, &cfg, &req.tenant, &period, req.language, &req.widgets).map_err(|e| format!("{e:#}"))?;
+    Arc::new(move |req: &ReportRequest| {
+        let (data, pdf) = crate::reporting::report(&store, &cfg, req)?;
+        let s = crate::report::strings::Strings::get(req.lang);
+        let m = MailStrings::get(req.lang);
         let findings = data
             .findings
             .iter()
             .take(10)
             .map(|f| {
-                let de = req.language == Language::De;
-                let level = light_name(f.level.as_str(), de).to_lowercase();
-                let subject = f.device.as_deref().unwrap_or(if de { "Mandant" } else { "tenant" });
-                format!("[{level}] {subject}: {} — {}", f.evidence, f.recommendation)
+                let subject = f.device.as_deref().unwrap_or(m.tenant_wide);
+                format!("[{}] {subject}: {} — {}", s.light(f.level), f.evidence, f.recommendation_in(req.lang.code()))
             })
             .collect();
         Ok(Rendered { light: data.light.as_str().to_owned(), score: data.score, findings, pdf })
@@ -174,39 +169,6 @@ pub struct Scheduler {
 
 fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
-/// A light's name for the mail, upper case, in English or German.
-fn light_name(light: &str, de: bool) -> &'static str {
-    match (light, de) {
-        ("red", false) => "RED",
-        ("yellow", false) => "YELLOW",
-        ("green", false) => "GREEN",
-        ("red", true) => "ROT",
-        ("yellow", true) => "GELB",
-        ("green", true) => "GRÜN",
-        (_, false) => "GREY",
-        (_, true) => "GRAU",
-    }
-}
-
-/// The download link of the HTML part, or the attachment note.
-fn html_link(link: Option<&str>, tail: &str, de: bool) -> String {
-    match link {
-        Some(url) => {
-            format!("<a href=\"{}\">{}</a>", html_escape(url), if de { "Bericht herunterladen (PDF)" } else { "Download the report (PDF)" })
-        }
-        None => html_escape(tail.trim()),
-    }
-}
-
-/// The period for the mail: its label and its bounds in the job's zone, e.g.
-/// `2026-03-29 (2026-03-29 00:00 – 2026-03-30 00:00 Europe/Berlin)`.
-fn period_text(rec: &ArchiveRecord, tz: &str, de: bool) -> String {
-    let zone = jiff::tz::TimeZone::get(tz).unwrap_or(jiff::tz::TimeZone::UTC);
-    let format = if de { "%d.%m.%Y %H:%M" } else { "%Y-%m-%d %H:%M" };
-    let at = |ms: i64| Timestamp::from_millisecond(ms).map(|t| t.to_zoned(zone.clone()).strftime(format).to_string()).unwrap_or_default();
-    format!("{} ({} – {} {tz})", rec.period_label, at(rec.period_start_ms), at(rec.period_end_ms))
 }
 
 fn light_colour(light: &str) -> &'static str {
@@ -293,8 +255,9 @@ impl Scheduler {
         let address = recipients::bare(mailbox);
         let tenants: Vec<String> = job.tenants.iter().map(|t| t.as_str().to_owned()).collect();
         let expires = now.as_millisecond().saturating_add(self.delivery.invite_ttl.as_ms());
-        let confirm = self.links.confirm_url(&address, invited_ms, expires);
-        let unsubscribe = self.links.unsubscribe_url(&address, now.as_millisecond().saturating_add(self.delivery.unsubscribe_ttl.as_ms()));
+        let confirm = self.links.confirm_url(&address, invited_ms, expires, job.language);
+        let unsubscribe =
+            self.links.unsubscribe_url(&address, now.as_millisecond().saturating_add(self.delivery.unsubscribe_ttl.as_ms()), job.language);
         let mail = recipients::invitation(job.language, mailbox, &tenants, &confirm, &unsubscribe, reminder);
         self.mailer.send(&mail).await.map(|_| ())
     }
@@ -374,7 +337,6 @@ impl Scheduler {
     /// Renders, archives and delivers one slot of a job, tenant by tenant, skipping what a run
     /// before a restart already finished.
     async fn run(&self, job: &JobConfig, slot: Timestamp, late: bool, now: Timestamp) -> Result<Vec<u64>, ScheduleError> {
-        let period = due::period_of(job, slot);
         let mut ids = Vec::new();
         for tenant in &job.tenants {
             let tenant = tenant.as_str();
@@ -384,7 +346,7 @@ impl Scheduler {
                     tracing::info!(job = %job.name, tenant, report = r.id, "resuming a delivery interrupted by a restart");
                     r
                 }
-                None => self.render_and_archive(job, tenant, &period, slot, late, now).await?,
+                None => self.render_and_archive(job, tenant, slot, late, now).await?,
             };
             self.deliver(job, &mut rec, now).await?;
             ids.push(rec.id);
@@ -396,27 +358,28 @@ impl Scheduler {
         &self,
         job: &JobConfig,
         tenant: &str,
-        period: &SlotPeriod,
         slot: Timestamp,
         late: bool,
         now: Timestamp,
     ) -> Result<ArchiveRecord, ScheduleError> {
-        let req = RenderRequest { tenant: tenant.to_owned(), period: period.clone(), language: job.language, widgets: job.widgets.clone() };
+        let req = ReportRequest::of_job(job, tenant, slot).map_err(|source| ScheduleError::Period { job: job.name.0.clone(), source })?;
+        let period = req.period.clone();
         let render = Arc::clone(&self.render);
         let rendered = tokio::task::spawn_blocking(move || render(&req))
             .await
-            .map_err(|e| ScheduleError::Render { tenant: tenant.to_owned(), reason: e.to_string() })?
-            .map_err(|reason| ScheduleError::Render { tenant: tenant.to_owned(), reason })?;
-        let file = archive::file_name(&job.name.0, slot.as_millisecond(), tenant, &period.label);
+            .map_err(|e| ScheduleError::Render { tenant: tenant.to_owned(), source: Box::new(e) })?
+            .map_err(|source| ScheduleError::Render { tenant: tenant.to_owned(), source })?;
+        let label = period.label();
+        let file = archive::file_name(&job.name.0, slot.as_millisecond(), tenant, &label);
         self.archive.write(&file, &rendered.pdf)?;
         let mut rec = ArchiveRecord {
             id: 0,
             job: job.name.0.clone(),
             tenant: tenant.to_owned(),
             slot_ms: slot.as_millisecond(),
-            period_start_ms: period.start.as_millisecond(),
-            period_end_ms: period.end.as_millisecond(),
-            period_label: period.label.clone(),
+            period_start_ms: period.start_ms,
+            period_end_ms: period.end_ms,
+            period_label: label,
             created_ms: now.as_millisecond(),
             file,
             bytes: rendered.pdf.len() as u64,
@@ -489,11 +452,11 @@ impl Scheduler {
             self.archive.read(&format!("{}.summary", rec.file)).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
         let (to, cc) = self.audience(job)?;
         if link {
-            let url = self.links.download_url(rec.id, now.as_millisecond().saturating_add(self.delivery.link_ttl.as_ms()));
-            Ok(self.mail_for(job, rec, (to, cc), &summary, Some(&url), None))
+            let url = self.links.download_url(rec.id, now.as_millisecond().saturating_add(self.delivery.link_ttl.as_ms()), job.language);
+            self.mail_for(job, rec, (to, cc), &summary, Some(&url), None)
         } else {
             let pdf = self.archive.read(&rec.file)?;
-            Ok(self.mail_for(job, rec, (to, cc), &summary, None, Some(pdf)))
+            self.mail_for(job, rec, (to, cc), &summary, None, Some(pdf))
         }
     }
 
@@ -515,7 +478,7 @@ impl Scheduler {
         let address = recipients::bare(target);
         let mail = OutgoingMail {
             envelope_to: Some(target.to_owned()),
-            list_unsubscribe: Some(self.links.unsubscribe_url(&address, self.unsubscribe_expiry())),
+            list_unsubscribe: Some(self.links.unsubscribe_url(&address, self.unsubscribe_expiry(), job.language)),
             ..base.clone()
         };
         let mut attempt = 0;
@@ -545,6 +508,12 @@ impl Scheduler {
         }
     }
 
+    /// The period an archived report of `job` covers, in the job's zone.
+    fn period_of(job: &JobConfig, rec: &ArchiveRecord) -> Result<Period, ScheduleError> {
+        Period::of_record(rec.period_start_ms, rec.period_end_ms, &rec.period_label, &job.time_zone.0)
+            .map_err(|source| ScheduleError::Period { job: job.name.0.clone(), source })
+    }
+
     fn mail_for(
         &self,
         job: &JobConfig,
@@ -553,74 +522,57 @@ impl Scheduler {
         summary: &str,
         link: Option<&str>,
         pdf: Option<Vec<u8>>,
-    ) -> OutgoingMail {
-        let subject = job.subject.0.replace("{tenant}", &rec.tenant).replace("{period}", &rec.period_label);
-        let de = job.language == Language::De;
-        let late = if rec.late {
-            if de { "Hinweis: Dieser Bericht wird verspätet zugestellt.\n\n" } else { "Note: this report is delivered late.\n\n" }
-        } else {
-            ""
-        };
-        let period = period_text(rec, &job.time_zone.0, de);
-        let head = if de {
-            format!(
-                "Ampel-Sicherheitsbericht für {}\nZeitraum: {period}\nGesamt: {} (Punktzahl {} von 100)\n",
-                rec.tenant,
-                light_name(&rec.light, true),
-                rec.score
-            )
-        } else {
-            format!(
-                "Ampel security report for {}\nPeriod: {period}\nOverall: {} (score {} of 100)\n",
-                rec.tenant,
-                light_name(&rec.light, false),
-                rec.score
-            )
-        };
-        let findings = if summary.trim().is_empty() {
-            if de {
-                "\nKeine Befunde: alle Geräte sind in Ordnung.\n".to_owned()
-            } else {
-                "\nNo findings: all devices are in order.\n".to_owned()
-            }
-        } else {
-            format!("\n{}\n{summary}\n", if de { "Was Aufmerksamkeit braucht:" } else { "What needs attention:" })
-        };
+    ) -> Result<OutgoingMail, ScheduleError> {
+        let period = &Self::period_of(job, rec)?;
+        let lang = job.language;
+        let m = MailStrings::get(lang);
+        let name = period.name(lang);
+        let template = job.subject.as_ref().map_or(m.subject, |s| s.0.as_str());
+        let subject = fill(template, &[("tenant", &rec.tenant), ("period", &name)]);
+        let late = if rec.late { format!("{}\n\n", m.late) } else { String::new() };
+        let period_line = fill(m.period_line, &[("period", &name), ("dates", &dates_text(period, lang))]);
+        let score = rec.score.to_string();
+        let head = format!(
+            "{}\n{period_line}\n{}\n",
+            fill(m.heading, &[("tenant", &rec.tenant)]),
+            fill(m.overall_line, &[("light", m.light(&rec.light)), ("score", &score)])
+        );
+        let findings = if summary.trim().is_empty() { format!("\n{}\n", m.no_findings) } else { format!("\n{}\n{summary}\n", m.attention) };
         let tail = match link {
-            Some(url) if de => {
-                format!("\nDer vollständige Bericht (PDF) steht hier zum Download bereit (Link zeitlich begrenzt):\n{url}\n")
-            }
-            Some(url) => format!("\nDownload the full report (PDF; the link expires):\n{url}\n"),
-            None if de => "\nDer vollständige Bericht ist als PDF angehängt.\n".to_owned(),
-            None => "\nThe full report is attached as PDF.\n".to_owned(),
+            Some(url) => format!("\n{}\n{url}\n", m.download_intro),
+            None => format!("\n{}\n", m.attached),
         };
         let message = if job.message.is_empty() { String::new() } else { format!("{}\n\n", job.message) };
         let text = format!("{late}{message}{head}{findings}{tail}");
         let colour = light_colour(&rec.light);
         let items: String = summary.lines().filter(|l| !l.is_empty()).map(|l| format!("<li>{}</li>", html_escape(l))).collect();
+        let closing = match link {
+            Some(url) => format!("<a href=\"{}\">{}</a>", html_escape(url), html_escape(m.download_link)),
+            None => html_escape(m.attached),
+        };
         let html = format!(
-            "<!DOCTYPE html><html><body style=\"font-family:sans-serif\">{}{}<h2>{}</h2>\
+            "<!DOCTYPE html><html lang=\"{}\"><body style=\"font-family:sans-serif\">{}{}<h2>{}</h2>\
              <p><span style=\"display:inline-block;width:14px;height:14px;border-radius:7px;background:{colour}\"></span> \
-             <strong>{}</strong> — {} {}/100</p><p>{}</p>{}<p>{}</p></body></html>",
+             <strong>{}</strong> — {} {}/100</p><p>{}</p>{}<p>{closing}</p></body></html>",
+            lang.code(),
             html_escape(late.trim()),
             html_escape(&job.message).replace('\n', "<br>"),
-            html_escape(&format!("{} — {period}", rec.tenant)),
-            html_escape(light_name(&rec.light, de)),
-            if de { "Punktzahl" } else { "score" },
+            html_escape(&format!("{} — {period_line}", rec.tenant)),
+            html_escape(m.light(&rec.light)),
+            m.score,
             rec.score,
             if items.is_empty() { html_escape(findings.trim()) } else { String::new() },
             if items.is_empty() { String::new() } else { format!("<ul>{items}</ul>") },
-            html_link(link, &tail, de),
         );
-        OutgoingMail {
+        Ok(OutgoingMail {
             to,
             cc,
             subject,
             text,
             html: Some(html),
-            attachment: pdf.map(|p| (format!("ampel-{}-{}.pdf", rec.tenant, rec.period_label), p)),
+            attachment: pdf.map(|p| (attachment_name(&rec.tenant, period), p)),
             ..OutgoingMail::default()
-        }
+        })
     }
 
     /// Delivers an archived report to every confirmed recipient of its job not served yet,
@@ -739,18 +691,5 @@ impl Scheduler {
             }
         }
         tracing::info!("scheduler stopped");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::light_name;
-
-    #[test]
-    fn lights_are_named_in_the_mails_language() {
-        let en: Vec<&str> = ["red", "yellow", "green", "grey"].iter().map(|l| light_name(l, false)).collect();
-        let de: Vec<&str> = ["red", "yellow", "green", "grey"].iter().map(|l| light_name(l, true)).collect();
-        assert_eq!(en, ["RED", "YELLOW", "GREEN", "GREY"]);
-        assert_eq!(de, ["ROT", "GELB", "GRÜN", "GRAU"]);
     }
 }
