@@ -512,7 +512,11 @@ async fn unsubscribe_post(
 
 async fn download(State(s): St, Query(q): Query<TokenParam>, headers: HeaderMap) -> Response {
     let lang = q.lang(&headers);
-    let Some(id) = q.t.and_then(|t| s.key.verify(&t, TokenKind::Download, now_ms()).ok()).and_then(|id| id.parse::<u64>().ok()) else {
+    // The token names the report, and the rendering unless it is the job's own: `7` or `7/1`.
+    let Some((id, edition)) = q.t.and_then(|t| s.key.verify(&t, TokenKind::Download, now_ms()).ok()).and_then(|subject| {
+        let (id, edition) = subject.split_once('/').unwrap_or((&subject, "0"));
+        Some((id.parse::<u64>().ok()?, edition.parse::<usize>().ok()?))
+    }) else {
         return refused(lang);
     };
     let rec = match s.store.report(id) {
@@ -523,7 +527,13 @@ async fn download(State(s): St, Query(q): Query<TokenParam>, headers: HeaderMap)
         }
         Err(e) => return failed(lang, e),
     };
-    let pdf = match s.archive.read(&rec.file) {
+    // Records of releases that rendered one edition list none: `file` is it.
+    let file = if edition == 0 { Some(&rec.file) } else { rec.editions.get(edition).map(|e| &e.file) };
+    let Some(file) = file else {
+        let m = MailStrings::get(lang);
+        return page(StatusCode::NOT_FOUND, lang, m.gone_title, &format!("<p>{}</p>", attr(m.gone_text)));
+    };
+    let pdf = match s.archive.read(file) {
         Ok(b) => b,
         Err(e) => return failed(lang, e),
     };

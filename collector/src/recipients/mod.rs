@@ -89,9 +89,11 @@ impl Links {
         format!("{}/unsubscribe?t={token}&l={}", self.public_url, lang.code())
     }
 
-    /// A download link for an archived report; its error pages speak `lang`.
-    pub fn download_url(&self, report_id: u64, expires_ms: i64, lang: Lang) -> String {
-        let token = self.key.sign(TokenKind::Download, &report_id.to_string(), expires_ms);
+    /// A download link for rendering `edition` (its index in the record's renderings; 0: the
+    /// job's own) of an archived report; its error pages speak `lang`.
+    pub fn download_url(&self, report_id: u64, edition: usize, expires_ms: i64, lang: Lang) -> String {
+        let subject = if edition == 0 { report_id.to_string() } else { format!("{report_id}/{edition}") };
+        let token = self.key.sign(TokenKind::Download, &subject, expires_ms);
         format!("{}/download?t={token}&l={}", self.public_url, lang.code())
     }
 }

@@ -143,6 +143,16 @@ pub enum ReportError {
     Pdf(String),
 }
 
+/// One rendering of a report for its readers: language and depth. A job renders one per
+/// distinct edition its recipients ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
+pub struct Edition {
+    /// Language of every word.
+    pub lang: Lang,
+    /// How much of the report.
+    pub depth: Depth,
+}
+
 /// How a report definition wants the data shown: language, sections, branding.
 #[derive(Debug, Clone, Default)]
 pub struct ReportOptions {

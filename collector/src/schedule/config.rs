@@ -4,6 +4,7 @@
 //! address lists (at most 100, each a valid mailbox, no control characters), one-line
 //! subjects. A bad value names file, line and key through [`crate::config::toml_error`].
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -175,9 +176,29 @@ impl<'de> Deserialize<'de> for OneLine {
     }
 }
 
-/// Up to [`MAX_RECIPIENTS`] validated mailboxes, written as a list or a `;`-separated string.
+/// Up to [`MAX_RECIPIENTS`] validated mailboxes, written as a list or a `;`-separated string;
+/// a list item can be a table `{ address = "...", language = "de", depth = "summary" }` that
+/// gives one recipient its own language and depth (a plain address keeps the job's).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct AddressList(pub Vec<String>);
+pub struct AddressList(pub Vec<String>, pub BTreeMap<String, RecipientPrefs>);
+
+/// A recipient's own language and depth; unset: the job's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RecipientPrefs {
+    /// The recipient's language.
+    pub language: Option<crate::report::Lang>,
+    /// The recipient's depth.
+    pub depth: Option<crate::report::Depth>,
+}
+
+/// A recipient written as a table.
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct RecipientTable {
+    address: String,
+    language: Option<crate::report::Lang>,
+    depth: Option<crate::report::Depth>,
+}
 
 impl AddressList {
     /// Parses and checks every address.
@@ -197,12 +218,17 @@ impl AddressList {
         if out.len() > MAX_RECIPIENTS {
             return Err(format!("{} addresses; at most {MAX_RECIPIENTS} are allowed", out.len()));
         }
-        Ok(AddressList(out))
+        Ok(AddressList(out, BTreeMap::new()))
     }
 
     /// The bare addresses (`user@example.org`), lower-cased, for opt-in bookkeeping.
     pub fn addresses(&self) -> Vec<String> {
         self.0.iter().filter_map(|m| m.parse::<lettre::message::Mailbox>().ok()).map(|m| m.email.to_string().to_lowercase()).collect()
+    }
+
+    /// The preferences given for `mailbox` (by its bare address), if any.
+    pub fn prefs(&self, mailbox: &str) -> Option<RecipientPrefs> {
+        self.1.get(&crate::recipients::bare(mailbox)).copied()
     }
 }
 
@@ -212,13 +238,36 @@ impl<'de> Deserialize<'de> for AddressList {
         #[serde(untagged)]
         enum Raw {
             One(String),
-            Many(Vec<String>),
+            Many(Vec<toml::Value>),
         }
         let items = match Raw::deserialize(d)? {
-            Raw::One(s) => vec![s],
+            Raw::One(s) => vec![toml::Value::String(s)],
             Raw::Many(v) => v,
         };
-        AddressList::parse(items).map_err(serde::de::Error::custom)
+        let mut prefs = BTreeMap::new();
+        let mut plain = Vec::with_capacity(items.len());
+        for item in items {
+            match item {
+                toml::Value::String(s) => plain.push(s),
+                table @ toml::Value::Table(_) => {
+                    // Deserialized on its own so that a misspelt key is named.
+                    let t = RecipientTable::deserialize(table).map_err(serde::de::Error::custom)?;
+                    if t.address.contains(';') {
+                        return Err(serde::de::Error::custom(format!("address {:?}: one address per table", t.address)));
+                    }
+                    prefs.insert(crate::recipients::bare(&t.address), RecipientPrefs { language: t.language, depth: t.depth });
+                    plain.push(t.address);
+                }
+                other => {
+                    return Err(serde::de::Error::custom(format!(
+                        "a recipient is an address or {{ address = \"...\", language = \"de\", depth = \"summary\" }}, not {other}"
+                    )));
+                }
+            }
+        }
+        let mut list = AddressList::parse(plain).map_err(serde::de::Error::custom)?;
+        list.1 = prefs;
+        Ok(list)
     }
 }
 
@@ -338,6 +387,26 @@ fn weekday(s: &str) -> Option<Weekday> {
 }
 
 impl JobConfig {
+    /// The edition `mailbox` gets: its own language and depth where its `to` or `cc` entry
+    /// gives them, else the job's.
+    pub fn edition_of(&self, mailbox: &str) -> crate::report::Edition {
+        let prefs = self.to.prefs(mailbox).or_else(|| self.cc.prefs(mailbox)).unwrap_or_default();
+        crate::report::Edition { lang: prefs.language.unwrap_or(self.language), depth: prefs.depth.unwrap_or(self.depth) }
+    }
+
+    /// The editions a run renders: the job's own first, then every other one a `to` or `cc`
+    /// address asks for, each once.
+    pub fn editions(&self) -> Vec<crate::report::Edition> {
+        let mut out = vec![crate::report::Edition { lang: self.language, depth: self.depth }];
+        for m in self.to.0.iter().chain(&self.cc.0) {
+            let e = self.edition_of(m);
+            if !out.contains(&e) {
+                out.push(e);
+            }
+        }
+        out
+    }
+
     /// What the job's reports cover (`period`, `days` or `hours`, whichever is set; checked
     /// by [`validate`] to be exactly one).
     pub fn window(&self) -> ReportPeriod {

@@ -13,6 +13,8 @@
 //! report twice, and nothing is silently skipped. A render error leaves the cursor where it
 //! is, so the run is retried at the next tick.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -21,12 +23,13 @@ use tokio::sync::watch;
 
 use super::config::{DeliveryConfig, DeliveryMode, JobConfig};
 use super::due;
-use super::store::{ArchiveRecord, ArchiveStatus, DeliveryStore, DeliveryStoreError, RecipientState, Resend};
+use super::store::{ArchiveRecord, ArchiveStatus, ArchivedEdition, DeliveryStore, DeliveryStoreError, RecipientState, Resend};
 use crate::archive::{self, Archive, ArchiveError};
 use crate::mail::{MailError, Mailer, OutgoingMail};
 use crate::period::{Period, PeriodError};
 use crate::recipients::{self, Links};
 use crate::report::mail::{MailStrings, fill};
+use crate::report::{Edition, Lang};
 use crate::reporting::{ReportRequest, attachment_name, dates_text};
 
 /// Why a scheduler step failed.
@@ -99,6 +102,14 @@ pub struct Rendered {
     pub findings: Vec<String>,
     /// The PDF.
     pub pdf: Vec<u8>,
+}
+
+/// How a report mail carries the PDF.
+enum Carrier {
+    /// A signed, expiring download link.
+    Link(String),
+    /// The PDF, attached.
+    Pdf(Vec<u8>),
 }
 
 /// Why the renderer failed: the report path's error, or a test renderer's.
@@ -354,6 +365,41 @@ impl Scheduler {
         Ok(ids)
     }
 
+    /// Renders `edition` of `tenant`'s report for `slot` on the blocking pool.
+    async fn render(&self, job: &JobConfig, tenant: &str, slot: Timestamp, edition: Edition) -> Result<(Period, Rendered), ScheduleError> {
+        let mut req =
+            ReportRequest::of_job(job, tenant, slot).map_err(|source| ScheduleError::Period { job: job.name.0.clone(), source })?;
+        (req.lang, req.depth) = (edition.lang, edition.depth);
+        let period = req.period.clone();
+        let render = Arc::clone(&self.render);
+        let rendered = tokio::task::spawn_blocking(move || render(&req))
+            .await
+            .map_err(|e| ScheduleError::Render { tenant: tenant.to_owned(), source: Box::new(e) })?
+            .map_err(|source| ScheduleError::Render { tenant: tenant.to_owned(), source })?;
+        Ok((period, rendered))
+    }
+
+    /// Writes one rendering and its mail summary to the archive.
+    fn keep(
+        &self,
+        job: &JobConfig,
+        tenant: &str,
+        slot: Timestamp,
+        (period, edition): (&Period, Edition),
+        rendered: &Rendered,
+        own: bool,
+    ) -> Result<ArchivedEdition, ScheduleError> {
+        let label = period.label();
+        let name = if own { label } else { format!("{label}-{}-{}", edition.lang.code(), edition.depth.name()) };
+        let file = archive::file_name(&job.name.0, slot.as_millisecond(), tenant, &name);
+        self.archive.write(&file, &rendered.pdf)?;
+        // The mail summary is kept beside the PDF so a resumed or resent delivery shows it.
+        self.archive.write(&format!("{file}.summary"), rendered.findings.join("\n").as_bytes())?;
+        Ok(ArchivedEdition { edition, file, bytes: rendered.pdf.len() as u64 })
+    }
+
+    /// Renders every edition the job's recipients ask for (the job's own first), archives
+    /// each with the mail summary beside it, and records the report as pending.
     async fn render_and_archive(
         &self,
         job: &JobConfig,
@@ -362,16 +408,17 @@ impl Scheduler {
         late: bool,
         now: Timestamp,
     ) -> Result<ArchiveRecord, ScheduleError> {
-        let req = ReportRequest::of_job(job, tenant, slot).map_err(|source| ScheduleError::Period { job: job.name.0.clone(), source })?;
-        let period = req.period.clone();
-        let render = Arc::clone(&self.render);
-        let rendered = tokio::task::spawn_blocking(move || render(&req))
-            .await
-            .map_err(|e| ScheduleError::Render { tenant: tenant.to_owned(), source: Box::new(e) })?
-            .map_err(|source| ScheduleError::Render { tenant: tenant.to_owned(), source })?;
-        let label = period.label();
-        let file = archive::file_name(&job.name.0, slot.as_millisecond(), tenant, &label);
-        self.archive.write(&file, &rendered.pdf)?;
+        // The job's own edition first: its file keeps the name of a single-edition report,
+        // its verdict (the same in every edition) goes into the record.
+        let own = Edition { lang: job.language, depth: job.depth };
+        let (period, first) = self.render(job, tenant, slot, own).await?;
+        let mut editions = vec![self.keep(job, tenant, slot, (&period, own), &first, true)?];
+        for edition in job.editions().into_iter().filter(|e| *e != own) {
+            let (_, rendered) = self.render(job, tenant, slot, edition).await?;
+            editions.push(self.keep(job, tenant, slot, (&period, edition), &rendered, false)?);
+        }
+        let (light, score) = (first.light, first.score);
+        let own = editions[0].clone();
         let mut rec = ArchiveRecord {
             id: 0,
             job: job.name.0.clone(),
@@ -379,12 +426,12 @@ impl Scheduler {
             slot_ms: slot.as_millisecond(),
             period_start_ms: period.start_ms,
             period_end_ms: period.end_ms,
-            period_label: label,
+            period_label: period.label(),
             created_ms: now.as_millisecond(),
-            file,
-            bytes: rendered.pdf.len() as u64,
-            light: rendered.light,
-            score: rendered.score,
+            file: own.file,
+            bytes: own.bytes,
+            light,
+            score,
             late,
             mode: String::new(),
             recipients: Vec::new(),
@@ -394,13 +441,12 @@ impl Scheduler {
             message_id: None,
             link_reason: None,
             resends: Vec::new(),
+            editions,
+            delivered: Default::default(),
         };
-        // The mail summary is kept beside the PDF so a resumed or resent delivery shows it.
-        let summary = rendered.findings.join("\n");
-        self.archive.write(&format!("{}.summary", rec.file), summary.as_bytes())?;
         rec.id = self.store.add_report(rec.clone())?;
         self.stats.reports.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(job = %job.name, tenant, report = rec.id, light = %rec.light, bytes = rec.bytes, "report archived");
+        tracing::info!(job = %job.name, tenant, report = rec.id, light = %rec.light, bytes = rec.bytes, editions = rec.editions.len(), "report archived");
         Ok(rec)
     }
 
@@ -445,19 +491,47 @@ impl Scheduler {
         to.iter().chain(cc).filter(|m| seen.insert(recipients::bare(m))).cloned().collect()
     }
 
-    /// The report mail of `rec` for the job's confirmed recipients, the PDF attached or (with
-    /// `link`) a fresh download link.
-    fn prepare(&self, job: &JobConfig, rec: &ArchiveRecord, link: bool, now: Timestamp) -> Result<OutgoingMail, ScheduleError> {
-        let summary =
-            self.archive.read(&format!("{}.summary", rec.file)).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
-        let (to, cc) = self.audience(job)?;
-        if link {
-            let url = self.links.download_url(rec.id, now.as_millisecond().saturating_add(self.delivery.link_ttl.as_ms()), job.language);
-            self.mail_for(job, rec, (to, cc), &summary, Some(&url), None)
-        } else {
-            let pdf = self.archive.read(&rec.file)?;
-            self.mail_for(job, rec, (to, cc), &summary, None, Some(pdf))
+    /// The rendering `target` gets, with its index in [`ArchiveRecord::renderings`]: on a
+    /// resend the one it got before, else the edition the job gives it. One the report was not
+    /// rendered in (the recipient's language or depth changed since) falls back to the job's
+    /// own, logged.
+    fn rendering_for(job: &JobConfig, rec: &ArchiveRecord, target: &str, resend: bool) -> (usize, ArchivedEdition) {
+        let own = Edition { lang: job.language, depth: job.depth };
+        let renderings = rec.renderings(own);
+        let got = if resend { rec.delivered.get(target).copied() } else { None };
+        let wanted = got.unwrap_or_else(|| job.edition_of(target));
+        match renderings.into_iter().enumerate().find(|(_, r)| r.edition == wanted) {
+            Some(found) => found,
+            None => {
+                tracing::info!(job = %job.name, report = rec.id, language = wanted.lang.code(), depth = wanted.depth.name(),
+                    "the report was not rendered in this recipient's language and depth; sending the job's own");
+                // `file` is always the first rendering, the job's own.
+                (0, ArchivedEdition { edition: own, file: rec.file.clone(), bytes: rec.bytes })
+            }
         }
+    }
+
+    /// The report mail of rendering `index` of `rec` for the job's confirmed recipients, the
+    /// PDF attached or (with `link`) a fresh download link, in the rendering's language.
+    fn prepare(
+        &self,
+        job: &JobConfig,
+        rec: &ArchiveRecord,
+        (index, rendering): (usize, &ArchivedEdition),
+        link: bool,
+        now: Timestamp,
+    ) -> Result<OutgoingMail, ScheduleError> {
+        let summary =
+            self.archive.read(&format!("{}.summary", rendering.file)).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+        let (to, cc) = self.audience(job)?;
+        let lang = rendering.edition.lang;
+        let carrier = if link {
+            let expires = now.as_millisecond().saturating_add(self.delivery.link_ttl.as_ms());
+            Carrier::Link(self.links.download_url(rec.id, index, expires, lang))
+        } else {
+            Carrier::Pdf(self.archive.read(&rendering.file)?)
+        };
+        self.mail_for(job, rec, lang, (to, cc), &summary, carrier)
     }
 
     /// When an unsubscribe link made now expires.
@@ -478,7 +552,7 @@ impl Scheduler {
         let address = recipients::bare(target);
         let mail = OutgoingMail {
             envelope_to: Some(target.to_owned()),
-            list_unsubscribe: Some(self.links.unsubscribe_url(&address, self.unsubscribe_expiry(), job.language)),
+            list_unsubscribe: Some(self.links.unsubscribe_url(&address, self.unsubscribe_expiry(), job.edition_of(target).lang)),
             ..base.clone()
         };
         let mut attempt = 0;
@@ -518,13 +592,17 @@ impl Scheduler {
         &self,
         job: &JobConfig,
         rec: &ArchiveRecord,
+        lang: Lang,
         (to, cc): (Vec<String>, Vec<String>),
         summary: &str,
-        link: Option<&str>,
-        pdf: Option<Vec<u8>>,
+        carrier: Carrier,
     ) -> Result<OutgoingMail, ScheduleError> {
         let period = &Self::period_of(job, rec)?;
-        let lang = job.language;
+        let (link, pdf) = match carrier {
+            Carrier::Link(url) => (Some(url), None),
+            Carrier::Pdf(pdf) => (None, Some(pdf)),
+        };
+        let link = link.as_deref();
         let m = MailStrings::get(lang);
         let name = period.name(lang);
         let template = job.subject.as_ref().map_or(m.subject, |s| s.0.as_str());
@@ -592,19 +670,26 @@ impl Scheduler {
             );
             return Ok(());
         }
-        rec.link_reason = self.link_reason(job.delivery, rec.bytes).await;
+        let largest = rec.renderings(Edition { lang: job.language, depth: job.depth }).iter().map(|r| r.bytes).max().unwrap_or(rec.bytes);
+        rec.link_reason = self.link_reason(job.delivery, largest).await;
         rec.mode = if rec.link_reason.is_some() { "link" } else { "attachment" }.to_owned();
-        let base = self.prepare(job, rec, rec.link_reason.is_some(), now)?;
+        let mut prepared: HashMap<usize, OutgoingMail> = HashMap::new();
         let mut failed = false;
         let pending: Vec<String> = targets.into_iter().filter(|t| !rec.recipients.contains(t)).collect();
         for target in &pending {
+            let (index, rendering) = Self::rendering_for(job, rec, target, false);
+            let base = match prepared.entry(index) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => e.insert(self.prepare(job, rec, (index, &rendering), rec.link_reason.is_some(), now)?),
+            };
             let mut attempts = 0;
-            let result = self.send_to(job, rec, &base, target, &mut attempts).await;
+            let result = self.send_to(job, rec, base, target, &mut attempts).await;
             rec.attempts += attempts;
             match result {
                 Ok(d) => {
                     rec.message_id = Some(d.message_id);
                     rec.recipients.push(target.clone());
+                    rec.delivered.insert(target.clone(), rendering.edition);
                     rec.last_error = None;
                 }
                 Err(e) => {
@@ -633,13 +718,14 @@ impl Scheduler {
         if targets.is_empty() {
             return Err(ScheduleError::NobodyToSend { id, job: rec.job.clone() });
         }
+        let largest = rec.renderings(Edition { lang: job.language, depth: job.depth }).iter().map(|r| r.bytes).max().unwrap_or(rec.bytes);
         let link_reason = match rec.mode.as_str() {
-            "attachment" => self.server_refuses(rec.bytes).await,
+            "attachment" => self.server_refuses(largest).await,
             "link" => Some(rec.link_reason.clone().unwrap_or_else(|| "sent as a link before".into())),
-            _ => self.link_reason(job.delivery, rec.bytes).await,
+            _ => self.link_reason(job.delivery, largest).await,
         };
-        let base = self.prepare(job, &rec, link_reason.is_some(), now)?;
         let mode = if link_reason.is_some() { "link" } else { "attachment" }.to_owned();
+        let link = link_reason.is_some();
         let mut entry = Resend {
             at_ms: now.as_millisecond(),
             by: by.to_owned(),
@@ -649,9 +735,15 @@ impl Scheduler {
             status: ArchiveStatus::Sent,
             error: None,
         };
+        let mut prepared: HashMap<usize, OutgoingMail> = HashMap::new();
         for target in &targets {
+            let (index, rendering) = Self::rendering_for(job, &rec, target, true);
+            let base = match prepared.entry(index) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => e.insert(self.prepare(job, &rec, (index, &rendering), link, now)?),
+            };
             let mut attempts = 0;
-            match self.send_to(job, &rec, &base, target, &mut attempts).await {
+            match self.send_to(job, &rec, base, target, &mut attempts).await {
                 Ok(_) => entry.recipients.push(target.clone()),
                 Err(e) => {
                     entry.error = Some(e.to_string());

@@ -526,3 +526,94 @@ async fn a_german_jobs_mails_and_pages_are_german_and_name_the_period() {
     let (_, page) = http_with(rig.http, "GET", "/download?t=forged", "", "Accept-Language: en-GB\r\n").await;
     assert!(String::from_utf8(page).unwrap().contains("Link not valid"));
 }
+
+/// A renderer whose PDF says which edition it is, counting its calls.
+fn edition_renderer(calls: Arc<AtomicUsize>) -> RenderFn {
+    Arc::new(move |req| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        let mut p = pdf(100);
+        p.extend(format!("{} {}", req.lang.code(), req.depth.name()).bytes());
+        Ok(Rendered { light: "green".into(), score: 100, findings: Vec::new(), pdf: p })
+    })
+}
+
+const MIXED: &str = r#"
+[[jobs]]
+name = "mixed"
+tenants = ["acme"]
+period = "day"
+send = ["daily 08:00"]
+to = [{ address = "Chefin <chefin@example.org>", language = "de", depth = "summary" }, "ops@example.org"]
+cc = [{ address = "noc@example.org", depth = "full" }]
+"#;
+
+/// A German-summary and an English-full recipient: one render per edition, each recipient
+/// their own PDF in their own language, and a resend sends each the one they got.
+#[tokio::test]
+async fn each_recipient_gets_their_own_language_and_depth_and_a_resend_the_same() {
+    let rig = Rig::new(33_554_432);
+    confirm_all(&rig.store, &["chefin@example.org", "ops@example.org", "noc@example.org"]);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let sched = rig.scheduler(MIXED, fast(), edition_renderer(calls.clone()));
+    sched.tick(today_at(7, 0)).await.unwrap();
+    let ids = sched.tick(today_at(8, 0)).await.unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "one render per distinct language and depth (noc@ shares ops@'s)");
+
+    let got = |reports: &[Value], who: &str| -> (String, Vec<u8>) {
+        let r = reports.iter().find(|m| m["rcpt_to"].as_str().unwrap().contains(who)).unwrap_or_else(|| panic!("no mail to {who}"));
+        (r["subject"].as_str().unwrap().to_owned(), std::fs::read(r["attachments"][0]["path"].as_str().unwrap()).unwrap())
+    };
+    let check = |reports: &[Value]| {
+        let (subject, pdf) = got(reports, "chefin@");
+        assert!(subject.starts_with("acme: Sicherheitsbericht für ") && pdf.ends_with(b"de summary"), "{subject}");
+        for who in ["ops@", "noc@"] {
+            let (subject, pdf) = got(reports, who);
+            assert!(subject.starts_with("acme: security report for ") && pdf.ends_with(b"en full"), "{who}: {subject}");
+        }
+    };
+    let reports = rig.reports();
+    assert_eq!(reports.len(), 3, "{reports:?}");
+    check(&reports);
+    let rec = rig.store.report(ids[0]).unwrap().unwrap();
+    assert_eq!(rec.editions.len(), 2);
+    assert_eq!(rec.delivered.len(), 3);
+
+    // Resent: the same rendering to each, not the job's own to all.
+    sched.resend(rec.id, today_at(9, 0), "cli (test)").await.unwrap();
+    let reports = rig.reports();
+    assert_eq!(reports.len(), 6);
+    check(&reports[3..]);
+}
+
+/// An archive record as the previous release wrote it (one rendering, no editions) still reads,
+/// and its one rendering is its file in the job's language.
+#[test]
+fn an_archive_record_of_the_previous_release_still_reads() {
+    let old = r#"{"id":7,"job":"daily","tenant":"acme","slot_ms":1796630400000,"period_start_ms":1796544000000,
+        "period_end_ms":1796630400000,"period_label":"1d-2026-12-07T0800","created_ms":1796630400000,
+        "file":"1796630400000-daily-ampel-acme-1d-2026-12-07T0800.pdf","bytes":1234,"light":"green","score":100,
+        "late":false,"mode":"attachment","recipients":["ops@example.org"],"status":"sent","attempts":1,
+        "last_error":null,"message_id":"<x@example.org>","link_reason":null,"resends":[]}"#;
+    let rec: super::ArchiveRecord = serde_json::from_str(old).unwrap();
+    let own = crate::report::Edition { lang: crate::report::Lang::De, depth: crate::report::Depth::Full };
+    let r = rec.renderings(own);
+    assert_eq!((r.len(), r[0].edition, r[0].file.as_str(), r[0].bytes), (1, own, rec.file.as_str(), 1234));
+    let period = crate::period::Period::of_record(rec.period_start_ms, rec.period_end_ms, &rec.period_label, "UTC").unwrap();
+    assert_eq!(period.name(crate::report::Lang::De), "06.12.2026 08:00 – 07.12.2026 08:00");
+}
+
+#[test]
+fn recipients_are_addresses_or_tables_and_a_misspelt_key_is_named() {
+    let job = |to: &str| {
+        toml::from_str::<JobConfig>(&format!("name = \"j\"\ntenants = [\"a\"]\nperiod = \"day\"\nsend = [\"daily 08:00\"]\nto = {to}\n"))
+    };
+    let j = job(r#"["a@example.org", { address = "B <b@example.org>", language = "de" }]"#).unwrap();
+    assert_eq!(j.to.0, vec!["a@example.org".to_owned(), "B <b@example.org>".to_owned()]);
+    let de = crate::report::Edition { lang: crate::report::Lang::De, depth: crate::report::Depth::Full };
+    assert_eq!((j.edition_of("b@example.org"), j.edition_of("a@example.org").lang), (de, crate::report::Lang::En));
+    assert_eq!(j.editions().len(), 2);
+    let err = job(r#"[{ address = "b@example.org", langauge = "de" }]"#).unwrap_err().to_string();
+    assert!(err.contains("langauge"), "{err}");
+    assert!(job(r#"[{ address = "b@example.org", depth = "brief" }]"#).is_err());
+    assert!(job("\"a@example.org; b@example.org\"").unwrap().to.1.is_empty());
+}
