@@ -178,6 +178,18 @@ pub struct Scheduler {
     pub stats: Arc<DeliveryStats>,
 }
 
+/// `e` and its causes, `: `-separated, as `{:#}` of anyhow shows them.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
 fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
@@ -266,10 +278,12 @@ impl Scheduler {
         let address = recipients::bare(mailbox);
         let tenants: Vec<String> = job.tenants.iter().map(|t| t.as_str().to_owned()).collect();
         let expires = now.as_millisecond().saturating_add(self.delivery.invite_ttl.as_ms());
-        let confirm = self.links.confirm_url(&address, invited_ms, expires, job.language);
+        // In the recipient's own language where its entry gives one.
+        let lang = job.edition_of(mailbox).lang;
+        let confirm = self.links.confirm_url(&address, invited_ms, expires, lang);
         let unsubscribe =
-            self.links.unsubscribe_url(&address, now.as_millisecond().saturating_add(self.delivery.unsubscribe_ttl.as_ms()), job.language);
-        let mail = recipients::invitation(job.language, mailbox, &tenants, &confirm, &unsubscribe, reminder);
+            self.links.unsubscribe_url(&address, now.as_millisecond().saturating_add(self.delivery.unsubscribe_ttl.as_ms()), lang);
+        let mail = recipients::invitation(lang, mailbox, &tenants, &confirm, &unsubscribe, reminder);
         self.mailer.send(&mail).await.map(|_| ())
     }
 
@@ -765,7 +779,7 @@ impl Scheduler {
             let now = Timestamp::now();
             tokio::select! {
                 r = self.tick(now) => if let Err(e) = r {
-                    tracing::error!(error = %e, "scheduler step failed; retrying in a minute");
+                    tracing::error!(error = %error_chain(&e), "scheduler step failed; retrying in a minute");
                 },
                 _ = shutdown.wait_for(|s| *s) => break,
             }

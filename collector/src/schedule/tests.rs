@@ -292,6 +292,7 @@ async fn a_restart_in_the_middle_of_a_run_neither_resends_nor_skips() {
     first.tick(today_at(7, 0)).await.unwrap();
     let err = first.tick(today_at(8, 0)).await.unwrap_err();
     assert!(err.to_string().contains("beta"), "{err}");
+    assert!(super::runner::error_chain(&err).ends_with("failed: renderer crashed"), "the cause is kept: {err:?}");
     assert_eq!(rig.reports().len(), 2, "alpha went to both recipients");
     drop(first);
 
@@ -552,10 +553,14 @@ cc = [{ address = "noc@example.org", depth = "full" }]
 #[tokio::test]
 async fn each_recipient_gets_their_own_language_and_depth_and_a_resend_the_same() {
     let rig = Rig::new(33_554_432);
-    confirm_all(&rig.store, &["chefin@example.org", "ops@example.org", "noc@example.org"]);
     let calls = Arc::new(AtomicUsize::new(0));
     let sched = rig.scheduler(MIXED, fast(), edition_renderer(calls.clone()));
     sched.tick(today_at(7, 0)).await.unwrap();
+    let invites = rig.received();
+    let invite_to = |who: &str| invites.iter().find(|m| m["rcpt_to"].as_str().unwrap().contains(who)).unwrap()["subject"].clone();
+    assert!(invite_to("chefin@").as_str().unwrap().contains("Bitte bestätigen"), "her invitation is in her language");
+    assert!(invite_to("ops@").as_str().unwrap().contains("please confirm"));
+    confirm_all(&rig.store, &["chefin@example.org", "ops@example.org", "noc@example.org"]);
     let ids = sched.tick(today_at(8, 0)).await.unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 2, "one render per distinct language and depth (noc@ shares ops@'s)");
 
