@@ -267,7 +267,8 @@ impl Period {
         out
     }
 
-    fn local(&self, ms: i64) -> Option<Zoned> {
+    /// The instant `ms` in the period's zone; `None` out of jiff's range.
+    pub fn local(&self, ms: i64) -> Option<Zoned> {
         Timestamp::from_millisecond(ms).ok().map(|t| t.to_zoned(self.zone.clone()))
     }
 
@@ -387,6 +388,9 @@ mod tests {
         let w53 = monday("2027-01-04T06:00:00");
         assert_eq!(names(&w53), ("week 53, 2026".into(), "KW 53/2026".into(), "2026-w53".into()));
         assert_eq!((w53.start_ms, w53.end_ms), (ms("2026-12-28T00:00:00", "UTC"), ms("2027-01-04T00:00:00", "UTC")));
+        for day in ["2026-12-31T12:00:00", "2027-01-01T12:00:00", "2027-01-03T23:59:00"] {
+            assert!((w53.start_ms..w53.end_ms).contains(&ms(day, "UTC")), "{day} is in week 53 of 2026");
+        }
         let w1 = monday("2027-01-11T06:00:00");
         assert_eq!(names(&w1), ("week 1, 2027".into(), "KW 1/2027".into(), "2027-w01".into()));
         assert_eq!(w1.previous(), w53);

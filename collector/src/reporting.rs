@@ -114,7 +114,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// and what to do, in `lang`.
 pub fn mail_text(data: &ReportData, period: &Period, lang: Lang) -> String {
     let m = MailStrings::get(lang);
-    let s = report::strings::Strings::get(lang);
     let score = data.score.to_string();
     let mut text = format!(
         "{}\n{}\n{}\n",
@@ -122,32 +121,36 @@ pub fn mail_text(data: &ReportData, period: &Period, lang: Lang) -> String {
         fill(m.period_line, &[("period", &period.name(lang)), ("dates", &dates_text(period, lang))]),
         fill(m.overall_line, &[("light", m.light(data.light.as_str())), ("score", &score)]),
     );
-    if data.findings.is_empty() {
+    let findings = finding_lines(data, lang);
+    if findings.is_empty() {
         text.push_str(&format!("\n{}\n", m.no_findings));
     } else {
         text.push_str(&format!("\n{}\n", m.attention));
-        for f in data.findings.iter().take(10) {
-            let device = f.device.as_deref().unwrap_or(m.tenant_wide);
-            text.push_str(&format!("- [{}] {device}: {}\n  {}\n", s.light(f.level), f.evidence, f.recommendation_in(lang.code())));
+        for line in findings {
+            text.push_str(&format!("- {line}\n"));
         }
     }
     text.push_str(&format!("\n{}\n", m.attached));
     text
 }
 
+/// The ten worst findings as a mail lists them, one line each in `lang`:
+/// `[High risk] fw-1: evidence — recommendation`. Every report mail uses these.
+pub fn finding_lines(data: &ReportData, lang: Lang) -> Vec<String> {
+    let s = report::strings::Strings::get(lang);
+    let m = MailStrings::get(lang);
+    let line = |f: &crate::risk::Finding| {
+        let device = f.device.as_deref().unwrap_or(m.tenant_wide);
+        format!("[{}] {device}: {} \u{2014} {}", s.light(f.level), f.evidence, f.recommendation_in(lang.code()))
+    };
+    data.findings.iter().take(10).map(line).collect()
+}
+
 /// The bounds of `period` in its zone, in `lang`'s date format, with the zone:
 /// `05.12.2026 00:00 – 06.12.2026 00:00 America/New_York`.
 pub fn dates_text(period: &Period, lang: Lang) -> String {
     let s = report::strings::Strings::get(lang);
-    let zone = jiff::tz::TimeZone::get(period.zone_name()).unwrap_or(jiff::tz::TimeZone::UTC);
-    let at = |ms: i64| {
-        jiff::Timestamp::from_millisecond(ms)
-            .map(|t| {
-                let z = t.to_zoned(zone.clone());
-                format!("{} {:02}:{:02}", s.date(z.date()), z.hour(), z.minute())
-            })
-            .unwrap_or_default()
-    };
+    let at = |ms: i64| period.local(ms).map(|z| format!("{} {:02}:{:02}", s.date(z.date()), z.hour(), z.minute())).unwrap_or_default();
     format!("{} \u{2013} {} {}", at(period.start_ms), at(period.end_ms), period.zone_name())
 }
 
@@ -318,6 +321,18 @@ mod tests {
         assert!(cover.contains("05.12.2026") && !cover.contains("2026-12-05") && !cover.contains("(05.12.2026)"), "{cover}");
         // The period before, for the change since the last report, is New York's 4 December.
         assert!(text.contains("04.12.2026"), "{text}");
+    }
+
+    #[test]
+    fn finding_lines_speak_the_mails_language() {
+        let data = report::synthetic::rich(3, 1, 10 * 60_000);
+        assert!(!data.findings.is_empty());
+        let de = finding_lines(&data, Lang::De);
+        let light_names = ["[Hohes Risiko]", "[Gefährdet]", "[In Ordnung]", "[Keine Daten]"];
+        for (line, f) in de.iter().zip(&data.findings) {
+            assert!(light_names.iter().any(|l| line.starts_with(l)) && line.ends_with(&f.recommendation_de), "{line}");
+        }
+        assert!(finding_lines(&data, Lang::En).iter().all(|l| !l.contains("Hohes Risiko")));
     }
 
     #[test]

@@ -122,17 +122,7 @@ pub type RenderFn = Arc<dyn Fn(&ReportRequest) -> Result<Rendered, RenderError> 
 pub fn store_renderer(store: crate::store::Store, cfg: Arc<crate::config::Config>) -> RenderFn {
     Arc::new(move |req: &ReportRequest| {
         let (data, pdf) = crate::reporting::report(&store, &cfg, req)?;
-        let s = crate::report::strings::Strings::get(req.lang);
-        let m = MailStrings::get(req.lang);
-        let findings = data
-            .findings
-            .iter()
-            .take(10)
-            .map(|f| {
-                let subject = f.device.as_deref().unwrap_or(m.tenant_wide);
-                format!("[{}] {subject}: {} — {}", s.light(f.level), f.evidence, f.recommendation_in(req.lang.code()))
-            })
-            .collect();
+        let findings = crate::reporting::finding_lines(&data, req.lang);
         Ok(Rendered { light: data.light.as_str().to_owned(), score: data.score, findings, pdf })
     })
 }
