@@ -416,13 +416,13 @@ impl Scheduler {
         // its verdict (the same in every edition) goes into the record.
         let own = Edition { lang: job.language, depth: job.depth };
         let (period, first) = self.render(job, tenant, slot, own).await?;
-        let mut editions = vec![self.keep(job, tenant, slot, (&period, own), &first, true)?];
+        let own_rendering = self.keep(job, tenant, slot, (&period, own), &first, true)?;
+        let mut editions = vec![own_rendering.clone()];
         for edition in job.editions().into_iter().filter(|e| *e != own) {
             let (_, rendered) = self.render(job, tenant, slot, edition).await?;
             editions.push(self.keep(job, tenant, slot, (&period, edition), &rendered, false)?);
         }
-        let (light, score) = (first.light, first.score);
-        let own = editions[0].clone();
+        let (light, score, own) = (first.light, first.score, own_rendering);
         let mut rec = ArchiveRecord {
             id: 0,
             job: job.name.0.clone(),
