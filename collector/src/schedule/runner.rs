@@ -525,8 +525,8 @@ impl Scheduler {
         link: bool,
         now: Timestamp,
     ) -> Result<OutgoingMail, ScheduleError> {
-        let summary =
-            self.archive.read(&format!("{}.summary", rendering.file)).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+        // A missing summary is an error, not "no findings": the mail would say all is well.
+        let summary = String::from_utf8_lossy(&self.archive.read(&format!("{}.summary", rendering.file))?).into_owned();
         let (to, cc) = self.audience(job)?;
         let lang = rendering.edition.lang;
         let carrier = if link {
