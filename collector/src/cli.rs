@@ -202,7 +202,8 @@ pub enum ReportCommand {
         /// Render as report job NAME does: its period, language, widgets and time zone.
         #[arg(long, value_name = "NAME")]
         job: Option<String>,
-        /// Period, e.g. last-24h, last-7d, last-30d.
+        /// Period, in the [report] time zone: last-24h, last-7d; day, week, month (the last
+        /// complete one); 2026-03-29, 2026-W13, 2026-03; 2026-03-01..2026-03-15.
         #[arg(long, default_value = "last-7d")]
         period: String,
         /// End of the period as an RFC 3339 time (default: now). The same end gives the same
@@ -218,7 +219,8 @@ pub enum ReportCommand {
         /// The tenant.
         #[arg(long)]
         tenant: TenantId,
-        /// Period, e.g. last-24h, last-7d, last-30d.
+        /// Period, in the [report] time zone: last-24h, last-7d; day, week, month (the last
+        /// complete one); 2026-03-29, 2026-W13, 2026-03; 2026-03-01..2026-03-15.
         #[arg(long, default_value = "last-7d")]
         period: String,
         /// End of the period as an RFC 3339 time (default: now).
@@ -581,7 +583,7 @@ fn query(cfg: &Config, args: &QueryArgs) -> Result<()> {
 
 fn risk_show(cfg: &Config, tenant: &TenantId, period: &str, json: bool) -> Result<()> {
     let store = open_store(cfg)?;
-    let period = Period::parse_in(period, now_ms(), &cfg.report.time_zone.0)?;
+    let period = Period::parse(period, now_ms(), &cfg.report.time_zone.0)?;
     let a = assess::assess_with_changes(&store, cfg, tenant.as_str(), &period, assess::suppress::FalsePositives::default())?;
     let tz = jiff::tz::TimeZone::get(&cfg.report.time_zone.0).with_context(|| format!("time zone {}", cfg.report.time_zone.0))?;
     if json {
@@ -590,12 +592,12 @@ fn risk_show(cfg: &Config, tenant: &TenantId, period: &str, json: bool) -> Resul
             .iter()
             .map(|d| serde_json::json!({"device": d.device, "light": d.light, "score": d.score, "services": d.services, "findings": d.findings}))
             .collect();
-        let previous = a.previous.as_ref().map(|p| serde_json::json!({"label": p.label, "start_ms": p.start_ms, "end_ms": p.end_ms}));
+        let previous = a.previous.as_ref().map(|p| serde_json::json!({"label": p.label(), "start_ms": p.start_ms, "end_ms": p.end_ms}));
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "tenant": a.tenant, "light": a.light, "score": a.score,
-                "period": {"label": period.label, "start_ms": period.start_ms, "end_ms": period.end_ms},
+                "period": {"label": period.label(), "start_ms": period.start_ms, "end_ms": period.end_ms},
                 "services": a.services, "devices": devices, "previous_period": previous, "changes": a.changes,
                 "suppressed": suppressed_json(&a.suppressed),
             }))?

@@ -131,14 +131,22 @@ pub async fn run(args: DemoArgs) -> Result<()> {
 
     let store = crate::store::Store::open(&cfg.store_dir(), cfg.store_options())?;
     let end_ms = now_ms();
-    let period = Period { start_ms: started_ms - 1000, end_ms, label: "demo".into() };
+    let period = Period::range(started_ms - 1000, end_ms, &cfg.report.time_zone.0)?;
     let mailer = Mailer::new(&cfg.mail).context("setting up the file mail transport")?;
     for tenant in store.tenants()? {
-        let (data, pdf) = reporting::render(&store, &cfg, &tenant, &period)?;
+        let req = reporting::ReportRequest {
+            tenant: tenant.clone(),
+            period: period.clone(),
+            lang: crate::report::Lang::En,
+            widgets: Vec::new(),
+            depth: crate::report::Depth::Full,
+            false_positives: Default::default(),
+        };
+        let (data, pdf) = reporting::report(&store, &cfg, &req)?;
         let pdf_path = out.join(format!("ampel-{tenant}-demo.pdf"));
         reporting::write_atomic(&pdf_path, &pdf)?;
         let to = vec![format!("security@{tenant}.example")];
-        let delivery = mailer.send(&reporting::report_mail(&data, pdf, to)).await.context("mailing the report")?;
+        let delivery = mailer.send(&reporting::report_mail(&data, &period, req.lang, pdf, to)).await.context("mailing the report")?;
         let points: u64 = data.devices.iter().map(|d| d.points).sum();
         println!(
             "demo: tenant {tenant}: {} (score {}), {} devices, {points} points -> {}, mail {}",

@@ -14,9 +14,10 @@
 //! - [`report`]: PDF rendering with genpdf.
 //! - [`mail`]: delivery through a file outbox or SMTP.
 //! - [`archive`]: report PDFs kept under `<data-dir>/archive/`.
+//! - [`period`]: the reporting period — calendar unit or range, in its time zone, named as people name it.
 //! - [`assess`]: gathers a tenant's data, runs the rules, builds the report data.
 //! - [`rlimit`]: the descriptor limit the caps are sized from.
-//! - [`reporting`]: `report preview|send` and `mail test`.
+//! - [`reporting`]: the one report path ([`reporting::ReportRequest`] → PDF), `report preview|send`, `mail test`.
 //! - [`recipients`]: opt-in of report recipients, signed links, the consent log.
 //! - [`schedule`]: report jobs, due times, the delivery store and the scheduler loop.
 //! - [`server`]: `serve` — store, writer and listener started and stopped together.
@@ -35,6 +36,7 @@ pub mod http;
 pub mod ingest;
 pub mod logthrottle;
 pub mod mail;
+pub mod period;
 pub mod pki;
 pub mod recipients;
 pub mod report;

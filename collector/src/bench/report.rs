@@ -122,10 +122,10 @@ fn rss_parts_mib() -> (f64, f64) {
 }
 
 /// Gathers the report data of tenant `bench` over `period` from `store`, timed.
-fn gather(store: &Store, period: &ampel_collector::assess::Period) -> anyhow::Result<report::ReportData> {
+fn gather(store: &Store, period: &ampel_collector::period::Period) -> anyhow::Result<report::ReportData> {
     let cfg = ampel_collector::config::Config::parse(std::path::Path::new("/etc/ampel/collector.toml"), "")?;
     let started = Instant::now();
-    let data = ampel_collector::assess::report_data(store, &cfg, "bench", period)?;
+    let data = ampel_collector::assess::report_data(store, &cfg, "bench", period, Default::default())?;
     line("report.gather", started.elapsed().as_secs_f64() * 1000.0, "ms (store + rules, both periods)");
     line("report.gather.peak_rss", peak_rss_mib(), "MiB (VmHWM after gathering)");
     let (anon, file) = rss_parts_mib();
@@ -145,8 +145,7 @@ fn gather_existing(dir: &std::path::Path) -> anyhow::Result<report::ReportData> 
         anyhow::bail!("{}: expected `<start-ms> <end-ms>`", period_file.display());
     };
     let store = Store::open(dir, StoreOptions::default()).with_context(|| format!("opening the store in {}", dir.display()))?;
-    let days = (end_ms - start_ms) / DAY;
-    let data = gather(&store, &ampel_collector::assess::Period { start_ms, end_ms, label: format!("last-{days}d") })?;
+    let data = gather(&store, &ampel_collector::period::Period::range(start_ms, end_ms, "UTC")?)?;
     // After the figures above: what the store holds, to read the file-backed part against.
     for (name, entries, bytes) in store.usage()? {
         if bytes > 1 << 20 {
@@ -206,6 +205,6 @@ fn from_store(a: &ReportArgs) -> anyhow::Result<report::ReportData> {
         std::fs::write(scratch.path().join(PERIOD_FILE), format!("{start} {end}\n"))?;
         println!("report.store.dir: {}", scratch.path().display());
     }
-    let period = ampel_collector::assess::Period { start_ms: start, end_ms: end, label: format!("last-{}d", a.days) };
+    let period = ampel_collector::period::Period::range(start, end, "UTC")?;
     gather(&store, &period)
 }

@@ -22,7 +22,7 @@ use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use serde::{Deserialize, Deserializer};
@@ -36,6 +36,8 @@ use crate::archive::Archive;
 use crate::ingest::IngestStats;
 use crate::ingest::trust::TrustHealth;
 use crate::recipients::{self, LinkKey, TokenKind};
+use crate::report::Lang;
+use crate::report::mail::{MailStrings, fill};
 use crate::schedule::DeliveryStore;
 use crate::schedule::runner::DeliveryStats;
 
@@ -234,30 +236,41 @@ type St = State<Arc<HttpState>>;
 #[derive(Deserialize)]
 struct TokenParam {
     t: Option<String>,
+    /// The language the link's mail was in (`en`, `de`).
+    l: Option<String>,
+}
+
+impl TokenParam {
+    /// The language of the page: the one the link carries, else the browser's
+    /// `Accept-Language`, else English.
+    fn lang(&self, headers: &HeaderMap) -> Lang {
+        let accepted = || headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).map_or(Lang::En, Lang::from_accept_language);
+        self.l.as_deref().and_then(Lang::from_code).unwrap_or_else(accepted)
+    }
 }
 
 fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
 
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
+fn page(status: StatusCode, lang: Lang, title: &str, body: &str) -> Response {
+    let title = attr(title);
     let html = format!(
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{title}</title></head><body style=\"font-family:sans-serif\"><h1>{title}</h1>{body}</body></html>"
+        "<!DOCTYPE html><html lang=\"{}\"><head><meta charset=\"utf-8\"><title>{title}</title></head><body style=\"font-family:sans-serif\"><h1>{title}</h1>{body}</body></html>",
+        lang.code()
     );
     (status, Html(html)).into_response()
 }
 
-fn refused() -> Response {
-    page(
-        StatusCode::FORBIDDEN,
-        "Link not valid",
-        "<p>This link is not valid or has expired. Ask your administrator for a new invitation.</p>",
-    )
+fn refused(lang: Lang) -> Response {
+    let m = MailStrings::get(lang);
+    page(StatusCode::FORBIDDEN, lang, m.invalid_title, &format!("<p>{}</p>", attr(m.invalid_text)))
 }
 
-fn failed(e: impl std::fmt::Display) -> Response {
+fn failed(lang: Lang, e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "HTTP request failed");
-    page(StatusCode::INTERNAL_SERVER_ERROR, "Error", "<p>Something went wrong; please try again later.</p>")
+    let m = MailStrings::get(lang);
+    page(StatusCode::INTERNAL_SERVER_ERROR, lang, m.error_title, &format!("<p>{}</p>", attr(m.error_text)))
 }
 
 async fn healthz(State(s): St) -> Response {
@@ -407,19 +420,31 @@ fn attr(s: &str) -> String {
     s.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-async fn confirm_page(State(s): St, Query(q): Query<TokenParam>) -> Response {
-    let Some(t) = q.t.filter(|t| s.key.verify(t, TokenKind::Confirm, now_ms()).is_ok()) else { return refused() };
+async fn confirm_page(State(s): St, Query(q): Query<TokenParam>, headers: HeaderMap) -> Response {
+    let lang = q.lang(&headers);
+    let m = MailStrings::get(lang);
+    let Some(t) = q.t.filter(|t| s.key.verify(t, TokenKind::Confirm, now_ms()).is_ok()) else { return refused(lang) };
     page(
         StatusCode::OK,
-        "Confirm security reports",
+        lang,
+        m.confirm_title,
         &format!(
-            "<form method=\"post\" action=\"confirm\"><input type=\"hidden\" name=\"t\" value=\"{}\"><button type=\"submit\">Yes, send me the reports</button></form>",
-            attr(&t)
+            "<form method=\"post\" action=\"confirm?l={}\"><input type=\"hidden\" name=\"t\" value=\"{}\"><button type=\"submit\">{}</button></form>",
+            lang.code(),
+            attr(&t),
+            attr(m.confirm_button)
         ),
     )
 }
 
-async fn confirm_post(State(s): St, ConnectInfo(peer): ConnectInfo<SocketAddr>, body: String) -> Response {
+async fn confirm_post(
+    State(s): St,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(q): Query<TokenParam>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let lang = q.lang(&headers);
     let t = form_value(&body, "t").unwrap_or_default();
     match recipients::confirm(&s.store, &s.key, &t, &peer.ip().to_string(), now_ms()) {
         Ok((address, how)) => {
@@ -427,62 +452,92 @@ async fn confirm_post(State(s): St, ConnectInfo(peer): ConnectInfo<SocketAddr>, 
                 tracing::info!(from = %peer.ip(), "recipient confirmed");
                 tracing::debug!(recipient = %address, "confirmed");
             }
-            page(
-                StatusCode::OK,
-                "Confirmed",
-                &format!("<p>{} will receive the reports. Every report mail has an unsubscribe link.</p>", attr(&address)),
-            )
+            let m = MailStrings::get(lang);
+            page(StatusCode::OK, lang, m.confirmed_title, &format!("<p>{}</p>", attr(&fill(m.confirmed_text, &[("address", &address)]))))
         }
-        Err(recipients::OptInError::Token(_)) => refused(),
+        Err(recipients::OptInError::Token(_)) => refused(lang),
         Err(e @ recipients::OptInError::NotAwaiting(_)) => {
             // A genuine link replayed after an unsubscribe, an expiry or a newer invitation.
             tracing::info!(from = %peer.ip(), reason = %e, "confirm link refused");
-            refused()
+            refused(lang)
         }
-        Err(e) => failed(e),
+        Err(e) => failed(lang, e),
     }
 }
 
-async fn unsubscribe_page(State(s): St, Query(q): Query<TokenParam>) -> Response {
-    let Some(t) = q.t.filter(|t| s.key.verify(t, TokenKind::Unsubscribe, now_ms()).is_ok()) else { return refused() };
+async fn unsubscribe_page(State(s): St, Query(q): Query<TokenParam>, headers: HeaderMap) -> Response {
+    let lang = q.lang(&headers);
+    let m = MailStrings::get(lang);
+    let Some(t) = q.t.filter(|t| s.key.verify(t, TokenKind::Unsubscribe, now_ms()).is_ok()) else { return refused(lang) };
     page(
         StatusCode::OK,
-        "Unsubscribe",
+        lang,
+        m.unsubscribe_title,
         &format!(
-            "<form method=\"post\" action=\"unsubscribe?t={}\"><button type=\"submit\">Unsubscribe from security reports</button></form>",
-            attr(&t)
+            "<form method=\"post\" action=\"unsubscribe?t={}&amp;l={}\"><button type=\"submit\">{}</button></form>",
+            attr(&t),
+            lang.code(),
+            attr(m.unsubscribe_button)
         ),
     )
 }
 
-async fn unsubscribe_post(State(s): St, ConnectInfo(peer): ConnectInfo<SocketAddr>, Query(q): Query<TokenParam>, body: String) -> Response {
+async fn unsubscribe_post(
+    State(s): St,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(q): Query<TokenParam>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let lang = q.lang(&headers);
     let one_click = form_value(&body, "List-Unsubscribe").as_deref() == Some("One-Click");
-    let Some(t) = q.t.or_else(|| form_value(&body, "t")) else { return refused() };
+    let Some(t) = q.t.or_else(|| form_value(&body, "t")) else { return refused(lang) };
     let how = if one_click { "one-click" } else { "link" };
     match recipients::unsubscribe(&s.store, &s.key, &t, &peer.ip().to_string(), how, now_ms()) {
         Ok(address) => {
             tracing::info!(from = %peer.ip(), how, "recipient unsubscribed");
             tracing::debug!(recipient = %address, "unsubscribed");
-            page(StatusCode::OK, "Unsubscribed", &format!("<p>{} will receive no more reports.</p>", attr(&address)))
+            let m = MailStrings::get(lang);
+            page(
+                StatusCode::OK,
+                lang,
+                m.unsubscribed_title,
+                &format!("<p>{}</p>", attr(&fill(m.unsubscribed_text, &[("address", &address)]))),
+            )
         }
-        Err(recipients::OptInError::Token(_)) => refused(),
-        Err(e) => failed(e),
+        Err(recipients::OptInError::Token(_)) => refused(lang),
+        Err(e) => failed(lang, e),
     }
 }
 
-async fn download(State(s): St, Query(q): Query<TokenParam>) -> Response {
-    let Some(id) = q.t.and_then(|t| s.key.verify(&t, TokenKind::Download, now_ms()).ok()).and_then(|id| id.parse::<u64>().ok()) else {
-        return refused();
+async fn download(State(s): St, Query(q): Query<TokenParam>, headers: HeaderMap) -> Response {
+    let lang = q.lang(&headers);
+    // The token names the report, and the rendering unless it is the job's own: `7` or `7/1`.
+    let Some((id, edition)) = q.t.and_then(|t| s.key.verify(&t, TokenKind::Download, now_ms()).ok()).and_then(|subject| {
+        let (id, edition) = subject.split_once('/').unwrap_or((&subject, "0"));
+        Some((id.parse::<u64>().ok()?, edition.parse::<usize>().ok()?))
+    }) else {
+        return refused(lang);
     };
     let rec = match s.store.report(id) {
         Ok(Some(r)) => r,
-        Ok(None) => return page(StatusCode::NOT_FOUND, "Not found", "<p>This report is no longer in the archive.</p>"),
-        Err(e) => return failed(e),
+        Ok(None) => {
+            let m = MailStrings::get(lang);
+            return page(StatusCode::NOT_FOUND, lang, m.gone_title, &format!("<p>{}</p>", attr(m.gone_text)));
+        }
+        Err(e) => return failed(lang, e),
     };
-    let pdf = match s.archive.read(&rec.file) {
+    // Records of releases that rendered one edition list none: `file` is it.
+    let file = if edition == 0 { Some(&rec.file) } else { rec.editions.get(edition).map(|e| &e.file) };
+    let Some(file) = file else {
+        let m = MailStrings::get(lang);
+        return page(StatusCode::NOT_FOUND, lang, m.gone_title, &format!("<p>{}</p>", attr(m.gone_text)));
+    };
+    let pdf = match s.archive.read(file) {
         Ok(b) => b,
-        Err(e) => return failed(e),
+        Err(e) => return failed(lang, e),
     };
+    // The archive label is the period's stable ASCII name (see `Period::label`).
     let name = format!("ampel-{}-{}.pdf", rec.tenant, rec.period_label);
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")).unwrap_or(HeaderValue::from_static("attachment"));
     ([(header::CONTENT_TYPE, HeaderValue::from_static("application/pdf")), (header::CONTENT_DISPOSITION, disposition)], pdf).into_response()

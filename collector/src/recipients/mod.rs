@@ -25,7 +25,9 @@ pub mod token;
 pub use token::{KeyError, LinkKey, TokenError, TokenKind};
 
 use crate::mail::OutgoingMail;
-use crate::schedule::{ConsentEvent, DeliveryStore, DeliveryStoreError, Language, Recipient, RecipientState};
+use crate::report::Lang;
+use crate::report::mail::{MailStrings, fill};
+use crate::schedule::{ConsentEvent, DeliveryStore, DeliveryStoreError, Recipient, RecipientState};
 
 /// Why an opt-in action failed.
 #[derive(Debug, thiserror::Error)]
@@ -75,62 +77,40 @@ pub struct Links {
 
 impl Links {
     /// The confirm link of the invitation of `address` recorded at `invited_ms` (the
-    /// reminder carries the same invitation's).
-    pub fn confirm_url(&self, address: &str, invited_ms: i64, expires_ms: i64) -> String {
-        format!("{}/confirm?t={}", self.public_url, confirm_token(&self.key, address, invited_ms, expires_ms))
+    /// reminder carries the same invitation's); its page speaks `lang`.
+    pub fn confirm_url(&self, address: &str, invited_ms: i64, expires_ms: i64, lang: Lang) -> String {
+        format!("{}/confirm?t={}&l={}", self.public_url, confirm_token(&self.key, address, invited_ms, expires_ms), lang.code())
     }
 
     /// The unsubscribe link, valid until `expires_ms` (`[delivery] unsubscribe-ttl` from
-    /// each mail; every mail carries a fresh one).
-    pub fn unsubscribe_url(&self, address: &str, expires_ms: i64) -> String {
-        format!("{}/unsubscribe?t={}", self.public_url, self.key.sign(TokenKind::Unsubscribe, &address.to_lowercase(), expires_ms))
+    /// each mail; every mail carries a fresh one); its page speaks `lang`.
+    pub fn unsubscribe_url(&self, address: &str, expires_ms: i64, lang: Lang) -> String {
+        let token = self.key.sign(TokenKind::Unsubscribe, &address.to_lowercase(), expires_ms);
+        format!("{}/unsubscribe?t={token}&l={}", self.public_url, lang.code())
     }
 
-    /// A download link for an archived report.
-    pub fn download_url(&self, report_id: u64, expires_ms: i64) -> String {
-        format!("{}/download?t={}", self.public_url, self.key.sign(TokenKind::Download, &report_id.to_string(), expires_ms))
+    /// A download link for rendering `edition` (its index in the record's renderings; 0: the
+    /// job's own) of an archived report; its error pages speak `lang`.
+    pub fn download_url(&self, report_id: u64, edition: usize, expires_ms: i64, lang: Lang) -> String {
+        let subject = if edition == 0 { report_id.to_string() } else { format!("{report_id}/{edition}") };
+        let token = self.key.sign(TokenKind::Download, &subject, expires_ms);
+        format!("{}/download?t={token}&l={}", self.public_url, lang.code())
     }
 }
 
 /// The invitation mail (or, with `reminder`, the one reminder): what it is for, a confirm
 /// link and an unsubscribe link. `mailbox` is the address as configured, display name
 /// included (`Ops Team <ops@example.org>`).
-pub fn invitation(
-    language: Language,
-    mailbox: &str,
-    tenants: &[String],
-    confirm_url: &str,
-    unsubscribe_url: &str,
-    reminder: bool,
-) -> OutgoingMail {
+pub fn invitation(lang: Lang, mailbox: &str, tenants: &[String], confirm_url: &str, unsubscribe_url: &str, reminder: bool) -> OutgoingMail {
+    let m = MailStrings::get(lang);
     let tenants = tenants.join(", ");
     let address = bare(mailbox);
-    let (mut subject, text) = match language {
-        Language::En => (
-            "Ampel: please confirm that you want security reports".to_owned(),
-            format!(
-                "Hello,\n\nthis address ({address}) was entered to receive Ampel security reports for: {tenants}.\n\n\
-                 To receive them, confirm here:\n{confirm_url}\n\n\
-                 If you do not want them, do nothing, or unsubscribe here:\n{unsubscribe_url}\n"
-            ),
-        ),
-        Language::De => (
-            "Ampel: Bitte bestätigen Sie den Empfang von Sicherheitsberichten".to_owned(),
-            format!(
-                "Guten Tag,\n\ndiese Adresse ({address}) wurde für Ampel-Sicherheitsberichte eingetragen: {tenants}.\n\n\
-                 Um sie zu erhalten, bestätigen Sie hier:\n{confirm_url}\n\n\
-                 Wenn Sie sie nicht wünschen, tun Sie nichts oder melden Sie sich hier ab:\n{unsubscribe_url}\n"
-            ),
-        ),
-    };
-    let mut text = text;
+    let mut subject = m.invite_subject.to_owned();
+    let mut text =
+        fill(m.invite_text, &[("address", &address), ("tenants", &tenants), ("confirm", confirm_url), ("unsubscribe", unsubscribe_url)]);
     if reminder {
-        let (prefix, note) = match language {
-            Language::En => ("Reminder: ", "This is the only reminder; without a confirmation no reports are sent.\n\n"),
-            Language::De => ("Erinnerung: ", "Dies ist die einzige Erinnerung; ohne Bestätigung werden keine Berichte gesendet.\n\n"),
-        };
-        subject.insert_str(0, prefix);
-        text.insert_str(0, note);
+        subject.insert_str(0, m.reminder_prefix);
+        text.insert_str(0, m.reminder_note);
     }
     OutgoingMail {
         to: vec![mailbox.to_owned()],
@@ -422,7 +402,7 @@ mod tests {
         assert_eq!(reinvite(&store, "a@example.org", "j", "cli", 30).unwrap(), Some(RecipientState::Expired));
         let r = store.recipient("a@example.org").unwrap().unwrap();
         assert_eq!((r.state, r.invited_ms, r.reminded_ms), (RecipientState::Invited, 30, None));
-        let mail = invitation(Language::En, "Alice <a@example.org>", &["acme".into()], "http://c", "http://u", true);
+        let mail = invitation(Lang::En, "Alice <a@example.org>", &["acme".into()], "http://c", "http://u", true);
         assert_eq!(mail.to, vec!["Alice <a@example.org>".to_owned()], "the display name is kept");
         assert!(mail.subject.starts_with("Reminder: ") && mail.text.contains("only reminder"));
     }

@@ -244,7 +244,8 @@ fn cover(cx: &mut Ctx<'_>, data: &ReportData, options: &ReportOptions, tenant: &
     let period = {
         let dates = cx.zone.fmt_period(s, data.period_start_ms, data.period_end_ms);
         let label = cx.clean(&data.period_label);
-        if label.trim().is_empty() { dates } else { format!("{dates} ({label})") }
+        // A calendar day's name is its date: said once.
+        if label.trim().is_empty() || label == dates { dates } else { format!("{dates} ({label})") }
     };
     let mut facts = vec![
         (s.tenant.to_owned(), tenant.to_owned()),

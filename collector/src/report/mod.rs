@@ -31,6 +31,7 @@ mod elements;
 mod flow;
 mod fonts;
 mod layout;
+pub mod mail;
 mod pdf;
 pub mod stats;
 pub mod strings;
@@ -46,7 +47,7 @@ mod tests;
 pub use branding::Theme;
 pub use stats::{AlertStats, FileHashRow, Stat, TrafficRow};
 pub use strings::Lang;
-pub use widgets::{Widget, Widgets};
+pub use widgets::{Depth, Widget, Widgets};
 
 use crate::risk::{Finding, FindingChange, Light, ServiceLight};
 
@@ -59,7 +60,8 @@ pub struct ReportData {
     pub period_start_ms: i64,
     /// End of the period, Unix ms UTC (exclusive).
     pub period_end_ms: i64,
-    /// Human label of the period as asked for, e.g. `last-7d`.
+    /// The period's name as people say it, in the report's language, e.g. `KW 49/2026`
+    /// (see [`crate::period::Period::name`]).
     pub period_label: String,
     /// IANA time zone the report's dates are shown in, e.g. `Europe/Berlin`.
     pub time_zone: String,
@@ -164,6 +166,16 @@ pub enum ReportError {
     /// Reading back, compressing or writing the finished PDF failed.
     #[error("finishing the PDF failed: {0}")]
     Pdf(String),
+}
+
+/// One rendering of a report for its readers: language and depth. A job renders one per
+/// distinct edition its recipients ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
+pub struct Edition {
+    /// Language of every word.
+    pub lang: Lang,
+    /// How much of the report.
+    pub depth: Depth,
 }
 
 /// How a report definition wants the data shown: language, sections, branding.

@@ -9,8 +9,10 @@ use jiff::civil::Date;
 use crate::risk::Light;
 use crate::risk::change::Change;
 
-/// A report language.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The language of a report, its mails and the pages a recipient sees; written `"en"` or
+/// `"de"` in the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Lang {
     /// English: `3 Jun 2024`, `1,234.5`.
     #[default]
@@ -25,15 +27,6 @@ impl Lang {
         match self {
             Lang::En => "en",
             Lang::De => "de",
-        }
-    }
-}
-
-impl From<crate::schedule::config::Language> for Lang {
-    fn from(l: crate::schedule::config::Language) -> Lang {
-        match l {
-            crate::schedule::config::Language::En => Lang::En,
-            crate::schedule::config::Language::De => Lang::De,
         }
     }
 }
@@ -283,6 +276,12 @@ pub struct Strings {
     pub light_grey: &'static str,
     /// Abbreviated month names, January first (English dates only).
     pub months: [&'static str; 12],
+    /// Full month names, January first, for naming a month period.
+    pub month_names: [&'static str; 12],
+    /// An ISO week as a period's name: `{week}` and `{year}` are replaced.
+    pub week_name: &'static str,
+    /// A week from another first day as a period's name: `{date}` is replaced.
+    pub week_from: &'static str,
     /// Thousands separator.
     pub thousands: char,
     /// Decimal separator.
@@ -459,6 +458,9 @@ static EN: Strings = Strings {
     light_green: "OK",
     light_grey: "No data",
     months: ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"],
+    month_names: ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"],
+    week_name: "week {week}, {year}",
+    week_from: "week from {date}",
     thousands: ',',
     decimal: '.',
 };
@@ -636,6 +638,9 @@ static DE: Strings = Strings {
     light_green: "In Ordnung",
     light_grey: "Keine Daten",
     months: ["Jan", "Feb", "Mär", "Apr", "Mai", "Jun", "Jul", "Aug", "Sep", "Okt", "Nov", "Dez"],
+    month_names: ["Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September", "Oktober", "November", "Dezember"],
+    week_name: "KW {week}/{year}",
+    week_from: "Woche ab {date}",
     thousands: '.',
     decimal: ',',
 };
@@ -688,6 +693,22 @@ impl Strings {
             Lang::En => format!("{} {} {}", d.day(), self.month(d.month()), d.year()),
             Lang::De => format!("{:02}.{:02}.{}", d.day(), d.month(), d.year()),
         }
+    }
+
+    /// A month as a period's name: `November 2026`.
+    pub fn month_name(&self, d: Date) -> String {
+        let idx = usize::try_from(d.month().clamp(1, 12) - 1).unwrap_or(0);
+        format!("{} {}", self.month_names.get(idx).copied().unwrap_or(""), d.year())
+    }
+
+    /// An ISO week as a period's name: `week 49, 2026` / `KW 49/2026`.
+    pub fn week_name(&self, week: i8, year: i16) -> String {
+        self.week_name.replace("{week}", &week.to_string()).replace("{year}", &year.to_string())
+    }
+
+    /// A week from another first day (`date`, formatted) as a period's name.
+    pub fn week_from(&self, date: &str) -> String {
+        self.week_from.replace("{date}", date)
     }
 
     /// A short date for chart ticks: `3 Jun` or `03.06.`.

@@ -110,6 +110,31 @@ impl fmt::Display for Widget {
     }
 }
 
+/// How much of the report a recipient gets (`depth` of a job or a recipient).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Depth {
+    /// Every selected widget.
+    #[default]
+    Full,
+    /// The cover, the executive summary, the overview of all services and the findings
+    /// (all recommendations): what a manager reads; of those only the ones selected.
+    Summary,
+}
+
+impl Depth {
+    /// The widgets a summary keeps.
+    pub const SUMMARY: [Widget; 3] = [Widget::Summary, Widget::Overview, Widget::Recommendations];
+
+    /// `full` or `summary`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Depth::Full => "full",
+            Depth::Summary => "summary",
+        }
+    }
+}
+
 /// The widgets a report shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Widgets(Vec<Widget>);
@@ -131,6 +156,14 @@ impl Widgets {
         v.sort_unstable();
         v.dedup();
         Widgets(v)
+    }
+
+    /// These widgets as `depth` shows them.
+    pub fn at_depth(mut self, depth: Depth) -> Widgets {
+        if depth == Depth::Summary {
+            self.0.retain(|w| Depth::SUMMARY.contains(w));
+        }
+        self
     }
 
     /// Whether `w` is shown.

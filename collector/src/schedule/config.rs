@@ -4,6 +4,7 @@
 //! address lists (at most 100, each a valid mailbox, no control characters), one-line
 //! subjects. A bad value names file, line and key through [`crate::config::toml_error`].
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -12,8 +13,6 @@ use serde::{Deserialize, Deserializer};
 
 use crate::config::{Duration, TimeZoneName};
 
-/// Default subject; `{tenant}` is replaced by the tenant id, `{period}` by the period's label.
-pub const DEFAULT_SUBJECT: &str = "{tenant}: A security report has been created ({period})";
 /// Most send rules per job.
 pub const MAX_RULES: usize = 5;
 /// Most recipients (and, separately, most CC) per job.
@@ -48,9 +47,10 @@ pub struct JobConfig {
     /// A disabled job is kept (with its state) but sends nothing.
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// Subject template; `{tenant}` and `{period}` are replaced.
-    #[serde(default = "default_subject")]
-    pub subject: OneLine,
+    /// Subject template; `{tenant}` is replaced by the tenant id, `{period}` by the period's
+    /// name in the job's language. Absent: the language's default (see
+    /// [`crate::report::mail::MailStrings::subject`]).
+    pub subject: Option<OneLine>,
     /// Text placed above the summary in the mail body (line breaks allowed).
     #[serde(default)]
     pub message: String,
@@ -61,7 +61,11 @@ pub struct JobConfig {
     pub cc: AddressList,
     /// Language of the mail and the report.
     #[serde(default)]
-    pub language: Language,
+    pub language: crate::report::Lang,
+    /// How much of the report: `"full"` (default) or `"summary"` (cover, executive summary,
+    /// overview, findings; see [`crate::report::Depth`]).
+    #[serde(default)]
+    pub depth: crate::report::Depth,
     /// Report widgets (sections) by name; empty: all. See [`crate::report::Widget`].
     #[serde(default)]
     pub widgets: Vec<crate::report::Widget>,
@@ -77,10 +81,6 @@ pub struct JobConfig {
 
 fn yes() -> bool {
     true
-}
-
-fn default_subject() -> OneLine {
-    OneLine(DEFAULT_SUBJECT.to_owned())
 }
 
 /// `[delivery]`: how scheduled reports are delivered.
@@ -185,9 +185,29 @@ impl<'de> Deserialize<'de> for OneLine {
     }
 }
 
-/// Up to [`MAX_RECIPIENTS`] validated mailboxes, written as a list or a `;`-separated string.
+/// Up to [`MAX_RECIPIENTS`] validated mailboxes, written as a list or a `;`-separated string;
+/// a list item can be a table `{ address = "...", language = "de", depth = "summary" }` that
+/// gives one recipient its own language and depth (a plain address keeps the job's).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct AddressList(pub Vec<String>);
+pub struct AddressList(pub Vec<String>, pub BTreeMap<String, RecipientPrefs>);
+
+/// A recipient's own language and depth; unset: the job's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RecipientPrefs {
+    /// The recipient's language.
+    pub language: Option<crate::report::Lang>,
+    /// The recipient's depth.
+    pub depth: Option<crate::report::Depth>,
+}
+
+/// A recipient written as a table.
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct RecipientTable {
+    address: String,
+    language: Option<crate::report::Lang>,
+    depth: Option<crate::report::Depth>,
+}
 
 impl AddressList {
     /// Parses and checks every address.
@@ -207,12 +227,17 @@ impl AddressList {
         if out.len() > MAX_RECIPIENTS {
             return Err(format!("{} addresses; at most {MAX_RECIPIENTS} are allowed", out.len()));
         }
-        Ok(AddressList(out))
+        Ok(AddressList(out, BTreeMap::new()))
     }
 
     /// The bare addresses (`user@example.org`), lower-cased, for opt-in bookkeeping.
     pub fn addresses(&self) -> Vec<String> {
         self.0.iter().filter_map(|m| m.parse::<lettre::message::Mailbox>().ok()).map(|m| m.email.to_string().to_lowercase()).collect()
+    }
+
+    /// The preferences given for `mailbox` (by its bare address), if any.
+    pub fn prefs(&self, mailbox: &str) -> Option<RecipientPrefs> {
+        self.1.get(&crate::recipients::bare(mailbox)).copied()
     }
 }
 
@@ -222,34 +247,36 @@ impl<'de> Deserialize<'de> for AddressList {
         #[serde(untagged)]
         enum Raw {
             One(String),
-            Many(Vec<String>),
+            Many(Vec<toml::Value>),
         }
         let items = match Raw::deserialize(d)? {
-            Raw::One(s) => vec![s],
+            Raw::One(s) => vec![toml::Value::String(s)],
             Raw::Many(v) => v,
         };
-        AddressList::parse(items).map_err(serde::de::Error::custom)
-    }
-}
-
-/// Mail and report language.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum Language {
-    /// English.
-    #[default]
-    En,
-    /// German.
-    De,
-}
-
-impl Language {
-    /// `en` or `de`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Language::En => "en",
-            Language::De => "de",
+        let mut prefs = BTreeMap::new();
+        let mut plain = Vec::with_capacity(items.len());
+        for item in items {
+            match item {
+                toml::Value::String(s) => plain.push(s),
+                table @ toml::Value::Table(_) => {
+                    // Deserialized on its own so that a misspelt key is named.
+                    let t = RecipientTable::deserialize(table).map_err(serde::de::Error::custom)?;
+                    if t.address.contains(';') {
+                        return Err(serde::de::Error::custom(format!("address {:?}: one address per table", t.address)));
+                    }
+                    prefs.insert(crate::recipients::bare(&t.address), RecipientPrefs { language: t.language, depth: t.depth });
+                    plain.push(t.address);
+                }
+                other => {
+                    return Err(serde::de::Error::custom(format!(
+                        "a recipient is an address or {{ address = \"...\", language = \"de\", depth = \"summary\" }}, not {other}"
+                    )));
+                }
+            }
         }
+        let mut list = AddressList::parse(plain).map_err(serde::de::Error::custom)?;
+        list.1 = prefs;
+        Ok(list)
     }
 }
 
@@ -369,6 +396,26 @@ fn weekday(s: &str) -> Option<Weekday> {
 }
 
 impl JobConfig {
+    /// The edition `mailbox` gets: its own language and depth where its `to` or `cc` entry
+    /// gives them, else the job's.
+    pub fn edition_of(&self, mailbox: &str) -> crate::report::Edition {
+        let prefs = self.to.prefs(mailbox).or_else(|| self.cc.prefs(mailbox)).unwrap_or_default();
+        crate::report::Edition { lang: prefs.language.unwrap_or(self.language), depth: prefs.depth.unwrap_or(self.depth) }
+    }
+
+    /// The editions a run renders: the job's own first, then every other one a `to` or `cc`
+    /// address asks for, each once.
+    pub fn editions(&self) -> Vec<crate::report::Edition> {
+        let mut out = vec![crate::report::Edition { lang: self.language, depth: self.depth }];
+        for m in self.to.0.iter().chain(&self.cc.0) {
+            let e = self.edition_of(m);
+            if !out.contains(&e) {
+                out.push(e);
+            }
+        }
+        out
+    }
+
     /// What the job's reports cover (`period`, `days` or `hours`, whichever is set; checked
     /// by [`validate`] to be exactly one).
     pub fn window(&self) -> ReportPeriod {

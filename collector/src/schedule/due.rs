@@ -12,11 +12,11 @@
 
 use std::collections::HashMap;
 
-use jiff::civil::{Date, Weekday};
+use jiff::civil::Date;
 use jiff::tz::TimeZone;
-use jiff::{Timestamp, ToSpan, Zoned};
+use jiff::{Timestamp, ToSpan};
 
-use super::config::{DeliveryConfig, JobConfig, MissedRuns, ReportPeriod, RuleDay, SendRule};
+use super::config::{DeliveryConfig, JobConfig, MissedRuns, RuleDay, SendRule};
 
 /// A run the scheduler should handle now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,17 +31,6 @@ pub struct Due {
     pub late: bool,
     /// Older slots missed while down, recorded as skipped.
     pub skipped: Vec<Timestamp>,
-}
-
-/// The period a report covers and its label for names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SlotPeriod {
-    /// Start (inclusive).
-    pub start: Timestamp,
-    /// End (exclusive): the slot.
-    pub end: Timestamp,
-    /// e.g. `week-2026-03-30` (the end date in the job's zone).
-    pub label: String,
 }
 
 fn zone(job: &JobConfig) -> TimeZone {
@@ -81,53 +70,6 @@ pub fn next_slot(job: &JobConfig, after: Timestamp) -> Option<Timestamp> {
     None
 }
 
-/// The period a report for `slot` covers, in the job's zone.
-///
-/// `day`, `week` and `month` are the last *complete* calendar unit before the slot: a daily
-/// report at 08:00 covers yesterday 00:00–24:00 (23 or 25 hours on the days of the DST
-/// changes), a weekly one the last full week (Monday first, or `week-start`), a monthly one the
-/// last full month. `days = N` and `hours = N` are the rolling window ending at the slot.
-///
-/// The label names the period — `2026-03-29`, `2026-W13` (ISO week), `week-2026-03-29`
-/// (another first day), `2026-03`, `7d-2026-03-30T0800`, `12h-2026-03-30T0800` — and goes
-/// into subjects and file names, so two runs covering different periods never share a name.
-pub fn period_of(job: &JobConfig, slot: Timestamp) -> SlotPeriod {
-    let tz = zone(job);
-    let at: Zoned = slot.to_zoned(tz.clone());
-    let today = at.date();
-    let midnight = |d: Date| d.to_zoned(tz.clone()).map(|z| z.timestamp()).unwrap_or(slot);
-    let rolling = |span: jiff::Span, name: String| {
-        let start = at.checked_sub(span).map(|z| z.timestamp()).unwrap_or(slot);
-        SlotPeriod { start, end: slot, label: format!("{name}-{}", at.strftime("%Y-%m-%dT%H%M")) }
-    };
-    let calendar = |first: Date, next: Date, label: String| SlotPeriod { start: midnight(first), end: midnight(next), label };
-    match job.window() {
-        ReportPeriod::Day => {
-            let first = today.yesterday().unwrap_or(today);
-            calendar(first, today, first.to_string())
-        }
-        ReportPeriod::Week => {
-            let back = i64::from(today.weekday().since(job.week_start.0));
-            let next = today.checked_sub(back.days()).unwrap_or(today);
-            let first = next.checked_sub(7.days()).unwrap_or(next);
-            let label = if job.week_start.0 == Weekday::Monday {
-                let iso = first.iso_week_date();
-                format!("{}-W{:02}", iso.year(), iso.week())
-            } else {
-                format!("week-{first}")
-            };
-            calendar(first, next, label)
-        }
-        ReportPeriod::Month => {
-            let next = today.first_of_month();
-            let first = next.checked_sub(1.month()).unwrap_or(next);
-            calendar(first, next, first.strftime("%Y-%m").to_string())
-        }
-        ReportPeriod::Days(n) => rolling(i64::from(n).days(), format!("{n}d")),
-        ReportPeriod::Hours(n) => rolling(i64::from(n).hours(), format!("{n}h")),
-    }
-}
-
 /// What is due at `now`, given each job's cursor (Unix ms; a job without one has nothing due
 /// — the caller first stores "now" as its cursor, see [`initial_cursor`]).
 pub fn due(jobs: &[JobConfig], cursors: &HashMap<String, i64>, now: Timestamp, cfg: &DeliveryConfig) -> Vec<Due> {
@@ -164,6 +106,20 @@ pub fn initial_cursor(now: Timestamp) -> i64 {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// A run's period as the tests compare it.
+    struct Covered {
+        start: Timestamp,
+        end: Timestamp,
+        label: String,
+    }
+
+    /// The period job `job` reports on when sent at `slot` (see [`crate::period::Period::ending_at`]).
+    fn period_of(job: &JobConfig, slot: Timestamp) -> Covered {
+        let p = crate::period::Period::ending_at(job.window(), job.week_start.0, slot, &job.time_zone.0).unwrap();
+        let at = |ms| Timestamp::from_millisecond(ms).unwrap();
+        Covered { start: at(p.start_ms), end: at(p.end_ms), label: p.label() }
+    }
 
     fn job(extra: &str) -> JobConfig {
         let src = format!("name = \"j\"\ntenants = [\"acme\"]\nto = \"ops@example.org\"\n{extra}");
@@ -211,7 +167,7 @@ mod tests {
         // one hour short across the spring change.
         let p = period_of(&j, ts("2026-03-30T06:00:00Z"));
         assert_eq!((p.start, p.end), (ts("2026-03-22T23:00:00Z"), ts("2026-03-29T22:00:00Z")));
-        assert_eq!(p.label, "2026-W13");
+        assert_eq!(p.label, "2026-w13");
     }
 
     #[test]
@@ -263,19 +219,19 @@ mod tests {
     fn weeks_start_on_monday_or_the_configured_day_and_rolling_windows_name_their_end() {
         let iso = job("period = \"week\"\nsend = [\"mon 06:00\"]\n");
         let p = period_of(&iso, ts("2027-01-04T06:00:00Z"));
-        assert_eq!((p.start, p.end, p.label.as_str()), (ts("2026-12-28T00:00:00Z"), ts("2027-01-04T00:00:00Z"), "2026-W53"));
+        assert_eq!((p.start, p.end, p.label.as_str()), (ts("2026-12-28T00:00:00Z"), ts("2027-01-04T00:00:00Z"), "2026-w53"));
         let sunday = job("period = \"week\"\nweek-start = \"sun\"\nsend = [\"wed 06:00\"]\n");
         let p = period_of(&sunday, ts("2026-04-01T06:00:00Z"));
-        assert_eq!((p.start, p.end, p.label.as_str()), (ts("2026-03-22T00:00:00Z"), ts("2026-03-29T00:00:00Z"), "week-2026-03-22"));
+        assert_eq!((p.start, p.end, p.label.as_str()), (ts("2026-03-22T00:00:00Z"), ts("2026-03-29T00:00:00Z"), "2026-03-22-week"));
         // Two send rules on one day with days = 1: two windows, two names.
         let rolling = job("days = 1\nsend = [\"daily 12:36\", \"daily 12:44\"]\ntime-zone = \"Europe/Berlin\"\n");
         let a = period_of(&rolling, ts("2026-12-06T11:36:00Z"));
         let b = period_of(&rolling, ts("2026-12-06T11:44:00Z"));
-        assert_eq!((a.label.as_str(), b.label.as_str()), ("1d-2026-12-06T1236", "1d-2026-12-06T1244"));
+        assert_eq!((a.label.as_str(), b.label.as_str()), ("20261205T1236-20261206T1236", "20261205T1244-20261206T1244"));
         assert_eq!(a.start, ts("2026-12-05T11:36:00Z"));
         let hours = job("hours = 12\nsend = [\"daily 12:00\"]\n");
         let p = period_of(&hours, ts("2026-12-06T12:00:00Z"));
-        assert_eq!((p.start, p.label.as_str()), (ts("2026-12-06T00:00:00Z"), "12h-2026-12-06T1200"));
+        assert_eq!((p.start, p.label.as_str()), (ts("2026-12-06T00:00:00Z"), "20261206T0000-20261206T1200"));
     }
 
     #[test]

@@ -19,5 +19,5 @@ pub mod store;
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
 
-pub use config::{DeliveryConfig, DeliveryMode, JobConfig, Language};
+pub use config::{DeliveryConfig, DeliveryMode, JobConfig};
 pub use store::{ArchiveRecord, ArchiveStatus, ConsentEvent, DeliveryStore, DeliveryStoreError, Recipient, RecipientState, Resend};

@@ -13,19 +13,24 @@
 //! report twice, and nothing is silently skipped. A render error leaves the cursor where it
 //! is, so the run is retried at the next tick.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use jiff::Timestamp;
 use tokio::sync::watch;
 
-use super::config::{DeliveryConfig, DeliveryMode, JobConfig, Language};
-use super::due::{self, SlotPeriod};
-use super::store::{ArchiveRecord, ArchiveStatus, DeliveryStore, DeliveryStoreError, RecipientState, Resend};
+use super::config::{DeliveryConfig, DeliveryMode, JobConfig};
+use super::due;
+use super::store::{ArchiveRecord, ArchiveStatus, ArchivedEdition, DeliveryStore, DeliveryStoreError, RecipientState, Resend};
 use crate::archive::{self, Archive, ArchiveError};
 use crate::mail::{MailError, Mailer, OutgoingMail};
+use crate::period::{Period, PeriodError};
 use crate::recipients::{self, Links};
-use crate::report::catalogue;
+use crate::report::mail::{MailStrings, fill};
+use crate::report::{Edition, Lang};
+use crate::reporting::{ReportRequest, attachment_name, dates_text};
 
 /// Why a scheduler step failed.
 #[derive(Debug, thiserror::Error)]
@@ -37,12 +42,20 @@ pub enum ScheduleError {
     #[error(transparent)]
     Archive(#[from] ArchiveError),
     /// The report could not be rendered; the run is retried at the next tick.
-    #[error("rendering the report of tenant {tenant} failed: {reason}")]
+    #[error("rendering the report of tenant {tenant} failed")]
     Render {
         /// The tenant.
         tenant: String,
         /// What the renderer said.
-        reason: String,
+        source: RenderError,
+    },
+    /// The job's period could not be computed (a date out of range, tzdata gone).
+    #[error("the period of job {job:?}")]
+    Period {
+        /// The job.
+        job: String,
+        /// Why.
+        source: PeriodError,
     },
     /// A mail could not be built (a bad address or header value).
     #[error(transparent)]
@@ -78,21 +91,6 @@ pub enum ScheduleError {
     },
 }
 
-/// What the renderer is asked for.
-#[derive(Debug, Clone)]
-pub struct RenderRequest {
-    /// The tenant.
-    pub tenant: String,
-    /// The period.
-    pub period: SlotPeriod,
-    /// The job's language.
-    pub language: Language,
-    /// The job's widgets (empty: all).
-    pub widgets: Vec<crate::report::Widget>,
-    /// What the report does with suppressed alerts.
-    pub false_positives: crate::assess::suppress::FalsePositives,
-}
-
 /// A rendered report and the summary the mail shows.
 #[derive(Debug, Clone)]
 pub struct Rendered {
@@ -100,38 +98,31 @@ pub struct Rendered {
     pub light: String,
     /// 0–100.
     pub score: u8,
-    /// Top findings, one line each (empty: all in order).
+    /// Top findings, one line each, in the request's language (empty: all in order).
     pub findings: Vec<String>,
     /// The PDF.
     pub pdf: Vec<u8>,
 }
 
-/// Renders a report; injected so tests need no PDF renderer. Runs on the blocking pool.
-pub type RenderFn = Arc<dyn Fn(&RenderRequest) -> Result<Rendered, String> + Send + Sync>;
+/// How a report mail carries the PDF.
+enum Carrier {
+    /// A signed, expiring download link.
+    Link(String),
+    /// The PDF, attached.
+    Pdf(Vec<u8>),
+}
 
-/// The real renderer: the main store, the risk engine and `report::render`.
+/// Why the renderer failed: the report path's error, or a test renderer's.
+pub type RenderError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Renders a report; injected so tests need no PDF renderer. Runs on the blocking pool.
+pub type RenderFn = Arc<dyn Fn(&ReportRequest) -> Result<Rendered, RenderError> + Send + Sync>;
+
+/// The real renderer: the one report path ([`crate::reporting::report`]).
 pub fn store_renderer(store: crate::store::Store, cfg: Arc<crate::config::Config>) -> RenderFn {
-    Arc::new(move |req: &RenderRequest| {
-        let period = crate::assess::Period {
-            start_ms: req.period.start.as_millisecond(),
-            end_ms: req.period.end.as_millisecond(),
-            label: req.period.label.clone(),
-        };
-        let (data, pdf) = crate::reporting::render_as(&store, &cfg, &req.tenant, &period, req.language, &req.widgets, req.false_positives)
-            .map_err(|e| format!("{e:#}"))?;
-        let (lang, tz) = (crate::report::Lang::from(req.language), data.zone());
-        let findings = data
-            .findings
-            .iter()
-            .take(10)
-            .map(|f| {
-                let de = req.language == Language::De;
-                let level = light_name(f.level.as_str(), de).to_lowercase();
-                let subject = f.device.as_deref().unwrap_or(if de { "Mandant" } else { "tenant" });
-                let (evidence, recommendation) = (catalogue::evidence(f, lang, &tz), catalogue::recommendation(f, lang));
-                format!("[{level}] {subject}: {evidence} — {recommendation}")
-            })
-            .collect();
+    Arc::new(move |req: &ReportRequest| {
+        let (data, pdf) = crate::reporting::report(&store, &cfg, req)?;
+        let findings = crate::reporting::finding_lines(&data, req.lang);
         Ok(Rendered { light: data.light.as_str().to_owned(), score: data.score, findings, pdf })
     })
 }
@@ -177,41 +168,20 @@ pub struct Scheduler {
     pub stats: Arc<DeliveryStats>,
 }
 
+/// `e` and its causes, `: `-separated, as `{:#}` of anyhow shows them.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
 fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
-/// A light's name for the mail, upper case, in English or German.
-fn light_name(light: &str, de: bool) -> &'static str {
-    match (light, de) {
-        ("red", false) => "RED",
-        ("yellow", false) => "YELLOW",
-        ("green", false) => "GREEN",
-        ("red", true) => "ROT",
-        ("yellow", true) => "GELB",
-        ("green", true) => "GRÜN",
-        (_, false) => "GREY",
-        (_, true) => "GRAU",
-    }
-}
-
-/// The download link of the HTML part, or the attachment note.
-fn html_link(link: Option<&str>, tail: &str, de: bool) -> String {
-    match link {
-        Some(url) => {
-            format!("<a href=\"{}\">{}</a>", html_escape(url), if de { "Bericht herunterladen (PDF)" } else { "Download the report (PDF)" })
-        }
-        None => html_escape(tail.trim()),
-    }
-}
-
-/// The period for the mail: its label and its bounds in the job's zone, e.g.
-/// `2026-03-29 (2026-03-29 00:00 – 2026-03-30 00:00 Europe/Berlin)`.
-fn period_text(rec: &ArchiveRecord, tz: &str, de: bool) -> String {
-    let zone = jiff::tz::TimeZone::get(tz).unwrap_or(jiff::tz::TimeZone::UTC);
-    let format = if de { "%d.%m.%Y %H:%M" } else { "%Y-%m-%d %H:%M" };
-    let at = |ms: i64| Timestamp::from_millisecond(ms).map(|t| t.to_zoned(zone.clone()).strftime(format).to_string()).unwrap_or_default();
-    format!("{} ({} – {} {tz})", rec.period_label, at(rec.period_start_ms), at(rec.period_end_ms))
 }
 
 fn light_colour(light: &str) -> &'static str {
@@ -298,9 +268,12 @@ impl Scheduler {
         let address = recipients::bare(mailbox);
         let tenants: Vec<String> = job.tenants.iter().map(|t| t.as_str().to_owned()).collect();
         let expires = now.as_millisecond().saturating_add(self.delivery.invite_ttl.as_ms());
-        let confirm = self.links.confirm_url(&address, invited_ms, expires);
-        let unsubscribe = self.links.unsubscribe_url(&address, now.as_millisecond().saturating_add(self.delivery.unsubscribe_ttl.as_ms()));
-        let mail = recipients::invitation(job.language, mailbox, &tenants, &confirm, &unsubscribe, reminder);
+        // In the recipient's own language where its entry gives one.
+        let lang = job.edition_of(mailbox).lang;
+        let confirm = self.links.confirm_url(&address, invited_ms, expires, lang);
+        let unsubscribe =
+            self.links.unsubscribe_url(&address, now.as_millisecond().saturating_add(self.delivery.unsubscribe_ttl.as_ms()), lang);
+        let mail = recipients::invitation(lang, mailbox, &tenants, &confirm, &unsubscribe, reminder);
         self.mailer.send(&mail).await.map(|_| ())
     }
 
@@ -379,7 +352,6 @@ impl Scheduler {
     /// Renders, archives and delivers one slot of a job, tenant by tenant, skipping what a run
     /// before a restart already finished.
     async fn run(&self, job: &JobConfig, slot: Timestamp, late: bool, now: Timestamp) -> Result<Vec<u64>, ScheduleError> {
-        let period = due::period_of(job, slot);
         let mut ids = Vec::new();
         for tenant in &job.tenants {
             let tenant = tenant.as_str();
@@ -389,7 +361,7 @@ impl Scheduler {
                     tracing::info!(job = %job.name, tenant, report = r.id, "resuming a delivery interrupted by a restart");
                     r
                 }
-                None => self.render_and_archive(job, tenant, &period, slot, late, now).await?,
+                None => self.render_and_archive(job, tenant, slot, late, now).await?,
             };
             self.deliver(job, &mut rec, now).await?;
             ids.push(rec.id);
@@ -397,42 +369,73 @@ impl Scheduler {
         Ok(ids)
     }
 
+    /// Renders `edition` of `tenant`'s report for `slot` on the blocking pool.
+    async fn render(&self, job: &JobConfig, tenant: &str, slot: Timestamp, edition: Edition) -> Result<(Period, Rendered), ScheduleError> {
+        let mut req =
+            ReportRequest::of_job(job, tenant, slot).map_err(|source| ScheduleError::Period { job: job.name.0.clone(), source })?;
+        (req.lang, req.depth) = (edition.lang, edition.depth);
+        let period = req.period.clone();
+        let render = Arc::clone(&self.render);
+        let rendered = tokio::task::spawn_blocking(move || render(&req))
+            .await
+            .map_err(|e| ScheduleError::Render { tenant: tenant.to_owned(), source: Box::new(e) })?
+            .map_err(|source| ScheduleError::Render { tenant: tenant.to_owned(), source })?;
+        Ok((period, rendered))
+    }
+
+    /// Writes one rendering and its mail summary to the archive.
+    fn keep(
+        &self,
+        job: &JobConfig,
+        tenant: &str,
+        slot: Timestamp,
+        (period, edition): (&Period, Edition),
+        rendered: &Rendered,
+        own: bool,
+    ) -> Result<ArchivedEdition, ScheduleError> {
+        let label = period.label();
+        let name = if own { label } else { format!("{label}-{}-{}", edition.lang.code(), edition.depth.name()) };
+        let file = archive::file_name(&job.name.0, slot.as_millisecond(), tenant, &name);
+        self.archive.write(&file, &rendered.pdf)?;
+        // The mail summary is kept beside the PDF so a resumed or resent delivery shows it.
+        self.archive.write(&format!("{file}.summary"), rendered.findings.join("\n").as_bytes())?;
+        Ok(ArchivedEdition { edition, file, bytes: rendered.pdf.len() as u64 })
+    }
+
+    /// Renders every edition the job's recipients ask for (the job's own first), archives
+    /// each with the mail summary beside it, and records the report as pending.
     async fn render_and_archive(
         &self,
         job: &JobConfig,
         tenant: &str,
-        period: &SlotPeriod,
         slot: Timestamp,
         late: bool,
         now: Timestamp,
     ) -> Result<ArchiveRecord, ScheduleError> {
-        let req = RenderRequest {
-            tenant: tenant.to_owned(),
-            period: period.clone(),
-            language: job.language,
-            widgets: job.widgets.clone(),
-            false_positives: job.false_positives,
-        };
-        let render = Arc::clone(&self.render);
-        let rendered = tokio::task::spawn_blocking(move || render(&req))
-            .await
-            .map_err(|e| ScheduleError::Render { tenant: tenant.to_owned(), reason: e.to_string() })?
-            .map_err(|reason| ScheduleError::Render { tenant: tenant.to_owned(), reason })?;
-        let file = archive::file_name(&job.name.0, slot.as_millisecond(), tenant, &period.label);
-        self.archive.write(&file, &rendered.pdf)?;
+        // The job's own edition first: its file keeps the name of a single-edition report,
+        // its verdict (the same in every edition) goes into the record.
+        let own = Edition { lang: job.language, depth: job.depth };
+        let (period, first) = self.render(job, tenant, slot, own).await?;
+        let own_rendering = self.keep(job, tenant, slot, (&period, own), &first, true)?;
+        let mut editions = vec![own_rendering.clone()];
+        for edition in job.editions().into_iter().filter(|e| *e != own) {
+            let (_, rendered) = self.render(job, tenant, slot, edition).await?;
+            editions.push(self.keep(job, tenant, slot, (&period, edition), &rendered, false)?);
+        }
+        let (light, score, own) = (first.light, first.score, own_rendering);
         let mut rec = ArchiveRecord {
             id: 0,
             job: job.name.0.clone(),
             tenant: tenant.to_owned(),
             slot_ms: slot.as_millisecond(),
-            period_start_ms: period.start.as_millisecond(),
-            period_end_ms: period.end.as_millisecond(),
-            period_label: period.label.clone(),
+            period_start_ms: period.start_ms,
+            period_end_ms: period.end_ms,
+            period_label: period.label(),
             created_ms: now.as_millisecond(),
-            file,
-            bytes: rendered.pdf.len() as u64,
-            light: rendered.light,
-            score: rendered.score,
+            file: own.file,
+            bytes: own.bytes,
+            light,
+            score,
             late,
             mode: String::new(),
             recipients: Vec::new(),
@@ -442,13 +445,12 @@ impl Scheduler {
             message_id: None,
             link_reason: None,
             resends: Vec::new(),
+            editions,
+            delivered: Default::default(),
         };
-        // The mail summary is kept beside the PDF so a resumed or resent delivery shows it.
-        let summary = rendered.findings.join("\n");
-        self.archive.write(&format!("{}.summary", rec.file), summary.as_bytes())?;
         rec.id = self.store.add_report(rec.clone())?;
         self.stats.reports.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(job = %job.name, tenant, report = rec.id, light = %rec.light, bytes = rec.bytes, "report archived");
+        tracing::info!(job = %job.name, tenant, report = rec.id, light = %rec.light, bytes = rec.bytes, editions = rec.editions.len(), "report archived");
         Ok(rec)
     }
 
@@ -493,19 +495,47 @@ impl Scheduler {
         to.iter().chain(cc).filter(|m| seen.insert(recipients::bare(m))).cloned().collect()
     }
 
-    /// The report mail of `rec` for the job's confirmed recipients, the PDF attached or (with
-    /// `link`) a fresh download link.
-    fn prepare(&self, job: &JobConfig, rec: &ArchiveRecord, link: bool, now: Timestamp) -> Result<OutgoingMail, ScheduleError> {
-        let summary =
-            self.archive.read(&format!("{}.summary", rec.file)).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
-        let (to, cc) = self.audience(job)?;
-        if link {
-            let url = self.links.download_url(rec.id, now.as_millisecond().saturating_add(self.delivery.link_ttl.as_ms()));
-            Ok(self.mail_for(job, rec, (to, cc), &summary, Some(&url), None))
-        } else {
-            let pdf = self.archive.read(&rec.file)?;
-            Ok(self.mail_for(job, rec, (to, cc), &summary, None, Some(pdf)))
+    /// The rendering `target` gets, with its index in [`ArchiveRecord::renderings`]: on a
+    /// resend the one it got before, else the edition the job gives it. One the report was not
+    /// rendered in (the recipient's language or depth changed since) falls back to the job's
+    /// own, logged.
+    fn rendering_for(job: &JobConfig, rec: &ArchiveRecord, target: &str, resend: bool) -> (usize, ArchivedEdition) {
+        let own = Edition { lang: job.language, depth: job.depth };
+        let renderings = rec.renderings(own);
+        let got = if resend { rec.delivered.get(target).copied() } else { None };
+        let wanted = got.unwrap_or_else(|| job.edition_of(target));
+        match renderings.into_iter().enumerate().find(|(_, r)| r.edition == wanted) {
+            Some(found) => found,
+            None => {
+                tracing::info!(job = %job.name, report = rec.id, language = wanted.lang.code(), depth = wanted.depth.name(),
+                    "the report was not rendered in this recipient's language and depth; sending the job's own");
+                // `file` is always the first rendering, the job's own.
+                (0, ArchivedEdition { edition: own, file: rec.file.clone(), bytes: rec.bytes })
+            }
         }
+    }
+
+    /// The report mail of rendering `index` of `rec` for the job's confirmed recipients, the
+    /// PDF attached or (with `link`) a fresh download link, in the rendering's language.
+    fn prepare(
+        &self,
+        job: &JobConfig,
+        rec: &ArchiveRecord,
+        (index, rendering): (usize, &ArchivedEdition),
+        link: bool,
+        now: Timestamp,
+    ) -> Result<OutgoingMail, ScheduleError> {
+        // A missing summary is an error, not "no findings": the mail would say all is well.
+        let summary = String::from_utf8_lossy(&self.archive.read(&format!("{}.summary", rendering.file))?).into_owned();
+        let (to, cc) = self.audience(job)?;
+        let lang = rendering.edition.lang;
+        let carrier = if link {
+            let expires = now.as_millisecond().saturating_add(self.delivery.link_ttl.as_ms());
+            Carrier::Link(self.links.download_url(rec.id, index, expires, lang))
+        } else {
+            Carrier::Pdf(self.archive.read(&rendering.file)?)
+        };
+        self.mail_for(job, rec, lang, (to, cc), &summary, carrier)
     }
 
     /// When an unsubscribe link made now expires.
@@ -526,7 +556,7 @@ impl Scheduler {
         let address = recipients::bare(target);
         let mail = OutgoingMail {
             envelope_to: Some(target.to_owned()),
-            list_unsubscribe: Some(self.links.unsubscribe_url(&address, self.unsubscribe_expiry())),
+            list_unsubscribe: Some(self.links.unsubscribe_url(&address, self.unsubscribe_expiry(), job.edition_of(target).lang)),
             ..base.clone()
         };
         let mut attempt = 0;
@@ -556,82 +586,75 @@ impl Scheduler {
         }
     }
 
+    /// The period an archived report of `job` covers, in the job's zone.
+    fn period_of(job: &JobConfig, rec: &ArchiveRecord) -> Result<Period, ScheduleError> {
+        Period::of_record(rec.period_start_ms, rec.period_end_ms, &rec.period_label, &job.time_zone.0)
+            .map_err(|source| ScheduleError::Period { job: job.name.0.clone(), source })
+    }
+
     fn mail_for(
         &self,
         job: &JobConfig,
         rec: &ArchiveRecord,
+        lang: Lang,
         (to, cc): (Vec<String>, Vec<String>),
         summary: &str,
-        link: Option<&str>,
-        pdf: Option<Vec<u8>>,
-    ) -> OutgoingMail {
-        let subject = job.subject.0.replace("{tenant}", &rec.tenant).replace("{period}", &rec.period_label);
-        let de = job.language == Language::De;
-        let late = if rec.late {
-            if de { "Hinweis: Dieser Bericht wird verspätet zugestellt.\n\n" } else { "Note: this report is delivered late.\n\n" }
-        } else {
-            ""
+        carrier: Carrier,
+    ) -> Result<OutgoingMail, ScheduleError> {
+        let period = &Self::period_of(job, rec)?;
+        let (link, pdf) = match carrier {
+            Carrier::Link(url) => (Some(url), None),
+            Carrier::Pdf(pdf) => (None, Some(pdf)),
         };
-        let period = period_text(rec, &job.time_zone.0, de);
-        let head = if de {
-            format!(
-                "Ampel-Sicherheitsbericht für {}\nZeitraum: {period}\nGesamt: {} (Punktzahl {} von 100)\n",
-                rec.tenant,
-                light_name(&rec.light, true),
-                rec.score
-            )
-        } else {
-            format!(
-                "Ampel security report for {}\nPeriod: {period}\nOverall: {} (score {} of 100)\n",
-                rec.tenant,
-                light_name(&rec.light, false),
-                rec.score
-            )
-        };
-        let findings = if summary.trim().is_empty() {
-            if de {
-                "\nKeine Befunde: alle Geräte sind in Ordnung.\n".to_owned()
-            } else {
-                "\nNo findings: all devices are in order.\n".to_owned()
-            }
-        } else {
-            format!("\n{}\n{summary}\n", if de { "Was Aufmerksamkeit braucht:" } else { "What needs attention:" })
-        };
+        let link = link.as_deref();
+        let m = MailStrings::get(lang);
+        let name = period.name(lang);
+        let template = job.subject.as_ref().map_or(m.subject, |s| s.0.as_str());
+        let subject = fill(template, &[("tenant", &rec.tenant), ("period", &name)]);
+        let late = if rec.late { format!("{}\n\n", m.late) } else { String::new() };
+        let period_line = fill(m.period_line, &[("period", &name), ("dates", &dates_text(period, lang))]);
+        let score = rec.score.to_string();
+        let head = format!(
+            "{}\n{period_line}\n{}\n",
+            fill(m.heading, &[("tenant", &rec.tenant)]),
+            fill(m.overall_line, &[("light", m.light(&rec.light)), ("score", &score)])
+        );
+        let findings = if summary.trim().is_empty() { format!("\n{}\n", m.no_findings) } else { format!("\n{}\n{summary}\n", m.attention) };
         let tail = match link {
-            Some(url) if de => {
-                format!("\nDer vollständige Bericht (PDF) steht hier zum Download bereit (Link zeitlich begrenzt):\n{url}\n")
-            }
-            Some(url) => format!("\nDownload the full report (PDF; the link expires):\n{url}\n"),
-            None if de => "\nDer vollständige Bericht ist als PDF angehängt.\n".to_owned(),
-            None => "\nThe full report is attached as PDF.\n".to_owned(),
+            Some(url) => format!("\n{}\n{url}\n", m.download_intro),
+            None => format!("\n{}\n", m.attached),
         };
         let message = if job.message.is_empty() { String::new() } else { format!("{}\n\n", job.message) };
         let text = format!("{late}{message}{head}{findings}{tail}");
         let colour = light_colour(&rec.light);
         let items: String = summary.lines().filter(|l| !l.is_empty()).map(|l| format!("<li>{}</li>", html_escape(l))).collect();
+        let closing = match link {
+            Some(url) => format!("<a href=\"{}\">{}</a>", html_escape(url), html_escape(m.download_link)),
+            None => html_escape(m.attached),
+        };
         let html = format!(
-            "<!DOCTYPE html><html><body style=\"font-family:sans-serif\">{}{}<h2>{}</h2>\
+            "<!DOCTYPE html><html lang=\"{}\"><body style=\"font-family:sans-serif\">{}{}<h2>{}</h2>\
              <p><span style=\"display:inline-block;width:14px;height:14px;border-radius:7px;background:{colour}\"></span> \
-             <strong>{}</strong> — {} {}/100</p><p>{}</p>{}<p>{}</p></body></html>",
+             <strong>{}</strong> — {} {}/100</p><p>{}</p>{}<p>{closing}</p></body></html>",
+            lang.code(),
             html_escape(late.trim()),
             html_escape(&job.message).replace('\n', "<br>"),
-            html_escape(&format!("{} — {period}", rec.tenant)),
-            html_escape(light_name(&rec.light, de)),
-            if de { "Punktzahl" } else { "score" },
+            html_escape(&format!("{} — {period_line}", rec.tenant)),
+            html_escape(m.light(&rec.light)),
+            m.score,
             rec.score,
             if items.is_empty() { html_escape(findings.trim()) } else { String::new() },
             if items.is_empty() { String::new() } else { format!("<ul>{items}</ul>") },
-            html_link(link, &tail, de),
         );
-        OutgoingMail {
+        Ok(OutgoingMail {
             to,
             cc,
             subject,
             text,
             html: Some(html),
-            attachment: pdf.map(|p| (format!("ampel-{}-{}.pdf", rec.tenant, rec.period_label), p)),
+            attachment: pdf.map(|p| (attachment_name(&rec.tenant, period), p)),
             ..OutgoingMail::default()
-        }
+        })
     }
 
     /// Delivers an archived report to every confirmed recipient of its job not served yet,
@@ -651,19 +674,26 @@ impl Scheduler {
             );
             return Ok(());
         }
-        rec.link_reason = self.link_reason(job.delivery, rec.bytes).await;
+        let largest = rec.renderings(Edition { lang: job.language, depth: job.depth }).iter().map(|r| r.bytes).max().unwrap_or(rec.bytes);
+        rec.link_reason = self.link_reason(job.delivery, largest).await;
         rec.mode = if rec.link_reason.is_some() { "link" } else { "attachment" }.to_owned();
-        let base = self.prepare(job, rec, rec.link_reason.is_some(), now)?;
+        let mut prepared: HashMap<usize, OutgoingMail> = HashMap::new();
         let mut failed = false;
         let pending: Vec<String> = targets.into_iter().filter(|t| !rec.recipients.contains(t)).collect();
         for target in &pending {
+            let (index, rendering) = Self::rendering_for(job, rec, target, false);
+            let base = match prepared.entry(index) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => e.insert(self.prepare(job, rec, (index, &rendering), rec.link_reason.is_some(), now)?),
+            };
             let mut attempts = 0;
-            let result = self.send_to(job, rec, &base, target, &mut attempts).await;
+            let result = self.send_to(job, rec, base, target, &mut attempts).await;
             rec.attempts += attempts;
             match result {
                 Ok(d) => {
                     rec.message_id = Some(d.message_id);
                     rec.recipients.push(target.clone());
+                    rec.delivered.insert(target.clone(), rendering.edition);
                     rec.last_error = None;
                 }
                 Err(e) => {
@@ -692,13 +722,14 @@ impl Scheduler {
         if targets.is_empty() {
             return Err(ScheduleError::NobodyToSend { id, job: rec.job.clone() });
         }
+        let largest = rec.renderings(Edition { lang: job.language, depth: job.depth }).iter().map(|r| r.bytes).max().unwrap_or(rec.bytes);
         let link_reason = match rec.mode.as_str() {
-            "attachment" => self.server_refuses(rec.bytes).await,
+            "attachment" => self.server_refuses(largest).await,
             "link" => Some(rec.link_reason.clone().unwrap_or_else(|| "sent as a link before".into())),
-            _ => self.link_reason(job.delivery, rec.bytes).await,
+            _ => self.link_reason(job.delivery, largest).await,
         };
-        let base = self.prepare(job, &rec, link_reason.is_some(), now)?;
         let mode = if link_reason.is_some() { "link" } else { "attachment" }.to_owned();
+        let link = link_reason.is_some();
         let mut entry = Resend {
             at_ms: now.as_millisecond(),
             by: by.to_owned(),
@@ -708,9 +739,15 @@ impl Scheduler {
             status: ArchiveStatus::Sent,
             error: None,
         };
+        let mut prepared: HashMap<usize, OutgoingMail> = HashMap::new();
         for target in &targets {
+            let (index, rendering) = Self::rendering_for(job, &rec, target, true);
+            let base = match prepared.entry(index) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => e.insert(self.prepare(job, &rec, (index, &rendering), link, now)?),
+            };
             let mut attempts = 0;
-            match self.send_to(job, &rec, &base, target, &mut attempts).await {
+            match self.send_to(job, &rec, base, target, &mut attempts).await {
                 Ok(_) => entry.recipients.push(target.clone()),
                 Err(e) => {
                     entry.error = Some(e.to_string());
@@ -732,7 +769,7 @@ impl Scheduler {
             let now = Timestamp::now();
             tokio::select! {
                 r = self.tick(now) => if let Err(e) = r {
-                    tracing::error!(error = %e, "scheduler step failed; retrying in a minute");
+                    tracing::error!(error = %error_chain(&e), "scheduler step failed; retrying in a minute");
                 },
                 _ = shutdown.wait_for(|s| *s) => break,
             }
@@ -750,18 +787,5 @@ impl Scheduler {
             }
         }
         tracing::info!("scheduler stopped");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::light_name;
-
-    #[test]
-    fn lights_are_named_in_the_mails_language() {
-        let en: Vec<&str> = ["red", "yellow", "green", "grey"].iter().map(|l| light_name(l, false)).collect();
-        let de: Vec<&str> = ["red", "yellow", "green", "grey"].iter().map(|l| light_name(l, true)).collect();
-        assert_eq!(en, ["RED", "YELLOW", "GREEN", "GREY"]);
-        assert_eq!(de, ["ROT", "GELB", "GRÜN", "GRAU"]);
     }
 }

@@ -15,12 +15,14 @@
 //! Transactions are short and never held across `.await`. The store is only written by the
 //! scheduler task, the HTTP handlers and the CLI, all rare; LMDB serialises them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use heed::types::Bytes;
 use heed::{Database, Env, EnvOpenOptions};
 use serde::{Deserialize, Serialize};
+
+use crate::report::Edition;
 
 /// Database names.
 pub mod names {
@@ -206,6 +208,36 @@ pub struct ArchiveRecord {
     /// delivery stays as it was in the fields above.
     #[serde(default)]
     pub resends: Vec<Resend>,
+    /// Every rendering of the report (language and depth, file, size), the job's own first
+    /// (`file`). Empty in records of releases that rendered one: then `file` is the only one.
+    #[serde(default)]
+    pub editions: Vec<ArchivedEdition>,
+    /// The edition each recipient got, by mailbox as in `recipients`; a recipient not listed
+    /// got `file`.
+    #[serde(default)]
+    pub delivered: BTreeMap<String, Edition>,
+}
+
+/// One rendering of an archived report.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ArchivedEdition {
+    /// Its language and depth.
+    pub edition: Edition,
+    /// File name under `<data-dir>/archive/`.
+    pub file: String,
+    /// PDF size in bytes.
+    pub bytes: u64,
+}
+
+impl ArchiveRecord {
+    /// The renderings: [`ArchiveRecord::editions`], or for a record of a release that
+    /// rendered one, `file` as the edition `own` (the job's language and depth).
+    pub fn renderings(&self, own: Edition) -> Vec<ArchivedEdition> {
+        if self.editions.is_empty() {
+            return vec![ArchivedEdition { edition: own, file: self.file.clone(), bytes: self.bytes }];
+        }
+        self.editions.clone()
+    }
 }
 
 /// One `report resend` of an archived report: who asked, when, to whom, how, with what result.

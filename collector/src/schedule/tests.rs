@@ -103,15 +103,26 @@ impl Rig {
 
     /// Report mails (not invitations) received so far, by the envelope-visible `To`.
     fn reports(&self) -> Vec<Value> {
-        self.received().into_iter().filter(|m| m["subject"].as_str().unwrap().contains("security report has been created")).collect()
+        self.received()
+            .into_iter()
+            .filter(|m| {
+                let subject = m["subject"].as_str().unwrap();
+                subject.contains("security report for") || subject.contains("Sicherheitsbericht für")
+            })
+            .collect()
     }
 }
 
 /// A minimal HTTP/1.1 request: returns status and body.
 async fn http(addr: std::net::SocketAddr, method: &str, target: &str, body: &str) -> (u16, Vec<u8>) {
+    http_with(addr, method, target, body, "").await
+}
+
+/// [`http`] with extra header lines (each ending in CRLF).
+async fn http_with(addr: std::net::SocketAddr, method: &str, target: &str, body: &str, headers: &str) -> (u16, Vec<u8>) {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let req = format!(
-        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).await.unwrap();
@@ -148,7 +159,7 @@ fn link(text: &str, needle: &str) -> String {
 }
 
 fn token(path: &str) -> String {
-    path.split("t=").nth(1).unwrap().to_owned()
+    path.split("t=").nth(1).unwrap().split('&').next().unwrap().to_owned()
 }
 
 /// Today at `hh:mm` UTC: the clock is simulated, but near the real time so that the HTTP
@@ -191,9 +202,10 @@ async fn opt_in_flow_end_to_end() {
     assert_eq!(rig.received().len(), 2);
 
     // Tampered and expired links are refused; a GET changes nothing.
-    let mut tampered = confirm.clone();
+    let mut tampered = token(&confirm);
     let last = tampered.pop().unwrap();
     tampered.push(if last == '0' { '1' } else { '0' });
+    let tampered = format!("/confirm?t={tampered}&l=en");
     assert_eq!(http(rig.http, "GET", &tampered, "").await.0, 403);
     assert_eq!(http(rig.http, "POST", "/confirm", &format!("t={}", token(&tampered))).await.0, 403);
     let expired = crate::recipients::confirm_token(&rig.key, "ops@example.org", 0, today_at(0, 0).as_millisecond());
@@ -217,13 +229,14 @@ async fn opt_in_flow_end_to_end() {
     assert_eq!(reports.len(), 1, "{reports:?}");
     let r = &reports[0];
     let yesterday = today_at(8, 0).to_zoned(jiff::tz::TimeZone::UTC).date().yesterday().unwrap();
-    assert_eq!(r["subject"], format!("acme: A security report has been created ({yesterday})"));
+    let named = crate::report::strings::Strings::get(crate::report::Lang::En).date(yesterday);
+    assert_eq!(r["subject"], format!("acme: security report for {named}"));
     assert!(r["to"].as_str().unwrap().contains("ops@example.org") && !r["to"].as_str().unwrap().contains("sec@"), "{r}");
     assert_eq!(r["attachments"][0]["filename"], format!("ampel-acme-{yesterday}.pdf"));
     assert_eq!(std::fs::read(r["attachments"][0]["path"].as_str().unwrap()).unwrap(), pdf(3000));
     let text = r["text"].as_str().unwrap();
     assert!(text.starts_with("Good morning.") && text.contains("GREEN") && text.contains("No findings"), "{text}");
-    assert!(text.contains(&format!("Period: {yesterday} ({yesterday} 00:00 – ")), "{text}");
+    assert!(text.contains(&format!("Period: {named} ({named} 00:00 – ")) && text.contains(" UTC)"), "{text}");
     assert!(r["html"].as_str().unwrap().contains("#2e7d32"), "{r}");
     assert_eq!(r["list_unsubscribe_post"], "List-Unsubscribe=One-Click");
     let rec = rig.store.report(ids[0]).unwrap().unwrap();
@@ -279,6 +292,7 @@ async fn a_restart_in_the_middle_of_a_run_neither_resends_nor_skips() {
     first.tick(today_at(7, 0)).await.unwrap();
     let err = first.tick(today_at(8, 0)).await.unwrap_err();
     assert!(err.to_string().contains("beta"), "{err}");
+    assert!(super::runner::error_chain(&err).ends_with("failed: renderer crashed"), "the cause is kept: {err:?}");
     assert_eq!(rig.reports().len(), 2, "alpha went to both recipients");
     drop(first);
 
@@ -426,4 +440,187 @@ async fn with_only_a_cc_address_confirmed_the_mail_goes_to_it_as_cc() {
     assert_eq!(reports.len(), 1, "{reports:?}");
     assert_eq!(reports[0]["cc"], "NOC <noc@example.org>");
     assert!(reports[0]["to"].is_null(), "the unconfirmed To address is not shown as a recipient: {}", reports[0]);
+}
+
+const GERMAN: &str = r#"
+[[jobs]]
+name = "nyc"
+tenants = ["acme"]
+period = "day"
+send = ["daily 08:00"]
+time-zone = "America/New_York"
+language = "de"
+to = "Ops <ops@example.org>"
+"#;
+
+/// Pieces of the English mail and page texts long enough to be a sentence's part, split at
+/// placeholders and line breaks.
+fn english_phrases() -> Vec<String> {
+    let en = crate::report::mail::MailStrings::get(crate::report::Lang::En);
+    en.all()
+        .iter()
+        .flat_map(|t| t.split(['{', '}', '\n', ':', '(', ')']))
+        .map(str::trim)
+        .filter(|p| p.len() >= 10 && p.contains(' '))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn assert_no_english(what: &str, text: &str) {
+    for phrase in english_phrases() {
+        assert!(!text.contains(&phrase), "{what} contains the English {phrase:?}: {text}");
+    }
+}
+
+/// A German job's invitation, confirm page, report mail (subject, text, HTML, file name) and
+/// unsubscribe page: no English sentence, the period named in German in the job's zone, no
+/// internal label.
+#[tokio::test]
+async fn a_german_jobs_mails_and_pages_are_german_and_name_the_period() {
+    let rig = Rig::new(33_554_432);
+    let sched = rig.scheduler(GERMAN, fast(), fake_renderer(500, Arc::new(AtomicUsize::new(0)), &[]));
+    let slot = super::due::next_slot(&sched.jobs[0], today_at(0, 0)).unwrap();
+    sched.tick(slot.checked_sub(1.hour()).unwrap()).await.unwrap();
+    let invite = &rig.received()[0];
+    assert!(invite["subject"].as_str().unwrap().contains("Bitte bestätigen"), "{invite}");
+    assert_no_english("the invitation", invite["text"].as_str().unwrap());
+    assert_no_english("the invitation's subject", invite["subject"].as_str().unwrap());
+
+    let confirm = link(invite["text"].as_str().unwrap(), "/confirm?t=");
+    let (status, page) = http(rig.http, "GET", &confirm, "").await;
+    let page = String::from_utf8(page).unwrap();
+    assert!(status == 200 && page.contains("Sicherheitsberichte bestätigen") && page.contains("lang=\"de\""), "{page}");
+    assert_no_english("the confirm page", &page);
+    let (status, page) = http(rig.http, "POST", "/confirm?l=de", &format!("t={}", token(&confirm))).await;
+    let page = String::from_utf8(page).unwrap();
+    assert!(status == 200 && page.contains("Bestätigt"), "{page}");
+    assert_no_english("the confirmed page", &page);
+
+    sched.tick(slot).await.unwrap();
+    let reports = rig.reports();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let r = &reports[0];
+    let job = &sched.jobs[0];
+    let period = crate::period::Period::ending_at(job.window(), job.week_start.0, slot, &job.time_zone.0).unwrap();
+    let day = period.name(crate::report::Lang::De);
+    assert!(day.len() == 10 && day.as_bytes()[2] == b'.', "a German date: {day}");
+    assert_eq!(r["subject"], format!("acme: Sicherheitsbericht für {day}"));
+    assert_eq!(r["attachments"][0]["filename"], format!("ampel-acme-{}.pdf", period.label()));
+    let (text, html) = (r["text"].as_str().unwrap(), r["html"].as_str().unwrap());
+    assert!(text.contains(&format!("Zeitraum: {day} ({day} 00:00 – ")) && text.contains("America/New_York)"), "{text}");
+    assert!(text.contains("GRÜN") && text.contains("Keine Befunde"), "{text}");
+    for (what, body) in [("the subject", r["subject"].as_str().unwrap()), ("the text", text), ("the HTML", html)] {
+        assert_no_english(what, body);
+        assert!(!body.contains(&period.label()), "{what} shows the internal label {}: {body}", period.label());
+    }
+
+    let unsubscribe = link(r["list_unsubscribe"].as_str().unwrap(), "/unsubscribe?t=");
+    let (status, page) = http(rig.http, "GET", &unsubscribe, "").await;
+    let page = String::from_utf8(page).unwrap();
+    assert!(status == 200 && page.contains("Von Sicherheitsberichten abmelden"), "{page}");
+    assert_no_english("the unsubscribe page", &page);
+    // A link that carries no language: the browser's preference decides.
+    let (status, page) = http_with(rig.http, "GET", "/confirm?t=forged", "", "Accept-Language: de-DE,de;q=0.9,en;q=0.8\r\n").await;
+    let page = String::from_utf8(page).unwrap();
+    assert!(status == 403 && page.contains("Link ungültig"), "{page}");
+    assert_no_english("the error page", &page);
+    let (_, page) = http_with(rig.http, "GET", "/download?t=forged", "", "Accept-Language: en-GB\r\n").await;
+    assert!(String::from_utf8(page).unwrap().contains("Link not valid"));
+}
+
+/// A renderer whose PDF says which edition it is, counting its calls.
+fn edition_renderer(calls: Arc<AtomicUsize>) -> RenderFn {
+    Arc::new(move |req| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        let mut p = pdf(100);
+        p.extend(format!("{} {}", req.lang.code(), req.depth.name()).bytes());
+        Ok(Rendered { light: "green".into(), score: 100, findings: Vec::new(), pdf: p })
+    })
+}
+
+const MIXED: &str = r#"
+[[jobs]]
+name = "mixed"
+tenants = ["acme"]
+period = "day"
+send = ["daily 08:00"]
+to = [{ address = "Chefin <chefin@example.org>", language = "de", depth = "summary" }, "ops@example.org"]
+cc = [{ address = "noc@example.org", depth = "full" }]
+"#;
+
+/// A German-summary and an English-full recipient: one render per edition, each recipient
+/// their own PDF in their own language, and a resend sends each the one they got.
+#[tokio::test]
+async fn each_recipient_gets_their_own_language_and_depth_and_a_resend_the_same() {
+    let rig = Rig::new(33_554_432);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let sched = rig.scheduler(MIXED, fast(), edition_renderer(calls.clone()));
+    sched.tick(today_at(7, 0)).await.unwrap();
+    let invites = rig.received();
+    let invite_to = |who: &str| invites.iter().find(|m| m["rcpt_to"].as_str().unwrap().contains(who)).unwrap()["subject"].clone();
+    assert!(invite_to("chefin@").as_str().unwrap().contains("Bitte bestätigen"), "her invitation is in her language");
+    assert!(invite_to("ops@").as_str().unwrap().contains("please confirm"));
+    confirm_all(&rig.store, &["chefin@example.org", "ops@example.org", "noc@example.org"]);
+    let ids = sched.tick(today_at(8, 0)).await.unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "one render per distinct language and depth (noc@ shares ops@'s)");
+
+    let got = |reports: &[Value], who: &str| -> (String, Vec<u8>) {
+        let r = reports.iter().find(|m| m["rcpt_to"].as_str().unwrap().contains(who)).unwrap_or_else(|| panic!("no mail to {who}"));
+        (r["subject"].as_str().unwrap().to_owned(), std::fs::read(r["attachments"][0]["path"].as_str().unwrap()).unwrap())
+    };
+    let check = |reports: &[Value]| {
+        let (subject, pdf) = got(reports, "chefin@");
+        assert!(subject.starts_with("acme: Sicherheitsbericht für ") && pdf.ends_with(b"de summary"), "{subject}");
+        for who in ["ops@", "noc@"] {
+            let (subject, pdf) = got(reports, who);
+            assert!(subject.starts_with("acme: security report for ") && pdf.ends_with(b"en full"), "{who}: {subject}");
+        }
+    };
+    let reports = rig.reports();
+    assert_eq!(reports.len(), 3, "{reports:?}");
+    check(&reports);
+    let rec = rig.store.report(ids[0]).unwrap().unwrap();
+    assert_eq!(rec.editions.len(), 2);
+    assert_eq!(rec.delivered.len(), 3);
+
+    // Resent: the same rendering to each, not the job's own to all.
+    sched.resend(rec.id, today_at(9, 0), "cli (test)").await.unwrap();
+    // The maildir lists messages in no particular order: the resent ones are the new ids.
+    let first: Vec<Value> = reports.iter().map(|m| m["message_id"].clone()).collect();
+    let resent: Vec<Value> = rig.reports().into_iter().filter(|m| !first.contains(&m["message_id"])).collect();
+    assert_eq!(resent.len(), 3);
+    check(&resent);
+}
+
+/// An archive record as the previous release wrote it (one rendering, no editions) still reads,
+/// and its one rendering is its file in the job's language.
+#[test]
+fn an_archive_record_of_the_previous_release_still_reads() {
+    let old = r#"{"id":7,"job":"daily","tenant":"acme","slot_ms":1796630400000,"period_start_ms":1796544000000,
+        "period_end_ms":1796630400000,"period_label":"1d-2026-12-07T0800","created_ms":1796630400000,
+        "file":"1796630400000-daily-ampel-acme-1d-2026-12-07T0800.pdf","bytes":1234,"light":"green","score":100,
+        "late":false,"mode":"attachment","recipients":["ops@example.org"],"status":"sent","attempts":1,
+        "last_error":null,"message_id":"<x@example.org>","link_reason":null,"resends":[]}"#;
+    let rec: super::ArchiveRecord = serde_json::from_str(old).unwrap();
+    let own = crate::report::Edition { lang: crate::report::Lang::De, depth: crate::report::Depth::Full };
+    let r = rec.renderings(own);
+    assert_eq!((r.len(), r[0].edition, r[0].file.as_str(), r[0].bytes), (1, own, rec.file.as_str(), 1234));
+    let period = crate::period::Period::of_record(rec.period_start_ms, rec.period_end_ms, &rec.period_label, "UTC").unwrap();
+    assert_eq!(period.name(crate::report::Lang::De), "06.12.2026 08:00 – 07.12.2026 08:00");
+}
+
+#[test]
+fn recipients_are_addresses_or_tables_and_a_misspelt_key_is_named() {
+    let job = |to: &str| {
+        toml::from_str::<JobConfig>(&format!("name = \"j\"\ntenants = [\"a\"]\nperiod = \"day\"\nsend = [\"daily 08:00\"]\nto = {to}\n"))
+    };
+    let j = job(r#"["a@example.org", { address = "B <b@example.org>", language = "de" }]"#).unwrap();
+    assert_eq!(j.to.0, vec!["a@example.org".to_owned(), "B <b@example.org>".to_owned()]);
+    let de = crate::report::Edition { lang: crate::report::Lang::De, depth: crate::report::Depth::Full };
+    assert_eq!((j.edition_of("b@example.org"), j.edition_of("a@example.org").lang), (de, crate::report::Lang::En));
+    assert_eq!(j.editions().len(), 2);
+    let err = job(r#"[{ address = "b@example.org", langauge = "de" }]"#).unwrap_err().to_string();
+    assert!(err.contains("langauge"), "{err}");
+    assert!(job(r#"[{ address = "b@example.org", depth = "brief" }]"#).is_err());
+    assert!(job("\"a@example.org; b@example.org\"").unwrap().to.1.is_empty());
 }

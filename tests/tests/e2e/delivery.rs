@@ -42,7 +42,7 @@ impl Rig {
     }
 
     fn wait_reports(&self, n: usize, timeout: Duration) -> Vec<Value> {
-        self.smtp.wait_for(n, timeout, |m| subject(m).contains("report has been created"))
+        self.smtp.wait_for(n, timeout, |m| subject(m).contains("security report for"))
     }
 
     /// `report list --json`.
@@ -63,8 +63,9 @@ fn daily_berlin(to: &str) -> String {
 }
 
 /// One 08:00 run of a daily Berlin job started 25 s before: the report's file name, subject,
-/// text and archived bounds name the previous local day, `hours` long.
-fn daily_run(start_utc: &str, day: &str, next_day: &str, hours: i64) {
+/// text and archived bounds name the previous local day (`named` as people write it), `hours`
+/// long.
+fn daily_run(start_utc: &str, day: &str, (named, next): (&str, &str), hours: i64) {
     let rig = Rig::new(&daily_berlin("Ops <ops@example.org>"));
     let mut c = rig.serve_at(start_utc);
     rig.confirm(1);
@@ -72,9 +73,9 @@ fn daily_run(start_utc: &str, day: &str, next_day: &str, hours: i64) {
     c.stop();
     let r = &reports[0];
     assert_eq!(r["attachments"][0]["filename"], format!("ampel-acme-{day}.pdf"), "{r}");
-    assert_eq!(subject(r), format!("acme: A security report has been created ({day})"));
+    assert_eq!(subject(r), format!("acme: security report for {named}"));
     let text = r["text"].as_str().unwrap();
-    assert!(text.contains(&format!("Period: {day} ({day} 00:00 – {next_day} 00:00 Europe/Berlin)")), "{text}");
+    assert!(text.contains(&format!("Period: {named} ({named} 00:00 – {next} 00:00 Europe/Berlin)")), "{text}");
     let archive = rig.archive();
     assert_eq!(archive.len(), 1, "{archive:?}");
     let span = archive[0]["period_end_ms"].as_i64().unwrap() - archive[0]["period_start_ms"].as_i64().unwrap();
@@ -86,8 +87,8 @@ fn daily_run(start_utc: &str, day: &str, next_day: &str, hours: i64) {
 fn delivery_daily_job_at_0800_berlin_covers_the_previous_local_day_across_both_dst_changes() {
     // 30 March 2026 07:59:35 CEST: the report covers 29 March, the 23-hour day of the spring
     // change; 26 October 07:59:35 CET: 25 October, the 25-hour day of the autumn change.
-    let spring = std::thread::spawn(|| daily_run("2026-03-30T05:59:35Z", "2026-03-29", "2026-03-30", 23));
-    let autumn = std::thread::spawn(|| daily_run("2026-10-26T06:59:35Z", "2026-10-25", "2026-10-26", 25));
+    let spring = std::thread::spawn(|| daily_run("2026-03-30T05:59:35Z", "2026-03-29", ("29 Mar 2026", "30 Mar 2026"), 23));
+    let autumn = std::thread::spawn(|| daily_run("2026-10-26T06:59:35Z", "2026-10-25", ("25 Oct 2026", "26 Oct 2026"), 25));
     let results = [spring.join(), autumn.join()];
     for r in results {
         if let Err(panic) = r {
@@ -108,7 +109,7 @@ fn delivery_two_send_rules_on_one_day_with_days_1_give_two_file_names() {
     c.stop();
     let mut names: Vec<&str> = reports.iter().map(|r| r["attachments"][0]["filename"].as_str().unwrap()).collect();
     names.sort();
-    assert_eq!(names, ["ampel-acme-1d-2026-12-07T0800.pdf", "ampel-acme-1d-2026-12-07T0801.pdf"]);
+    assert_eq!(names, ["ampel-acme-20261206T0800-20261207T0800.pdf", "ampel-acme-20261206T0801-20261207T0801.pdf"]);
     let subjects: Vec<&str> = reports.iter().map(subject).collect();
     assert!(subjects[0] != subjects[1], "{subjects:?}");
     let files: Vec<String> = rig.archive().iter().map(|r| r["file"].as_str().unwrap().to_owned()).collect();
@@ -191,7 +192,7 @@ fn delivery_nobody_confirmed_warns_counts_and_reminds_once_then_expires() {
     c.stop();
     let messages = rig.smtp.messages();
     assert_eq!(messages.iter().filter(|m| subject(m).starts_with("Reminder: ")).count(), 1, "{messages:?}");
-    assert!(messages.iter().all(|m| !subject(m).contains("report has been created")), "{messages:?}");
+    assert!(messages.iter().all(|m| !subject(m).contains("security report for")), "{messages:?}");
     let list = rig.d.collector(&["recipients"]).ok();
     assert!(list.contains("expired"), "{list}");
     assert!(list.contains("WARNING: job daily: none of its 1 address(es) has confirmed, so its reports reach nobody"), "{list}");

@@ -21,7 +21,7 @@ fn demo_completes_and_leaves_pdfs_and_mails() {
         .collect();
     assert_eq!(emls.len(), 2, "one mail per tenant");
     let eml = std::fs::read_to_string(emls[0].path()).unwrap();
-    assert!(eml.contains("A security report has been created") && eml.contains("application/pdf"), "{eml}");
+    assert!(eml.contains("security report for") && eml.contains("application/pdf"), "{eml}");
     // Three real agents reported; the offline device is shown as such.
     assert!(stdout.contains("fw-lyon") && stdout.contains("left offline"), "{stdout}");
 }

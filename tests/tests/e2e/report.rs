@@ -206,6 +206,7 @@ fn report_preview_of_a_job_uses_its_language_widgets_and_time_zone() {
 fn file_hash_widget_lists_the_fixtures_files() {
     use ampel_agent::sources::eve::EveParser;
     use ampel_agent::sources::tail::parse_file;
+    use ampel_collector::assess::suppress::FalsePositives;
     use ampel_collector::assess::{Period, report_data};
     use ampel_collector::config::Config;
     use ampel_collector::report::stats::HashKind;
@@ -240,8 +241,8 @@ fn file_hash_widget_lists_the_fixtures_files() {
     }
     store.commit(&group).unwrap();
     let cfg = Config::parse(Path::new("/etc/ampel/collector.toml"), "").unwrap();
-    let period = Period { start_ms: start, end_ms: END_MS, label: "fixtures".into() };
-    let data = report_data(&store, &cfg, "acme", &period).unwrap();
+    let period = Period::range(start, END_MS, "UTC").unwrap();
+    let data = report_data(&store, &cfg, "acme", &period, FalsePositives::default()).unwrap();
     /// Hash, name, count, devices.
     type Row<'a> = (Option<(HashKind, &'a str)>, Option<&'a str>, u64, Vec<&'a str>);
     let rows: Vec<Row<'_>> = data

@@ -7,6 +7,7 @@ its file name, content type and path, so the test can compare it with what it se
 """
 
 import email
+import email.header
 import email.policy
 import json
 import mailbox
@@ -14,9 +15,16 @@ import os
 import sys
 
 
+def decoded(header):
+    if header is None:
+        return None
+    return str(email.header.make_header(email.header.decode_header(header))).replace("\n", "").replace("\r", "")
+
+
 def describe(msg, index, outdir):
     info = {
-        "subject": msg["subject"],
+        # Decoded (RFC 2047) and unfolded: what a mail client shows.
+        "subject": decoded(msg["subject"]),
         "from": msg["from"],
         "to": msg["to"],
         "message_id": msg["message-id"],
