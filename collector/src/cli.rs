@@ -213,6 +213,9 @@ pub enum ReportCommand {
         /// Output file.
         #[arg(long)]
         out: PathBuf,
+        /// Language, depth and false positives instead of the defaults or the job's.
+        #[command(flatten)]
+        choices: ReportChoices,
     },
     /// Render a tenant's report and mail it as an attachment.
     Send {
@@ -229,6 +232,9 @@ pub enum ReportCommand {
         /// Recipient (repeat for several).
         #[arg(long = "to", required = true)]
         to: Vec<String>,
+        /// Language, depth and false positives instead of the defaults or the job's.
+        #[command(flatten)]
+        choices: ReportChoices,
     },
     /// List archived scheduled reports with their delivery status.
     List {
@@ -241,6 +247,30 @@ pub enum ReportCommand {
         /// The report id from `report list`.
         id: u64,
     },
+}
+
+/// What a report from the command line is made of, beside tenant and period; each given one
+/// overrides the default (English, full, false positives in the appendix) or, with `--job`, the
+/// job's choice — so `--job daily --language de --depth summary` previews what a German summary
+/// recipient of the job gets.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ReportChoices {
+    /// Language of the report and its mail: en, de.
+    #[arg(long, value_name = "LANG", value_parser = parse_choice::<crate::report::Lang>)]
+    pub language: Option<crate::report::Lang>,
+    /// How much of it: full, summary.
+    #[arg(long, value_parser = parse_choice::<crate::report::Depth>)]
+    pub depth: Option<crate::report::Depth>,
+    /// What to do with [[suppress]]ed false positives: appendix, exclude, include.
+    #[arg(long, value_name = "MODE", value_parser = parse_choice::<crate::assess::suppress::FalsePositives>)]
+    pub false_positives: Option<crate::assess::suppress::FalsePositives>,
+}
+
+/// Parses a command-line value the way the configuration file spells it (`de`, `summary`).
+fn parse_choice<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, String> {
+    use serde::de::IntoDeserializer;
+    let de: serde::de::value::StrDeserializer<'_, serde::de::value::Error> = s.into_deserializer();
+    T::deserialize(de).map_err(|e| e.to_string())
 }
 
 /// `recipients` arguments.

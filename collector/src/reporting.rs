@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 
 use crate::assess;
 use crate::assess::suppress::FalsePositives;
-use crate::cli::ReportCommand;
+use crate::cli::{ReportChoices, ReportCommand};
 use crate::config::Config;
 use crate::ingest::quic::now_ms;
 use crate::mail::{Mailer, OutgoingMail};
@@ -188,6 +188,14 @@ fn cli_request(cfg: &Config, tenant: &str, period: &str, end: Option<jiff::Times
     })
 }
 
+/// `req` with the choices given on the command line in place of its own.
+fn with_choices(mut req: ReportRequest, c: &ReportChoices) -> ReportRequest {
+    req.lang = c.language.unwrap_or(req.lang);
+    req.depth = c.depth.unwrap_or(req.depth);
+    req.false_positives = c.false_positives.unwrap_or(req.false_positives);
+    req
+}
+
 /// Runs a `report` subcommand.
 pub async fn command(cfg: &Config, cmd: ReportCommand) -> Result<()> {
     if matches!(cmd, ReportCommand::List { .. } | ReportCommand::Resend { .. }) {
@@ -195,7 +203,7 @@ pub async fn command(cfg: &Config, cmd: ReportCommand) -> Result<()> {
     }
     let store = crate::cli::open_store(cfg)?;
     match cmd {
-        ReportCommand::Preview { tenant, period, end, out, job: job_name } => {
+        ReportCommand::Preview { tenant, period, end, out, job: job_name, choices } => {
             let started = std::time::Instant::now();
             let req = match job_name {
                 // As the scheduler renders it: the same request, the job's period ending at
@@ -214,13 +222,14 @@ pub async fn command(cfg: &Config, cmd: ReportCommand) -> Result<()> {
                     cli_request(cfg, tenant.as_str(), &period, end)?
                 }
             };
+            let req = with_choices(req, &choices);
             let (data, pdf) = report(&store, cfg, &req)?;
             write_atomic(&out, &pdf)?;
             println!(
                 "{}: report of tenant {} for {} ({} devices, {}, score {}), {} bytes in {} ms",
                 out.display(),
                 req.tenant,
-                req.period.name(Lang::En),
+                req.period.name(req.lang),
                 data.devices.len(),
                 data.light.as_str(),
                 data.score,
@@ -228,8 +237,8 @@ pub async fn command(cfg: &Config, cmd: ReportCommand) -> Result<()> {
                 started.elapsed().as_millis()
             );
         }
-        ReportCommand::Send { tenant, period, end, to } => {
-            let req = cli_request(cfg, tenant.as_str(), &period, end)?;
+        ReportCommand::Send { tenant, period, end, to, choices } => {
+            let req = with_choices(cli_request(cfg, tenant.as_str(), &period, end)?, &choices);
             let mailer = Mailer::new(&cfg.mail).context("setting up mail delivery")?;
             let (data, pdf) = report(&store, cfg, &req)?;
             let delivery = mailer.send(&report_mail(&data, &req.period, req.lang, pdf, to.clone())).await.context("sending the report")?;
@@ -310,9 +319,15 @@ mod tests {
         let slot: jiff::Timestamp = "2026-12-06T13:00:00Z".parse().unwrap();
         fill(&crate::cli::open_store(&cfg).unwrap(), slot.as_millisecond() - 36 * HOUR);
         let out = dir.path().join("preview.pdf");
-        let preview =
-            ReportCommand::Preview { tenant: None, job: Some("nyc".into()), period: "last-7d".into(), end: Some(slot), out: out.clone() };
-        command(&cfg, preview).await.unwrap();
+        let preview = |choices: ReportChoices| ReportCommand::Preview {
+            tenant: None,
+            job: Some("nyc".into()),
+            period: "last-7d".into(),
+            end: Some(slot),
+            out: out.clone(),
+            choices,
+        };
+        command(&cfg, preview(ReportChoices::default())).await.unwrap();
         let previewed = std::fs::read(&out).unwrap();
 
         let store = crate::cli::open_store(&cfg).unwrap();
@@ -327,6 +342,41 @@ mod tests {
         assert!(cover.contains("05.12.2026") && !cover.contains("2026-12-05") && !cover.contains("(05.12.2026)"), "{cover}");
         // The period before, for the change since the last report, is New York's 4 December.
         assert!(text.contains("04.12.2026"), "{text}");
+
+        // The edition another recipient of the job gets: English, a summary, same zone.
+        let english = ReportChoices { language: Some(Lang::En), depth: Some(Depth::Summary), false_positives: None };
+        command(&cfg, preview(english)).await.unwrap();
+        let summary = std::fs::read(&out).unwrap();
+        let text = pdf_text(&summary, dir.path(), &[]);
+        assert!(text.contains("Security report") && text.contains("5 Dec 2026") && text.contains("America/New_York"), "{text}");
+        assert!(summary.len() < previewed.len(), "the summary is not shorter than the full report");
+    }
+
+    #[test]
+    fn report_choices_are_spelt_as_in_the_configuration() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from([
+            "ampel-collector",
+            "report",
+            "preview",
+            "--tenant",
+            "acme",
+            "--out",
+            "x.pdf",
+            "--language",
+            "de",
+            "--depth",
+            "summary",
+            "--false-positives",
+            "include",
+        ])
+        .unwrap();
+        let crate::cli::Command::Report(ReportCommand::Preview { choices, .. }) = cli.command else { panic!("not a preview") };
+        assert_eq!((choices.language, choices.depth), (Some(Lang::De), Some(Depth::Summary)));
+        assert_eq!(choices.false_positives, Some(FalsePositives::Include));
+        let wrong =
+            crate::cli::Cli::try_parse_from(["ampel-collector", "report", "preview", "--tenant", "a", "--out", "x", "--language", "fr"]);
+        assert!(wrong.unwrap_err().to_string().contains("unknown variant `fr`, expected `en` or `de`"));
     }
 
     #[test]
