@@ -277,6 +277,9 @@ pub struct Config {
     /// How scheduled reports are delivered (`[delivery]`).
     #[serde(default)]
     pub delivery: crate::schedule::DeliveryConfig,
+    /// Who may log in to the web console (`[[users]]`); none by default. SIGHUP applies changes.
+    #[serde(default)]
+    pub users: Vec<crate::console::users::UserConfig>,
     /// The file this was read from (set by [`Config::load`]).
     #[serde(skip)]
     pub source: PathBuf,
@@ -761,6 +764,10 @@ impl Config {
         }
         self.branding.validate().map_err(|e| invalid(format!("[branding] {e}")))?;
         crate::schedule::config::validate(&self.jobs).map_err(invalid)?;
+        crate::console::users::validate(&self.users).map_err(invalid)?;
+        if !self.users.is_empty() && self.http.listen.is_none() {
+            return Err(invalid("[[users]] log in to the console on the HTTP listener: set [http] listen".into()));
+        }
         self.http.validate().map_err(|e| invalid(format!("[http] {e}")))?;
         if !self.jobs.is_empty() && self.http.listen.is_none() {
             return Err(invalid(

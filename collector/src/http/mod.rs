@@ -8,6 +8,7 @@
 //! | `GET /download?t=` | the archived PDF, while the signed link has not expired |
 //! | `GET /healthz` | 200 when the delivery store is open and the CA/CRL reloads succeed |
 //! | `GET /metrics` | Prometheus text: ingest and delivery counters |
+//! | `/console/...` | the web console, see [`crate::console`] |
 //!
 //! Connections are bounded in number (in all and per address) and in time (header-read and
 //! idle timeouts): see [`serve`].
@@ -180,6 +181,8 @@ pub struct HttpState {
     pub ingest: Option<Arc<IngestStats>>,
     /// Whether the live trust could be reloaded, when running inside the server.
     pub trust: Option<Arc<TrustHealth>>,
+    /// The web console (`/console`), when running inside the server.
+    pub console: Option<Arc<crate::console::Console>>,
 }
 
 /// A running listener.
@@ -226,6 +229,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/confirm", get(confirm_page).post(confirm_post))
         .route("/unsubscribe", get(unsubscribe_page).post(unsubscribe_post))
         .route("/download", get(download))
+        .merge(crate::console::routes())
         .with_state(Arc::new(state))
 }
 

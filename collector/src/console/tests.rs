@@ -1,0 +1,290 @@
+//! The console over a real listener on a loopback port chosen at run time: the role matrix,
+//! sessions, CSRF, the login rate limit and the reload of `[[users]]`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ampel_protocol::{DeviceId, TenantId};
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+use super::Console;
+use super::session::MAX_FAILURES;
+use super::users::hash_password;
+use crate::archive::Archive;
+use crate::config::Config;
+use crate::http::{HttpServer, HttpState};
+use crate::recipients::LinkKey;
+use crate::schedule::{ArchiveRecord, ArchiveStatus, DeliveryStore};
+use crate::store::{Store, StoreOptions};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+struct Rig {
+    addr: SocketAddr,
+    console: Arc<Console>,
+    /// Report ids: (acme, globex).
+    reports: (u64, u64),
+    dir: TempDir,
+    _shutdown: watch::Sender<bool>,
+}
+
+fn config(dir: &std::path::Path) -> Config {
+    let hash = hash_password(PASSWORD).unwrap();
+    let h = hash.as_str();
+    let src = format!(
+        "data-dir = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n\
+         [[users]]\nname = \"admin\"\nrole = \"administrator\"\ntenants = \"*\"\npassword-hash = \"{h}\"\n\
+         [[users]]\nname = \"manager\"\nrole = \"tenant-manager\"\ntenants = [\"acme\"]\npassword-hash = \"{h}\"\n\
+         [[users]]\nname = \"analyst\"\nrole = \"analyst\"\ntenants = [\"acme\"]\npassword-hash = \"{h}\"\n",
+        dir.display()
+    );
+    Config::parse(&dir.join("collector.toml"), &src).unwrap()
+}
+
+fn archived(delivery: &DeliveryStore, archive: &Archive, tenant: &str) -> u64 {
+    let file = crate::archive::file_name("weekly", 0, tenant, "2026-W13");
+    archive.write(&file, b"%PDF-1.4 test").unwrap();
+    let rec = ArchiveRecord {
+        id: 0,
+        job: "weekly".into(),
+        tenant: tenant.into(),
+        slot_ms: 0,
+        period_start_ms: 0,
+        period_end_ms: 1,
+        period_label: "2026-W13".into(),
+        created_ms: 1,
+        file,
+        bytes: 13,
+        light: "green".into(),
+        score: 100,
+        late: false,
+        mode: "attachment".into(),
+        recipients: vec![format!("it@{tenant}.example")],
+        status: ArchiveStatus::Sent,
+        attempts: 1,
+        last_error: None,
+        message_id: None,
+        link_reason: None,
+        resends: Vec::new(),
+    };
+    delivery.add_report(rec).unwrap()
+}
+
+impl Rig {
+    async fn new() -> Rig {
+        let dir = TempDir::new().unwrap();
+        let cfg = config(dir.path());
+        let store = Store::open(&dir.path().join("store"), StoreOptions::default()).unwrap();
+        for (tenant, device) in [("acme", "fw-acme"), ("globex", "fw-globex")] {
+            store.register_device(&tenant.parse::<TenantId>().unwrap(), &device.parse::<DeviceId>().unwrap(), 0).unwrap();
+        }
+        let delivery = DeliveryStore::open(&dir.path().join("delivery")).unwrap();
+        let archive = Archive::new(&dir.path().join("archive"));
+        let reports = (archived(&delivery, &archive, "acme"), archived(&delivery, &archive, "globex"));
+        let console = Arc::new(Console::new(Arc::new(cfg), store).unwrap());
+        let (shutdown, rx) = watch::channel(false);
+        let state = HttpState {
+            connections: Arc::default(),
+            store: delivery,
+            key: LinkKey::load_or_create(&dir.path().join("delivery/link.key")).unwrap(),
+            archive,
+            delivery: Arc::default(),
+            ingest: None,
+            trust: None,
+            console: Some(console.clone()),
+        };
+        let limits = crate::http::HttpConfig::default().limits(crate::rlimit::nofile());
+        let addr = HttpServer::start("127.0.0.1:0".parse().unwrap(), limits, state, rx).unwrap().local_addr;
+        Rig { addr, console, reports, dir, _shutdown: shutdown }
+    }
+}
+
+/// A response as the tests read it.
+struct Resp {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Vec<&str> {
+        let prefix = format!("{}:", name.to_ascii_lowercase());
+        self.head.lines().filter(|l| l.to_ascii_lowercase().starts_with(&prefix)).map(|l| l[prefix.len()..].trim()).collect()
+    }
+
+    /// The value of cookie `name` this response sets.
+    fn set_cookie(&self, name: &str) -> Option<String> {
+        self.header("set-cookie").into_iter().find_map(|c| c.strip_prefix(&format!("{name}="))?.split(';').next().map(str::to_owned))
+    }
+
+    /// The first hidden `csrf` field of the page.
+    fn csrf(&self) -> String {
+        let at = self.body.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+        self.body[at..at + 64].to_owned()
+    }
+}
+
+async fn request(addr: SocketAddr, method: &str, target: &str, cookie: &str, body: &str) -> Resp {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nCookie: {cookie}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let mut body = raw[split + 4..].to_vec();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    Resp { status, head, body: String::from_utf8_lossy(&body).into_owned() }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let end = b.windows(2).position(|w| w == b"\r\n").unwrap();
+        let n = usize::from_str_radix(std::str::from_utf8(&b[..end]).unwrap().trim(), 16).unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[end + 2..end + 2 + n]);
+        b = &b[end + 2 + n + 2..];
+    }
+}
+
+/// Logs in through the form; returns the `Cookie` header value of the session.
+async fn login(addr: SocketAddr, user: &str, password: &str) -> Resp {
+    let form = request(addr, "GET", "/console/login", "", "").await;
+    let token = form.set_cookie("ampel_login").unwrap();
+    assert_eq!(form.csrf(), token, "double-submit: the field carries the cookie's value");
+    let body = format!("user={user}&password={}&csrf={token}", password.replace(' ', "+"));
+    request(addr, "POST", "/console/login", &format!("ampel_login={token}"), &body).await
+}
+
+async fn session(addr: SocketAddr, user: &str) -> String {
+    let r = login(addr, user, PASSWORD).await;
+    assert_eq!(r.status, 303, "{user} logs in: {}", r.body);
+    format!("ampel_session={}", r.set_cookie("ampel_session").unwrap())
+}
+
+#[tokio::test]
+async fn every_route_for_every_role_on_own_and_foreign_tenants() {
+    let rig = Rig::new().await;
+    let (own, foreign) = rig.reports;
+    // (route, admin, manager, analyst); the own tenant is acme, the foreign one globex.
+    let matrix: Vec<(String, u16, u16, u16)> = vec![
+        ("/console/".into(), 200, 200, 200),
+        ("/console/tenants/acme".into(), 200, 200, 200),
+        ("/console/tenants/acme?period=week".into(), 200, 200, 200),
+        ("/console/tenants/acme?period=forever".into(), 400, 400, 400),
+        ("/console/tenants/globex".into(), 200, 404, 404),
+        ("/console/tenants/nosuch".into(), 404, 404, 404),
+        ("/console/devices/fw-acme".into(), 200, 200, 200),
+        ("/console/devices/fw-globex".into(), 200, 404, 404),
+        ("/console/devices/nosuch".into(), 404, 404, 404),
+        ("/console/reports".into(), 200, 200, 404),
+        (format!("/console/reports/{own}/pdf"), 200, 200, 404),
+        (format!("/console/reports/{foreign}/pdf"), 200, 404, 404),
+        ("/console/reports/999999/pdf".into(), 404, 404, 404),
+        ("/console/audit".into(), 200, 404, 404),
+    ];
+    let not_found = request(rig.addr, "GET", "/console/tenants/nosuch", &session(rig.addr, "admin").await, "").await.body;
+    for (i, user) in ["admin", "manager", "analyst"].into_iter().enumerate() {
+        let cookie = session(rig.addr, user).await;
+        for (route, a, m, n) in &matrix {
+            let want = [a, m, n][i];
+            let r = request(rig.addr, "GET", route, &cookie, "").await;
+            assert_eq!(r.status, *want, "{user} GET {route}");
+            if user != "admin" {
+                assert!(!r.body.contains("globex"), "{user} GET {route} shows the foreign tenant");
+            }
+            if r.status == 404 {
+                assert_eq!(r.body, not_found, "{user} GET {route}: a refusal looks like a thing that does not exist");
+            }
+            assert_eq!(r.header("content-security-policy"), [super::CSP], "{user} GET {route}");
+        }
+        let fleet = request(rig.addr, "GET", "/console/", &cookie, "").await;
+        assert!(fleet.body.contains("acme"));
+        assert_eq!(fleet.body.contains("globex"), user == "admin", "{user}'s fleet");
+        assert_eq!(fleet.body.contains("/console/reports\""), user != "analyst", "reports link for {user}");
+    }
+    // Without a session every route leads to the login page.
+    for (route, ..) in &matrix {
+        let r = request(rig.addr, "GET", route, "", "").await;
+        assert_eq!((r.status, r.header("location")), (303, vec!["/console/login"]), "anonymous GET {route}");
+    }
+}
+
+#[tokio::test]
+async fn cookies_are_strict_and_state_changes_need_the_csrf_token() {
+    let rig = Rig::new().await;
+    let r = login(rig.addr, "manager", PASSWORD).await;
+    let set = r.header("set-cookie").into_iter().find(|c| c.starts_with("ampel_session=")).unwrap().to_owned();
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict") && !set.contains("Secure"), "{set}");
+    let cookie = format!("ampel_session={}", r.set_cookie("ampel_session").unwrap());
+    let page = request(rig.addr, "GET", "/console/", &cookie, "").await;
+    let csrf = page.csrf();
+    // Logout without the token, or with another, is refused and the session lives on.
+    for body in ["", "csrf=", &format!("csrf={}", "0".repeat(64))] {
+        let r = request(rig.addr, "POST", "/console/logout", &cookie, body).await;
+        assert_eq!(r.status, 403, "logout with {body:?}");
+        assert_eq!(request(rig.addr, "GET", "/console/", &cookie, "").await.status, 200);
+    }
+    let r = request(rig.addr, "POST", "/console/logout", &cookie, &format!("csrf={csrf}")).await;
+    assert_eq!((r.status, r.header("location")), (303, vec!["/console/login"]));
+    assert_eq!(request(rig.addr, "GET", "/console/", &cookie, "").await.status, 303, "logged out");
+    // A login without the form's cookie (a cross-site POST) is refused.
+    let form = request(rig.addr, "GET", "/console/login", "", "").await;
+    let r = request(rig.addr, "POST", "/console/login", "", &format!("user=manager&password=x&csrf={}", form.csrf())).await;
+    assert_eq!(r.status, 403);
+    // Login and logout are in the audit log with who and from where; the password is not.
+    let events = rig.console.audit.tail(10).unwrap();
+    let seen: Vec<(&str, &str, &str)> = events.iter().map(|e| (e.user.as_str(), e.action.as_str(), e.client.as_str())).collect();
+    assert_eq!(seen, [("manager", "login", "127.0.0.1"), ("manager", "logout", "127.0.0.1")]);
+    let raw = std::fs::read_to_string(rig.dir.path().join("console").join(super::audit::FILE)).unwrap();
+    assert!(!raw.contains("horse"));
+    let admin = session(rig.addr, "admin").await;
+    let audit = request(rig.addr, "GET", "/console/audit", &admin, "").await;
+    assert!(audit.body.contains("logout"), "{}", audit.body);
+}
+
+#[tokio::test]
+async fn logins_are_rate_limited_per_address_and_name() {
+    let rig = Rig::new().await;
+    for _ in 0..MAX_FAILURES {
+        assert_eq!(login(rig.addr, "analyst", "wrong password!").await.status, 401);
+    }
+    // The right password no longer helps, for this name or from this address.
+    assert_eq!(login(rig.addr, "analyst", PASSWORD).await.status, 429);
+    assert_eq!(login(rig.addr, "manager", PASSWORD).await.status, 429);
+    // An unknown name is refused like a wrong password.
+    let other = Rig::new().await;
+    let r = login(other.addr, "nobody", PASSWORD).await;
+    assert_eq!(r.status, 401);
+    assert!(r.body.contains("Unknown user or wrong password"));
+}
+
+#[tokio::test]
+async fn a_user_removed_by_a_reload_is_out_at_the_next_request() {
+    let rig = Rig::new().await;
+    let analyst = session(rig.addr, "analyst").await;
+    let manager = session(rig.addr, "manager").await;
+    let mut users = rig.console.users().to_vec();
+    users.retain(|u| u.name.as_str() != "analyst");
+    // The manager now also sees globex: changed tenants apply without a new login.
+    users.iter_mut().filter(|u| u.name.as_str() == "manager").for_each(|u| u.tenants = super::users::Tenants::All);
+    rig.console.set_users(users);
+    assert_eq!(request(rig.addr, "GET", "/console/", &analyst, "").await.status, 303);
+    assert_eq!(login(rig.addr, "analyst", PASSWORD).await.status, 401);
+    assert_eq!(request(rig.addr, "GET", "/console/tenants/globex", &manager, "").await.status, 200);
+    assert_eq!(rig.console.sessions.len(), 1, "the removed user's session is gone");
+}
