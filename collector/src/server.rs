@@ -134,6 +134,11 @@ fn start_delivery(
     if cfg.jobs.is_empty() {
         return Ok(Delivery { http: Some(http), scheduler: None, console: Some(console) });
     }
+    // The console resends through a scheduler of its own that never renders, as `report resend` does.
+    let no_render: runner::RenderFn = Arc::new(|_| Err("resend does not render".into()));
+    let resender =
+        commands::scheduler(cfg, delivery.clone(), key.clone(), http.local_addr, no_render, stats.clone()).map_err(ServeError::Delivery)?;
+    console.set_resender(resender);
     let render = runner::store_renderer(store.clone(), Arc::new(cfg.clone()));
     let sched = commands::scheduler(cfg, delivery, key, http.local_addr, render, stats).map_err(ServeError::Delivery)?;
     let task = tokio::spawn(sched.run_loop(shutdown.clone()));

@@ -62,6 +62,9 @@ pub struct Console {
     pub cfg: Arc<Config>,
     /// Whether cookies get `Secure` (`public-url` is https).
     pub secure: bool,
+    /// The scheduler's resend, when `[[jobs]]` exist (set once the listener is bound, since
+    /// links in the mails need its address).
+    resender: std::sync::OnceLock<crate::schedule::runner::Scheduler>,
     /// A hash verified when the user name is unknown, so that a wrong name takes as long as a
     /// wrong password and does not tell which names exist.
     dummy: users::PasswordHashString,
@@ -106,6 +109,8 @@ pub enum Refusal {
     StaleForm,
     /// A `?period=` other than the ones the pages offer (400).
     BadPeriod,
+    /// Resending needs `[[jobs]]` (and so a scheduler); there are none (409).
+    NoResender,
     /// The server failed (500); logged with its cause.
     Failed(Box<ConsoleError>),
 }
@@ -124,6 +129,7 @@ impl IntoResponse for Refusal {
                 pages::error_page(StatusCode::FORBIDDEN, "This form has expired. Go back, reload the page and try again.")
             }
             Refusal::BadPeriod => pages::error_page(StatusCode::BAD_REQUEST, "Unknown period: choose one of the links on the page."),
+            Refusal::NoResender => pages::error_page(StatusCode::CONFLICT, "Resending needs report jobs ([[jobs]]) in the configuration."),
             Refusal::Failed(e) => e.into_response(),
         }
     }
@@ -147,9 +153,24 @@ impl Console {
             audit: AuditLog::new(&cfg.data_dir.join("console")),
             store,
             secure,
+            resender: std::sync::OnceLock::new(),
             dummy: users::hash_password("not a password of anyone")?,
             cfg,
         })
+    }
+
+    /// Gives the console a scheduler to resend archived reports with (the same
+    /// [`Scheduler::resend`](crate::schedule::runner::Scheduler::resend) `report resend` uses).
+    /// Only the first call counts.
+    pub fn set_resender(&self, scheduler: crate::schedule::runner::Scheduler) {
+        if self.resender.set(scheduler).is_err() {
+            tracing::warn!("console resender set twice; the first stays");
+        }
+    }
+
+    /// The scheduler resends go through, when there are jobs.
+    pub fn resender(&self) -> Option<&crate::schedule::runner::Scheduler> {
+        self.resender.get()
     }
 
     /// The users now in force.
@@ -301,6 +322,7 @@ pub fn routes() -> Router<Arc<HttpState>> {
         .route("/console/devices/{device}", get(pages::device))
         .route("/console/reports", get(pages::reports))
         .route("/console/reports/{id}/pdf", get(pages::download))
+        .route("/console/reports/{id}/resend", post(pages::resend))
         .route("/console/audit", get(pages::audit))
         .layer(axum::middleware::from_fn(security_headers))
 }

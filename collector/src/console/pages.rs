@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -11,6 +12,7 @@ use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 
 use super::audit::AuditEvent;
+use super::login::CsrfForm;
 use super::{BASE, Console, ConsoleError, Refusal, Viewer, now_ms};
 use crate::assess::{self, Period};
 use crate::http::HttpState;
@@ -381,7 +383,7 @@ pub async fn reports(viewer: Viewer, State(state): State<Arc<HttpState>>) -> Pag
             div.scroll { table {
                 thead { tr {
                     th scope="col" { "Job" } th scope="col" { "Tenant" } th scope="col" { "Period" } th scope="col" { "Language" }
-                    th scope="col" { "Recipients" } th scope="col" { "Size" } th scope="col" { "Deliveries" } th scope="col" { "Failures" } th scope="col" { "PDF" }
+                    th scope="col" { "Recipients" } th scope="col" { "Size" } th scope="col" { "Deliveries" } th scope="col" { "Failures" } th scope="col" { "PDF" } th scope="col" { "Resend" }
                 } }
                 tbody { @for r in &list {
                     @let failures = usize::from(r.status == crate::schedule::ArchiveStatus::Failed) + r.resends.iter().filter(|x| x.error.is_some()).count();
@@ -390,6 +392,10 @@ pub async fn reports(viewer: Viewer, State(state): State<Arc<HttpState>>) -> Pag
                         td { (r.recipients.join(", ")) } td.num { (r.bytes / 1024) " KiB" }
                         td.num { (1 + r.resends.len()) } td.num { (failures) @if let Some(e) = &r.last_error { br; small { (e) } } }
                         td { a href={ (BASE) "/reports/" (r.id) "/pdf" } { "Download" } }
+                        td { form method="post" action={ (BASE) "/reports/" (r.id) "/resend" } {
+                            input type="hidden" name="csrf" value=(viewer.csrf);
+                            button type="submit" aria-label={ "Resend report " (r.id) } { "Resend" }
+                        } }
                     }
                 } }
             } }
@@ -414,6 +420,42 @@ pub async fn download(viewer: Viewer, State(state): State<Arc<HttpState>>, Path(
     let disposition = HeaderValue::from_str(&name).unwrap_or(HeaderValue::from_static("attachment"));
     Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/pdf")), (header::CONTENT_DISPOSITION, disposition)], pdf)
         .into_response())
+}
+
+/// `POST /console/reports/{id}/resend` (form `csrf`): delivers an archived report again to its
+/// job's confirmed recipients through the scheduler's resend (tenant managers and
+/// administrators). Recorded in the audit log before it is attempted, and in the report's own
+/// history with its outcome.
+pub async fn resend(viewer: Viewer, State(state): State<Arc<HttpState>>, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> Page {
+    viewer.reporting()?;
+    let Ok(id) = id.parse::<u64>() else { return Err(Refusal::NotFound) };
+    let delivery = state.store.clone();
+    let Some(rec) = blocking(move || Ok(delivery.report(id)?)).await?.filter(|r| viewer.sees(&r.tenant)) else {
+        return Err(Refusal::NotFound);
+    };
+    viewer.check_csrf(&f.csrf)?;
+    let Some(scheduler) = viewer.console.resender() else { return Err(Refusal::NoResender) };
+    viewer.console.record(
+        viewer.user.name.as_str(),
+        "resend",
+        &format!("report {id} ({} {})", rec.tenant, rec.period_label),
+        viewer.client,
+    )?;
+    let by = format!("console ({})", viewer.user.name);
+    let message = match scheduler.resend(id, jiff::Timestamp::now(), &by).await {
+        Ok(done) => match done.resends.last() {
+            Some(r) if r.error.is_none() => format!("Report {id} resent to {} recipient(s) as {}.", r.recipients.len(), r.mode),
+            Some(r) => format!("Report {id} not resent to everyone: {}", r.error.as_deref().unwrap_or("unknown error")),
+            None => format!("Report {id}: the resend was not recorded."),
+        },
+        Err(e) => {
+            tracing::warn!(report = id, user = %viewer.user.name, error = %e, "console resend failed");
+            format!("Report {id} was not resent: {e}")
+        }
+    };
+    tracing::info!(report = id, user = %viewer.user.name, client = %viewer.client, "console resend");
+    let body = html! { p role="status" { (message) } p { a href={ (BASE) "/reports" } { "Back to the reports" } } };
+    Ok(page(&viewer, "Resend", body))
 }
 
 /// `GET /console/audit`: the last state changes (administrators).

@@ -18,7 +18,8 @@ use crate::archive::Archive;
 use crate::config::Config;
 use crate::http::{HttpServer, HttpState};
 use crate::recipients::LinkKey;
-use crate::schedule::{ArchiveRecord, ArchiveStatus, DeliveryStore};
+use crate::schedule::runner::RenderFn;
+use crate::schedule::{ArchiveRecord, ArchiveStatus, ConsentEvent, DeliveryStore, RecipientState};
 use crate::store::{Store, StoreOptions};
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -33,10 +34,13 @@ struct Rig {
 }
 
 fn config(dir: &std::path::Path) -> Config {
+    std::fs::create_dir_all(dir.join("outbox")).unwrap();
     let hash = hash_password(PASSWORD).unwrap();
     let h = hash.as_str();
     let src = format!(
-        "data-dir = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n\
+        "data-dir = \"{0}\"\n[http]\nlisten = \"127.0.0.1:0\"\n\
+         [mail]\nfrom = \"Ampel <ampel@localhost>\"\ntransport = \"file\"\noutbox = \"{0}/outbox\"\n\
+         [[jobs]]\nname = \"weekly\"\ntenants = [\"acme\", \"globex\"]\nperiod = \"week\"\nsend = [\"mon 08:00\"]\nto = [\"it@example.org\"]\n\
          [[users]]\nname = \"admin\"\nrole = \"administrator\"\ntenants = \"*\"\npassword-hash = \"{h}\"\n\
          [[users]]\nname = \"manager\"\nrole = \"tenant-manager\"\ntenants = [\"acme\"]\npassword-hash = \"{h}\"\n\
          [[users]]\nname = \"analyst\"\nrole = \"analyst\"\ntenants = [\"acme\"]\npassword-hash = \"{h}\"\n",
@@ -63,7 +67,7 @@ fn archived(delivery: &DeliveryStore, archive: &Archive, tenant: &str) -> u64 {
         score: 100,
         late: false,
         mode: "attachment".into(),
-        recipients: vec![format!("it@{tenant}.example")],
+        recipients: vec!["it@example.org".into()],
         status: ArchiveStatus::Sent,
         attempts: 1,
         last_error: None,
@@ -83,14 +87,23 @@ impl Rig {
             store.register_device(&tenant.parse::<TenantId>().unwrap(), &device.parse::<DeviceId>().unwrap(), 0).unwrap();
         }
         let delivery = DeliveryStore::open(&dir.path().join("delivery")).unwrap();
+        let event = ConsentEvent {
+            at_ms: 0,
+            address: "it@example.org".into(),
+            event: "confirmed".into(),
+            source: "test".into(),
+            detail: String::new(),
+        };
+        delivery.set_recipient_state("it@example.org", RecipientState::Confirmed, event).unwrap();
         let archive = Archive::new(&dir.path().join("archive"));
         let reports = (archived(&delivery, &archive, "acme"), archived(&delivery, &archive, "globex"));
-        let console = Arc::new(Console::new(Arc::new(cfg), store).unwrap());
+        let console = Arc::new(Console::new(Arc::new(cfg.clone()), store).unwrap());
+        let key = LinkKey::load_or_create(&dir.path().join("delivery/link.key")).unwrap();
         let (shutdown, rx) = watch::channel(false);
         let state = HttpState {
             connections: Arc::default(),
-            store: delivery,
-            key: LinkKey::load_or_create(&dir.path().join("delivery/link.key")).unwrap(),
+            store: delivery.clone(),
+            key: key.clone(),
             archive,
             delivery: Arc::default(),
             ingest: None,
@@ -99,6 +112,8 @@ impl Rig {
         };
         let limits = crate::http::HttpConfig::default().limits(crate::rlimit::nofile());
         let addr = HttpServer::start("127.0.0.1:0".parse().unwrap(), limits, state, rx).unwrap().local_addr;
+        let no_render: RenderFn = Arc::new(|_| Err("resend does not render".into()));
+        console.set_resender(crate::schedule::commands::scheduler(&cfg, delivery, key, addr, no_render, Arc::default()).unwrap());
         Rig { addr, console, reports, dir, _shutdown: shutdown }
     }
 }
@@ -287,4 +302,33 @@ async fn a_user_removed_by_a_reload_is_out_at_the_next_request() {
     assert_eq!(login(rig.addr, "analyst", PASSWORD).await.status, 401);
     assert_eq!(request(rig.addr, "GET", "/console/tenants/globex", &manager, "").await.status, 200);
     assert_eq!(rig.console.sessions.len(), 1, "the removed user's session is gone");
+}
+
+#[tokio::test]
+async fn tenant_managers_resend_their_reports_through_the_scheduler_and_it_is_audited() {
+    let rig = Rig::new().await;
+    let (own, foreign) = rig.reports;
+    let outbox = || std::fs::read_dir(rig.dir.path().join("outbox")).unwrap().count();
+    let manager = session(rig.addr, "manager").await;
+    let csrf = request(rig.addr, "GET", "/console/reports", &manager, "").await.csrf();
+    let post = |cookie: String, id: u64, body: String| async move {
+        request(rig.addr, "POST", &format!("/console/reports/{id}/resend"), &cookie, &body).await
+    };
+    // Refused: a foreign report (404, like none), no CSRF token (403), an analyst (404).
+    assert_eq!(post(manager.clone(), foreign, format!("csrf={csrf}")).await.status, 404);
+    assert_eq!(post(manager.clone(), own, String::new()).await.status, 403);
+    let analyst = session(rig.addr, "analyst").await;
+    let analyst_csrf = request(rig.addr, "GET", "/console/", &analyst, "").await.csrf();
+    assert_eq!(post(analyst, own, format!("csrf={analyst_csrf}")).await.status, 404);
+    assert_eq!(outbox(), 0, "nothing was sent by a refused request");
+    let r = post(manager.clone(), own, format!("csrf={csrf}")).await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("resent to 1 recipient(s)"), "{}", r.body);
+    assert_eq!(outbox(), 1);
+    let events = rig.console.audit.tail(10).unwrap();
+    let last = events.last().unwrap();
+    assert_eq!((last.user.as_str(), last.action.as_str()), ("manager", "resend"));
+    assert!(last.target.contains(&format!("report {own}")), "{}", last.target);
+    let history = request(rig.addr, "GET", "/console/reports", &manager, "").await;
+    assert!(history.body.contains("<td class=\"num\">2</td>"), "two deliveries shown: {}", history.body);
 }
