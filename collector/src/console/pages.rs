@@ -39,7 +39,8 @@ fn finding_text(f: &Finding) -> (&str, &str) {
 
 /// The same page for "does not exist" and "not yours".
 pub fn not_found() -> Response {
-    error_page(StatusCode::NOT_FOUND, "There is nothing here, or nothing you may see.")
+    let body = html! { p { "There is nothing here, or nothing you may see." } p { a href={ (BASE) "/" } { "To the fleet" } } };
+    (StatusCode::NOT_FOUND, Html(document("Not found", None, body).into_string())).into_response()
 }
 
 /// A bare page with a status and one sentence.
@@ -288,9 +289,9 @@ pub async fn tenant(viewer: Viewer, Path(tenant): Path<String>, Query(q): Query<
             tbody { @for d in &data.devices {
                 tr {
                     th scope="row" { a href={ (BASE) "/devices/" (d.device) } { (d.device) } }
-                    td { (light(d.light)) } td { (model_of(d)) } td { (licensed(d)) }
+                    td { (light(d.light)) } td { (known(model_of(d))) } td { (licensed(d)) }
                     td { (expiry(c, d)) }
-                    td { (d.agent_version) } td { (when(c, d.last_seen_ms)) }
+                    td { (known(&d.agent_version)) } td { (when(c, d.last_seen_ms)) }
                 }
             } }
         } }
@@ -298,6 +299,11 @@ pub async fn tenant(viewer: Viewer, Path(tenant): Path<String>, Query(q): Query<
         (findings_table(c, &data.findings))
     };
     Ok(page(&viewer, &format!("Tenant {tenant}"), body))
+}
+
+/// An inventory field, or "unknown" while the device has sent none.
+fn known(s: &str) -> &str {
+    if s.is_empty() { "unknown" } else { s }
 }
 
 fn model_of(d: &DeviceReport) -> &str {
@@ -319,6 +325,9 @@ fn chart(title: &str, points: &[(i64, f64)], start: i64, end: i64) -> Markup {
         .map(|(t, v)| format!("{:.1},{:.1}", (t - start) as f64 / span * W, H - v.clamp(0.0, 100.0) / 100.0 * H))
         .collect();
     let label = format!("{title}: {} points, 0 to 100 percent", xy.len());
+    if xy.is_empty() {
+        return html! { figure { figcaption { (title) } p { "No samples in this period." } } };
+    }
     html! {
         figure {
             figcaption { (title) }
@@ -347,9 +356,9 @@ pub async fn device(viewer: Viewer, Path(device): Path<String>, Query(q): Query<
         (period_links(&format!("{BASE}/devices/{device}"), &label))
         p { "Tenant " a href={ (BASE) "/tenants/" (record.tenant) } { (record.tenant) } ", light " (light(d.light)) ", score " (d.score) "." }
         dl {
-            dt { "Model" } dd { (model_of(d)) }
-            dt { "Host name" } dd { (d.hostname) }
-            dt { "Agent" } dd { (d.agent_version) }
+            dt { "Model" } dd { (known(model_of(d))) }
+            dt { "Host name" } dd { (known(&d.hostname)) }
+            dt { "Agent" } dd { (known(&d.agent_version)) }
             dt { "Licensed" } dd { (licensed(d)) }
             dt { "Licence expiry" } dd { (expiry(c, d)) }
             dt { "Last seen" } dd { (when(c, d.last_seen_ms)) }
