@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use ampel_protocol::logsafe::esc;
 use axum::Form;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
@@ -78,10 +79,10 @@ pub async fn submit(
         tracing::warn!(client = %client, "console login refused: login form token missing or wrong");
         return login_page(&console, StatusCode::FORBIDDEN, Some("The login form had expired. Please try again."));
     }
-    let keys = [format!("addr:{client}"), format!("user:{}", f.user)];
+    let keys = limiter_keys(client, &f.user);
     let now = now_ms();
     if console.limiter.blocked(&keys, now) {
-        tracing::warn!(client = %client, user = ?f.user, "console login refused: too many failures");
+        tracing::warn!(client = %client, user = %esc(&f.user), "console login refused: too many failures");
         let msg = format!("Too many failed logins ({MAX_FAILURES} within {} minutes). Try again later.", WINDOW_MS / 60_000);
         return login_page(&console, StatusCode::TOO_MANY_REQUESTS, Some(&msg));
     }
@@ -99,14 +100,25 @@ pub async fn submit(
     })
     .await;
     match found {
-        Ok(Some(u)) => logged_in(&console, &u, client, &keys[1]),
+        Ok(Some(u)) => logged_in(&console, &u, client, &format!("user:{}", u.name)),
         Ok(None) => {
             console.limiter.failed(&keys, now);
-            tracing::warn!(client = %client, user = ?f.user, "console login failed: unknown user or wrong password");
+            tracing::warn!(client = %client, user = %esc(&f.user), "console login failed: unknown user or wrong password");
             login_page(&console, StatusCode::UNAUTHORIZED, Some("Unknown user or wrong password."))
         }
         Err(e) => ConsoleError::from(e).into_response(),
     }
+}
+
+/// What a failed login counts against: the client's address, and the name tried when it is a
+/// possible user name (anything else cannot be a user, and must not grow the limiter's keys
+/// with whatever a client sends).
+fn limiter_keys(client: std::net::IpAddr, name: &str) -> Vec<String> {
+    let mut keys = vec![format!("addr:{client}")];
+    if let Ok(name) = super::users::UserName::parse(name) {
+        keys.push(format!("user:{name}"));
+    }
+    keys
 }
 
 fn logged_in(console: &Console, u: &super::users::UserConfig, client: std::net::IpAddr, user_key: &str) -> Response {

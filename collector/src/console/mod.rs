@@ -62,6 +62,8 @@ pub struct Console {
     pub cfg: Arc<Config>,
     /// Whether cookies get `Secure` (`public-url` is https).
     pub secure: bool,
+    /// The zone pages show times in (`[report] time-zone`).
+    pub zone: jiff::tz::TimeZone,
     /// The scheduler's resend, when `[[jobs]]` exist (set once the listener is bound, since
     /// links in the mails need its address).
     resender: std::sync::OnceLock<crate::schedule::runner::Scheduler>,
@@ -91,6 +93,9 @@ pub enum ConsoleError {
     /// A calendar period could not be computed in the configured time zone.
     #[error(transparent)]
     Period(#[from] crate::assess::PeriodError),
+    /// `[report] time-zone` is no longer in the tz database (it was when the config was read).
+    #[error("time zone {0:?} is not in the tz database")]
+    UnknownZone(String),
     /// A blocking task panicked or was cancelled.
     #[error("console task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -146,6 +151,9 @@ impl Console {
     /// The console of `cfg`, reading `store`; audit log under `<data-dir>/console/`.
     pub fn new(cfg: Arc<Config>, store: Store) -> Result<Console, ConsoleError> {
         let secure = cfg.http.public_url.as_ref().is_some_and(|u| u.0.starts_with("https://"));
+        // The name was checked against the tz database when the config was read.
+        let zone =
+            jiff::tz::TimeZone::get(&cfg.report.time_zone.0).map_err(|_| ConsoleError::UnknownZone(cfg.report.time_zone.0.clone()))?;
         Ok(Console {
             users: RwLock::new(Arc::new(cfg.users.clone())),
             sessions: Sessions::default(),
@@ -153,6 +161,7 @@ impl Console {
             audit: AuditLog::new(&cfg.data_dir.join("console")),
             store,
             secure,
+            zone,
             resender: std::sync::OnceLock::new(),
             dummy: users::hash_password("not a password of anyone")?,
             cfg,
@@ -187,7 +196,7 @@ impl Console {
         tracing::info!(users = users.len(), "console users applied");
     }
 
-    /// Records a state change; a failure to record is logged loudly and returned.
+    /// Records a state change in the audit log.
     pub fn record(&self, user: &str, action: &str, target: &str, client: IpAddr) -> Result<(), ConsoleError> {
         let event = AuditEvent {
             at_ms: now_ms(),

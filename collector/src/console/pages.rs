@@ -117,9 +117,8 @@ fn light(l: Light) -> Markup {
 }
 
 fn when(console: &Console, ms: Option<i64>) -> String {
-    let zone = jiff::tz::TimeZone::get(&console.cfg.report.time_zone.0).unwrap_or(jiff::tz::TimeZone::UTC);
     match ms.and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok()) {
-        Some(t) => t.to_zoned(zone).strftime("%Y-%m-%d %H:%M").to_string(),
+        Some(t) => t.to_zoned(console.zone.clone()).strftime("%Y-%m-%d %H:%M").to_string(),
         None => "never".into(),
     }
 }
