@@ -3,7 +3,10 @@
 //!
 //! Every page handler takes a [`Viewer`]: the extractor that finds the session, looks its user
 //! up in the *current* `[[users]]` (so a user removed by SIGHUP is out at the next request)
-//! and answers a request without a valid session with a redirect to the login page. What a
+//! and answers a request without a valid session with a redirect to the login page. Behind an
+//! authenticating reverse proxy (`[http] trust-proxy-header`, `proxy-addresses`) the user named
+//! in that header is taken instead, on requests from those addresses only; such users have no
+//! session and their CSRF token is an HMAC of their name under a per-process key. What a
 //! viewer may see is decided by [`Viewer::sees`] and [`Viewer::reporting`] only; a tenant,
 //! device or report the viewer may not see gets the very same 404 as one that does not exist.
 //!
@@ -64,6 +67,11 @@ pub struct Console {
     pub secure: bool,
     /// The zone pages show times in (`[report] time-zone`).
     pub zone: jiff::tz::TimeZone,
+    /// `[http] trust-proxy-header` and the addresses it is believed from.
+    proxy: Option<(axum::http::HeaderName, Vec<IpAddr>)>,
+    /// Key of the CSRF tokens of proxy-authenticated users (who have no session): random per
+    /// process, so a restart invalidates open forms, as it ends sessions.
+    proxy_csrf_key: ring::hmac::Key,
     /// The scheduler's resend, when `[[jobs]]` exist (set once the listener is bound, since
     /// links in the mails need its address).
     resender: std::sync::OnceLock<crate::schedule::runner::Scheduler>,
@@ -116,6 +124,8 @@ pub enum Refusal {
     BadPeriod,
     /// Resending needs `[[jobs]]` (and so a scheduler); there are none (409).
     NoResender,
+    /// The reverse proxy vouched for a user who is not in `[[users]]` (403).
+    UnknownProxyUser,
     /// The server failed (500); logged with its cause.
     Failed(Box<ConsoleError>),
 }
@@ -134,6 +144,9 @@ impl IntoResponse for Refusal {
                 pages::error_page(StatusCode::FORBIDDEN, "This form has expired. Go back, reload the page and try again.")
             }
             Refusal::BadPeriod => pages::error_page(StatusCode::BAD_REQUEST, "Unknown period: choose one of the links on the page."),
+            Refusal::UnknownProxyUser => {
+                pages::error_page(StatusCode::FORBIDDEN, "You are not a user of this console; ask its administrator.")
+            }
             Refusal::NoResender => pages::error_page(StatusCode::CONFLICT, "Resending needs report jobs ([[jobs]]) in the configuration."),
             Refusal::Failed(e) => e.into_response(),
         }
@@ -162,6 +175,8 @@ impl Console {
             store,
             secure,
             zone,
+            proxy: cfg.http.trust_proxy_header.as_ref().map(|h| (h.0.clone(), cfg.http.proxy_addresses.clone())),
+            proxy_csrf_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &rand::random::<[u8; 32]>()),
             resender: std::sync::OnceLock::new(),
             dummy: users::hash_password("not a password of anyone")?,
             cfg,
@@ -194,6 +209,23 @@ impl Console {
         *self.users.write().unwrap_or_else(std::sync::PoisonError::into_inner) = users.clone();
         self.sessions.retain(|s| users.iter().any(|u| u.name.as_str() == s.user && credential(u) == s.credential));
         tracing::info!(users = users.len(), "console users applied");
+    }
+
+    /// The user name a trusted reverse proxy vouches for: the `trust-proxy-header` of a request
+    /// from one of `proxy-addresses`. The header from anywhere else is ignored.
+    fn proxy_user<'a>(&self, headers: &'a HeaderMap, client: IpAddr) -> Option<&'a str> {
+        let (header, proxies) = self.proxy.as_ref()?;
+        let value = headers.get(header)?;
+        if !proxies.contains(&client) {
+            tracing::debug!(client = %client, "proxy user header ignored: not from a proxy address");
+            return None;
+        }
+        value.to_str().ok()
+    }
+
+    /// The CSRF token of a proxy-authenticated user: HMAC of the name under the process key.
+    fn proxy_csrf(&self, user: &str) -> String {
+        session::hex(ring::hmac::sign(&self.proxy_csrf_key, user.as_bytes()).as_ref())
     }
 
     /// Records a state change in the audit log.
@@ -290,6 +322,14 @@ impl FromRequestParts<Arc<HttpState>> for Viewer {
     async fn from_request_parts(parts: &mut Parts, state: &Arc<HttpState>) -> Result<Self, Response> {
         let Some(console) = state.console.clone() else { return Err(pages::not_found()) };
         let client = client_of(parts).map_err(IntoResponse::into_response)?;
+        if let Some(name) = console.proxy_user(&parts.headers, client) {
+            let Some(user) = console.users().iter().find(|u| u.name.as_str() == name).cloned() else {
+                tracing::warn!(client = %client, user = %ampel_protocol::logsafe::esc(name), "console request refused: the proxy's user is not in [[users]]");
+                return Err(Refusal::UnknownProxyUser.into_response());
+            };
+            let csrf = console.proxy_csrf(name);
+            return Ok(Viewer { user, csrf, token: String::new(), client, console: console.clone() });
+        }
         let to_login = || Redirect::to(&format!("{BASE}/login")).into_response();
         let Some(token) = cookie(&parts.headers, SESSION_COOKIE).map(str::to_owned) else { return Err(to_login()) };
         let Some(session) = console.sessions.touch(&token, now_ms()) else { return Err(to_login()) };

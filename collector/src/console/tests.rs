@@ -33,18 +33,19 @@ struct Rig {
     _shutdown: watch::Sender<bool>,
 }
 
-fn config(dir: &std::path::Path) -> Config {
+/// The config of the tests; `http` goes into `[http]` after `listen`.
+fn config(dir: &std::path::Path, http: &str) -> Config {
     std::fs::create_dir_all(dir.join("outbox")).unwrap();
     let hash = hash_password(PASSWORD).unwrap();
     let h = hash.as_str();
     let src = format!(
-        "data-dir = \"{0}\"\n[http]\nlisten = \"127.0.0.1:0\"\n\
+        "data-dir = \"{0}\"\n[http]\nlisten = \"127.0.0.1:0\"\n{http}\n\
          [mail]\nfrom = \"Ampel <ampel@localhost>\"\ntransport = \"file\"\noutbox = \"{0}/outbox\"\n\
          [[jobs]]\nname = \"weekly\"\ntenants = [\"acme\", \"globex\"]\nperiod = \"week\"\nsend = [\"mon 08:00\"]\nto = [\"it@example.org\"]\n\
          [[users]]\nname = \"admin\"\nrole = \"administrator\"\ntenants = \"*\"\npassword-hash = \"{h}\"\n\
          [[users]]\nname = \"manager\"\nrole = \"tenant-manager\"\ntenants = [\"acme\"]\npassword-hash = \"{h}\"\n\
          [[users]]\nname = \"analyst\"\nrole = \"analyst\"\ntenants = [\"acme\"]\npassword-hash = \"{h}\"\n",
-        dir.display()
+        dir.display(),
     );
     Config::parse(&dir.join("collector.toml"), &src).unwrap()
 }
@@ -80,8 +81,13 @@ fn archived(delivery: &DeliveryStore, archive: &Archive, tenant: &str) -> u64 {
 
 impl Rig {
     async fn new() -> Rig {
+        Rig::with_http("").await
+    }
+
+    /// With `http` added to `[http]`.
+    async fn with_http(http: &str) -> Rig {
         let dir = TempDir::new().unwrap();
-        let cfg = config(dir.path());
+        let cfg = config(dir.path(), http);
         let store = Store::open(&dir.path().join("store"), StoreOptions::default()).unwrap();
         for (tenant, device) in [("acme", "fw-acme"), ("globex", "fw-globex")] {
             store.register_device(&tenant.parse::<TenantId>().unwrap(), &device.parse::<DeviceId>().unwrap(), 0).unwrap();
@@ -144,9 +150,14 @@ impl Resp {
 }
 
 async fn request(addr: SocketAddr, method: &str, target: &str, cookie: &str, body: &str) -> Resp {
+    request_with(addr, method, target, &format!("Cookie: {cookie}\r\n"), body).await
+}
+
+/// A request with extra header lines (each ending in CRLF).
+async fn request_with(addr: SocketAddr, method: &str, target: &str, headers: &str, body: &str) -> Resp {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let req = format!(
-        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nCookie: {cookie}\r\n\
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}\
          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
@@ -331,4 +342,38 @@ async fn tenant_managers_resend_their_reports_through_the_scheduler_and_it_is_au
     assert!(last.target.contains(&format!("report {own}")), "{}", last.target);
     let history = request(rig.addr, "GET", "/console/reports", &manager, "").await;
     assert!(history.body.contains("<td class=\"num\">2</td>"), "two deliveries shown: {}", history.body);
+}
+
+#[tokio::test]
+async fn a_proxy_header_is_believed_from_proxy_addresses_only() {
+    let trusted = Rig::with_http("trust-proxy-header = \"X-Remote-User\"\nproxy-addresses = [\"127.0.0.1\"]").await;
+    let as_manager = "X-Remote-User: manager\r\n";
+    let fleet = request_with(trusted.addr, "GET", "/console/", as_manager, "").await;
+    assert_eq!(fleet.status, 200);
+    assert!(fleet.body.contains("manager (tenant-manager)") && !fleet.body.contains("globex"));
+    assert_eq!(request_with(trusted.addr, "GET", "/console/tenants/globex", as_manager, "").await.status, 404);
+    let stranger = request_with(trusted.addr, "GET", "/console/", "X-Remote-User: mallory\r\n", "").await;
+    assert_eq!(stranger.status, 403);
+    // State changes still need the token shown on the page; another user's token does not do.
+    let csrf = fleet.csrf();
+    let admin_csrf = request_with(trusted.addr, "GET", "/console/", "X-Remote-User: admin\r\n", "").await.csrf();
+    assert_ne!(csrf, admin_csrf);
+    let (own, _) = trusted.reports;
+    let target = format!("/console/reports/{own}/resend");
+    assert_eq!(request_with(trusted.addr, "POST", &target, as_manager, &format!("csrf={admin_csrf}")).await.status, 403);
+    assert_eq!(request_with(trusted.addr, "POST", &target, as_manager, &format!("csrf={csrf}")).await.status, 200);
+    // From an address that is not a proxy the header means nothing: log in first.
+    let elsewhere = Rig::with_http("trust-proxy-header = \"X-Remote-User\"\nproxy-addresses = [\"127.0.0.2\"]").await;
+    let r = request_with(elsewhere.addr, "GET", "/console/", as_manager, "").await;
+    assert_eq!((r.status, r.header("location")), (303, vec!["/console/login"]));
+}
+
+#[test]
+fn a_proxy_header_needs_proxy_addresses_and_the_other_way_round() {
+    let dir = TempDir::new().unwrap();
+    let parse = |http: &str| Config::parse(&dir.path().join("c.toml"), &format!("[http]\nlisten = \"127.0.0.1:0\"\n{http}\n"));
+    parse("trust-proxy-header = \"X-Remote-User\"\nproxy-addresses = [\"10.0.0.1\"]").unwrap();
+    for lone in ["trust-proxy-header = \"X-Remote-User\"", "proxy-addresses = [\"10.0.0.1\"]"] {
+        assert!(parse(lone).unwrap_err().to_string().contains("go together"), "{lone}");
+    }
 }

@@ -149,6 +149,27 @@ pub fn hash_password(password: &str) -> Result<PasswordHashString, HashError> {
     Ok(PasswordHashString(hash.to_string()))
 }
 
+/// The name of the header a reverse proxy sets to the authenticated user (`[http]
+/// trust-proxy-header`): a valid HTTP header name, and none the browser or the console itself
+/// sets (a proxy that passed a client's `Cookie` through would otherwise log anyone in).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyHeader(pub axum::http::HeaderName);
+
+impl<'de> Deserialize<'de> for ProxyHeader {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let name = axum::http::HeaderName::from_bytes(s.as_bytes())
+            .map_err(|_| serde::de::Error::custom(format!("{s:?} is not an HTTP header name such as \"X-Remote-User\"")))?;
+        let reserved = ["cookie", "host", "authorization", "content-type", "content-length", "origin", "referer", "user-agent"];
+        if reserved.contains(&name.as_str()) {
+            return Err(serde::de::Error::custom(format!(
+                "{s:?} is a header browsers send; name the one your proxy sets, e.g. \"X-Remote-User\""
+            )));
+        }
+        Ok(ProxyHeader(name))
+    }
+}
+
 /// A user name: 1 to 64 characters of ASCII letters, digits, `.`, `_`, `-` and `@` (an e-mail
 /// address works); nothing that needs escaping in a log line or a URL.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -252,6 +273,14 @@ mod tests {
         validate(&users).unwrap();
         let twice = [users[0].clone(), users[0].clone()];
         assert!(validate(&twice).unwrap_err().contains("twice"));
+    }
+
+    #[test]
+    fn proxy_headers_are_header_names_browsers_do_not_send() {
+        let header = |s: &str| toml::from_str::<toml::Table>(&format!("h = {s:?}")).unwrap()["h"].clone().try_into::<ProxyHeader>();
+        assert_eq!(header("X-Remote-User").unwrap().0.as_str(), "x-remote-user");
+        assert!(header("Cookie").is_err());
+        assert!(header("bad header").is_err());
     }
 
     #[test]

@@ -63,6 +63,13 @@ pub struct HttpConfig {
     /// has the proxy's address: raise it to `max-connections` there).
     #[serde(default = "default_max_per_address")]
     pub max_connections_per_address: u32,
+    /// Header an authenticating reverse proxy puts the console user's name in (e.g.
+    /// `X-Remote-User`); believed only on requests from `proxy-addresses`. Unset: off.
+    #[serde(default)]
+    pub trust_proxy_header: Option<crate::console::users::ProxyHeader>,
+    /// Addresses of the reverse proxies whose `trust-proxy-header` is believed.
+    #[serde(default)]
+    pub proxy_addresses: Vec<std::net::IpAddr>,
 }
 
 fn default_header_timeout() -> crate::config::Duration {
@@ -90,6 +97,8 @@ impl Default for HttpConfig {
             idle_timeout: default_idle_timeout(),
             max_connections: default_max_connections(),
             max_connections_per_address: default_max_per_address(),
+            trust_proxy_header: None,
+            proxy_addresses: Vec::new(),
         }
     }
 }
@@ -103,6 +112,9 @@ impl HttpConfig {
         }
         if self.max_connections == 0 || self.max_connections_per_address == 0 {
             return Err("max-connections and max-connections-per-address must be at least 1".into());
+        }
+        if self.trust_proxy_header.is_some() == self.proxy_addresses.is_empty() {
+            return Err("trust-proxy-header and proxy-addresses go together: name the header and the proxies it is believed from".into());
         }
         if self.max_connections_per_address > self.max_connections {
             return Err(format!(
