@@ -377,3 +377,34 @@ fn a_proxy_header_needs_proxy_addresses_and_the_other_way_round() {
         assert!(parse(lone).unwrap_err().to_string().contains("go together"), "{lone}");
     }
 }
+
+/// Prints the fleet page's server time for many tenants of registered devices without data (a
+/// lower bound: the rules still run over every device, but read no samples). Run with
+/// `cargo test -p ampel-collector --lib console::tests::bench_fleet -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "a benchmark: prints figures"]
+async fn bench_fleet_page() {
+    let rig = Rig::new().await;
+    // AMPEL_BENCH_TENANTS for more; with 1 000 the page did not answer 200 in a debug build on
+    // a shared two-core machine (the request timeout is 30 s).
+    let tenants: usize = std::env::var("AMPEL_BENCH_TENANTS").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
+    let devices = 10;
+    for t in 0..tenants {
+        let tenant: TenantId = format!("t{t:04}").parse().unwrap();
+        for d in 0..devices {
+            rig.console.store.register_device(&tenant, &format!("d{t:04}-{d}").parse::<DeviceId>().unwrap(), 0).unwrap();
+        }
+    }
+    let admin = session(rig.addr, "admin").await;
+    let mut times = Vec::new();
+    let mut bytes = 0;
+    for _ in 0..5 {
+        let start = std::time::Instant::now();
+        let r = request(rig.addr, "GET", "/console/", &admin, "").await;
+        times.push(start.elapsed());
+        assert_eq!(r.status, 200, "after {:?}", times.last());
+        bytes = r.body.len();
+    }
+    times.sort();
+    println!("fleet_page_{tenants}x{devices}_no_data: median {:?}, max {:?}, {} KiB", times[2], times[4], bytes / 1024);
+}
