@@ -244,11 +244,33 @@ fn findings_table(console: &Console, findings: &[Finding]) -> Markup {
                         td { @if let Some(d) = &f.device { a href={ (BASE) "/devices/" (d) } { (d) } } @else { "tenant" } }
                         td { (evidence) @if let Some([s, e]) = f.window_ms { br; small { (when(console, Some(s))) " – " (when(console, Some(e))) } } }
                         td { (recommendation) }
-                        td { (f.change.map(|c| format!("{c:?}")).unwrap_or_default()) }
+                        td { (f.change.map_or("", |c| c.as_str())) }
                     }
                 } }
             } }
         }
+    }
+}
+
+/// The findings of the previous period that are gone now.
+fn fixed_list(changes: &[crate::risk::FindingChange]) -> Markup {
+    let fixed: Vec<&crate::risk::FindingChange> = changes.iter().filter(|c| c.change == crate::risk::Change::Fixed).collect();
+    html! {
+        @if !fixed.is_empty() {
+            h2 { "Fixed since the previous period" }
+            ul { @for c in fixed {
+                li { (c.rule) @if let Some(d) = &c.device { " on " (d) } @if let Some(s) = &c.subject { " (" (s) ")" }
+                     @if let Some(l) = c.previous { ", was " (l.as_str()) } }
+            } }
+        }
+    }
+}
+
+/// Share of the period covered by samples, with the number of gaps.
+fn coverage(d: &DeviceReport) -> String {
+    match d.coverage {
+        Some(share) => format!("{:.0} % ({} gaps)", share * 100.0, d.gaps.len()),
+        None => "not judged".into(),
     }
 }
 
@@ -283,19 +305,20 @@ pub async fn tenant(viewer: Viewer, Path(tenant): Path<String>, Query(q): Query<
         div.scroll { table {
             thead { tr {
                 th scope="col" { "Device" } th scope="col" { "Light" } th scope="col" { "Model" } th scope="col" { "Licensed" }
-                th scope="col" { "Licence expiry" } th scope="col" { "Agent" } th scope="col" { "Last seen" }
+                th scope="col" { "Licence expiry" } th scope="col" { "Agent" } th scope="col" { "Last seen" } th scope="col" { "Coverage" }
             } }
             tbody { @for d in &data.devices {
                 tr {
                     th scope="row" { a href={ (BASE) "/devices/" (d.device) } { (d.device) } }
                     td { (light(d.light)) } td { (known(model_of(d))) } td { (licensed(d)) }
                     td { (expiry(c, d)) }
-                    td { (known(&d.agent_version)) } td { (when(c, d.last_seen_ms)) }
+                    td { (known(&d.agent_version)) } td { (when(c, d.last_seen_ms)) } td { (coverage(d)) }
                 }
             } }
         } }
         h2 { "Findings" }
         (findings_table(c, &data.findings))
+        (fixed_list(&data.changes))
     };
     Ok(page(&viewer, &format!("Tenant {tenant}"), body))
 }

@@ -408,3 +408,40 @@ async fn bench_fleet_page() {
     times.sort();
     println!("fleet_page_{tenants}x{devices}_no_data: median {:?}, max {:?}, {} KiB", times[2], times[4], bytes / 1024);
 }
+
+#[tokio::test]
+async fn the_device_page_charts_the_stored_samples_and_the_tenant_page_judges_them() {
+    use ampel_protocol::{Batch, Identity, Metric, PROTOCOL_VERSION, Record};
+    let rig = Rig::new().await;
+    let now = super::now_ms();
+    let me = Identity { tenant: "acme".parse().unwrap(), device: "fw-acme".parse().unwrap() };
+    // Three hours of a sample a minute, CPU at 97 %: high all the time.
+    let records: Vec<Record> = (0..180)
+        .flat_map(|m| {
+            let ts = now - (180 - m) * 60_000;
+            ["cpu.usage_percent", "memory.used_percent"]
+                .map(|name| Record::Metric(Metric { ts, name: name.into(), labels: Vec::new(), value: 97.0 }))
+        })
+        .collect();
+    let batch = Batch { version: PROTOCOL_VERSION, seq: 1, sender: None, records };
+    rig.console.store.commit(&[crate::store::PendingBatch { identity: me, batch, received_ms: now }]).unwrap();
+    let manager = session(rig.addr, "manager").await;
+    let device = request(rig.addr, "GET", "/console/devices/fw-acme", &manager, "").await;
+    assert_eq!(device.status, 200);
+    let polylines = device.body.matches("<polyline points=\"").count();
+    assert_eq!(polylines, 2, "CPU and memory charts: {}", device.body);
+    assert!(!device.body.contains("No samples in this period"));
+    let tenant = request(rig.addr, "GET", "/console/tenants/acme", &manager, "").await;
+    let expected = crate::assess::assess(
+        &rig.console.store,
+        &rig.console.cfg,
+        "acme",
+        &crate::assess::Period { start_ms: now - 86_400_000, end_ms: now + 1, label: "last-24h".into() },
+    )
+    .unwrap();
+    let cpu = expected.findings().into_iter().find(|f| f.rule.starts_with("performance.cpu")).expect("a CPU finding");
+    // Up to the window, which names the minute the page was asked for.
+    let stable = cpu.evidence.split(" from ").next().unwrap();
+    assert!(stable.contains("180 samples"), "{stable}");
+    assert!(tenant.body.contains(&maud::html! { (stable) }.into_string()), "the assessment's evidence is shown: {}", tenant.body);
+}
