@@ -369,6 +369,17 @@ async fn a_proxy_header_is_believed_from_proxy_addresses_only() {
 }
 
 #[test]
+fn users_need_the_http_listener() {
+    let dir = TempDir::new().unwrap();
+    let mut cfg = config(dir.path(), "").users;
+    cfg.truncate(1);
+    let hash = cfg[0].password_hash.as_str().to_owned();
+    let src = format!("[[users]]\nname = \"a\"\nrole = \"analyst\"\ntenants = []\npassword-hash = \"{hash}\"\n");
+    let err = Config::parse(&dir.path().join("c.toml"), &src).unwrap_err().to_string();
+    assert!(err.contains("set [http] listen"), "{err}");
+}
+
+#[test]
 fn a_proxy_header_needs_proxy_addresses_and_the_other_way_round() {
     let dir = TempDir::new().unwrap();
     let parse = |http: &str| Config::parse(&dir.path().join("c.toml"), &format!("[http]\nlisten = \"127.0.0.1:0\"\n{http}\n"));
