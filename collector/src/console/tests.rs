@@ -456,3 +456,13 @@ async fn the_device_page_charts_the_stored_samples_and_the_tenant_page_judges_th
     assert!(stable.contains("180 samples"), "{stable}");
     assert!(tenant.body.contains(&maud::html! { (stable) }.into_string()), "the assessment's evidence is shown: {}", tenant.body);
 }
+
+#[tokio::test]
+async fn cookies_are_secure_when_the_console_is_reached_over_https() {
+    let rig = Rig::with_http("public-url = \"https://ampel.example.org\"").await;
+    let form = request(rig.addr, "GET", "/console/login", "", "").await;
+    assert!(form.header("set-cookie").iter().all(|c| c.contains("; Secure")), "{:?}", form.header("set-cookie"));
+    let r = login(rig.addr, "admin", PASSWORD).await;
+    let set = r.header("set-cookie").into_iter().find(|c| c.starts_with("ampel_session=")).unwrap().to_owned();
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("; Secure"), "{set}");
+}
