@@ -52,9 +52,23 @@ pub enum Command {
     Mail(MailCommand),
     /// List report recipients and their opt-in state (or the consent log).
     Recipients(RecipientsArgs),
+    /// Manage console users.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Run a self-contained demo: throw-away PKI, collector and three agents on loopback,
     /// reports rendered and mailed into an output directory.
     Demo(DemoArgs),
+}
+
+/// `user` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Read a password (without echo on a terminal; one line from stdin otherwise) and print
+    /// its argon2id hash as a line for the user's `[[users]]` entry in the config.
+    Passwd {
+        /// The user's name.
+        name: String,
+    },
 }
 
 /// `pki` subcommands.
@@ -363,6 +377,14 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Risk(RiskCommand::Test { dir, verbose }) => risk_test(&dir, verbose),
         Command::Report(cmd) => crate::reporting::command(&load_config(&cli.config)?, cmd).await,
         Command::Mail(MailCommand::Test) => crate::reporting::mail_test(&load_config(&cli.config)?).await,
+        Command::User(UserCommand::Passwd { name }) => {
+            // The config is read only to tell an existing user from a new one.
+            let cfg = Config::load(&cli.config);
+            if let Err(e) = &cfg {
+                eprintln!("note: {e}");
+            }
+            crate::console::passwd::run(&name, cfg.as_ref().ok().map(|c| c.users.as_slice()))
+        }
         Command::Recipients(args) => crate::schedule::commands::recipients(&load_config(&cli.config)?, args).await,
     }
 }
@@ -425,8 +447,10 @@ impl RunningConfig {
             tracing::error!(error = %e, "reload refused: certificates unusable; still running with the previous ones");
             return;
         }
+        server.reload_users(&new);
         let table = read_table(&path).unwrap_or_default();
-        let changed = crate::systemd::changed_keys(&self.table, &table);
+        // `[[users]]` apply at once (above); every other change needs a restart.
+        let changed: Vec<String> = crate::systemd::changed_keys(&self.table, &table).into_iter().filter(|k| k != "users").collect();
         if changed.is_empty() {
             tracing::info!(config = %path.display(), "reloaded: certificates and CRL re-read; configuration unchanged");
         } else {

@@ -280,6 +280,9 @@ pub struct Config {
     /// Known false positives (`[[suppress]]`), in file order; none by default.
     #[serde(default)]
     pub suppress: Vec<crate::assess::suppress::Suppression>,
+    /// Who may log in to the web console (`[[users]]`); none by default. SIGHUP applies changes.
+    #[serde(default)]
+    pub users: Vec<crate::console::users::UserConfig>,
     /// The file this was read from (set by [`Config::load`]).
     #[serde(skip)]
     pub source: PathBuf,
@@ -767,6 +770,10 @@ impl Config {
         let rules: Vec<&str> = crate::risk::Rule::ALL.iter().map(|r| r.id()).collect();
         for (i, entry) in self.suppress.iter().enumerate() {
             entry.validate(&rules).map_err(|e| invalid(format!("[[suppress]] #{} (tenant {}): {e}", i + 1, entry.tenant)))?;
+        }
+        crate::console::users::validate(&self.users).map_err(invalid)?;
+        if !self.users.is_empty() && self.http.listen.is_none() {
+            return Err(invalid("[[users]] log in to the console on the HTTP listener: set [http] listen".into()));
         }
         self.http.validate().map_err(|e| invalid(format!("[http] {e}")))?;
         if !self.jobs.is_empty() && self.http.listen.is_none() {

@@ -8,6 +8,7 @@
 //! - [`enroll`]: enrollment tokens and the `ampel-enroll/1` service (CSR in, certificate out).
 //! - [`store`]: the LMDB store — device registry, points, alerts, sequence marks.
 //! - [`http`]: the HTTP listener: opt-in links, downloads, `/healthz`, `/metrics`.
+//! - [`console`]: the web console on that listener: users, roles, sessions, pages.
 //! - [`ingest`]: the QUIC listener and the one writer task that group-commits.
 //! - [`logthrottle`]: refusals logged at a bounded rate per peer.
 //! - [`risk`]: rules, findings and traffic lights.
@@ -29,6 +30,7 @@ pub mod archive;
 pub mod assess;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod enroll;
 pub mod files;

@@ -98,7 +98,12 @@ pub fn server_tls_with(pki_dir: &Path, alpn: &[&[u8]], trust: &crate::ingest::tr
     Ok(cfg)
 }
 
-type Delivery = (Option<crate::http::HttpServer>, Option<tokio::task::JoinHandle<()>>);
+/// What [`start_delivery`] started: the listener, the scheduler and the console.
+struct Delivery {
+    http: Option<crate::http::HttpServer>,
+    scheduler: Option<tokio::task::JoinHandle<()>>,
+    console: Option<Arc<crate::console::Console>>,
+}
 
 /// Starts the HTTP listener (when `[http] listen` is set) and the scheduler (when there are
 /// `[[jobs]]`, which config validation ties to the listener).
@@ -110,9 +115,10 @@ fn start_delivery(
     shutdown: &watch::Receiver<bool>,
 ) -> Result<Delivery, ServeError> {
     use crate::schedule::{commands, runner};
-    let Some(listen) = cfg.http.listen else { return Ok((None, None)) };
+    let Some(listen) = cfg.http.listen else { return Ok(Delivery { http: None, scheduler: None, console: None }) };
     let (delivery, key) = commands::open(cfg).map_err(ServeError::Delivery)?;
     let stats = Arc::new(runner::DeliveryStats::default());
+    let console = Arc::new(crate::console::Console::new(Arc::new(cfg.clone()), store.clone()).map_err(|e| ServeError::Delivery(e.into()))?);
     let state = crate::http::HttpState {
         connections: Arc::default(),
         store: delivery.clone(),
@@ -121,12 +127,18 @@ fn start_delivery(
         delivery: stats.clone(),
         ingest: Some(ingest.clone()),
         trust: Some(trust.health.clone()),
+        console: Some(console.clone()),
     };
     let limits = cfg.http.limits(crate::rlimit::nofile());
     let http = crate::http::HttpServer::start(listen, limits, state, shutdown.clone())?;
     if cfg.jobs.is_empty() {
-        return Ok((Some(http), None));
+        return Ok(Delivery { http: Some(http), scheduler: None, console: Some(console) });
     }
+    // The console resends through a scheduler of its own that never renders, as `report resend` does.
+    let no_render: runner::RenderFn = Arc::new(|_| Err("resend does not render".into()));
+    let resender =
+        commands::scheduler(cfg, delivery.clone(), key.clone(), http.local_addr, no_render, stats.clone()).map_err(ServeError::Delivery)?;
+    console.set_resender(resender);
     let render = runner::store_renderer(store.clone(), Arc::new(cfg.clone()));
     let sched = commands::scheduler(cfg, delivery, key, http.local_addr, render, stats).map_err(ServeError::Delivery)?;
     // Reports due right after the start wait (up to the grace) for the agents that were sending
@@ -142,7 +154,7 @@ fn start_delivery(
         ingest.catch_up.settle_logged(grace, &mut first_wait).await;
         sched.run_loop(shutdown).await;
     });
-    Ok((Some(http), Some(task)))
+    Ok(Delivery { http: Some(http), scheduler: Some(task), console: Some(console) })
 }
 
 /// A running collector.
@@ -157,6 +169,8 @@ pub struct Server {
     pub http_addr: Option<SocketAddr>,
     http: Option<crate::http::HttpServer>,
     scheduler: Option<tokio::task::JoinHandle<()>>,
+    /// The web console, when the HTTP listener runs.
+    console: Option<Arc<crate::console::Console>>,
     shutdown: watch::Sender<bool>,
     /// A handle on the listening endpoint, to swap certificates in on reload.
     endpoint: quinn::Endpoint,
@@ -192,7 +206,7 @@ impl Server {
         let local_addr = endpoint.local_addr().map_err(|source| quic::ListenError::Bind { addr: cfg.quic.listen, source })?;
         let (writer, writer_thread) = Writer::start(store.clone(), stats.clone());
         let (shutdown, rx) = watch::channel(false);
-        let (http, scheduler) = match start_delivery(cfg, &store, &stats, &trust, &rx) {
+        let Delivery { http, scheduler, console } = match start_delivery(cfg, &store, &stats, &trust, &rx) {
             Ok(started) => started,
             Err(e) => {
                 let _ = shutdown.send(true);
@@ -228,6 +242,7 @@ impl Server {
             http_addr,
             http,
             scheduler,
+            console,
             shutdown,
             endpoint,
             trust,
@@ -247,6 +262,14 @@ impl Server {
             tracing::info!(closed, "closed sessions of devices that no longer verify");
         }
         Ok(())
+    }
+
+    /// Applies the `[[users]]` of a reloaded configuration to the console: removed users and
+    /// changed passwords end their sessions at once.
+    pub fn reload_users(&self, cfg: &Config) {
+        if let Some(c) = &self.console {
+            c.set_users(cfg.users.clone());
+        }
     }
 
     /// Stops accepting, lets in-flight batches commit and waits for the writer to finish.

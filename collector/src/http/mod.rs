@@ -8,6 +8,7 @@
 //! | `GET /download?t=` | the archived PDF, while the signed link has not expired |
 //! | `GET /healthz` | 200 when the delivery store is open and the CA/CRL reloads succeed |
 //! | `GET /metrics` | Prometheus text: ingest and delivery counters |
+//! | `/console/...` | the web console, see [`crate::console`] |
 //!
 //! Connections are bounded in number (in all and per address) and in time (header-read and
 //! idle timeouts): see [`serve`].
@@ -64,6 +65,13 @@ pub struct HttpConfig {
     /// has the proxy's address: raise it to `max-connections` there).
     #[serde(default = "default_max_per_address")]
     pub max_connections_per_address: u32,
+    /// Header an authenticating reverse proxy puts the console user's name in (e.g.
+    /// `X-Remote-User`); believed only on requests from `proxy-addresses`. Unset: off.
+    #[serde(default)]
+    pub trust_proxy_header: Option<crate::console::users::ProxyHeader>,
+    /// Addresses of the reverse proxies whose `trust-proxy-header` is believed.
+    #[serde(default)]
+    pub proxy_addresses: Vec<std::net::IpAddr>,
 }
 
 fn default_header_timeout() -> crate::config::Duration {
@@ -91,6 +99,8 @@ impl Default for HttpConfig {
             idle_timeout: default_idle_timeout(),
             max_connections: default_max_connections(),
             max_connections_per_address: default_max_per_address(),
+            trust_proxy_header: None,
+            proxy_addresses: Vec::new(),
         }
     }
 }
@@ -104,6 +114,9 @@ impl HttpConfig {
         }
         if self.max_connections == 0 || self.max_connections_per_address == 0 {
             return Err("max-connections and max-connections-per-address must be at least 1".into());
+        }
+        if self.trust_proxy_header.is_some() == self.proxy_addresses.is_empty() {
+            return Err("trust-proxy-header and proxy-addresses go together: name the header and the proxies it is believed from".into());
         }
         if self.max_connections_per_address > self.max_connections {
             return Err(format!(
@@ -182,6 +195,8 @@ pub struct HttpState {
     pub ingest: Option<Arc<IngestStats>>,
     /// Whether the live trust could be reloaded, when running inside the server.
     pub trust: Option<Arc<TrustHealth>>,
+    /// The web console (`/console`), when running inside the server.
+    pub console: Option<Arc<crate::console::Console>>,
 }
 
 /// A running listener.
@@ -228,6 +243,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/confirm", get(confirm_page).post(confirm_post))
         .route("/unsubscribe", get(unsubscribe_page).post(unsubscribe_post))
         .route("/download", get(download))
+        .merge(crate::console::routes())
         .with_state(Arc::new(state))
 }
 

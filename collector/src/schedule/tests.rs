@@ -73,6 +73,7 @@ impl Rig {
             delivery: stats.clone(),
             ingest: None,
             trust: None,
+            console: None,
         };
         let limits = crate::http::HttpConfig::default().limits(crate::rlimit::nofile());
         let http = HttpServer::start("127.0.0.1:0".parse().unwrap(), limits, state, rx).unwrap().local_addr;

@@ -7,6 +7,7 @@
 
 mod bench;
 mod config;
+mod console;
 mod delivery;
 mod demo;
 mod enroll;

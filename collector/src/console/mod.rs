@@ -1,0 +1,377 @@
+//! The web console: server-rendered pages for the users of `[[users]]`, served by the `[http]`
+//! listener under `/console`.
+//!
+//! Every page handler takes a [`Viewer`]: the extractor that finds the session, looks its user
+//! up in the *current* `[[users]]` (so a user removed by SIGHUP is out at the next request)
+//! and answers a request without a valid session with a redirect to the login page. Behind an
+//! authenticating reverse proxy (`[http] trust-proxy-header`, `proxy-addresses`) the user named
+//! in that header is taken instead, on requests from those addresses only; such users have no
+//! session and their CSRF token is an HMAC of their name under a per-process key. What a
+//! viewer may see is decided by [`Viewer::sees`] and [`Viewer::reporting`] only; a tenant,
+//! device or report the viewer may not see gets the very same 404 as one that does not exist.
+//!
+//! # Layout
+//! - [`users`]: `[[users]]`: roles, tenants, argon2id hashes.
+//! - [`session`]: sessions in memory with idle and absolute expiry; the login rate limit.
+//! - [`audit`]: the append-only audit log of state changes.
+//! - [`login`]: login and logout, cookies, CSRF.
+//! - [`pages`]: fleet, tenant, device, reports and audit pages (maud templates).
+//! - [`passwd`]: `ampel-collector user passwd NAME`.
+
+pub mod audit;
+pub mod login;
+pub mod pages;
+pub mod passwd;
+pub mod session;
+pub mod users;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, RwLock};
+
+use axum::Router;
+use axum::extract::{ConnectInfo, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+
+use crate::config::Config;
+use crate::http::HttpState;
+use crate::store::Store;
+use audit::{AuditEvent, AuditLog};
+use session::{LoginLimiter, Sessions};
+use users::{Role, UserConfig};
+
+/// The session cookie.
+pub const SESSION_COOKIE: &str = "ampel_session";
+/// Where the console lives.
+pub const BASE: &str = "/console";
+
+/// The console's state: users, sessions, the limiter, the audit log and what pages read.
+pub struct Console {
+    users: RwLock<Arc<Vec<UserConfig>>>,
+    /// Logged-in sessions.
+    pub sessions: Sessions,
+    /// Failed logins per address and user name.
+    pub limiter: LoginLimiter,
+    /// State changes.
+    pub audit: AuditLog,
+    /// The time series store pages read.
+    pub store: Store,
+    /// The configuration at start (rules, jobs, time zone); `[[users]]` is [`Console::users`].
+    pub cfg: Arc<Config>,
+    /// Whether cookies get `Secure` (`public-url` is https).
+    pub secure: bool,
+    /// The zone pages show times in (`[report] time-zone`).
+    pub zone: jiff::tz::TimeZone,
+    /// `[http] trust-proxy-header` and the addresses it is believed from.
+    proxy: Option<(axum::http::HeaderName, Vec<IpAddr>)>,
+    /// Key of the CSRF tokens of proxy-authenticated users (who have no session): random per
+    /// process, so a restart invalidates open forms, as it ends sessions.
+    proxy_csrf_key: ring::hmac::Key,
+    /// The scheduler's resend, when `[[jobs]]` exist (set once the listener is bound, since
+    /// links in the mails need its address).
+    resender: std::sync::OnceLock<crate::schedule::runner::Scheduler>,
+    /// A hash verified when the user name is unknown, so that a wrong name takes as long as a
+    /// wrong password and does not tell which names exist.
+    dummy: users::PasswordHashString,
+}
+
+/// Why a console request failed on the server's side.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    /// The time series store.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The delivery store (archive index).
+    #[error(transparent)]
+    Delivery(#[from] crate::schedule::DeliveryStoreError),
+    /// An archived PDF.
+    #[error(transparent)]
+    Archive(#[from] crate::archive::ArchiveError),
+    /// The audit log.
+    #[error(transparent)]
+    Audit(#[from] audit::AuditError),
+    /// Hashing at start.
+    #[error(transparent)]
+    Hash(#[from] users::HashError),
+    /// A calendar period could not be computed in the configured time zone.
+    #[error(transparent)]
+    Period(#[from] crate::assess::PeriodError),
+    /// `[report] time-zone` is no longer in the tz database (it was when the config was read).
+    #[error("time zone {0:?} is not in the tz database")]
+    UnknownZone(String),
+    /// A blocking task panicked or was cancelled.
+    #[error("console task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// The request reached the console without the client's address (a listener that does
+    /// not set `ConnectInfo`).
+    #[error("no client address on the request")]
+    NoClientAddress,
+}
+
+/// Why a console request is answered without the page it asked for.
+#[derive(Debug)]
+pub enum Refusal {
+    /// It does not exist, or it is not for this viewer: the same 404 either way.
+    NotFound,
+    /// A state-changing form without the session's CSRF token (403).
+    StaleForm,
+    /// A `?period=` other than the ones the pages offer (400).
+    BadPeriod,
+    /// Resending needs `[[jobs]]` (and so a scheduler); there are none (409).
+    NoResender,
+    /// The reverse proxy vouched for a user who is not in `[[users]]` (403).
+    UnknownProxyUser,
+    /// The server failed (500); logged with its cause.
+    Failed(Box<ConsoleError>),
+}
+
+impl From<ConsoleError> for Refusal {
+    fn from(e: ConsoleError) -> Refusal {
+        Refusal::Failed(Box::new(e))
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::NotFound => pages::not_found(),
+            Refusal::StaleForm => {
+                pages::error_page(StatusCode::FORBIDDEN, "This form has expired. Go back, reload the page and try again.")
+            }
+            Refusal::BadPeriod => pages::error_page(StatusCode::BAD_REQUEST, "Unknown period: choose one of the links on the page."),
+            Refusal::UnknownProxyUser => {
+                pages::error_page(StatusCode::FORBIDDEN, "You are not a user of this console; ask its administrator.")
+            }
+            Refusal::NoResender => pages::error_page(StatusCode::CONFLICT, "Resending needs report jobs ([[jobs]]) in the configuration."),
+            Refusal::Failed(e) => e.into_response(),
+        }
+    }
+}
+
+impl IntoResponse for ConsoleError {
+    fn into_response(self) -> Response {
+        tracing::error!(error = %self, "console request failed");
+        pages::error_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on the server; the log says what.")
+    }
+}
+
+impl Console {
+    /// The console of `cfg`, reading `store`; audit log under `<data-dir>/console/`.
+    pub fn new(cfg: Arc<Config>, store: Store) -> Result<Console, ConsoleError> {
+        let secure = cfg.http.public_url.as_ref().is_some_and(|u| u.0.starts_with("https://"));
+        // The name was checked against the tz database when the config was read.
+        let zone =
+            jiff::tz::TimeZone::get(&cfg.report.time_zone.0).map_err(|_| ConsoleError::UnknownZone(cfg.report.time_zone.0.clone()))?;
+        Ok(Console {
+            users: RwLock::new(Arc::new(cfg.users.clone())),
+            sessions: Sessions::default(),
+            limiter: LoginLimiter::default(),
+            audit: AuditLog::new(&cfg.data_dir.join("console")),
+            store,
+            secure,
+            zone,
+            proxy: cfg.http.trust_proxy_header.as_ref().map(|h| (h.0.clone(), cfg.http.proxy_addresses.clone())),
+            proxy_csrf_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &rand::random::<[u8; 32]>()),
+            resender: std::sync::OnceLock::new(),
+            dummy: users::hash_password("not a password of anyone")?,
+            cfg,
+        })
+    }
+
+    /// Gives the console a scheduler to resend archived reports with (the same
+    /// [`Scheduler::resend`](crate::schedule::runner::Scheduler::resend) `report resend` uses).
+    /// Only the first call counts.
+    pub fn set_resender(&self, scheduler: crate::schedule::runner::Scheduler) {
+        if self.resender.set(scheduler).is_err() {
+            tracing::warn!("console resender set twice; the first stays");
+        }
+    }
+
+    /// The scheduler resends go through, when there are jobs.
+    pub fn resender(&self) -> Option<&crate::schedule::runner::Scheduler> {
+        self.resender.get()
+    }
+
+    /// The users now in force.
+    pub fn users(&self) -> Arc<Vec<UserConfig>> {
+        self.users.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Applies a reloaded `[[users]]`: removed users and changed passwords end their sessions
+    /// at once; changed roles and tenants apply from the next request.
+    pub fn set_users(&self, users: Vec<UserConfig>) {
+        let users = Arc::new(users);
+        *self.users.write().unwrap_or_else(std::sync::PoisonError::into_inner) = users.clone();
+        self.sessions.retain(|s| users.iter().any(|u| u.name.as_str() == s.user && credential(u) == s.credential));
+        tracing::info!(users = users.len(), "console users applied");
+    }
+
+    /// The user name a trusted reverse proxy vouches for: the `trust-proxy-header` of a request
+    /// from one of `proxy-addresses`. The header from anywhere else is ignored.
+    fn proxy_user<'a>(&self, headers: &'a HeaderMap, client: IpAddr) -> Option<&'a str> {
+        let (header, proxies) = self.proxy.as_ref()?;
+        let value = headers.get(header)?;
+        if !proxies.contains(&client) {
+            tracing::debug!(client = %client, "proxy user header ignored: not from a proxy address");
+            return None;
+        }
+        value.to_str().ok()
+    }
+
+    /// The CSRF token of a proxy-authenticated user: HMAC of the name under the process key.
+    fn proxy_csrf(&self, user: &str) -> String {
+        session::hex(ring::hmac::sign(&self.proxy_csrf_key, user.as_bytes()).as_ref())
+    }
+
+    /// Records a state change in the audit log.
+    pub fn record(&self, user: &str, action: &str, target: &str, client: IpAddr) -> Result<(), ConsoleError> {
+        let event = AuditEvent {
+            at_ms: now_ms(),
+            user: user.to_owned(),
+            action: action.to_owned(),
+            target: target.to_owned(),
+            client: client.to_string(),
+        };
+        self.audit.append(&event)?;
+        Ok(())
+    }
+}
+
+/// A fingerprint of the user's password hash: a session remembers it, so a changed password
+/// ends the sessions made with the old one.
+pub fn credential(u: &UserConfig) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, u.password_hash.as_str().as_bytes());
+    session::hex(&digest.as_ref()[..16])
+}
+
+/// Now, Unix ms.
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// The logged-in user of a request, as the current `[[users]]` has them.
+pub struct Viewer {
+    /// The user (role, tenants).
+    pub user: UserConfig,
+    /// The session's CSRF token, for forms.
+    pub csrf: String,
+    /// The session cookie, for logout.
+    pub token: String,
+    /// The client's address.
+    pub client: IpAddr,
+    /// The console.
+    pub console: Arc<Console>,
+}
+
+impl Viewer {
+    /// Whether the viewer may see `tenant`.
+    pub fn sees(&self, tenant: &str) -> bool {
+        self.user.sees(tenant)
+    }
+
+    /// The viewer's role.
+    pub fn role(&self) -> Role {
+        self.user.role
+    }
+
+    /// Reporting (archive, downloads, resends) is not for analysts: for them it does not exist.
+    pub fn reporting(&self) -> Result<(), Refusal> {
+        if self.role().sees_reports() { Ok(()) } else { Err(Refusal::NotFound) }
+    }
+
+    /// The audit log is for administrators only.
+    pub fn administrator(&self) -> Result<(), Refusal> {
+        if self.role() == Role::Administrator { Ok(()) } else { Err(Refusal::NotFound) }
+    }
+
+    /// A state-changing request must carry the session's CSRF token.
+    pub fn check_csrf(&self, token: &str) -> Result<(), Refusal> {
+        if session::same(token, &self.csrf) {
+            return Ok(());
+        }
+        tracing::warn!(user = %self.user.name, client = %self.client, "console request refused: CSRF token missing or wrong");
+        Err(Refusal::StaleForm)
+    }
+}
+
+/// The client's address, as the listener saw it.
+pub fn client_of(parts: &Parts) -> Result<IpAddr, ConsoleError> {
+    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()).ok_or(ConsoleError::NoClientAddress)
+}
+
+/// The value of cookie `name`, if the request has it.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+impl FromRequestParts<Arc<HttpState>> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<HttpState>) -> Result<Self, Response> {
+        let Some(console) = state.console.clone() else { return Err(pages::not_found()) };
+        let client = client_of(parts).map_err(IntoResponse::into_response)?;
+        if let Some(name) = console.proxy_user(&parts.headers, client) {
+            let Some(user) = console.users().iter().find(|u| u.name.as_str() == name).cloned() else {
+                tracing::warn!(client = %client, user = %ampel_protocol::logsafe::esc(name), "console request refused: the proxy's user is not in [[users]]");
+                return Err(Refusal::UnknownProxyUser.into_response());
+            };
+            let csrf = console.proxy_csrf(name);
+            return Ok(Viewer { user, csrf, token: String::new(), client, console: console.clone() });
+        }
+        let to_login = || Redirect::to(&format!("{BASE}/login")).into_response();
+        let Some(token) = cookie(&parts.headers, SESSION_COOKIE).map(str::to_owned) else { return Err(to_login()) };
+        let Some(session) = console.sessions.touch(&token, now_ms()) else { return Err(to_login()) };
+        let users = console.users();
+        let Some(user) = users.iter().find(|u| u.name.as_str() == session.user && credential(u) == session.credential) else {
+            console.sessions.remove(&token);
+            return Err(to_login());
+        };
+        Ok(Viewer { user: user.clone(), csrf: session.csrf, token, client, console: console.clone() })
+    }
+}
+
+/// The Content-Security-Policy of every console response: nothing from elsewhere, no script,
+/// styles only from the embedded stylesheet, forms only to the console, never framed.
+pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Adds the security headers to every console response.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// The console's routes, to be merged into the listener's router.
+pub fn routes() -> Router<Arc<HttpState>> {
+    use axum::routing::{get, post};
+    Router::new()
+        .route("/console", get(pages::fleet))
+        .route("/console/", get(pages::fleet))
+        .route("/console/style.css", get(pages::stylesheet))
+        .route("/console/login", get(login::form).post(login::submit))
+        .route("/console/logout", post(login::logout))
+        .route("/console/tenants/{tenant}", get(pages::tenant))
+        .route("/console/devices/{device}", get(pages::device))
+        .route("/console/reports", get(pages::reports))
+        .route("/console/reports/{id}/pdf", get(pages::download))
+        .route("/console/reports/{id}/resend", post(pages::resend))
+        .route("/console/audit", get(pages::audit))
+        .layer(axum::middleware::from_fn(security_headers))
+}

@@ -1,0 +1,509 @@
+//! The console's pages, rendered on the server with maud: no script, no external resource,
+//! one embedded stylesheet. Lights and findings come from the assessment (`assess`), never
+//! computed here a second way.
+
+use std::sync::Arc;
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use maud::{DOCTYPE, Markup, html};
+use serde::Deserialize;
+
+use super::audit::AuditEvent;
+use super::login::CsrfForm;
+use super::{BASE, Console, ConsoleError, Refusal, Viewer, now_ms};
+use crate::assess::suppress::FalsePositives;
+use crate::assess::{self, Period};
+use crate::http::HttpState;
+use crate::report::{DeviceReport, Lang, catalogue};
+use crate::risk::{Finding, Light};
+use crate::schedule::ArchiveRecord;
+
+/// The embedded stylesheet.
+const STYLE: &str = include_str!("style.css");
+/// Audit events the audit page shows, newest first.
+const AUDIT_SHOWN: usize = 500;
+
+type Page = Result<Response, Refusal>;
+
+/// Runs store reads off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ConsoleError> + Send + 'static) -> Result<T, ConsoleError> {
+    tokio::task::spawn_blocking(f).await?
+}
+
+/// The one place the console takes a finding's texts from: (evidence, recommendation), in
+/// English (the console's language) with times in `tz`.
+fn finding_text(f: &Finding, tz: &jiff::tz::TimeZone) -> (String, String) {
+    (catalogue::evidence(f, Lang::En, tz), catalogue::recommendation(f, Lang::En))
+}
+
+/// The same page for "does not exist" and "not yours".
+pub fn not_found() -> Response {
+    let body = html! { p { "There is nothing here, or nothing you may see." } p { a href={ (BASE) "/" } { "To the fleet" } } };
+    (StatusCode::NOT_FOUND, Html(document("Not found", None, body).into_string())).into_response()
+}
+
+/// A bare page with a status and one sentence.
+pub fn error_page(status: StatusCode, text: &str) -> Response {
+    let title = status.canonical_reason().unwrap_or("Error");
+    (status, Html(document(title, None, html! { p { (text) } }).into_string())).into_response()
+}
+
+fn document(title: &str, viewer: Option<&Viewer>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Ampel" }
+                link rel="stylesheet" href={ (BASE) "/style.css" };
+            }
+            body {
+                header { @if let Some(v) = viewer { (nav(v)) } @else { span.brand { "Ampel" } } }
+                main { h1 { (title) } (body) }
+            }
+        }
+    }
+}
+
+fn nav(v: &Viewer) -> Markup {
+    html! {
+        nav aria-label="Console" {
+            a.brand href={ (BASE) "/" } { "Ampel" }
+            a href={ (BASE) "/" } { "Fleet" }
+            @if v.role().sees_reports() { a href={ (BASE) "/reports" } { "Reports" } }
+            @if v.role() == super::users::Role::Administrator { a href={ (BASE) "/audit" } { "Audit log" } }
+            span.who { (v.user.name.as_str()) " (" (v.role().as_str()) ")" }
+            form method="post" action={ (BASE) "/logout" } {
+                input type="hidden" name="csrf" value=(v.csrf);
+                button type="submit" { "Log out" }
+            }
+        }
+    }
+}
+
+fn page(viewer: &Viewer, title: &str, body: Markup) -> Response {
+    Html(document(title, Some(viewer), body).into_string()).into_response()
+}
+
+/// The login page; `csrf` goes into the hidden field (and the cookie, see `login`).
+pub fn login_page(csrf: &str, message: Option<&str>) -> Html<String> {
+    let body = html! {
+        @if let Some(m) = message { p.alert role="alert" { (m) } }
+        form.login method="post" action={ (BASE) "/login" } {
+            input type="hidden" name="csrf" value=(csrf);
+            label for="user" { "User name" }
+            input #user name="user" type="text" autocomplete="username" required autofocus;
+            label for="password" { "Password" }
+            input #password name="password" type="password" autocomplete="current-password" required;
+            button type="submit" { "Log in" }
+        }
+    };
+    Html(document("Log in", None, body).into_string())
+}
+
+/// `GET /console/style.css`.
+pub async fn stylesheet() -> Response {
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8")),
+        (header::CACHE_CONTROL, HeaderValue::from_static("max-age=3600")),
+    ];
+    (headers, STYLE).into_response()
+}
+
+fn light(l: Light) -> Markup {
+    html! { span class={ "light " (l.as_str()) } { (l.as_str()) } }
+}
+
+fn when(console: &Console, ms: Option<i64>) -> String {
+    match ms.and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok()) {
+        Some(t) => t.to_zoned(console.zone.clone()).strftime("%Y-%m-%d %H:%M").to_string(),
+        None => "never".into(),
+    }
+}
+
+/// One tenant on the fleet page.
+struct FleetRow {
+    tenant: String,
+    light: Light,
+    score: u8,
+    devices: usize,
+    findings: usize,
+    silent: usize,
+    last_report: Option<i64>,
+}
+
+/// The tenants `viewer` sees, judged over the last 24 hours.
+fn fleet_rows(console: &Console, user: &super::users::UserConfig, reports: &[ArchiveRecord]) -> Result<Vec<FleetRow>, ConsoleError> {
+    let now = now_ms();
+    let period = Period::parse("last-24h", now, &console.cfg.report.time_zone.0).map_err(ConsoleError::from)?;
+    let silent_after = console.cfg.risk.silent_yellow.as_ms();
+    let mut rows = Vec::new();
+    for tenant in console.store.tenants()?.into_iter().filter(|t| user.sees(t)) {
+        let a = assess::assess(&console.store, &console.cfg, &tenant, &period, FalsePositives::default())?;
+        let devices = console.store.devices(Some(&tenant))?;
+        let silent = devices.iter().filter(|(_, d)| d.last_seen_ms.is_none_or(|t| now.saturating_sub(t) >= silent_after)).count();
+        let last_report = reports.iter().filter(|r| r.tenant == tenant).map(|r| r.created_ms).max();
+        rows.push(FleetRow {
+            light: a.light,
+            score: a.score,
+            devices: devices.len(),
+            findings: a.findings().len(),
+            silent,
+            last_report,
+            tenant,
+        });
+    }
+    Ok(rows)
+}
+
+/// `GET /console/`: every tenant the viewer may see.
+pub async fn fleet(viewer: Viewer, State(state): State<Arc<HttpState>>) -> Page {
+    let reporting = viewer.role().sees_reports();
+    let (console, user, delivery) = (viewer.console.clone(), viewer.user.clone(), state.store.clone());
+    let rows = blocking(move || {
+        let reports = if reporting { delivery.reports()? } else { Vec::new() };
+        fleet_rows(&console, &user, &reports)
+    })
+    .await?;
+    let body = html! {
+        p { "Lights and findings over the last 24 hours." }
+        @if rows.is_empty() { p { "No tenant to show." } } @else {
+            div.scroll { table {
+                thead { tr {
+                    th scope="col" { "Tenant" } th scope="col" { "Light" } th scope="col" { "Score" }
+                    th scope="col" { "Devices" } th scope="col" { "Open findings" } th scope="col" { "Silent now" }
+                    @if reporting { th scope="col" { "Last report" } }
+                } }
+                tbody { @for r in &rows { tr {
+                    th scope="row" { a href={ (BASE) "/tenants/" (r.tenant) } { (r.tenant) } }
+                    td { (light(r.light)) } td.num { (r.score) } td.num { (r.devices) } td.num { (r.findings) } td.num { (r.silent) }
+                    @if reporting { td { @if r.last_report.is_some() { (when(&viewer.console, r.last_report)) } @else { "none" } } }
+                } } }
+            } }
+        }
+    };
+    Ok(page(&viewer, "Fleet", body))
+}
+
+/// `?period=`.
+#[derive(Deserialize)]
+pub struct PeriodQuery {
+    period: Option<String>,
+}
+
+/// The periods pages offer: the last 24 hours, and the last complete day, week and month.
+const PERIODS: [(&str, &str); 4] = [("last-24h", "Last 24 hours"), ("day", "Yesterday"), ("week", "Last week"), ("month", "Last month")];
+
+fn period_of(console: &Console, q: &PeriodQuery) -> Result<Period, Refusal> {
+    let label = q.period.as_deref().unwrap_or("last-24h");
+    if !PERIODS.iter().any(|(p, _)| *p == label) {
+        return Err(Refusal::BadPeriod);
+    }
+    Ok(Period::parse(label, now_ms(), &console.cfg.report.time_zone.0).map_err(ConsoleError::from)?)
+}
+
+fn period_links(path: &str, current: &str) -> Markup {
+    html! {
+        nav.periods aria-label="Period" {
+            @for (p, name) in PERIODS {
+                @if p == current { strong aria-current="page" { (name) } } @else { a href={ (path) "?period=" (p) } { (name) } }
+            }
+        }
+    }
+}
+
+/// The report data of `tenant` when the viewer may see it and it exists; else `None`.
+async fn tenant_data(viewer: &Viewer, tenant: String, period: Period) -> Result<Option<crate::report::ReportData>, ConsoleError> {
+    if !viewer.sees(&tenant) {
+        return Ok(None);
+    }
+    let console = viewer.console.clone();
+    blocking(move || {
+        if !console.store.tenants()?.contains(&tenant) {
+            return Ok(None);
+        }
+        Ok(Some(assess::report_data(&console.store, &console.cfg, &tenant, &period, FalsePositives::default())?))
+    })
+    .await
+}
+
+fn findings_table(console: &Console, findings: &[Finding], tz: &jiff::tz::TimeZone) -> Markup {
+    html! {
+        @if findings.is_empty() { p { "No findings: everything judged is green." } } @else {
+            div.scroll { table {
+                thead { tr {
+                    th scope="col" { "Light" } th scope="col" { "Device" } th scope="col" { "Evidence" }
+                    th scope="col" { "Recommendation" } th scope="col" { "Change" }
+                } }
+                tbody { @for f in findings {
+                    @let (evidence, recommendation) = finding_text(f, tz);
+                    tr {
+                        td { (light(f.level)) }
+                        td { @if let Some(d) = &f.device { a href={ (BASE) "/devices/" (d) } { (d) } } @else { "tenant" } }
+                        td { (evidence) @let [s, e] = f.window_ms; br; small { (when(console, Some(s))) " – " (when(console, Some(e))) } }
+                        td { (recommendation) }
+                        td { (f.change.map_or("", |c| c.as_str())) }
+                    }
+                } }
+            } }
+        }
+    }
+}
+
+/// The findings of the previous period that are gone now.
+fn fixed_list(changes: &[crate::risk::FindingChange]) -> Markup {
+    let fixed: Vec<&crate::risk::FindingChange> = changes.iter().filter(|c| c.change == crate::risk::Change::Fixed).collect();
+    html! {
+        @if !fixed.is_empty() {
+            h2 { "Fixed since the previous period" }
+            ul { @for c in fixed {
+                li { (c.rule) @if let Some(d) = &c.device { " on " (d) } @if let Some(s) = &c.subject { " (" (s) ")" }
+                     @if let Some(l) = c.previous { ", was " (l.as_str()) } }
+            } }
+        }
+    }
+}
+
+/// Share of the period covered by samples, with the number of gaps.
+fn coverage(d: &DeviceReport) -> String {
+    match d.coverage {
+        Some(share) => format!("{:.0} % ({} gaps)", share * 100.0, d.gaps.len()),
+        None => "not judged".into(),
+    }
+}
+
+fn licensed(d: &DeviceReport) -> &'static str {
+    match &d.license {
+        Some(l) if l.licensed => "yes",
+        Some(_) => "no",
+        None => "unknown",
+    }
+}
+
+fn expiry(console: &Console, d: &DeviceReport) -> String {
+    match &d.license {
+        Some(l) if l.expires.is_some() => when(console, l.expires),
+        Some(_) => "no expiry".into(),
+        None => "unknown".into(),
+    }
+}
+
+/// `GET /console/tenants/{tenant}?period=`.
+pub async fn tenant(viewer: Viewer, Path(tenant): Path<String>, Query(q): Query<PeriodQuery>) -> Page {
+    let period = period_of(&viewer.console, &q)?;
+    let label = q.period.clone().unwrap_or_else(|| "last-24h".to_owned());
+    let Some(data) = tenant_data(&viewer, tenant.clone(), period).await? else { return Err(Refusal::NotFound) };
+    let c = &viewer.console;
+    let body = html! {
+        (period_links(&format!("{BASE}/tenants/{tenant}"), &label))
+        p { "Tenant light " (light(data.light)) ", score " (data.score) ", " (when(c, Some(data.period_start_ms))) " – " (when(c, Some(data.period_end_ms))) " (" (data.time_zone) ")." }
+        h2 { "Services" }
+        ul.services { @for s in &data.services { li { (s.service) " " (light(s.light)) } } }
+        h2 { "Devices" }
+        div.scroll { table {
+            thead { tr {
+                th scope="col" { "Device" } th scope="col" { "Light" } th scope="col" { "Model" } th scope="col" { "Licensed" }
+                th scope="col" { "Licence expiry" } th scope="col" { "Agent" } th scope="col" { "Last seen" } th scope="col" { "Coverage" }
+            } }
+            tbody { @for d in &data.devices {
+                tr {
+                    th scope="row" { a href={ (BASE) "/devices/" (d.device) } { (d.device) } }
+                    td { (light(d.light)) } td { (known(model_of(d))) } td { (licensed(d)) }
+                    td { (expiry(c, d)) }
+                    td { (known(&d.agent_version)) } td { (when(c, d.last_seen_ms)) } td { (coverage(d)) }
+                }
+            } }
+        } }
+        h2 { "Findings" }
+        (findings_table(c, &data.findings, &data.zone()))
+        (fixed_list(&data.changes))
+    };
+    Ok(page(&viewer, &format!("Tenant {tenant}"), body))
+}
+
+/// An inventory field, or "unknown" while the device has sent none.
+fn known(s: &str) -> &str {
+    if s.is_empty() { "unknown" } else { s }
+}
+
+fn model_of(d: &DeviceReport) -> &str {
+    match d.license.as_ref().map(|l| l.model.as_str()).filter(|m| !m.is_empty()) {
+        Some(m) => m,
+        None => &d.model,
+    }
+}
+
+/// A line chart of percentages over `[start, end)` as inline SVG (presentation attributes
+/// only: the CSP allows no inline styles).
+fn chart(title: &str, points: &[(i64, f64)], start: i64, end: i64) -> Markup {
+    const W: f64 = 600.0;
+    const H: f64 = 150.0;
+    let span = (end - start).max(1) as f64;
+    let xy: Vec<String> = points
+        .iter()
+        .filter(|(_, v)| v.is_finite())
+        .map(|(t, v)| format!("{:.1},{:.1}", (t - start) as f64 / span * W, H - v.clamp(0.0, 100.0) / 100.0 * H))
+        .collect();
+    let label = format!("{title}: {} points, 0 to 100 percent", xy.len());
+    if xy.is_empty() {
+        return html! { figure { figcaption { (title) } p { "No samples in this period." } } };
+    }
+    html! {
+        figure {
+            figcaption { (title) }
+            svg viewBox="0 0 600 150" role="img" aria-label=(label) width="100%" preserveAspectRatio="none" {
+                rect x="0" y="0" width="600" height="150" fill="#f5f5f5" {}
+                line x1="0" y1="75" x2="600" y2="75" stroke="#bdbdbd" stroke-width="1" {}
+                polyline points=(xy.join(" ")) fill="none" stroke="#0d47a1" stroke-width="2" {}
+            }
+        }
+    }
+}
+
+/// `GET /console/devices/{device}?period=`.
+pub async fn device(viewer: Viewer, Path(device): Path<String>, Query(q): Query<PeriodQuery>) -> Page {
+    let period = period_of(&viewer.console, &q)?;
+    let label = q.period.clone().unwrap_or_else(|| "last-24h".to_owned());
+    let console = viewer.console.clone();
+    let id = device.clone();
+    let record = blocking(move || Ok(console.store.device(&id)?)).await?;
+    let Some(record) = record.filter(|r| viewer.sees(&r.tenant)) else { return Err(Refusal::NotFound) };
+    let Some(data) = tenant_data(&viewer, record.tenant.clone(), period).await? else { return Err(Refusal::NotFound) };
+    let Some(d) = data.devices.iter().find(|d| d.device == device) else { return Err(Refusal::NotFound) };
+    let findings: Vec<Finding> = data.findings.iter().filter(|f| f.device.as_deref() == Some(device.as_str())).cloned().collect();
+    let c = &viewer.console;
+    let body = html! {
+        (period_links(&format!("{BASE}/devices/{device}"), &label))
+        p { "Tenant " a href={ (BASE) "/tenants/" (record.tenant) } { (record.tenant) } ", light " (light(d.light)) ", score " (d.score) "." }
+        dl {
+            dt { "Model" } dd { (known(model_of(d))) }
+            dt { "Host name" } dd { (known(&d.hostname)) }
+            dt { "Agent" } dd { (known(&d.agent_version)) }
+            dt { "Licensed" } dd { (licensed(d)) }
+            dt { "Licence expiry" } dd { (expiry(c, d)) }
+            dt { "Last seen" } dd { (when(c, d.last_seen_ms)) }
+        }
+        h2 { "Findings" }
+        (findings_table(c, &findings, &data.zone()))
+        h2 { "Performance" }
+        (chart("CPU usage (%)", &d.cpu, data.period_start_ms, data.period_end_ms))
+        (chart("Memory usage (%)", &d.memory, data.period_start_ms, data.period_end_ms))
+        @if !d.disks.is_empty() {
+            table {
+                thead { tr { th scope="col" { "Mount" } th scope="col" { "Min %" } th scope="col" { "Avg %" } th scope="col" { "Max %" } } }
+                tbody { @for (mount, s) in &d.disks { tr { th scope="row" { (mount) } td.num { (format!("{:.1}", s.min)) } td.num { (format!("{:.1}", s.avg)) } td.num { (format!("{:.1}", s.max)) } } } }
+            }
+        }
+    };
+    Ok(page(&viewer, &format!("Device {device}"), body))
+}
+
+/// `GET /console/reports`: the archive of the viewer's tenants (not for analysts).
+pub async fn reports(viewer: Viewer, State(state): State<Arc<HttpState>>) -> Page {
+    viewer.reporting()?;
+    let delivery = state.store.clone();
+    let mut list: Vec<ArchiveRecord> =
+        blocking(move || Ok(delivery.reports()?)).await?.into_iter().filter(|r| viewer.sees(&r.tenant)).collect();
+    list.sort_by_key(|r| std::cmp::Reverse(r.id));
+    let c = &viewer.console;
+    let language = |job: &str| c.cfg.jobs.iter().find(|j| j.name.0 == job).map_or("(job removed)", |j| j.language.code());
+    let body = html! {
+        @if list.is_empty() { p { "No reports archived yet." } } @else {
+            div.scroll { table {
+                thead { tr {
+                    th scope="col" { "Job" } th scope="col" { "Tenant" } th scope="col" { "Period" } th scope="col" { "Language" }
+                    th scope="col" { "Recipients" } th scope="col" { "Size" } th scope="col" { "Deliveries" } th scope="col" { "Failures" } th scope="col" { "PDF" } th scope="col" { "Resend" }
+                } }
+                tbody { @for r in &list {
+                    @let failures = usize::from(r.status == crate::schedule::ArchiveStatus::Failed) + r.resends.iter().filter(|x| x.error.is_some()).count();
+                    tr {
+                        td { (r.job) } td { (r.tenant) } td { (r.period_label) } td { (language(&r.job)) }
+                        td { (r.recipients.join(", ")) } td.num { (r.bytes / 1024) " KiB" }
+                        td.num { (1 + r.resends.len()) } td.num { (failures) @if let Some(e) = &r.last_error { br; small { (e) } } }
+                        td { a href={ (BASE) "/reports/" (r.id) "/pdf" } { "Download" } }
+                        td { form method="post" action={ (BASE) "/reports/" (r.id) "/resend" } {
+                            input type="hidden" name="csrf" value=(viewer.csrf);
+                            button type="submit" aria-label={ "Resend report " (r.id) } { "Resend" }
+                        } }
+                    }
+                } }
+            } }
+        }
+    };
+    Ok(page(&viewer, "Reports", body))
+}
+
+/// `GET /console/reports/{id}/pdf`.
+pub async fn download(viewer: Viewer, State(state): State<Arc<HttpState>>, Path(id): Path<String>) -> Page {
+    viewer.reporting()?;
+    let Ok(id) = id.parse::<u64>() else { return Err(Refusal::NotFound) };
+    let delivery = state.store.clone();
+    let Some(rec) = blocking(move || Ok(delivery.report(id)?)).await?.filter(|r| viewer.sees(&r.tenant)) else {
+        return Err(Refusal::NotFound);
+    };
+    let archive = state.archive.clone();
+    let file = rec.file.clone();
+    let pdf = blocking(move || Ok(archive.read(&file)?)).await?;
+    // Tenant ids and period labels are [A-Za-z0-9._-]: a valid header value.
+    let name = format!("attachment; filename=\"ampel-{}-{}.pdf\"", rec.tenant, rec.period_label);
+    let disposition = HeaderValue::from_str(&name).unwrap_or(HeaderValue::from_static("attachment"));
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/pdf")), (header::CONTENT_DISPOSITION, disposition)], pdf)
+        .into_response())
+}
+
+/// `POST /console/reports/{id}/resend` (form `csrf`): delivers an archived report again to its
+/// job's confirmed recipients through the scheduler's resend (tenant managers and
+/// administrators). Recorded in the audit log before it is attempted, and in the report's own
+/// history with its outcome.
+pub async fn resend(viewer: Viewer, State(state): State<Arc<HttpState>>, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> Page {
+    viewer.reporting()?;
+    let Ok(id) = id.parse::<u64>() else { return Err(Refusal::NotFound) };
+    let delivery = state.store.clone();
+    let Some(rec) = blocking(move || Ok(delivery.report(id)?)).await?.filter(|r| viewer.sees(&r.tenant)) else {
+        return Err(Refusal::NotFound);
+    };
+    viewer.check_csrf(&f.csrf)?;
+    let Some(scheduler) = viewer.console.resender() else { return Err(Refusal::NoResender) };
+    viewer.console.record(
+        viewer.user.name.as_str(),
+        "resend",
+        &format!("report {id} ({} {})", rec.tenant, rec.period_label),
+        viewer.client,
+    )?;
+    let by = format!("console ({})", viewer.user.name);
+    let message = match scheduler.resend(id, jiff::Timestamp::now(), &by).await {
+        Ok(done) => match done.resends.last() {
+            Some(r) if r.error.is_none() => format!("Report {id} resent to {} recipient(s) as {}.", r.recipients.len(), r.mode),
+            Some(r) => format!("Report {id} not resent to everyone: {}", r.error.as_deref().unwrap_or("unknown error")),
+            None => format!("Report {id}: the resend was not recorded."),
+        },
+        Err(e) => {
+            tracing::warn!(report = id, user = %viewer.user.name, error = %e, "console resend failed");
+            format!("Report {id} was not resent: {e}")
+        }
+    };
+    tracing::info!(report = id, user = %viewer.user.name, client = %viewer.client, "console resend");
+    let body = html! { p role="status" { (message) } p { a href={ (BASE) "/reports" } { "Back to the reports" } } };
+    Ok(page(&viewer, "Resend", body))
+}
+
+/// `GET /console/audit`: the last state changes (administrators).
+pub async fn audit(viewer: Viewer) -> Page {
+    viewer.administrator()?;
+    let console = viewer.console.clone();
+    let mut events: Vec<AuditEvent> = blocking(move || Ok(console.audit.tail(AUDIT_SHOWN)?)).await?;
+    events.reverse();
+    let c = &viewer.console;
+    let body = html! {
+        p { "The last " (AUDIT_SHOWN) " state changes, newest first." }
+        div.scroll { table {
+            thead { tr { th scope="col" { "When" } th scope="col" { "User" } th scope="col" { "Action" } th scope="col" { "Target" } th scope="col" { "Client" } } }
+            tbody { @for e in &events { tr { td { (when(c, Some(e.at_ms))) } td { (e.user) } td { (e.action) } td { (e.target) } td { (e.client) } } } }
+        } }
+    };
+    Ok(page(&viewer, "Audit log", body))
+}
