@@ -55,4 +55,17 @@ fn main() {
     put("link_token", "confirm", key.sign(TokenKind::Confirm, "ops@example.org\n1774800000000", i64::MAX).as_bytes());
     put("link_token", "download", key.sign(TokenKind::Download, "42", 1).as_bytes());
     put("link_token", "subject", b"ops@example.org");
+
+    // The renderer: NUL-separated strings as peers send them.
+    put("report_pdf", "plain", b"acme\0fw-1\0gw1.acme.example\0UTM RC100\0Debian GNU/Linux 12\0 0.1.0");
+    put("report_pdf", "empty", b"");
+    let hostile = [
+        "A".repeat(600),
+        "\u{1b}[31mred\u{1b}[0m\r\nforged: line\u{7}".to_owned(),
+        "\u{202e}txt.exe\u{202c} \u{0645}\u{0631}\u{062d}\u{0628}\u{0627}".to_owned(),
+        "\u{1f525}\u{1f4a5} \u{4e2d}\u{6587} Gr\u{00fc}\u{00df}e \u{0301}\u{0301}\u{0301}".to_owned(),
+        "%PDF-1.4 ) ( \\ endstream endobj".to_owned(),
+        "x".repeat(80) + " " + &"y".repeat(80),
+    ];
+    put("report_pdf", "hostile", hostile.join("\0").as_bytes());
 }

@@ -39,6 +39,7 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("agent_config", agent_config),
     ("collector_config", collector_config),
     ("link_token", link_token),
+    ("report_pdf", report_pdf),
 ];
 
 /// The harness of `name`.
@@ -161,5 +162,48 @@ pub fn link_token(data: &[u8]) {
     if s.len() <= 320 {
         let token = key.sign(TokenKind::Download, s, i64::MAX);
         assert_eq!(key.verify(&token, TokenKind::Download, 0).as_deref(), Ok(s), "a signed subject did not verify to itself");
+    }
+}
+
+/// The PDF renderer over a report whose peer-supplied strings — tenant, device ids, host names,
+/// models, operating systems, agent versions, signatures, addresses, file names — are the
+/// input's NUL-separated pieces (lossy UTF-8: control characters, right-to-left text, 500-byte
+/// tokens, emoji) and whose counts are its bytes. Any data renders (`ReportError` is a fault
+/// of the build, not of the data), in both languages.
+pub fn report_pdf(data: &[u8]) {
+    use ampel_collector::report::{self, Lang, synthetic};
+    // Bounded like a report's real strings (agents send at most `max_string`): a fuzzer's
+    // megabyte token would only measure the font subsetter.
+    let mut pieces = data.split(|b| *b == 0).map(|p| String::from_utf8_lossy(&p[..p.len().min(600)]).into_owned());
+    let mut next = |fallback: &str| pieces.next().unwrap_or_else(|| fallback.to_owned());
+    let mut r = synthetic::rich(2, 1, 30 * 60_000);
+    r.tenant = next("acme");
+    for d in &mut r.devices {
+        d.device = next("fw-1");
+        d.hostname = next("gw");
+        d.model = next("UTM");
+        d.os = next("Linux");
+        d.agent_version = next("0.1.0");
+    }
+    for f in &mut r.findings {
+        f.device = Some(next("fw-1"));
+        f.subject = Some(next("/var"));
+    }
+    for stats in [&mut r.threats, &mut r.malware, &mut r.mail] {
+        for (i, list) in [&mut stats.signatures, &mut stats.sources, &mut stats.destinations, &mut stats.categories, &mut stats.devices]
+            .into_iter()
+            .enumerate()
+        {
+            let count = data.get(i).map_or(3, |b| u64::from(*b) * 1_000_003);
+            list.push((next("ET POLICY"), count));
+        }
+    }
+    for row in &mut r.file_hashes {
+        row.name = Some(next("invoice.pdf.exe"));
+        row.verdict = Some(next("Win.Test.EICAR_HDB-1"));
+    }
+    for lang in [Lang::En, Lang::De] {
+        let pdf = report::render_in(&r, lang);
+        assert!(matches!(&pdf, Ok(bytes) if bytes.starts_with(b"%PDF-")), "a report did not render: {:?}", pdf.err());
     }
 }
