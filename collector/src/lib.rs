@@ -27,6 +27,7 @@
 pub mod archive;
 pub mod assess;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod enroll;
