@@ -21,6 +21,12 @@ pub struct Broker {
 impl Broker {
     /// Copies the deployment's CA and server certificate next to the templated config.
     pub fn new(d: &Deployment) -> Broker {
+        Broker::with_config(d, "", "")
+    }
+
+    /// [`Broker::new`] with `extra` appended to the shipped config (e.g. a bridge) and `acl` to
+    /// the shipped ACL.
+    pub fn with_config(d: &Deployment, extra: &str, acl: &str) -> Broker {
         require("mosquitto", "mosquitto");
         let dir = tempfile::tempdir().unwrap();
         let port = free_tcp_port();
@@ -32,7 +38,8 @@ impl Broker {
         for f in ["ca.pem", "server.pem", "server.key", "crl.pem"] {
             std::fs::copy(d.pki_dir().join(f), etc.join(f)).unwrap();
         }
-        std::fs::copy(root.join("ampel.acl"), etc.join("ampel.acl")).unwrap();
+        let shipped_acl = std::fs::read_to_string(root.join("ampel.acl")).expect("packaging/mosquitto/ampel.acl");
+        std::fs::write(etc.join("ampel.acl"), format!("{shipped_acl}\n{acl}")).unwrap();
         let shipped = std::fs::read_to_string(root.join("ampel.conf")).expect("packaging/mosquitto/ampel.conf");
         assert!(shipped.contains("listener 8883\n"), "the shipped config changed its listener line; update the test");
         let mut conf = shipped
@@ -44,6 +51,7 @@ impl Broker {
         if nix::unistd::Uid::effective().is_root() {
             conf.push_str("user root\n");
         }
+        conf.push_str(extra);
         let path = dir.path().join("ampel.conf");
         std::fs::write(&path, conf).unwrap();
         let mut b = Broker { port, _dir: dir, conf: path, proc: None };

@@ -6,14 +6,15 @@ use std::time::Duration;
 use ampel_tests::{Deployment, Proc, free_tcp_port, free_udp_port, http_request, wait_until};
 
 use crate::hostile::metric;
+use crate::mqtt::Broker;
 use crate::spool::{assert_exactly_once, counter_config, points, start_ms};
 
-/// The shard map both collectors read: eu-1 owns acme, eu-2 owns globex.
+/// The shard map both collectors read: eu-1 owns acme and globex, eu-2 initech and umbrella.
 fn cluster(own: &str, eu1: u16, eu2: u16) -> String {
     format!(
         "[cluster]\nshard = \"{own}\"\n\n\
-         [[cluster.shards]]\nname = \"eu-1\"\nquic = \"127.0.0.1:{eu1}\"\ntenants = [\"acme\"]\n\n\
-         [[cluster.shards]]\nname = \"eu-2\"\nquic = \"127.0.0.1:{eu2}\"\ntenants = [\"globex\"]\n"
+         [[cluster.shards]]\nname = \"eu-1\"\nquic = \"127.0.0.1:{eu1}\"\ntenants = [\"acme\", \"globex\"]\n\n\
+         [[cluster.shards]]\nname = \"eu-2\"\nquic = \"127.0.0.1:{eu2}\"\ntenants = [\"initech\", \"umbrella\"]\n"
     )
 }
 
@@ -44,9 +45,9 @@ fn a_quic_agent_pointed_at_the_wrong_shard_ends_up_at_its_own_and_loses_nothing(
     let (eu1, eu2) = two_shards(http);
     eu1.collector(&["check-config"]).ok();
     eu2.collector(&["check-config"]).ok();
-    let dev = eu1.issue("globex", "fw-g");
+    let dev = eu1.issue("initech", "fw-g");
     let start = start_ms();
-    // Configured with eu-1, which does not own globex.
+    // Configured with eu-1, which does not own initech.
     let cfg = counter_config(&dev, "fw-g", "quic", &format!("127.0.0.1:{}", eu1.port), TOTAL, start);
     let cfg = cfg.to_str().unwrap();
     let (mut c1, mut c2) = (eu1.serve(), eu2.serve());
@@ -75,7 +76,7 @@ fn a_quic_agent_pointed_at_the_wrong_shard_ends_up_at_its_own_and_loses_nothing(
 
     assert!(c1.stop() && c2.stop());
     // `pki issue` registered the device at eu-1; no batch of it may have been stored there.
-    assert_eq!(points(&eu1, "fw-g"), 0, "eu-1 stored a batch of globex");
+    assert_eq!(points(&eu1, "fw-g"), 0, "eu-1 stored a batch of initech");
     assert_exactly_once(&eu2, "fw-g", start, TOTAL);
 }
 
@@ -93,4 +94,91 @@ fn check_config_refuses_a_tenant_with_two_shards() {
     assert_eq!(out.status.code(), Some(78), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("collector.toml:") && stderr.contains("tenant \"acme\" is owned by both \"eu-1\" and \"eu-2\""), "{stderr}");
+}
+
+/// The ACL lines that let the bridges' certificate (CN ampel-bridge) carry every uplink.
+const BRIDGE_ACL: &str = "user ampel-bridge\ntopic readwrite ampel/v1/#\n";
+
+/// A mosquitto bridge from a leaf broker to the hub: every uplink both ways, QoS 1, with a
+/// persistent bridge session and mutual TLS.
+fn bridge(name: &str, hub: u16, ca: &std::path::Path, files: &ampel_collector::pki::DeviceFiles) -> String {
+    format!(
+        "\nconnection {name}\naddress 127.0.0.1:{hub}\ntopic ampel/v1/# both 1\ncleansession false\n\
+         remote_clientid {name}\nlocal_clientid {name}-local\ntry_private true\n\
+         bridge_cafile {}\nbridge_certfile {}\nbridge_keyfile {}\n",
+        ca.display(),
+        files.cert.display(),
+        files.key.display()
+    )
+}
+
+/// `[mqtt]` for a collector at `broker` with the shared reader certificate.
+fn mqtt_section(broker: u16, files: &ampel_collector::pki::DeviceFiles) -> String {
+    format!("\n[mqtt]\nbroker = \"127.0.0.1:{broker}\"\ncert = \"{}\"\nkey = \"{}\"\n", files.cert.display(), files.key.display())
+}
+
+fn append(path: &std::path::Path, text: &str) {
+    let mut all = std::fs::read_to_string(path).unwrap();
+    all.push_str(text);
+    std::fs::write(path, all).unwrap();
+}
+
+#[test]
+fn mqtt_two_shards_through_three_bridged_brokers_each_store_exactly_their_tenants_once() {
+    const TOTAL: u64 = 10_000;
+    let http = free_tcp_port();
+    let (eu1, eu2) = two_shards(http);
+    let pki = ampel_collector::pki::Pki::open(&eu1.pki_dir()).unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let issue =
+        |cn: &str| pki.issue_device(&"ampel".parse().unwrap(), &cn.parse().unwrap(), 1).unwrap().write_to(&certs.path().join(cn)).unwrap();
+    let (bridge_cert, reader_cert) = (issue("ampel-bridge"), issue("ampel-collector"));
+    let ca = eu1.pki_dir().join("ca.pem");
+    // A hub and two leaves bridged to it: a message crosses up to two bridges.
+    let hub = Broker::with_config(&eu1, "", BRIDGE_ACL);
+    let leaf_b = Broker::with_config(&eu1, &bridge("leaf-b", hub.port, &ca, &bridge_cert), BRIDGE_ACL);
+    let leaf_c = Broker::with_config(&eu1, &bridge("leaf-c", hub.port, &ca, &bridge_cert), BRIDGE_ACL);
+    append(&eu1.config, &mqtt_section(leaf_b.port, &reader_cert));
+    append(&eu2.config, &mqtt_section(leaf_c.port, &reader_cert));
+    // Each device is registered at its own shard only (`pki issue` through that shard's config).
+    let devices = [
+        ("acme", "fw-a", &eu1, hub.port),
+        ("globex", "fw-b", &eu1, leaf_c.port),
+        ("initech", "fw-c", &eu2, leaf_b.port),
+        ("umbrella", "fw-d", &eu2, hub.port),
+    ];
+    let (mut c1, mut c2) = (eu1.serve(), eu2.serve());
+    c1.wait_for_log("connected to MQTT broker", Duration::from_secs(20));
+    c2.wait_for_log("connected to MQTT broker", Duration::from_secs(20));
+    // The bridges connect at broker start; give them a moment before the first publish.
+    std::thread::sleep(Duration::from_secs(2));
+    let start = start_ms();
+    let mut agents = Vec::new();
+    for (tenant, device, shard, broker) in devices {
+        let dev = shard.issue(tenant, device);
+        let cfg = counter_config(&dev, device, "mqtt", &format!("127.0.0.1:{broker}"), TOTAL, start);
+        agents.push(Proc::start("ampel-agent", device, &["run", "--config", cfg.to_str().unwrap()]));
+    }
+    for (_, device, shard, _) in devices {
+        let done = wait_until(Duration::from_secs(90), || (points(shard, device) >= TOTAL).then_some(()));
+        assert!(done.is_some(), "{device}: only {} of {TOTAL} points\neu-1:\n{}\neu-2:\n{}", points(shard, device), c1.log(), c2.log());
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // Subscribed only to its tenants, eu-1 never even receives eu-2's uplinks to refuse them.
+    let (_, body) = http_request(http, "GET", "/metrics", "").unwrap();
+    assert_eq!(metric(&body, "ampel_ingest_foreign_tenant_total"), Some(0), "{body}");
+    for mut a in agents {
+        assert!(a.stop(), "{}", a.log());
+    }
+    assert!(c1.stop() && c2.stop());
+    assert!(
+        c1.log().contains("topics=ampel/v1/acme/+/up ampel/v1/globex/+/up") && c1.log().contains("client_id=ampel-collector-eu-1"),
+        "{}",
+        c1.log()
+    );
+    for (_, device, shard, _) in devices {
+        assert_exactly_once(shard, device, start, TOTAL);
+        let other = if std::ptr::eq(shard, &eu1) { &eu2 } else { &eu1 };
+        assert!(other.device(device).is_none(), "{device} reached the other shard's registry");
+    }
 }
