@@ -73,6 +73,13 @@ impl Broker {
         assert!(up.is_some(), "mosquitto did not listen on {} within 10 s (config {})", self.port, self.conf.display());
     }
 
+    /// Kills the broker with SIGKILL: what it had not saved yet is gone.
+    pub fn kill9(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill9();
+        }
+    }
+
     /// Orderly stop (SIGTERM: mosquitto writes its persistence file).
     pub fn stop(&mut self) {
         if let Some(mut p) = self.proc.take() {
