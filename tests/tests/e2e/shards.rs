@@ -239,3 +239,146 @@ fn measure_kill_9_of_a_bridged_broker_node_holding_a_stopped_shards_queue() {
     }
     assert!(c1.stop() && c2.stop());
 }
+
+/// A three-node `nats-server` cluster: JetStream on every node, the MQTT listener with mutual
+/// TLS mapping the certificate subject to a user, every MQTT stream (sessions, QoS 1 messages)
+/// replicated on all three nodes. Devices may publish only their own uplink subject.
+struct NatsCluster {
+    dir: tempfile::TempDir,
+    /// MQTT port of each node.
+    mqtt: Vec<u16>,
+    nodes: Vec<Option<Proc>>,
+}
+
+impl NatsCluster {
+    fn new(pki: &std::path::Path, devices: &[(&str, &str)]) -> NatsCluster {
+        ampel_tests::require("nats-server", "nats-server");
+        let dir = tempfile::tempdir().unwrap();
+        let routes: Vec<u16> = (0..3).map(|_| free_tcp_port()).collect();
+        let mqtt: Vec<u16> = (0..3).map(|_| free_tcp_port()).collect();
+        let route_urls: Vec<String> = routes.iter().map(|p| format!("nats-route://127.0.0.1:{p}")).collect();
+        let mut users: Vec<String> = devices
+            .iter()
+            .map(|(tenant, device)| {
+                format!(
+                    "{{ user: \"O={tenant},CN={device}\", permissions: {{ publish: {{ allow: [\"ampel.v1.{tenant}.{device}.up\", \"$MQTT.>\"] }}, \
+                     subscribe: {{ allow: [\"$MQTT.>\", \"_INBOX.>\"] }} }} }}"
+                )
+            })
+            .collect();
+        users.push("{ user: \"O=ampel,CN=ampel-collector\" }".into());
+        for i in 0..3 {
+            let conf = format!(
+                "server_name: n{i}\nlisten: \"127.0.0.1:-1\"\njetstream {{ store_dir: \"{store}\" }}\n\
+                 cluster {{ name: ampel, listen: \"127.0.0.1:{route}\", routes: [{routes}] }}\n\
+                 mqtt {{ listen: \"127.0.0.1:{port}\", stream_replicas: 3,\n  tls {{ cert_file: \"{pki}/server.pem\", key_file: \"{pki}/server.key\", ca_file: \"{pki}/ca.pem\", verify_and_map: true }} }}\n\
+                 authorization {{ users = [\n{users}\n] }}\n",
+                store = dir.path().join(format!("js{i}")).display(),
+                route = routes[i],
+                routes = route_urls.join(", "),
+                port = mqtt[i],
+                pki = pki.display(),
+                users = users.join("\n"),
+            );
+            std::fs::write(dir.path().join(format!("n{i}.conf")), conf).unwrap();
+        }
+        let mut c = NatsCluster { dir, mqtt, nodes: vec![None, None, None] };
+        for i in 0..3 {
+            c.start(i);
+        }
+        let elected = wait_until(Duration::from_secs(20), || (0..3).any(|i| c.log(i).contains("metadata leader")).then_some(()));
+        assert!(elected.is_some(), "no JetStream metadata leader within 20 s:\n{}", c.log(0));
+        c
+    }
+
+    fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("n{i}.log"))).unwrap_or_default()
+    }
+
+    /// Starts node `i` (again) and waits until its MQTT listener accepts connections.
+    fn start(&mut self, i: usize) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join(format!("n{i}.log"))).unwrap();
+        let child = std::process::Command::new(ampel_tests::require("nats-server", "nats-server"))
+            .args(["-c", self.dir.path().join(format!("n{i}.conf")).to_str().unwrap()])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start nats-server");
+        self.nodes[i] = Some(Proc::adopt("nats-server", child));
+        let up = wait_until(Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", self.mqtt[i])).ok());
+        assert!(up.is_some(), "nats-server n{i} did not listen on {} within 10 s:\n{}", self.mqtt[i], self.log(i));
+    }
+
+    fn kill9(&mut self, i: usize) {
+        if let Some(mut p) = self.nodes[i].take() {
+            p.kill9();
+        }
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for mut p in self.nodes.iter_mut().filter_map(Option::take) {
+            p.kill9();
+        }
+    }
+}
+
+#[test]
+fn mqtt_two_shards_through_a_three_node_nats_cluster_lose_nothing_when_a_node_is_killed() {
+    const TOTAL: u64 = 20_000;
+    let http = free_tcp_port();
+    let (eu1, eu2) = two_shards(http);
+    let pki = ampel_collector::pki::Pki::open(&eu1.pki_dir()).unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let reader =
+        pki.issue_device(&"ampel".parse().unwrap(), &"ampel-collector".parse().unwrap(), 1).unwrap().write_to(certs.path()).unwrap();
+    let devices = [("acme", "fw-a", &eu1, 2), ("globex", "fw-b", &eu1, 1), ("initech", "fw-c", &eu2, 0), ("umbrella", "fw-d", &eu2, 2)];
+    let names: Vec<(&str, &str)> = devices.iter().map(|(t, d, _, _)| (*t, *d)).collect();
+    let mut nats = NatsCluster::new(&eu1.pki_dir(), &names);
+    append(&eu1.config, &mqtt_section(nats.mqtt[0], &reader));
+    append(&eu2.config, &mqtt_section(nats.mqtt[1], &reader));
+    let (mut c1, mut c2) = (eu1.serve(), eu2.serve());
+    c1.wait_for_log("connected to MQTT broker", Duration::from_secs(30));
+    c2.wait_for_log("connected to MQTT broker", Duration::from_secs(30));
+    // Until a collector's subscription exists, the broker has nowhere to keep its tenants' data.
+    std::thread::sleep(Duration::from_secs(1));
+    let start = start_ms();
+    let mut agents = Vec::new();
+    for (tenant, device, shard, node) in devices {
+        let dev = shard.issue(tenant, device);
+        let cfg = counter_config(&dev, device, "mqtt", &format!("127.0.0.1:{}", nats.mqtt[node]), TOTAL, start);
+        agents.push(Proc::start("ampel-agent", device, &["run", "--config", cfg.to_str().unwrap()]));
+    }
+    // Mid-stream, kill the node eu-1 reads from and fw-c publishes to; it comes back a second later.
+    std::thread::sleep(Duration::from_millis(1500));
+    nats.kill9(0);
+    std::thread::sleep(Duration::from_secs(1));
+    nats.start(0);
+    for (_, device, shard, _) in devices {
+        let done = wait_until(Duration::from_secs(90), || (points(shard, device) >= TOTAL).then_some(()));
+        assert!(
+            done.is_some(),
+            "{device}: only {} of {TOTAL} points\neu-1:\n{}\neu-2:\n{}\nn0:\n{}",
+            points(shard, device),
+            c1.log(),
+            c2.log(),
+            nats.log(0)
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, body) = http_request(http, "GET", "/metrics", "").unwrap();
+    assert_eq!(metric(&body, "ampel_ingest_foreign_tenant_total"), Some(0), "{body}");
+    for mut a in agents {
+        assert!(a.stop(), "{}", a.log());
+    }
+    assert!(c1.stop() && c2.stop());
+    // The kill was felt: eu-1 lost its broker node and came back to its session.
+    assert!(c1.log().matches("connected to MQTT broker").count() >= 2, "{}", c1.log());
+    for (_, device, shard, _) in devices {
+        assert_exactly_once(shard, device, start, TOTAL);
+        let other = if std::ptr::eq(shard, &eu1) { &eu2 } else { &eu1 };
+        assert!(other.device(device).is_none(), "{device} reached the other shard's registry");
+    }
+}
