@@ -199,10 +199,11 @@ impl Server {
                 return Err(e);
             }
         };
+        let cluster = cfg.cluster.clone().map(Arc::new);
         let mqtt = mqtt_options.map(|(m, o)| {
             let topics = m.topics(cfg.cluster.as_ref()).join(" ");
             tracing::info!(broker = %m.broker, topics = %topics, client_id = %m.client_id(cfg.cluster.as_ref()), "MQTT ingest enabled");
-            let ingest = mqtt::Ingest { writer: writer.clone(), store: store.clone(), cluster: cfg.cluster.clone().map(Arc::new) };
+            let ingest = mqtt::Ingest { writer: writer.clone(), store: store.clone(), cluster: cluster.clone() };
             tokio::spawn(mqtt::serve(m, o, ingest, rx.clone()))
         });
         tokio::spawn(trust.clone().watch(rx.clone()));
@@ -214,7 +215,7 @@ impl Server {
             enroll,
             budget: crate::ingest::budget::FrameBudget::new(cfg.quic.frame_budget_mib.bytes(), limits.max_frame),
             max_connections_per_device: cfg.quic.max_connections_per_device.0 as usize,
-            cluster: cfg.cluster.clone().map(Arc::new),
+            cluster,
         };
         let listener = tokio::spawn(quic::serve(endpoint.clone(), shared, rx));
         tracing::info!(
