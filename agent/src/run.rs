@@ -75,7 +75,9 @@ impl Agent {
         let creds = Credentials::load(&config.collector)?;
         let sender = creds.identity.as_ref().map(|id| id.device.to_string());
         let transport = match config.collector.transport {
-            TransportKind::Quic => AnyTransport::Quic(QuicTransport::new(&config.collector, creds, quic)?),
+            TransportKind::Quic => {
+                AnyTransport::Quic(QuicTransport::new(&config.collector, creds, quic)?.with_state_dir(&config.state_dir))
+            }
             TransportKind::Mqtt => AnyTransport::Mqtt(MqttTransport::new(&config.collector, creds, MqttOptions::default())?),
         };
         let ctx = sources::BuildContext { state_dir: Some(config.state_dir.clone()), interval: Some(config.interval.get()) };

@@ -250,6 +250,10 @@ pub struct Config {
     /// The MQTT subscriber (`[mqtt]`); absent: off.
     #[serde(default)]
     pub mqtt: Option<crate::ingest::mqtt::MqttConfig>,
+    /// This collector's shard and the deployment's shard map (`[cluster]`); absent: this
+    /// collector owns every tenant.
+    #[serde(default)]
+    pub cluster: Option<crate::cluster::ShardMap>,
     /// The certificate authority.
     #[serde(default)]
     pub pki: PkiConfig,
@@ -809,7 +813,7 @@ impl Config {
             crate::mail::TransportKind::Smtp => drop(crate::mail::Mailer::new(&self.mail).map_err(|e| unusable("[mail]", &e))?),
         }
         if let Some(m) = &self.mqtt {
-            crate::ingest::mqtt::options(m, &self.pki_dir()).map_err(|e| unusable("[mqtt]", &e))?;
+            crate::ingest::mqtt::options(m, &self.pki_dir(), self.cluster.as_ref()).map_err(|e| unusable("[mqtt]", &e))?;
         }
         let link_key = self.delivery_dir().join(crate::schedule::commands::LINK_KEY_FILE);
         if link_key.exists() {

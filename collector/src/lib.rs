@@ -29,6 +29,7 @@
 pub mod archive;
 pub mod assess;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod console;
 pub mod demo;

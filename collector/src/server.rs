@@ -196,7 +196,7 @@ impl Server {
             }
         };
         let mqtt_options = match &cfg.mqtt {
-            Some(m) => Some((m.clone(), mqtt::options(m, &cfg.pki_dir())?)),
+            Some(m) => Some((m.clone(), mqtt::options(m, &cfg.pki_dir(), cfg.cluster.as_ref())?)),
             None => None,
         };
         // The data and store directories with explicit modes, before the store creates them.
@@ -213,9 +213,12 @@ impl Server {
                 return Err(e);
             }
         };
+        let cluster = cfg.cluster.clone().map(Arc::new);
         let mqtt = mqtt_options.map(|(m, o)| {
-            tracing::info!(broker = %m.broker, topic = %m.topic, "MQTT ingest enabled");
-            tokio::spawn(mqtt::serve(m, o, writer.clone(), store.clone(), rx.clone()))
+            let topics = m.topics(cfg.cluster.as_ref()).join(" ");
+            tracing::info!(broker = %m.broker, topics = %topics, client_id = %m.client_id(cfg.cluster.as_ref()), "MQTT ingest enabled");
+            let ingest = mqtt::Ingest { writer: writer.clone(), store: store.clone(), cluster: cluster.clone() };
+            tokio::spawn(mqtt::serve(m, o, ingest, rx.clone()))
         });
         tokio::spawn(trust.clone().watch(rx.clone()));
         let limits = Limits::default();
@@ -226,6 +229,7 @@ impl Server {
             enroll,
             budget: crate::ingest::budget::FrameBudget::new(cfg.quic.frame_budget_mib.bytes(), limits.max_frame),
             max_connections_per_device: cfg.quic.max_connections_per_device.0 as usize,
+            cluster,
         };
         let listener = tokio::spawn(quic::serve(endpoint.clone(), shared, rx));
         tracing::info!(

@@ -11,6 +11,7 @@
 //! - [`frame`]: length-prefixed frames as they travel on a QUIC stream.
 //! - [`identity`]: tenant and device ids, and reading them from a verified certificate.
 //! - [`topic`]: MQTT topic names.
+//! - [`shard`]: the answer that sends an agent to the shard owning its tenant.
 //! - [`enroll`]: enrollment and renewal messages, the enrollment token.
 //! - [`tls`]: rustls configurations for both ends of mutual TLS.
 //! - [`logsafe`]: peer-supplied text escaped for a log line ([`logsafe::esc`]).
@@ -21,6 +22,7 @@ pub mod frame;
 pub mod identity;
 pub mod logsafe;
 pub mod model;
+pub mod shard;
 pub mod tls;
 pub mod topic;
 

@@ -11,6 +11,7 @@
 //! - [`quic`]: QUIC with mutual TLS, one bidirectional stream per batch.
 //! - [`mqtt`]: MQTT (QoS 1) through a broker with mutual TLS; a PUBACK releases a batch.
 //! - [`outbox`]: the batches in flight and the resend position, as plain data.
+//! - [`shard`]: the collector to connect to after a redirect to the shard owning our tenant.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,7 @@ use crate::spool::Spool;
 pub mod mqtt;
 pub mod outbox;
 pub mod quic;
+pub mod shard;
 
 pub use outbox::Outbox;
 

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ampel_protocol::logsafe::esc;
+use ampel_protocol::shard::{self, Redirect};
 use ampel_protocol::{ALPN_DATA, Ack, AckStatus, Limits, codec, frame, tls};
 use quinn::crypto::rustls::QuicClientConfig;
 use quinn::{Connection, ConnectionError, Endpoint, VarInt};
@@ -33,6 +34,7 @@ use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
 
 use super::outbox::{Frame, Outbox};
+use super::shard::ShardTarget;
 use super::{Credentials, SharedSpool, Status, Transport, TransportError, forget, next_batch, spooled};
 use crate::backoff::{Backoff, BackoffConfig};
 use crate::config::{CollectorAddress, CollectorConfig};
@@ -151,6 +153,9 @@ pub enum QuicError {
     /// The client certificate was renewed: reconnect with it at once (not a failure).
     #[error("switching to the renewed certificate")]
     Rotated,
+    /// The collector does not own our tenant and named the shard that does.
+    #[error("collector sent us to shard {} at {}", .0.shard, .0.address)]
+    Redirected(Redirect),
 }
 
 /// Turns quinn's connection error into one that says who refused what.
@@ -193,8 +198,12 @@ pub fn classify(e: ConnectionError) -> QuicError {
 
 /// The QUIC transport.
 pub struct QuicTransport {
+    /// The configured collector (a redirect may send us elsewhere, see [`ShardTarget`]).
     address: CollectorAddress,
-    server_name: String,
+    /// The configured `server-name`; without one, the host of the address connected to.
+    server_name: Option<String>,
+    /// Where a redirect is remembered; `None`: only until the transport stops.
+    state_dir: Option<std::path::PathBuf>,
     client: quinn::ClientConfig,
     options: QuicOptions,
     status: watch::Sender<Status>,
@@ -226,12 +235,19 @@ impl QuicTransport {
         let (status, _) = watch::channel(Status::default());
         Ok(QuicTransport {
             address: collector.address.clone(),
-            server_name: collector.tls_name().to_str().into_owned(),
+            server_name: collector.server_name.is_some().then(|| collector.tls_name().to_str().into_owned()),
+            state_dir: None,
             client,
             options,
             status,
             cert,
         })
+    }
+
+    /// Remembers a redirect to another shard in `state_dir`, so it outlives a restart.
+    pub fn with_state_dir(mut self, state_dir: &std::path::Path) -> QuicTransport {
+        self.state_dir = Some(state_dir.to_owned());
+        self
     }
 
     /// The handle of the client certificate this transport presents; replacing the certificate
@@ -240,10 +256,10 @@ impl QuicTransport {
         self.cert.clone()
     }
 
-    /// Resolves the address and completes a handshake. The endpoint (UDP socket) is reused
+    /// Resolves `address` and completes a handshake. The endpoint (UDP socket) is reused
     /// across attempts unless the address family changed.
-    pub async fn connect(&self, endpoint: &mut Option<Endpoint>) -> Result<Connection, QuicError> {
-        let addr = self.resolve().await?;
+    pub async fn connect(&self, endpoint: &mut Option<Endpoint>, address: &CollectorAddress) -> Result<Connection, QuicError> {
+        let addr = resolve(address).await?;
         let reusable = endpoint.as_ref().filter(|ep| ep.local_addr().is_ok_and(|a| a.is_ipv6() == addr.is_ipv6()));
         let ep = match reusable {
             Some(ep) => ep.clone(),
@@ -254,22 +270,14 @@ impl QuicTransport {
                 ep
             }
         };
-        let connecting = ep.connect_with(self.client.clone(), addr, &self.server_name).map_err(|e| QuicError::Connect(e.to_string()))?;
+        let host = address.host().to_str();
+        let server_name = self.server_name.as_deref().unwrap_or(&host);
+        let connecting = ep.connect_with(self.client.clone(), addr, server_name).map_err(|e| QuicError::Connect(e.to_string()))?;
         match tokio::time::timeout(self.options.connect_timeout, connecting).await {
             Ok(Ok(conn)) => Ok(conn),
             Ok(Err(e)) => Err(classify(e)),
             Err(_) => Err(QuicError::ConnectTimeout(self.options.connect_timeout)),
         }
-    }
-
-    async fn resolve(&self) -> Result<SocketAddr, QuicError> {
-        if let Some(sa) = self.address.socket_addr() {
-            return Ok(sa);
-        }
-        let address = self.address.to_string();
-        let first =
-            tokio::net::lookup_host(address.as_str()).await.map_err(|error| QuicError::Resolve { address: address.clone(), error })?.next();
-        first.ok_or(QuicError::NoAddress(address))
     }
 
     /// Delivers over one connection until it fails (`Some(error)`) or the agent stops (`None`).
@@ -326,6 +334,8 @@ impl QuicTransport {
                 _ = tokio::time::sleep_until(deadline), if st.drain_until.is_some() => break None,
             }
         };
+        // A stream may see the close before `closed()` does: the redirect is the real reason.
+        let result = result.map(|e| redirect_of(conn).map_or(e, QuicError::Redirected));
         // Take the outcomes that are in already, so no ack that arrived is thrown away.
         while let Some(joined) = streams.try_join_next() {
             let _ = self.settle(st, joined);
@@ -353,6 +363,7 @@ impl QuicTransport {
             backoff: Backoff::new(self.options.backoff),
             status: Status::default(),
             drain_until: None,
+            target: ShardTarget::load(self.address.clone(), self.state_dir.as_deref()),
         };
         let mut rng = StdRng::from_os_rng();
         let mut endpoint: Option<Endpoint> = None;
@@ -360,7 +371,8 @@ impl QuicTransport {
             // Connect, taking batches meanwhile. A stop request lets the attempt finish within
             // the drain time, so batches gathered just before it still get their chance.
             let attempt = {
-                let connecting = self.connect(&mut endpoint);
+                let address = st.target.address().clone();
+                let connecting = self.connect(&mut endpoint, &address);
                 tokio::pin!(connecting);
                 loop {
                     let deadline = st.drain_until.unwrap_or_else(far_future);
@@ -374,7 +386,7 @@ impl QuicTransport {
             let error = match attempt {
                 None => break 'life,
                 Some(Ok(conn)) => {
-                    tracing::debug!(collector = %self.address, "handshake complete");
+                    tracing::debug!(collector = %st.target.address(), "handshake complete");
                     match self.serve(&conn, &mut batches, &mut st).await {
                         None => break 'life,
                         Some(e) => e,
@@ -385,13 +397,14 @@ impl QuicTransport {
             st.outbox.requeue_all();
             if matches!(error, QuicError::Rotated) {
                 // Not a failure: reconnect at once; unacknowledged batches go out again.
-                tracing::info!(collector = %self.address, "reconnecting with the renewed certificate");
+                tracing::info!(collector = %st.target.address(), "reconnecting with the renewed certificate");
                 continue 'life;
             }
+            self.retarget(&mut st.target, &error);
             let delay = st.backoff.failed(std::time::Instant::now(), &mut rng);
             if delay.log {
                 tracing::warn!(
-                    collector = %self.address,
+                    collector = %st.target.address(),
                     // May carry the collector's close reason: the peer's words.
                     error = %esc(&error),
                     attempt = delay.failures,
@@ -400,7 +413,7 @@ impl QuicTransport {
                     "cannot deliver to collector; retrying with backoff",
                 );
             } else {
-                tracing::debug!(collector = %self.address, error = %esc(&error), attempt = delay.failures, "collector still unreachable");
+                tracing::debug!(collector = %st.target.address(), error = %esc(&error), attempt = delay.failures, "collector still unreachable");
             }
             st.status.last_error = Some(error.to_string());
             self.publish(&st);
@@ -503,13 +516,34 @@ impl QuicTransport {
         Ok(())
     }
 
+    /// Follows a redirect, or counts a failure of the current target (which may send us back
+    /// to the configured collector). A redirect still waits out a backoff delay, so two
+    /// collectors whose maps disagree cannot make the agent spin between them.
+    fn retarget(&self, target: &mut ShardTarget, error: &QuicError) {
+        match error {
+            QuicError::Redirected(r) => match target.redirected(r.clone()) {
+                Ok(()) => {
+                    tracing::info!(shard = %r.shard, collector = %target.address(), "collector sent us to the shard owning our tenant")
+                }
+                Err(e) => tracing::warn!(error = %e, "redirect not remembered"),
+            },
+            _ => {
+                if target.failed(std::time::Instant::now()) {
+                    tracing::warn!(collector = %self.address, "the shard we were sent to stayed unreachable; back to the configured collector");
+                }
+            }
+        }
+    }
+
     /// The connection works: reset the backoff and say so once.
     fn proved(&self, st: &mut State) {
+        st.target.connected();
         let failures = st.backoff.succeeded();
+        let collector = st.target.address();
         if failures > 0 {
-            tracing::info!(collector = %self.address, failed_attempts = failures, "reconnected to collector");
+            tracing::info!(%collector, shard = ?st.target.shard(), failed_attempts = failures, "reconnected to collector");
         } else {
-            tracing::info!(collector = %self.address, "connected to collector");
+            tracing::info!(%collector, shard = ?st.target.shard(), "connected to collector");
         }
         st.status.last_error = None;
     }
@@ -525,6 +559,8 @@ struct State {
     status: Status,
     /// Set when the channel closed: deliver what we can until then, then stop.
     drain_until: Option<Instant>,
+    /// The collector to connect to: configured, or the shard a redirect named.
+    target: ShardTarget,
 }
 
 impl Transport for QuicTransport {
@@ -542,6 +578,35 @@ fn flush(st: &mut State) {
     if !st.acked.is_empty() {
         forget(&st.spool, &st.acked);
         st.acked.clear();
+    }
+}
+
+/// Resolves a collector address (no lookup for an IP address).
+async fn resolve(address: &CollectorAddress) -> Result<SocketAddr, QuicError> {
+    if let Some(sa) = address.socket_addr() {
+        return Ok(sa);
+    }
+    let address = address.to_string();
+    let first =
+        tokio::net::lookup_host(address.as_str()).await.map_err(|error| QuicError::Resolve { address: address.clone(), error })?.next();
+    first.ok_or(QuicError::NoAddress(address))
+}
+
+/// The redirect a collector closed a verified connection with, if it did. Only called for
+/// connections whose handshake completed: an application close travels in 1-RTT packets only,
+/// protected by the keys of the handshake in which our CA verified the collector.
+fn redirect_of(conn: &Connection) -> Option<Redirect> {
+    match conn.close_reason()? {
+        ConnectionError::ApplicationClosed(c) if c.error_code == VarInt::from_u32(shard::CLOSE_WRONG_SHARD) => {
+            match Redirect::decode(&c.reason) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::warn!(error = %e, "collector sent an unreadable redirect; retrying it");
+                    None
+                }
+            }
+        }
+        _ => None,
     }
 }
 

@@ -219,7 +219,7 @@ async fn a_collector_with_a_certificate_from_another_ca_is_refused_clearly() {
     let server = Server::start(&theirs, &ours, loopback()).await;
     let dir = tempfile::tempdir().unwrap();
     let t = transport(dir.path(), &ours, server.addr);
-    let err = t.connect(&mut None).await.unwrap_err();
+    let err = t.connect(&mut None, &server.addr.to_string().parse::<ampel_agent::config::CollectorAddress>().unwrap()).await.unwrap_err();
     assert!(matches!(err, QuicError::ServerUntrusted(_)), "{err:?}");
     let msg = err.to_string();
     assert!(msg.starts_with("collector's certificate not accepted: ") && msg.contains("UnknownIssuer"), "{msg}");

@@ -355,6 +355,12 @@ fn ingest_metrics(out: &mut String, i: &IngestStats) {
         "Batches whose payload named another sender than the certificate (stored under the certificate's).",
         n(&i.sender_mismatch),
     );
+    counter(
+        out,
+        "ampel_ingest_foreign_tenant_total",
+        "QUIC connections and MQTT messages refused because another shard (or none) owns the tenant.",
+        n(&i.foreign_tenant),
+    );
     counter(out, "ampel_enroll_refused_total", "Enrollment and renewal requests refused.", n(&i.enroll_refused));
     counter(
         out,

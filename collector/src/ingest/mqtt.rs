@@ -25,6 +25,7 @@ use tokio::sync::watch;
 
 use super::Writer;
 use super::quic::now_ms;
+use crate::cluster::{self, Route, ShardMap};
 use crate::files;
 use crate::store::Store;
 
@@ -38,13 +39,14 @@ pub struct MqttConfig {
     #[serde(default)]
     pub server_name: Option<String>,
     /// MQTT client id; keep it stable — the broker keeps the session (and the queued messages)
-    /// under it. Default "ampel-collector".
-    #[serde(default = "default_client_id")]
-    pub client_id: String,
-    /// Topic filter; default every device of every tenant (`ampel/v1/+/+/up`). A collector
-    /// that owns some tenants subscribes to `ampel/v1/<tenant>/+/up` instead.
-    #[serde(default = "default_topic")]
-    pub topic: String,
+    /// under it. Default "ampel-collector", with `[cluster]` "ampel-collector-<shard>" (one
+    /// session per shard).
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Topic filter; default every device of every tenant (`ampel/v1/+/+/up`), with
+    /// `[cluster]` one `ampel/v1/<tenant>/+/up` per tenant of this shard.
+    #[serde(default)]
+    pub topic: Option<String>,
     /// The CA the broker's certificate must chain to; default `<pki-dir>/ca.pem`.
     #[serde(default)]
     pub ca: Option<PathBuf>,
@@ -58,12 +60,26 @@ pub struct MqttConfig {
     pub inflight: u16,
 }
 
-fn default_client_id() -> String {
-    "ampel-collector".into()
+impl MqttConfig {
+    /// The client id the broker keeps this collector's session under.
+    pub fn client_id(&self, cluster: Option<&ShardMap>) -> String {
+        match (&self.client_id, cluster) {
+            (Some(id), _) => id.clone(),
+            (None, Some(map)) => format!("ampel-collector-{}", map.own().name),
+            (None, None) => "ampel-collector".into(),
+        }
+    }
+
+    /// The topic filters to subscribe to.
+    pub fn topics(&self, cluster: Option<&ShardMap>) -> Vec<String> {
+        match (&self.topic, cluster) {
+            (Some(t), _) => vec![t.clone()],
+            (None, Some(map)) => map.uplink_topics(),
+            (None, None) => vec![topic::ALL_UPLINKS.into()],
+        }
+    }
 }
-fn default_topic() -> String {
-    topic::ALL_UPLINKS.into()
-}
+
 fn default_inflight() -> u16 {
     100
 }
@@ -91,8 +107,9 @@ fn read(key: &str, path: &Path, max: u64) -> Result<Vec<u8>, MqttError> {
     crate::files::read_limited(path, max).map_err(|e| MqttError::File { path: path.to_owned(), message: format!("mqtt.{key}: {e}") })
 }
 
-/// Builds the client options: persistent session, manual acks, mutual TLS.
-pub fn options(cfg: &MqttConfig, pki_dir: &Path) -> Result<rumqttc::MqttOptions, MqttError> {
+/// Builds the client options: persistent session under [`MqttConfig::client_id`], manual acks,
+/// mutual TLS.
+pub fn options(cfg: &MqttConfig, pki_dir: &Path, cluster: Option<&ShardMap>) -> Result<rumqttc::MqttOptions, MqttError> {
     tls::install_provider();
     let ca_path = cfg.ca.clone().unwrap_or_else(|| pki_dir.join("ca.pem"));
     let bad = |p: &Path| {
@@ -106,7 +123,7 @@ pub fn options(cfg: &MqttConfig, pki_dir: &Path) -> Result<rumqttc::MqttOptions,
     let (host, port) = cfg.broker.rsplit_once(':').ok_or_else(|| MqttError::Broker(cfg.broker.clone()))?;
     let port: u16 = port.parse().map_err(|_| MqttError::Broker(cfg.broker.clone()))?;
     let host = cfg.server_name.clone().unwrap_or_else(|| host.trim_matches(['[', ']']).to_owned());
-    let mut o = rumqttc::MqttOptions::new(cfg.client_id.clone(), host, port);
+    let mut o = rumqttc::MqttOptions::new(cfg.client_id(cluster), host, port);
     o.set_transport(rumqttc::Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(tls_config))))
         .set_clean_session(false)
         .set_manual_acks(true)
@@ -116,11 +133,23 @@ pub fn options(cfg: &MqttConfig, pki_dir: &Path) -> Result<rumqttc::MqttOptions,
     Ok(o)
 }
 
+/// What every message task needs.
+#[derive(Clone)]
+pub struct Ingest {
+    /// The store's writer.
+    pub writer: Writer,
+    /// The store, for the device registry.
+    pub store: Store,
+    /// The shard map; messages of tenants this shard does not own are refused.
+    pub cluster: Option<Arc<ShardMap>>,
+}
+
 /// Subscribes and ingests until `shutdown` turns true. Reconnects on its own (rumqttc keeps
 /// polling); the persistent session means nothing queued at the broker is lost meanwhile.
-pub async fn serve(cfg: MqttConfig, options: rumqttc::MqttOptions, writer: Writer, store: Store, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(cfg: MqttConfig, options: rumqttc::MqttOptions, ingest: Ingest, mut shutdown: watch::Receiver<bool>) {
     let (client, mut eventloop) = AsyncClient::new(options, 1024);
     let limits = Limits::default();
+    let topics = cfg.topics(ingest.cluster.as_deref());
     let mut failures = 0u32;
     loop {
         tokio::select! {
@@ -128,14 +157,11 @@ pub async fn serve(cfg: MqttConfig, options: rumqttc::MqttOptions, writer: Write
                 Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
                     failures = 0;
                     tracing::info!(broker = %cfg.broker, session_present = ack.session_present, "connected to MQTT broker");
-                    // Not awaited here: this task polls the event loop.
-                    if let Err(e) = client.try_subscribe(cfg.topic.clone(), QoS::AtLeastOnce) {
-                        tracing::error!(error = %e, "cannot subscribe");
-                    }
+                    subscribe(&client, &topics);
                 }
                 Ok(Event::Incoming(Incoming::Publish(p))) => {
-                    let (client, writer, store) = (client.clone(), writer.clone(), store.clone());
-                    tokio::spawn(async move { message(p, client, writer, store, limits).await });
+                    let (client, ingest) = (client.clone(), ingest.clone());
+                    tokio::spawn(async move { message(p, client, ingest, limits).await });
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -167,8 +193,24 @@ pub async fn serve(cfg: MqttConfig, options: rumqttc::MqttOptions, writer: Write
     .await;
 }
 
+/// Subscribes to `topics` (not awaited: the caller polls the event loop). A persistent session
+/// keeps its subscriptions across restarts, so a collector that now subscribes per tenant
+/// drops the catch-all filter an earlier configuration may have left in its session.
+fn subscribe(client: &AsyncClient, topics: &[String]) {
+    if topics.iter().all(|t| t != topic::ALL_UPLINKS)
+        && let Err(e) = client.try_unsubscribe(topic::ALL_UPLINKS)
+    {
+        tracing::error!(error = %e, "cannot unsubscribe the catch-all filter");
+    }
+    let filters = topics.iter().map(|t| rumqttc::SubscribeFilter::new(t.clone(), QoS::AtLeastOnce));
+    if let Err(e) = client.try_subscribe_many(filters) {
+        tracing::error!(error = %e, "cannot subscribe");
+    }
+}
+
 /// Checks, commits and acknowledges one message.
-async fn message(p: Publish, client: AsyncClient, writer: Writer, store: Store, limits: Limits) {
+async fn message(p: Publish, client: AsyncClient, ingest: Ingest, limits: Limits) {
+    let Ingest { writer, store, cluster } = ingest;
     // Topics are the publisher's words: escaped, and refusals logged at a bounded rate.
     let topic = p.topic.as_str();
     let refuse = |reason: String| {
@@ -176,12 +218,17 @@ async fn message(p: Publish, client: AsyncClient, writer: Writer, store: Store, 
             tracing::warn!(topic = %esc(topic), reason = %esc(&reason), "MQTT message refused");
         }
     };
-    match check(&p, &store, &limits) {
-        Err(Ok(reason)) => {
+    match check(&p, &store, cluster.as_deref(), &limits) {
+        Err(Refusal::Foreign(reason)) => {
+            // Another shard's collector gets its own copy through its own subscription.
+            writer.stats().foreign_tenant.fetch_add(1, Ordering::Relaxed);
+            refuse(reason);
+        }
+        Err(Refusal::Bad(reason)) => {
             writer.stats().batches_rejected.fetch_add(1, Ordering::Relaxed);
             refuse(reason);
         }
-        Err(Err(reason)) => {
+        Err(Refusal::NotNow(reason)) => {
             tracing::error!(topic = %esc(topic), reason = %esc(&reason), "MQTT message not checked; not acknowledged");
             return;
         }
@@ -201,19 +248,33 @@ async fn message(p: Publish, client: AsyncClient, writer: Writer, store: Store, 
     }
 }
 
-/// The identity from the topic, checked against the registry, and the decoded batch.
-///
-/// `Err(Ok(reason))`: refuse for good; `Err(Err(reason))`: cannot tell now, leave unacknowledged.
-fn check(p: &Publish, store: &Store, limits: &Limits) -> Result<(Identity, ampel_protocol::Batch), Result<String, String>> {
-    let (tenant, device) = topic::parse_uplink(&p.topic).map_err(|e| Ok(e.to_string()))?;
+/// Why a message is not stored.
+enum Refusal {
+    /// Refused for good: acknowledged, counted as rejected.
+    Bad(String),
+    /// Another shard (or none) owns the tenant: acknowledged, counted as foreign.
+    Foreign(String),
+    /// Cannot tell now: left unacknowledged, so the broker redelivers.
+    NotNow(String),
+}
+
+/// The identity from the topic, checked against the shard map and the registry, and the
+/// decoded batch.
+fn check(p: &Publish, store: &Store, cluster: Option<&ShardMap>, limits: &Limits) -> Result<(Identity, ampel_protocol::Batch), Refusal> {
+    let (tenant, device) = topic::parse_uplink(&p.topic).map_err(|e| Refusal::Bad(e.to_string()))?;
+    match cluster::route(cluster, &tenant) {
+        Route::Own => {}
+        Route::Elsewhere(owner) => return Err(Refusal::Foreign(format!("tenant {tenant} belongs to shard {}", owner.name))),
+        Route::Unowned => return Err(Refusal::Foreign(format!("no shard owns tenant {tenant}"))),
+    }
     match store.device(device.as_str()) {
         Ok(Some(rec)) if rec.tenant == tenant.as_str() => {}
         Ok(Some(rec)) => {
-            return Err(Ok(format!("device {device} published under tenant {tenant}, but is registered to {}", rec.tenant)));
+            return Err(Refusal::Bad(format!("device {device} published under tenant {tenant}, but is registered to {}", rec.tenant)));
         }
-        Ok(None) => return Err(Ok(format!("device {device} is not registered (issue its certificate with `pki issue`)"))),
-        Err(e) => return Err(Err(format!("registry: {e}"))),
+        Ok(None) => return Err(Refusal::Bad(format!("device {device} is not registered (issue its certificate with `pki issue`)"))),
+        Err(e) => return Err(Refusal::NotNow(format!("registry: {e}"))),
     }
-    let batch = codec::decode_batch(&p.payload, limits).map_err(|e| Ok(e.to_string()))?;
+    let batch = codec::decode_batch(&p.payload, limits).map_err(|e| Refusal::Bad(e.to_string()))?;
     Ok((Identity { tenant, device }, batch))
 }

@@ -19,6 +19,7 @@ use tokio::sync::{Semaphore, watch};
 use super::budget::{Busy, FrameBudget, Held};
 use super::trust::Trust;
 use super::writer::Writer;
+use crate::cluster::{self, ShardMap};
 use crate::enroll::EnrollService;
 
 /// Why the listener could not start.
@@ -105,6 +106,9 @@ pub struct Shared {
     pub budget: Arc<FrameBudget>,
     /// Data connections one device may have open; a newer one closes the oldest.
     pub max_connections_per_device: usize,
+    /// The shard map (`[cluster]`): connections of tenants this shard does not own are closed
+    /// with a redirect. `None`: every tenant is ours.
+    pub cluster: Option<Arc<ShardMap>>,
 }
 
 impl Shared {
@@ -119,6 +123,7 @@ impl Shared {
             enroll: None,
             budget: FrameBudget::new(DEFAULT_FRAME_BUDGET, limits.max_frame),
             max_connections_per_device: DEFAULT_CONNECTIONS_PER_DEVICE,
+            cluster: None,
         }
     }
 }
@@ -198,6 +203,15 @@ async fn connection(incoming: quinn::Incoming, shared: Shared) -> Result<(), Str
             return Err(e);
         }
     };
+    if let Some((code, reason)) = cluster::quic_refusal(shared.cluster.as_deref(), &identity.tenant) {
+        // Before any stream is accepted: nothing of this connection can reach the store.
+        stats.foreign_tenant.fetch_add(1, Ordering::Relaxed);
+        if stats.log_throttle.allow("shard", identity.device.as_str()) {
+            tracing::warn!(%remote, device = %identity.device, tenant = %identity.tenant, answer = %esc(&String::from_utf8_lossy(&reason)), "tenant not owned by this shard; connection closed");
+        }
+        conn.close(quinn::VarInt::from_u32(code), &reason);
+        return Ok(());
+    }
     tracing::info!(%remote, device = %identity.device, tenant = %identity.tenant, "agent connected");
     // A device gets a few connections; a newer one closes the oldest (see `Sessions::add`).
     let superseded = shared.trust.sessions.add(identity.device.to_string(), chain, conn.clone(), shared.max_connections_per_device);

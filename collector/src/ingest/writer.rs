@@ -46,6 +46,9 @@ pub struct IngestStats {
     pub records_malformed: AtomicU64,
     /// Points and alerts refused because they are older than their retention.
     pub records_expired: AtomicU64,
+    /// QUIC data connections and MQTT messages refused because another shard (or none) owns
+    /// the tenant (`[cluster]`); nothing of them was stored.
+    pub foreign_tenant: AtomicU64,
     /// Batches whose payload named a sender other than the certificate.
     pub sender_mismatch: AtomicU64,
     /// Transactions committed.

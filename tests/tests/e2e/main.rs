@@ -18,4 +18,5 @@ mod operator;
 mod packaging;
 mod report;
 mod schedule;
+mod shards;
 mod spool;

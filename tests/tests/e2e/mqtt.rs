@@ -21,6 +21,12 @@ pub struct Broker {
 impl Broker {
     /// Copies the deployment's CA and server certificate next to the templated config.
     pub fn new(d: &Deployment) -> Broker {
+        Broker::with_config(d, "", "")
+    }
+
+    /// [`Broker::new`] with `extra` appended to the shipped config (e.g. a bridge) and `acl` to
+    /// the shipped ACL.
+    pub fn with_config(d: &Deployment, extra: &str, acl: &str) -> Broker {
         require("mosquitto", "mosquitto");
         let dir = tempfile::tempdir().unwrap();
         let port = free_tcp_port();
@@ -32,7 +38,8 @@ impl Broker {
         for f in ["ca.pem", "server.pem", "server.key", "crl.pem"] {
             std::fs::copy(d.pki_dir().join(f), etc.join(f)).unwrap();
         }
-        std::fs::copy(root.join("ampel.acl"), etc.join("ampel.acl")).unwrap();
+        let shipped_acl = std::fs::read_to_string(root.join("ampel.acl")).expect("packaging/mosquitto/ampel.acl");
+        std::fs::write(etc.join("ampel.acl"), format!("{shipped_acl}\n{acl}")).unwrap();
         let shipped = std::fs::read_to_string(root.join("ampel.conf")).expect("packaging/mosquitto/ampel.conf");
         assert!(shipped.contains("listener 8883\n"), "the shipped config changed its listener line; update the test");
         let mut conf = shipped
@@ -44,6 +51,7 @@ impl Broker {
         if nix::unistd::Uid::effective().is_root() {
             conf.push_str("user root\n");
         }
+        conf.push_str(extra);
         let path = dir.path().join("ampel.conf");
         std::fs::write(&path, conf).unwrap();
         let mut b = Broker { port, _dir: dir, conf: path, proc: None };
@@ -63,6 +71,13 @@ impl Broker {
         self.proc = Some(Proc::adopt("mosquitto", child));
         let up = wait_until(Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", self.port)).ok());
         assert!(up.is_some(), "mosquitto did not listen on {} within 10 s (config {})", self.port, self.conf.display());
+    }
+
+    /// Kills the broker with SIGKILL: what it had not saved yet is gone.
+    pub fn kill9(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill9();
+        }
     }
 
     /// Orderly stop (SIGTERM: mosquitto writes its persistence file).
