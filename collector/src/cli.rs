@@ -342,6 +342,10 @@ pub struct DemoArgs {
     /// The ampel-agent binary (default: next to this binary).
     #[arg(long)]
     pub agent: Option<PathBuf>,
+    /// After the reports, keep the collector, the agents and the web console running (the
+    /// console's address and a login are printed) until Ctrl-C.
+    #[arg(long)]
+    pub keep_running: bool,
 }
 
 /// Loads the config, marking errors so that `main` exits with 78.

@@ -57,15 +57,23 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let out = out.canonicalize().with_context(|| format!("resolving {}", out.display()))?;
 
-    // The collector's config, written and loaded like any operator's.
+    // The collector's config, written and loaded like any operator's, with a console user whose
+    // throw-away password is printed when the demo keeps running.
     let cfg_path = out.join("collector.toml");
+    let password = demo_password();
+    let hash = crate::console::users::hash_password(&password).context("hashing the demo console password")?;
     write(
         &cfg_path,
-        "# Written by `ampel-collector demo`.\n\
-         data-dir = \"data\"\n\n\
-         [quic]\nlisten = \"127.0.0.1:0\"\n\n\
-         [report]\ntime-zone = \"Europe/Berlin\"\n\n\
-         [mail]\ntransport = \"file\"\noutbox = \"outbox\"\nfrom = \"Ampel Demo <ampel@localhost>\"\n",
+        &format!(
+            "# Written by `ampel-collector demo`.\n\
+             data-dir = \"data\"\n\n\
+             [quic]\nlisten = \"127.0.0.1:0\"\n\n\
+             [http]\nlisten = \"127.0.0.1:0\"\n\n\
+             [report]\ntime-zone = \"Europe/Berlin\"\n\n\
+             [mail]\ntransport = \"file\"\noutbox = \"outbox\"\nfrom = \"Ampel Demo <ampel@localhost>\"\n\n\
+             [[users]]\nname = \"admin\"\nrole = \"administrator\"\ntenants = \"*\"\npassword-hash = \"{}\"\n",
+            hash.as_str()
+        ),
     )?;
     let cfg = Config::load(&cfg_path)?;
     let pki = Pki::init(&cfg.pki_dir(), &InitOptions { names: vec!["localhost".into(), "127.0.0.1".into()], ..InitOptions::default() })
@@ -120,16 +128,45 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         _ = tokio::time::sleep(Duration::from_secs(args.seconds)) => false,
         _ = crate::cli::wait_for_shutdown_signal() => true,
     };
-    for (device, child) in &mut children {
-        stop_child(device, child).await;
+    if interrupted || !args.keep_running {
+        for (device, child) in &mut children {
+            stop_child(device, child).await;
+        }
     }
-    server.stop().await;
     if interrupted {
+        server.stop().await;
         println!("demo: interrupted; agents and collector stopped");
         return Ok(());
     }
+    let rendered = reports(&cfg, &server.store, started_ms, &out).await;
+    if rendered.is_ok() && args.keep_running {
+        match server.http_addr {
+            Some(http) => println!("demo: web console on http://{http}/console/ — log in as admin with password {password}"),
+            None => println!("demo: the web console is not running"),
+        }
+        println!("demo: collector, agents and console keep running; Ctrl-C stops them");
+        if let Err(e) = crate::cli::wait_for_shutdown_signal().await {
+            eprintln!("demo: {e:#}; stopping now");
+        }
+        for (device, child) in &mut children {
+            stop_child(device, child).await;
+        }
+    }
+    server.stop().await;
+    rendered?;
+    println!("demo: done; everything is in {}", out.display());
+    Ok(())
+}
 
-    let store = crate::store::Store::open(&cfg.store_dir(), cfg.store_options())?;
+/// A throw-away console password: 16 random bytes, hex.
+fn demo_password() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Renders and "mails" (file transport) each tenant's report of the demo's period, from the
+/// running collector's store.
+async fn reports(cfg: &Config, store: &crate::store::Store, started_ms: i64, out: &Path) -> Result<()> {
     let end_ms = now_ms();
     let period = Period::range(started_ms - 1000, end_ms, &cfg.report.time_zone.0)?;
     let mailer = Mailer::new(&cfg.mail).context("setting up the file mail transport")?;
@@ -142,7 +179,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             depth: crate::report::Depth::Full,
             false_positives: Default::default(),
         };
-        let (data, pdf) = reporting::report(&store, &cfg, &req)?;
+        let (data, pdf) = reporting::report(store, cfg, &req)?;
         let pdf_path = out.join(format!("ampel-{tenant}-demo.pdf"));
         reporting::write_atomic(&pdf_path, &pdf)?;
         let to = vec![format!("security@{tenant}.example")];
@@ -157,7 +194,6 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             delivery.file.map(|f| f.display().to_string()).unwrap_or_default()
         );
     }
-    println!("demo: done; everything is in {}", out.display());
     Ok(())
 }
 
