@@ -24,7 +24,7 @@
 //! - [`run`]: the main loop, and `once`.
 //! - [`parse_cmd`]: `ampel-agent parse`, a source's parser run over a whole file.
 //! - [`resident`]: gives back resident pages of code no longer in use, and free heap.
-//! - [`systemd`]: readiness, watchdog and reload notifications to systemd.
+//! - systemd readiness, watchdog and reload notifications come from `ampel_os::systemd`.
 //! - [`files`]: files named by the configuration, read with a size limit.
 
 pub mod backoff;
@@ -37,7 +37,6 @@ pub mod run;
 pub mod seq;
 pub mod sources;
 pub mod spool;
-pub mod systemd;
 pub mod transport;
 
 pub use config::AgentConfig;

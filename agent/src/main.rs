@@ -196,7 +196,7 @@ fn enroll(config: &AgentConfig, server: &str, token: &str) -> anyhow::Result<()>
 /// `check-config` does. A bad file is refused with its error and the agent keeps running as it
 /// was; otherwise the changed keys are logged (they take effect at the next restart).
 async fn reloads(mut hup: tokio::signal::unix::Signal, path: &Path) {
-    let systemd = ampel_agent::systemd::Notifier::from_env();
+    let systemd = ampel_os::systemd::Notifier::from_env();
     let read_table =
         || -> Option<toml::Table> { ampel_agent::files::read_limited_to_string(path, ampel_agent::files::CONFIG_MAX).ok()?.parse().ok() };
     let mut table = read_table().unwrap_or_default();
@@ -206,7 +206,7 @@ async fn reloads(mut hup: tokio::signal::unix::Signal, path: &Path) {
             Err(e) => tracing::error!(error = %format!("{e:#}"), "reload refused; still running with the previous configuration"),
             Ok(_) => {
                 let new = read_table().unwrap_or_default();
-                let changed = ampel_agent::systemd::changed_keys(&table, &new);
+                let changed = ampel_os::systemd::changed_keys(&table, &new);
                 if changed.is_empty() {
                     tracing::info!(config = %path.display(), "reloaded: configuration and certificates valid, nothing changed");
                 } else {

@@ -118,7 +118,7 @@ impl Agent {
         let gatherer = Gatherer { sources, seqs, sender, interval: config.interval.get(), spool: spool.clone(), reported: None };
         // Configuration, certificates and sources are loaded: their code is not needed again.
         release_pages();
-        let systemd = crate::systemd::Notifier::from_env();
+        let systemd = ampel_os::systemd::Notifier::from_env();
         systemd.ready(&format!("sending to {}", config.collector.address));
         let result = match transport {
             AnyTransport::Quic(t) => {
@@ -178,8 +178,8 @@ async fn produce(
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut stats = tokio::time::interval_at(Instant::now() + STATS_EVERY, STATS_EVERY);
     // Fed from this loop, so a wedged gatherer stops the pings and systemd restarts the agent.
-    let mut watchdog = crate::systemd::WatchdogTimer::from_env();
-    let systemd = crate::systemd::Notifier::from_env();
+    let mut watchdog = ampel_os::systemd::WatchdogTimer::from_env();
+    let systemd = ampel_os::systemd::Notifier::from_env();
     let mut cycles = 0u64;
     let mut grid = CycleClock::default();
     loop {

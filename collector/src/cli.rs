@@ -399,10 +399,10 @@ async fn serve(cfg: Config) -> Result<()> {
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let server = Server::start(&cfg).context("starting the collector")?;
     // Start returns once the store is open and the listeners are bound: only now is it ready.
-    let systemd = crate::systemd::Notifier::from_env();
+    let systemd = ampel_os::systemd::Notifier::from_env();
     let status = format!("listening on {} (QUIC)", server.local_addr);
     systemd.ready(&status);
-    let mut watchdog = crate::systemd::WatchdogTimer::from_env();
+    let mut watchdog = ampel_os::systemd::WatchdogTimer::from_env();
     let mut running = RunningConfig::new(cfg);
     loop {
         tokio::select! {
@@ -454,7 +454,7 @@ impl RunningConfig {
         server.reload_users(&new);
         let table = read_table(&path).unwrap_or_default();
         // `[[users]]` apply at once (above); every other change needs a restart.
-        let changed: Vec<String> = crate::systemd::changed_keys(&self.table, &table).into_iter().filter(|k| k != "users").collect();
+        let changed: Vec<String> = ampel_os::systemd::changed_keys(&self.table, &table).into_iter().filter(|k| k != "users").collect();
         if changed.is_empty() {
             tracing::info!(config = %path.display(), "reloaded: certificates and CRL re-read; configuration unchanged");
         } else {

@@ -22,7 +22,7 @@
 //! - [`recipients`]: opt-in of report recipients, signed links, the consent log.
 //! - [`schedule`]: report jobs, due times, the delivery store and the scheduler loop.
 //! - [`server`]: `serve` — store, writer and listener started and stopped together.
-//! - [`systemd`]: readiness, watchdog and reload notifications to systemd.
+//! - systemd readiness, watchdog and reload notifications come from `ampel_os::systemd`.
 //! - [`demo`]: the embedded default: everything on loopback.
 //! - [`cli`]: the command line.
 
@@ -49,4 +49,3 @@ pub mod rlimit;
 pub mod schedule;
 pub mod server;
 pub mod store;
-pub mod systemd;

@@ -1,9 +1,8 @@
 //! systemd integration without a dependency: the `sd_notify` datagram protocol (`READY=1`,
 //! `STOPPING=1`, `RELOADING=1`, `WATCHDOG=1`, `STATUS=`) and the list of keys a reload changed.
 //!
-//! Outside systemd (`NOTIFY_SOCKET` unset) every call is a no-op, so `run` behaves the same in
-//! a terminal, in the tests and under the unit. A copy of the collector's module: the protocol
-//! crate does no I/O, and a shared crate for ~100 lines is not worth its weight.
+//! Outside systemd (`NOTIFY_SOCKET` unset) every call is a no-op, so `ampel-collector serve` and
+//! `ampel-agent run` behave the same in a terminal, in the tests and under their units.
 
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
@@ -47,7 +46,8 @@ impl Notifier {
         }
     }
 
-    /// The state is open and the transport is starting.
+    /// The service is ready (the collector's listeners are bound and its store is open; the
+    /// agent's state is open and its transport is starting), with a status line.
     pub fn ready(&self, status: &str) {
         self.notify(&format!("READY=1\nSTATUS={status}"));
     }
