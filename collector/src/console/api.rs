@@ -195,12 +195,11 @@ struct DeviceJson<'a> {
 }
 
 fn device_json(d: &DeviceReport) -> DeviceJson<'_> {
-    let model = d.license.as_ref().map(|l| l.model.as_str()).filter(|m| !m.is_empty()).unwrap_or(&d.model);
     DeviceJson {
         device: &d.device,
         light: d.light,
         score: d.score,
-        model,
+        model: pages::model_of(d),
         hostname: &d.hostname,
         os: &d.os,
         agent_version: &d.agent_version,

@@ -347,7 +347,8 @@ fn known(s: &str) -> &str {
     if s.is_empty() { "unknown" } else { s }
 }
 
-fn model_of(d: &DeviceReport) -> &str {
+/// The model the licence names, else the inventory's.
+pub(super) fn model_of(d: &DeviceReport) -> &str {
     match d.license.as_ref().map(|l| l.model.as_str()).filter(|m| !m.is_empty()) {
         Some(m) => m,
         None => &d.model,

@@ -255,4 +255,32 @@ mod tests {
         std::fs::write(tokens.path(), b"{\"version\":2,\"tokens\":[]}").unwrap();
         assert!(tokens.list().unwrap_err().to_string().contains("version 2"));
     }
+
+    /// Prints what checking a token costs with many stored (the file is read at every API
+    /// request). Run with `cargo test -p ampel-collector --lib console::tokens::tests::bench
+    /// -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a benchmark: prints figures"]
+    fn bench_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = Tokens::new(dir.path());
+        let n = 1000;
+        let records = (0..n)
+            .map(|i| TokenRecord {
+                id: format!("{i:08x}"),
+                user: "ann".into(),
+                sha256: sha256_hex(&format!("t{i}")),
+                created_ms: 0,
+                expires_ms: 1,
+            })
+            .collect();
+        tokens.save(records).unwrap();
+        let rounds = 200;
+        let start = std::time::Instant::now();
+        for _ in 0..rounds {
+            assert!(tokens.verify("t999", 0).unwrap().is_some());
+        }
+        let bytes = std::fs::metadata(tokens.path()).unwrap().len();
+        println!("token_verify_{n}_stored: {:?} per request, file {} KiB", start.elapsed() / rounds, bytes / 1024);
+    }
 }
