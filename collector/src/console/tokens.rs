@@ -6,9 +6,12 @@
 //! LMDB environment is the server's), and the server reads it on every API request, so a
 //! token revoked on the command line is refused at the next request. The tokens are 256
 //! random bits: their hashes are safe at rest, and a lookup compares hashes, never tokens.
+//! Run as root, the command gives the file (and the console directory and audit log) the
+//! owner of the directory they are in, so the server, running as its own user, reads them.
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use super::session::{hex, random_token, same};
@@ -76,6 +79,19 @@ pub struct Tokens {
     path: PathBuf,
 }
 
+/// Gives `path` the owner of its directory when they differ: `user token` usually runs as
+/// root, the server as the collector's own user, who must still read the file (and append to
+/// the audit log). A no-op when both are the same, as for the server itself.
+fn owned_like_parent(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(parent) = path.parent() else { return Ok(()) };
+    let (want, have) = (std::fs::metadata(parent)?, std::fs::metadata(path)?);
+    if (want.uid(), want.gid()) == (have.uid(), have.gid()) {
+        return Ok(());
+    }
+    std::os::unix::fs::chown(path, Some(want.uid()), Some(want.gid()))
+}
+
 fn sha256_hex(token: &str) -> String {
     hex(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref())
 }
@@ -114,10 +130,12 @@ impl Tokens {
         use std::os::unix::fs::PermissionsExt;
         if let Some(dir) = self.path.parent() {
             crate::files::create_dir_all(dir).map_err(self.io())?;
+            owned_like_parent(dir).map_err(self.io())?;
         }
         let bytes = serde_json::to_vec_pretty(&TokenFile { version: VERSION, tokens }).map_err(|e| self.io()(std::io::Error::other(e)))?;
         crate::files::write_atomic(&self.path, &bytes, true).map_err(self.io())?;
-        std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(0o600)).map_err(self.io())
+        std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(0o600)).map_err(self.io())?;
+        owned_like_parent(&self.path).map_err(self.io())
     }
 
     /// Makes a token for `user` valid until `expires_ms`; returns it (the only time it is
@@ -166,8 +184,10 @@ fn audit(cfg: &crate::config::Config, action: &str, record: &TokenRecord) -> any
         target: format!("token {} of {}", record.id, record.user),
         client: "local".to_owned(),
     };
-    super::audit::AuditLog::new(&cfg.data_dir.join("console")).append(&event)?;
-    Ok(())
+    let dir = cfg.data_dir.join("console");
+    super::audit::AuditLog::new(&dir).append(&event)?;
+    let file = dir.join(super::audit::FILE);
+    owned_like_parent(&file).with_context(|| format!("giving {} the owner of its directory", file.display()))
 }
 
 fn utc(ms: i64) -> String {
