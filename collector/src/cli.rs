@@ -69,6 +69,22 @@ pub enum UserCommand {
         /// The user's name.
         name: String,
     },
+    /// Make an API token for a `[[users]]` entry and print it once; only its SHA-256 is kept
+    /// (in <data-dir>/console/tokens.json).
+    Token {
+        /// The user's name.
+        name: String,
+        /// How long the token works, e.g. 30d, 90d; at most 365d.
+        #[arg(long, default_value = "90d")]
+        ttl: config::Duration,
+    },
+    /// List the API tokens: id, user, created, expires (never the tokens themselves).
+    Tokens,
+    /// Revoke an API token by the id `user tokens` lists; it is refused at the next request.
+    RevokeToken {
+        /// The token's id.
+        id: String,
+    },
 }
 
 /// `pki` subcommands.
@@ -389,6 +405,9 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             crate::console::passwd::run(&name, cfg.as_ref().ok().map(|c| c.users.as_slice()))
         }
+        Command::User(UserCommand::Token { name, ttl }) => crate::console::tokens::create_command(&load_config(&cli.config)?, &name, ttl),
+        Command::User(UserCommand::Tokens) => crate::console::tokens::list_command(&load_config(&cli.config)?),
+        Command::User(UserCommand::RevokeToken { id }) => crate::console::tokens::revoke_command(&load_config(&cli.config)?, &id),
         Command::Recipients(args) => crate::schedule::commands::recipients(&load_config(&cli.config)?, args).await,
     }
 }

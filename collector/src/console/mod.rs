@@ -17,12 +17,18 @@
 //! - [`login`]: login and logout, cookies, CSRF.
 //! - [`pages`]: fleet, tenant, device, reports and audit pages (maud templates).
 //! - [`passwd`]: `ampel-collector user passwd NAME`.
+//! - [`tokens`]: per-user API tokens (`user token`, `user tokens`, `user revoke-token`).
+//! - [`api`]: the JSON API under `/api/v1`, authenticated by those tokens, and its OpenAPI
+//!   description; it answers from the same functions as the pages, through the same
+//!   [`Viewer`] checks.
 
+pub mod api;
 pub mod audit;
 pub mod login;
 pub mod pages;
 pub mod passwd;
 pub mod session;
+pub mod tokens;
 pub mod users;
 
 #[cfg(test)]
@@ -59,6 +65,8 @@ pub struct Console {
     pub limiter: LoginLimiter,
     /// State changes.
     pub audit: AuditLog,
+    /// API tokens, read at every API request (the CLI changes them while the server runs).
+    pub tokens: tokens::Tokens,
     /// The time series store pages read.
     pub store: Store,
     /// The configuration at start (rules, jobs, time zone); `[[users]]` is [`Console::users`].
@@ -95,6 +103,9 @@ pub enum ConsoleError {
     /// The audit log.
     #[error(transparent)]
     Audit(#[from] audit::AuditError),
+    /// The API token file.
+    #[error(transparent)]
+    Tokens(#[from] tokens::TokenError),
     /// Hashing at start.
     #[error(transparent)]
     Hash(#[from] users::HashError),
@@ -172,6 +183,7 @@ impl Console {
             sessions: Sessions::default(),
             limiter: LoginLimiter::default(),
             audit: AuditLog::new(&cfg.data_dir.join("console")),
+            tokens: tokens::Tokens::new(&cfg.data_dir.join("console")),
             store,
             secure,
             zone,
@@ -373,5 +385,6 @@ pub fn routes() -> Router<Arc<HttpState>> {
         .route("/console/reports/{id}/pdf", get(pages::download))
         .route("/console/reports/{id}/resend", post(pages::resend))
         .route("/console/audit", get(pages::audit))
+        .merge(api::routes())
         .layer(axum::middleware::from_fn(security_headers))
 }

@@ -29,13 +29,13 @@ const AUDIT_SHOWN: usize = 500;
 type Page = Result<Response, Refusal>;
 
 /// Runs store reads off the async workers.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ConsoleError> + Send + 'static) -> Result<T, ConsoleError> {
+pub(super) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ConsoleError> + Send + 'static) -> Result<T, ConsoleError> {
     tokio::task::spawn_blocking(f).await?
 }
 
 /// The one place the console takes a finding's texts from: (evidence, recommendation), in
 /// English (the console's language) with times in `tz`.
-fn finding_text(f: &Finding, tz: &jiff::tz::TimeZone) -> (String, String) {
+pub(super) fn finding_text(f: &Finding, tz: &jiff::tz::TimeZone) -> (String, String) {
     (catalogue::evidence(f, Lang::En, tz), catalogue::recommendation(f, Lang::En))
 }
 
@@ -125,19 +125,26 @@ fn when(console: &Console, ms: Option<i64>) -> String {
     }
 }
 
-/// One tenant on the fleet page.
-struct FleetRow {
+/// One tenant on the fleet page (and in `GET /api/v1/tenants`).
+#[derive(serde::Serialize)]
+pub(super) struct FleetRow {
     tenant: String,
     light: Light,
     score: u8,
     devices: usize,
+    #[serde(rename = "open_findings")]
     findings: usize,
     silent: usize,
+    #[serde(rename = "last_report_ms", skip_serializing_if = "Option::is_none")]
     last_report: Option<i64>,
 }
 
 /// The tenants `viewer` sees, judged over the last 24 hours.
-fn fleet_rows(console: &Console, user: &super::users::UserConfig, reports: &[ArchiveRecord]) -> Result<Vec<FleetRow>, ConsoleError> {
+pub(super) fn fleet_rows(
+    console: &Console,
+    user: &super::users::UserConfig,
+    reports: &[ArchiveRecord],
+) -> Result<Vec<FleetRow>, ConsoleError> {
     let now = now_ms();
     let period = Period::parse("last-24h", now, &console.cfg.report.time_zone.0).map_err(ConsoleError::from)?;
     let silent_after = console.cfg.risk.silent_yellow.as_ms();
@@ -160,15 +167,21 @@ fn fleet_rows(console: &Console, user: &super::users::UserConfig, reports: &[Arc
     Ok(rows)
 }
 
-/// `GET /console/`: every tenant the viewer may see.
-pub async fn fleet(viewer: Viewer, State(state): State<Arc<HttpState>>) -> Page {
+/// The fleet rows of `viewer`; the last report only for those who see reports.
+pub(super) async fn fleet_of(viewer: &Viewer, state: &HttpState) -> Result<Vec<FleetRow>, ConsoleError> {
     let reporting = viewer.role().sees_reports();
     let (console, user, delivery) = (viewer.console.clone(), viewer.user.clone(), state.store.clone());
-    let rows = blocking(move || {
+    blocking(move || {
         let reports = if reporting { delivery.reports()? } else { Vec::new() };
         fleet_rows(&console, &user, &reports)
     })
-    .await?;
+    .await
+}
+
+/// `GET /console/`: every tenant the viewer may see.
+pub async fn fleet(viewer: Viewer, State(state): State<Arc<HttpState>>) -> Page {
+    let reporting = viewer.role().sees_reports();
+    let rows = fleet_of(&viewer, &state).await?;
     let body = html! {
         p { "Lights and findings over the last 24 hours." }
         @if rows.is_empty() { p { "No tenant to show." } } @else {
@@ -192,13 +205,13 @@ pub async fn fleet(viewer: Viewer, State(state): State<Arc<HttpState>>) -> Page 
 /// `?period=`.
 #[derive(Deserialize)]
 pub struct PeriodQuery {
-    period: Option<String>,
+    pub(super) period: Option<String>,
 }
 
 /// The periods pages offer: the last 24 hours, and the last complete day, week and month.
 const PERIODS: [(&str, &str); 4] = [("last-24h", "Last 24 hours"), ("day", "Yesterday"), ("week", "Last week"), ("month", "Last month")];
 
-fn period_of(console: &Console, q: &PeriodQuery) -> Result<Period, Refusal> {
+pub(super) fn period_of(console: &Console, q: &PeriodQuery) -> Result<Period, Refusal> {
     let label = q.period.as_deref().unwrap_or("last-24h");
     if !PERIODS.iter().any(|(p, _)| *p == label) {
         return Err(Refusal::BadPeriod);
@@ -217,7 +230,11 @@ fn period_links(path: &str, current: &str) -> Markup {
 }
 
 /// The report data of `tenant` when the viewer may see it and it exists; else `None`.
-async fn tenant_data(viewer: &Viewer, tenant: String, period: Period) -> Result<Option<crate::report::ReportData>, ConsoleError> {
+pub(super) async fn tenant_data(
+    viewer: &Viewer,
+    tenant: String,
+    period: Period,
+) -> Result<Option<crate::report::ReportData>, ConsoleError> {
     if !viewer.sees(&tenant) {
         return Ok(None);
     }
@@ -330,7 +347,8 @@ fn known(s: &str) -> &str {
     if s.is_empty() { "unknown" } else { s }
 }
 
-fn model_of(d: &DeviceReport) -> &str {
+/// The model the licence names, else the inventory's.
+pub(super) fn model_of(d: &DeviceReport) -> &str {
     match d.license.as_ref().map(|l| l.model.as_str()).filter(|m| !m.is_empty()) {
         Some(m) => m,
         None => &d.model,
@@ -364,21 +382,31 @@ fn chart(title: &str, points: &[(i64, f64)], start: i64, end: i64) -> Markup {
     }
 }
 
+/// The tenant of `device` and its report data over `period`, when the viewer may see it; a
+/// device of a foreign tenant is [`Refusal::NotFound`] like one that does not exist.
+pub(super) async fn device_data(viewer: &Viewer, device: &str, period: Period) -> Result<(String, crate::report::ReportData), Refusal> {
+    let console = viewer.console.clone();
+    let id = device.to_owned();
+    let record = blocking(move || Ok(console.store.device(&id)?)).await?;
+    let Some(record) = record.filter(|r| viewer.sees(&r.tenant)) else { return Err(Refusal::NotFound) };
+    let Some(data) = tenant_data(viewer, record.tenant.clone(), period).await? else { return Err(Refusal::NotFound) };
+    if !data.devices.iter().any(|d| d.device == device) {
+        return Err(Refusal::NotFound);
+    }
+    Ok((record.tenant, data))
+}
+
 /// `GET /console/devices/{device}?period=`.
 pub async fn device(viewer: Viewer, Path(device): Path<String>, Query(q): Query<PeriodQuery>) -> Page {
     let period = period_of(&viewer.console, &q)?;
     let label = q.period.clone().unwrap_or_else(|| "last-24h".to_owned());
-    let console = viewer.console.clone();
-    let id = device.clone();
-    let record = blocking(move || Ok(console.store.device(&id)?)).await?;
-    let Some(record) = record.filter(|r| viewer.sees(&r.tenant)) else { return Err(Refusal::NotFound) };
-    let Some(data) = tenant_data(&viewer, record.tenant.clone(), period).await? else { return Err(Refusal::NotFound) };
+    let (tenant, data) = device_data(&viewer, &device, period).await?;
     let Some(d) = data.devices.iter().find(|d| d.device == device) else { return Err(Refusal::NotFound) };
     let findings: Vec<Finding> = data.findings.iter().filter(|f| f.device.as_deref() == Some(device.as_str())).cloned().collect();
     let c = &viewer.console;
     let body = html! {
         (period_links(&format!("{BASE}/devices/{device}"), &label))
-        p { "Tenant " a href={ (BASE) "/tenants/" (record.tenant) } { (record.tenant) } ", light " (light(d.light)) ", score " (d.score) "." }
+        p { "Tenant " a href={ (BASE) "/tenants/" (tenant) } { (tenant) } ", light " (light(d.light)) ", score " (d.score) "." }
         dl {
             dt { "Model" } dd { (known(model_of(d))) }
             dt { "Host name" } dd { (known(&d.hostname)) }
@@ -437,14 +465,18 @@ pub async fn reports(viewer: Viewer, State(state): State<Arc<HttpState>>) -> Pag
     Ok(page(&viewer, "Reports", body))
 }
 
-/// `GET /console/reports/{id}/pdf`.
-pub async fn download(viewer: Viewer, State(state): State<Arc<HttpState>>, Path(id): Path<String>) -> Page {
+/// The archived report `id` (as the path has it) when the viewer may see reports and its
+/// tenant; else [`Refusal::NotFound`], also for an id that is not a number.
+pub(super) async fn visible_report(viewer: &Viewer, state: &HttpState, id: &str) -> Result<ArchiveRecord, Refusal> {
     viewer.reporting()?;
     let Ok(id) = id.parse::<u64>() else { return Err(Refusal::NotFound) };
     let delivery = state.store.clone();
-    let Some(rec) = blocking(move || Ok(delivery.report(id)?)).await?.filter(|r| viewer.sees(&r.tenant)) else {
-        return Err(Refusal::NotFound);
-    };
+    blocking(move || Ok(delivery.report(id)?)).await?.filter(|r| viewer.sees(&r.tenant)).ok_or(Refusal::NotFound)
+}
+
+/// The PDF of a visible report, as a download.
+pub(super) async fn download_of(viewer: &Viewer, state: &HttpState, id: &str) -> Result<Response, Refusal> {
+    let rec = visible_report(viewer, state, id).await?;
     let archive = state.archive.clone();
     let file = rec.file.clone();
     let pdf = blocking(move || Ok(archive.read(&file)?)).await?;
@@ -455,19 +487,47 @@ pub async fn download(viewer: Viewer, State(state): State<Arc<HttpState>>, Path(
         .into_response())
 }
 
-/// `POST /console/reports/{id}/resend` (form `csrf`): delivers an archived report again to its
-/// job's confirmed recipients through the scheduler's resend (tenant managers and
-/// administrators). Recorded in the audit log before it is attempted, and in the report's own
-/// history with its outcome.
-pub async fn resend(viewer: Viewer, State(state): State<Arc<HttpState>>, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> Page {
-    viewer.reporting()?;
-    let Ok(id) = id.parse::<u64>() else { return Err(Refusal::NotFound) };
-    let delivery = state.store.clone();
-    let Some(rec) = blocking(move || Ok(delivery.report(id)?)).await?.filter(|r| viewer.sees(&r.tenant)) else {
-        return Err(Refusal::NotFound);
-    };
-    viewer.check_csrf(&f.csrf)?;
+/// `GET /console/reports/{id}/pdf`.
+pub async fn download(viewer: Viewer, State(state): State<Arc<HttpState>>, Path(id): Path<String>) -> Page {
+    download_of(&viewer, &state, &id).await
+}
+
+/// What a resend did.
+pub(super) struct Resent {
+    /// The report.
+    pub id: u64,
+    /// The report's record after the resend, or why the scheduler refused it.
+    pub result: Result<ArchiveRecord, crate::schedule::runner::ScheduleError>,
+}
+
+impl Resent {
+    /// Whether every recipient got it.
+    pub fn ok(&self) -> bool {
+        self.result.as_ref().is_ok_and(|r| r.resends.last().is_some_and(|x| x.error.is_none()))
+    }
+
+    /// One sentence on the outcome, for the page and the API.
+    pub fn message(&self) -> String {
+        let id = self.id;
+        match &self.result {
+            Ok(done) => match done.resends.last() {
+                Some(r) if r.error.is_none() => format!("Report {id} resent to {} recipient(s) as {}.", r.recipients.len(), r.mode),
+                Some(r) => format!("Report {id} not resent to everyone: {}", r.error.as_deref().unwrap_or("unknown error")),
+                None => format!("Report {id}: the resend was not recorded."),
+            },
+            Err(e) => format!("Report {id} was not resent: {e}"),
+        }
+    }
+}
+
+/// Delivers the visible report `id` again to its job's confirmed recipients through the
+/// scheduler's resend (tenant managers and administrators), for the page and the API alike.
+/// Recorded in the audit log before it is attempted, and in the report's own history with
+/// its outcome. The caller has checked the CSRF token where one applies.
+pub(super) async fn resend_report(viewer: &Viewer, state: &HttpState, id: &str) -> Result<Resent, Refusal> {
+    let rec = visible_report(viewer, state, id).await?;
     let Some(scheduler) = viewer.console.resender() else { return Err(Refusal::NoResender) };
+    let id = rec.id;
     viewer.console.record(
         viewer.user.name.as_str(),
         "resend",
@@ -475,18 +535,19 @@ pub async fn resend(viewer: Viewer, State(state): State<Arc<HttpState>>, Path(id
         viewer.client,
     )?;
     let by = format!("console ({})", viewer.user.name);
-    let message = match scheduler.resend(id, jiff::Timestamp::now(), &by).await {
-        Ok(done) => match done.resends.last() {
-            Some(r) if r.error.is_none() => format!("Report {id} resent to {} recipient(s) as {}.", r.recipients.len(), r.mode),
-            Some(r) => format!("Report {id} not resent to everyone: {}", r.error.as_deref().unwrap_or("unknown error")),
-            None => format!("Report {id}: the resend was not recorded."),
-        },
-        Err(e) => {
-            tracing::warn!(report = id, user = %viewer.user.name, error = %e, "console resend failed");
-            format!("Report {id} was not resent: {e}")
-        }
-    };
+    let result = scheduler.resend(id, jiff::Timestamp::now(), &by).await;
+    if let Err(e) = &result {
+        tracing::warn!(report = id, user = %viewer.user.name, error = %e, "console resend failed");
+    }
     tracing::info!(report = id, user = %viewer.user.name, client = %viewer.client, "console resend");
+    Ok(Resent { id, result })
+}
+
+/// `POST /console/reports/{id}/resend` (form `csrf`): [`resend_report`] for the session's
+/// user. The CSRF token is checked first: without it nothing is looked up.
+pub async fn resend(viewer: Viewer, State(state): State<Arc<HttpState>>, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> Page {
+    viewer.check_csrf(&f.csrf)?;
+    let message = resend_report(&viewer, &state, &id).await?.message();
     let body = html! { p role="status" { (message) } p { a href={ (BASE) "/reports" } { "Back to the reports" } } };
     Ok(page(&viewer, "Resend", body))
 }

@@ -467,3 +467,207 @@ async fn cookies_are_secure_when_the_console_is_reached_over_https() {
     let set = r.header("set-cookie").into_iter().find(|c| c.starts_with("ampel_session=")).unwrap().to_owned();
     assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("; Secure"), "{set}");
 }
+
+/// A token for `user` of the rig's config, valid for a day.
+fn api_token(rig: &Rig, user: &str) -> String {
+    let name = super::users::UserName::parse(user).unwrap();
+    let now = super::now_ms();
+    rig.console.tokens.create(&name, now, now + 86_400_000).unwrap().0
+}
+
+async fn api(addr: SocketAddr, method: &str, target: &str, token: &str) -> Resp {
+    request_with(addr, method, target, &format!("Authorization: Bearer {token}\r\n"), "").await
+}
+
+fn json_of(r: &Resp) -> serde_json::Value {
+    serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", r.body))
+}
+
+#[tokio::test]
+async fn every_api_route_for_every_role_on_own_and_foreign_tenants() {
+    let rig = Rig::new().await;
+    let (own, foreign) = rig.reports;
+    let matrix: Vec<(String, u16, u16, u16)> = vec![
+        ("/api/v1/tenants".into(), 200, 200, 200),
+        ("/api/v1/tenants/acme".into(), 200, 200, 200),
+        ("/api/v1/tenants/acme?period=week".into(), 200, 200, 200),
+        ("/api/v1/tenants/acme?period=forever".into(), 400, 400, 400),
+        ("/api/v1/tenants/globex".into(), 200, 404, 404),
+        ("/api/v1/tenants/nosuch".into(), 404, 404, 404),
+        ("/api/v1/devices/fw-acme".into(), 200, 200, 200),
+        ("/api/v1/devices/fw-globex".into(), 200, 404, 404),
+        ("/api/v1/devices/nosuch".into(), 404, 404, 404),
+        ("/api/v1/reports".into(), 200, 200, 404),
+        (format!("/api/v1/reports/{own}/pdf"), 200, 200, 404),
+        (format!("/api/v1/reports/{foreign}/pdf"), 200, 404, 404),
+        ("/api/v1/reports/999999/pdf".into(), 404, 404, 404),
+        ("/api/v1/reports/x/pdf".into(), 404, 404, 404),
+        ("/api/v1/recipients".into(), 200, 200, 404),
+    ];
+    for (i, user) in ["admin", "manager", "analyst"].into_iter().enumerate() {
+        let token = api_token(&rig, user);
+        for (route, a, m, n) in &matrix {
+            let r = api(rig.addr, "GET", route, &token).await;
+            assert_eq!(r.status, *[a, m, n][i], "{user} GET {route}: {}", r.body);
+            if user != "admin" {
+                assert!(!r.body.contains("globex"), "{user} GET {route} shows the foreign tenant: {}", r.body);
+            }
+            if r.status == 404 {
+                assert_eq!(json_of(&r), serde_json::json!({ "error": "not found" }), "{user} GET {route}");
+            } else if r.status != 200 {
+                assert!(json_of(&r)["error"].is_string(), "{user} GET {route}");
+            }
+            assert!(r.header("set-cookie").is_empty(), "{user} GET {route}: a token request sets no cookie");
+        }
+        let tenants = json_of(&api(rig.addr, "GET", "/api/v1/tenants", &token).await);
+        let names: Vec<&str> = tenants.as_array().unwrap().iter().map(|t| t["tenant"].as_str().unwrap()).collect();
+        assert_eq!(names, if user == "admin" { vec!["acme", "globex"] } else { vec!["acme"] }, "{user}");
+        assert_eq!(tenants[0]["devices"], 1);
+    }
+    let manager = api_token(&rig, "manager");
+    let pdf = api(rig.addr, "GET", &format!("/api/v1/reports/{own}/pdf"), &manager).await;
+    assert_eq!((pdf.header("content-type"), pdf.body.as_str()), (vec!["application/pdf"], "%PDF-1.4 test"));
+    let reports = json_of(&api(rig.addr, "GET", "/api/v1/reports", &manager).await);
+    assert_eq!(reports.as_array().unwrap().iter().map(|r| r["id"].as_u64().unwrap()).collect::<Vec<_>>(), [own]);
+    let recipients = json_of(&api(rig.addr, "GET", "/api/v1/recipients", &manager).await);
+    assert_eq!(
+        recipients,
+        serde_json::json!([{ "job": "weekly", "tenants": ["acme"], "recipients": [
+            { "address": "it@example.org", "field": "to", "state": "confirmed", "removed_from_job": false }
+        ] }])
+    );
+    assert_eq!(rig.console.sessions.len(), 0, "token requests make no session");
+}
+
+#[tokio::test]
+async fn api_resend_goes_through_the_scheduler_without_csrf_and_is_audited() {
+    let rig = Rig::new().await;
+    let (own, foreign) = rig.reports;
+    let outbox = || std::fs::read_dir(rig.dir.path().join("outbox")).unwrap().count();
+    let manager = api_token(&rig, "manager");
+    let analyst = api_token(&rig, "analyst");
+    let resend = |token: String, id: u64| async move { api(rig.addr, "POST", &format!("/api/v1/reports/{id}/resend"), &token).await };
+    assert_eq!(resend(manager.clone(), foreign).await.status, 404);
+    assert_eq!(resend(analyst, own).await.status, 404);
+    assert_eq!(outbox(), 0, "nothing was sent by a refused request");
+    let r = resend(manager.clone(), own).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(json_of(&r)["report"], own);
+    assert!(json_of(&r)["message"].as_str().unwrap().contains("resent to 1 recipient(s)"), "{}", r.body);
+    assert_eq!(outbox(), 1);
+    let last = rig.console.audit.tail(1).unwrap().pop().unwrap();
+    assert_eq!((last.user.as_str(), last.action.as_str()), ("manager", "resend"));
+    let reports = json_of(&api(rig.addr, "GET", "/api/v1/reports", &manager).await);
+    assert_eq!(reports[0]["deliveries"], 2);
+}
+
+#[tokio::test]
+async fn api_findings_carry_rule_facts_and_the_catalogue_texts() {
+    use ampel_protocol::{Batch, Identity, Metric, PROTOCOL_VERSION, Record};
+    let rig = Rig::new().await;
+    let now = super::now_ms();
+    let me = Identity { tenant: "acme".parse().unwrap(), device: "fw-acme".parse().unwrap() };
+    let records: Vec<Record> = (0..180)
+        .map(|m| Record::Metric(Metric { ts: now - (180 - m) * 60_000, name: "cpu.usage_percent".into(), labels: Vec::new(), value: 97.0 }))
+        .collect();
+    let batch = Batch { version: PROTOCOL_VERSION, seq: 1, sender: None, records };
+    rig.console.store.commit(&[crate::store::PendingBatch { identity: me, batch, received_ms: now }]).unwrap();
+    let token = api_token(&rig, "analyst");
+    let cpu_rule = serde_json::to_value(crate::risk::Rule::Cpu).unwrap();
+    for route in ["/api/v1/tenants/acme", "/api/v1/devices/fw-acme"] {
+        let body = json_of(&api(rig.addr, "GET", route, &token).await);
+        let findings = body["findings"].as_array().unwrap();
+        let cpu = findings.iter().find(|f| f["rule"] == cpu_rule).unwrap_or_else(|| panic!("{route}: no CPU finding in {body}"));
+        assert_eq!(cpu["device"], "fw-acme");
+        assert!(cpu["facts"].is_object(), "{route}: typed facts: {cpu}");
+        assert!(cpu["evidence"].as_str().unwrap().contains("180 samples"), "{route}: {cpu}");
+        assert!(!cpu["recommendation"].as_str().unwrap().is_empty(), "{route}: {cpu}");
+    }
+    let tenant = json_of(&api(rig.addr, "GET", "/api/v1/tenants/acme", &token).await);
+    assert_eq!(tenant["devices"][0]["device"], "fw-acme");
+    assert!(tenant["services"].as_array().unwrap().iter().any(|s| s["light"] != "green"), "{tenant}");
+}
+
+#[tokio::test]
+async fn api_tokens_stop_working_when_revoked_expired_or_their_user_is_removed() {
+    let rig = Rig::new().await;
+    let ok = |r: &Resp| r.status == 200;
+    let refused = |r: &Resp| r.status == 401 && r.header("www-authenticate") == ["Bearer"] && json_of(r)["error"].is_string();
+    // Made on the command line: printed once, audited, stored as a hash only.
+    crate::console::tokens::create_command(&rig.console.cfg, "analyst", "30d".parse().unwrap()).unwrap();
+    let listed = rig.console.tokens.list().unwrap();
+    assert_eq!(listed.len(), 1);
+    let cli_id = listed[0].id.clone();
+    let token = api_token(&rig, "analyst");
+    assert!(ok(&api(rig.addr, "GET", "/api/v1/tenants", &token).await));
+    for wrong in [String::new(), "ampel_nosuch".into(), format!("{token}x")] {
+        assert!(refused(&api(rig.addr, "GET", "/api/v1/tenants", &wrong).await), "token {wrong:?}");
+    }
+    let basic = request_with(rig.addr, "GET", "/api/v1/tenants", &format!("Authorization: Basic {token}\r\n"), "").await;
+    assert!(refused(&basic));
+    assert!(refused(&request_with(rig.addr, "GET", "/api/v1/tenants", "", "").await));
+    // A session cookie is no API credential, and a token is no console session.
+    let cookie = session(rig.addr, "analyst").await;
+    assert!(refused(&request(rig.addr, "GET", "/api/v1/tenants", &cookie, "").await));
+    let page = request_with(rig.addr, "GET", "/console/", &format!("Authorization: Bearer {token}\r\n"), "").await;
+    assert_eq!(page.status, 303);
+    let raw = std::fs::read_to_string(rig.console.tokens.path()).unwrap();
+    let audit = std::fs::read_to_string(rig.dir.path().join("console").join(super::audit::FILE)).unwrap();
+    assert!(!raw.contains(&token[6..]) && !audit.contains(&token[6..]), "a token in clear at rest");
+    // Revoked.
+    let id = rig.console.tokens.list().unwrap().into_iter().find(|t| t.id != cli_id).unwrap().id;
+    crate::console::tokens::revoke_command(&rig.console.cfg, &id).unwrap();
+    assert!(refused(&api(rig.addr, "GET", "/api/v1/tenants", &token).await), "revoked");
+    let actions: Vec<String> = rig.console.audit.tail(10).unwrap().into_iter().map(|e| format!("{} {}", e.action, e.target)).collect();
+    assert!(actions.contains(&format!("token-create token {cli_id} of analyst")), "{actions:?}");
+    assert!(actions.contains(&format!("token-revoke token {id} of analyst")), "{actions:?}");
+    // Expired.
+    let name = super::users::UserName::parse("manager").unwrap();
+    let (expired, _) = rig.console.tokens.create(&name, 0, super::now_ms() - 1).unwrap();
+    assert!(refused(&api(rig.addr, "GET", "/api/v1/tenants", &expired).await), "expired");
+    // The user removed by a reload.
+    let manager = api_token(&rig, "manager");
+    assert!(ok(&api(rig.addr, "GET", "/api/v1/tenants", &manager).await));
+    let mut users = rig.console.users().to_vec();
+    users.retain(|u| u.name.as_str() != "manager");
+    rig.console.set_users(users);
+    assert!(refused(&api(rig.addr, "GET", "/api/v1/tenants", &manager).await), "user removed");
+    // A damaged token file refuses everyone (500), it does not let anyone in.
+    std::fs::write(rig.console.tokens.path(), "{").unwrap();
+    assert_eq!(api(rig.addr, "GET", "/api/v1/tenants", &manager).await.status, 500);
+}
+
+#[tokio::test]
+async fn the_openapi_description_matches_the_router() {
+    let rig = Rig::new().await;
+    let doc = super::api::openapi();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let described: std::collections::BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, ops)| ops.as_object().unwrap().keys().map(move |m| (m.to_uppercase(), path.clone())))
+        .collect();
+    let routed: std::collections::BTreeSet<(String, String)> =
+        super::api::endpoints().into_iter().map(|(m, p, _)| (m.to_string(), p.to_owned())).collect();
+    assert_eq!(described, routed, "every route is described and every description is routed");
+    // The listener answers every described operation (401 without a token, not the router's
+    // 404 or 405), and serves the description itself.
+    for (method, path) in &described {
+        let target = path.replace("{tenant}", "acme").replace("{device}", "fw-acme").replace("{id}", "1");
+        let r = request_with(rig.addr, method, &target, "", "").await;
+        if path.ends_with("openapi.json") {
+            assert_eq!((r.status, json_of(&r)), (200, doc.clone()));
+        } else {
+            assert_eq!(r.status, 401, "{method} {target}: {}", r.body);
+        }
+        let ops = &doc["paths"][path][method.to_lowercase()];
+        assert!(ops["responses"]["200"].is_object(), "{method} {path} describes its answer");
+        let params: Vec<&str> =
+            ops["parameters"].as_array().into_iter().flatten().filter(|p| p["in"] == "path").map(|p| p["name"].as_str().unwrap()).collect();
+        let in_path: Vec<&str> = path.split('/').filter_map(|s| s.strip_prefix('{')?.strip_suffix('}')).collect();
+        assert_eq!(params, in_path, "{method} {path}: path parameters");
+    }
+    let undescribed = request_with(rig.addr, "DELETE", "/api/v1/tenants", "", "").await;
+    assert_eq!(undescribed.status, 405);
+}

@@ -9,6 +9,7 @@
 //! | `GET /healthz` | 200 when the delivery store is open and the CA/CRL reloads succeed |
 //! | `GET /metrics` | Prometheus text: ingest and delivery counters |
 //! | `/console/...` | the web console, see [`crate::console`] |
+//! | `/api/v1/...` | the console's JSON API, see [`crate::console::api`] |
 //!
 //! Connections are bounded in number (in all and per address) and in time (header-read and
 //! idle timeouts): see [`serve`].

@@ -209,3 +209,52 @@ fn each_role_sees_exactly_its_tenants_in_chromium() {
         wait_until(Duration::from_secs(10), || browser.source().contains("<h1>Log in</h1>").then_some(())).expect("logged out");
     }
 }
+
+/// A GET with `Authorization: Bearer <token>`; returns status and body.
+fn api_get(port: u16, target: &str, token: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let req = format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+/// `user token` as an operator runs it beside `serve`: the printed token works on `/api/v1` at
+/// once with its user's tenants, `user tokens` lists it without the token, `user revoke-token`
+/// ends it at the next request, and the token is neither in the collector's log nor at rest.
+#[test]
+fn api_tokens_from_the_command_line_work_against_serve_until_revoked() {
+    let http = free_tcp_port();
+    let hash = ampel_collector::console::users::hash_password(PASSWORD).unwrap();
+    let d = Deployment::new(&format!(
+        "[http]\nlisten = \"127.0.0.1:{http}\"\n\
+         [[users]]\nname = \"manager\"\nrole = \"tenant-manager\"\ntenants = [\"acme\"]\npassword-hash = \"{}\"\n",
+        hash.as_str()
+    ));
+    d.issue("acme", "fw-acme");
+    d.issue("globex", "fw-globex");
+    let collector = d.serve();
+    let token = d.collector(&["user", "token", "manager", "--ttl", "1d"]).ok().trim().to_owned();
+    assert!(token.starts_with("ampel_") && !token.contains('\n'), "{token}");
+    let (status, body) = api_get(http, "/api/v1/tenants", &token);
+    assert_eq!(status, 200, "{body}");
+    let tenants: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(tenants.as_array().unwrap().iter().map(|t| t["tenant"].clone()).collect::<Vec<_>>(), [json!("acme")]);
+    assert_eq!(api_get(http, "/api/v1/devices/fw-globex", &token).0, 404);
+    let listed = d.collector(&["user", "tokens"]).ok();
+    assert!(listed.contains("manager") && !listed.contains(&token[6..]), "{listed}");
+    let id = listed.lines().nth(1).and_then(|l| l.split_whitespace().next()).unwrap().to_owned();
+    d.collector(&["user", "revoke-token", &id]).ok();
+    assert_eq!(api_get(http, "/api/v1/tenants", &token).0, 401, "revoked");
+    let console = d.dir.path().join("data/console");
+    for file in ["tokens.json", "audit.jsonl"] {
+        let raw = std::fs::read_to_string(console.join(file)).unwrap();
+        assert!(!raw.contains(&token[6..]), "{file} holds the token");
+    }
+    assert!(std::fs::read_to_string(console.join("audit.jsonl")).unwrap().contains("token-revoke"));
+    assert!(!collector.log().contains(&token[6..]), "the collector logged the token");
+}
