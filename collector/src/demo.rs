@@ -181,7 +181,7 @@ async fn reports(cfg: &Config, store: &crate::store::Store, started_ms: i64, out
         };
         let (data, pdf) = reporting::report(store, cfg, &req)?;
         let pdf_path = out.join(format!("ampel-{tenant}-demo.pdf"));
-        reporting::write_atomic(&pdf_path, &pdf)?;
+        reporting::write_pdf(&pdf_path, &pdf)?;
         let to = vec![format!("security@{tenant}.example")];
         let delivery = mailer.send(&reporting::report_mail(&data, &period, req.lang, pdf, to)).await.context("mailing the report")?;
         let points: u64 = data.devices.iter().map(|d| d.points).sum();

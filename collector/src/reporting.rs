@@ -107,11 +107,9 @@ fn job<'a>(cfg: &'a Config, name: &str) -> Result<&'a JobConfig> {
     })
 }
 
-/// Writes `bytes` to `path` through a temporary file, so a reader never sees half a PDF.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("pdf.tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+/// Writes a PDF the CLI was asked for, whole or not at all (see [`crate::files::write_atomic`]).
+pub fn write_pdf(path: &Path, bytes: &[u8]) -> Result<()> {
+    crate::files::write_atomic(path, bytes, crate::files::FILE_MODE, true).with_context(|| format!("writing {}", path.display()))
 }
 
 /// The plain-text body of a report mail made by `report send` or `demo`: the light, the score
@@ -224,7 +222,7 @@ pub async fn command(cfg: &Config, cmd: ReportCommand) -> Result<()> {
             };
             let req = with_choices(req, &choices);
             let (data, pdf) = report(&store, cfg, &req)?;
-            write_atomic(&out, &pdf)?;
+            write_pdf(&out, &pdf)?;
             println!(
                 "{}: report of tenant {} for {} ({} devices, {}, score {}), {} bytes in {} ms",
                 out.display(),

@@ -129,18 +129,19 @@ pub fn create_dir_all(path: &Path) -> std::io::Result<()> {
     std::fs::DirBuilder::new().recursive(true).mode(DIR_MODE).create(path)
 }
 
-/// Writes `bytes` to `path` through a temporary sibling and a rename, with [`FILE_MODE`]: a
-/// reader never sees half a file, and the umask does not decide who may read it. `durable`:
+/// Writes `bytes` to `path` through a temporary sibling and a rename, with `mode` from the
+/// first byte on ([`FILE_MODE`] for data, `0o600` for secrets): a reader never sees half a
+/// file, and neither the umask nor a moment of a wider mode decides who may read it. `durable`:
 /// synced to disk before the rename (a crash leaves the old or the new file, never an empty
 /// one); positions saved every cycle skip that.
-pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp"));
-    let written = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(FILE_MODE).open(&tmp).and_then(|mut f| {
+    let written = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp).and_then(|mut f| {
         // A temporary file left by a crash keeps its old mode; set it.
-        f.set_permissions(std::fs::Permissions::from_mode(FILE_MODE))?;
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
         f.write_all(bytes)?;
         if durable { f.sync_all() } else { Ok(()) }
     });
@@ -191,9 +192,12 @@ mod tests {
         let f = deep.join("f");
         std::fs::write(deep.join(".f.tmp"), b"stale").unwrap();
         std::fs::set_permissions(deep.join(".f.tmp"), std::fs::Permissions::from_mode(0o666)).unwrap();
-        write_atomic(&f, b"data", true).unwrap();
+        write_atomic(&f, b"data", FILE_MODE, true).unwrap();
         assert_eq!(std::fs::read(&f).unwrap(), b"data");
         assert_eq!(mode(&f), FILE_MODE, "a stale temporary file's mode is not kept");
+        let secret = deep.join("secret");
+        write_atomic(&secret, b"s", 0o600, false).unwrap();
+        assert_eq!(mode(&secret), 0o600);
     }
 
     #[test]

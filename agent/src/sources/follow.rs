@@ -251,7 +251,7 @@ impl Follower {
             return;
         }
         let text = format!("{} {} {}\n", self.id.0, self.id.1, self.offset);
-        match crate::files::write_atomic(pos_file, text.as_bytes(), false) {
+        match crate::files::write_atomic(pos_file, text.as_bytes(), crate::files::FILE_MODE, false) {
             Ok(()) => self.saved = now,
             Err(e) => tracing::warn!(file = %pos_file.display(), error = %e, "cannot save the read position"),
         }

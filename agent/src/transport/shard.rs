@@ -95,7 +95,7 @@ impl ShardTarget {
         self.remembered = Some(Remembered { shard: redirect.shard, address });
         self.failing_since = None;
         let Some(path) = &self.file else { return Ok(()) };
-        files::write_atomic(path, &line, true).map_err(|source| ShardError::Save { path: path.clone(), source })
+        files::write_atomic(path, &line, files::FILE_MODE, true).map_err(|source| ShardError::Save { path: path.clone(), source })
     }
 
     /// A connection to the current target works.

@@ -53,7 +53,7 @@ impl Archive {
         let io = |source| ArchiveError::Io { path: path.clone(), source };
         // Reports are confidential: 0750 / 0640 whatever the umask.
         crate::files::create_dir_all(&self.dir).map_err(io)?;
-        crate::files::write_atomic(&path, pdf, true).map_err(io)
+        crate::files::write_atomic(&path, pdf, crate::files::FILE_MODE, true).map_err(io)
     }
 
     /// Reads a report file.

@@ -127,14 +127,13 @@ impl Tokens {
     }
 
     fn save(&self, tokens: Vec<TokenRecord>) -> Result<(), TokenError> {
-        use std::os::unix::fs::PermissionsExt;
         if let Some(dir) = self.path.parent() {
             crate::files::create_dir_all(dir).map_err(self.io())?;
             owned_like_parent(dir).map_err(self.io())?;
         }
         let bytes = serde_json::to_vec_pretty(&TokenFile { version: VERSION, tokens }).map_err(|e| self.io()(std::io::Error::other(e)))?;
-        crate::files::write_atomic(&self.path, &bytes, true).map_err(self.io())?;
-        std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(0o600)).map_err(self.io())?;
+        // Secret-adjacent (hashes of bearer tokens): 0600 from the first byte.
+        crate::files::write_atomic(&self.path, &bytes, 0o600, true).map_err(self.io())?;
         owned_like_parent(&self.path).map_err(self.io())
     }
 

@@ -612,7 +612,7 @@ impl RspamdHistory {
         for f in &self.seen {
             text.push_str(&format!("{f:016x}\n"));
         }
-        match crate::files::write_atomic(path, text.as_bytes(), false) {
+        match crate::files::write_atomic(path, text.as_bytes(), crate::files::FILE_MODE, false) {
             Ok(()) => self.dirty = false,
             Err(e) => tracing::warn!(file = %path.display(), error = %e, "cannot save the rspamd rows reported"),
         }
