@@ -36,24 +36,17 @@ fn value(d: usize, s: usize, k: i64) -> f64 {
 
 fn alert(ts: i64, k: i64) -> Alert {
     Alert {
-        ts,
-        source: if k % 3 == 0 { AlertSource::Antivirus } else { AlertSource::Ids },
-        severity: 1 + (k % 3) as u8,
         signature_id: Some(2_000_000 + (k % 7) as u64),
-        signature: format!("ET POLICY fixture signature {}", k % 7),
         category: Some(format!("category-{}", k % 4)),
-        action: if k % 2 == 0 { AlertAction::Blocked } else { AlertAction::Allowed },
         src: Some(format!("198.51.100.{}", k % 11)),
         dst: Some(format!("10.0.0.{}", k % 5)),
-        detail: None,
-        src_port: None,
-        dst_port: None,
-        protocol: None,
-        app_proto: None,
-        signature_rev: None,
-        md5: None,
-        sha1: None,
-        sha256: None,
+        ..Alert::new(
+            ts,
+            if k % 3 == 0 { AlertSource::Antivirus } else { AlertSource::Ids },
+            1 + (k % 3) as u8,
+            format!("ET POLICY fixture signature {}", k % 7),
+            if k % 2 == 0 { AlertAction::Blocked } else { AlertAction::Allowed },
+        )
     }
 }
 

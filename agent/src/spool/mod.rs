@@ -380,26 +380,7 @@ mod tests {
     fn batch(seq: u64, metrics: u64, alerts: u64) -> Batch {
         let mut records: Vec<Record> = (0..metrics).map(metric).collect();
         for i in 0..alerts {
-            records.push(Record::Alert(Alert {
-                ts: i as i64,
-                source: AlertSource::Ids,
-                severity: 1,
-                signature_id: None,
-                signature: "test".into(),
-                category: None,
-                action: AlertAction::Blocked,
-                src: None,
-                dst: None,
-                detail: None,
-                src_port: None,
-                dst_port: None,
-                protocol: None,
-                app_proto: None,
-                signature_rev: None,
-                md5: None,
-                sha1: None,
-                sha256: None,
-            }));
+            records.push(Record::Alert(Alert::new(i as i64, AlertSource::Ids, 1, "test".into(), AlertAction::Blocked)));
         }
         Batch { version: PROTOCOL_VERSION, seq, sender: None, records }
     }

@@ -377,24 +377,8 @@ mod tests {
             }
             if hour == 30 {
                 records.push(Record::Alert(ampel_protocol::Alert {
-                    ts: day0 + 30 * 60 * MIN,
-                    source: AlertSource::Ids,
-                    severity: 1,
                     signature_id: Some(1),
-                    signature: "ET EXPLOIT x".into(),
-                    category: None,
-                    action: AlertAction::Allowed,
-                    src: None,
-                    dst: None,
-                    detail: None,
-                    src_port: None,
-                    dst_port: None,
-                    protocol: None,
-                    app_proto: None,
-                    signature_rev: None,
-                    md5: None,
-                    sha1: None,
-                    sha256: None,
+                    ..ampel_protocol::Alert::new(day0 + 30 * 60 * MIN, AlertSource::Ids, 1, "ET EXPLOIT x".into(), AlertAction::Allowed)
                 }));
             }
             let batch = Batch { version: PROTOCOL_VERSION, seq: hour as u64 + 1, sender: None, records };

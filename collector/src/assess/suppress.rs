@@ -468,26 +468,7 @@ mod tests {
     use ampel_protocol::AlertAction;
 
     fn alert(source: AlertSource, sid: Option<u64>, sig: &str, src: Option<&str>) -> Alert {
-        Alert {
-            ts: 0,
-            source,
-            severity: 1,
-            signature_id: sid,
-            signature: sig.into(),
-            category: None,
-            action: AlertAction::Allowed,
-            src: src.map(str::to_owned),
-            dst: None,
-            detail: None,
-            src_port: None,
-            dst_port: None,
-            protocol: None,
-            app_proto: None,
-            signature_rev: None,
-            md5: None,
-            sha1: None,
-            sha256: None,
-        }
+        Alert { signature_id: sid, src: src.map(str::to_owned), ..Alert::new(0, source, 1, sig.into(), AlertAction::Allowed) }
     }
 
     fn view(a: &Alert) -> AlertView<'_> {

@@ -141,24 +141,17 @@ pub fn alert(ts: i64, rng: &mut impl rand::Rng) -> Alert {
     let src = skewed(rng.random(), 5000);
     let dst = skewed(rng.random(), 200);
     Alert {
-        ts,
-        source: if sig.is_multiple_of(5) { AlertSource::Antivirus } else { AlertSource::Ids },
-        severity: 1 + (skewed(rng.random(), 4) as u8),
         signature_id: Some(2_000_000 + sig as u64),
-        signature: format!("ET POLICY synthetic signature {sig}"),
         category: Some(format!("category-{}", sig % 30)),
-        action: if sig.is_multiple_of(3) { AlertAction::Blocked } else { AlertAction::Allowed },
         src: Some(format!("198.51.{}.{}", src / 250, src % 250)),
         dst: Some(format!("10.0.{}.{}", dst / 250, dst % 250)),
-        detail: None,
-        src_port: None,
-        dst_port: None,
-        protocol: None,
-        app_proto: None,
-        signature_rev: None,
-        md5: None,
-        sha1: None,
-        sha256: None,
+        ..Alert::new(
+            ts,
+            if sig.is_multiple_of(5) { AlertSource::Antivirus } else { AlertSource::Ids },
+            1 + (skewed(rng.random(), 4) as u8),
+            format!("ET POLICY synthetic signature {sig}"),
+            if sig.is_multiple_of(3) { AlertAction::Blocked } else { AlertAction::Allowed },
+        )
     }
 }
 

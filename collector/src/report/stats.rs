@@ -282,24 +282,11 @@ mod tests {
 
     fn alert(ts: i64, sig: &str, action: AlertAction, src: &str) -> Alert {
         Alert {
-            ts,
-            source: AlertSource::Ids,
-            severity: ts.rem_euclid(3) as u8 + 1,
-            signature_id: None,
-            signature: sig.into(),
             category: Some("scan".into()),
-            action,
             src: Some(src.into()),
             dst: Some("10.0.0.1".into()),
-            detail: None,
-            src_port: None,
-            dst_port: None,
-            protocol: None,
-            app_proto: None,
-            signature_rev: None,
-            md5: None,
-            sha1: None,
             sha256: Some("ab".repeat(32)),
+            ..Alert::new(ts, AlertSource::Ids, ts.rem_euclid(3) as u8 + 1, sig.into(), action)
         }
     }
 

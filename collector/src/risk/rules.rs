@@ -553,26 +553,7 @@ mod tests {
     }
 
     fn alert(source: AlertSource, severity: u8, action: AlertAction, sig: &str, ts: i64) -> Alert {
-        Alert {
-            ts,
-            source,
-            severity,
-            signature_id: None,
-            signature: sig.into(),
-            category: None,
-            action,
-            src: None,
-            dst: None,
-            detail: None,
-            src_port: None,
-            dst_port: None,
-            protocol: None,
-            app_proto: None,
-            signature_rev: None,
-            md5: None,
-            sha1: None,
-            sha256: None,
-        }
+        Alert::new(ts, source, severity, sig.into(), action)
     }
 
     #[test]

@@ -347,26 +347,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn alert(ts: i64, sig: &str) -> Alert {
-        Alert {
-            ts,
-            source: AlertSource::Ids,
-            severity: 2,
-            signature_id: Some(7),
-            signature: sig.into(),
-            category: None,
-            action: AlertAction::Blocked,
-            src: None,
-            dst: None,
-            detail: None,
-            src_port: None,
-            dst_port: None,
-            protocol: None,
-            app_proto: None,
-            signature_rev: None,
-            md5: None,
-            sha1: None,
-            sha256: None,
-        }
+        Alert { signature_id: Some(7), ..Alert::new(ts, AlertSource::Ids, 2, sig.into(), AlertAction::Blocked) }
     }
 
     proptest! {

@@ -103,26 +103,7 @@ fn retention_keeps_exactly_what_is_inside_each_horizon() {
         records.push(Record::Metric(Metric { ts, name: "cpu".into(), labels: vec![], value: 5.0 }));
     }
     for ts in [horizon - 1, horizon, horizon + 1] {
-        records.push(Record::Alert(ampel_protocol::Alert {
-            ts,
-            source: AlertSource::Auth,
-            severity: 3,
-            signature_id: None,
-            signature: "login failed".into(),
-            category: None,
-            action: AlertAction::Blocked,
-            src: None,
-            dst: None,
-            detail: None,
-            src_port: None,
-            dst_port: None,
-            protocol: None,
-            app_proto: None,
-            signature_rev: None,
-            md5: None,
-            sha1: None,
-            sha256: None,
-        }));
+        records.push(Record::Alert(ampel_protocol::Alert::new(ts, AlertSource::Auth, 3, "login failed".into(), AlertAction::Blocked)));
     }
     let b = Batch { version: 1, seq: 1, sender: None, records };
     store.commit(&[PendingBatch { identity: id("acme", "fw-1"), batch: b, received_ms: 0 }]).unwrap();
@@ -316,24 +297,16 @@ mod model {
 
     fn alert(ts: i64, sig: u8, src: u8, sev: u8) -> ampel_protocol::Alert {
         ampel_protocol::Alert {
-            ts,
-            source: if sig.is_multiple_of(2) { AlertSource::Ids } else { AlertSource::Antivirus },
-            severity: sev,
-            signature_id: None,
-            signature: format!("sig-{sig}"),
             category: (sig != 3).then(|| format!("cat-{}", sig % 2)),
-            action: AlertAction::Blocked,
             src: Some(format!("10.0.0.{src}")),
             dst: (src != 0).then(|| "192.0.2.1".to_owned()),
-            detail: None,
-            src_port: None,
-            dst_port: None,
-            protocol: None,
-            app_proto: None,
-            signature_rev: None,
-            md5: None,
-            sha1: None,
-            sha256: None,
+            ..ampel_protocol::Alert::new(
+                ts,
+                if sig.is_multiple_of(2) { AlertSource::Ids } else { AlertSource::Antivirus },
+                sev,
+                format!("sig-{sig}"),
+                AlertAction::Blocked,
+            )
         }
     }
 
@@ -629,26 +602,13 @@ mod crash {
                         })
                     })
                     .collect();
-                records.push(Record::Alert(ampel_protocol::Alert {
-                    ts: ts(r, 0),
-                    source: AlertSource::Ids,
-                    severity: 1,
-                    signature_id: None,
-                    signature: format!("round {r}"),
-                    category: None,
-                    action: AlertAction::Allowed,
-                    src: None,
-                    dst: None,
-                    detail: None,
-                    src_port: None,
-                    dst_port: None,
-                    protocol: None,
-                    app_proto: None,
-                    signature_rev: None,
-                    md5: None,
-                    sha1: None,
-                    sha256: None,
-                }));
+                records.push(Record::Alert(ampel_protocol::Alert::new(
+                    ts(r, 0),
+                    AlertSource::Ids,
+                    1,
+                    format!("round {r}"),
+                    AlertAction::Allowed,
+                )));
                 PendingBatch {
                     identity: id("crash", &format!("dev-{d}")),
                     batch: Batch { version: 1, seq: r, sender: None, records },
