@@ -123,63 +123,89 @@ fn append(path: &std::path::Path, text: &str) {
     std::fs::write(path, all).unwrap();
 }
 
+/// Two shards behind three bridged mosquitto brokers — a hub and two leaves, a message crossing
+/// up to two bridges — eu-1 reading from leaf-b and eu-2 from leaf-c, and one agent of each of
+/// four tenants streaming `total` numbered points through a different broker. Each device is
+/// registered at its own shard only (`pki issue` through that shard's config).
+/// Fields drop in this order: agents, collectors, brokers, then the directories.
+struct Bridged {
+    agents: Vec<Proc>,
+    collectors: [Proc; 2],
+    /// The leaf eu-2 reads from (`leaf-c`); the hub and leaf-b only need to live.
+    leaf_c: Broker,
+    _brokers: [Broker; 2],
+    shards: [Deployment; 2],
+    start: i64,
+    _certs: tempfile::TempDir,
+}
+
+/// The four devices: tenant, device, owning shard (index into [`Bridged::shards`]).
+const BRIDGED_DEVICES: [(&str, &str, usize); 4] =
+    [("acme", "fw-a", 0), ("globex", "fw-b", 0), ("initech", "fw-c", 1), ("umbrella", "fw-d", 1)];
+
+impl Bridged {
+    fn start(http: u16, total: u64) -> Bridged {
+        let (eu1, eu2) = two_shards(http);
+        let pki = ampel_collector::pki::Pki::open(&eu1.pki_dir()).unwrap();
+        let certs = tempfile::tempdir().unwrap();
+        let issue = |cn: &str| {
+            pki.issue_device(&"ampel".parse().unwrap(), &cn.parse().unwrap(), 1).unwrap().write_to(&certs.path().join(cn)).unwrap()
+        };
+        let (bridge_cert, reader_cert) = (issue("ampel-bridge"), issue("ampel-collector"));
+        let ca = eu1.pki_dir().join("ca.pem");
+        let hub = Broker::with_config(&eu1, "", BRIDGE_ACL);
+        let leaf_b = Broker::with_config(&eu1, &bridge("leaf-b", hub.port, &ca, &bridge_cert), BRIDGE_ACL);
+        let leaf_c = Broker::with_config(&eu1, &bridge("leaf-c", hub.port, &ca, &bridge_cert), BRIDGE_ACL);
+        append(&eu1.config, &mqtt_section(leaf_b.port, &reader_cert));
+        append(&eu2.config, &mqtt_section(leaf_c.port, &reader_cert));
+        let (mut c1, mut c2) = (eu1.serve(), eu2.serve());
+        c1.wait_for_log("connected to MQTT broker", Duration::from_secs(20));
+        c2.wait_for_log("connected to MQTT broker", Duration::from_secs(20));
+        // The bridges connect at broker start; give them a moment before the first publish.
+        std::thread::sleep(Duration::from_secs(2));
+        let start = start_ms();
+        let brokers = [hub.port, leaf_c.port, leaf_b.port, hub.port];
+        let shards = [eu1, eu2];
+        let mut agents = Vec::new();
+        for ((tenant, device, shard), broker) in BRIDGED_DEVICES.into_iter().zip(brokers) {
+            let dev = shards[shard].issue(tenant, device);
+            let cfg = counter_config(&dev, device, "mqtt", &format!("127.0.0.1:{broker}"), total, start);
+            agents.push(Proc::start("ampel-agent", device, &["run", "--config", cfg.to_str().unwrap()]));
+        }
+        Bridged { shards, leaf_c, _brokers: [hub, leaf_b], collectors: [c1, c2], agents, start, _certs: certs }
+    }
+}
+
+/// Through bridged brokers each shard stores exactly its tenants' points, each once, and is
+/// subscribed to nothing else.
 #[test]
 fn mqtt_two_shards_through_three_bridged_brokers_each_store_exactly_their_tenants_once() {
     const TOTAL: u64 = 10_000;
     let http = free_tcp_port();
-    let (eu1, eu2) = two_shards(http);
-    let pki = ampel_collector::pki::Pki::open(&eu1.pki_dir()).unwrap();
-    let certs = tempfile::tempdir().unwrap();
-    let issue =
-        |cn: &str| pki.issue_device(&"ampel".parse().unwrap(), &cn.parse().unwrap(), 1).unwrap().write_to(&certs.path().join(cn)).unwrap();
-    let (bridge_cert, reader_cert) = (issue("ampel-bridge"), issue("ampel-collector"));
-    let ca = eu1.pki_dir().join("ca.pem");
-    // A hub and two leaves bridged to it: a message crosses up to two bridges.
-    let hub = Broker::with_config(&eu1, "", BRIDGE_ACL);
-    let leaf_b = Broker::with_config(&eu1, &bridge("leaf-b", hub.port, &ca, &bridge_cert), BRIDGE_ACL);
-    let leaf_c = Broker::with_config(&eu1, &bridge("leaf-c", hub.port, &ca, &bridge_cert), BRIDGE_ACL);
-    append(&eu1.config, &mqtt_section(leaf_b.port, &reader_cert));
-    append(&eu2.config, &mqtt_section(leaf_c.port, &reader_cert));
-    // Each device is registered at its own shard only (`pki issue` through that shard's config).
-    let devices = [
-        ("acme", "fw-a", &eu1, hub.port),
-        ("globex", "fw-b", &eu1, leaf_c.port),
-        ("initech", "fw-c", &eu2, leaf_b.port),
-        ("umbrella", "fw-d", &eu2, hub.port),
-    ];
-    let (mut c1, mut c2) = (eu1.serve(), eu2.serve());
-    c1.wait_for_log("connected to MQTT broker", Duration::from_secs(20));
-    c2.wait_for_log("connected to MQTT broker", Duration::from_secs(20));
-    // The bridges connect at broker start; give them a moment before the first publish.
-    std::thread::sleep(Duration::from_secs(2));
-    let start = start_ms();
-    let mut agents = Vec::new();
-    for (tenant, device, shard, broker) in devices {
-        let dev = shard.issue(tenant, device);
-        let cfg = counter_config(&dev, device, "mqtt", &format!("127.0.0.1:{broker}"), TOTAL, start);
-        agents.push(Proc::start("ampel-agent", device, &["run", "--config", cfg.to_str().unwrap()]));
-    }
-    for (_, device, shard, _) in devices {
-        let done = wait_until(Duration::from_secs(90), || (points(shard, device) >= TOTAL).then_some(()));
-        assert!(done.is_some(), "{device}: only {} of {TOTAL} points\neu-1:\n{}\neu-2:\n{}", points(shard, device), c1.log(), c2.log());
+    let mut rig = Bridged::start(http, TOTAL);
+    for (_, device, shard) in BRIDGED_DEVICES {
+        let d = &rig.shards[shard];
+        let done = wait_until(Duration::from_secs(90), || (points(d, device) >= TOTAL).then_some(()));
+        let [c1, c2] = &rig.collectors;
+        assert!(done.is_some(), "{device}: only {} of {TOTAL} points\neu-1:\n{}\neu-2:\n{}", points(d, device), c1.log(), c2.log());
     }
     std::thread::sleep(Duration::from_millis(500));
     // Subscribed only to its tenants, eu-1 never even receives eu-2's uplinks to refuse them.
     let (_, body) = http_request(http, "GET", "/metrics", "").unwrap();
     assert_eq!(metric(&body, "ampel_ingest_foreign_tenant_total"), Some(0), "{body}");
-    for mut a in agents {
+    for mut a in std::mem::take(&mut rig.agents) {
         assert!(a.stop(), "{}", a.log());
     }
+    let [c1, c2] = &mut rig.collectors;
     assert!(c1.stop() && c2.stop());
     assert!(
         c1.log().contains("topics=ampel/v1/acme/+/up ampel/v1/globex/+/up") && c1.log().contains("client_id=ampel-collector-eu-1"),
         "{}",
         c1.log()
     );
-    for (_, device, shard, _) in devices {
-        assert_exactly_once(shard, device, start, TOTAL);
-        let other = if std::ptr::eq(shard, &eu1) { &eu2 } else { &eu1 };
-        assert!(other.device(device).is_none(), "{device} reached the other shard's registry");
+    for (_, device, shard) in BRIDGED_DEVICES {
+        assert_exactly_once(&rig.shards[shard], device, rig.start, TOTAL);
+        assert!(rig.shards[1 - shard].device(device).is_none(), "{device} reached the other shard's registry");
     }
 }
 
@@ -191,52 +217,26 @@ fn mqtt_two_shards_through_three_bridged_brokers_each_store_exactly_their_tenant
 #[ignore = "measurement: prints what a kill -9 of a bridged mosquitto node loses"]
 fn measure_kill_9_of_a_bridged_broker_node_holding_a_stopped_shards_queue() {
     const TOTAL: u64 = 20_000;
-    let (eu1, eu2) = two_shards(free_tcp_port());
-    let pki = ampel_collector::pki::Pki::open(&eu1.pki_dir()).unwrap();
-    let certs = tempfile::tempdir().unwrap();
-    let issue =
-        |cn: &str| pki.issue_device(&"ampel".parse().unwrap(), &cn.parse().unwrap(), 1).unwrap().write_to(&certs.path().join(cn)).unwrap();
-    let (bridge_cert, reader_cert) = (issue("ampel-bridge"), issue("ampel-collector"));
-    let ca = eu1.pki_dir().join("ca.pem");
-    let hub = Broker::with_config(&eu1, "", BRIDGE_ACL);
-    let leaf_b = Broker::with_config(&eu1, &bridge("leaf-b", hub.port, &ca, &bridge_cert), BRIDGE_ACL);
-    let mut leaf_c = Broker::with_config(&eu1, &bridge("leaf-c", hub.port, &ca, &bridge_cert), BRIDGE_ACL);
-    append(&eu1.config, &mqtt_section(leaf_b.port, &reader_cert));
-    append(&eu2.config, &mqtt_section(leaf_c.port, &reader_cert));
-    let devices = [
-        ("acme", "fw-a", &eu1, hub.port),
-        ("globex", "fw-b", &eu1, leaf_c.port),
-        ("initech", "fw-c", &eu2, leaf_b.port),
-        ("umbrella", "fw-d", &eu2, hub.port),
-    ];
-    let (mut c1, mut c2) = (eu1.serve(), eu2.serve());
-    c1.wait_for_log("connected to MQTT broker", Duration::from_secs(20));
-    c2.wait_for_log("connected to MQTT broker", Duration::from_secs(20));
-    std::thread::sleep(Duration::from_secs(2));
-    let start = start_ms();
-    let mut agents = Vec::new();
-    for (tenant, device, shard, broker) in devices {
-        let dev = shard.issue(tenant, device);
-        let cfg = counter_config(&dev, device, "mqtt", &format!("127.0.0.1:{broker}"), TOTAL, start);
-        agents.push(Proc::start("ampel-agent", device, &["run", "--config", cfg.to_str().unwrap()]));
-    }
+    let mut rig = Bridged::start(free_tcp_port(), TOTAL);
     // eu-2 is away: its uplinks queue in its session at leaf-c, which is killed mid-stream.
-    assert!(c2.stop());
+    assert!(rig.collectors[1].stop());
     std::thread::sleep(Duration::from_millis(2300));
-    leaf_c.kill9();
-    leaf_c.start();
-    c2 = eu2.serve();
-    for (_, device, shard, _) in devices {
-        let done = wait_until(Duration::from_secs(60), || (points(shard, device) >= TOTAL).then_some(()));
+    rig.leaf_c.kill9();
+    rig.leaf_c.start();
+    rig.collectors[1] = rig.shards[1].serve();
+    for (_, device, shard) in BRIDGED_DEVICES {
+        let d = &rig.shards[shard];
+        let done = wait_until(Duration::from_secs(60), || (points(d, device) >= TOTAL).then_some(()));
         eprintln!(
             "{device}: {} of {TOTAL} points at its shard{}",
-            points(shard, device),
+            points(d, device),
             if done.is_some() { "" } else { " (gave up after 60 s)" }
         );
     }
-    for mut a in agents {
+    for mut a in std::mem::take(&mut rig.agents) {
         a.stop();
     }
+    let [c1, c2] = &mut rig.collectors;
     assert!(c1.stop() && c2.stop());
 }
 
