@@ -525,19 +525,11 @@ fn pki(cfg: &Config, cmd: PkiCommand) -> Result<()> {
         }
         PkiCommand::Token { tenant, device, ttl } => {
             let pki = Pki::open(&cfg.pki_dir()).context("opening the certificate authority")?;
-            if let Some(existing) = open_store(cfg)?.device(device.as_str())?
-                && existing.tenant != tenant.as_str()
-            {
-                bail!("device {device} is registered under tenant {}; device ids must be unique", existing.tenant);
-            }
             let ttl = ttl.unwrap_or(cfg.pki.token_ttl);
-            let expires = now_ms() / 1000 + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
-            let token = crate::enroll::TokenStore::new(pki.dir())
-                .create(&tenant, &device, expires, &pki.ca_fingerprint())
-                .context("creating the token")?;
-            eprintln!("one-time token for device {device} of tenant {tenant}, valid until {}", fmt_time(Some(expires * 1000)));
+            let issued = crate::enroll::tokens::issue(&pki, &open_store(cfg)?, (&tenant, &device), ttl, now_ms() / 1000)?;
+            eprintln!("one-time token for device {device} of tenant {tenant}, valid until {}", fmt_time(Some(issued.expires_at * 1000)));
             // The only place the secret is shown: stdout, for the operator to pass on.
-            println!("{}", token.to_text());
+            println!("{}", issued.token.to_text());
             Ok(())
         }
         PkiCommand::Rollover { start, finish: _, ca_days } => {

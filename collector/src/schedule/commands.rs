@@ -58,7 +58,7 @@ pub async fn recipients(cfg: &Config, args: RecipientsArgs) -> Result<()> {
             let Some(listen) = cfg.http.listen else { bail!("inviting needs [http] listen (for the confirm link)") };
             let no_render: RenderFn = Arc::new(|_| Err("invite does not render".into()));
             let sched = scheduler(cfg, store, key, listen, no_render, Arc::new(DeliveryStats::default()))?;
-            match sched.invite_now(&job, &address, now).await? {
+            match sched.invite_now(&job, &address, "cli", now).await? {
                 Some(RecipientState::Confirmed) => println!("{address} has confirmed already; it gets job {job}'s reports"),
                 before => println!(
                     "invitation for job {job} sent to {address}{}",
