@@ -43,7 +43,7 @@ struct DeviceRow {
     revoked: usize,
 }
 
-/// The devices of the tenants the viewer sees, with their revoked certificates.
+/// The devices of the tenants the viewer sees, with their revoked certificates, by tenant.
 async fn devices(viewer: &Viewer) -> Result<Vec<DeviceRow>, Refusal> {
     let pki = open_pki(viewer)?;
     let console = viewer.console.clone();
@@ -53,7 +53,8 @@ async fn devices(viewer: &Viewer) -> Result<Vec<DeviceRow>, Refusal> {
         for r in pki.revoked()? {
             *revoked.entry(r.device).or_default() += 1;
         }
-        let list = console.store.devices(None)?;
+        let mut list = console.store.devices(None)?;
+        list.sort_by(|(a, x), (b, y)| (&x.tenant, a).cmp(&(&y.tenant, b)));
         Ok(list
             .into_iter()
             .filter(|(_, d)| user.sees(&d.tenant))
@@ -68,12 +69,24 @@ async fn devices(viewer: &Viewer) -> Result<Vec<DeviceRow>, Refusal> {
     .await?)
 }
 
-fn token_form(viewer: &Viewer) -> Markup {
+/// `secs` as the config would write it: `30m`, `24h`, `7d`.
+fn ttl_text(secs: u64) -> String {
+    match secs {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// The token form; the tenants with devices are offered, a new one can be typed.
+fn token_form(viewer: &Viewer, tenants: &[&str]) -> Markup {
     html! {
         form.stack method="post" action={ (BASE) "/enrollment/token" } {
             input type="hidden" name="csrf" value=(viewer.csrf);
             label for="token-tenant" { "Tenant" }
-            input #token-tenant name="tenant" type="text" autocomplete="off" required;
+            input #token-tenant name="tenant" type="text" list="known-tenants" autocomplete="off" required;
+            datalist #known-tenants { @for t in tenants { option value=(t) {} } }
             label for="token-device" { "Device id (unique across all tenants)" }
             input #token-device name="device" type="text" autocomplete="off" required;
             button type="submit" { "Make a one-time token" }
@@ -102,11 +115,14 @@ fn devices_table(viewer: &Viewer, rows: &[DeviceRow]) -> Markup {
 pub async fn page(viewer: Viewer) -> Page {
     viewer.administrator()?;
     let rows = devices(&viewer).await?;
-    let ttl = viewer.console.cfg.pki.token_ttl.as_secs();
+    let mut tenants: Vec<&str> = rows.iter().map(|d| d.tenant.as_str()).collect();
+    tenants.sort_unstable();
+    tenants.dedup();
+    let ttl = ttl_text(viewer.console.cfg.pki.token_ttl.as_secs());
     let body = html! {
         h2 { "Enroll a device" }
-        p { "A token lets one agent enroll once as the named device of the tenant, within " (ttl / 3600) " hours ([pki] token-ttl). It is shown once." }
-        (token_form(&viewer))
+        p { "A token lets one agent enroll once as the named device of the tenant, within " (ttl) " ([pki] token-ttl). It is shown once." }
+        (token_form(&viewer, &tenants))
         h2 { "Devices" }
         p { "Revoking puts every certificate of the device on the CRL: the collector refuses its next connection." }
         @if rows.is_empty() { p { "No device registered yet." } } @else { (devices_table(&viewer, &rows)) }

@@ -142,7 +142,7 @@ fn jobs_table(viewer: &Viewer, rows: &[JobRow]) -> Markup {
                 td { (r.language) } td { (r.depth) } td.num { (r.recipients) }
                 td { @if let Some(next) = &r.next_run { (next) } @else { "disabled" } }
                 td { @for t in &r.tenants {
-                    a href={ (BASE) "/jobs/" (r.job) "/preview?tenant=" (t) } aria-label={ "Preview of job " (r.job) " for " (t) } { "PDF " (t) } " "
+                    a href={ (BASE) "/jobs/" (r.job) "/preview?tenant=" (t) } aria-label={ "Preview of job " (r.job) " for " (t) } { "Preview " (t) } " "
                 } }
                 td { form method="post" action={ (BASE) "/jobs/" (r.job) "/send" } {
                     input type="hidden" name="csrf" value=(viewer.csrf);
