@@ -122,16 +122,20 @@ async fn the_new_pages_for_every_role_on_own_and_foreign_tenants() {
         ("/api/v1/jobs", 200, 200, 404),
         ("/api/v1/recipients", 200, 200, 404),
     ];
-    let not_found = request(rig.addr, "GET", "/console/tenants/nosuch", &session(rig.addr, "admin").await, "").await.body;
-    for (i, user) in ["admin", "manager", "analyst"].into_iter().enumerate() {
-        let cookie = session(rig.addr, user).await;
+    let users = ["admin", "manager", "analyst"];
+    let mut cookies = Vec::new();
+    for user in users {
+        cookies.push(session(rig.addr, user).await);
+    }
+    let not_found = request(rig.addr, "GET", "/console/tenants/nosuch", &cookies[0], "").await.body;
+    for (i, (user, cookie)) in users.into_iter().zip(&cookies).enumerate() {
         let token = api_token_of(&rig, user);
         for (route, a, m, n) in matrix {
             let want = [a, m, n][i];
             let r = if route.starts_with("/api/") {
                 api(rig.addr, "GET", route, &token).await
             } else {
-                request(rig.addr, "GET", route, &cookie, "").await
+                request(rig.addr, "GET", route, cookie, "").await
             };
             assert_eq!(r.status, want, "{user} GET {route}: {}", r.body);
             if user != "admin" {
@@ -141,7 +145,7 @@ async fn the_new_pages_for_every_role_on_own_and_foreign_tenants() {
                 assert_eq!(r.body, not_found, "{user} GET {route}: a refusal looks like a thing that does not exist");
             }
         }
-        let fleet = request(rig.addr, "GET", "/console/", &cookie, "").await.body;
+        let fleet = request(rig.addr, "GET", "/console/", cookie, "").await.body;
         assert_eq!(fleet.contains("/console/jobs\"") && fleet.contains("/console/recipients\""), user != "analyst", "{user}'s links");
         assert_eq!(fleet.contains("/console/enrollment\""), user == "admin", "{user}'s links");
     }
@@ -155,36 +159,46 @@ async fn the_new_pages_for_every_role_on_own_and_foreign_tenants() {
     ];
     let changes = || rig.console.audit.tail(1000).unwrap().into_iter().filter(|e| e.action != "login").count();
     let before = changes();
-    for user in ["admin", "manager", "analyst"] {
-        let cookie = session(rig.addr, user).await;
+    for (user, cookie) in users.into_iter().zip(&cookies) {
         for (route, form) in posts {
-            let r = request(rig.addr, "POST", route, &cookie, form).await;
+            let r = request(rig.addr, "POST", route, cookie, form).await;
             assert_eq!(r.status, 403, "{user} POST {route} without the CSRF token");
         }
     }
-    // With it, what is not theirs is 404 like what does not exist.
+    // With it, what is not theirs is 404 like what does not exist (the analyst's own job too).
     let refusals = [
-        ("/console/jobs/globex-daily/send", "".to_owned(), 404, 404),
-        ("/console/jobs/acme-daily/send", "".to_owned(), 200, 404),
-        ("/console/recipients/invite", "job=globex-daily&address=sec%40example.net".to_owned(), 404, 404),
-        ("/console/recipients/remove", "job=globex-daily&address=sec%40example.net".to_owned(), 404, 404),
-        ("/console/recipients/remove", "job=acme-daily&address=stranger%40example.com".to_owned(), 404, 404),
-        ("/console/enrollment/token", "tenant=acme&device=fw-new".to_owned(), 404, 404),
-        ("/console/enrollment/revoke", "device=fw-acme".to_owned(), 404, 404),
+        ("manager", "/console/jobs/globex-daily/send", ""),
+        ("manager", "/console/recipients/invite", "job=globex-daily&address=sec%40example.net"),
+        ("manager", "/console/recipients/remove", "job=globex-daily&address=sec%40example.net"),
+        ("manager", "/console/recipients/remove", "job=acme-daily&address=stranger%40example.com"),
+        ("manager", "/console/enrollment/token", "tenant=acme&device=fw-new"),
+        ("manager", "/console/enrollment/revoke", "device=fw-acme"),
+        ("analyst", "/console/jobs/acme-daily/send", ""),
+        ("analyst", "/console/recipients/invite", "job=acme-daily&address=ops%40example.org"),
+        ("analyst", "/console/recipients/remove", "job=shared&address=it%40example.org"),
+        ("analyst", "/console/enrollment/token", "tenant=acme&device=fw-new"),
+        ("analyst", "/console/enrollment/revoke", "device=fw-acme"),
     ];
-    for (i, user) in ["manager", "analyst"].into_iter().enumerate() {
-        let cookie = session(rig.addr, user).await;
-        let csrf = rig.csrf(&cookie).await;
-        for (route, form, m, n) in &refusals {
-            let want = [m, n][i];
-            if *want == 200 {
-                continue; // a real send: tested below
-            }
-            let body = if form.is_empty() { format!("csrf={csrf}") } else { format!("csrf={csrf}&{form}") };
-            let r = request(rig.addr, "POST", route, &cookie, &body).await;
-            assert_eq!(r.status, *want, "{user} POST {route} {form}: {}", r.body);
-            assert!(!r.body.contains("globex"), "{user} POST {route}");
-        }
+    for (user, route, form) in refusals {
+        let cookie = &cookies[users.iter().position(|u| *u == user).unwrap()];
+        let body = format!("csrf={}&{form}", rig.csrf(cookie).await);
+        let r = request(rig.addr, "POST", route, cookie, &body).await;
+        assert_eq!((r.status, &r.body), (404, &not_found), "{user} POST {route} {form}");
+    }
+    // The API's actions likewise (no CSRF there: the bearer token is no ambient credential).
+    let invite_foreign = r#"{"job": "globex-daily", "address": "sec@example.net"}"#;
+    let invite_own = r#"{"job": "acme-daily", "address": "ops@example.org"}"#;
+    for (user, method, route, body) in [
+        ("manager", "POST", "/api/v1/jobs/globex-daily/send", ""),
+        ("manager", "POST", "/api/v1/recipients", invite_foreign),
+        ("manager", "DELETE", "/api/v1/recipients/globex-daily/sec@example.net", ""),
+        ("analyst", "POST", "/api/v1/jobs/acme-daily/send", ""),
+        ("analyst", "POST", "/api/v1/recipients", invite_own),
+        ("analyst", "DELETE", "/api/v1/recipients/shared/it@example.org", ""),
+    ] {
+        let auth = format!("Authorization: Bearer {}\r\n", api_token_of(&rig, user));
+        let r = request_with(rig.addr, method, route, &auth, body).await;
+        assert_eq!((r.status, json_of(&r)), (404, serde_json::json!({ "error": "not found" })), "{user} {method} {route}");
     }
     assert_eq!(changes(), before, "refused requests change nothing and audit nothing");
     assert_eq!(rig.outbox(), 0, "nothing was sent by a refused request");
