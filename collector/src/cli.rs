@@ -247,11 +247,17 @@ pub enum ReportCommand {
         #[command(flatten)]
         choices: ReportChoices,
     },
-    /// Render a tenant's report and mail it as an attachment.
+    /// Render a tenant's report and mail it as an attachment; or, with --job, send a report
+    /// job's report of the period ending now to its confirmed recipients, archived as a
+    /// scheduled run is (the console's "send now").
     Send {
-        /// The tenant.
-        #[arg(long)]
-        tenant: TenantId,
+        /// The tenant (with --job: only this one of the job's tenants; default all of them).
+        #[arg(long, required_unless_present = "job")]
+        tenant: Option<TenantId>,
+        /// Send as report job NAME does, through the scheduler: its period ending now, its
+        /// language, its confirmed recipients, recorded in the archive.
+        #[arg(long, value_name = "NAME", conflicts_with_all = ["to", "end", "language", "depth", "false_positives"])]
+        job: Option<String>,
         /// Period, in the [report] time zone: last-24h, last-7d; day, week, month (the last
         /// complete one); 2026-03-29, 2026-W13, 2026-03; 2026-03-01..2026-03-15.
         #[arg(long, default_value = "last-7d")]
@@ -260,7 +266,7 @@ pub enum ReportCommand {
         #[arg(long)]
         end: Option<jiff::Timestamp>,
         /// Recipient (repeat for several).
-        #[arg(long = "to", required = true)]
+        #[arg(long = "to", required_unless_present = "job")]
         to: Vec<String>,
         /// Language, depth and false positives instead of the defaults or the job's.
         #[command(flatten)]
