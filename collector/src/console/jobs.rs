@@ -194,21 +194,27 @@ pub async fn preview(viewer: Viewer, Path(job): Path<String>, Query(q): Query<Pr
 }
 
 /// Renders and delivers job `job`'s report now for the tenants of it the viewer sees, through
-/// the scheduler's own run (page and API alike). Recorded in the audit log before it is
-/// attempted. The caller has checked the CSRF token where one applies.
+/// the scheduler's own run (page and API alike), to its end even if the client goes away.
+/// Recorded in the audit log before it is attempted. The caller has checked the CSRF token
+/// where one applies.
 pub(super) async fn send_now(viewer: &Viewer, job: &str) -> Result<Vec<ArchiveRecord>, Refusal> {
     let v = visible_job(viewer, job)?;
-    let Some(scheduler) = viewer.console.resender() else { return Err(Refusal::NoResender) };
+    if viewer.console.resender().is_none() {
+        return Err(Refusal::NoResender);
+    }
     let target = format!("job {job} ({})", v.tenants.join(", "));
     viewer.console.record(viewer.user.name.as_str(), "send-now", &target, viewer.client)?;
-    let done = scheduler.send_now(job, &v.tenants, jiff::Timestamp::now()).await;
-    match &done {
-        Ok(recs) => tracing::info!(job, user = %viewer.user.name, client = %viewer.client, reports = recs.len(), "console send now"),
-        Err(e) => {
-            tracing::warn!(job, user = %viewer.user.name, error = %crate::schedule::runner::error_chain(e), "console send now failed")
+    let (console, job, tenants, user) = (viewer.console.clone(), job.to_owned(), v.tenants, viewer.user.name.clone());
+    super::to_completion(async move {
+        let scheduler = console.resender().ok_or(Refusal::NoResender)?;
+        let done = scheduler.send_now(&job, &tenants, jiff::Timestamp::now()).await;
+        match &done {
+            Ok(recs) => tracing::info!(job, user = %user, reports = recs.len(), "console send now"),
+            Err(e) => tracing::warn!(job, user = %user, error = %crate::schedule::runner::error_chain(e), "console send now failed"),
         }
-    }
-    Ok(done?)
+        Ok(done?)
+    })
+    .await?
 }
 
 /// One sentence per report sent now.

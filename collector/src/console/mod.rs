@@ -298,6 +298,14 @@ impl Console {
     }
 }
 
+/// Runs a state change to its end in a task of its own: a client that goes away (a closed tab,
+/// the connection's idle timeout while the mail server is retried) must not cut a delivery
+/// half-way — leaving a report pending that no scheduled run resumes — or send an invitation
+/// whose confirm link is never recorded.
+pub(crate) async fn to_completion<T: Send + 'static>(f: impl Future<Output = T> + Send + 'static) -> Result<T, ConsoleError> {
+    Ok(tokio::spawn(f).await?)
+}
+
 /// A fingerprint of the user's password hash: a session remembers it, so a changed password
 /// ends the sessions made with the old one.
 pub fn credential(u: &UserConfig) -> String {

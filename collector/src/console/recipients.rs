@@ -109,14 +109,21 @@ fn source(viewer: &Viewer) -> String {
 
 /// Invites `address` (one of the `to`/`cc` of `job`, a job the viewer manages) again through
 /// the scheduler's invitation path: a mail with a fresh confirm link, unless it confirmed
-/// already. Audited before it is attempted. Returns the state it had.
+/// already; to its end even if the client goes away. Audited before it is attempted. Returns
+/// the state it had.
 pub(super) async fn invite_to(viewer: &Viewer, job: &str, address: &str) -> Result<Option<RecipientState>, Refusal> {
     visible_job(viewer, job)?;
-    let Some(scheduler) = viewer.console.resender() else { return Err(Refusal::NoResender) };
+    if viewer.console.resender().is_none() {
+        return Err(Refusal::NoResender);
+    }
     viewer.console.record(viewer.user.name.as_str(), "invite", &format!("{address} for job {job}"), viewer.client)?;
-    let before = scheduler.invite_now(job, address, &source(viewer), jiff::Timestamp::now()).await?;
     tracing::info!(job, user = %viewer.user.name, client = %viewer.client, "console invitation");
-    Ok(before)
+    let (console, job, address, source) = (viewer.console.clone(), job.to_owned(), address.to_owned(), source(viewer));
+    super::to_completion(async move {
+        let scheduler = console.resender().ok_or(Refusal::NoResender)?;
+        Ok(scheduler.invite_now(&job, &address, &source, jiff::Timestamp::now()).await?)
+    })
+    .await?
 }
 
 /// Why a remove was declined.

@@ -406,3 +406,17 @@ async fn an_enrollment_token_made_in_the_console_enrolls_and_a_revoke_lands_in_t
     let none = request(rig.addr, "POST", "/console/enrollment/revoke", &admin, &format!("csrf={csrf}&device=nosuch")).await;
     assert_eq!(none.status, 404);
 }
+
+#[tokio::test]
+async fn a_state_change_runs_to_its_end_when_the_client_goes_away() {
+    let (go, wait) = tokio::sync::oneshot::channel::<()>();
+    let (finished, done) = tokio::sync::oneshot::channel::<&str>();
+    let change = super::super::to_completion(async move {
+        wait.await.unwrap();
+        finished.send("delivered").unwrap();
+    });
+    // The request is polled once, then dropped: the client went away mid-delivery.
+    assert!(tokio::time::timeout(std::time::Duration::ZERO, change).await.is_err());
+    go.send(()).unwrap();
+    assert_eq!(done.await.unwrap(), "delivered", "the change ran to its end");
+}
