@@ -180,7 +180,7 @@ impl From<crate::schedule::runner::ScheduleError> for Refusal {
     fn from(e: crate::schedule::runner::ScheduleError) -> Refusal {
         use crate::schedule::runner::ScheduleError as E;
         let status = match &e {
-            E::NotInJob { .. } | E::NobodyToSend { .. } | E::NoSuchReport(_) | E::NoSuchJob { .. } | E::NoSuchJobName(_) => {
+            E::NotInJob { .. } | E::NobodyToSend { .. } | E::NoSuchReport(_) | E::NoSuchJob { .. } | E::UnknownJob(_) => {
                 StatusCode::CONFLICT
             }
             E::Mail(_) => StatusCode::BAD_GATEWAY,

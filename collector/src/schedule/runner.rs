@@ -81,10 +81,10 @@ pub enum ScheduleError {
         /// The job.
         job: String,
     },
-    /// A job was named (`recipients invite`, the console's "send now") that is not in the
-    /// configuration.
+    /// A job was named (`recipients invite`, `report send --job`, the console) that is not in
+    /// the configuration.
     #[error("there is no report job {0:?} in the configuration")]
-    NoSuchJobName(String),
+    UnknownJob(String),
     /// `report resend` named a report whose job is no longer configured.
     #[error("report {id} belongs to job {job:?}, which is no longer in the configuration")]
     NoSuchJob {
@@ -358,14 +358,14 @@ impl Scheduler {
 
     /// The configured job `name`.
     fn job(&self, name: &str) -> Result<&JobConfig, ScheduleError> {
-        self.jobs.iter().find(|j| j.name.0 == name).ok_or_else(|| ScheduleError::NoSuchJobName(name.to_owned()))
+        self.jobs.iter().find(|j| j.name.0 == name).ok_or_else(|| ScheduleError::UnknownJob(name.to_owned()))
     }
 
-    /// The console's "send now": renders, archives and delivers job `job`'s report of the
-    /// period ending now for each of its tenants in `tenants` (the others are left alone),
-    /// exactly as a scheduled run at `now` would — the same request, archive and delivery.
-    /// The job's cursor does not move: its next scheduled run still comes. Returns the
-    /// archive records made.
+    /// The console's "send now" and `report send --job`: renders, archives and delivers job
+    /// `job`'s report of the period ending now for each of its tenants in `tenants` (the others
+    /// are left alone), exactly as a scheduled run at `now` would — the same request, archive
+    /// and delivery. The job's cursor does not move: its next scheduled run still comes.
+    /// Returns the archive records made.
     pub async fn send_now(&self, job: &str, tenants: &[String], now: Timestamp) -> Result<Vec<ArchiveRecord>, ScheduleError> {
         let job = self.job(job)?;
         let mut done = Vec::new();

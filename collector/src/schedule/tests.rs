@@ -335,7 +335,7 @@ async fn send_now_runs_the_chosen_tenants_of_a_job_and_leaves_its_schedule_alone
     assert_eq!(rig.reports().len(), 2, "mailed to both confirmed recipients");
     assert!(rig.store.cursors().unwrap().is_empty(), "the job's cursor is the loop's");
     let err = sched.send_now("nosuch", &["beta".into()], now).await.unwrap_err();
-    assert!(matches!(err, super::runner::ScheduleError::NoSuchJobName(ref j) if j == "nosuch"), "{err}");
+    assert!(matches!(err, super::runner::ScheduleError::UnknownJob(ref j) if j == "nosuch"), "{err}");
     // The scheduled run still comes, for every tenant.
     sched.tick(today_at(7, 0)).await.unwrap();
     assert_eq!(sched.tick(today_at(8, 0)).await.unwrap().len(), 2);
