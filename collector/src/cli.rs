@@ -247,11 +247,17 @@ pub enum ReportCommand {
         #[command(flatten)]
         choices: ReportChoices,
     },
-    /// Render a tenant's report and mail it as an attachment.
+    /// Render a tenant's report and mail it as an attachment; or, with --job, send a report
+    /// job's report of the period ending now to its confirmed recipients, archived as a
+    /// scheduled run is (the console's "send now").
     Send {
-        /// The tenant.
-        #[arg(long)]
-        tenant: TenantId,
+        /// The tenant (with --job: only this one of the job's tenants; default all of them).
+        #[arg(long, required_unless_present = "job")]
+        tenant: Option<TenantId>,
+        /// Send as report job NAME does, through the scheduler: its period ending now, its
+        /// language, its confirmed recipients, recorded in the archive.
+        #[arg(long, value_name = "NAME", conflicts_with_all = ["to", "end", "language", "depth", "false_positives"])]
+        job: Option<String>,
         /// Period, in the [report] time zone: last-24h, last-7d; day, week, month (the last
         /// complete one); 2026-03-29, 2026-W13, 2026-03; 2026-03-01..2026-03-15.
         #[arg(long, default_value = "last-7d")]
@@ -260,7 +266,7 @@ pub enum ReportCommand {
         #[arg(long)]
         end: Option<jiff::Timestamp>,
         /// Recipient (repeat for several).
-        #[arg(long = "to", required = true)]
+        #[arg(long = "to", required_unless_present = "job")]
         to: Vec<String>,
         /// Language, depth and false positives instead of the defaults or the job's.
         #[command(flatten)]
@@ -525,19 +531,11 @@ fn pki(cfg: &Config, cmd: PkiCommand) -> Result<()> {
         }
         PkiCommand::Token { tenant, device, ttl } => {
             let pki = Pki::open(&cfg.pki_dir()).context("opening the certificate authority")?;
-            if let Some(existing) = open_store(cfg)?.device(device.as_str())?
-                && existing.tenant != tenant.as_str()
-            {
-                bail!("device {device} is registered under tenant {}; device ids must be unique", existing.tenant);
-            }
             let ttl = ttl.unwrap_or(cfg.pki.token_ttl);
-            let expires = now_ms() / 1000 + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
-            let token = crate::enroll::TokenStore::new(pki.dir())
-                .create(&tenant, &device, expires, &pki.ca_fingerprint())
-                .context("creating the token")?;
-            eprintln!("one-time token for device {device} of tenant {tenant}, valid until {}", fmt_time(Some(expires * 1000)));
+            let issued = crate::enroll::tokens::issue(&pki, &open_store(cfg)?, (&tenant, &device), ttl, now_ms() / 1000)?;
+            eprintln!("one-time token for device {device} of tenant {tenant}, valid until {}", fmt_time(Some(issued.expires_at * 1000)));
             // The only place the secret is shown: stdout, for the operator to pass on.
-            println!("{}", token.to_text());
+            println!("{}", issued.token.to_text());
             Ok(())
         }
         PkiCommand::Rollover { start, finish: _, ca_days } => {

@@ -235,7 +235,11 @@ pub async fn command(cfg: &Config, cmd: ReportCommand) -> Result<()> {
                 started.elapsed().as_millis()
             );
         }
-        ReportCommand::Send { tenant, period, end, to, choices } => {
+        ReportCommand::Send { job: Some(job), tenant, .. } => {
+            crate::schedule::commands::send_now(cfg, store, &job, tenant).await?;
+        }
+        ReportCommand::Send { tenant: None, .. } => anyhow::bail!("name the tenant with --tenant, or a report job with --job"),
+        ReportCommand::Send { tenant: Some(tenant), period, end, to, choices, job: None } => {
             let req = with_choices(cli_request(cfg, tenant.as_str(), &period, end)?, &choices);
             let mailer = Mailer::new(&cfg.mail).context("setting up mail delivery")?;
             let (data, pdf) = report(&store, cfg, &req)?;
@@ -348,6 +352,50 @@ mod tests {
         let text = pdf_text(&summary, dir.path(), &[]);
         assert!(text.contains("Security report") && text.contains("5 Dec 2026") && text.contains("America/New_York"), "{text}");
         assert!(summary.len() < previewed.len(), "the summary is not shorter than the full report");
+    }
+
+    /// `report send --job` goes through the scheduler: archived like a run, mailed to the
+    /// job's confirmed recipients only, for the tenants asked for.
+    #[tokio::test]
+    async fn send_job_archives_and_mails_to_the_confirmed_recipients() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = dir.path().join("outbox");
+        std::fs::create_dir_all(&outbox).unwrap();
+        let src = format!(
+            "data-dir = {:?}\n[http]\nlisten = \"127.0.0.1:0\"\n[mail]\nfrom = \"Ampel <ampel@localhost>\"\ntransport = \"file\"\noutbox = {:?}\n\
+             [[jobs]]\nname = \"daily\"\ntenants = [\"acme\", \"globex\"]\nperiod = \"day\"\nsend = [\"daily 08:00\"]\nto = [\"ops@example.org\", \"new@example.org\"]\n",
+            dir.path(),
+            outbox
+        );
+        let cfg = Config::parse(&dir.path().join("collector.toml"), &src).unwrap();
+        fill(&crate::cli::open_store(&cfg).unwrap(), now_ms() - 36 * HOUR);
+        {
+            let (delivery, _) = crate::schedule::commands::open(&cfg).unwrap();
+            let ev = crate::schedule::ConsentEvent {
+                at_ms: 0,
+                address: "ops@example.org".into(),
+                event: "confirmed".into(),
+                source: "test".into(),
+                detail: String::new(),
+            };
+            delivery.set_recipient_state("ops@example.org", crate::schedule::RecipientState::Confirmed, ev).unwrap();
+        }
+        use clap::Parser;
+        let send = |args: &[&str]| {
+            let cli = crate::cli::Cli::try_parse_from([["ampel-collector", "report", "send"].as_slice(), args].concat()).unwrap();
+            let crate::cli::Command::Report(cmd) = cli.command else { panic!("not a report command") };
+            command(&cfg, cmd)
+        };
+        let err = send(&["--job", "daily", "--tenant", "initech"]).await.unwrap_err();
+        assert!(err.to_string().contains("not one of job daily's tenants"), "{err}");
+        send(&["--job", "daily", "--tenant", "acme"]).await.unwrap();
+        let (delivery, _) = crate::schedule::commands::open(&cfg).unwrap();
+        let reports = delivery.reports().unwrap();
+        let made: Vec<(&str, &str, &[String])> =
+            reports.iter().map(|r| (r.job.as_str(), r.tenant.as_str(), r.recipients.as_slice())).collect();
+        assert_eq!(made, [("daily", "acme", ["ops@example.org".to_owned()].as_slice())]);
+        assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 1, "one mail, to the confirmed address");
+        assert!(crate::cli::Cli::try_parse_from(["ampel-collector", "report", "send", "--job", "daily", "--to", "x@example.org"]).is_err());
     }
 
     #[test]

@@ -134,12 +134,12 @@ fn start_delivery(
     if cfg.jobs.is_empty() {
         return Ok(Delivery { http: Some(http), scheduler: None, console: Some(console) });
     }
-    // The console resends through a scheduler of its own that never renders, as `report resend` does.
-    let no_render: runner::RenderFn = Arc::new(|_| Err("resend does not render".into()));
-    let resender =
-        commands::scheduler(cfg, delivery.clone(), key.clone(), http.local_addr, no_render, stats.clone()).map_err(ServeError::Delivery)?;
-    console.set_resender(resender);
+    // The console resends, sends now and invites through a scheduler of its own with the same
+    // renderer, store and counters (its runs never touch the job cursors the loop owns).
     let render = runner::store_renderer(store.clone(), Arc::new(cfg.clone()));
+    let console_scheduler = commands::scheduler(cfg, delivery.clone(), key.clone(), http.local_addr, render.clone(), stats.clone())
+        .map_err(ServeError::Delivery)?;
+    console.set_resender(console_scheduler);
     let sched = commands::scheduler(cfg, delivery, key, http.local_addr, render, stats).map_err(ServeError::Delivery)?;
     // Reports due right after the start wait (up to the grace) for the agents that were sending
     // before to deliver what they spooled; see `ingest::catchup`.

@@ -1,4 +1,4 @@
-//! The JSON API under `/api/v1`: tenants, devices, findings, reports and recipients for
+//! The JSON API under `/api/v1`: tenants, devices, findings, reports, jobs and recipients for
 //! scripts and other portals, with the console's roles.
 //!
 //! A request carries `Authorization: Bearer <token>`, a per-user token made by `ampel-collector
@@ -6,13 +6,13 @@
 //! `[[users]]` has them: a user removed by SIGHUP, an expired or a revoked token get 401. Token
 //! requests make no session and set no cookie, so they need no CSRF token. What a user may see
 //! is decided by the very [`Viewer`] checks the pages use, and the answers come from the same
-//! functions as the pages (assessment, archive, scheduler resend): a foreign or missing thing is
-//! 404, reporting routes are 404 for analysts, and every error is `{"error": "..."}`.
+//! functions as the pages (assessment, archive, scheduler resend, send now, invite, remove): a
+//! foreign or missing thing is 404, reporting routes are 404 for analysts, and every error is
+//! `{"error": "..."}`.
 //!
 //! The routes are one table, [`endpoints`]; the OpenAPI 3.1 description ([`openapi`]) is
 //! checked against it by a test.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::Router;
@@ -28,7 +28,7 @@ use super::{ConsoleError, Refusal, Viewer, client_of, now_ms};
 use crate::http::HttpState;
 use crate::report::{DeviceReport, ReportData};
 use crate::risk::{Finding, Light};
-use crate::schedule::{ArchiveRecord, ArchiveStatus, RecipientState};
+use crate::schedule::{ArchiveRecord, ArchiveStatus};
 
 /// Where the API lives.
 pub const API: &str = "/api/v1";
@@ -88,6 +88,9 @@ impl IntoResponse for ApiError {
                 error(StatusCode::CONFLICT, "resending needs report jobs ([[jobs]]) in the configuration")
             }
             ApiError::Refused(Refusal::StaleForm | Refusal::UnknownProxyUser) => error(StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::Refused(Refusal::Declined { status, reason }) => {
+                error(status, &crate::schedule::runner::error_chain(reason.as_ref()))
+            }
             ApiError::Refused(Refusal::Failed(e)) => {
                 tracing::error!(error = %e, "API request failed");
                 error(StatusCode::INTERNAL_SERVER_ERROR, "internal error; the server log says what")
@@ -314,58 +317,45 @@ async fn resend(ApiViewer(viewer): ApiViewer, State(state): State<Arc<HttpState>
     ok(&serde_json::json!({ "report": done.id, "message": message }))
 }
 
-#[derive(Serialize)]
-struct RecipientJson {
-    address: String,
-    field: &'static str,
-    /// `None`: never invited.
-    state: Option<RecipientState>,
-    removed_from_job: bool,
-}
-
-#[derive(Serialize)]
-struct JobRecipients {
-    job: String,
-    tenants: Vec<String>,
-    recipients: Vec<RecipientJson>,
-}
-
 /// `GET /api/v1/recipients`: for every job of a visible tenant, its recipients with their
-/// opt-in state (tenant managers and administrators). A job's other tenants are not named.
+/// opt-in state and consent log (tenant managers and administrators). A job's other tenants
+/// are not named.
 async fn recipients(ApiViewer(viewer): ApiViewer, State(state): State<Arc<HttpState>>) -> Answer {
-    viewer.reporting()?;
-    let mut jobs: Vec<JobRecipients> = viewer.console.cfg.jobs.iter().filter_map(|j| job_recipients(&viewer, j)).collect();
-    let delivery = state.store.clone();
-    let jobs = blocking(move || {
-        for job in &mut jobs {
-            for r in &mut job.recipients {
-                let stored = delivery.recipient(&r.address)?;
-                r.removed_from_job = stored.as_ref().is_some_and(|s| s.removed_jobs.contains(&job.job));
-                r.state = stored.map(|s| s.state);
-            }
-        }
-        Ok(jobs)
-    })
-    .await?;
-    ok(&jobs)
+    ok(&super::recipients::listing(&viewer, &state.store).await?)
 }
 
-/// The job's visible tenants and its `to` and `cc` addresses (each once, state not yet read);
-/// `None` when the viewer sees none of its tenants.
-fn job_recipients(viewer: &Viewer, job: &crate::schedule::config::JobConfig) -> Option<JobRecipients> {
-    let tenants: Vec<String> = job.tenants.iter().map(|t| t.as_str().to_owned()).filter(|t| viewer.sees(t)).collect();
-    if tenants.is_empty() {
-        return None;
-    }
-    let mut seen = BTreeSet::new();
-    let to = job.to.0.iter().map(|m| ("to", crate::recipients::bare(m)));
-    let cc = job.cc.0.iter().map(|m| ("cc", crate::recipients::bare(m)));
-    let recipients = to
-        .chain(cc)
-        .filter(|(_, a)| seen.insert(a.clone()))
-        .map(|(field, address)| RecipientJson { address, field, state: None, removed_from_job: false })
-        .collect();
-    Some(JobRecipients { job: job.name.0.clone(), tenants, recipients })
+/// The body of `POST /api/v1/recipients`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InviteBody {
+    job: String,
+    address: String,
+}
+
+/// `POST /api/v1/recipients` with `{"job": "...", "address": "..."}`: the console's invite.
+async fn invite(ApiViewer(viewer): ApiViewer, body: axum::body::Bytes) -> Answer {
+    let body: InviteBody =
+        serde_json::from_slice(&body).map_err(|e| Refusal::Declined { status: StatusCode::BAD_REQUEST, reason: Box::new(e) })?;
+    let before = super::recipients::invite_to(&viewer, &body.job, &body.address).await?;
+    let message = super::recipients::invited_message(&body.address, &body.job, before);
+    ok(&serde_json::json!({ "job": body.job, "address": body.address, "was": before, "message": message }))
+}
+
+/// `DELETE /api/v1/recipients/{job}/{address}`: the console's remove.
+async fn remove(ApiViewer(viewer): ApiViewer, State(state): State<Arc<HttpState>>, Path((job, address)): Path<(String, String)>) -> Answer {
+    super::recipients::remove_from(&viewer, &state.store, &job, &address).await?;
+    ok(&serde_json::json!({ "job": job, "address": address, "removed": true }))
+}
+
+/// `GET /api/v1/jobs`: the jobs of the visible tenants with their next run.
+async fn jobs(ApiViewer(viewer): ApiViewer) -> Answer {
+    ok(&super::jobs::rows(&viewer)?)
+}
+
+/// `POST /api/v1/jobs/{job}/send`: the console's "send now"; the reports made.
+async fn send_job(ApiViewer(viewer): ApiViewer, Path(job): Path<String>) -> Answer {
+    let done = super::jobs::send_now(&viewer, &job).await?;
+    ok(&done.iter().map(report_json).collect::<Vec<_>>())
 }
 
 /// `GET /api/v1/openapi.json`: the description below (no token needed: it holds no data).
@@ -376,7 +366,7 @@ async fn openapi_json() -> Response {
 /// Every route of the API: method, path (axum's and OpenAPI's `{name}` syntax alike) and
 /// handler. [`routes`] is built from it and the OpenAPI test checks [`openapi`] against it.
 pub fn endpoints() -> Vec<(Method, &'static str, MethodRouter<Arc<HttpState>>)> {
-    use axum::routing::{get, post};
+    use axum::routing::{delete, get, post};
     vec![
         (Method::GET, "/api/v1/openapi.json", get(openapi_json)),
         (Method::GET, "/api/v1/tenants", get(tenants)),
@@ -386,6 +376,10 @@ pub fn endpoints() -> Vec<(Method, &'static str, MethodRouter<Arc<HttpState>>)> 
         (Method::GET, "/api/v1/reports/{id}/pdf", get(pdf)),
         (Method::POST, "/api/v1/reports/{id}/resend", post(resend)),
         (Method::GET, "/api/v1/recipients", get(recipients)),
+        (Method::POST, "/api/v1/recipients", post(invite)),
+        (Method::DELETE, "/api/v1/recipients/{job}/{address}", delete(remove)),
+        (Method::GET, "/api/v1/jobs", get(jobs)),
+        (Method::POST, "/api/v1/jobs/{job}/send", post(send_job)),
     ]
 }
 
@@ -421,6 +415,8 @@ pub fn openapi() -> serde_json::Value {
     let tenant = param("tenant", "Tenant id");
     let device = param("device", "Device id");
     let id = param("id", "Report id, as GET /api/v1/reports lists it");
+    let job = param("job", "Job name, as GET /api/v1/jobs lists it");
+    let address = param("address", "One of the job's to or cc addresses");
     let error = |description: &str| serde_json::json!({ "description": description, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
     serde_json::json!({
         "openapi": "3.1.0",
@@ -449,17 +445,38 @@ pub fn openapi() -> serde_json::Value {
                 },
             } },
             "/api/v1/reports/{id}/resend": { "post": operation("Deliver a report again to its job's confirmed recipients (tenant managers, administrators)", &[id], "Resent to every recipient", &[404, 409, 502]) },
-            "/api/v1/recipients": { "get": operation("The recipients of the visible tenants' jobs with their opt-in state (tenant managers, administrators)", &[], "Jobs and recipients", &[404]) },
+            "/api/v1/recipients": {
+                "get": operation("The recipients of the visible tenants' jobs with their opt-in state and consent log (tenant managers, administrators)", &[], "Jobs and recipients", &[404]),
+                "post": {
+                    "summary": "Invite an address of a job again: a fresh invitation mail (tenant managers, administrators)",
+                    "parameters": [],
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                        "type": "object", "required": ["job", "address"], "additionalProperties": false,
+                        "properties": { "job": { "type": "string" }, "address": { "type": "string", "description": "One of the job's to or cc addresses" } },
+                    } } } },
+                    "responses": {
+                        "200": { "description": "Invited (or confirmed already: no mail)" },
+                        "400": { "$ref": "#/components/responses/E400" },
+                        "401": { "$ref": "#/components/responses/Unauthorized" },
+                        "404": { "$ref": "#/components/responses/E404" },
+                        "409": { "$ref": "#/components/responses/E409" },
+                        "502": { "$ref": "#/components/responses/E502" },
+                    },
+                },
+            },
+            "/api/v1/recipients/{job}/{address}": { "delete": operation("Stop a job's reports to one of its addresses (tenant managers, administrators)", &[job.clone(), address], "Removed from the job", &[404, 409]) },
+            "/api/v1/jobs": { "get": operation("The report jobs of the visible tenants with their next run (tenant managers, administrators)", &[], "Jobs", &[404]) },
+            "/api/v1/jobs/{job}/send": { "post": operation("Render and send a job's report of the period ending now to its confirmed recipients, for the visible tenants (tenant managers, administrators)", &[job], "The reports made", &[404, 409, 502]) },
         },
         "components": {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "description": "A token from `ampel-collector user token NAME`" } },
             "schemas": { "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "string" } } } },
             "responses": {
                 "Unauthorized": error("No token, or an unknown, expired or revoked one, or its user was removed"),
-                "E400": error("Unknown period"),
+                "E400": error("Unknown period, or a malformed request body"),
                 "E404": error("Not found, or not for this user"),
-                "E409": error("No report jobs configured, so nothing can resend"),
-                "E502": error("The resend did not reach every recipient"),
+                "E409": error("No report jobs configured, or the request does not fit them (an address not in the job, nobody confirmed, never invited)"),
+                "E502": error("The mail server did not take the mail"),
             },
         },
     })

@@ -16,6 +16,9 @@
 //! - [`audit`]: the append-only audit log of state changes.
 //! - [`login`]: login and logout, cookies, CSRF.
 //! - [`pages`]: fleet, tenant, device, reports and audit pages (maud templates).
+//! - [`jobs`]: the `[[jobs]]` read-only with their next run, "send now" and the preview.
+//! - [`recipients`]: recipients of the jobs with opt-in state and consent log; invite, remove.
+//! - [`enrollment`]: one-time enrollment tokens and revocation (administrators).
 //! - [`passwd`]: `ampel-collector user passwd NAME`.
 //! - [`tokens`]: per-user API tokens (`user token`, `user tokens`, `user revoke-token`).
 //! - [`api`]: the JSON API under `/api/v1`, authenticated by those tokens, and its OpenAPI
@@ -24,9 +27,12 @@
 
 pub mod api;
 pub mod audit;
+pub mod enrollment;
+pub mod jobs;
 pub mod login;
 pub mod pages;
 pub mod passwd;
+pub mod recipients;
 pub mod session;
 pub mod tokens;
 pub mod users;
@@ -80,8 +86,8 @@ pub struct Console {
     /// Key of the CSRF tokens of proxy-authenticated users (who have no session): random per
     /// process, so a restart invalidates open forms, as it ends sessions.
     proxy_csrf_key: ring::hmac::Key,
-    /// The scheduler's resend, when `[[jobs]]` exist (set once the listener is bound, since
-    /// links in the mails need its address).
+    /// The console's scheduler, when `[[jobs]]` exist: resend, send now and invite go through
+    /// it (set once the listener is bound, since links in the mails need its address).
     resender: std::sync::OnceLock<crate::schedule::runner::Scheduler>,
     /// A hash verified when the user name is unknown, so that a wrong name takes as long as a
     /// wrong password and does not tell which names exist.
@@ -109,6 +115,18 @@ pub enum ConsoleError {
     /// Hashing at start.
     #[error(transparent)]
     Hash(#[from] users::HashError),
+    /// A scheduler step (send now, invite) failed on the server's side.
+    #[error(transparent)]
+    Schedule(#[from] crate::schedule::runner::ScheduleError),
+    /// A report preview could not be made.
+    #[error(transparent)]
+    Report(#[from] crate::reporting::ReportingError),
+    /// The certificate authority failed while issuing a token or revoking.
+    #[error(transparent)]
+    Pki(#[from] crate::pki::PkiError),
+    /// Looking up a device for an enrollment token failed.
+    #[error(transparent)]
+    Issue(#[from] crate::enroll::tokens::IssueError),
     /// A calendar period could not be computed in the configured time zone.
     #[error(transparent)]
     Period(#[from] crate::assess::PeriodError),
@@ -137,6 +155,15 @@ pub enum Refusal {
     NoResender,
     /// The reverse proxy vouched for a user who is not in `[[users]]` (403).
     UnknownProxyUser,
+    /// The request cannot be done as asked, for a reason the user can act on (an address not
+    /// in the job, a device id taken, no CA, the mail server unreachable): `status`, with the
+    /// reason's text.
+    Declined {
+        /// 400, 409 or 502.
+        status: StatusCode,
+        /// Why, with its causes.
+        reason: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The server failed (500); logged with its cause.
     Failed(Box<ConsoleError>),
 }
@@ -144,6 +171,22 @@ pub enum Refusal {
 impl From<ConsoleError> for Refusal {
     fn from(e: ConsoleError) -> Refusal {
         Refusal::Failed(Box::new(e))
+    }
+}
+
+/// A scheduler error is the user's to act on (409; 502 for the mail server) unless it is the
+/// server's own failure (store, archive, renderer: 500).
+impl From<crate::schedule::runner::ScheduleError> for Refusal {
+    fn from(e: crate::schedule::runner::ScheduleError) -> Refusal {
+        use crate::schedule::runner::ScheduleError as E;
+        let status = match &e {
+            E::NotInJob { .. } | E::NobodyToSend { .. } | E::NoSuchReport(_) | E::NoSuchJob { .. } | E::UnknownJob(_) => {
+                StatusCode::CONFLICT
+            }
+            E::Mail(_) => StatusCode::BAD_GATEWAY,
+            E::Store(_) | E::Archive(_) | E::Render { .. } | E::Period { .. } => return ConsoleError::Schedule(e).into(),
+        };
+        Refusal::Declined { status, reason: Box::new(e) }
     }
 }
 
@@ -159,6 +202,7 @@ impl IntoResponse for Refusal {
                 pages::error_page(StatusCode::FORBIDDEN, "You are not a user of this console; ask its administrator.")
             }
             Refusal::NoResender => pages::error_page(StatusCode::CONFLICT, "Resending needs report jobs ([[jobs]]) in the configuration."),
+            Refusal::Declined { status, reason } => pages::error_page(status, &crate::schedule::runner::error_chain(reason.as_ref())),
             Refusal::Failed(e) => e.into_response(),
         }
     }
@@ -196,15 +240,15 @@ impl Console {
     }
 
     /// Gives the console a scheduler to resend archived reports with (the same
-    /// [`Scheduler::resend`](crate::schedule::runner::Scheduler::resend) `report resend` uses).
-    /// Only the first call counts.
+    /// [`Scheduler::resend`](crate::schedule::runner::Scheduler::resend) `report resend` uses),
+    /// to send a job's report now and to invite recipients. Only the first call counts.
     pub fn set_resender(&self, scheduler: crate::schedule::runner::Scheduler) {
         if self.resender.set(scheduler).is_err() {
             tracing::warn!("console resender set twice; the first stays");
         }
     }
 
-    /// The scheduler resends go through, when there are jobs.
+    /// The scheduler resends, sends now and invitations go through, when there are jobs.
     pub fn resender(&self) -> Option<&crate::schedule::runner::Scheduler> {
         self.resender.get()
     }
@@ -252,6 +296,14 @@ impl Console {
         self.audit.append(&event)?;
         Ok(())
     }
+}
+
+/// Runs a state change to its end in a task of its own: a client that goes away (a closed tab,
+/// the connection's idle timeout while the mail server is retried) must not cut a delivery
+/// half-way — leaving a report pending that no scheduled run resumes — or send an invitation
+/// whose confirm link is never recorded.
+pub(crate) async fn to_completion<T: Send + 'static>(f: impl Future<Output = T> + Send + 'static) -> Result<T, ConsoleError> {
+    Ok(tokio::spawn(f).await?)
 }
 
 /// A fingerprint of the user's password hash: a session remembers it, so a changed password
@@ -385,6 +437,15 @@ pub fn routes() -> Router<Arc<HttpState>> {
         .route("/console/reports/{id}/pdf", get(pages::download))
         .route("/console/reports/{id}/resend", post(pages::resend))
         .route("/console/audit", get(pages::audit))
+        .route("/console/jobs", get(jobs::page))
+        .route("/console/jobs/{job}/preview", get(jobs::preview))
+        .route("/console/jobs/{job}/send", post(jobs::send))
+        .route("/console/recipients", get(recipients::page))
+        .route("/console/recipients/invite", post(recipients::invite))
+        .route("/console/recipients/remove", post(recipients::remove))
+        .route("/console/enrollment", get(enrollment::page))
+        .route("/console/enrollment/token", post(enrollment::token))
+        .route("/console/enrollment/revoke", post(enrollment::revoke))
         .merge(api::routes())
         .layer(axum::middleware::from_fn(security_headers))
 }

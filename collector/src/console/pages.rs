@@ -74,8 +74,15 @@ fn nav(v: &Viewer) -> Markup {
         nav aria-label="Console" {
             a.brand href={ (BASE) "/" } { "Ampel" }
             a href={ (BASE) "/" } { "Fleet" }
-            @if v.role().sees_reports() { a href={ (BASE) "/reports" } { "Reports" } }
-            @if v.role() == super::users::Role::Administrator { a href={ (BASE) "/audit" } { "Audit log" } }
+            @if v.role().sees_reports() {
+                a href={ (BASE) "/reports" } { "Reports" }
+                a href={ (BASE) "/jobs" } { "Jobs" }
+                a href={ (BASE) "/recipients" } { "Recipients" }
+            }
+            @if v.role() == super::users::Role::Administrator {
+                a href={ (BASE) "/enrollment" } { "Enrollment" }
+                a href={ (BASE) "/audit" } { "Audit log" }
+            }
             span.who { (v.user.name.as_str()) " (" (v.role().as_str()) ")" }
             form method="post" action={ (BASE) "/logout" } {
                 input type="hidden" name="csrf" value=(v.csrf);
@@ -85,7 +92,8 @@ fn nav(v: &Viewer) -> Markup {
     }
 }
 
-fn page(viewer: &Viewer, title: &str, body: Markup) -> Response {
+/// A page of the console for `viewer`, with the navigation.
+pub(super) fn page(viewer: &Viewer, title: &str, body: Markup) -> Response {
     Html(document(title, Some(viewer), body).into_string()).into_response()
 }
 
@@ -118,7 +126,8 @@ fn light(l: Light) -> Markup {
     html! { span class={ "light " (l.as_str()) } { (l.as_str()) } }
 }
 
-fn when(console: &Console, ms: Option<i64>) -> String {
+/// `ms` as a local time in the console's zone, or "never".
+pub(super) fn when(console: &Console, ms: Option<i64>) -> String {
     match ms.and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok()) {
         Some(t) => t.to_zoned(console.zone.clone()).strftime("%Y-%m-%d %H:%M").to_string(),
         None => "never".into(),

@@ -22,6 +22,8 @@ use crate::schedule::runner::RenderFn;
 use crate::schedule::{ArchiveRecord, ArchiveStatus, ConsentEvent, DeliveryStore, RecipientState};
 use crate::store::{Store, StoreOptions};
 
+mod actions;
+
 const PASSWORD: &str = "correct horse battery staple";
 
 struct Rig {
@@ -533,7 +535,8 @@ async fn every_api_route_for_every_role_on_own_and_foreign_tenants() {
     assert_eq!(
         recipients,
         serde_json::json!([{ "job": "weekly", "tenants": ["acme"], "recipients": [
-            { "address": "it@example.org", "field": "to", "state": "confirmed", "removed_from_job": false }
+            { "address": "it@example.org", "field": "to", "state": "confirmed", "removed_from_job": false,
+              "consent": [{ "at_ms": 0, "event": "confirmed", "source": "test", "detail": "" }] }
         ] }])
     );
     assert_eq!(rig.console.sessions.len(), 0, "token requests make no session");
@@ -654,7 +657,12 @@ async fn the_openapi_description_matches_the_router() {
     // The listener answers every described operation (401 without a token, not the router's
     // 404 or 405), and serves the description itself.
     for (method, path) in &described {
-        let target = path.replace("{tenant}", "acme").replace("{device}", "fw-acme").replace("{id}", "1");
+        let target = path
+            .replace("{tenant}", "acme")
+            .replace("{device}", "fw-acme")
+            .replace("{id}", "1")
+            .replace("{job}", "weekly")
+            .replace("{address}", "it@example.org");
         let r = request_with(rig.addr, method, &target, "", "").await;
         if path.ends_with("openapi.json") {
             assert_eq!((r.status, json_of(&r)), (200, doc.clone()));

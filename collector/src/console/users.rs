@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
-    /// Everything, including the audit log (and, later, enrollment and revocation).
+    /// Everything, including the audit log, enrollment tokens and revocation.
     Administrator,
     /// Lights, findings and devices of their tenants, and their tenants' reports.
     TenantManager,

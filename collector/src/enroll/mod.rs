@@ -1,7 +1,7 @@
 //! Device enrollment and renewal on the `ampel-enroll/1` ALPN.
 //!
-//! `pki token` creates a one-time [`tokens::TokenStore`] record and prints the token (format in
-//! [`ampel_protocol::enroll`]). An agent redeems it with a CSR; the collector signs a short-lived
+//! `pki token` and the console's enrollment page create a one-time [`tokens::TokenStore`] record
+//! through [`tokens::issue`] and show the token once (format in [`ampel_protocol::enroll`]). An agent redeems it with a CSR; the collector signs a short-lived
 //! certificate for the token's tenant and device. Later the agent renews with a new CSR over a
 //! connection authenticated by its current certificate — no token needed.
 //!

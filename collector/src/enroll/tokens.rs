@@ -115,6 +115,59 @@ impl TokenStore {
     }
 }
 
+/// A token made by [`issue`]: its text form holds the only copy of the secret.
+#[derive(Debug)]
+pub struct Issued {
+    /// The token; [`Token::to_text`] is what the operator hands to the device.
+    pub token: Token,
+    /// When it stops working, Unix seconds.
+    pub expires_at: i64,
+}
+
+/// Why [`issue`] made no token.
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    /// The device id is registered under another tenant: device ids are unique.
+    #[error("device {device} is registered under tenant {tenant}; device ids must be unique")]
+    DeviceTaken {
+        /// The device asked for.
+        device: DeviceId,
+        /// The tenant it is registered under.
+        tenant: String,
+    },
+    /// Looking the device up in the store failed.
+    #[error("looking up device {device}")]
+    Store {
+        /// The device.
+        device: DeviceId,
+        /// What the store said.
+        source: crate::store::StoreError,
+    },
+    /// Writing the token record failed.
+    #[error("creating the token")]
+    Pki(#[from] PkiError),
+}
+
+/// `pki token` and the console's enrollment page: a one-time token for `device` of `tenant`,
+/// valid for `ttl` from `now` (Unix seconds), for the CA of `pki`. A device id already
+/// registered under another tenant is refused.
+pub fn issue(
+    pki: &crate::pki::Pki,
+    store: &crate::store::Store,
+    (tenant, device): (&TenantId, &DeviceId),
+    ttl: crate::config::TokenTtl,
+    now: i64,
+) -> Result<Issued, IssueError> {
+    let existing = store.device(device.as_str()).map_err(|source| IssueError::Store { device: device.clone(), source })?;
+    if let Some(existing) = existing.filter(|d| d.tenant != tenant.as_str()) {
+        return Err(IssueError::DeviceTaken { device: device.clone(), tenant: existing.tenant });
+    }
+    // At most 30 days: no overflow.
+    let expires_at = now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2));
+    let token = TokenStore::new(pki.dir()).create(tenant, device, expires_at, &pki.ca_fingerprint())?;
+    Ok(Issued { token, expires_at })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -135,5 +188,23 @@ mod tests {
         assert_eq!(s.redeem("../../etc/passw", &tok.secret, "acme", "fw-1", 999), Err(Refusal::Unknown));
         let record = std::fs::read_to_string(dir.path().join(TOKEN_DIR).join(format!("{}.used", tok.id))).unwrap();
         assert!(!record.contains(&tok.secret), "the secret is not stored");
+    }
+
+    #[test]
+    fn issue_binds_the_token_to_the_ca_and_refuses_a_device_id_of_another_tenant() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = crate::pki::InitOptions { names: vec!["localhost".into()], ..crate::pki::InitOptions::default() };
+        let pki = crate::pki::Pki::init(&dir.path().join("pki"), &opts).unwrap();
+        let store = crate::store::Store::open(&dir.path().join("store"), crate::store::StoreOptions::default()).unwrap();
+        let (acme, globex, fw): (TenantId, TenantId, DeviceId) =
+            ("acme".parse().unwrap(), "globex".parse().unwrap(), "fw-1".parse().unwrap());
+        store.register_device(&acme, &fw, 0).unwrap();
+        let ttl: crate::config::TokenTtl = "1h".parse().unwrap();
+        let issued = issue(&pki, &store, (&acme, &fw), ttl, 1_000).unwrap();
+        assert_eq!((issued.expires_at, issued.token.ca_sha256.as_str()), (4_600, pki.ca_fingerprint().as_str()));
+        let redeemed = TokenStore::new(pki.dir()).redeem(&issued.token.id, &issued.token.secret, "acme", "fw-1", 4_599);
+        assert_eq!(redeemed, Ok((acme, fw.clone())));
+        let taken = issue(&pki, &store, (&globex, &fw), ttl, 1_000).unwrap_err();
+        assert!(matches!(&taken, IssueError::DeviceTaken { tenant, .. } if tenant == "acme"), "{taken}");
     }
 }

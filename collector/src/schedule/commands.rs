@@ -1,4 +1,5 @@
-//! The CLI side of scheduled delivery: `recipients`, `report list`, `report resend ID`, and
+//! The CLI side of scheduled delivery: `recipients`, `report list`, `report resend ID`,
+//! `report send --job`, and
 //! the wiring `serve` uses to start the scheduler and the HTTP listener.
 
 use std::net::SocketAddr;
@@ -58,7 +59,7 @@ pub async fn recipients(cfg: &Config, args: RecipientsArgs) -> Result<()> {
             let Some(listen) = cfg.http.listen else { bail!("inviting needs [http] listen (for the confirm link)") };
             let no_render: RenderFn = Arc::new(|_| Err("invite does not render".into()));
             let sched = scheduler(cfg, store, key, listen, no_render, Arc::new(DeliveryStats::default()))?;
-            match sched.invite_now(&job, &address, now).await? {
+            match sched.invite_now(&job, &address, "cli", now).await? {
                 Some(RecipientState::Confirmed) => println!("{address} has confirmed already; it gets job {job}'s reports"),
                 before => println!(
                     "invitation for job {job} sent to {address}{}",
@@ -129,6 +130,33 @@ fn unserved(cfg: &Config, store: &DeliveryStore) -> Result<()> {
             "WARNING: job {name}: none of its {} address(es) has confirmed, so its reports reach nobody{last}",
             job.to.0.len() + job.cc.0.len()
         );
+    }
+    Ok(())
+}
+
+/// `report send --job J [--tenant T]`: the console's "send now" from the command line — job
+/// `J`'s report of the period ending now for its tenants (or `T` alone), rendered, archived and
+/// mailed to the confirmed recipients by [`Scheduler::send_now`].
+pub async fn send_now(cfg: &Config, store: crate::store::Store, job: &str, tenant: Option<ampel_protocol::TenantId>) -> Result<()> {
+    let Some(listen) = cfg.http.listen else { bail!("sending a job's report needs [http] listen (for the unsubscribe links)") };
+    let Some(config) = cfg.jobs.iter().find(|j| j.name.0 == job) else {
+        bail!("there is no report job {job:?} in {}", cfg.source.display());
+    };
+    let tenants: Vec<String> = match tenant {
+        Some(t) if config.tenants.contains(&t) => vec![t.to_string()],
+        Some(t) => bail!("tenant {t} is not one of job {job}'s tenants"),
+        None => config.tenants.iter().map(|t| t.to_string()).collect(),
+    };
+    let (delivery, key) = open(cfg)?;
+    let render = super::runner::store_renderer(store, Arc::new(cfg.clone()));
+    let sched = scheduler(cfg, delivery, key, listen, render, Arc::new(DeliveryStats::default()))?;
+    let done = sched.send_now(job, &tenants, jiff::Timestamp::now()).await?;
+    for r in &done {
+        let error = r.last_error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
+        println!("report {} ({} {}): {} to {} recipient(s){error}", r.id, r.tenant, r.period_label, r.status.as_str(), r.recipients.len());
+    }
+    if done.iter().any(|r| r.status == ArchiveStatus::Failed) {
+        bail!("not every recipient got the report; `ampel-collector report resend ID` tries again");
     }
     Ok(())
 }

@@ -81,6 +81,10 @@ pub enum ScheduleError {
         /// The job.
         job: String,
     },
+    /// A job was named (`recipients invite`, `report send --job`, the console) that is not in
+    /// the configuration.
+    #[error("there is no report job {0:?} in the configuration")]
+    UnknownJob(String),
     /// `report resend` named a report whose job is no longer configured.
     #[error("report {id} belongs to job {job:?}, which is no longer in the configuration")]
     NoSuchJob {
@@ -326,15 +330,18 @@ impl Scheduler {
         Timestamp::from_millisecond(at).ok()
     }
 
-    /// `recipients invite ADDRESS --job J`: mails an invitation now and restarts the address's
-    /// opt-in for the job (see [`recipients::reinvite`]). A confirmed address gets no mail.
-    /// Returns the state the address had.
-    pub async fn invite_now(&self, job: &str, address: &str, now: Timestamp) -> Result<Option<RecipientState>, ScheduleError> {
-        let job = self
-            .jobs
-            .iter()
-            .find(|j| j.name.0 == job)
-            .ok_or_else(|| ScheduleError::NotInJob { address: address.into(), job: job.into() })?;
+    /// `recipients invite ADDRESS --job J` and the console's invite: mails an invitation now
+    /// and restarts the address's opt-in for the job (see [`recipients::reinvite`]); `source`
+    /// goes into the consent log (`cli`, or the console user and address). A confirmed address
+    /// gets no mail. Returns the state the address had.
+    pub async fn invite_now(
+        &self,
+        job: &str,
+        address: &str,
+        source: &str,
+        now: Timestamp,
+    ) -> Result<Option<RecipientState>, ScheduleError> {
+        let job = self.job(job)?;
         let bare = recipients::bare(address);
         let Some(mailbox) = job.to.0.iter().chain(&job.cc.0).find(|m| recipients::bare(m) == bare) else {
             return Err(ScheduleError::NotInJob { address: address.into(), job: job.name.0.clone() });
@@ -345,8 +352,29 @@ impl Scheduler {
             self.send_invitation(job, mailbox, now, now.as_millisecond(), false).await?;
             self.stats.invitations.fetch_add(1, Ordering::Relaxed);
         }
-        recipients::reinvite(&self.store, &bare, &job.name.0, "cli", now.as_millisecond())?;
+        recipients::reinvite(&self.store, &bare, &job.name.0, source, now.as_millisecond())?;
         Ok(before)
+    }
+
+    /// The configured job `name`.
+    fn job(&self, name: &str) -> Result<&JobConfig, ScheduleError> {
+        self.jobs.iter().find(|j| j.name.0 == name).ok_or_else(|| ScheduleError::UnknownJob(name.to_owned()))
+    }
+
+    /// The console's "send now" and `report send --job`: renders, archives and delivers job
+    /// `job`'s report of the period ending now for each of its tenants in `tenants` (the others
+    /// are left alone), exactly as a scheduled run at `now` would — the same request, archive
+    /// and delivery. The job's cursor does not move: its next scheduled run still comes.
+    /// Returns the archive records made.
+    pub async fn send_now(&self, job: &str, tenants: &[String], now: Timestamp) -> Result<Vec<ArchiveRecord>, ScheduleError> {
+        let job = self.job(job)?;
+        let mut done = Vec::new();
+        for tenant in job.tenants.iter().map(|t| t.as_str()).filter(|t| tenants.iter().any(|x| x == t)) {
+            if let Some(rec) = self.run_tenant(job, tenant, now, false, now).await? {
+                done.push(rec);
+            }
+        }
+        Ok(done)
     }
 
     /// Renders, archives and delivers one slot of a job, tenant by tenant, skipping what a run
@@ -354,19 +382,33 @@ impl Scheduler {
     async fn run(&self, job: &JobConfig, slot: Timestamp, late: bool, now: Timestamp) -> Result<Vec<u64>, ScheduleError> {
         let mut ids = Vec::new();
         for tenant in &job.tenants {
-            let tenant = tenant.as_str();
-            let mut rec = match self.store.report_of_run(&job.name.0, slot.as_millisecond(), tenant)? {
-                Some(r) if r.status != ArchiveStatus::Pending => continue,
-                Some(r) => {
-                    tracing::info!(job = %job.name, tenant, report = r.id, "resuming a delivery interrupted by a restart");
-                    r
-                }
-                None => self.render_and_archive(job, tenant, slot, late, now).await?,
-            };
-            self.deliver(job, &mut rec, now).await?;
-            ids.push(rec.id);
+            if let Some(rec) = self.run_tenant(job, tenant.as_str(), slot, late, now).await? {
+                ids.push(rec.id);
+            }
         }
         Ok(ids)
+    }
+
+    /// One tenant of a run: its report rendered, archived and delivered, or resumed from the
+    /// archive after a restart; `None` when a run before a restart finished it.
+    async fn run_tenant(
+        &self,
+        job: &JobConfig,
+        tenant: &str,
+        slot: Timestamp,
+        late: bool,
+        now: Timestamp,
+    ) -> Result<Option<ArchiveRecord>, ScheduleError> {
+        let mut rec = match self.store.report_of_run(&job.name.0, slot.as_millisecond(), tenant)? {
+            Some(r) if r.status != ArchiveStatus::Pending => return Ok(None),
+            Some(r) => {
+                tracing::info!(job = %job.name, tenant, report = r.id, "resuming a delivery interrupted by a restart");
+                r
+            }
+            None => self.render_and_archive(job, tenant, slot, late, now).await?,
+        };
+        self.deliver(job, &mut rec, now).await?;
+        Ok(Some(rec))
     }
 
     /// Renders `edition` of `tenant`'s report for `slot` on the blocking pool.

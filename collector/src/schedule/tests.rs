@@ -320,6 +320,29 @@ async fn a_restart_in_the_middle_of_a_run_neither_resends_nor_skips() {
 }
 
 #[tokio::test]
+async fn send_now_runs_the_chosen_tenants_of_a_job_and_leaves_its_schedule_alone() {
+    let rig = Rig::new(33_554_432);
+    confirm_all(&rig.store, &["ops@example.org", "sec@example.org"]);
+    let jobs = DAILY.replace("tenants = [\"acme\"]", "tenants = [\"alpha\", \"beta\"]");
+    let calls = Arc::new(AtomicUsize::new(0));
+    let sched = rig.scheduler(&jobs, fast(), fake_renderer(1000, calls.clone(), &[]));
+    let now = today_at(6, 0);
+    // Only the tenants asked for (gamma is not the job's: ignored), at slot = now.
+    let done = sched.send_now("daily", &["beta".into(), "gamma".into()], now).await.unwrap();
+    let made: Vec<(&str, ArchiveStatus, i64)> = done.iter().map(|r| (r.tenant.as_str(), r.status, r.slot_ms)).collect();
+    assert_eq!(made, [("beta", ArchiveStatus::Sent, now.as_millisecond())]);
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "rendered once");
+    assert_eq!(rig.reports().len(), 2, "mailed to both confirmed recipients");
+    assert!(rig.store.cursors().unwrap().is_empty(), "the job's cursor is the loop's");
+    let err = sched.send_now("nosuch", &["beta".into()], now).await.unwrap_err();
+    assert!(matches!(err, super::runner::ScheduleError::UnknownJob(ref j) if j == "nosuch"), "{err}");
+    // The scheduled run still comes, for every tenant.
+    sched.tick(today_at(7, 0)).await.unwrap();
+    assert_eq!(sched.tick(today_at(8, 0)).await.unwrap().len(), 2);
+    assert_eq!(rig.reports().len(), 6);
+}
+
+#[tokio::test]
 async fn auto_delivery_switches_to_a_signed_link_above_the_servers_size() {
     let rig = Rig::new(40_000);
     confirm_all(&rig.store, &["ops@example.org", "sec@example.org"]);
