@@ -335,6 +335,57 @@ pub fn rule_version(cfg: &Config) -> String {
     format!("{} ({} rules, thresholds {short})", env!("CARGO_PKG_VERSION"), crate::risk::Rule::ALL.len())
 }
 
+/// One line of a chart: (Unix ms, value) per bucket with data, time-ordered.
+pub type ChartLine = Vec<(i64, f64)>;
+
+/// The charts of a device the console shows beside CPU and memory (which the report has):
+/// disk usage per mount and traffic per interface, drawn from the rollups in buckets of
+/// [`chart_step`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeviceCharts {
+    /// Bucket width, ms: two points of a line further apart than this have a gap between them.
+    pub step_ms: i64,
+    /// Disk usage in percent per mount, sorted by mount: (mount, line, min / avg / max).
+    pub disks: Vec<(String, ChartLine, Option<Stat>)>,
+    /// Per interface, sorted by name: (interface, received, sent) in bytes per second.
+    pub traffic: Vec<(String, ChartLine, ChartLine)>,
+}
+
+/// Disk usage and interface traffic of `device` over `period` for its charts. Traffic is the
+/// agent's per-interface byte deltas (`traffic.rx_bytes` / `traffic.tx_bytes` without a
+/// `category`: the interface totals, not the per-protocol or nftables shares) as a rate per
+/// bucket.
+pub fn device_charts(store: &Store, device: &str, period: &Period) -> Result<DeviceCharts, StoreError> {
+    let series = store.series_of(device)?;
+    let range = (period.start_ms, period.end_ms);
+    let step = chart_step(period.start_ms, period.end_ms, CHART_POINTS);
+    let mut mounts: std::collections::BTreeMap<&str, Vec<u64>> = std::collections::BTreeMap::new();
+    for (_, labels, id) in series.iter().filter(|s| s.0 == rules::metrics::DISK_USED) {
+        mounts.entry(rules::mount_of(labels)).or_default().push(*id);
+    }
+    let mut disks = Vec::with_capacity(mounts.len());
+    for (mount, ids) in mounts {
+        let shown = gather::shown(store, &ids, range, step)?;
+        disks.push((mount.to_owned(), shown.chart, shown.stat));
+    }
+    // Per interface: the ids of its received and its sent series.
+    let mut interfaces: std::collections::BTreeMap<&str, (Vec<u64>, Vec<u64>)> = std::collections::BTreeMap::new();
+    for (name, labels, id) in &series {
+        let label = |k: &str| labels.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let (Some(interface), None) = (label("interface"), label("category")) else { continue };
+        match name.as_str() {
+            "traffic.rx_bytes" => interfaces.entry(interface).or_default().0.push(*id),
+            "traffic.tx_bytes" => interfaces.entry(interface).or_default().1.push(*id),
+            _ => {}
+        }
+    }
+    let mut traffic = Vec::with_capacity(interfaces.len());
+    for (interface, (rx, tx)) in interfaces {
+        traffic.push((interface.to_owned(), gather::rates(store, &rx, range, step)?, gather::rates(store, &tx, range, step)?));
+    }
+    Ok(DeviceCharts { step_ms: step, disks, traffic })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
