@@ -681,6 +681,55 @@ mod tests {
         }
     }
 
+    /// Traffic rates per bucket from the agent's per-interface deltas: a bucket cut by the
+    /// period's start is divided by its part only, an empty bucket is a gap, the per-protocol
+    /// shares do not add to the interface, and a negative delta (no agent sends one; a peer
+    /// might) is no growth rather than a negative rate.
+    #[test]
+    fn traffic_charts_are_rates_of_the_interface_deltas_with_gaps_and_never_negative() {
+        use crate::store::{PendingBatch, StoreOptions};
+        use ampel_protocol::{Batch, DeviceId, Identity, Metric, PROTOCOL_VERSION, Record, TenantId, Traffic};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let me = Identity { tenant: TenantId::new("acme").unwrap(), device: DeviceId::new("fw-1").unwrap() };
+        store.register_device(&me.tenant, &me.device, DAY0).unwrap();
+        let traffic = |ts: i64, category: Option<&str>, rx: u64| {
+            Record::Traffic(Traffic {
+                ts,
+                interval_ms: 60_000,
+                interface: "eth0".into(),
+                category: category.map(str::to_owned),
+                rx_bytes: rx,
+                tx_bytes: 0,
+                rx_packets: 0,
+                tx_packets: 0,
+                rx_errors: 0,
+                tx_errors: 0,
+            })
+        };
+        // A minute's delta of 6 kB in minutes 0..10 and 20..30 of the day; the eve share of
+        // the same traffic; and one lie in minute 40.
+        let mut records: Vec<Record> = (0..30).filter(|m| !(10..20).contains(m)).map(|m| traffic(DAY0 + m * MIN, None, 6_000)).collect();
+        records.extend((0..30).map(|m| traffic(DAY0 + m * MIN, Some("http"), 5_000)));
+        let lie = vec![("interface".to_owned(), "eth0".to_owned())];
+        records.push(Record::Metric(Metric { ts: DAY0 + 40 * MIN, name: "traffic.rx_bytes".into(), labels: lie, value: -1e9 }));
+        let batch = Batch { version: PROTOCOL_VERSION, seq: 1, sender: None, records };
+        store.commit(&[PendingBatch { identity: me, batch, received_ms: DAY0 + HOUR }]).unwrap();
+        store.fold_all().unwrap();
+        // A day from minute 2: five-minute buckets (from the minute rollups).
+        let period = Period::range(DAY0 + 2 * MIN, DAY0 + 2 * MIN + 24 * HOUR, "UTC").unwrap();
+        let charts = device_charts(&store, "fw-1", &period).unwrap();
+        assert_eq!(charts.step_ms, 5 * MIN);
+        let [(interface, rx, tx)] = charts.traffic.as_slice() else { panic!("{:?}", charts.traffic) };
+        assert_eq!(interface, "eth0");
+        // 100 B/s everywhere: minutes 2..5 (a bucket cut to 3 minutes), 5..10, 20..25, 25..30;
+        // nothing for 10..20 (a gap) and 0 for the lie.
+        let at = |from: i64, to: i64| DAY0 + (from * MIN + to * MIN) / 2;
+        let expected = vec![(at(2, 5), 100.0), (at(5, 10), 100.0), (at(20, 25), 100.0), (at(25, 30), 100.0), (at(40, 45), 0.0)];
+        assert_eq!(rx, &expected);
+        assert!(tx.iter().all(|p| p.1 == 0.0) && tx.len() == 4, "{tx:?}");
+    }
+
     #[test]
     fn chart_points_keep_the_mean_and_the_order() {
         let pts: Vec<(i64, f64)> = (0..10_000).map(|i| (i * MIN, (i % 2) as f64 * 100.0)).collect();
