@@ -782,3 +782,25 @@ async fn the_device_page_charts_disks_and_traffic_and_lists_licence_changes_in_l
     assert_eq!(body.matches("<li><time>").count(), 2, "the first report and the lapse: {body}");
     assert!(body.contains(": first report: Licensed yes; Licence expiry none; Product UTM;"), "{body}");
 }
+
+/// After a rotation the audit page still shows the events of the rotated file, newest first,
+/// below those of the new live file.
+#[tokio::test]
+async fn the_audit_page_reads_across_the_rotation_boundary() {
+    let rig = Rig::new().await;
+    let dir = rig.dir.path().join("console");
+    std::fs::create_dir_all(&dir).unwrap();
+    let rotated = super::audit::AuditEvent {
+        at_ms: 1_000,
+        user: "admin".into(),
+        action: "token-create".into(),
+        target: "before the rotation".into(),
+        client: "127.0.0.1".into(),
+    };
+    std::fs::write(dir.join(format!("{}.1", super::audit::FILE)), format!("{}\n", serde_json::to_string(&rotated).unwrap())).unwrap();
+    let admin = session(rig.addr, "admin").await;
+    let page = request(rig.addr, "GET", "/console/audit", &admin, "").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let (login, old) = (page.body.find("<td>login</td>"), page.body.find("<td>before the rotation</td>"));
+    assert!(login.is_some() && old.is_some() && login < old, "the new live file's login first, then the rotated event: {}", page.body);
+}
