@@ -105,24 +105,11 @@ pub(super) struct Chart<'a> {
 /// The runs of `points` without a gap: consecutive finite points at most 1.5 buckets apart.
 pub(super) fn runs(points: &[(i64, f64)], step_ms: i64) -> Vec<&[(i64, f64)]> {
     let max_gap = step_ms.saturating_add(step_ms / 2);
-    let mut out = Vec::new();
-    let mut start = 0;
-    for i in 0..=points.len() {
-        let broken = match (points.get(i.wrapping_sub(1)), points.get(i)) {
-            (_, None) => true,
-            (_, Some(p)) if !p.1.is_finite() => true,
-            (Some(a), Some(b)) => b.0.saturating_sub(a.0) > max_gap,
-            (None, Some(_)) => false,
-        };
-        if broken {
-            if i > start {
-                out.push(&points[start..i]);
-            }
-            // A non-finite point belongs to no run.
-            start = if points.get(i).is_some_and(|p| !p.1.is_finite()) { i + 1 } else { i };
-        }
-    }
-    out
+    points
+        .split(|p| !p.1.is_finite())
+        .flat_map(|finite| finite.chunk_by(|a, b| b.0.saturating_sub(a.0) <= max_gap))
+        .filter(|run| !run.is_empty())
+        .collect()
 }
 
 impl Chart<'_> {
