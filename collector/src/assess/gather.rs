@@ -217,9 +217,9 @@ pub(super) struct Shown {
     pub stat: Option<Stat>,
 }
 
-/// The chart and min / avg / max of the series `ids` (one metric, merged) in `[from, to)`,
-/// in buckets of `step` (see [`chart_step`]).
-pub(super) fn shown(store: &Store, ids: &[u64], (from, to): (i64, i64), step: i64) -> Result<Shown, StoreError> {
+/// The finite values of the series `ids` (one metric, merged) in `[from, to)` per bucket of
+/// `step` (aligned to multiples of it), read from the rollups that tile the buckets.
+fn buckets(store: &Store, ids: &[u64], (from, to): (i64, i64), step: i64) -> Result<BTreeMap<i64, Finite>, StoreError> {
     let widths = widths_for(step);
     let mut buckets: BTreeMap<i64, Finite> = BTreeMap::new();
     for &id in ids {
@@ -237,16 +237,46 @@ pub(super) fn shown(store: &Store, ids: &[u64], (from, to): (i64, i64), step: i6
         };
         pieces(store, id, (from, to), &widths, &mut add)?;
     }
+    Ok(buckets)
+}
+
+/// A bucket's part of `[from, to)`: its middle and its length in ms.
+fn part(bucket: i64, step: i64, (from, to): (i64, i64)) -> (i64, i64) {
+    let (a, b) = (bucket.max(from), bucket.saturating_add(step).min(to));
+    (a + (b - a) / 2, b - a)
+}
+
+/// The chart and min / avg / max of the series `ids` (one metric, merged) in `[from, to)`,
+/// in buckets of `step` (see [`chart_step`]).
+pub(super) fn shown(store: &Store, ids: &[u64], range: (i64, i64), step: i64) -> Result<Shown, StoreError> {
+    let buckets = buckets(store, ids, range, step)?;
     let mut all = Finite::EMPTY;
     let mut chart = Vec::with_capacity(buckets.len());
     for (bucket, f) in &buckets {
         all.merge(f);
         if let Some(mean) = f.mean() {
-            let (a, b) = ((*bucket).max(from), bucket.saturating_add(step).min(to));
-            chart.push((a + (b - a) / 2, mean));
+            chart.push((part(*bucket, step, range).0, mean));
         }
     }
     Ok(Shown { chart, stat: all.stat() })
+}
+
+/// The rate per second of the series `ids` in `[from, to)`, per bucket of `step`: the sum of
+/// the bucket's values over the length of the bucket's part of the period. For series of
+/// deltas — what a counter grew by since the previous sample, as the agent sends traffic
+/// (its counter wraps and resets are taken care of there, `netdev::delta`) — this is the
+/// counter's mean rate over the bucket. A bucket without samples has no rate (a gap, not a
+/// zero); a negative sum, which no agent sends, counts as no growth.
+pub(super) fn rates(store: &Store, ids: &[u64], range: (i64, i64), step: i64) -> Result<Vec<(i64, f64)>, StoreError> {
+    let buckets = buckets(store, ids, range, step)?;
+    Ok(buckets
+        .iter()
+        .filter(|(_, f)| f.n > 0)
+        .map(|(bucket, f)| {
+            let (mid, len) = part(*bucket, step, range);
+            (mid, f.sum.max(0.0) / (len.max(1) as f64 / 1000.0))
+        })
+        .collect())
 }
 
 /// Steps a chart may have: each a multiple of a rollup level, so the store answers from it.

@@ -335,6 +335,57 @@ pub fn rule_version(cfg: &Config) -> String {
     format!("{} ({} rules, thresholds {short})", env!("CARGO_PKG_VERSION"), crate::risk::Rule::ALL.len())
 }
 
+/// One line of a chart: (Unix ms, value) per bucket with data, time-ordered.
+pub type ChartLine = Vec<(i64, f64)>;
+
+/// The charts of a device the console shows beside CPU and memory (which the report has):
+/// disk usage per mount and traffic per interface, drawn from the rollups in buckets of
+/// [`chart_step`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeviceCharts {
+    /// Bucket width, ms: two points of a line further apart than this have a gap between them.
+    pub step_ms: i64,
+    /// Disk usage in percent per mount, sorted by mount: (mount, line, min / avg / max).
+    pub disks: Vec<(String, ChartLine, Option<Stat>)>,
+    /// Per interface, sorted by name: (interface, received, sent) in bytes per second.
+    pub traffic: Vec<(String, ChartLine, ChartLine)>,
+}
+
+/// Disk usage and interface traffic of `device` over `period` for its charts. Traffic is the
+/// agent's per-interface byte deltas (`traffic.rx_bytes` / `traffic.tx_bytes` without a
+/// `category`: the interface totals, not the per-protocol or nftables shares) as a rate per
+/// bucket.
+pub fn device_charts(store: &Store, device: &str, period: &Period) -> Result<DeviceCharts, StoreError> {
+    let series = store.series_of(device)?;
+    let range = (period.start_ms, period.end_ms);
+    let step = chart_step(period.start_ms, period.end_ms, CHART_POINTS);
+    let mut mounts: std::collections::BTreeMap<&str, Vec<u64>> = std::collections::BTreeMap::new();
+    for (_, labels, id) in series.iter().filter(|s| s.0 == rules::metrics::DISK_USED) {
+        mounts.entry(rules::mount_of(labels)).or_default().push(*id);
+    }
+    let mut disks = Vec::with_capacity(mounts.len());
+    for (mount, ids) in mounts {
+        let shown = gather::shown(store, &ids, range, step)?;
+        disks.push((mount.to_owned(), shown.chart, shown.stat));
+    }
+    // Per interface: the ids of its received and its sent series.
+    let mut interfaces: std::collections::BTreeMap<&str, (Vec<u64>, Vec<u64>)> = std::collections::BTreeMap::new();
+    for (name, labels, id) in &series {
+        let label = |k: &str| labels.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let (Some(interface), None) = (label("interface"), label("category")) else { continue };
+        match name.as_str() {
+            "traffic.rx_bytes" => interfaces.entry(interface).or_default().0.push(*id),
+            "traffic.tx_bytes" => interfaces.entry(interface).or_default().1.push(*id),
+            _ => {}
+        }
+    }
+    let mut traffic = Vec::with_capacity(interfaces.len());
+    for (interface, (rx, tx)) in interfaces {
+        traffic.push((interface.to_owned(), gather::rates(store, &rx, range, step)?, gather::rates(store, &tx, range, step)?));
+    }
+    Ok(DeviceCharts { step_ms: step, disks, traffic })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -628,6 +679,55 @@ mod tests {
         for (a, b) in d.cpu.iter().zip(&from_raw) {
             assert!(a.0 == b.0 && (a.1 - b.1).abs() <= 1e-9 * b.1.abs(), "{a:?} {b:?}");
         }
+    }
+
+    /// Traffic rates per bucket from the agent's per-interface deltas: a bucket cut by the
+    /// period's start is divided by its part only, an empty bucket is a gap, the per-protocol
+    /// shares do not add to the interface, and a negative delta (no agent sends one; a peer
+    /// might) is no growth rather than a negative rate.
+    #[test]
+    fn traffic_charts_are_rates_of_the_interface_deltas_with_gaps_and_never_negative() {
+        use crate::store::{PendingBatch, StoreOptions};
+        use ampel_protocol::{Batch, DeviceId, Identity, Metric, PROTOCOL_VERSION, Record, TenantId, Traffic};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let me = Identity { tenant: TenantId::new("acme").unwrap(), device: DeviceId::new("fw-1").unwrap() };
+        store.register_device(&me.tenant, &me.device, DAY0).unwrap();
+        let traffic = |ts: i64, category: Option<&str>, rx: u64| {
+            Record::Traffic(Traffic {
+                ts,
+                interval_ms: 60_000,
+                interface: "eth0".into(),
+                category: category.map(str::to_owned),
+                rx_bytes: rx,
+                tx_bytes: 0,
+                rx_packets: 0,
+                tx_packets: 0,
+                rx_errors: 0,
+                tx_errors: 0,
+            })
+        };
+        // A minute's delta of 6 kB in minutes 0..10 and 20..30 of the day; the eve share of
+        // the same traffic; and one lie in minute 40.
+        let mut records: Vec<Record> = (0..30).filter(|m| !(10..20).contains(m)).map(|m| traffic(DAY0 + m * MIN, None, 6_000)).collect();
+        records.extend((0..30).map(|m| traffic(DAY0 + m * MIN, Some("http"), 5_000)));
+        let lie = vec![("interface".to_owned(), "eth0".to_owned())];
+        records.push(Record::Metric(Metric { ts: DAY0 + 40 * MIN, name: "traffic.rx_bytes".into(), labels: lie, value: -1e9 }));
+        let batch = Batch { version: PROTOCOL_VERSION, seq: 1, sender: None, records };
+        store.commit(&[PendingBatch { identity: me, batch, received_ms: DAY0 + HOUR }]).unwrap();
+        store.fold_all().unwrap();
+        // A day from minute 2: five-minute buckets (from the minute rollups).
+        let period = Period::range(DAY0 + 2 * MIN, DAY0 + 2 * MIN + 24 * HOUR, "UTC").unwrap();
+        let charts = device_charts(&store, "fw-1", &period).unwrap();
+        assert_eq!(charts.step_ms, 5 * MIN);
+        let [(interface, rx, tx)] = charts.traffic.as_slice() else { panic!("{:?}", charts.traffic) };
+        assert_eq!(interface, "eth0");
+        // 100 B/s everywhere: minutes 2..5 (a bucket cut to 3 minutes), 5..10, 20..25, 25..30;
+        // nothing for 10..20 (a gap) and 0 for the lie.
+        let at = |from: i64, to: i64| DAY0 + (from * MIN + to * MIN) / 2;
+        let expected = vec![(at(2, 5), 100.0), (at(5, 10), 100.0), (at(20, 25), 100.0), (at(25, 30), 100.0), (at(40, 45), 0.0)];
+        assert_eq!(rx, &expected);
+        assert!(tx.iter().all(|p| p.1 == 0.0) && tx.len() == 4, "{tx:?}");
     }
 
     #[test]

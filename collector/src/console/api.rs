@@ -81,9 +81,7 @@ impl IntoResponse for ApiError {
                 resp
             }
             ApiError::Refused(Refusal::NotFound) => error(StatusCode::NOT_FOUND, "not found"),
-            ApiError::Refused(Refusal::BadPeriod) => {
-                error(StatusCode::BAD_REQUEST, "unknown period; use one of last-24h, day, week, month")
-            }
+            ApiError::Refused(Refusal::BadPeriod(why)) => error(StatusCode::BAD_REQUEST, &why.to_string()),
             ApiError::Refused(Refusal::NoResender) => {
                 error(StatusCode::CONFLICT, "resending needs report jobs ([[jobs]]) in the configuration")
             }
@@ -225,7 +223,7 @@ struct ServiceJson {
 
 /// `GET /api/v1/tenants/{tenant}?period=`: service lights, devices and findings.
 async fn tenant(ApiViewer(viewer): ApiViewer, Path(tenant): Path<String>, Query(q): Query<PeriodQuery>) -> Answer {
-    let period = pages::period_of(&viewer.console, &q)?;
+    let period = pages::period_of(&viewer.console, &q)?.0;
     let Some(data) = pages::tenant_data(&viewer, tenant, period).await? else { return Err(Refusal::NotFound.into()) };
     let services: Vec<ServiceJson> =
         data.services.iter().map(|s| ServiceJson { service: s.service, light: s.light, score: s.score, findings: s.findings }).collect();
@@ -242,7 +240,7 @@ async fn tenant(ApiViewer(viewer): ApiViewer, Path(tenant): Path<String>, Query(
 
 /// `GET /api/v1/devices/{device}?period=`: the device and its findings.
 async fn device(ApiViewer(viewer): ApiViewer, Path(device): Path<String>, Query(q): Query<PeriodQuery>) -> Answer {
-    let period = pages::period_of(&viewer.console, &q)?;
+    let period = pages::period_of(&viewer.console, &q)?.0;
     let (tenant, data) = pages::device_data(&viewer, &device, period).await?;
     let Some(d) = data.devices.iter().find(|d| d.device == device) else { return Err(Refusal::NotFound.into()) };
     ok(&serde_json::json!({
@@ -409,8 +407,8 @@ fn operation(summary: &str, params: &[serde_json::Value], ok: &str, errors: &[u1
 pub fn openapi() -> serde_json::Value {
     let period = serde_json::json!({
         "name": "period", "in": "query", "required": false,
-        "description": "last-24h (default), day (yesterday), week or month (the last complete one), in the collector's time zone",
-        "schema": { "type": "string", "enum": ["last-24h", "day", "week", "month"] },
+        "description": "last-24h (default), day (yesterday), week or month (the last complete one), or a range of days FIRST..LAST (2026-03-01..2026-03-15, both included, at most as long as the store keeps hourly figures and 400 days), in the collector's time zone",
+        "schema": { "type": "string", "pattern": "^(last-24h|day|week|month|[0-9]{4}-[0-9]{2}-[0-9]{2}\\.\\.[0-9]{4}-[0-9]{2}-[0-9]{2})$" },
     });
     let tenant = param("tenant", "Tenant id");
     let device = param("device", "Device id");

@@ -15,7 +15,10 @@
 //! - [`session`]: sessions in memory with idle and absolute expiry; the login rate limit.
 //! - [`audit`]: the append-only audit log of state changes.
 //! - [`login`]: login and logout, cookies, CSRF.
-//! - [`pages`]: fleet, tenant, device, reports and audit pages (maud templates).
+//! - [`pages`]: fleet, tenant, device, reports and audit pages (maud templates); the period
+//!   a tenant or device page shows (the links and the custom-period form).
+//! - `chart`: line charts as inline SVG with a text alternative and a min / avg / max table.
+//! - `history`: the device's licence and inventory reports reduced to what changed when.
 //! - [`jobs`]: the `[[jobs]]` read-only with their next run, "send now" and the preview.
 //! - [`recipients`]: recipients of the jobs with opt-in state and consent log; invite, remove.
 //! - [`enrollment`]: one-time enrollment tokens and revocation (administrators).
@@ -27,7 +30,9 @@
 
 pub mod api;
 pub mod audit;
+mod chart;
 pub mod enrollment;
+mod history;
 pub mod jobs;
 pub mod login;
 pub mod pages;
@@ -149,8 +154,8 @@ pub enum Refusal {
     NotFound,
     /// A state-changing form without the session's CSRF token (403).
     StaleForm,
-    /// A `?period=` other than the ones the pages offer (400).
-    BadPeriod,
+    /// A period the pages do not show: unknown, reversed, too long (400, saying which).
+    BadPeriod(pages::BadPeriod),
     /// Resending needs `[[jobs]]` (and so a scheduler); there are none (409).
     NoResender,
     /// The reverse proxy vouched for a user who is not in `[[users]]` (403).
@@ -197,7 +202,7 @@ impl IntoResponse for Refusal {
             Refusal::StaleForm => {
                 pages::error_page(StatusCode::FORBIDDEN, "This form has expired. Go back, reload the page and try again.")
             }
-            Refusal::BadPeriod => pages::error_page(StatusCode::BAD_REQUEST, "Unknown period: choose one of the links on the page."),
+            Refusal::BadPeriod(why) => pages::error_page(StatusCode::BAD_REQUEST, &why.to_string()),
             Refusal::UnknownProxyUser => {
                 pages::error_page(StatusCode::FORBIDDEN, "You are not a user of this console; ask its administrator.")
             }

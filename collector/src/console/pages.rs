@@ -12,6 +12,8 @@ use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 
 use super::audit::AuditEvent;
+use super::chart::{self, Chart, Line, Unit};
+use super::history;
 use super::login::CsrfForm;
 use super::{BASE, Console, ConsoleError, Refusal, Viewer, now_ms};
 use crate::assess::suppress::FalsePositives;
@@ -20,6 +22,7 @@ use crate::http::HttpState;
 use crate::report::{DeviceReport, Lang, catalogue};
 use crate::risk::{Finding, Light};
 use crate::schedule::ArchiveRecord;
+use crate::store::DeviceHistory;
 
 /// The embedded stylesheet.
 const STYLE: &str = include_str!("style.css");
@@ -211,28 +214,153 @@ pub async fn fleet(viewer: Viewer, State(state): State<Arc<HttpState>>) -> Page 
     Ok(page(&viewer, "Fleet", body))
 }
 
-/// `?period=`.
-#[derive(Deserialize)]
+/// The period a tenant or device page (or its API twin) is asked for: `?period=` — one of
+/// the links' names or a range of dates `2026-03-01..2026-03-15` — or `?from=&to=`, the two
+/// dates of the custom-period form (both days included).
+#[derive(Deserialize, Default)]
 pub struct PeriodQuery {
     pub(super) period: Option<String>,
+    pub(super) from: Option<String>,
+    pub(super) to: Option<String>,
 }
 
 /// The periods pages offer: the last 24 hours, and the last complete day, week and month.
 const PERIODS: [(&str, &str); 4] = [("last-24h", "Last 24 hours"), ("day", "Yesterday"), ("week", "Last week"), ("month", "Last month")];
 
-pub(super) fn period_of(console: &Console, q: &PeriodQuery) -> Result<Period, Refusal> {
-    let label = q.period.as_deref().unwrap_or("last-24h");
-    if !PERIODS.iter().any(|(p, _)| *p == label) {
-        return Err(Refusal::BadPeriod);
-    }
-    Ok(Period::parse(label, now_ms(), &console.cfg.report.time_zone.0).map_err(ConsoleError::from)?)
+/// The longest custom period a page shows: the page runs the rules over the period and the one
+/// before it, and counts its days one by one (see [`Period::days`]).
+const MAX_CUSTOM_DAYS: i64 = 400;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Why the period asked for is not shown: a 400 with this sentence.
+#[derive(Debug, thiserror::Error)]
+pub enum BadPeriod {
+    /// Not one of the offered names nor a range of dates.
+    #[error("There is no period {0:?}: choose one of the links on the page, or a first and a last day.")]
+    Unknown(String),
+    /// The form was sent with one date only.
+    #[error("A custom period needs both a first and a last day.")]
+    Incomplete,
+    /// A date that does not parse.
+    #[error("{0:?} is not a date; write it as YYYY-MM-DD, e.g. 2026-03-01.")]
+    NotADate(String),
+    /// The last day lies before the first.
+    #[error("The period ends on {to}, before it starts on {from}: swap the two dates.")]
+    Reversed {
+        /// The first day asked for.
+        from: jiff::civil::Date,
+        /// The last day asked for.
+        to: jiff::civil::Date,
+    },
+    /// Longer than the store keeps the figures the page shows, or than a page may cover.
+    #[error("The period spans {days} days; a page covers at most {max} days (what the store keeps of the charts' figures).")]
+    TooLong {
+        /// Days asked for.
+        days: i64,
+        /// Days allowed.
+        max: i64,
+    },
+    /// The dates cannot be placed in the time zone (out of jiff's range).
+    #[error("The period cannot be computed: {0}")]
+    Uncomputable(#[source] crate::assess::PeriodError),
 }
 
-fn period_links(path: &str, current: &str) -> Markup {
+/// Which period a page shows: one of [`PERIODS`] or a custom range of days.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Choice {
+    /// One of [`PERIODS`], by its name in the query.
+    Named(&'static str),
+    /// From the first to the last day, both included, in the console's time zone.
+    Custom(jiff::civil::Date, jiff::civil::Date),
+}
+
+impl Choice {
+    /// The period as `?period=` names it.
+    fn query(&self) -> String {
+        match self {
+            Choice::Named(p) => (*p).to_owned(),
+            Choice::Custom(a, b) => format!("{a}..{b}"),
+        }
+    }
+}
+
+fn date(s: &str) -> Result<jiff::civil::Date, BadPeriod> {
+    s.trim().parse().map_err(|_| BadPeriod::NotADate(s.to_owned()))
+}
+
+fn custom(from: &str, to: &str) -> Result<Choice, BadPeriod> {
+    let (from, to) = (date(from)?, date(to)?);
+    if to < from {
+        return Err(BadPeriod::Reversed { from, to });
+    }
+    Ok(Choice::Custom(from, to))
+}
+
+/// What `q` asks for, without looking at the clock or the store: the form's two dates if
+/// either is there, else `?period=`, else the last 24 hours.
+pub(super) fn choice_of(q: &PeriodQuery) -> Result<Choice, BadPeriod> {
+    let filled = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    match (filled(&q.from), filled(&q.to)) {
+        (Some(from), Some(to)) => return custom(&from, &to),
+        (None, None) => {}
+        _ => return Err(BadPeriod::Incomplete),
+    }
+    let asked = q.period.as_deref().unwrap_or("last-24h");
+    if let Some((name, _)) = PERIODS.iter().find(|(p, _)| *p == asked) {
+        return Ok(Choice::Named(name));
+    }
+    match asked.split_once("..") {
+        Some((from, to)) => custom(from, to),
+        None => Err(BadPeriod::Unknown(asked.to_owned())),
+    }
+}
+
+/// The longest period a page may cover: what the store keeps of the figures the charts are
+/// drawn from (raw points, minute and hour rollups: the longest of them), at most
+/// [`MAX_CUSTOM_DAYS`].
+fn longest_days(retention: &crate::store::Retention) -> i64 {
+    let kept = [retention.raw_ms, retention.minute_ms, retention.hour_ms];
+    let longest = kept.iter().try_fold(0i64, |m, k| k.map(|k| m.max(k)));
+    longest.map_or(MAX_CUSTOM_DAYS, |ms| (ms / DAY_MS).clamp(1, MAX_CUSTOM_DAYS))
+}
+
+/// The period `q` asks for, in the console's time zone (`[report] time-zone`, the zone of
+/// every tenant), with the choice it came from.
+pub(super) fn period_of(console: &Console, q: &PeriodQuery) -> Result<(Period, Choice), Refusal> {
+    let choice = choice_of(q).map_err(Refusal::BadPeriod)?;
+    let zone = &console.cfg.report.time_zone.0;
+    let period = match &choice {
+        Choice::Named(name) => Period::parse(name, now_ms(), zone).map_err(ConsoleError::from)?,
+        Choice::Custom(..) => Period::parse(&choice.query(), now_ms(), zone).map_err(|e| Refusal::BadPeriod(BadPeriod::Uncomputable(e)))?,
+    };
+    let max = longest_days(&console.store.options().retention);
+    let days = (period.end_ms - period.start_ms).div_euclid(DAY_MS);
+    if days > max {
+        return Err(Refusal::BadPeriod(BadPeriod::TooLong { days, max }));
+    }
+    Ok((period, choice))
+}
+
+/// The day/week/month links and the custom-period form (two dates, no script), the form
+/// filled with the dates of the period shown.
+fn period_links(path: &str, choice: &Choice, period: &Period) -> Markup {
+    let day = |ms: i64| period.local(ms).map(|z| z.date().to_string()).unwrap_or_default();
+    let (from, to) = match choice {
+        Choice::Custom(a, b) => (a.to_string(), b.to_string()),
+        Choice::Named(_) => (day(period.start_ms), day(period.end_ms.saturating_sub(1))),
+    };
     html! {
-        nav.periods aria-label="Period" {
-            @for (p, name) in PERIODS {
-                @if p == current { strong aria-current="page" { (name) } } @else { a href={ (path) "?period=" (p) } { (name) } }
+        div.periods {
+            nav aria-label="Period" {
+                @for (p, name) in PERIODS {
+                    @if *choice == Choice::Named(p) { strong aria-current="page" { (name) } } @else { a href={ (path) "?period=" (p) } { (name) } }
+                }
+            }
+            form.custom method="get" action=(path) aria-label="Custom period" {
+                span { label for="from" { "From" } " " input #from name="from" type="date" required value=(from); }
+                span { label for="to" { "to" } " " input #to name="to" type="date" required value=(to); }
+                button type="submit" { "Show" }
             }
         }
     }
@@ -320,12 +448,13 @@ fn expiry(console: &Console, d: &DeviceReport) -> String {
 
 /// `GET /console/tenants/{tenant}?period=`.
 pub async fn tenant(viewer: Viewer, Path(tenant): Path<String>, Query(q): Query<PeriodQuery>) -> Page {
-    let period = period_of(&viewer.console, &q)?;
-    let label = q.period.clone().unwrap_or_else(|| "last-24h".to_owned());
+    let (period, choice) = period_of(&viewer.console, &q)?;
+    let name = period.name(Lang::En);
+    let links = period_links(&format!("{BASE}/tenants/{tenant}"), &choice, &period);
     let Some(data) = tenant_data(&viewer, tenant.clone(), period).await? else { return Err(Refusal::NotFound) };
     let c = &viewer.console;
     let body = html! {
-        (period_links(&format!("{BASE}/tenants/{tenant}"), &label))
+        (links)
         p { "Tenant light " (light(data.light)) ", score " (data.score) ", " (when(c, Some(data.period_start_ms))) " – " (when(c, Some(data.period_end_ms))) " (" (data.time_zone) ")." }
         h2 { "Services" }
         ul.services { @for s in &data.services { li { (s.service) " " (light(s.light)) } } }
@@ -348,7 +477,7 @@ pub async fn tenant(viewer: Viewer, Path(tenant): Path<String>, Query(q): Query<
         (findings_table(c, &data.findings, &data.zone()))
         (fixed_list(&data.changes))
     };
-    Ok(page(&viewer, &format!("Tenant {tenant}"), body))
+    Ok(page(&viewer, &format!("Tenant {tenant} \u{b7} {name}"), body))
 }
 
 /// An inventory field, or "unknown" while the device has sent none.
@@ -361,33 +490,6 @@ pub(super) fn model_of(d: &DeviceReport) -> &str {
     match d.license.as_ref().map(|l| l.model.as_str()).filter(|m| !m.is_empty()) {
         Some(m) => m,
         None => &d.model,
-    }
-}
-
-/// A line chart of percentages over `[start, end)` as inline SVG (presentation attributes
-/// only: the CSP allows no inline styles).
-fn chart(title: &str, points: &[(i64, f64)], start: i64, end: i64) -> Markup {
-    const W: f64 = 600.0;
-    const H: f64 = 150.0;
-    let span = (end - start).max(1) as f64;
-    let xy: Vec<String> = points
-        .iter()
-        .filter(|(_, v)| v.is_finite())
-        .map(|(t, v)| format!("{:.1},{:.1}", (t - start) as f64 / span * W, H - v.clamp(0.0, 100.0) / 100.0 * H))
-        .collect();
-    let label = format!("{title}: {} points, 0 to 100 percent", xy.len());
-    if xy.is_empty() {
-        return html! { figure { figcaption { (title) } p { "No samples in this period." } } };
-    }
-    html! {
-        figure {
-            figcaption { (title) }
-            svg viewBox="0 0 600 150" role="img" aria-label=(label) width="100%" preserveAspectRatio="none" {
-                rect x="0" y="0" width="600" height="150" fill="#f5f5f5" {}
-                line x1="0" y1="75" x2="600" y2="75" stroke="#bdbdbd" stroke-width="1" {}
-                polyline points=(xy.join(" ")) fill="none" stroke="#0d47a1" stroke-width="2" {}
-            }
-        }
     }
 }
 
@@ -405,16 +507,108 @@ pub(super) async fn device_data(viewer: &Viewer, device: &str, period: Period) -
     Ok((record.tenant, data))
 }
 
+/// What only the device page shows: the disk and traffic charts and the licence and
+/// inventory history over `period`. The caller has checked the viewer may see the device.
+async fn device_extras(
+    console: &Arc<Console>,
+    device: &str,
+    period: &Period,
+) -> Result<(assess::DeviceCharts, DeviceHistory), ConsoleError> {
+    let (console, device, period) = (console.clone(), device.to_owned(), period.clone());
+    blocking(move || {
+        let charts = assess::device_charts(&console.store, &device, &period)?;
+        let history = console.store.device_history(&device, period.start_ms, period.end_ms)?;
+        Ok((charts, history))
+    })
+    .await
+}
+
+/// Bytes per second as bits per second, for the traffic charts.
+fn bits(points: &[(i64, f64)]) -> Vec<(i64, f64)> {
+    points.iter().map(|&(t, v)| (t, v * 8.0)).collect()
+}
+
+/// The device's charts: CPU and memory (from the report data), disks and traffic per
+/// interface, all through [`chart::chart`].
+fn device_charts(console: &Console, d: &DeviceReport, charts: &assess::DeviceCharts, range: (i64, i64)) -> Markup {
+    let (start_ms, end_ms) = range;
+    let chart_of = |title: &str, unit: Unit, lines: Vec<Line<'_>>| {
+        chart::chart(&Chart { title, unit, start_ms, end_ms, step_ms: charts.step_ms, lines, zone: &console.zone })
+    };
+    let disks: Vec<Line<'_>> = charts.disks.iter().map(|(mount, points, stat)| Line { name: mount, points, stat: *stat }).collect();
+    let traffic: Vec<(&str, assess::ChartLine, assess::ChartLine)> =
+        charts.traffic.iter().map(|(i, rx, tx)| (i.as_str(), bits(rx), bits(tx))).collect();
+    html! {
+        h2 { "Performance" }
+        (chart_of("CPU usage", Unit::Percent, vec![Line { name: "CPU", points: &d.cpu, stat: d.cpu_stat }]))
+        (chart_of("Memory usage", Unit::Percent, vec![Line { name: "memory", points: &d.memory, stat: d.memory_stat }]))
+        (chart_of("Disk usage per mount", Unit::Percent, disks))
+        h2 { "Traffic" }
+        @if traffic.is_empty() { p { "No interface traffic was reported in this period." } }
+        @for (interface, rx, tx) in &traffic {
+            @let title = if interface.is_empty() { "Traffic".to_owned() } else { format!("Traffic on {interface}") };
+            (chart_of(&title, Unit::BitsPerSecond, vec![
+                Line { name: "received", points: rx, stat: None },
+                Line { name: "sent", points: tx, stat: None },
+            ]))
+        }
+    }
+}
+
+/// One list of "what changed when".
+fn changes_list(console: &Console, changes: &[history::Changed]) -> Markup {
+    html! {
+        ul.changes { @for c in changes.iter().rev() {
+            li {
+                time { (when(console, Some(c.at_ms))) } ": "
+                @if c.fields.iter().all(|f| f.before.is_none()) { "first report: " }
+                @for (i, f) in c.fields.iter().enumerate() {
+                    @if i > 0 { "; " }
+                    (f.field) " "
+                    @match &f.before {
+                        Some(b) => { (known(b)) " \u{2192} " (known(&f.after)) }
+                        None => { (f.after) }
+                    }
+                }
+            }
+        } }
+    }
+}
+
+/// The licence and inventory history of the period, newest first: only reports that changed
+/// something, and what the store no longer keeps said plainly.
+fn history_section(console: &Console, h: &DeviceHistory, period: &Period) -> Markup {
+    let time = |ms: i64| when(console, Some(ms));
+    let licences = history::license_changes(&h.licenses, period.start_ms, &time);
+    let inventory = history::inventory_changes(&h.inventories, period.start_ms);
+    html! {
+        h2 { "Licence and inventory history" }
+        @if h.horizon_ms > period.start_ms {
+            p { "Before " (when(console, Some(h.horizon_ms))) " the store keeps only the latest licence and inventory report, so earlier changes are not known." }
+        }
+        @if h.truncated { p { "Only the latest " (crate::store::HISTORY_MAX) " reports of the period are compared." } }
+        h3 { "Licence" }
+        @if h.licenses.is_empty() { p { "The device has sent no licence report." } }
+        @else if licences.is_empty() { p { "No change in this period." } }
+        @else { (changes_list(console, &licences)) }
+        h3 { "Inventory" }
+        @if h.inventories.is_empty() { p { "The device has sent no inventory report." } }
+        @else if inventory.is_empty() { p { "No change in this period." } }
+        @else { (changes_list(console, &inventory)) }
+    }
+}
+
 /// `GET /console/devices/{device}?period=`.
 pub async fn device(viewer: Viewer, Path(device): Path<String>, Query(q): Query<PeriodQuery>) -> Page {
-    let period = period_of(&viewer.console, &q)?;
-    let label = q.period.clone().unwrap_or_else(|| "last-24h".to_owned());
-    let (tenant, data) = device_data(&viewer, &device, period).await?;
+    let (period, choice) = period_of(&viewer.console, &q)?;
+    let links = period_links(&format!("{BASE}/devices/{device}"), &choice, &period);
+    let (tenant, data) = device_data(&viewer, &device, period.clone()).await?;
     let Some(d) = data.devices.iter().find(|d| d.device == device) else { return Err(Refusal::NotFound) };
+    let (charts, history) = device_extras(&viewer.console, &device, &period).await?;
     let findings: Vec<Finding> = data.findings.iter().filter(|f| f.device.as_deref() == Some(device.as_str())).cloned().collect();
     let c = &viewer.console;
     let body = html! {
-        (period_links(&format!("{BASE}/devices/{device}"), &label))
+        (links)
         p { "Tenant " a href={ (BASE) "/tenants/" (tenant) } { (tenant) } ", light " (light(d.light)) ", score " (d.score) "." }
         dl {
             dt { "Model" } dd { (known(model_of(d))) }
@@ -426,17 +620,10 @@ pub async fn device(viewer: Viewer, Path(device): Path<String>, Query(q): Query<
         }
         h2 { "Findings" }
         (findings_table(c, &findings, &data.zone()))
-        h2 { "Performance" }
-        (chart("CPU usage (%)", &d.cpu, data.period_start_ms, data.period_end_ms))
-        (chart("Memory usage (%)", &d.memory, data.period_start_ms, data.period_end_ms))
-        @if !d.disks.is_empty() {
-            table {
-                thead { tr { th scope="col" { "Mount" } th scope="col" { "Min %" } th scope="col" { "Avg %" } th scope="col" { "Max %" } } }
-                tbody { @for (mount, s) in &d.disks { tr { th scope="row" { (mount) } td.num { (format!("{:.1}", s.min)) } td.num { (format!("{:.1}", s.avg)) } td.num { (format!("{:.1}", s.max)) } } } }
-            }
-        }
+        (device_charts(c, d, &charts, (data.period_start_ms, data.period_end_ms)))
+        (history_section(c, &history, &period))
     };
-    Ok(page(&viewer, &format!("Device {device}"), body))
+    Ok(page(&viewer, &format!("Device {device} \u{b7} {}", period.name(Lang::En)), body))
 }
 
 /// `GET /console/reports`: the archive of the viewer's tenants (not for analysts).

@@ -447,7 +447,9 @@ async fn the_device_page_charts_the_stored_samples_and_the_tenant_page_judges_th
     assert_eq!(device.status, 200);
     let polylines = device.body.matches("<polyline points=\"").count();
     assert_eq!(polylines, 2, "CPU and memory charts: {}", device.body);
-    assert!(!device.body.contains("No samples in this period"));
+    assert_eq!(device.body.matches("<svg class=\"chart\"").count(), 2, "{}", device.body);
+    // No disk samples: said, not drawn.
+    assert_eq!(device.body.matches("No samples in this period").count(), 1, "{}", device.body);
     let tenant = request(rig.addr, "GET", "/console/tenants/acme", &manager, "").await;
     let period = crate::assess::Period::range(now - 86_400_000, now + 1, "UTC").unwrap();
     let fp = crate::assess::suppress::FalsePositives::default();
@@ -678,4 +680,135 @@ async fn the_openapi_description_matches_the_router() {
     }
     let undescribed = request_with(rig.addr, "DELETE", "/api/v1/tenants", "", "").await;
     assert_eq!(undescribed.status, 405);
+}
+
+/// A custom period from the form's two dates is shown with its name in the heading and the
+/// dates back in the form; a reversed, half-filled or too long one is a 400 that says why, on
+/// the pages and in the API.
+#[tokio::test]
+async fn a_custom_period_is_shown_and_a_bad_one_is_refused_with_a_reason() {
+    let rig = Rig::new().await;
+    let manager = session(rig.addr, "manager").await;
+    let page = request(rig.addr, "GET", "/console/tenants/acme?from=2026-03-01&to=2026-03-15", &manager, "").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("<h1>Tenant acme \u{b7} 1 Mar 2026 \u{2013} 15 Mar 2026</h1>"), "{}", page.body);
+    assert!(page.body.contains("name=\"from\" type=\"date\" required value=\"2026-03-01\""), "{}", page.body);
+    assert!(page.body.contains("<label for=\"to\">to</label> <input id=\"to\""), "{}", page.body);
+    let device = request(rig.addr, "GET", "/console/devices/fw-acme?period=2026-03-01..2026-03-15", &manager, "").await;
+    assert_eq!(device.status, 200, "{}", device.body);
+    assert!(device.body.contains("<h1>Device fw-acme \u{b7} 1 Mar 2026 \u{2013} 15 Mar 2026</h1>"), "{}", device.body);
+    for (query, reason) in [
+        ("from=2026-03-15&to=2026-03-01", "The period ends on 2026-03-01, before it starts on 2026-03-15"),
+        ("from=2026-03-15&to=", "needs both a first and a last day"),
+        ("from=2026-13-01&to=2026-03-01", "is not a date"),
+        ("from=2020-01-01&to=2026-01-01", "a page covers at most 400 days"),
+        ("period=forever", "There is no period"),
+    ] {
+        let r = request(rig.addr, "GET", &format!("/console/tenants/acme?{query}"), &manager, "").await;
+        assert_eq!(r.status, 400, "{query}: {}", r.body);
+        assert!(r.body.contains(&maud::html! { (reason) }.into_string()), "{query}: {}", r.body);
+    }
+    let token = api_token(&rig, "manager");
+    let ok = json_of(&api(rig.addr, "GET", "/api/v1/tenants/acme?period=2026-03-01..2026-03-15", &token).await);
+    assert_eq!(ok["period"]["label"], "20260301T0000-20260316T0000", "{ok}");
+    let reversed = api(rig.addr, "GET", "/api/v1/devices/fw-acme?period=2026-03-15..2026-03-01", &token).await;
+    assert_eq!(reversed.status, 400);
+    assert!(json_of(&reversed)["error"].as_str().unwrap().contains("before it starts"), "{}", reversed.body);
+}
+
+/// The device page draws disks and per-interface traffic from the stored figures — the
+/// traffic as a rate, broken where the device was silent — and lists the licence's change at
+/// the local time it was read.
+#[tokio::test]
+async fn the_device_page_charts_disks_and_traffic_and_lists_licence_changes_in_local_time() {
+    use ampel_protocol::{Batch, Identity, License, Metric, PROTOCOL_VERSION, Record, Traffic};
+    let rig = Rig::with_http("[report]\ntime-zone = \"Europe/Berlin\"").await;
+    const MIN: i64 = 60_000;
+    // Three hours of minutes ending at a five-minute edge, with the 30 minutes in the middle
+    // silent: 60 kB a minute received, 6 kB sent.
+    let end = super::now_ms() / (5 * MIN) * (5 * MIN);
+    let minutes: Vec<i64> = (1..=180).rev().map(|k| end - k * MIN).filter(|t| !(end - 120 * MIN..end - 90 * MIN).contains(t)).collect();
+    let mut records = Vec::new();
+    for &ts in &minutes {
+        let disk = |mount: &str, value: f64| {
+            Record::Metric(Metric { ts, name: "disk.used_percent".into(), labels: vec![("mount".into(), mount.into())], value })
+        };
+        records.push(disk("/", 40.0));
+        records.push(disk("/var", 70.0));
+        records.push(Record::Traffic(Traffic {
+            ts,
+            interval_ms: 60_000,
+            interface: "eth0".into(),
+            category: None,
+            rx_bytes: 60_000,
+            tx_bytes: 6_000,
+            rx_packets: 40,
+            tx_packets: 4,
+            rx_errors: 0,
+            tx_errors: 0,
+        }));
+    }
+    let license = |ts: i64, licensed: bool| {
+        Record::License(License {
+            ts,
+            product: "UTM".into(),
+            model: "RC100".into(),
+            serial: "S1".into(),
+            licensed,
+            expires: None,
+            features: Vec::new(),
+            unknown_reason: None,
+        })
+    };
+    let lapsed_at = end - 47 * MIN;
+    records.extend([license(end - 170 * MIN, true), license(end - 100 * MIN, true), license(lapsed_at, false)]);
+    let me = Identity { tenant: "acme".parse().unwrap(), device: "fw-acme".parse().unwrap() };
+    let batch = Batch { version: PROTOCOL_VERSION, seq: 1, sender: None, records };
+    rig.console.store.commit(&[crate::store::PendingBatch { identity: me, batch, received_ms: end }]).unwrap();
+    let manager = session(rig.addr, "manager").await;
+    let page = request(rig.addr, "GET", "/console/devices/fw-acme", &manager, "").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let body = &page.body;
+    std::fs::write(rig.dir.path().join("device.html"), body).unwrap();
+    if let Ok(to) = std::env::var("AMPEL_SAVE_DEVICE_PAGE") {
+        std::fs::write(to, body).unwrap();
+    }
+    assert!(body.contains("<figcaption>Disk usage per mount (percent)</figcaption>"), "{body}");
+    assert!(body.contains("<figcaption>Traffic on eth0 (bits per second)</figcaption>"), "{body}");
+    // 60 kB a minute is 8 kbit/s in every five-minute bucket; 6 kB is 800 bit/s.
+    let row = |name: &str, v: &str| format!("{name}</th><td class=\"num\">{v}</td><td class=\"num\">{v}</td><td class=\"num\">{v}</td>");
+    assert!(body.contains(&row("received", "8.0 kbit/s")), "{body}");
+    assert!(body.contains(&row("sent", "800 bit/s")), "{body}");
+    assert!(body.contains(&row("/var", "70.0 %")), "{body}");
+    // The silence is a gap in both traffic lines and both disk lines: two runs each.
+    assert!(body.contains("aria-label=\"Traffic on eth0 in bits per second (received, sent) from"), "{body}");
+    assert_eq!(body.matches("with 2 gaps in the data; ").count(), 4, "disks and traffic, in label and title: {body}");
+    let local = jiff::Timestamp::from_millisecond(lapsed_at).unwrap().to_zoned(jiff::tz::TimeZone::get("Europe/Berlin").unwrap());
+    let change = format!("<li><time>{}</time>: Licensed yes \u{2192} no</li>", local.strftime("%Y-%m-%d %H:%M"));
+    assert!(body.contains(&change), "{change} in {body}");
+    // The report two hours before lapsing changed nothing and is not listed.
+    assert_eq!(body.matches("<li><time>").count(), 2, "the first report and the lapse: {body}");
+    assert!(body.contains(": first report: Licensed yes; Licence expiry none; Product UTM;"), "{body}");
+}
+
+/// After a rotation the audit page still shows the events of the rotated file, newest first,
+/// below those of the new live file.
+#[tokio::test]
+async fn the_audit_page_reads_across_the_rotation_boundary() {
+    let rig = Rig::new().await;
+    let dir = rig.dir.path().join("console");
+    std::fs::create_dir_all(&dir).unwrap();
+    let rotated = super::audit::AuditEvent {
+        at_ms: 1_000,
+        user: "admin".into(),
+        action: "token-create".into(),
+        target: "before the rotation".into(),
+        client: "127.0.0.1".into(),
+    };
+    std::fs::write(dir.join(format!("{}.1", super::audit::FILE)), format!("{}\n", serde_json::to_string(&rotated).unwrap())).unwrap();
+    let admin = session(rig.addr, "admin").await;
+    let page = request(rig.addr, "GET", "/console/audit", &admin, "").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let (login, old) = (page.body.find("<td>login</td>"), page.body.find("<td>before the rotation</td>"));
+    assert!(login.is_some() && old.is_some() && login < old, "the new live file's login first, then the rotated event: {}", page.body);
 }

@@ -231,6 +231,22 @@ pub struct DeviceState {
     pub inventory: Option<Inventory>,
 }
 
+/// Most reports of one kind [`Store::device_history`] returns: a year of hourly reports.
+pub const HISTORY_MAX: usize = 10_000;
+
+/// What a device reported about itself over a range ([`Store::device_history`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DeviceHistory {
+    /// License reports, time-ordered; the first may predate the range (the one in force).
+    pub licenses: Vec<License>,
+    /// Inventory reports, likewise.
+    pub inventories: Vec<Inventory>,
+    /// Whether older reports in the range were left out ([`HISTORY_MAX`]).
+    pub truncated: bool,
+    /// The states horizon: before it only the latest report of each kind is kept.
+    pub horizon_ms: i64,
+}
+
 /// Store tuning.
 #[derive(Debug, Clone, Copy)]
 pub struct StoreOptions {
@@ -632,6 +648,50 @@ impl Store {
             None => None,
         };
         Ok(DeviceState { license, inventory })
+    }
+
+    /// What `device` reported about its license and inventory over `[from, to)`: every report
+    /// of each kind in the range, time-ordered, preceded by the last one before `from` (what
+    /// was in force when the range began). At most [`HISTORY_MAX`] reports per kind, the
+    /// latest ones; `truncated` says when more were there. History older than the states
+    /// horizon keeps only the latest report of each kind.
+    pub fn device_history(&self, device: &str, from: i64, to: i64) -> Result<DeviceHistory, StoreError> {
+        let snap = self.read()?;
+        let (licenses, cut_l) = self.states_in(&snap, device, state_kind::LICENSE, from, to)?;
+        let (inventories, cut_i) = self.states_in(&snap, device, state_kind::INVENTORY, from, to)?;
+        let horizon = self.horizons_in(&snap)?.states;
+        Ok(DeviceHistory { licenses, inventories, truncated: cut_l || cut_i, horizon_ms: horizon })
+    }
+
+    /// One kind of `device`'s states in `[from, to)` after the last one before `from`, at most
+    /// [`HISTORY_MAX`] (the latest), oldest first; and whether some were left out.
+    fn states_in<T: serde::de::DeserializeOwned>(
+        &self,
+        snap: &Snapshot<'_>,
+        device: &str,
+        kind: u8,
+        from: i64,
+        to: i64,
+    ) -> Result<(Vec<T>, bool), StoreError> {
+        let lo = keys::state_key(device, kind, i64::MIN);
+        let hi = keys::state_key(device, kind, to);
+        let start = keys::state_key(device, kind, from);
+        let range = (std::ops::Bound::Included(&lo[..]), std::ops::Bound::Excluded(&hi[..]));
+        let mut newest_first = Vec::new();
+        let mut truncated = false;
+        for item in self.states.rev_range(snap, &range).map_err(self.lmdb())? {
+            let (k, v) = item.map_err(self.lmdb())?;
+            if newest_first.len() == HISTORY_MAX {
+                truncated = true;
+                break;
+            }
+            newest_first.push(serde_cbor::from_slice(v).map_err(|e| self.corrupt(names::STATES, e))?);
+            if k < &start[..] {
+                break; // the one in force at `from`
+            }
+        }
+        newest_first.reverse();
+        Ok((newest_first, truncated))
     }
 
     /// Per database: (name, entries, bytes in pages), for operators and benchmarks.

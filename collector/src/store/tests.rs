@@ -216,11 +216,19 @@ fn license_and_inventory_state_as_of_a_time() {
     let s = store.device_state_at("fw-1", 250).unwrap();
     assert_eq!((s.license.map(|l| l.licensed), s.inventory.map(|i| i.ts)), (Some(true), Some(200)));
     assert_eq!(store.device_state_at("fw-1", 300).unwrap().license.map(|l| l.licensed), Some(false));
+    // The history of [150, 400): the licence in force at 150 (read at 100), then 300's.
+    let ts =
+        |h: &DeviceHistory| (h.licenses.iter().map(|l| l.ts).collect::<Vec<_>>(), h.inventories.iter().map(|i| i.ts).collect::<Vec<_>>());
+    let h = store.device_history("fw-1", 150, 400).unwrap();
+    assert_eq!((ts(&h), h.truncated), ((vec![100, 300], vec![200]), false));
+    assert_eq!(ts(&store.device_history("fw-1", 0, 300).unwrap()), (vec![100], vec![200]));
     // Retention drops old history but keeps the last state before the horizon.
     store.apply_retention_with(&Retention { states_ms: Some(0), ..Retention::FOREVER }, 350).unwrap();
     assert_eq!(store.device_state_at("fw-1", 250).unwrap().license, None);
     assert_eq!(store.device_state_at("fw-1", 400).unwrap().license.map(|l| l.ts), Some(300));
     assert_eq!(store.device("fw-1").unwrap().unwrap().license.map(|l| l.ts), Some(300));
+    let h = store.device_history("fw-1", 0, 400).unwrap();
+    assert_eq!((ts(&h), h.horizon_ms), ((vec![300], vec![200]), 350));
 }
 
 /// The store against a naive in-memory model: random commits, folds (some cut short as if the
