@@ -722,7 +722,9 @@ impl Resent {
 /// its outcome. The caller has checked the CSRF token where one applies.
 pub(super) async fn resend_report(viewer: &Viewer, state: &HttpState, id: &str) -> Result<Resent, Refusal> {
     let rec = visible_report(viewer, state, id).await?;
-    let Some(scheduler) = viewer.console.resender() else { return Err(Refusal::NoResender) };
+    if viewer.console.resender().is_none() {
+        return Err(Refusal::NoResender);
+    }
     let id = rec.id;
     viewer.console.record(
         viewer.user.name.as_str(),
@@ -730,12 +732,17 @@ pub(super) async fn resend_report(viewer: &Viewer, state: &HttpState, id: &str) 
         &format!("report {id} ({} {})", rec.tenant, rec.period_label),
         viewer.client,
     )?;
-    let by = format!("console ({})", viewer.user.name);
-    let result = scheduler.resend(id, jiff::Timestamp::now(), &by).await;
-    if let Err(e) = &result {
-        tracing::warn!(report = id, user = %viewer.user.name, error = %e, "console resend failed");
-    }
-    tracing::info!(report = id, user = %viewer.user.name, client = %viewer.client, "console resend");
+    let (console, user, client) = (viewer.console.clone(), viewer.user.name.clone(), viewer.client);
+    let result = super::to_completion(async move {
+        let scheduler = console.resender().ok_or(Refusal::NoResender)?;
+        let result = scheduler.resend(id, jiff::Timestamp::now(), &format!("console ({user})")).await;
+        if let Err(e) = &result {
+            tracing::warn!(report = id, user = %user, error = %e, "console resend failed");
+        }
+        tracing::info!(report = id, user = %user, client = %client, "console resend");
+        Ok::<_, Refusal>(result)
+    })
+    .await??;
     Ok(Resent { id, result })
 }
 
