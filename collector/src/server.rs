@@ -131,6 +131,8 @@ fn start_delivery(
     };
     let limits = cfg.http.limits(crate::rlimit::nofile());
     let http = crate::http::HttpServer::start(listen, limits, state, shutdown.clone())?;
+    // The fleet page and `GET /api/v1/tenants` read the summary this task keeps.
+    tokio::spawn(crate::console::fleet::run(console.clone(), delivery.clone(), shutdown.clone()));
     if cfg.jobs.is_empty() {
         return Ok(Delivery { http: Some(http), scheduler: None, console: Some(console) });
     }

@@ -15,7 +15,8 @@
 //! - [`session`]: sessions in memory with idle and absolute expiry; the login rate limit.
 //! - [`audit`]: the append-only audit log of state changes.
 //! - [`login`]: login and logout, cookies, CSRF.
-//! - [`pages`]: fleet, tenant, device, reports and audit pages (maud templates).
+//! - [`fleet`]: the fleet summary a background task keeps, and the fleet page that reads it.
+//! - [`pages`]: tenant, device, reports and audit pages (maud templates).
 //! - [`passwd`]: `ampel-collector user passwd NAME`.
 //! - [`tokens`]: per-user API tokens (`user token`, `user tokens`, `user revoke-token`).
 //! - [`api`]: the JSON API under `/api/v1`, authenticated by those tokens, and its OpenAPI
@@ -24,6 +25,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod fleet;
 pub mod login;
 pub mod pages;
 pub mod passwd;
@@ -65,10 +67,16 @@ pub struct Console {
     pub limiter: LoginLimiter,
     /// State changes.
     pub audit: AuditLog,
-    /// API tokens, read at every API request (the CLI changes them while the server runs).
+    /// API tokens, read again whenever the file changed (the CLI changes it while the server runs).
     pub tokens: tokens::Tokens,
+    /// Failed API token attempts per client address (the login limiter's type).
+    pub api_limiter: LoginLimiter,
+    /// Refused API token requests, for `/metrics`.
+    pub api_stats: api::ApiStats,
     /// The time series store pages read.
     pub store: Store,
+    /// The fleet summary, kept by [`fleet::run`]; the fleet page and `GET /api/v1/tenants` read it.
+    pub fleet: fleet::FleetCache,
     /// The configuration at start (rules, jobs, time zone); `[[users]]` is [`Console::users`].
     pub cfg: Arc<Config>,
     /// Whether cookies get `Secure` (`public-url` is https).
@@ -184,7 +192,10 @@ impl Console {
             limiter: LoginLimiter::default(),
             audit: AuditLog::new(&cfg.data_dir.join("console")),
             tokens: tokens::Tokens::new(&cfg.data_dir.join("console")),
+            api_limiter: LoginLimiter::default(),
+            api_stats: api::ApiStats::default(),
             store,
+            fleet: fleet::FleetCache::default(),
             secure,
             zone,
             proxy: cfg.http.trust_proxy_header.as_ref().map(|h| (h.0.clone(), cfg.http.proxy_addresses.clone())),
@@ -374,8 +385,8 @@ async fn security_headers(req: Request, next: Next) -> Response {
 pub fn routes() -> Router<Arc<HttpState>> {
     use axum::routing::{get, post};
     Router::new()
-        .route("/console", get(pages::fleet))
-        .route("/console/", get(pages::fleet))
+        .route("/console", get(fleet::fleet))
+        .route("/console/", get(fleet::fleet))
         .route("/console/style.css", get(pages::stylesheet))
         .route("/console/login", get(login::form).post(login::submit))
         .route("/console/logout", post(login::logout))

@@ -337,6 +337,9 @@ async fn metrics(State(s): St) -> Response {
     }
     delivery_metrics(&mut out, &s.delivery);
     http_metrics(&mut out, &s.connections);
+    if let Some(c) = &s.console {
+        console_metrics(&mut out, c);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()
 }
 
@@ -405,6 +408,23 @@ fn delivery_metrics(out: &mut String, d: &DeliveryStats) {
     );
     counter(out, "ampel_runs_late_total", "Scheduled runs sent late.", n(&d.runs_late));
     counter(out, "ampel_runs_skipped_total", "Scheduled runs skipped.", n(&d.runs_skipped));
+}
+
+fn console_metrics(out: &mut String, c: &crate::console::Console) {
+    let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    counter(
+        out,
+        "ampel_api_token_failures_total",
+        "API requests with an unknown, expired or revoked token.",
+        n(&c.api_stats.token_failures),
+    );
+    counter(
+        out,
+        "ampel_api_token_throttled_total",
+        "API requests refused with 429: their address had used up its failed token attempts.",
+        n(&c.api_stats.throttled),
+    );
+    counter(out, "ampel_fleet_assessments_total", "Tenant assessments made for the fleet summary.", c.fleet.assessments());
 }
 
 fn http_metrics(out: &mut String, c: &ConnStats) {
