@@ -130,7 +130,12 @@ fn start_delivery(
         console: Some(console.clone()),
     };
     let limits = cfg.http.limits(crate::rlimit::nofile());
-    let http = crate::http::HttpServer::start(listen, limits, state, shutdown.clone())?;
+    // With [cluster] the port also speaks TLS, for the other shards' fleet requests.
+    let tls = match cfg.cluster {
+        Some(_) => Some(Arc::new(server_tls_with(&cfg.pki_dir(), &[b"http/1.1"], trust)?)),
+        None => None,
+    };
+    let http = crate::http::HttpServer::start_with_tls(listen, limits, state, tls, shutdown.clone())?;
     // The fleet page and `GET /api/v1/tenants` read the summary this task keeps.
     tokio::spawn(crate::console::fleet::run(console.clone(), delivery.clone(), shutdown.clone()));
     if cfg.jobs.is_empty() {

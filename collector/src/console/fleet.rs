@@ -2,7 +2,7 @@
 //! now, last report — kept by a background task, so that the fleet page and
 //! `GET /api/v1/tenants` never assess on the request path.
 //!
-//! The task ([`run`]) makes a pass every [`REFRESH_EVERY`] after the previous one ended: it
+//! The task ([`run`]) makes a pass `[http] fleet-refresh` (30 s) after the previous one ended: it
 //! assesses every local tenant over the last 24 hours with the one assessment of `assess/`
 //! and, with `[cluster]`, asks every other shard for its rows ([`crate::cluster::fleet`]). A
 //! pass is a period, not a reaction to writes: a tenant's light changes with the clock alone
@@ -15,7 +15,6 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use axum::extract::Query;
 use maud::{Markup, html};
@@ -30,9 +29,7 @@ use crate::risk::Light;
 use crate::schedule::{ArchiveRecord, DeliveryStore};
 use crate::store::DeviceRecord;
 
-/// Pause between the end of one pass and the start of the next.
-pub const REFRESH_EVERY: Duration = Duration::from_secs(30);
-/// Rows per fleet page: 1,000 tenants on one page weigh ~400 KB.
+/// Rows per fleet page: 100 rows weigh ~28 KB, 1,000 on one page would be ~270 KB.
 pub const PAGE_ROWS: usize = 100;
 
 /// One tenant on the fleet page and in `GET /api/v1/tenants` (and, between shards, in
@@ -191,16 +188,19 @@ fn owned_here(console: &Console, tenant: &str) -> bool {
     crate::cluster::route(console.cfg.cluster.as_ref(), &id) == crate::cluster::Route::Own
 }
 
-/// One pass: the local rows, published together.
+/// One pass: the local rows, then (with `[cluster]`) the other shards' rows, published together.
 pub async fn refresh(console: &Arc<Console>, delivery: &DeliveryStore) -> Result<(), ConsoleError> {
     let previous = console.fleet.snapshot();
     let (c, d, p) = (console.clone(), delivery.clone(), previous.clone());
-    let rows = blocking(move || local_rows(&c, &d, &p)).await?;
+    let mut rows = blocking(move || local_rows(&c, &d, &p)).await?;
+    if let Some(peers) = &console.peers {
+        rows.extend(peers.rows(&console.zone).await);
+    }
     console.fleet.publish(rows, now_ms());
     Ok(())
 }
 
-/// The background task: a pass at once, then one every [`REFRESH_EVERY`] after the previous
+/// The background task: a pass at once, then one `[http] fleet-refresh` after the previous
 /// ended, until `shutdown`.
 pub async fn run(console: Arc<Console>, delivery: DeliveryStore, mut shutdown: watch::Receiver<bool>) {
     loop {
@@ -218,7 +218,7 @@ pub async fn run(console: Arc<Console>, delivery: DeliveryStore, mut shutdown: w
             Err(e) => tracing::error!(error = %e, "fleet summary not refreshed; the rows keep their age"),
         }
         tokio::select! {
-            _ = tokio::time::sleep(REFRESH_EVERY) => {}
+            _ = tokio::time::sleep(console.cfg.http.fleet_refresh.0) => {}
             _ = shutdown.changed() => return,
         }
     }
@@ -265,6 +265,11 @@ fn row(viewer: &Viewer, r: &FleetRow, reporting: bool) -> Markup {
     } }
 }
 
+/// `[http] fleet-refresh` as people read it.
+fn console_refresh(console: &Console) -> String {
+    format!("{} s", console.cfg.http.fleet_refresh.0.as_secs())
+}
+
 /// `HH:MM:SS` in the console's zone, for row ages.
 fn clock(console: &Console, ms: i64) -> String {
     match jiff::Timestamp::from_millisecond(ms) {
@@ -296,7 +301,7 @@ pub async fn fleet(viewer: Viewer, Query(q): Query<PageQuery>) -> Page {
     let body = html! {
         @match snapshot.done_ms {
             None => p role="status" { "The fleet summary is being computed (the first pass since the start); reload in a moment." },
-            Some(done) => p { "Lights and findings over the last 24 hours, worst first; summary as of " (clock(c, done)) ", refreshed every " (REFRESH_EVERY.as_secs()) " s." },
+            Some(done) => p { "Lights and findings over the last 24 hours, worst first; summary as of " (clock(c, done)) ", refreshed " (console_refresh(c)) " after each pass." },
         }
         @if rows.is_empty() { p { "No tenant to show." } } @else {
             (pager(current, pages))

@@ -77,6 +77,8 @@ pub struct Console {
     pub store: Store,
     /// The fleet summary, kept by [`fleet::run`]; the fleet page and `GET /api/v1/tenants` read it.
     pub fleet: fleet::FleetCache,
+    /// The other shards the summary asks for their rows, with `[cluster]`.
+    pub peers: Option<crate::cluster::fleet::Peers>,
     /// The configuration at start (rules, jobs, time zone); `[[users]]` is [`Console::users`].
     pub cfg: Arc<Config>,
     /// Whether cookies get `Secure` (`public-url` is https).
@@ -117,6 +119,9 @@ pub enum ConsoleError {
     /// Hashing at start.
     #[error(transparent)]
     Hash(#[from] users::HashError),
+    /// The certificates the other shards are asked with.
+    #[error(transparent)]
+    Peers(#[from] crate::cluster::fleet::PeerError),
     /// A calendar period could not be computed in the configured time zone.
     #[error(transparent)]
     Period(#[from] crate::assess::PeriodError),
@@ -196,6 +201,7 @@ impl Console {
             api_stats: api::ApiStats::default(),
             store,
             fleet: fleet::FleetCache::default(),
+            peers: crate::cluster::fleet::Peers::new(&cfg)?,
             secure,
             zone,
             proxy: cfg.http.trust_proxy_header.as_ref().map(|h| (h.0.clone(), cfg.http.proxy_addresses.clone())),
