@@ -174,7 +174,8 @@ pub fn local_rows(console: &Console, delivery: &DeliveryStore, previous: &Snapsh
             Err(e) => {
                 tracing::error!(tenant = %tenant, error = %e, "fleet summary: assessing the tenant failed; its row keeps its age");
                 let kept = previous.rows.iter().find(|r| r.tenant == tenant && r.console_url.is_none()).cloned();
-                rows.push(kept.unwrap_or_else(|| FleetRow::unknown(&tenant, format!("assessment failed: {e}"), now)));
+                let shard = console.cfg.cluster.as_ref().map(|c| c.own().name.clone());
+                rows.push(kept.unwrap_or_else(|| FleetRow { shard, ..FleetRow::unknown(&tenant, format!("assessment failed: {e}"), now) }));
             }
         }
     }

@@ -437,6 +437,33 @@ fn fleet_of(port: u16, token: &str) -> Vec<(String, String, Option<String>)> {
     out
 }
 
+/// `GET /cluster/v1/fleet` over TLS to the collector at `port`, trusting `ca_pem`, with a client
+/// certificate and key (PEM) when given: the raw answer.
+fn fleet_over_tls(port: u16, ca_pem: &[u8], client: Option<(Vec<u8>, Vec<u8>)>) -> String {
+    use ampel_protocol::tls;
+    use std::io::{Read, Write};
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in tls::parse_certs(ca_pem).unwrap() {
+        roots.add(ca).unwrap();
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let cfg = match client {
+        Some((cert, key)) => builder.with_client_auth_cert(tls::parse_certs(&cert).unwrap(), tls::parse_key(&key).unwrap()).unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(cfg), name).unwrap();
+    let mut stream = rustls::StreamOwned::new(conn, std::net::TcpStream::connect(("127.0.0.1", port)).unwrap());
+    stream.write_all(b"GET /cluster/v1/fleet HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = Vec::new();
+    // The server closes without close_notify after its answer: what was read counts.
+    let _ = stream.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Whether `rows` are the four tenants, each with its shard, eu-2's marked unknown with a
 /// reason starting `eu2_unknown` (`None`: not unknown).
 fn all_four(rows: &[(String, String, Option<String>)], eu2_unknown: Option<&str>) -> bool {
@@ -471,7 +498,14 @@ fn the_fleet_view_of_either_shard_shows_all_tenants_and_grey_for_a_stopped_shard
     let theirs: Vec<String> = fleet_of(https[0], &manager).into_iter().map(|r| r.0).collect();
     assert_eq!(theirs, ["acme", "initech"], "a manager sees their tenants on both shards, no other");
     let (status, body) = http_request(https[0], "GET", "/cluster/v1/fleet", "").unwrap();
-    assert_eq!(status, 403, "a client without a collector certificate: {body}");
+    assert_eq!(status, 403, "plain HTTP: {body}");
+    let device = eu1.issue("acme", "fw-probe");
+    let ca = std::fs::read(device.join("ca.pem")).unwrap();
+    let with_device = Some((std::fs::read(device.join("fw-probe.pem")).unwrap(), std::fs::read(device.join("fw-probe.key")).unwrap()));
+    for (client, what) in [(None, "TLS without a client certificate"), (with_device, "TLS with a device certificate")] {
+        let answer = fleet_over_tls(https[0], &ca, client);
+        assert!(answer.starts_with("HTTP/1.1 403"), "{what}: {answer}");
+    }
     collectors[1].stop();
     let grey = wait_until(Duration::from_secs(30), || {
         Some(fleet_of(https[0], &admins[0])).filter(|rows| all_four(rows, Some("shard eu-2 unreachable")))
