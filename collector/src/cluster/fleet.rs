@@ -9,8 +9,8 @@
 //! names no tenant (no O, unlike every device certificate), and whose CN or a DNS/IP subject
 //! alternative name is a shard's name or the host of a shard's `http` or `quic` address. The
 //! asking collector presents its own `server.pem`/`server.key` (issued for client
-//! authentication too, by `pki init` and `pki rollover`) and checks the answering shard's
-//! certificate against the same CA for the host of its `http` address.
+//! authentication too, by `pki init` and `pki rollover`; read at every pass) and checks the
+//! answering shard's certificate against the same CA for the host of its `http` address.
 //!
 //! A shard that does not answer within [`TIMEOUT`] (or answers with anything but its rows)
 //! shows every tenant the map gives it as grey, "shard eu-2 unreachable since …", never green
@@ -92,13 +92,47 @@ pub enum FetchError {
     /// The body is not fleet rows.
     #[error("answer is not fleet rows: {0}")]
     Decode(#[from] serde_json::Error),
+    /// The request's task ended without an answer (logged).
+    #[error("the request ended without an answer")]
+    NoAnswer,
+    /// This collector's own certificate, key or CA could not be used to ask.
+    #[error("this collector's certificate: {0}")]
+    OwnCertificate(Arc<PeerError>),
 }
 
 /// The other shards, and since when each has not answered.
 pub struct Peers {
     map: ShardMap,
-    tls: Arc<rustls::ClientConfig>,
+    pki_dir: PathBuf,
     down_since: Mutex<BTreeMap<String, i64>>,
+}
+
+/// What asking one shard gave: its answer, or why not (`None`: it has no `http` address).
+type Asked = Result<FleetAnswer, Option<FetchError>>;
+
+/// Asks every shard of `others` at once, each within [`TIMEOUT`]; the results in their order.
+async fn ask_all(tls: &Arc<rustls::ClientConfig>, others: &[&ShardConfig]) -> Vec<Asked> {
+    let mut asked = tokio::task::JoinSet::new();
+    for (i, shard) in others.iter().enumerate() {
+        let (tls, http) = (tls.clone(), shard.http.clone());
+        asked.spawn(async move {
+            let Some(http) = http else { return (i, Err(None)) };
+            match tokio::time::timeout(TIMEOUT, fetch(&tls, &http)).await {
+                Ok(Ok(answer)) => (i, Ok(answer)),
+                Ok(Err(e)) => (i, Err(Some(e))),
+                Err(_) => (i, Err(Some(FetchError::Timeout))),
+            }
+        });
+    }
+    let mut answers: Vec<Asked> = others.iter().map(|_| Err(Some(FetchError::NoAnswer))).collect();
+    while let Some(done) = asked.join_next().await {
+        match done {
+            Ok((i, result)) => answers[i] = result,
+            // Its shard keeps `NoAnswer`: unknown, never left out.
+            Err(e) => tracing::error!(error = %e, "fleet summary: asking a shard failed"),
+        }
+    }
+    answers
 }
 
 fn read(path: PathBuf, max: u64) -> Result<(PathBuf, Vec<u8>), PeerError> {
@@ -109,54 +143,47 @@ fn read(path: PathBuf, max: u64) -> Result<(PathBuf, Vec<u8>), PeerError> {
 }
 
 impl Peers {
-    /// The peers of `cfg`'s `[cluster]` (none without one), asked with the collector's own
-    /// certificate and trusted through its CA.
-    pub fn new(cfg: &crate::config::Config) -> Result<Option<Peers>, PeerError> {
+    /// The peers of `cfg`'s `[cluster]`; none without one.
+    pub fn new(cfg: &crate::config::Config) -> Option<Peers> {
+        let map = cfg.cluster.clone()?;
+        Some(Peers { map, pki_dir: cfg.pki_dir(), down_since: Mutex::default() })
+    }
+
+    /// The TLS client: the collector's own certificate, the CA as the only root. Read at
+    /// every pass, so a renewed certificate or a CA rollover is used from the next one.
+    fn client(&self) -> Result<Arc<rustls::ClientConfig>, PeerError> {
         use ampel_protocol::tls;
-        let Some(map) = cfg.cluster.clone() else { return Ok(None) };
-        let dir = cfg.pki_dir();
         let bad = |path: &PathBuf| {
             let path = path.clone();
             move |source| PeerError::Tls { path, source }
         };
+        let dir = &self.pki_dir;
         let (ca_path, ca) = read(dir.join(crate::pki::CA_CERT_FILE), crate::files::CERT_MAX)?;
         let (cert_path, cert) = read(dir.join(crate::pki::SERVER_CERT_FILE), crate::files::CERT_MAX)?;
         let (key_path, key) = read(dir.join(crate::pki::SERVER_KEY_FILE), crate::files::KEY_MAX)?;
         let cas = tls::parse_certs(&ca).map_err(bad(&ca_path))?;
         let chain = tls::parse_certs(&cert).map_err(bad(&cert_path))?;
         let key = tls::parse_key(&key).map_err(bad(&key_path))?;
-        let tls = tls::client_config(&cas, chain, key, &[b"http/1.1"]).map_err(bad(&dir))?;
-        Ok(Some(Peers { map, tls: Arc::new(tls), down_since: Mutex::default() }))
+        Ok(Arc::new(tls::client_config(&cas, chain, key, &[b"http/1.1"]).map_err(bad(dir))?))
     }
 
     /// Every other shard's rows, asked all at once: its answer, or a grey row per tenant the
-    /// map gives it when it does not answer.
+    /// map gives it when it does not answer (or when this collector's own certificate cannot
+    /// be used to ask).
     pub async fn rows(&self, zone: &jiff::tz::TimeZone) -> Vec<FleetRow> {
         let others: Vec<&ShardConfig> = self.map.shards().iter().filter(|s| s.name != self.map.own().name).collect();
-        let mut asked = tokio::task::JoinSet::new();
-        for (i, shard) in others.iter().enumerate() {
-            let (tls, http) = (self.tls.clone(), shard.http.clone());
-            asked.spawn(async move {
-                let Some(http) = http else { return (i, Err(None)) };
-                match tokio::time::timeout(TIMEOUT, fetch(&tls, &http)).await {
-                    Ok(Ok(answer)) => (i, Ok(answer)),
-                    Ok(Err(e)) => (i, Err(Some(e))),
-                    Err(_) => (i, Err(Some(FetchError::Timeout))),
-                }
-            });
-        }
-        let mut answers: Vec<Option<Result<FleetAnswer, Option<FetchError>>>> = others.iter().map(|_| None).collect();
-        while let Some(done) = asked.join_next().await {
-            match done {
-                Ok((i, result)) => answers[i] = Some(result),
-                Err(e) => tracing::error!(error = %e, "fleet summary: asking a shard failed"),
+        let answers = match self.client() {
+            Ok(tls) => ask_all(&tls, &others).await,
+            Err(e) => {
+                tracing::error!(error = %e, "fleet summary: the other shards cannot be asked; their tenants show grey");
+                let e = Arc::new(e);
+                others.iter().map(|_| Err(Some(FetchError::OwnCertificate(e.clone())))).collect()
             }
-        }
+        };
         let now = crate::console::now_ms();
         let mut rows = Vec::new();
         for (shard, answer) in others.into_iter().zip(answers) {
-            // A task that failed leaves `None`: its shard is unknown, never left out.
-            match answer.unwrap_or(Err(Some(FetchError::Status("no answer: the request task failed".into())))) {
+            match answer {
                 Ok(answer) => rows.extend(self.answered(shard, answer)),
                 Err(why) => rows.extend(self.unreachable(shard, why, now, zone)),
             }

@@ -119,9 +119,6 @@ pub enum ConsoleError {
     /// Hashing at start.
     #[error(transparent)]
     Hash(#[from] users::HashError),
-    /// The certificates the other shards are asked with.
-    #[error(transparent)]
-    Peers(#[from] crate::cluster::fleet::PeerError),
     /// A calendar period could not be computed in the configured time zone.
     #[error(transparent)]
     Period(#[from] crate::assess::PeriodError),
@@ -201,7 +198,7 @@ impl Console {
             api_stats: api::ApiStats::default(),
             store,
             fleet: fleet::FleetCache::default(),
-            peers: crate::cluster::fleet::Peers::new(&cfg)?,
+            peers: crate::cluster::fleet::Peers::new(&cfg),
             secure,
             zone,
             proxy: cfg.http.trust_proxy_header.as_ref().map(|h| (h.0.clone(), cfg.http.proxy_addresses.clone())),
