@@ -283,6 +283,13 @@ impl Server {
         }
     }
 
+    /// Refreshes the console's fleet summary now and waits for it (no-op without a console).
+    pub async fn refresh_fleet(&self) {
+        if let Some(c) = &self.console {
+            c.fleet.refreshed().await;
+        }
+    }
+
     /// Stops accepting, lets in-flight batches commit and waits for the writer to finish.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);

@@ -96,11 +96,29 @@ pub struct Snapshot {
 }
 
 /// The summary the pages read, and what refreshing it cost.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FleetCache {
     snapshot: RwLock<Arc<Snapshot>>,
     /// Tenant assessments made since start (all of them by passes).
     assessments: AtomicU64,
+    /// Starts the next pass at once ([`FleetCache::refreshed`]).
+    wake: tokio::sync::Notify,
+    /// Whether [`run`] is in a pass now.
+    running: std::sync::atomic::AtomicBool,
+    /// Passes published so far.
+    passes: watch::Sender<u64>,
+}
+
+impl Default for FleetCache {
+    fn default() -> FleetCache {
+        FleetCache {
+            snapshot: RwLock::default(),
+            assessments: AtomicU64::default(),
+            wake: tokio::sync::Notify::new(),
+            running: std::sync::atomic::AtomicBool::new(false),
+            passes: watch::Sender::new(0),
+        }
+    }
 }
 
 impl FleetCache {
@@ -118,6 +136,19 @@ impl FleetCache {
     pub fn publish(&self, mut rows: Vec<FleetRow>, done_ms: i64) {
         rows.sort_by(|a, b| b.light.cmp(&a.light).then_with(|| a.tenant.cmp(&b.tenant)));
         *self.snapshot.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(Snapshot { rows, done_ms: Some(done_ms) });
+        self.passes.send_modify(|n| *n += 1);
+    }
+
+    /// Has [`run`] start a pass now and waits until one that began after the call is published
+    /// (for the demo, which shows the console once its agents have registered). Only while
+    /// the task runs: after a shutdown no pass comes.
+    pub async fn refreshed(&self) {
+        let mut passes = self.passes.subscribe();
+        let seen = *passes.borrow_and_update();
+        // A pass already under way may have read the store before the call: wait for the next.
+        let target = seen + 1 + u64::from(self.running.load(Ordering::SeqCst));
+        self.wake.notify_one();
+        let _ = passes.wait_for(|n| *n >= target).await;
     }
 }
 
@@ -159,13 +190,22 @@ fn row_of(
 
 /// Assesses every tenant this collector owns. A tenant whose assessment fails keeps its row of
 /// `previous` (with that row's age), else gets a grey row naming the failure; either way it is
-/// logged. Blocking: store reads.
-pub fn local_rows(console: &Console, delivery: &DeliveryStore, previous: &Snapshot) -> Result<Vec<FleetRow>, ConsoleError> {
+/// logged. `None` when `stop` turned true meanwhile (checked between tenants, so a shutdown
+/// does not wait for a whole pass). Blocking: store reads.
+pub fn local_rows(
+    console: &Console,
+    delivery: &DeliveryStore,
+    previous: &Snapshot,
+    stop: &watch::Receiver<bool>,
+) -> Result<Option<Vec<FleetRow>>, ConsoleError> {
     let now = now_ms();
     let period = Period::parse("last-24h", now, &console.cfg.report.time_zone.0)?;
     let reports = delivery.reports()?;
     let mut rows = Vec::new();
     for (tenant, devices) in devices_by_tenant(console)? {
+        if *stop.borrow() {
+            return Ok(None);
+        }
         if !owned_here(console, &tenant) {
             continue;
         }
@@ -179,7 +219,7 @@ pub fn local_rows(console: &Console, delivery: &DeliveryStore, previous: &Snapsh
             }
         }
     }
-    Ok(rows)
+    Ok(Some(rows))
 }
 
 /// Whether this collector's shard owns `tenant` (always, without `[cluster]`): a tenant moved
@@ -189,11 +229,12 @@ fn owned_here(console: &Console, tenant: &str) -> bool {
     crate::cluster::route(console.cfg.cluster.as_ref(), &id) == crate::cluster::Route::Own
 }
 
-/// One pass: the local rows, then (with `[cluster]`) the other shards' rows, published together.
-pub async fn refresh(console: &Arc<Console>, delivery: &DeliveryStore) -> Result<(), ConsoleError> {
+/// One pass: the local rows, then (with `[cluster]`) the other shards' rows, published together;
+/// nothing is published when `stop` turned true during the pass.
+pub async fn refresh(console: &Arc<Console>, delivery: &DeliveryStore, stop: &watch::Receiver<bool>) -> Result<(), ConsoleError> {
     let previous = console.fleet.snapshot();
-    let (c, d, p) = (console.clone(), delivery.clone(), previous.clone());
-    let mut rows = blocking(move || local_rows(&c, &d, &p)).await?;
+    let (c, d, p, s) = (console.clone(), delivery.clone(), previous.clone(), stop.clone());
+    let Some(mut rows) = blocking(move || local_rows(&c, &d, &p, &s)).await? else { return Ok(()) };
     if let Some(peers) = &console.peers {
         rows.extend(peers.rows(&console.zone).await);
     }
@@ -207,7 +248,10 @@ pub async fn run(console: Arc<Console>, delivery: DeliveryStore, mut shutdown: w
     loop {
         let started = std::time::Instant::now();
         let first = console.fleet.snapshot().done_ms.is_none();
-        match refresh(&console, &delivery).await {
+        console.fleet.running.store(true, Ordering::SeqCst);
+        let done = refresh(&console, &delivery, &shutdown).await;
+        console.fleet.running.store(false, Ordering::SeqCst);
+        match done {
             Ok(()) => {
                 let (rows, ms) = (console.fleet.snapshot().rows.len(), started.elapsed().as_millis() as u64);
                 if first {
@@ -220,6 +264,7 @@ pub async fn run(console: Arc<Console>, delivery: DeliveryStore, mut shutdown: w
         }
         tokio::select! {
             _ = tokio::time::sleep(console.cfg.http.fleet_refresh.0) => {}
+            () = console.fleet.wake.notified() => {}
             _ = shutdown.changed() => return,
         }
     }

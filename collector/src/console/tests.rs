@@ -110,9 +110,9 @@ impl Rig {
         let archive = Archive::new(&dir.path().join("archive"));
         let reports = (archived(&delivery, &archive, "acme"), archived(&delivery, &archive, "globex"));
         let console = Arc::new(Console::new(Arc::new(cfg.clone()), store).unwrap());
-        super::fleet::refresh(&console, &delivery).await.unwrap();
         let key = LinkKey::load_or_create(&dir.path().join("delivery/link.key")).unwrap();
         let (shutdown, rx) = watch::channel(false);
+        super::fleet::refresh(&console, &delivery, &rx).await.unwrap();
         let state = HttpState {
             connections: Arc::default(),
             store: delivery.clone(),
@@ -413,8 +413,11 @@ async fn the_fleet_page_and_api_read_the_summary_and_say_how_old_it_is() {
     let api_rows = json_of(&api(rig.addr, "GET", "/api/v1/tenants", &token).await);
     assert!(api_rows.as_array().unwrap().iter().all(|r| r["tenant"] != "initech" && r["as_of_ms"].as_i64().unwrap() > 0), "{api_rows}");
     assert_eq!(rig.console.fleet.assessments(), assessed, "requests do not assess");
-    super::fleet::refresh(&rig.console, &rig.delivery).await.unwrap();
-    assert_eq!(rig.console.fleet.assessments(), assessed + 3);
+    super::fleet::refresh(&rig.console, &rig.delivery, &watch::channel(true).1).await.unwrap();
+    let fleet = request(rig.addr, "GET", "/console/", &admin, "").await;
+    assert!(!fleet.body.contains("initech"), "a pass stopped by the shutdown publishes nothing");
+    super::fleet::refresh(&rig.console, &rig.delivery, &watch::channel(false).1).await.unwrap();
+    assert_eq!(rig.console.fleet.assessments(), assessed + 3, "every tenant once, none by the stopped pass");
     let fleet = request(rig.addr, "GET", "/console/", &admin, "").await;
     assert!(fleet.body.contains("/console/tenants/initech"), "{}", fleet.body);
     let manager = session(rig.addr, "manager").await;
