@@ -140,6 +140,8 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     }
     let rendered = reports(&cfg, &server.store, started_ms, &out).await;
     if rendered.is_ok() && args.keep_running {
+        // The agents' tenants registered after the summary's first pass: show them at once.
+        server.refresh_fleet().await;
         match server.http_addr {
             Some(http) => println!("demo: web console on http://{http}/console/ — log in as admin with password {password}"),
             None => println!("demo: the web console is not running"),

@@ -130,7 +130,14 @@ fn start_delivery(
         console: Some(console.clone()),
     };
     let limits = cfg.http.limits(crate::rlimit::nofile());
-    let http = crate::http::HttpServer::start(listen, limits, state, shutdown.clone())?;
+    // With [cluster] the port also speaks TLS, for the other shards' fleet requests.
+    let tls = match cfg.cluster {
+        Some(_) => Some(Arc::new(server_tls_with(&cfg.pki_dir(), &[b"http/1.1"], trust)?)),
+        None => None,
+    };
+    let http = crate::http::HttpServer::start_with_tls(listen, limits, state, tls, shutdown.clone())?;
+    // The fleet page and `GET /api/v1/tenants` read the summary this task keeps.
+    tokio::spawn(crate::console::fleet::run(console.clone(), delivery.clone(), shutdown.clone()));
     if cfg.jobs.is_empty() {
         return Ok(Delivery { http: Some(http), scheduler: None, console: Some(console) });
     }
@@ -273,6 +280,13 @@ impl Server {
     pub fn reload_users(&self, cfg: &Config) {
         if let Some(c) = &self.console {
             c.set_users(cfg.users.clone());
+        }
+    }
+
+    /// Refreshes the console's fleet summary now and waits for it (no-op without a console).
+    pub async fn refresh_fleet(&self) {
+        if let Some(c) = &self.console {
+            c.fleet.refreshed().await;
         }
     }
 

@@ -12,8 +12,10 @@
 //! - `quic`: agents over QUIC with mutual TLS against the real listener and writer.
 //! - `child`: the collector as a child process; memory and CPU time per thread from `/proc`.
 //! - `density`: bytes on disk per point on the ingest bench's data and on a realistic agent set.
+//! - `console`: the web console's fleet and tenant pages against the real server: time, weight.
 
 pub mod child;
+pub mod console;
 pub mod density;
 pub mod query;
 pub mod quic;

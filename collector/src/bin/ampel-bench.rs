@@ -7,6 +7,7 @@
 //! ampel-bench connections  # many agents connecting at once, small batches
 //! ampel-bench report       # render a 30-day, 50-device report: time, size, peak RSS
 //! ampel-bench density      # bytes on disk per point: ingest bench data, a week of realistic agent data
+//! ampel-bench console      # fleet page of 1,000 tenants, tenant page of 50 devices x 30 days: time, weight
 //! ```
 //!
 //! Each prints `name: value unit` lines. Build with `--release` for figures worth recording.
@@ -39,6 +40,8 @@ enum Command {
     Report(bench::report::ReportArgs),
     /// Bytes on disk per point, per database and in all, on generated or existing data.
     Density(bench::density::DensityArgs),
+    /// Server time and weight of the console's fleet and tenant pages, against the real server.
+    Console(bench::console::ConsoleArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
         Command::Density(a) => bench::density::run(a),
         Command::Ingest(a) => runtime().and_then(|rt| rt.block_on(bench::quic::ingest(a))),
         Command::Connections(a) => runtime().and_then(|rt| rt.block_on(bench::quic::connections(a))),
+        Command::Console(a) => runtime().and_then(|rt| rt.block_on(bench::console::run(a))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,6 +10,8 @@
 //! The map is parsed into a [`ShardMap`] that cannot hold a bad one: unique shard names, every
 //! tenant owned by exactly one shard, this collector's shard in the map, addresses that parse.
 
+pub mod fleet;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -163,6 +165,11 @@ impl ShardMap {
     /// This collector's shard.
     pub fn own(&self) -> &ShardConfig {
         &self.shards[self.own]
+    }
+
+    /// Every shard of the map, this one included.
+    pub fn shards(&self) -> &[ShardConfig] {
+        &self.shards
     }
 
     /// Where `tenant`'s batches belong.

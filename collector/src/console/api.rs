@@ -8,12 +8,14 @@
 //! is decided by the very [`Viewer`] checks the pages use, and the answers come from the same
 //! functions as the pages (assessment, archive, scheduler resend, send now, invite, remove): a
 //! foreign or missing thing is 404, reporting routes are 404 for analysts, and every error is
-//! `{"error": "..."}`.
+//! `{"error": "..."}`. Failed token attempts count against the client's address in the login
+//! limiter's type (5 in 15 minutes, then 429 until the window passes), counted on `/metrics`.
 //!
 //! The routes are one table, [`endpoints`]; the OpenAPI 3.1 description ([`openapi`]) is
 //! checked against it by a test.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -33,11 +35,24 @@ use crate::schedule::{ArchiveRecord, ArchiveStatus};
 /// Where the API lives.
 pub const API: &str = "/api/v1";
 
+/// Counters of refused token requests, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct ApiStats {
+    /// Requests with an unknown, expired or revoked token.
+    pub token_failures: AtomicU64,
+    /// Requests refused with 429: their address had used up its failed attempts.
+    pub throttled: AtomicU64,
+}
+
 /// Why an API request is answered with an error.
 #[derive(Debug)]
 pub enum ApiError {
     /// No token, an unknown, expired or revoked one, or one of a removed user (401).
     Unauthorized,
+    /// Too many failed token attempts from the client's address (429).
+    Throttled,
+    /// The fleet summary's first pass since the start has not finished (503).
+    NotReady,
     /// What the pages would refuse, answered in JSON.
     Refused(Refusal),
 }
@@ -80,6 +95,21 @@ impl IntoResponse for ApiError {
                 resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
                 resp
             }
+            ApiError::Throttled => {
+                let minutes = super::session::WINDOW_MS / 60_000;
+                let mut resp =
+                    error(StatusCode::TOO_MANY_REQUESTS, &format!("too many failed token attempts; try again within {minutes} minutes"));
+                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(minutes * 60));
+                resp
+            }
+            ApiError::NotReady => {
+                let mut resp = error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the fleet summary is being computed (first pass since the start); retry in a moment",
+                );
+                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(5));
+                resp
+            }
             ApiError::Refused(Refusal::NotFound) => error(StatusCode::NOT_FOUND, "not found"),
             ApiError::Refused(Refusal::BadPeriod(why)) => error(StatusCode::BAD_REQUEST, &why.to_string()),
             ApiError::Refused(Refusal::NoResender) => {
@@ -117,8 +147,17 @@ impl FromRequestParts<Arc<HttpState>> for ApiViewer {
             tracing::debug!(client = %client, "API request without a bearer token");
             return Err(ApiError::Unauthorized);
         };
+        let keys = [format!("addr:{client}")];
+        let now = now_ms();
+        if console.api_limiter.blocked(&keys, now) {
+            console.api_stats.throttled.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(client = %client, "API request refused: too many failed token attempts");
+            return Err(ApiError::Throttled);
+        }
         let c = console.clone();
-        let Some(record) = blocking(move || Ok(c.tokens.verify(&token, now_ms())?)).await? else {
+        let Some(record) = blocking(move || Ok(c.tokens.verify(&token, now)?)).await? else {
+            console.api_limiter.failed(&keys, now);
+            console.api_stats.token_failures.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(client = %client, "API request refused: unknown, expired or revoked token");
             return Err(ApiError::Unauthorized);
         };
@@ -139,9 +178,13 @@ fn ok(value: &impl Serialize) -> Answer {
 }
 
 /// `GET /api/v1/tenants`: light, score, devices and open findings of every visible tenant
-/// over the last 24 hours.
-async fn tenants(ApiViewer(viewer): ApiViewer, State(state): State<Arc<HttpState>>) -> Answer {
-    ok(&pages::fleet_of(&viewer, &state).await?)
+/// over the last 24 hours, from the fleet summary (each row with its `as_of_ms`).
+async fn tenants(ApiViewer(viewer): ApiViewer) -> Answer {
+    let snapshot = viewer.console.fleet.snapshot();
+    if snapshot.done_ms.is_none() {
+        return Err(ApiError::NotReady);
+    }
+    ok(&super::fleet::visible(&viewer, &snapshot))
 }
 
 /// A finding with its catalogue texts.
@@ -396,6 +439,7 @@ fn operation(summary: &str, params: &[serde_json::Value], ok: &str, errors: &[u1
     let mut responses = serde_json::json!({
         "200": { "description": ok },
         "401": { "$ref": "#/components/responses/Unauthorized" },
+        "429": { "$ref": "#/components/responses/Throttled" },
     });
     for code in errors {
         responses[code.to_string()] = serde_json::json!({ "$ref": format!("#/components/responses/E{code}") });
@@ -429,7 +473,7 @@ pub fn openapi() -> serde_json::Value {
             "/api/v1/openapi.json": { "get": {
                 "summary": "This description", "security": [], "responses": { "200": { "description": "OpenAPI 3.1" } },
             } },
-            "/api/v1/tenants": { "get": operation("Visible tenants: light, score, devices, open findings (last 24 hours)", &[], "Tenants", &[]) },
+            "/api/v1/tenants": { "get": operation("Visible tenants: light, score, devices, open findings (last 24 hours), from the fleet summary with each row's as_of_ms; rows of an unreachable shard are grey with `unknown` saying why", &[], "Tenants", &[503]) },
             "/api/v1/tenants/{tenant}": { "get": operation("A tenant's service lights, devices and findings over a period", &[tenant, period.clone()], "The tenant", &[400, 404]) },
             "/api/v1/devices/{device}": { "get": operation("A device and its findings over a period", &[device, period], "The device", &[400, 404]) },
             "/api/v1/reports": { "get": operation("Archived reports of visible tenants, newest first (not for analysts)", &[], "Reports", &[404]) },
@@ -440,6 +484,7 @@ pub fn openapi() -> serde_json::Value {
                     "200": { "description": "The PDF", "content": { "application/pdf": {} } },
                     "401": { "$ref": "#/components/responses/Unauthorized" },
                     "404": { "$ref": "#/components/responses/E404" },
+                    "429": { "$ref": "#/components/responses/Throttled" },
                 },
             } },
             "/api/v1/reports/{id}/resend": { "post": operation("Deliver a report again to its job's confirmed recipients (tenant managers, administrators)", &[id], "Resent to every recipient", &[404, 409, 502]) },
@@ -471,10 +516,12 @@ pub fn openapi() -> serde_json::Value {
             "schemas": { "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "string" } } } },
             "responses": {
                 "Unauthorized": error("No token, or an unknown, expired or revoked one, or its user was removed"),
+                "Throttled": error("Too many failed token attempts from this address; try again after Retry-After seconds"),
                 "E400": error("Unknown period, or a malformed request body"),
                 "E404": error("Not found, or not for this user"),
                 "E409": error("No report jobs configured, or the request does not fit them (an address not in the job, nobody confirmed, never invited)"),
                 "E502": error("The mail server did not take the mail"),
+                "E503": error("The fleet summary is being computed (the first pass since the start); retry after Retry-After seconds"),
             },
         },
     })

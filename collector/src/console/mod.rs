@@ -15,8 +15,9 @@
 //! - [`session`]: sessions in memory with idle and absolute expiry; the login rate limit.
 //! - [`audit`]: the append-only audit log of state changes.
 //! - [`login`]: login and logout, cookies, CSRF.
-//! - [`pages`]: fleet, tenant, device, reports and audit pages (maud templates); the period
-//!   a tenant or device page shows (the links and the custom-period form).
+//! - [`fleet`]: the fleet summary a background task keeps, and the fleet page that reads it.
+//! - [`pages`]: tenant, device, reports and audit pages (maud templates); the period a tenant
+//!   or device page shows (the links and the custom-period form).
 //! - `chart`: line charts as inline SVG with a text alternative and a min / avg / max table.
 //! - `history`: the device's licence and inventory reports reduced to what changed when.
 //! - [`jobs`]: the `[[jobs]]` read-only with their next run, "send now" and the preview.
@@ -32,6 +33,7 @@ pub mod api;
 pub mod audit;
 mod chart;
 pub mod enrollment;
+pub mod fleet;
 mod history;
 pub mod jobs;
 pub mod login;
@@ -76,10 +78,18 @@ pub struct Console {
     pub limiter: LoginLimiter,
     /// State changes.
     pub audit: AuditLog,
-    /// API tokens, read at every API request (the CLI changes them while the server runs).
+    /// API tokens, read again whenever the file changed (the CLI changes it while the server runs).
     pub tokens: tokens::Tokens,
+    /// Failed API token attempts per client address (the login limiter's type).
+    pub api_limiter: LoginLimiter,
+    /// Refused API token requests, for `/metrics`.
+    pub api_stats: api::ApiStats,
     /// The time series store pages read.
     pub store: Store,
+    /// The fleet summary, kept by [`fleet::run`]; the fleet page and `GET /api/v1/tenants` read it.
+    pub fleet: fleet::FleetCache,
+    /// The other shards the summary asks for their rows, with `[cluster]`.
+    pub peers: Option<crate::cluster::fleet::Peers>,
     /// The configuration at start (rules, jobs, time zone); `[[users]]` is [`Console::users`].
     pub cfg: Arc<Config>,
     /// Whether cookies get `Secure` (`public-url` is https).
@@ -233,7 +243,11 @@ impl Console {
             limiter: LoginLimiter::default(),
             audit: AuditLog::new(&cfg.data_dir.join("console")),
             tokens: tokens::Tokens::new(&cfg.data_dir.join("console")),
+            api_limiter: LoginLimiter::default(),
+            api_stats: api::ApiStats::default(),
             store,
+            fleet: fleet::FleetCache::default(),
+            peers: crate::cluster::fleet::Peers::new(&cfg),
             secure,
             zone,
             proxy: cfg.http.trust_proxy_header.as_ref().map(|h| (h.0.clone(), cfg.http.proxy_addresses.clone())),
@@ -431,8 +445,8 @@ async fn security_headers(req: Request, next: Next) -> Response {
 pub fn routes() -> Router<Arc<HttpState>> {
     use axum::routing::{get, post};
     Router::new()
-        .route("/console", get(pages::fleet))
-        .route("/console/", get(pages::fleet))
+        .route("/console", get(fleet::fleet))
+        .route("/console/", get(fleet::fleet))
         .route("/console/style.css", get(pages::stylesheet))
         .route("/console/login", get(login::form).post(login::submit))
         .route("/console/logout", post(login::logout))

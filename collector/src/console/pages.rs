@@ -29,7 +29,8 @@ const STYLE: &str = include_str!("style.css");
 /// Audit events the audit page shows, newest first.
 const AUDIT_SHOWN: usize = 500;
 
-type Page = Result<Response, Refusal>;
+/// What a page handler answers.
+pub(super) type Page = Result<Response, Refusal>;
 
 /// Runs store reads off the async workers.
 pub(super) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ConsoleError> + Send + 'static) -> Result<T, ConsoleError> {
@@ -125,7 +126,7 @@ pub async fn stylesheet() -> Response {
     (headers, STYLE).into_response()
 }
 
-fn light(l: Light) -> Markup {
+pub(super) fn light(l: Light) -> Markup {
     html! { span class={ "light " (l.as_str()) } { (l.as_str()) } }
 }
 
@@ -135,83 +136,6 @@ pub(super) fn when(console: &Console, ms: Option<i64>) -> String {
         Some(t) => t.to_zoned(console.zone.clone()).strftime("%Y-%m-%d %H:%M").to_string(),
         None => "never".into(),
     }
-}
-
-/// One tenant on the fleet page (and in `GET /api/v1/tenants`).
-#[derive(serde::Serialize)]
-pub(super) struct FleetRow {
-    tenant: String,
-    light: Light,
-    score: u8,
-    devices: usize,
-    #[serde(rename = "open_findings")]
-    findings: usize,
-    silent: usize,
-    #[serde(rename = "last_report_ms", skip_serializing_if = "Option::is_none")]
-    last_report: Option<i64>,
-}
-
-/// The tenants `viewer` sees, judged over the last 24 hours.
-pub(super) fn fleet_rows(
-    console: &Console,
-    user: &super::users::UserConfig,
-    reports: &[ArchiveRecord],
-) -> Result<Vec<FleetRow>, ConsoleError> {
-    let now = now_ms();
-    let period = Period::parse("last-24h", now, &console.cfg.report.time_zone.0).map_err(ConsoleError::from)?;
-    let silent_after = console.cfg.risk.silent_yellow.as_ms();
-    let mut rows = Vec::new();
-    for tenant in console.store.tenants()?.into_iter().filter(|t| user.sees(t)) {
-        let a = assess::assess(&console.store, &console.cfg, &tenant, &period, FalsePositives::default())?;
-        let devices = console.store.devices(Some(&tenant))?;
-        let silent = devices.iter().filter(|(_, d)| d.last_seen_ms.is_none_or(|t| now.saturating_sub(t) >= silent_after)).count();
-        let last_report = reports.iter().filter(|r| r.tenant == tenant).map(|r| r.created_ms).max();
-        rows.push(FleetRow {
-            light: a.light,
-            score: a.score,
-            devices: devices.len(),
-            findings: a.findings().len(),
-            silent,
-            last_report,
-            tenant,
-        });
-    }
-    Ok(rows)
-}
-
-/// The fleet rows of `viewer`; the last report only for those who see reports.
-pub(super) async fn fleet_of(viewer: &Viewer, state: &HttpState) -> Result<Vec<FleetRow>, ConsoleError> {
-    let reporting = viewer.role().sees_reports();
-    let (console, user, delivery) = (viewer.console.clone(), viewer.user.clone(), state.store.clone());
-    blocking(move || {
-        let reports = if reporting { delivery.reports()? } else { Vec::new() };
-        fleet_rows(&console, &user, &reports)
-    })
-    .await
-}
-
-/// `GET /console/`: every tenant the viewer may see.
-pub async fn fleet(viewer: Viewer, State(state): State<Arc<HttpState>>) -> Page {
-    let reporting = viewer.role().sees_reports();
-    let rows = fleet_of(&viewer, &state).await?;
-    let body = html! {
-        p { "Lights and findings over the last 24 hours." }
-        @if rows.is_empty() { p { "No tenant to show." } } @else {
-            div.scroll { table {
-                thead { tr {
-                    th scope="col" { "Tenant" } th scope="col" { "Light" } th scope="col" { "Score" }
-                    th scope="col" { "Devices" } th scope="col" { "Open findings" } th scope="col" { "Silent now" }
-                    @if reporting { th scope="col" { "Last report" } }
-                } }
-                tbody { @for r in &rows { tr {
-                    th scope="row" { a href={ (BASE) "/tenants/" (r.tenant) } { (r.tenant) } }
-                    td { (light(r.light)) } td.num { (r.score) } td.num { (r.devices) } td.num { (r.findings) } td.num { (r.silent) }
-                    @if reporting { td { @if r.last_report.is_some() { (when(&viewer.console, r.last_report)) } @else { "none" } } }
-                } } }
-            } }
-        }
-    };
-    Ok(page(&viewer, "Fleet", body))
 }
 
 /// The period a tenant or device page (or its API twin) is asked for: `?period=` — one of

@@ -31,6 +31,8 @@ struct Rig {
     console: Arc<Console>,
     /// Report ids: (acme, globex).
     reports: (u64, u64),
+    /// The delivery store the fleet summary reads the last reports from.
+    delivery: DeliveryStore,
     dir: TempDir,
     _shutdown: watch::Sender<bool>,
 }
@@ -112,6 +114,7 @@ impl Rig {
         let console = Arc::new(Console::new(Arc::new(cfg.clone()), store).unwrap());
         let key = LinkKey::load_or_create(&dir.path().join("delivery/link.key")).unwrap();
         let (shutdown, rx) = watch::channel(false);
+        super::fleet::refresh(&console, &delivery, &rx).await.unwrap();
         let state = HttpState {
             connections: Arc::default(),
             store: delivery.clone(),
@@ -125,8 +128,8 @@ impl Rig {
         let limits = crate::http::HttpConfig::default().limits(crate::rlimit::nofile());
         let addr = HttpServer::start("127.0.0.1:0".parse().unwrap(), limits, state, rx).unwrap().local_addr;
         let no_render: RenderFn = Arc::new(|_| Err("resend does not render".into()));
-        console.set_resender(crate::schedule::commands::scheduler(&cfg, delivery, key, addr, no_render, Arc::default()).unwrap());
-        Rig { addr, console, reports, dir, _shutdown: shutdown }
+        console.set_resender(crate::schedule::commands::scheduler(&cfg, delivery.clone(), key, addr, no_render, Arc::default()).unwrap());
+        Rig { addr, console, reports, delivery, dir, _shutdown: shutdown }
     }
 }
 
@@ -395,35 +398,107 @@ fn a_proxy_header_needs_proxy_addresses_and_the_other_way_round() {
     }
 }
 
-/// Prints the fleet page's server time for many tenants of registered devices without data (a
-/// lower bound: the rules still run over every device, but read no samples). Run with
-/// `cargo test -p ampel-collector --lib console::tests::bench_fleet -- --ignored --nocapture`.
+/// The fleet page and `GET /api/v1/tenants` answer from the summary: a tenant that appears
+/// after a pass is not there until the next one, no request assesses anything, and each row
+/// says how old it is.
 #[tokio::test]
-#[ignore = "a benchmark: prints figures"]
-async fn bench_fleet_page() {
+async fn the_fleet_page_and_api_read_the_summary_and_say_how_old_it_is() {
     let rig = Rig::new().await;
-    // AMPEL_BENCH_TENANTS for more; with 1 000 the page did not answer 200 in a debug build on
-    // a shared two-core machine (the request timeout is 30 s).
-    let tenants: usize = std::env::var("AMPEL_BENCH_TENANTS").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
-    let devices = 10;
-    for t in 0..tenants {
-        let tenant: TenantId = format!("t{t:04}").parse().unwrap();
-        for d in 0..devices {
-            rig.console.store.register_device(&tenant, &format!("d{t:04}-{d}").parse::<DeviceId>().unwrap(), 0).unwrap();
-        }
-    }
+    let assessed = rig.console.fleet.assessments();
+    assert_eq!(assessed, 2, "the rig's pass assessed acme and globex");
+    rig.console.store.register_device(&"initech".parse::<TenantId>().unwrap(), &"fw-initech".parse::<DeviceId>().unwrap(), 0).unwrap();
     let admin = session(rig.addr, "admin").await;
-    let mut times = Vec::new();
-    let mut bytes = 0;
-    for _ in 0..5 {
-        let start = std::time::Instant::now();
-        let r = request(rig.addr, "GET", "/console/", &admin, "").await;
-        times.push(start.elapsed());
-        assert_eq!(r.status, 200, "after {:?}", times.last());
-        bytes = r.body.len();
+    let token = api_token(&rig, "admin");
+    let fleet = request(rig.addr, "GET", "/console/", &admin, "").await;
+    assert!(fleet.body.contains("acme") && !fleet.body.contains("initech"), "the new tenant waits for the next pass: {}", fleet.body);
+    assert!(fleet.body.contains("summary as of ") && fleet.body.contains(">As of<"), "{}", fleet.body);
+    let api_rows = json_of(&api(rig.addr, "GET", "/api/v1/tenants", &token).await);
+    assert!(api_rows.as_array().unwrap().iter().all(|r| r["tenant"] != "initech" && r["as_of_ms"].as_i64().unwrap() > 0), "{api_rows}");
+    assert_eq!(rig.console.fleet.assessments(), assessed, "requests do not assess");
+    super::fleet::refresh(&rig.console, &rig.delivery, &watch::channel(true).1).await.unwrap();
+    let fleet = request(rig.addr, "GET", "/console/", &admin, "").await;
+    assert!(!fleet.body.contains("initech"), "a pass stopped by the shutdown publishes nothing");
+    super::fleet::refresh(&rig.console, &rig.delivery, &watch::channel(false).1).await.unwrap();
+    assert_eq!(rig.console.fleet.assessments(), assessed + 3, "every tenant once, none by the stopped pass");
+    let fleet = request(rig.addr, "GET", "/console/", &admin, "").await;
+    assert!(fleet.body.contains("/console/tenants/initech"), "{}", fleet.body);
+    let manager = session(rig.addr, "manager").await;
+    let theirs = request(rig.addr, "GET", "/console/", &manager, "").await;
+    assert!(theirs.body.contains("acme") && !theirs.body.contains("initech") && !theirs.body.contains("globex"));
+}
+
+/// Rows as another shard would send them: the viewer's filter applies to them, their links go
+/// to that shard's console, an unreachable shard's tenants are grey with the reason, and a
+/// long fleet is paged worst first.
+#[tokio::test]
+async fn the_fleet_page_filters_links_and_pages_the_rows_worst_first() {
+    use super::fleet::{FleetRow, PAGE_ROWS};
+    use crate::risk::Light;
+    let rig = Rig::new().await;
+    let mut rows: Vec<FleetRow> = (0..PAGE_ROWS + 20)
+        .map(|i| FleetRow { light: Light::Green, ..FleetRow::unknown(&format!("t{i:04}"), String::new(), 1) })
+        .map(|r| FleetRow { unknown: None, ..r })
+        .collect();
+    rows.push(FleetRow { light: Light::Red, unknown: None, ..FleetRow::unknown("zz-red", String::new(), 1) });
+    let mut far = FleetRow::unknown("acme", "shard eu-2 unreachable since 12:03:10".into(), 1);
+    far.console_url = Some("https://eu-2.example.net".into());
+    far.shard = Some("eu-2".into());
+    rows.push(far);
+    rig.console.fleet.publish(rows, super::now_ms());
+    let admin = session(rig.addr, "admin").await;
+    let first = request(rig.addr, "GET", "/console/", &admin, "").await;
+    let red = first.body.find("zz-red").unwrap();
+    let green = first.body.find("t0000").unwrap();
+    assert!(red < green, "worst first");
+    assert_eq!(first.body.matches("<tr>").count(), PAGE_ROWS + 1, "a header and {PAGE_ROWS} rows");
+    assert!(first.body.contains("href=\"/console/?page=2\""));
+    let second = request(rig.addr, "GET", "/console/?page=2", &admin, "").await;
+    assert!(second.body.contains("t0119") && !second.body.contains("zz-red"));
+    let manager = session(rig.addr, "manager").await;
+    let theirs = request(rig.addr, "GET", "/console/", &manager, "").await;
+    assert!(!theirs.body.contains("t0000") && !theirs.body.contains("zz-red"), "only their tenants, wherever they live");
+    assert!(theirs.body.contains("href=\"https://eu-2.example.net/console/tenants/acme\""), "{}", theirs.body);
+    assert!(
+        theirs.body.contains("unknown: shard eu-2 unreachable since 12:03:10") && theirs.body.contains("light grey"),
+        "{}",
+        theirs.body
+    );
+}
+
+/// Failed token attempts count per client address: after the limit, that address gets 429
+/// (even with a good token) and the refusals are on `/metrics`; other addresses go on.
+#[tokio::test]
+async fn failed_token_attempts_are_throttled_per_address() {
+    use super::session::MAX_FAILURES;
+    let rig = Rig::new().await;
+    let token = api_token(&rig, "admin");
+    let guesser: std::net::IpAddr = "127.0.0.3".parse().unwrap();
+    for i in 0..MAX_FAILURES {
+        let r = api_from(guesser, rig.addr, "/api/v1/tenants", &format!("ampel_guess{i}")).await;
+        assert_eq!(r.status, 401);
     }
-    times.sort();
-    println!("fleet_page_{tenants}x{devices}_no_data: median {:?}, max {:?}, {} KiB", times[2], times[4], bytes / 1024);
+    let blocked = api_from(guesser, rig.addr, "/api/v1/tenants", &token).await;
+    assert_eq!(blocked.status, 429, "{}", blocked.body);
+    assert!(json_of(&blocked)["error"].as_str().unwrap().contains("too many failed token attempts"));
+    assert_eq!(blocked.header("retry-after"), ["900"]);
+    assert_eq!(api(rig.addr, "GET", "/api/v1/tenants", &token).await.status, 200, "another address goes on");
+    let metrics = request(rig.addr, "GET", "/metrics", "", "").await.body;
+    assert!(metrics.contains(&format!("ampel_api_token_failures_total {MAX_FAILURES}")), "{metrics}");
+    assert!(metrics.contains("ampel_api_token_throttled_total 1"), "{metrics}");
+}
+
+/// An API request from another loopback address than 127.0.0.1.
+async fn api_from(src: std::net::IpAddr, addr: SocketAddr, target: &str, token: &str) -> Resp {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(src, 0)).unwrap();
+    let mut s = socket.connect(addr).await.unwrap();
+    let req = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    Resp { status: head.split_whitespace().nth(1).unwrap().parse().unwrap(), head: head.to_owned(), body: body.to_owned() }
 }
 
 #[tokio::test]
@@ -629,7 +704,8 @@ async fn api_tokens_stop_working_when_revoked_expired_or_their_user_is_removed()
     // Expired.
     let name = super::users::UserName::parse("manager").unwrap();
     let (expired, _) = rig.console.tokens.create(&name, 0, super::now_ms() - 1).unwrap();
-    assert!(refused(&api(rig.addr, "GET", "/api/v1/tenants", &expired).await), "expired");
+    // From another address: 127.0.0.1 has used 4 of its 5 failed attempts.
+    assert!(refused(&api_from("127.0.0.2".parse().unwrap(), rig.addr, "/api/v1/tenants", &expired).await), "expired");
     // The user removed by a reload.
     let manager = api_token(&rig, "manager");
     assert!(ok(&api(rig.addr, "GET", "/api/v1/tenants", &manager).await));

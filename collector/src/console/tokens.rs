@@ -3,13 +3,17 @@
 //! `<data-dir>/console/tokens.json` (mode 0600, replaced atomically, read with a size bound).
 //!
 //! A plain file rather than the delivery store: the CLI writes it while the server runs (the
-//! LMDB environment is the server's), and the server reads it on every API request, so a
-//! token revoked on the command line is refused at the next request. The tokens are 256
+//! LMDB environment is the server's). The server keeps what it read with the file's identity
+//! (device, inode, size, modification time) and reads it again when that changes — the CLI
+//! replaces the file by a rename, so every write is a new inode — so a token revoked on the
+//! command line is refused at the next request, without a read and parse per request. The tokens are 256
 //! random bits: their hashes are safe at rest, and a lookup compares hashes, never tokens.
 //! Run as root, the command gives the file (and the console directory and audit log) the
 //! owner of the directory they are in, so the server, running as its own user, reads them.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -73,10 +77,37 @@ pub enum TokenError {
     NoSuchToken(String),
 }
 
-/// The token file of a data directory.
+/// The token file of a data directory, with what was last read of it.
 #[derive(Debug, Clone)]
 pub struct Tokens {
     path: PathBuf,
+    cache: Arc<Cache>,
+}
+
+/// The tokens as last read, with the identity of the file they came from.
+#[derive(Debug, Default)]
+struct Cache {
+    read: Mutex<Option<(Stamp, Arc<Vec<TokenRecord>>)>>,
+    /// Times the file was read and parsed, for the tests.
+    reads: AtomicU64,
+}
+
+/// What tells one version of the file from another: a rename gives a new inode, an edit in
+/// place a new size or modification time. `None` in [`Tokens::current`]: no file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+}
+
+impl Stamp {
+    fn of(meta: &std::fs::Metadata) -> Stamp {
+        use std::os::unix::fs::MetadataExt;
+        let mtime_ns = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
+        Stamp { dev: meta.dev(), ino: meta.ino(), size: meta.size(), mtime_ns }
+    }
 }
 
 /// Gives `path` the owner of its directory when they differ: `user token` usually runs as
@@ -99,7 +130,7 @@ fn sha256_hex(token: &str) -> String {
 impl Tokens {
     /// The file under `<data-dir>/console/`.
     pub fn new(console_dir: &Path) -> Tokens {
-        Tokens { path: console_dir.join(FILE) }
+        Tokens { path: console_dir.join(FILE), cache: Arc::default() }
     }
 
     /// The file's path.
@@ -163,10 +194,35 @@ impl Tokens {
         Ok(gone)
     }
 
-    /// The record of `token` if it is stored and not expired at `now_ms`.
+    /// The record of `token` if it is stored and not expired at `now_ms`, from the file as it
+    /// is now (read again only when it changed).
     pub fn verify(&self, token: &str, now_ms: i64) -> Result<Option<TokenRecord>, TokenError> {
         let digest = sha256_hex(token);
-        Ok(self.list()?.into_iter().find(|t| same(&t.sha256, &digest) && now_ms < t.expires_ms))
+        Ok(self.current()?.iter().find(|t| same(&t.sha256, &digest) && now_ms < t.expires_ms).cloned())
+    }
+
+    /// The stored tokens: those read before while the file is the same, else read again. The
+    /// identity is taken before the read, so a file replaced meanwhile is read again next time.
+    fn current(&self) -> Result<Arc<Vec<TokenRecord>>, TokenError> {
+        let stamp = match std::fs::metadata(&self.path) {
+            Ok(meta) => Some(Stamp::of(&meta)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(self.io()(e)),
+        };
+        let mut read = self.cache.read.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(stamp) = stamp else {
+            *read = None;
+            return Ok(Arc::default());
+        };
+        if let Some((seen, tokens)) = read.as_ref()
+            && *seen == stamp
+        {
+            return Ok(tokens.clone());
+        }
+        let tokens = Arc::new(self.list()?);
+        self.cache.reads.fetch_add(1, Ordering::Relaxed);
+        *read = Some((stamp, tokens.clone()));
+        Ok(tokens)
     }
 }
 
@@ -262,6 +318,25 @@ mod tests {
         assert_eq!(tokens.verify(&token, 1).unwrap(), None, "revoked");
         assert!(tokens.verify(&other, 1).unwrap().is_some(), "the other token lives on");
         assert!(matches!(tokens.revoke(&rec.id), Err(TokenError::NoSuchToken(_))));
+    }
+
+    #[test]
+    fn the_file_is_read_again_only_when_it_changed_and_a_revocation_applies_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Tokens::new(dir.path());
+        let cli = Tokens::new(dir.path());
+        let ann = UserName::parse("ann").unwrap();
+        let (token, rec) = cli.create(&ann, 0, 1000).unwrap();
+        for _ in 0..3 {
+            assert!(server.verify(&token, 1).unwrap().is_some());
+        }
+        assert_eq!(server.cache.reads.load(Ordering::Relaxed), 1, "one read for three requests");
+        // Same size, written within the same instant: only the inode tells it apart.
+        cli.revoke(&rec.id).unwrap();
+        assert_eq!(server.verify(&token, 1).unwrap(), None, "revoked on the command line: refused at the next request");
+        assert_eq!(server.cache.reads.load(Ordering::Relaxed), 2);
+        std::fs::remove_file(server.path()).unwrap();
+        assert_eq!(server.verify(&token, 1).unwrap(), None, "no file, no tokens");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! | `GET /metrics` | Prometheus text: ingest and delivery counters |
 //! | `/console/...` | the web console, see [`crate::console`] |
 //! | `/api/v1/...` | the console's JSON API, see [`crate::console::api`] |
+//! | `GET /cluster/v1/fleet` | with `[cluster]`, over TLS to another shard's collector only: this shard's fleet rows, see [`crate::cluster::fleet`] |
 //!
 //! Connections are bounded in number (in all and per address) and in time (header-read and
 //! idle timeouts): see [`serve`].
@@ -32,7 +33,7 @@ use tokio::sync::watch;
 
 pub mod serve;
 
-pub use serve::{ConnLimits, ConnStats};
+pub use serve::{ConnLimits, ConnStats, PeerCert};
 
 use crate::archive::Archive;
 use crate::ingest::IngestStats;
@@ -73,6 +74,13 @@ pub struct HttpConfig {
     /// Addresses of the reverse proxies whose `trust-proxy-header` is believed.
     #[serde(default)]
     pub proxy_addresses: Vec<std::net::IpAddr>,
+    /// Pause between the end of one pass of the console's fleet summary and the next.
+    #[serde(default = "default_fleet_refresh")]
+    pub fleet_refresh: crate::config::Duration,
+}
+
+fn default_fleet_refresh() -> crate::config::Duration {
+    crate::config::Duration(std::time::Duration::from_secs(30))
 }
 
 fn default_header_timeout() -> crate::config::Duration {
@@ -102,6 +110,7 @@ impl Default for HttpConfig {
             max_connections_per_address: default_max_per_address(),
             trust_proxy_header: None,
             proxy_addresses: Vec::new(),
+            fleet_refresh: default_fleet_refresh(),
         }
     }
 }
@@ -112,6 +121,9 @@ impl HttpConfig {
         let tenth = std::time::Duration::from_millis(100);
         if self.header_timeout.0 < tenth || self.idle_timeout.0 < tenth {
             return Err("header-timeout and idle-timeout must be at least 100ms, e.g. \"10s\" and \"60s\"".into());
+        }
+        if self.fleet_refresh.0 < std::time::Duration::from_secs(1) {
+            return Err("fleet-refresh must be at least 1s, e.g. \"30s\"".into());
         }
         if self.max_connections == 0 || self.max_connections_per_address == 0 {
             return Err("max-connections and max-connections-per-address must be at least 1".into());
@@ -211,6 +223,17 @@ impl HttpServer {
     /// Binds `addr` and serves until `shutdown` turns true, within `limits` (see
     /// [`serve`]). Call inside a tokio runtime.
     pub fn start(addr: SocketAddr, limits: ConnLimits, state: HttpState, shutdown: watch::Receiver<bool>) -> Result<HttpServer, HttpError> {
+        HttpServer::start_with_tls(addr, limits, state, None, shutdown)
+    }
+
+    /// Like [`HttpServer::start`], and with `tls` the port also serves TLS (see [`serve`]).
+    pub fn start_with_tls(
+        addr: SocketAddr,
+        limits: ConnLimits,
+        state: HttpState,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<HttpServer, HttpError> {
         let bind = |source| HttpError::Bind { addr, source };
         let std_listener = std::net::TcpListener::bind(addr).map_err(bind)?;
         std_listener.set_nonblocking(true).map_err(bind)?;
@@ -218,7 +241,8 @@ impl HttpServer {
         let listener = tokio::net::TcpListener::from_std(std_listener).map_err(bind)?;
         let stats = state.connections.clone();
         let app = router(state);
-        let task = tokio::spawn(serve::serve(listener, app, limits, stats, shutdown));
+        let tls = tls.map(tokio_rustls::TlsAcceptor::from);
+        let task = tokio::spawn(serve::serve(listener, app, limits, stats, tls, shutdown));
         tracing::info!(
             addr = %local_addr,
             max_connections = limits.max_connections,
@@ -245,6 +269,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/unsubscribe", get(unsubscribe_page).post(unsubscribe_post))
         .route("/download", get(download))
         .merge(crate::console::routes())
+        .route(crate::cluster::fleet::PATH, get(crate::cluster::fleet::answer))
         .with_state(Arc::new(state))
 }
 
@@ -337,6 +362,9 @@ async fn metrics(State(s): St) -> Response {
     }
     delivery_metrics(&mut out, &s.delivery);
     http_metrics(&mut out, &s.connections);
+    if let Some(c) = &s.console {
+        console_metrics(&mut out, c);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()
 }
 
@@ -405,6 +433,23 @@ fn delivery_metrics(out: &mut String, d: &DeliveryStats) {
     );
     counter(out, "ampel_runs_late_total", "Scheduled runs sent late.", n(&d.runs_late));
     counter(out, "ampel_runs_skipped_total", "Scheduled runs skipped.", n(&d.runs_skipped));
+}
+
+fn console_metrics(out: &mut String, c: &crate::console::Console) {
+    let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    counter(
+        out,
+        "ampel_api_token_failures_total",
+        "API requests with an unknown, expired or revoked token.",
+        n(&c.api_stats.token_failures),
+    );
+    counter(
+        out,
+        "ampel_api_token_throttled_total",
+        "API requests refused with 429: their address had used up its failed token attempts.",
+        n(&c.api_stats.throttled),
+    );
+    counter(out, "ampel_fleet_assessments_total", "Tenant assessments made for the fleet summary.", c.fleet.assessments());
 }
 
 fn http_metrics(out: &mut String, c: &ConnStats) {

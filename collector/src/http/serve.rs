@@ -15,6 +15,12 @@
 //!
 //! Refusals and closes are counted in [`ConnStats`] for `/metrics`; refusals are not logged
 //! one by one (a flood would flood the log too).
+//!
+//! Given a TLS configuration (with `[cluster]`, for the shards' mutually authenticated fleet
+//! requests), the same port also speaks TLS: a connection whose first byte is a TLS handshake
+//! record (0x16, never the first byte of an HTTP/1 request) is served over TLS, and the
+//! client's verified certificate, if it sent one, reaches the handlers as [`PeerCert`]. The
+//! first byte must arrive within `header-timeout`, the handshake within it too.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -141,9 +147,25 @@ impl Drop for Permit {
     }
 }
 
+/// The verified client certificate of a request that came over TLS with one; absent on
+/// plain HTTP and on TLS without a client certificate.
+#[derive(Debug, Clone)]
+pub struct PeerCert(pub rustls_pki_types::CertificateDer<'static>);
+
+/// The first byte of a TLS record carrying a handshake message.
+const TLS_HANDSHAKE: u8 = 0x16;
+
 /// Accepts connections on `listener` and serves `app` on each, within `limits`, until
-/// `shutdown` turns true; then lets open connections finish for a moment.
-pub async fn serve(listener: TcpListener, app: Router, limits: ConnLimits, stats: Arc<ConnStats>, mut shutdown: watch::Receiver<bool>) {
+/// `shutdown` turns true; then lets open connections finish for a moment. With `tls`, a
+/// connection that starts a TLS handshake is served over TLS (see the module docs).
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnLimits,
+    stats: Arc<ConnStats>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let gate = Gate::new(limits);
     let mut conns = JoinSet::new();
     loop {
@@ -152,7 +174,7 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ConnLimits, stats
                 Ok((stream, peer)) => match gate.admit(peer.ip()) {
                     Ok(permit) => {
                         stats.accepted.fetch_add(1, Ordering::Relaxed);
-                        let conn = Conn { app: app.clone(), peer, limits, stats: stats.clone(), shutdown: shutdown.clone() };
+                        let conn = Conn { app: app.clone(), peer, limits, stats: stats.clone(), tls: tls.clone(), shutdown: shutdown.clone() };
                         conns.spawn(conn.run(stream, permit));
                     }
                     // Dropping the stream closes it at once: no descriptor is held for it.
@@ -182,15 +204,50 @@ struct Conn {
     peer: SocketAddr,
     limits: ConnLimits,
     stats: Arc<ConnStats>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: watch::Receiver<bool>,
 }
 
 impl Conn {
-    async fn run(mut self, stream: TcpStream, permit: Permit) {
+    async fn run(self, stream: TcpStream, permit: Permit) {
         self.stats.open.fetch_add(1, Ordering::Relaxed);
+        match self.tls.clone() {
+            Some(acceptor) => self.maybe_tls(stream, acceptor).await,
+            None => self.drive(stream, None).await,
+        }
+        drop(permit);
+        self.stats.open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Serves `stream` over TLS when its first byte starts a handshake, else as plain HTTP.
+    async fn maybe_tls(&self, stream: TcpStream, acceptor: tokio_rustls::TlsAcceptor) {
+        let wait = self.limits.header_timeout;
+        let mut first = [0u8; 1];
+        let Ok(Ok(1)) = tokio::time::timeout(wait, stream.peek(&mut first)).await else {
+            self.stats.header_timeouts.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if first[0] != TLS_HANDSHAKE {
+            return self.drive(stream, None).await;
+        }
+        match tokio::time::timeout(wait, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => {
+                let cert = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| PeerCert(c.clone().into_owned()));
+                self.drive(tls, cert).await;
+            }
+            Ok(Err(e)) => tracing::debug!(client = %self.peer, error = %e, "HTTP listener: TLS handshake failed"),
+            Err(_) => {
+                self.stats.header_timeouts.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Serves HTTP/1 on `stream` until it ends, times out or the listener shuts down.
+    async fn drive<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(&self, stream: S, cert: Option<PeerCert>) {
+        let mut shutdown = self.shutdown.clone();
         let activity = Arc::new(Activity::new());
         let io = TokioIo::new(Tracked { inner: stream, activity: activity.clone() });
-        let service = PeerService { app: self.app.clone(), peer: self.peer, stats: self.stats.clone() };
+        let service = PeerService { app: self.app.clone(), peer: self.peer, cert, stats: self.stats.clone() };
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder.timer(TokioTimer::new()).header_read_timeout(self.limits.header_timeout);
         let conn = builder.serve_connection(io, service);
@@ -211,16 +268,14 @@ impl Conn {
                     self.stats.idle_timeouts.fetch_add(1, Ordering::Relaxed);
                     break;
                 }
-                _ = self.shutdown.changed(), if !draining => {
-                    if *self.shutdown.borrow() {
+                _ = shutdown.changed(), if !draining => {
+                    if *shutdown.borrow() {
                         draining = true;
                         conn.as_mut().graceful_shutdown();
                     }
                 }
             }
         }
-        drop(permit);
-        self.stats.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -253,13 +308,13 @@ impl Activity {
     }
 }
 
-/// A TCP stream that notes every byte it moves in its [`Activity`].
-struct Tracked {
-    inner: TcpStream,
+/// A stream that notes every byte it moves in its [`Activity`].
+struct Tracked<S> {
+    inner: S,
     activity: Arc<Activity>,
 }
 
-impl AsyncRead for Tracked {
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
@@ -270,7 +325,7 @@ impl AsyncRead for Tracked {
     }
 }
 
-impl AsyncWrite for Tracked {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write(cx, data);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
@@ -289,11 +344,13 @@ impl AsyncWrite for Tracked {
 }
 
 /// The router as a hyper service for one connection: hands the handlers the client's address
-/// (`ConnectInfo`) and bounds each request by [`REQUEST_TIMEOUT`].
+/// (`ConnectInfo`) and, over TLS, its certificate ([`PeerCert`]), and bounds each request by
+/// [`REQUEST_TIMEOUT`].
 #[derive(Clone)]
 struct PeerService {
     app: Router,
     peer: SocketAddr,
+    cert: Option<PeerCert>,
     stats: Arc<ConnStats>,
 }
 
@@ -305,6 +362,9 @@ impl hyper::service::Service<Request<Incoming>> for PeerService {
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let mut req = req.map(axum::body::Body::new);
         req.extensions_mut().insert(ConnectInfo(self.peer));
+        if let Some(cert) = &self.cert {
+            req.extensions_mut().insert(cert.clone());
+        }
         let mut app = self.app.clone();
         let stats = self.stats.clone();
         Box::pin(async move {

@@ -190,7 +190,8 @@ impl Pki {
         let mut server = leaf_params(now, now + i64::from(opts.server_days) * SECS_PER_DAY)?;
         server.distinguished_name.push(DnType::CommonName, server_cn);
         server.subject_alt_names = sans;
-        server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        // Client authentication too: a shard asks the others for their fleet rows with it.
+        server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
         let server_cert = server.signed_by(&server_key, &issuer).map_err(PkiError::generate("sign the server certificate"))?;
 
         let crl_pem = sign_crl(&issuer, now, ca_not_after)?;

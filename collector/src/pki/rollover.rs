@@ -108,7 +108,8 @@ impl Pki {
             server.distinguished_name.push(DnType::CommonName, first.as_str());
         }
         server.subject_alt_names = names.iter().map(|n| super::san(n)).collect::<Result<_, _>>()?;
-        server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        // Client authentication too: a shard asks the others for their fleet rows with it.
+        server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
         let server_cert = server.signed_by(&server_key, &next).map_err(PkiError::generate("sign the server certificate"))?;
 
         // Current -> previous, next -> current. Keys before certificates, as in `init`.

@@ -183,7 +183,8 @@ fn each_role_sees_exactly_its_tenants_in_chromium() {
     ));
     d.issue("acme", "fw-acme");
     d.issue("globex", "fw-globex");
-    let _collector = d.serve();
+    let mut collector = d.serve();
+    collector.wait_for_log("fleet summary ready", Duration::from_secs(20));
     let base = format!("http://127.0.0.1:{http}");
     let browser = Browser::start();
     for (user, globex, reports) in [("admin", true, true), ("manager", false, true), ("analyst", false, false)] {
@@ -237,7 +238,8 @@ fn api_tokens_from_the_command_line_work_against_serve_until_revoked() {
     ));
     d.issue("acme", "fw-acme");
     d.issue("globex", "fw-globex");
-    let collector = d.serve();
+    let mut collector = d.serve();
+    collector.wait_for_log("fleet summary ready", Duration::from_secs(20));
     let token = d.collector(&["user", "token", "manager", "--ttl", "1d"]).ok().trim().to_owned();
     assert!(token.starts_with("ampel_") && !token.contains('\n'), "{token}");
     let (status, body) = api_get(http, "/api/v1/tenants", &token);

@@ -382,3 +382,138 @@ fn mqtt_two_shards_through_a_three_node_nats_cluster_lose_nothing_when_a_node_is
         assert!(other.device(device).is_none(), "{device} reached the other shard's registry");
     }
 }
+
+/// Two shards, each with its HTTP listener named in the map and a fleet summary refreshed
+/// every second; an administrator and a manager of acme and initech (one tenant per shard).
+fn fleet_shards() -> ([Deployment; 2], [u16; 2]) {
+    let https = [free_tcp_port(), free_tcp_port()];
+    let (eu1, eu2) = two_shards(https[0]);
+    let hash = ampel_collector::console::users::hash_password("correct horse battery staple").unwrap();
+    let users = format!(
+        "\n[[users]]\nname = \"admin\"\nrole = \"administrator\"\ntenants = \"*\"\npassword-hash = \"{0}\"\n\
+         [[users]]\nname = \"manager\"\nrole = \"tenant-manager\"\ntenants = [\"acme\", \"initech\"]\npassword-hash = \"{0}\"\n",
+        hash.as_str()
+    );
+    for (i, d) in [&eu1, &eu2].into_iter().enumerate() {
+        let text = std::fs::read_to_string(&d.config).unwrap();
+        let text = text
+            .replace("tenants = [\"acme\"", &format!("http = \"127.0.0.1:{}\"\ntenants = [\"acme\"", https[0]))
+            .replace("tenants = [\"initech\"", &format!("http = \"127.0.0.1:{}\"\ntenants = [\"initech\"", https[1]));
+        let text = if i == 0 {
+            text.replace("[http]\n", "[http]\nfleet-refresh = \"1s\"\n")
+        } else {
+            text.replace("[pki]", &format!("[http]\nlisten = \"127.0.0.1:{}\"\nfleet-refresh = \"1s\"\n\n[pki]", https[1]))
+        };
+        std::fs::write(&d.config, format!("{text}{users}")).unwrap();
+    }
+    ([eu1, eu2], https)
+}
+
+/// `GET /api/v1/tenants` of the collector at `port` as `token`'s user, as JSON.
+fn tenants_json(port: u16, token: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let req = format!("GET /api/v1/tenants HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{out}");
+    serde_json::from_str(body).unwrap()
+}
+
+/// The fleet of the collector at `port` as `token`'s user: (tenant, shard, unknown), by tenant.
+fn fleet_of(port: u16, token: &str) -> Vec<(String, String, Option<String>)> {
+    let rows = tenants_json(port, token);
+    let mut out: Vec<(String, String, Option<String>)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (r["tenant"].as_str().unwrap().to_owned(), r["shard"].as_str().unwrap().to_owned(), r["unknown"].as_str().map(str::to_owned))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// `GET /cluster/v1/fleet` over TLS to the collector at `port`, trusting `ca_pem`, with a client
+/// certificate and key (PEM) when given: the raw answer.
+fn fleet_over_tls(port: u16, ca_pem: &[u8], client: Option<(Vec<u8>, Vec<u8>)>) -> String {
+    use ampel_protocol::tls;
+    use std::io::{Read, Write};
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in tls::parse_certs(ca_pem).unwrap() {
+        roots.add(ca).unwrap();
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let cfg = match client {
+        Some((cert, key)) => builder.with_client_auth_cert(tls::parse_certs(&cert).unwrap(), tls::parse_key(&key).unwrap()).unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(cfg), name).unwrap();
+    let mut stream = rustls::StreamOwned::new(conn, std::net::TcpStream::connect(("127.0.0.1", port)).unwrap());
+    stream.write_all(b"GET /cluster/v1/fleet HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = Vec::new();
+    // The server closes without close_notify after its answer: what was read counts.
+    let _ = stream.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether `rows` are the four tenants, each with its shard, eu-2's marked unknown with a
+/// reason starting `eu2_unknown` (`None`: not unknown).
+fn all_four(rows: &[(String, String, Option<String>)], eu2_unknown: Option<&str>) -> bool {
+    let names: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    names == ["acme", "globex", "initech", "umbrella"]
+        && rows.iter().all(|r| r.1 == if ["acme", "globex"].contains(&r.0.as_str()) { "eu-1" } else { "eu-2" })
+        && rows.iter().filter(|r| r.1 == "eu-2").all(|r| r.2.as_deref().and_then(|u| u.split(" since ").next()) == eu2_unknown)
+}
+
+/// Issue 18 point 5: the fleet view of either shard shows the tenants of both (a user only
+/// theirs, wherever they live); after one shard stops, the other shows its tenants grey as
+/// unreachable; the internal endpoint refuses a client without a collector certificate.
+#[test]
+fn the_fleet_view_of_either_shard_shows_all_tenants_and_grey_for_a_stopped_shard() {
+    let ([eu1, eu2], https) = fleet_shards();
+    for (d, tenant, device) in
+        [(&eu1, "acme", "fw-acme"), (&eu1, "globex", "fw-globex"), (&eu2, "initech", "fw-initech"), (&eu2, "umbrella", "fw-umbrella")]
+    {
+        d.issue(tenant, device);
+    }
+    let mut collectors = [eu1.serve(), eu2.serve()];
+    for c in &mut collectors {
+        c.wait_for_log("fleet summary ready", Duration::from_secs(20));
+    }
+    let token = |d: &Deployment, user: &str| d.collector(&["user", "token", user, "--ttl", "1d"]).ok().trim().to_owned();
+    let admins = [token(&eu1, "admin"), token(&eu2, "admin")];
+    for (port, admin) in https.iter().zip(&admins) {
+        let seen = wait_until(Duration::from_secs(30), || Some(fleet_of(*port, admin)).filter(|rows| all_four(rows, None)));
+        assert!(seen.is_some(), "the fleet of :{port} shows all four tenants, none unknown: {:?}", fleet_of(*port, admin));
+    }
+    let manager = token(&eu1, "manager");
+    let theirs: Vec<String> = fleet_of(https[0], &manager).into_iter().map(|r| r.0).collect();
+    assert_eq!(theirs, ["acme", "initech"], "a manager sees their tenants on both shards, no other");
+    let (status, body) = http_request(https[0], "GET", "/cluster/v1/fleet", "").unwrap();
+    assert_eq!(status, 403, "plain HTTP: {body}");
+    let device = eu1.issue("acme", "fw-probe");
+    let ca = std::fs::read(device.join("ca.pem")).unwrap();
+    let with_device = Some((std::fs::read(device.join("fw-probe.pem")).unwrap(), std::fs::read(device.join("fw-probe.key")).unwrap()));
+    for (client, what) in [(None, "TLS without a client certificate"), (with_device, "TLS with a device certificate")] {
+        let answer = fleet_over_tls(https[0], &ca, client);
+        assert!(answer.starts_with("HTTP/1.1 403"), "{what}: {answer}");
+    }
+    collectors[1].stop();
+    let grey = wait_until(Duration::from_secs(30), || {
+        Some(fleet_of(https[0], &admins[0])).filter(|rows| all_four(rows, Some("shard eu-2 unreachable")))
+    });
+    assert!(grey.is_some(), "the stopped shard's tenants are unknown: {:?}", fleet_of(https[0], &admins[0]));
+    let rows = tenants_json(https[0], &admins[0]);
+    for row in rows.as_array().unwrap().iter().filter(|r| r["shard"] == "eu-2") {
+        assert_eq!(row["light"], "grey", "{row}");
+    }
+    drop(collectors);
+}
