@@ -34,6 +34,9 @@ pub enum ServeError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The store is locked by another collector or a `tenant import`.
+    #[error(transparent)]
+    StoreLock(#[from] crate::store::exclusive::LockError),
     /// A data directory could not be created.
     #[error("cannot create {}: {source}", path.display())]
     Dir {
@@ -179,6 +182,8 @@ pub struct Server {
     listener: tokio::task::JoinHandle<()>,
     mqtt: Option<tokio::task::JoinHandle<()>>,
     writer: std::thread::JoinHandle<()>,
+    /// Held while the server lives: writers from outside (`tenant import`) are refused.
+    _store_lock: crate::store::exclusive::WriterLock,
 }
 
 impl Server {
@@ -201,6 +206,8 @@ impl Server {
         };
         // The data and store directories with explicit modes, before the store creates them.
         crate::files::create_dir_all(&cfg.store_dir()).map_err(|source| ServeError::Dir { path: cfg.store_dir(), source })?;
+        // Before the store opens: no second collector, and no import beside this one.
+        let store_lock = crate::store::exclusive::lock(&cfg.store_dir())?;
         let store = Store::open(&cfg.store_dir(), cfg.store_options())?;
         let endpoint = quic::bind(cfg.quic.listen, tls, cfg.quic.max_streams)?;
         let local_addr = endpoint.local_addr().map_err(|source| quic::ListenError::Bind { addr: cfg.quic.listen, source })?;
@@ -253,6 +260,7 @@ impl Server {
             listener,
             mqtt,
             writer: writer_thread,
+            _store_lock: store_lock,
         })
     }
 
