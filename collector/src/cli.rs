@@ -490,14 +490,25 @@ impl RunningConfig {
                 return;
             }
         };
+        if let Err(e) = server.check_cluster(&new) {
+            tracing::error!(error = %e, "reload refused: still running with the previous configuration");
+            return;
+        }
         if let Err(e) = server.reload_tls(&new) {
             tracing::error!(error = %e, "reload refused: certificates unusable; still running with the previous ones");
             return;
         }
         server.reload_users(&new);
+        if let Err(e) = server.reload_cluster(&new) {
+            // Checked above; nothing else swaps the map.
+            tracing::error!(error = %e, "shard map not reloaded");
+        }
         let table = read_table(&path).unwrap_or_default();
-        // `[[users]]` apply at once (above); every other change needs a restart.
-        let changed: Vec<String> = ampel_os::systemd::changed_keys(&self.table, &table).into_iter().filter(|k| k != "users").collect();
+        // `[[users]]` and `[cluster]` apply at once (above); every other change needs a restart.
+        let changed: Vec<String> = ampel_os::systemd::changed_keys(&self.table, &table)
+            .into_iter()
+            .filter(|k| k != "users" && k != "cluster" && !k.starts_with("cluster."))
+            .collect();
         if changed.is_empty() {
             tracing::info!(config = %path.display(), "reloaded: certificates and CRL re-read; configuration unchanged");
         } else {

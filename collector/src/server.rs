@@ -182,6 +182,8 @@ pub struct Server {
     listener: tokio::task::JoinHandle<()>,
     mqtt: Option<tokio::task::JoinHandle<()>>,
     writer: std::thread::JoinHandle<()>,
+    /// The shard map in force, swapped by [`Server::reload_cluster`].
+    cluster: crate::cluster::live::LiveMap,
     /// Held while the server lives: writers from outside (`tenant import`) are refused.
     _store_lock: crate::store::exclusive::WriterLock,
 }
@@ -220,7 +222,9 @@ impl Server {
                 return Err(e);
             }
         };
+        // MQTT subscribed to the map at start and keeps it; QUIC follows reloads.
         let cluster = cfg.cluster.clone().map(Arc::new);
+        let live_map = crate::cluster::live::LiveMap::new(cfg.cluster.clone());
         let mqtt = mqtt_options.map(|(m, o)| {
             let topics = m.topics(cfg.cluster.as_ref()).join(" ");
             tracing::info!(broker = %m.broker, topics = %topics, client_id = %m.client_id(cfg.cluster.as_ref()), "MQTT ingest enabled");
@@ -236,7 +240,7 @@ impl Server {
             enroll,
             budget: crate::ingest::budget::FrameBudget::new(cfg.quic.frame_budget_mib.bytes(), limits.max_frame),
             max_connections_per_device: cfg.quic.max_connections_per_device.0 as usize,
-            cluster,
+            cluster: live_map.clone(),
         };
         let listener = tokio::spawn(quic::serve(endpoint.clone(), shared, rx));
         tracing::info!(
@@ -261,6 +265,7 @@ impl Server {
             mqtt,
             writer: writer_thread,
             _store_lock: store_lock,
+            cluster: live_map,
         })
     }
 
@@ -272,6 +277,30 @@ impl Server {
         let closed = self.trust.reload().map_err(|e| ServeError::TlsConfig { dir: cfg.pki_dir(), message: e.to_string() })?;
         if closed > 0 {
             tracing::info!(closed, "closed sessions of devices that no longer verify");
+        }
+        Ok(())
+    }
+
+    /// Whether the `[cluster]` of a reloaded configuration can be applied without a restart.
+    pub fn check_cluster(&self, cfg: &Config) -> Result<(), crate::cluster::live::ReloadError> {
+        self.cluster.check(cfg.cluster.as_ref())
+    }
+
+    /// Puts the `[cluster]` of a reloaded configuration in force for QUIC: logs each tenant
+    /// whose route changed and closes the connections of tenants no longer taken here (with
+    /// the answer a new connection would get). MQTT keeps the subscriptions of the start.
+    pub fn reload_cluster(&self, cfg: &Config) -> Result<(), crate::cluster::live::ReloadError> {
+        let changes = self.cluster.replace(cfg.cluster.clone())?;
+        let map = self.cluster.current();
+        let closed = self.trust.sessions.close_refused(|id| crate::cluster::quic_refusal(map.as_deref(), &id.tenant));
+        for change in &changes {
+            tracing::warn!(change = %change, "shard map reloaded");
+        }
+        if !changes.is_empty() {
+            tracing::warn!(tenants = changes.len(), connections_closed = closed, "shard map in force");
+            if self.mqtt.is_some() {
+                tracing::warn!("MQTT ingest keeps the shard map and subscriptions of the start until a restart");
+            }
         }
         Ok(())
     }
