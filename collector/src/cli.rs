@@ -81,6 +81,12 @@ pub enum TenantCommand {
         /// The file `tenant export` wrote.
         file: PathBuf,
     },
+    /// Remove everything stored of a tenant (the old shard's copy after a move). Refused for a
+    /// tenant `[cluster]` lists under this shard. The collector must be stopped.
+    Delete {
+        /// The tenant.
+        tenant: TenantId,
+    },
 }
 
 /// `user` subcommands.

@@ -182,7 +182,7 @@ impl Store {
     }
 
     /// The devices registered to `tenant`, sorted by id.
-    fn tenant_devices(&self, snap: &Snapshot<'_>, tenant: &str) -> Result<Vec<(String, DeviceRecord)>, StoreError> {
+    fn tenant_devices(&self, snap: &heed::RoTxn<'_>, tenant: &str) -> Result<Vec<(String, DeviceRecord)>, StoreError> {
         let mut out = Vec::new();
         for item in self.devices.iter(snap).map_err(self.lmdb())? {
             let (k, v) = item.map_err(self.lmdb())?;
@@ -500,6 +500,91 @@ impl Store {
             counts.kept += 1;
         }
         Ok(())
+    }
+}
+
+/// What [`Store::delete_tenant`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Deleted {
+    /// Devices.
+    pub devices: u64,
+    /// Series.
+    pub series: u64,
+    /// Raw points (in the blocks).
+    pub points: u64,
+    /// Alerts.
+    pub alerts: u64,
+}
+
+impl Store {
+    /// Removes everything of `tenant` from the store in one write transaction: devices and
+    /// their series, points, rollups, marks, states and dedupe windows, alerts and alert
+    /// counts. After a move, for the old shard's copy. Like an import, it folds the log first
+    /// and needs the store's writer lock held.
+    pub fn delete_tenant(&self, tenant: &str) -> Result<Deleted, StoreError> {
+        self.fold_all()?;
+        self.write(|s, wtxn| {
+            if !s.log.is_empty(wtxn).map_err(s.lmdb())? {
+                return Err(StoreError::WrittenDuringImport { path: s.path.clone() });
+            }
+            let mut gone = Deleted::default();
+            let devices: Vec<String> = s.tenant_devices(wtxn, tenant)?.into_iter().map(|(d, _)| d).collect();
+            for device in &devices {
+                s.delete_device(wtxn, device, &mut gone)?;
+            }
+            let mut prefix = tenant.as_bytes().to_vec();
+            prefix.push(0);
+            gone.alerts = s.delete_prefix(wtxn, s.alerts, &prefix)?;
+            s.delete_prefix(wtxn, s.alert_aggs, &prefix)?;
+            let total = s.meta_u64(wtxn, meta::RAW_POINTS)?;
+            s.put_meta(wtxn, meta::RAW_POINTS, total.saturating_sub(gone.points))?;
+            Ok(gone)
+        })
+        .inspect(|_| {
+            // The writer's cache would hand a returning device its deleted series ids.
+            super::lock(&self.shared.series).clear();
+        })
+    }
+
+    fn delete_device(&self, wtxn: &mut RwTxn<'_>, device: &str, gone: &mut Deleted) -> Result<(), StoreError> {
+        let mut ids = Vec::new();
+        for item in self.series.prefix_iter(wtxn, &keys::device_series_prefix(device)).map_err(self.lmdb())? {
+            ids.push(u64_from(item.map_err(self.lmdb())?.1));
+        }
+        for id in ids {
+            let (lo, hi) = (keys::block_key(id, i64::MIN), keys::block_key(id, i64::MAX));
+            let range = (Bound::Included(&lo[..]), Bound::Included(&hi[..]));
+            for item in self.blocks.range(wtxn, &range).map_err(self.lmdb())? {
+                let header = super::block::Header::parse(item.map_err(self.lmdb())?.1).map_err(|e| self.corrupt(names::BLOCKS, e))?;
+                gone.points += u64::from(header.count);
+            }
+            self.blocks.delete_range(wtxn, &range).map_err(self.lmdb())?;
+            for db in self.packed {
+                db.delete_range(wtxn, &range).map_err(self.lmdb())?;
+            }
+            self.marks.delete(wtxn, &id.to_be_bytes()).map_err(self.lmdb())?;
+            gone.series += 1;
+        }
+        self.delete_prefix(wtxn, self.series, &keys::device_series_prefix(device))?;
+        let mut states = device.as_bytes().to_vec();
+        states.push(0);
+        self.delete_prefix(wtxn, self.states, &states)?;
+        self.seqs.delete(wtxn, device.as_bytes()).map_err(self.lmdb())?;
+        self.devices.delete(wtxn, device.as_bytes()).map_err(self.lmdb())?;
+        gone.devices += 1;
+        Ok(())
+    }
+
+    /// Deletes every key starting with `prefix`, which ends in the 0 byte that closes a
+    /// tenant or device id; returns how many.
+    fn delete_prefix(&self, wtxn: &mut RwTxn<'_>, db: super::Db, prefix: &[u8]) -> Result<u64, StoreError> {
+        debug_assert_eq!(prefix.last(), Some(&0));
+        let mut past = prefix.to_vec();
+        if let Some(last) = past.last_mut() {
+            *last = 1;
+        }
+        let range = (Bound::Included(prefix), Bound::Excluded(&past[..]));
+        Ok(db.delete_range(wtxn, &range).map_err(self.lmdb())? as u64)
     }
 }
 

@@ -1,11 +1,12 @@
 //! The `tenant` subcommands over [`super::export`] and [`super::import`].
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use crate::cli::{TenantCommand, open_store};
+use crate::cluster::Route;
 use crate::config::Config;
 use crate::ingest::quic::now_ms;
-use crate::store::exclusive;
+use crate::store::{Store, exclusive};
 
 /// Runs one `tenant` subcommand and prints what it did.
 pub fn run(cfg: &Config, cmd: TenantCommand) -> Result<()> {
@@ -28,11 +29,8 @@ pub fn run(cfg: &Config, cmd: TenantCommand) -> Result<()> {
             Ok(())
         }
         TenantCommand::Import { file } => {
-            let dir = cfg.store_dir();
-            crate::files::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             // Held until the import is committed: no collector starts on the store meanwhile.
-            let _lock = exclusive::lock(&dir).context("importing needs the collector stopped")?;
-            let store = open_store(cfg)?;
+            let (_lock, store) = locked_store(cfg, "importing")?;
             let done = super::import(&store, &file).with_context(|| format!("importing {}", file.display()))?;
             let (h, a) = (&done.header, &done.added);
             println!(
@@ -47,5 +45,32 @@ pub fn run(cfg: &Config, cmd: TenantCommand) -> Result<()> {
             );
             Ok(())
         }
+        TenantCommand::Delete { tenant } => {
+            if let Some(map) = &cfg.cluster {
+                let here = match map.route(&tenant) {
+                    Route::Own => true,
+                    Route::Moving(to) => to.name == map.own().name,
+                    Route::Elsewhere(_) | Route::Unowned => false,
+                };
+                if here {
+                    bail!("tenant {tenant} is listed under this shard ({}) in [cluster]: move it away first", map.own().name);
+                }
+            }
+            let (_lock, store) = locked_store(cfg, "deleting a tenant")?;
+            let gone = store.delete_tenant(tenant.as_str()).with_context(|| format!("deleting tenant {tenant}"))?;
+            println!(
+                "deleted tenant {tenant}: {} devices, {} series, {} points, {} alerts",
+                gone.devices, gone.series, gone.points, gone.alerts
+            );
+            Ok(())
+        }
     }
+}
+
+/// The store, with its writer lock held (refused while `serve` runs).
+fn locked_store(cfg: &Config, doing: &str) -> Result<(exclusive::WriterLock, Store)> {
+    let dir = cfg.store_dir();
+    crate::files::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let lock = exclusive::lock(&dir).with_context(|| format!("{doing} needs the collector stopped"))?;
+    Ok((lock, open_store(cfg)?))
 }

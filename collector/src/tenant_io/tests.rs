@@ -239,3 +239,26 @@ fn an_export_never_overwrites_a_file() {
     assert!(matches!(e, TenantIoError::Io { .. }), "{e}");
     verify(&file).unwrap();
 }
+
+#[test]
+fn deleting_a_moved_tenant_leaves_nothing_of_it_and_everything_of_the_others() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = source(&tmp.path().join("a"));
+    let globex = view(&a, "globex");
+    let gone = a.delete_tenant("acme").unwrap();
+    assert_eq!((gone.devices, gone.series, gone.points, gone.alerts), (2, 3, 402, 3));
+    let empty = view(&a, "acme");
+    assert!(empty.devices.is_empty() && empty.alerts.is_empty() && empty.summary.total == 0, "{empty:?}");
+    for d in ["fw-1", "fw-2"] {
+        assert!(a.series_of(d).unwrap().is_empty() && a.high_seq(d).unwrap().is_none());
+        assert_eq!(a.device_state_at(d, i64::MAX).unwrap(), crate::store::DeviceState::default());
+    }
+    assert_eq!(view(&a, "globex"), globex);
+    assert_eq!(a.total_points().unwrap(), 1);
+    // The same devices may come back: as new devices, with nothing of the old data.
+    let again = a.commit(&[pending("acme", "fw-1", 1, vec![metric(T0, "cpu.usage_percent", &[], 7.0)])]).unwrap();
+    assert_eq!(again[0].0, AckStatus::Committed);
+    a.fold_all().unwrap();
+    let (_, _, id) = a.series_of("fw-1").unwrap().remove(0);
+    assert_eq!(a.points(id, i64::MIN, i64::MAX).unwrap(), [(T0, 7.0)]);
+}

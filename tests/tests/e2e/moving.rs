@@ -1,6 +1,6 @@
 //! Moving a tenant between shards while its agents stream (README "Moving a tenant"): every
-//! point of the moved tenant ends up at its new shard exactly once, and nothing changes for the
-//! tenant that stays.
+//! point of the moved tenant ends up at its new shard exactly once, nothing changes for the
+//! tenant that stays, and the old shard's copy can be deleted afterwards.
 
 use std::time::Duration;
 
@@ -91,4 +91,13 @@ fn a_tenant_moved_between_shards_during_the_stream_keeps_every_point_exactly_onc
     assert_eq!(points(&eu1, "fw-a"), exported, "eu-1 stored acme after the move");
     assert_exactly_once(&eu1, "fw-b", start, TOTAL);
     assert!(eu2.device("fw-b").is_none(), "globex reached eu-2");
+
+    // The old shard's copy goes with `tenant delete`; the new shard refuses to delete its own.
+    let own = eu2.collector(&["tenant", "delete", "acme"]).output();
+    assert!(!own.status.success() && String::from_utf8_lossy(&own.stderr).contains("move it away first"), "{own:?}");
+    let out = eu1.collector(&["tenant", "delete", "acme"]).ok();
+    assert!(out.contains("deleted tenant acme: 1 devices"), "{out}");
+    assert!(eu1.device("fw-a").is_none());
+    assert_exactly_once(&eu1, "fw-b", start, TOTAL);
+    assert_exactly_once(&eu2, "fw-a", start, TOTAL);
 }
