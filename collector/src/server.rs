@@ -195,8 +195,12 @@ impl Server {
             .map_err(|e| ServeError::TlsConfig { dir: cfg.pki_dir(), message: e.to_string() })?;
         let tls = server_tls_with(&cfg.pki_dir(), &[ampel_protocol::ALPN_DATA, ampel_protocol::enroll::ALPN_ENROLL], &trust)?;
         let stats = Arc::new(IngestStats::default());
+        // The shard map in force: QUIC routing and enrollment answers follow reloads.
+        let live_map = crate::cluster::live::LiveMap::new(cfg.cluster.clone());
         let enroll = match crate::pki::Pki::open(&cfg.pki_dir()) {
-            Ok(pki) => Some(Arc::new(crate::enroll::EnrollService::new(pki, cfg.pki.enrolled_lifetime.0.as_secs(), stats.clone()))),
+            Ok(pki) => Some(Arc::new(
+                crate::enroll::EnrollService::new(pki, cfg.pki.enrolled_lifetime.0.as_secs(), stats.clone()).with_cluster(live_map.clone()),
+            )),
             Err(e) => {
                 tracing::warn!(error = %e, "enrollment disabled: the CA cannot be opened");
                 None
@@ -224,7 +228,6 @@ impl Server {
         };
         // MQTT subscribed to the map at start and keeps it; QUIC follows reloads.
         let cluster = cfg.cluster.clone().map(Arc::new);
-        let live_map = crate::cluster::live::LiveMap::new(cfg.cluster.clone());
         let mqtt = mqtt_options.map(|(m, o)| {
             let topics = m.topics(cfg.cluster.as_ref()).join(" ");
             tracing::info!(broker = %m.broker, topics = %topics, client_id = %m.client_id(cfg.cluster.as_ref()), "MQTT ingest enabled");

@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
-use ampel_tests::{Deployment, Proc, free_tcp_port, wait_until};
+use ampel_tests::{Deployment, Proc, free_tcp_port, http_request, wait_until};
 
+use crate::enroll::{bare_agent, enroll, token};
+use crate::hostile::metric;
 use crate::shards::{cluster, two_shards};
 use crate::spool::{assert_exactly_once, counter_config, points, start_ms};
 
@@ -100,4 +102,26 @@ fn a_tenant_moved_between_shards_during_the_stream_keeps_every_point_exactly_onc
     assert!(eu1.device("fw-a").is_none());
     assert_exactly_once(&eu1, "fw-b", start, TOTAL);
     assert_exactly_once(&eu2, "fw-a", start, TOTAL);
+}
+
+#[test]
+fn an_agent_enrolled_at_another_shard_goes_straight_to_its_own() {
+    let http = free_tcp_port();
+    let (eu1, eu2) = two_shards(http);
+    let (mut c1, mut c2) = (eu1.serve(), eu2.serve());
+    // initech is eu-2's; the agent enrolls at eu-1, which is also its configured collector.
+    let (dir, cfg) = bare_agent(&eu1, "fw-e", "200ms");
+    let out = enroll(&eu1, &cfg, &token(&eu1, "initech", "fw-e", "1h"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let saved = std::fs::read_to_string(dir.join("state/shard")).unwrap();
+    assert!(saved.contains(&format!("eu-2 127.0.0.1:{}", eu2.port)), "{saved}");
+    let mut agent = Proc::start("ampel-agent", "fw-e", &["run", "--config", cfg.to_str().unwrap()]);
+    let arrived = wait_until(Duration::from_secs(30), || (points(&eu2, "fw-e") >= 5).then_some(()));
+    assert!(arrived.is_some(), "no points at eu-2\nagent:\n{}\neu-2:\n{}", agent.log(), c2.log());
+    assert!(agent.log().contains("connecting to the shard a collector sent us to earlier"), "{}", agent.log());
+    // eu-1 never had to turn a data connection of it away.
+    let refused = metric(&http_request(http, "GET", "/metrics", "").unwrap().1, "ampel_ingest_foreign_tenant_total");
+    assert_eq!(refused.unwrap_or(0), 0, "the agent knocked at eu-1 first");
+    assert!(agent.stop());
+    assert!(c1.stop() && c2.stop());
 }
