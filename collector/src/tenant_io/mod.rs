@@ -172,7 +172,9 @@ impl<W: Write> FrameWriter<W> {
 /// temporary file renamed into place, so `out` is complete or absent.
 pub fn export(store: &Store, tenant: &TenantId, shard: Option<&str>, now_ms: i64, out: &Path) -> Result<Totals, TenantIoError> {
     let io = |source| TenantIoError::Io { path: out.to_owned(), source };
-    let partial = out.with_extension("partial");
+    let mut partial = out.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
     let file = std::fs::OpenOptions::new().write(true).create_new(true).open(&partial).map_err(io)?;
     let result = write_export(store, tenant, shard, now_ms, file).and_then(|totals| {
         if out.exists() {
