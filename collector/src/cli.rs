@@ -52,12 +52,41 @@ pub enum Command {
     Mail(MailCommand),
     /// List report recipients and their opt-in state (or the consent log).
     Recipients(RecipientsArgs),
+    /// Move a tenant between shards: export its stored data to a file, import it elsewhere.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
     /// Manage console users.
     #[command(subcommand)]
     User(UserCommand),
     /// Run a self-contained demo: throw-away PKI, collector and three agents on loopback,
     /// reports rendered and mailed into an output directory.
     Demo(DemoArgs),
+}
+
+/// `tenant` subcommands (see "Moving a tenant" in the README).
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Write everything stored of a tenant (devices, points, rollups, alerts, states, dedupe
+    /// marks) to a new file. Works beside a running collector, from one consistent snapshot.
+    Export {
+        /// The tenant.
+        tenant: TenantId,
+        /// The file to create (an existing one is refused).
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+    },
+    /// Check an export file and merge it into this collector's store, all or nothing; importing
+    /// it again changes nothing. The collector must be stopped (its store is locked while it runs).
+    Import {
+        /// The file `tenant export` wrote.
+        file: PathBuf,
+    },
+    /// Remove everything stored of a tenant (the old shard's copy after a move). Refused for a
+    /// tenant `[cluster]` lists under this shard. The collector must be stopped.
+    Delete {
+        /// The tenant.
+        tenant: TenantId,
+    },
 }
 
 /// `user` subcommands.
@@ -415,6 +444,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::User(UserCommand::Tokens) => crate::console::tokens::list_command(&load_config(&cli.config)?),
         Command::User(UserCommand::RevokeToken { id }) => crate::console::tokens::revoke_command(&load_config(&cli.config)?, &id),
         Command::Recipients(args) => crate::schedule::commands::recipients(&load_config(&cli.config)?, args).await,
+        Command::Tenant(cmd) => crate::tenant_io::command::run(&load_config(&cli.config)?, cmd),
     }
 }
 
@@ -472,14 +502,25 @@ impl RunningConfig {
                 return;
             }
         };
+        if let Err(e) = server.check_cluster(&new) {
+            tracing::error!(error = %e, "reload refused: still running with the previous configuration");
+            return;
+        }
         if let Err(e) = server.reload_tls(&new) {
             tracing::error!(error = %e, "reload refused: certificates unusable; still running with the previous ones");
             return;
         }
         server.reload_users(&new);
+        if let Err(e) = server.reload_cluster(&new) {
+            // Checked above; nothing else swaps the map.
+            tracing::error!(error = %e, "shard map not reloaded");
+        }
         let table = read_table(&path).unwrap_or_default();
-        // `[[users]]` apply at once (above); every other change needs a restart.
-        let changed: Vec<String> = ampel_os::systemd::changed_keys(&self.table, &table).into_iter().filter(|k| k != "users").collect();
+        // `[[users]]` and `[cluster]` apply at once (above); every other change needs a restart.
+        let changed: Vec<String> = ampel_os::systemd::changed_keys(&self.table, &table)
+            .into_iter()
+            .filter(|k| k != "users" && k != "cluster" && !k.starts_with("cluster."))
+            .collect();
         if changed.is_empty() {
             tracing::info!(config = %path.display(), "reloaded: certificates and CRL re-read; configuration unchanged");
         } else {

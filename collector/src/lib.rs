@@ -7,6 +7,7 @@
 //! - [`pki`]: the deployment's certificate authority (`pki init`, `pki issue`, `pki token`, `pki revoke`).
 //! - [`enroll`]: enrollment tokens and the `ampel-enroll/1` service (CSR in, certificate out).
 //! - [`store`]: the LMDB store — device registry, points, alerts, sequence marks.
+//! - [`tenant_io`]: `tenant export` / `tenant import`, one tenant's data in one checked file.
 //! - [`http`]: the HTTP listener: opt-in links, downloads, `/healthz`, `/metrics`.
 //! - [`console`]: the web console on that listener: users, roles, sessions, pages.
 //! - [`ingest`]: the QUIC listener and the one writer task that group-commits.
@@ -49,3 +50,4 @@ pub mod rlimit;
 pub mod schedule;
 pub mod server;
 pub mod store;
+pub mod tenant_io;

@@ -34,6 +34,9 @@ pub enum ServeError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The store is locked by another collector or a `tenant import`.
+    #[error(transparent)]
+    StoreLock(#[from] crate::store::exclusive::LockError),
     /// A data directory could not be created.
     #[error("cannot create {}: {source}", path.display())]
     Dir {
@@ -186,6 +189,10 @@ pub struct Server {
     listener: tokio::task::JoinHandle<()>,
     mqtt: Option<tokio::task::JoinHandle<()>>,
     writer: std::thread::JoinHandle<()>,
+    /// The shard map in force, swapped by [`Server::reload_cluster`].
+    cluster: crate::cluster::live::LiveMap,
+    /// Held while the server lives: writers from outside (`tenant import`) are refused.
+    _store_lock: crate::store::exclusive::WriterLock,
 }
 
 impl Server {
@@ -195,8 +202,12 @@ impl Server {
             .map_err(|e| ServeError::TlsConfig { dir: cfg.pki_dir(), message: e.to_string() })?;
         let tls = server_tls_with(&cfg.pki_dir(), &[ampel_protocol::ALPN_DATA, ampel_protocol::enroll::ALPN_ENROLL], &trust)?;
         let stats = Arc::new(IngestStats::default());
+        // The shard map in force: QUIC routing and enrollment answers follow reloads.
+        let live_map = crate::cluster::live::LiveMap::new(cfg.cluster.clone());
         let enroll = match crate::pki::Pki::open(&cfg.pki_dir()) {
-            Ok(pki) => Some(Arc::new(crate::enroll::EnrollService::new(pki, cfg.pki.enrolled_lifetime.0.as_secs(), stats.clone()))),
+            Ok(pki) => Some(Arc::new(
+                crate::enroll::EnrollService::new(pki, cfg.pki.enrolled_lifetime.0.as_secs(), stats.clone()).with_cluster(live_map.clone()),
+            )),
             Err(e) => {
                 tracing::warn!(error = %e, "enrollment disabled: the CA cannot be opened");
                 None
@@ -208,6 +219,8 @@ impl Server {
         };
         // The data and store directories with explicit modes, before the store creates them.
         crate::files::create_dir_all(&cfg.store_dir()).map_err(|source| ServeError::Dir { path: cfg.store_dir(), source })?;
+        // Before the store opens: no second collector, and no import beside this one.
+        let store_lock = crate::store::exclusive::lock(&cfg.store_dir())?;
         let store = Store::open(&cfg.store_dir(), cfg.store_options())?;
         let endpoint = quic::bind(cfg.quic.listen, tls, cfg.quic.max_streams)?;
         let local_addr = endpoint.local_addr().map_err(|source| quic::ListenError::Bind { addr: cfg.quic.listen, source })?;
@@ -220,6 +233,7 @@ impl Server {
                 return Err(e);
             }
         };
+        // MQTT subscribed to the map at start and keeps it; QUIC follows reloads.
         let cluster = cfg.cluster.clone().map(Arc::new);
         let mqtt = mqtt_options.map(|(m, o)| {
             let topics = m.topics(cfg.cluster.as_ref()).join(" ");
@@ -236,7 +250,7 @@ impl Server {
             enroll,
             budget: crate::ingest::budget::FrameBudget::new(cfg.quic.frame_budget_mib.bytes(), limits.max_frame),
             max_connections_per_device: cfg.quic.max_connections_per_device.0 as usize,
-            cluster,
+            cluster: live_map.clone(),
         };
         let listener = tokio::spawn(quic::serve(endpoint.clone(), shared, rx));
         tracing::info!(
@@ -260,6 +274,8 @@ impl Server {
             listener,
             mqtt,
             writer: writer_thread,
+            _store_lock: store_lock,
+            cluster: live_map,
         })
     }
 
@@ -271,6 +287,30 @@ impl Server {
         let closed = self.trust.reload().map_err(|e| ServeError::TlsConfig { dir: cfg.pki_dir(), message: e.to_string() })?;
         if closed > 0 {
             tracing::info!(closed, "closed sessions of devices that no longer verify");
+        }
+        Ok(())
+    }
+
+    /// Whether the `[cluster]` of a reloaded configuration can be applied without a restart.
+    pub fn check_cluster(&self, cfg: &Config) -> Result<(), crate::cluster::live::ReloadError> {
+        self.cluster.check(cfg.cluster.as_ref())
+    }
+
+    /// Puts the `[cluster]` of a reloaded configuration in force for QUIC: logs each tenant
+    /// whose route changed and closes the connections of tenants no longer taken here (with
+    /// the answer a new connection would get). MQTT keeps the subscriptions of the start.
+    pub fn reload_cluster(&self, cfg: &Config) -> Result<(), crate::cluster::live::ReloadError> {
+        let changes = self.cluster.replace(cfg.cluster.clone())?;
+        let map = self.cluster.current();
+        let closed = self.trust.sessions.close_refused(|id| crate::cluster::quic_refusal(map.as_deref(), &id.tenant));
+        for change in &changes {
+            tracing::warn!(change = %change, "shard map reloaded");
+        }
+        if !changes.is_empty() {
+            tracing::warn!(tenants = changes.len(), connections_closed = closed, "shard map in force");
+            if self.mqtt.is_some() {
+                tracing::warn!("MQTT ingest keeps the shard map and subscriptions of the start until a restart");
+            }
         }
         Ok(())
     }

@@ -43,7 +43,8 @@ fn main() {
     };
     put("enroll_request", "enroll", &enroll::encode(&req).unwrap());
     put("enroll_request", "renew", &enroll::encode(&EnrollRequest::Renew { csr: vec![0x30, 0x03, 0x02, 0x01, 0x00] }).unwrap());
-    let issued = EnrollResponse::Issued { cert_pem: "-----BEGIN CERTIFICATE-----\n".into(), ca_pem: String::new(), not_after: 1 };
+    let issued =
+        EnrollResponse::Issued { cert_pem: "-----BEGIN CERTIFICATE-----\n".into(), ca_pem: String::new(), not_after: 1, shard: None };
     put("enroll_request", "issued", &enroll::encode(&issued).unwrap());
     put("enroll_request", "refused", &enroll::encode(&EnrollResponse::Refused("unknown token".into())).unwrap());
 

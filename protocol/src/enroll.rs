@@ -84,6 +84,11 @@ pub enum EnrollResponse {
         ca_pem: String,
         /// The certificate's notAfter, Unix seconds.
         not_after: i64,
+        /// When another shard owns the device's tenant: that shard, as the redirect of a QUIC
+        /// close ([`crate::shard::Redirect::encode`]'s text), so the agent's first data
+        /// connection goes there. Absent in answers of older collectors, ignored by older agents.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shard: Option<String>,
     },
     /// Refused, with a reason fit for the agent's log (never names which check failed in a way
     /// that helps guessing secrets).
@@ -224,6 +229,29 @@ mod serde_bytes_compat {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_naming_the_shard_round_trips_and_older_answers_still_decode() {
+        let with = EnrollResponse::Issued {
+            cert_pem: "c".into(),
+            ca_pem: "a".into(),
+            not_after: 7,
+            shard: Some("shard eu-2 127.0.0.1:4433".into()),
+        };
+        assert_eq!(decode_response(&encode(&with).unwrap()).unwrap(), with);
+        // An answer of a collector before shards: the same map without `shard`.
+        #[derive(Serialize)]
+        #[serde(rename_all = "snake_case")]
+        enum Old {
+            Issued { cert_pem: String, ca_pem: String, not_after: i64 },
+        }
+        let old = encode(&Old::Issued { cert_pem: "c".into(), ca_pem: "a".into(), not_after: 7 }).unwrap();
+        let decoded = decode_response(&old).unwrap();
+        assert_eq!(decoded, EnrollResponse::Issued { cert_pem: "c".into(), ca_pem: "a".into(), not_after: 7, shard: None });
+        // Without a shard the answer is what older agents read: no new field on the wire.
+        let without = EnrollResponse::Issued { cert_pem: "c".into(), ca_pem: "a".into(), not_after: 7, shard: None };
+        assert_eq!(encode(&without).unwrap(), old);
+    }
 
     fn token() -> String {
         format!("ampel1:acme:fw-1:{}:{}:{}", "0".repeat(16), "a".repeat(64), "b".repeat(64))

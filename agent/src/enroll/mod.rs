@@ -329,7 +329,7 @@ pub async fn enroll(config: &AgentConfig, server: &str, token: &str) -> Result<E
         device: token.device.to_string(),
         csr,
     };
-    let (cert_pem, ca_pem, _) = issued(exchange(tls_config, addr, host, &request).await?)?;
+    let (cert_pem, ca_pem, _, shard) = issued(exchange(tls_config, addr, host, &request).await?)?;
     // The CA we are told to trust must be the one the token pinned.
     let cas = tls::parse_certs(ca_pem.as_bytes()).map_err(|e| EnrollError::Protocol(e.to_string()))?;
     if !cas.iter().any(|ca| pin::sha256_hex(ca) == token.ca_sha256) {
@@ -343,12 +343,29 @@ pub async fn enroll(config: &AgentConfig, server: &str, token: &str) -> Result<E
     write_file(&c.cert, cert_pem.as_bytes(), 0o644)?;
     write_file(&c.ca, ca_pem.as_bytes(), 0o644)?;
     write_expiry(&config.state_dir, not_after);
+    remember_shard(config, shard.as_deref());
     Ok(Enrolled { identity, not_after })
 }
 
-fn issued(r: EnrollResponse) -> Result<(String, String, i64), EnrollError> {
+/// Saves the shard a collector named in its answer (`<state-dir>/shard`), so the first data
+/// connection goes there; the answer came over the connection verified against the pinned CA.
+/// A redirect that does not parse is logged and left: the configured collector redirects.
+fn remember_shard(config: &AgentConfig, shard: Option<&str>) {
+    let Some(text) = shard else { return };
+    let mut target = crate::transport::shard::ShardTarget::load(config.collector.address.clone(), Some(&config.state_dir));
+    let followed = ampel_protocol::shard::Redirect::decode(text.as_bytes()).map_err(|e| e.to_string()).and_then(|r| {
+        let name = r.shard.clone();
+        target.redirected(r).map(|()| name).map_err(|e| e.to_string())
+    });
+    match followed {
+        Ok(name) => tracing::info!(shard = %name, "the collector named our tenant's shard; connecting there"),
+        Err(e) => tracing::warn!(error = %ampel_protocol::logsafe::esc(&e), "the collector named a shard we cannot use"),
+    }
+}
+
+fn issued(r: EnrollResponse) -> Result<(String, String, i64, Option<String>), EnrollError> {
     match r {
-        EnrollResponse::Issued { cert_pem, ca_pem, not_after } => Ok((cert_pem, ca_pem, not_after)),
+        EnrollResponse::Issued { cert_pem, ca_pem, not_after, shard } => Ok((cert_pem, ca_pem, not_after, shard)),
         EnrollResponse::Refused(reason) => Err(EnrollError::Refused(reason)),
     }
 }
@@ -485,7 +502,7 @@ impl Renewer {
             None => resolve(&address).await?,
         };
         let name = self.collector.tls_name().to_str().into_owned();
-        let (cert_pem, ca_pem, _) = issued(exchange(tls_config, addr, &name, &EnrollRequest::Renew { csr }).await?)?;
+        let (cert_pem, ca_pem, _, _) = issued(exchange(tls_config, addr, &name, &EnrollRequest::Renew { csr }).await?)?;
         let (chain, _, not_after) = check_issued(&cert_pem, &key_pem)?;
         let key = tls::parse_key(key_pem.as_bytes()).map_err(|e| EnrollError::Generate(e.to_string()))?;
         // Key first: a crash between the two writes leaves a key without its certificate,

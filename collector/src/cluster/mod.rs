@@ -19,6 +19,8 @@ use ampel_protocol::{TenantId, shard, topic};
 use rustls_pki_types::ServerName;
 use serde::Deserialize;
 
+pub mod live;
+
 /// `[cluster]` as written in the file; [`ShardMap`] is what it becomes.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -27,6 +29,10 @@ pub struct ClusterConfig {
     pub shard: String,
     /// Every shard of the deployment (`[[cluster.shards]]`).
     pub shards: Vec<ShardConfig>,
+    /// Tenants being moved to the shard the map names for them: no shard accepts their
+    /// batches until they are taken off this list (see "Moving a tenant" in the README).
+    #[serde(default)]
+    pub moving: Vec<TenantId>,
 }
 
 /// One `[[cluster.shards]]` entry.
@@ -112,6 +118,9 @@ pub enum ClusterError {
     /// The map has no shards.
     #[error("[cluster] needs at least one [[cluster.shards]] entry")]
     Empty,
+    /// `[cluster] moving` names a tenant no shard owns.
+    #[error("[cluster] moving names tenant {0:?}, which no shard lists: list it under the shard it moves to")]
+    MovingUnowned(String),
 }
 
 /// Where a tenant's batches belong, seen from this collector.
@@ -123,6 +132,9 @@ pub enum Route<'a> {
     Elsewhere(&'a ShardConfig),
     /// No shard owns it: do not store (the agent keeps its data until the map names an owner).
     Unowned,
+    /// It is moving to the shard named: nobody stores it until the move is done (the agent
+    /// keeps its data meanwhile).
+    Moving(&'a ShardConfig),
 }
 
 /// The checked shard map and this collector's place in it.
@@ -132,6 +144,7 @@ pub struct ShardMap {
     own: usize,
     shards: Vec<ShardConfig>,
     owner: BTreeMap<TenantId, usize>,
+    moving: BTreeSet<TenantId>,
 }
 
 impl TryFrom<ClusterConfig> for ShardMap {
@@ -156,8 +169,11 @@ impl TryFrom<ClusterConfig> for ShardMap {
                 }
             }
         }
+        if let Some(t) = cfg.moving.iter().find(|t| !owner.contains_key(*t)) {
+            return Err(ClusterError::MovingUnowned(t.to_string()));
+        }
         let own = cfg.shards.iter().position(|s| s.name == cfg.shard).ok_or(ClusterError::UnknownOwnShard(cfg.shard))?;
-        Ok(ShardMap { own, shards: cfg.shards, owner })
+        Ok(ShardMap { own, shards: cfg.shards, owner, moving: cfg.moving.into_iter().collect() })
     }
 }
 
@@ -175,10 +191,16 @@ impl ShardMap {
     /// Where `tenant`'s batches belong.
     pub fn route(&self, tenant: &TenantId) -> Route<'_> {
         match self.owner.get(tenant) {
+            Some(&i) if self.moving.contains(tenant) => Route::Moving(&self.shards[i]),
             Some(&i) if i == self.own => Route::Own,
             Some(&i) => Route::Elsewhere(&self.shards[i]),
             None => Route::Unowned,
         }
+    }
+
+    /// Every tenant the map lists, with its shard and whether it is moving.
+    pub fn tenants(&self) -> impl Iterator<Item = (&TenantId, &ShardConfig, bool)> {
+        self.owner.iter().map(|(t, &i)| (t, &self.shards[i], self.moving.contains(t)))
     }
 
     /// The MQTT topic filters of this shard's tenants: `ampel/v1/<tenant>/+/up` each.
@@ -202,6 +224,8 @@ pub fn quic_refusal(map: Option<&ShardMap>, tenant: &TenantId) -> Option<(u32, V
             Some((shard::CLOSE_WRONG_SHARD, redirect.encode()))
         }
         Route::Unowned => Some((shard::CLOSE_NO_SHARD, b"no shard owns this tenant".to_vec())),
+        // The same answer: the agent keeps its data and retries later.
+        Route::Moving(_) => Some((shard::CLOSE_NO_SHARD, b"this tenant is moving between shards".to_vec())),
     }
 }
 
@@ -259,6 +283,17 @@ mod tests {
         let missing = TWO.replace("shard = \"eu-1\"", "shard = \"us-1\"");
         assert!(map(&missing).unwrap_err().contains("shard = \"us-1\" is not one of the [[cluster.shards]]"));
         assert!(map("[cluster]\nshard = \"a\"\nshards = []\n").unwrap_err().contains("at least one"));
+    }
+
+    #[test]
+    fn a_moving_tenant_is_refused_by_every_shard_until_the_move_is_done() {
+        let moving = TWO.replacen("[[cluster.shards]]", "moving = [\"initech\"]\n[[cluster.shards]]", 1);
+        let m = map(&moving).unwrap();
+        assert!(matches!(m.route(&tenant("initech")), Route::Moving(s) if s.name == "eu-2"));
+        assert_eq!(m.route(&tenant("acme")), Route::Own);
+        assert_eq!(quic_refusal(Some(&m), &tenant("initech")).map(|r| r.0), Some(shard::CLOSE_NO_SHARD));
+        let unowned = TWO.replacen("[[cluster.shards]]", "moving = [\"umbrella\"]\n[[cluster.shards]]", 1);
+        assert!(map(&unowned).unwrap_err().contains("moving names tenant \"umbrella\""));
     }
 
     #[test]

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use ampel_protocol::enroll::{self, ENROLL_LIMITS, EnrollRequest, EnrollResponse};
 use ampel_protocol::logsafe::esc;
-use ampel_protocol::{DeviceId, Identity, TenantId, frame};
+use ampel_protocol::{DeviceId, Identity, TenantId, frame, shard};
 
 use super::limit::RateLimiter;
 use super::tokens::TokenStore;
+use crate::cluster::{self, Route, ShardMap, live::LiveMap};
 use crate::ingest::IngestStats;
 use crate::pki::Pki;
 
@@ -27,6 +28,20 @@ pub struct EnrollService {
     /// Refusals are counted here and logged within its per-address budget: the requests are
     /// unauthenticated.
     stats: Arc<IngestStats>,
+    /// The shard map in force, to name the owning shard in the answer.
+    cluster: LiveMap,
+}
+
+/// The redirect text naming the shard that owns `tenant`, when that is not this one (a tenant
+/// on its way to a shard is sent there: it is refused here, and there once the move is done).
+fn owner_elsewhere(map: Option<&ShardMap>, tenant: &TenantId) -> Option<String> {
+    let owner = match cluster::route(map, tenant) {
+        Route::Elsewhere(s) => s,
+        Route::Moving(s) if map.is_some_and(|m| m.own().name != s.name) => s,
+        Route::Own | Route::Moving(_) | Route::Unowned => return None,
+    };
+    let redirect = shard::Redirect { shard: owner.name.clone(), address: owner.quic.to_string() };
+    Some(String::from_utf8_lossy(&redirect.encode()).into_owned())
 }
 
 impl std::fmt::Debug for EnrollService {
@@ -40,7 +55,14 @@ impl EnrollService {
     /// refusals in `stats`.
     pub fn new(pki: Pki, lifetime_secs: u64, stats: Arc<IngestStats>) -> EnrollService {
         let tokens = TokenStore::new(pki.dir());
-        EnrollService { pki_dir: pki.dir().to_owned(), tokens, lifetime_secs, limiter: Mutex::new(RateLimiter::default()), stats }
+        let limiter = Mutex::new(RateLimiter::default());
+        EnrollService { pki_dir: pki.dir().to_owned(), tokens, lifetime_secs, limiter, stats, cluster: LiveMap::default() }
+    }
+
+    /// Answers with the owning shard's address (in force at each answer) when another shard
+    /// owns the device's tenant.
+    pub fn with_cluster(self, cluster: LiveMap) -> EnrollService {
+        EnrollService { cluster, ..self }
     }
 
     /// Counts a refusal of `remote`; whether to log it (within the address's log budget).
@@ -133,7 +155,8 @@ impl EnrollService {
         match signed {
             Ok((signed, pki)) => {
                 tracing::info!(%remote, %tenant, %device, serial = %signed.serial_hex, not_after = signed.not_after_unix, "device {what}");
-                EnrollResponse::Issued { cert_pem: signed.cert_pem, ca_pem: trusted_cas(&pki), not_after: signed.not_after_unix }
+                let shard = owner_elsewhere(self.cluster.current().as_deref(), tenant);
+                EnrollResponse::Issued { cert_pem: signed.cert_pem, ca_pem: trusted_cas(&pki), not_after: signed.not_after_unix, shard }
             }
             Err(e) => {
                 self.stats.enroll_refused.fetch_add(1, Ordering::Relaxed);
@@ -159,4 +182,31 @@ fn trusted_cas(pki: &Pki) -> String {
 
 fn unix_now() -> i64 {
     crate::ingest::quic::now_ms() / 1000
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_enrollment_answer_names_the_shard_of_a_tenant_owned_elsewhere() {
+        let map = |moving: &str| -> ShardMap {
+            toml::from_str(&format!(
+                "shard = \"eu-1\"\nmoving = [{moving}]\n\
+                 [[shards]]\nname = \"eu-1\"\nquic = \"eu-1.example.net:4433\"\ntenants = [\"acme\"]\n\
+                 [[shards]]\nname = \"eu-2\"\nquic = \"eu-2.example.net:4433\"\ntenants = [\"initech\"]\n"
+            ))
+            .unwrap()
+        };
+        let t = |s: &str| TenantId::new(s).unwrap();
+        let elsewhere = owner_elsewhere(Some(&map("")), &t("initech")).unwrap();
+        let r = shard::Redirect::decode(elsewhere.as_bytes()).unwrap();
+        assert_eq!((r.shard.as_str(), r.address.as_str()), ("eu-2", "eu-2.example.net:4433"));
+        assert_eq!(owner_elsewhere(Some(&map("")), &t("acme")), None, "our own tenant");
+        assert_eq!(owner_elsewhere(Some(&map("")), &t("umbrella")), None, "nobody's tenant");
+        assert_eq!(owner_elsewhere(None, &t("initech")), None, "no [cluster]");
+        assert!(owner_elsewhere(Some(&map("\"initech\"")), &t("initech")).is_some(), "moving to eu-2: go there");
+        assert_eq!(owner_elsewhere(Some(&map("\"acme\"")), &t("acme")), None, "moving here");
+    }
 }

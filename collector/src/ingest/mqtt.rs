@@ -266,6 +266,8 @@ fn check(p: &Publish, store: &Store, cluster: Option<&ShardMap>, limits: &Limits
         Route::Own => {}
         Route::Elsewhere(owner) => return Err(Refusal::Foreign(format!("tenant {tenant} belongs to shard {}", owner.name))),
         Route::Unowned => return Err(Refusal::Foreign(format!("no shard owns tenant {tenant}"))),
+        // Not acknowledged: the broker keeps it for this session until the move is done.
+        Route::Moving(to) => return Err(Refusal::NotNow(format!("tenant {tenant} is moving to shard {}", to.name))),
     }
     match store.device(device.as_str()) {
         Ok(Some(rec)) if rec.tenant == tenant.as_str() => {}

@@ -19,7 +19,7 @@ use tokio::sync::{Semaphore, watch};
 use super::budget::{Busy, FrameBudget, Held};
 use super::trust::Trust;
 use super::writer::Writer;
-use crate::cluster::{self, ShardMap};
+use crate::cluster::{self, live::LiveMap};
 use crate::enroll::EnrollService;
 
 /// Why the listener could not start.
@@ -106,9 +106,9 @@ pub struct Shared {
     pub budget: Arc<FrameBudget>,
     /// Data connections one device may have open; a newer one closes the oldest.
     pub max_connections_per_device: usize,
-    /// The shard map (`[cluster]`): connections of tenants this shard does not own are closed
-    /// with a redirect. `None`: every tenant is ours.
-    pub cluster: Option<Arc<ShardMap>>,
+    /// The shard map in force (`[cluster]`, reloaded on SIGHUP): connections of tenants this
+    /// shard does not take are closed with a redirect. No map: every tenant is ours.
+    pub cluster: LiveMap,
 }
 
 impl Shared {
@@ -123,7 +123,7 @@ impl Shared {
             enroll: None,
             budget: FrameBudget::new(DEFAULT_FRAME_BUDGET, limits.max_frame),
             max_connections_per_device: DEFAULT_CONNECTIONS_PER_DEVICE,
-            cluster: None,
+            cluster: LiveMap::default(),
         }
     }
 }
@@ -203,7 +203,7 @@ async fn connection(incoming: quinn::Incoming, shared: Shared) -> Result<(), Str
             return Err(e);
         }
     };
-    if let Some((code, reason)) = cluster::quic_refusal(shared.cluster.as_deref(), &identity.tenant) {
+    if let Some((code, reason)) = cluster::quic_refusal(shared.cluster.current().as_deref(), &identity.tenant) {
         // Before any stream is accepted: nothing of this connection can reach the store.
         stats.foreign_tenant.fetch_add(1, Ordering::Relaxed);
         if stats.log_throttle.allow("shard", identity.device.as_str()) {
@@ -218,6 +218,12 @@ async fn connection(incoming: quinn::Incoming, shared: Shared) -> Result<(), Str
     for old in superseded {
         stats.connections_superseded.fetch_add(1, Ordering::Relaxed);
         old.close(quinn::VarInt::from_u32(CLOSE_SUPERSEDED), b"superseded by a newer connection of this device");
+    }
+    // A reload between the check above and `add` found no session to close: check again.
+    if let Some((code, reason)) = cluster::quic_refusal(shared.cluster.current().as_deref(), &identity.tenant) {
+        shared.trust.sessions.remove(&conn);
+        conn.close(quinn::VarInt::from_u32(code), &reason);
+        return Ok(());
     }
     let share = shared.budget.device(identity.device.as_str());
     let ended = serve_streams(&conn, &identity, &shared, &share).await;

@@ -304,6 +304,29 @@ impl Sessions {
         }
     }
 
+    /// Closes every session for which `refusal` gives a close code and reason (of the
+    /// certificate chain's identity); returns how many were closed.
+    pub fn close_refused(&self, refusal: impl Fn(&ampel_protocol::Identity) -> Option<(u32, Vec<u8>)>) -> usize {
+        let victims: Vec<(String, quinn::Connection, (u32, Vec<u8>))> = match self.open.lock() {
+            Ok(mut m) => {
+                let doomed: Vec<(usize, (u32, Vec<u8>))> = m
+                    .iter()
+                    .filter_map(|(id, (_, chain, _, _))| {
+                        let identity = ampel_protocol::Identity::from_cert_der(chain.first()?).ok()?;
+                        Some((*id, refusal(&identity)?))
+                    })
+                    .collect();
+                doomed.into_iter().filter_map(|(id, why)| m.remove(&id).map(|(d, _, c, _)| (d, c, why))).collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        for (device, conn, (code, reason)) in &victims {
+            tracing::info!(%device, "closing session: the shard map no longer takes its tenant here");
+            conn.close(quinn::VarInt::from_u32(*code), reason);
+        }
+        victims.len()
+    }
+
     /// Closes every session whose certificate no longer verifies under `verifier`; returns how
     /// many were closed.
     pub fn close_invalid(&self, verifier: &ReloadingVerifier) -> usize {

@@ -219,7 +219,7 @@ impl Store {
 
     /// Rewrites chunks of `level` for `series`: `f` changes the buckets of each chunk whose
     /// start `starts` yields.
-    fn update_chunks(
+    pub(super) fn update_chunks(
         &self,
         wtxn: &mut RwTxn<'_>,
         level: Level,

@@ -100,7 +100,7 @@ impl FoldReport {
 }
 
 /// A point read from the log: log key, timestamp, value.
-type LogPoint = (u64, i64, f64);
+pub(super) type LogPoint = (u64, i64, f64);
 
 /// An alert read from the log, with where it came from.
 struct LogAlert {
@@ -124,10 +124,10 @@ struct Round {
 
 /// Per-transaction counts.
 #[derive(Default)]
-struct Counts {
-    stored: u64,
-    duplicates: u64,
-    expired: u64,
+pub(super) struct Counts {
+    pub(super) stored: u64,
+    pub(super) duplicates: u64,
+    pub(super) expired: u64,
 }
 
 impl Store {
@@ -292,7 +292,7 @@ impl Store {
 
     /// Merges one series' new points (sorted, distinct timestamps) into its blocks. Returns the
     /// points that were new.
-    fn fold_series(
+    pub(super) fn fold_series(
         &self,
         wtxn: &mut RwTxn<'_>,
         series: u64,

@@ -53,6 +53,7 @@ mod block_v1;
 pub mod chunk;
 pub mod codec;
 mod commit;
+pub mod exclusive;
 pub mod fold;
 pub mod keys;
 pub mod log;
@@ -61,6 +62,7 @@ mod read;
 pub mod retention;
 pub mod rollup;
 pub mod seq;
+pub mod transfer;
 mod upgrade;
 
 use std::collections::HashMap;
@@ -184,6 +186,24 @@ pub enum StoreError {
         /// The store directory.
         path: PathBuf,
     },
+    /// An imported item names a device registered to another tenant, or not registered.
+    #[error("device {device} belongs to tenant {tenant}, not to the tenant being imported")]
+    ForeignDevice {
+        /// The device.
+        device: String,
+        /// The tenant it is registered to ("none": not registered, and not in the import).
+        tenant: String,
+    },
+    /// Something wrote to the store while an import had it (a collector running without
+    /// holding the store's writer lock).
+    #[error("store {path} was written to during an import: is a collector running on it?")]
+    WrittenDuringImport {
+        /// The store directory.
+        path: PathBuf,
+    },
+    /// The items handed to an import could not be read (the file changed or went away).
+    #[error("reading the items to import")]
+    ImportSource(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A query asked for something that has no answer (a step of zero, say).
     #[error("bad query: {0}")]
     BadQuery(String),

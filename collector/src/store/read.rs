@@ -58,7 +58,14 @@ impl Store {
 
     /// Unfolded points of `series` in `[lo, hi)` at or after `horizon`: sorted, the first of
     /// equal timestamps kept. Not yet checked against the blocks.
-    fn tail_points(&self, snap: &Snapshot<'_>, series: u64, lo: i64, hi: i64, horizon: i64) -> Result<Vec<(i64, f64)>, StoreError> {
+    pub(super) fn tail_points(
+        &self,
+        snap: &Snapshot<'_>,
+        series: u64,
+        lo: i64,
+        hi: i64,
+        horizon: i64,
+    ) -> Result<Vec<(i64, f64)>, StoreError> {
         let start = keys::log_key(self.tail_start(snap, series)?);
         let range = (Bound::Excluded(&start[..]), Bound::Unbounded);
         let mut out = Vec::new();
@@ -92,7 +99,7 @@ impl Store {
     }
 
     /// Drops tail points whose timestamp the blocks hold already (the first write wins).
-    fn drop_stored(&self, snap: &Snapshot<'_>, series: u64, tail: Vec<(i64, f64)>) -> Result<Vec<(i64, f64)>, StoreError> {
+    pub(super) fn drop_stored(&self, snap: &Snapshot<'_>, series: u64, tail: Vec<(i64, f64)>) -> Result<Vec<(i64, f64)>, StoreError> {
         let mut out = Vec::with_capacity(tail.len());
         let mut cached: Option<(i64, Vec<i64>)> = None;
         for p in tail {
@@ -162,7 +169,7 @@ impl Store {
     }
 
     /// [`Store::points`] within one snapshot (for ranges whose blocks one read may hold).
-    fn points_in(&self, snap: &Snapshot<'_>, series: u64, from: i64, to: i64) -> Result<Vec<(i64, f64)>, StoreError> {
+    pub(super) fn points_in(&self, snap: &Snapshot<'_>, series: u64, from: i64, to: i64) -> Result<Vec<(i64, f64)>, StoreError> {
         let mut out = Vec::new();
         let mut lo = from;
         while lo < to {

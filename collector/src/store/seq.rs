@@ -48,6 +48,18 @@ impl SeqWindow {
         }
     }
 
+    /// Unites `other` into this window (a device's windows from two stores): the later
+    /// high-water mark wins, and every number either marked that its window still reaches stays
+    /// marked, so a batch committed by either store is a duplicate afterwards.
+    pub fn merge(&mut self, other: &SeqWindow) {
+        let older = if other.next > self.next { std::mem::replace(self, other.clone()) } else { other.clone() };
+        for back in 0..WINDOW.min(older.next) {
+            if older.bit(back) {
+                self.mark(older.next - 1 - back);
+            }
+        }
+    }
+
     /// Highest committed sequence number, if any.
     pub fn high(&self) -> Option<u64> {
         self.next.checked_sub(1)
@@ -133,6 +145,35 @@ mod tests {
         assert!(w.is_new(9));
         w.mark(200);
         assert!(w.is_new(9) && !w.is_new(10) && !w.is_new(5));
+    }
+
+    #[test]
+    fn merge_keeps_every_number_either_window_marked() {
+        let (mut a, mut b) = (SeqWindow::default(), SeqWindow::default());
+        for s in [1, 3, 5] {
+            a.mark(s);
+        }
+        for s in [2, 3, 2000] {
+            b.mark(s);
+        }
+        let mut ab = a.clone();
+        ab.merge(&b);
+        let mut ba = b.clone();
+        ba.merge(&a);
+        assert_eq!(ab, ba);
+        assert_eq!(ab.high(), Some(2000));
+        // 1, 3 and 5 are too far below 2000 for the window: duplicates, as for any store.
+        assert!(!ab.is_new(2000) && ab.is_new(1999) && ab.is_new(2001) && !ab.is_new(5));
+        let mut c = SeqWindow::default();
+        c.mark(1000);
+        c.merge(&a);
+        for s in [1, 3, 5, 1000] {
+            assert!(!c.is_new(s), "{s}");
+        }
+        assert!(c.is_new(2) && c.is_new(999));
+        let before = c.clone();
+        c.merge(&before);
+        assert_eq!(c, before);
     }
 
     #[test]

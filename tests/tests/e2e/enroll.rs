@@ -11,7 +11,7 @@ fn points(d: &Deployment, device: &str) -> u64 {
 }
 
 /// An agent directory with a config naming ca.pem, device.pem and device.key that do not exist yet.
-fn bare_agent(d: &Deployment, name: &str, interval: &str) -> (PathBuf, PathBuf) {
+pub(crate) fn bare_agent(d: &Deployment, name: &str, interval: &str) -> (PathBuf, PathBuf) {
     let dir = d.dir.path().join("agents").join(name);
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("agent.toml");
@@ -28,11 +28,11 @@ fn bare_agent(d: &Deployment, name: &str, interval: &str) -> (PathBuf, PathBuf) 
     (dir, cfg)
 }
 
-fn token(d: &Deployment, tenant: &str, device: &str, ttl: &str) -> String {
+pub(crate) fn token(d: &Deployment, tenant: &str, device: &str, ttl: &str) -> String {
     d.collector(&["pki", "token", "--tenant", tenant, "--device", device, "--ttl", ttl]).ok().trim().to_owned()
 }
 
-fn enroll(d: &Deployment, cfg: &Path, token: &str) -> std::process::Output {
+pub(crate) fn enroll(d: &Deployment, cfg: &Path, token: &str) -> std::process::Output {
     Cmd::new("ampel-agent")
         .args(["enroll", "--server", &format!("127.0.0.1:{}", d.port), "--token", token, "--config", cfg.to_str().unwrap()])
         .output()

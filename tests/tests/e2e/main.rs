@@ -13,6 +13,7 @@ mod demo;
 mod enroll;
 mod hostile;
 mod ingest;
+mod moving;
 mod mqtt;
 mod operator;
 mod packaging;

@@ -10,7 +10,7 @@ use crate::mqtt::Broker;
 use crate::spool::{assert_exactly_once, counter_config, points, start_ms};
 
 /// The shard map both collectors read: eu-1 owns acme and globex, eu-2 initech and umbrella.
-fn cluster(own: &str, eu1: u16, eu2: u16) -> String {
+pub(crate) fn cluster(own: &str, eu1: u16, eu2: u16) -> String {
     format!(
         "[cluster]\nshard = \"{own}\"\n\n\
          [[cluster.shards]]\nname = \"eu-1\"\nquic = \"127.0.0.1:{eu1}\"\ntenants = [\"acme\", \"globex\"]\n\n\
@@ -20,7 +20,7 @@ fn cluster(own: &str, eu1: u16, eu2: u16) -> String {
 
 /// Two collectors sharing one CA (the second reads the first's PKI directory); `eu1` serves
 /// HTTP on `http` for `/metrics`.
-fn two_shards(http: u16) -> (Deployment, Deployment) {
+pub(crate) fn two_shards(http: u16) -> (Deployment, Deployment) {
     let eu1 = Deployment::new(&format!("[http]\nlisten = \"127.0.0.1:{http}\"\n\n"));
     let eu2_port = free_udp_port();
     let mut text = std::fs::read_to_string(&eu1.config).unwrap();
