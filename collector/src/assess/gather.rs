@@ -4,7 +4,9 @@
 //!   a time and streamed through a [`SampleReducer`], which keeps only what the rules read of
 //!   them (counts, sums, first and last samples, the disk trend, the coverage gaps). The rules
 //!   need the raw samples — a gap is measured between two samples, the forecast fits every
-//!   one — so these are raw reads, but never more than a day of them is held.
+//!   one — so these are raw reads, but never more than a day of them is held, and a block per
+//!   series read ahead: each series is read through a [`PointCursor`], which decodes a block
+//!   once however many days it spans.
 //! - What the report shows per device — min / avg / max, the CPU and memory charts, the point
 //!   count — comes from the rollups: whole buckets from the coarsest level that tiles them,
 //!   the ragged ends of the period from finer levels and, below a minute, raw points, so
@@ -20,7 +22,7 @@ use crate::report::Stat;
 use crate::risk::rules::{DeviceInput, Window, metrics, mount_of};
 use crate::risk::samples::{SampleFacts, SampleReducer};
 use crate::store::rollup::{ceil_to, floor_to};
-use crate::store::{Aggregate, Labels, Store, StoreError};
+use crate::store::{Aggregate, Labels, PointCursor, Store, StoreError};
 
 const MINUTE_MS: i64 = 60_000;
 const HOUR_MS: i64 = 3_600_000;
@@ -52,13 +54,20 @@ fn rule_series(store: &Store, device: &str, cfg: &RiskConfig) -> Result<Vec<Seri
     Ok(names.iter().flat_map(|name| all.iter().filter(move |s| s.0 == *name).cloned()).collect())
 }
 
-/// The raw samples of `series` in `[from, to)`, filed as the rules' input files them.
-fn slice(store: &Store, series: &[Series], from: i64, to: i64, cfg: &RiskConfig) -> Result<DeviceInput, StoreError> {
+/// The raw samples of `series` up to `to`, filed as the rules' input files them: what each
+/// series' cursor holds before `to`.
+fn slice(store: &Store, series: &[Series], cursors: &mut [PointCursor], to: i64, cfg: &RiskConfig) -> Result<DeviceInput, StoreError> {
     let mut input = DeviceInput::default();
-    for (name, labels, id) in series {
-        input.add_series(name, labels, store.points(*id, from, to)?, cfg);
+    for ((name, labels, _), cursor) in series.iter().zip(cursors.iter_mut()) {
+        input.add_series(name, labels, cursor.take_before(store, to)?, cfg);
     }
     Ok(input)
+}
+
+/// A cursor per series over the window: each block is decoded once however many slices it
+/// spans.
+fn cursors(store: &Store, series: &[Series], win: &Window) -> Vec<PointCursor> {
+    series.iter().map(|s| store.point_cursor(s.2, win.start_ms, win.end_ms)).collect()
 }
 
 /// `[start, end)` cut into slices of [`SLICE_MS`], earliest first.
@@ -86,8 +95,9 @@ pub(super) fn sample_facts(
     loop {
         attempt += 1;
         let mut r = SampleReducer::new(cfg, win, first_seen_ms);
-        for (from, to) in slices(win.start_ms, win.end_ms) {
-            r.feed(&slice(store, &series, from, to, cfg)?);
+        let mut read = cursors(store, &series, win);
+        for (_, to) in slices(win.start_ms, win.end_ms) {
+            r.feed(&slice(store, &series, &mut read, to, cfg)?);
         }
         let mounts = r.forecast_mounts();
         if mounts.is_empty() {
@@ -95,8 +105,9 @@ pub(super) fn sample_facts(
         }
         let disks: Vec<Series> =
             series.iter().filter(|s| s.0 == metrics::DISK_USED && mounts.iter().any(|m| m == mount_of(&s.1))).cloned().collect();
-        for (from, to) in slices(win.start_ms, win.end_ms) {
-            r.feed_forecast(&slice(store, &disks, from, to, cfg)?);
+        let mut read = cursors(store, &disks, win);
+        for (_, to) in slices(win.start_ms, win.end_ms) {
+            r.feed_forecast(&slice(store, &disks, &mut read, to, cfg)?);
         }
         if r.consistent() || attempt == ATTEMPTS {
             if !r.consistent() {

@@ -146,7 +146,11 @@ fn traffic_of(store: &Store, device: &str, period: &Period) -> Result<Vec<Traffi
 /// Suppressed alerts are taken out here, before the rules see them.
 fn gather(store: &Store, cfg: &Config, tenant: &str, period: &Period, sup: &mut Suppressor<'_>) -> Result<Vec<Gathered>, StoreError> {
     let window = period.window();
-    let mut alerts = store.alerts(tenant, period.start_ms, period.end_ms)?;
+    // Alerts come tenant-wide, time-ordered; each device gets its own, in that order.
+    let mut alerts: std::collections::HashMap<String, Vec<_>> = std::collections::HashMap::new();
+    for a in store.alerts(tenant, period.start_ms, period.end_ms)? {
+        alerts.entry(a.device.clone()).or_default().push(a.alert);
+    }
     let mut out = Vec::new();
     for (device, record) in store.devices(Some(tenant))? {
         let points = gather::count_points(store, &device, period.start_ms, period.end_ms)?;
@@ -155,10 +159,7 @@ fn gather(store: &Store, cfg: &Config, tenant: &str, period: &Period, sup: &mut 
         }
         let mut input = DeviceInput { device: device.clone(), ..DeviceInput::default() };
         let facts = gather::sample_facts(store, &device, record.first_seen_ms, &cfg.risk, &window)?;
-        // Alerts come tenant-wide, time-ordered; hand each device its own.
-        let (own, rest): (Vec<_>, Vec<_>) = alerts.into_iter().partition(|a| a.device == device);
-        alerts = rest;
-        input.alerts = sup.alerts(&device, own.into_iter().map(|a| a.alert));
+        input.alerts = sup.alerts(&device, alerts.remove(&device).unwrap_or_default());
         input.license = record.license.clone();
         // A device is judged on what it had sent by the end of the period. A device first heard
         // of after the period had not been seen by its end — unless its samples fall inside.

@@ -78,7 +78,7 @@ use serde::{Deserialize, Serialize};
 pub use self::alerts::{AlertDim, AlertSummary};
 pub use self::fold::{FoldLimits, FoldReport};
 pub use self::keys::Labels;
-pub use self::read::Points;
+pub use self::read::{PointCursor, Points};
 pub use self::retention::{Retention, RetentionReport};
 pub use self::rollup::{Aggregate, Level};
 

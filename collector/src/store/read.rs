@@ -29,6 +29,35 @@ pub type Points = Vec<(i64, f64)>;
 /// Where an alert sits: (time, log key, position in its log entry).
 pub(crate) type AlertId = (i64, u64, u32);
 
+/// See [`Store::point_cursor`].
+#[derive(Debug)]
+pub struct PointCursor {
+    series: u64,
+    /// Where the next read starts: the start of a block, or `to` when all is read.
+    lo: i64,
+    to: i64,
+    /// Points read and not yet taken, time-ordered.
+    read: std::collections::VecDeque<(i64, f64)>,
+}
+
+impl PointCursor {
+    /// The points before `end` not taken yet, time-ordered: the same points as
+    /// [`Store::points`] of the range from the previous `end` (or `from`) to this one. Each
+    /// read takes one block with the log's tail for that block's time range from one
+    /// snapshot, as [`Store::points`] does.
+    pub fn take_before(&mut self, store: &Store, end: i64) -> Result<Points, StoreError> {
+        let end = end.min(self.to);
+        while self.lo < end && self.read.back().is_none_or(|p| p.0 < end) {
+            let snap = store.read()?;
+            let (points, resume) = store.points_chunk(&snap, self.series, (self.lo, self.to), 1)?;
+            self.read.extend(points);
+            self.lo = resume.unwrap_or(self.to);
+        }
+        let n = self.read.partition_point(|p| p.0 < end);
+        Ok(self.read.drain(..n).collect())
+    }
+}
+
 /// Merges sorted points of the blocks with sorted tail points; stored points win.
 fn merge(stored: Vec<(i64, f64)>, tail: Vec<(i64, f64)>) -> Vec<(i64, f64)> {
     if tail.is_empty() {
@@ -123,14 +152,14 @@ impl Store {
         Ok(out)
     }
 
-    /// Up to [`CHUNK_BLOCKS`] blocks of `series` from the one holding `lo`: their points in
+    /// Up to `max_blocks` blocks of `series` from the one holding `lo`: their points in
     /// `[lo, hi)`, and where the next chunk starts if the blocks go on.
     fn block_chunk(
         &self,
         snap: &Snapshot<'_>,
         series: u64,
-        lo: i64,
-        hi: i64,
+        (lo, hi): (i64, i64),
+        max_blocks: usize,
         mut f: impl FnMut(&[u8], &Header, bool),
     ) -> Result<Option<i64>, StoreError> {
         let first = match self.block_at(snap, series, lo)? {
@@ -142,7 +171,7 @@ impl Store {
         for (n, item) in self.blocks.range(snap, &range).map_err(self.lmdb())?.enumerate() {
             let (k, v) = item.map_err(self.lmdb())?;
             let (_, start) = keys::split_point_key(k).ok_or_else(|| self.corrupt(names::BLOCKS, "bad key"))?;
-            if n == CHUNK_BLOCKS {
+            if n == max_blocks {
                 return Ok(Some(start));
             }
             let h = Header::parse(v).map_err(|e| self.corrupt(names::BLOCKS, e))?;
@@ -158,7 +187,7 @@ impl Store {
         let mut lo = from;
         while lo < to {
             let snap = self.read()?;
-            let (pts, resume) = self.points_chunk(&snap, series, lo, to)?;
+            let (pts, resume) = self.points_chunk(&snap, series, (lo, to), CHUNK_BLOCKS)?;
             out.extend(pts);
             match resume {
                 Some(r) => lo = r,
@@ -173,7 +202,7 @@ impl Store {
         let mut out = Vec::new();
         let mut lo = from;
         while lo < to {
-            let (pts, resume) = self.points_chunk(snap, series, lo, to)?;
+            let (pts, resume) = self.points_chunk(snap, series, (lo, to), CHUNK_BLOCKS)?;
             out.extend(pts);
             match resume {
                 Some(r) => lo = r,
@@ -183,9 +212,24 @@ impl Store {
         Ok(out)
     }
 
-    /// Points of up to [`CHUNK_BLOCKS`] blocks from `lo` on, with the tail for the same range,
-    /// and where to go on.
-    fn points_chunk(&self, snap: &Snapshot<'_>, series: u64, lo: i64, to: i64) -> Result<(Points, Option<i64>), StoreError> {
+    /// A reader of one series' points in `[from, to)` that walks forward in steps
+    /// ([`PointCursor::take_before`]) and decodes each block once, holding one block's points
+    /// at most: for readers of long ranges that go a day at a time. Reading `[from, to)` a
+    /// day at a time with [`Store::points`] decodes a block that spans many days from its
+    /// start again for every day.
+    pub fn point_cursor(&self, series: u64, from: i64, to: i64) -> PointCursor {
+        PointCursor { series, lo: from, to, read: std::collections::VecDeque::new() }
+    }
+
+    /// Points of up to `max_blocks` blocks from `lo` on, with the tail for the same range, and
+    /// where to go on.
+    fn points_chunk(
+        &self,
+        snap: &Snapshot<'_>,
+        series: u64,
+        (lo, to): (i64, i64),
+        max_blocks: usize,
+    ) -> Result<(Points, Option<i64>), StoreError> {
         let h = self.horizons_in(snap)?;
         let lo = lo.max(h.raw);
         if lo >= to {
@@ -193,7 +237,7 @@ impl Store {
         }
         let mut stored = Vec::new();
         let mut err = None;
-        let resume = self.block_chunk(snap, series, lo, to, |bytes, _, _| {
+        let resume = self.block_chunk(snap, series, (lo, to), max_blocks, |bytes, _, _| {
             if let Err(e) = block::for_each_before(bytes, to, |t, v| {
                 if t >= lo {
                     stored.push((t, v));
@@ -224,7 +268,7 @@ impl Store {
                 break;
             }
             let mut err = None;
-            let resume = self.block_chunk(&snap, series, lo, to, |bytes, header, inside| {
+            let resume = self.block_chunk(&snap, series, (lo, to), CHUNK_BLOCKS, |bytes, header, inside| {
                 if inside {
                     n += u64::from(header.count);
                 } else if let Err(e) = block::for_each(bytes, |t, _| n += u64::from(t >= lo && t < to)) {

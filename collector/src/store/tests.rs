@@ -436,6 +436,15 @@ mod model {
                 );
                 prop_assert_eq!(store.points(id, a, b).unwrap(), m.raw(key, a, b), "{}/{} in [{}, {})", device, name, a, b);
                 prop_assert_eq!(store.count_series(id, a, b).unwrap(), m.raw(key, a, b).len() as u64);
+                // Walked in five steps, a cursor gives each step exactly that step's points.
+                let mut cursor = store.point_cursor(id, a, b);
+                let mut from = a;
+                for k in 1..=5i128 {
+                    let to = i64::try_from(i128::from(a) + (i128::from(b) - i128::from(a)) * k / 5).unwrap_or(b);
+                    let step = cursor.take_before(store, to).unwrap();
+                    prop_assert_eq!(step, m.raw(key, from, to), "{}/{} cursor in [{}, {})", device, name, from, to);
+                    from = to;
+                }
                 for step in [7_000, 60_000, 120_000, 3_600_000, 86_400_000] {
                     prop_assert_eq!(
                         store.points_step(id, a, b, step).unwrap(),
@@ -759,4 +768,44 @@ fn points_of_a_series_repeated_in_a_batch_are_still_checked_one_by_one() {
     let mut disk: Vec<(String, Vec<f64>)> = disk.iter().map(|(l, p)| (l[0].1.clone(), p.iter().map(|p| p.1).collect())).collect();
     disk.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(disk, vec![("/".to_owned(), vec![2.0, 7.0]), ("/var".to_owned(), vec![3.0])]);
+}
+
+#[test]
+fn a_cursor_walking_day_by_day_gives_every_point_once_across_blocks_and_the_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let me = id("acme", "fw-1");
+    let every = 30_000i64;
+    let n = block::MAX_POINTS as usize * 2 + 1_000; // three blocks, folded
+    let commit = |seq: u64, ts: &[i64]| {
+        let records = ts.iter().map(|&t| Record::Metric(Metric { ts: t, name: "cpu".into(), labels: vec![], value: t as f64 })).collect();
+        store
+            .commit(&[PendingBatch { identity: me.clone(), batch: Batch { version: 1, seq, sender: None, records }, received_ms: 0 }])
+            .unwrap();
+    };
+    let times: Vec<i64> = (0..n as i64).map(|i| i * every).collect();
+    for (k, part) in times.chunks(10_000).enumerate() {
+        commit(k as u64 + 1, part);
+    }
+    store.fold_all().unwrap();
+    // Unfolded: points after the blocks and one between two stored points, read from the log.
+    let end = n as i64 * every;
+    commit(1_000, &[end + 5, end + every, 15]);
+    let series = store.series_of("fw-1").unwrap()[0].2;
+    let day = 86_400_000;
+    let (from, to) = (7, end + 2 * every);
+    let whole = store.points(series, from, to).unwrap();
+    assert_eq!(whole.len(), n - 1 + 3, "every point after `from`, the three late ones with them");
+    let mut cursor = store.point_cursor(series, from, to);
+    let mut walked = Vec::new();
+    let mut at = from;
+    while at < to {
+        let next = (at + day).min(to);
+        let step = cursor.take_before(&store, next).unwrap();
+        assert!(step.iter().all(|p| (at..next).contains(&p.0)), "a step holds only its own day");
+        walked.extend(step);
+        at = next;
+    }
+    assert_eq!(walked, whole);
+    assert!(cursor.take_before(&store, i64::MAX).unwrap().is_empty());
 }
