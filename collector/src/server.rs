@@ -233,12 +233,10 @@ impl Server {
                 return Err(e);
             }
         };
-        // MQTT subscribed to the map at start and keeps it; QUIC follows reloads.
-        let cluster = cfg.cluster.clone().map(Arc::new);
+        // MQTT and QUIC both follow reloads of the map.
         let mqtt = mqtt_options.map(|(m, o)| {
-            let topics = m.topics(cfg.cluster.as_ref()).join(" ");
-            tracing::info!(broker = %m.broker, topics = %topics, client_id = %m.client_id(cfg.cluster.as_ref()), "MQTT ingest enabled");
-            let ingest = mqtt::Ingest { writer: writer.clone(), store: store.clone(), cluster: cluster.clone() };
+            tracing::info!(broker = %m.broker, client_id = %m.client_id(cfg.cluster.as_ref()), "MQTT ingest enabled");
+            let ingest = mqtt::Ingest { writer: writer.clone(), store: store.clone(), cluster: live_map.clone() };
             tokio::spawn(mqtt::serve(m, o, ingest, rx.clone()))
         });
         tokio::spawn(trust.clone().watch(rx.clone()));
@@ -296,9 +294,9 @@ impl Server {
         self.cluster.check(cfg.cluster.as_ref())
     }
 
-    /// Puts the `[cluster]` of a reloaded configuration in force for QUIC: logs each tenant
-    /// whose route changed and closes the connections of tenants no longer taken here (with
-    /// the answer a new connection would get). MQTT keeps the subscriptions of the start.
+    /// Puts the `[cluster]` of a reloaded configuration in force: logs each tenant whose route
+    /// changed and closes the QUIC connections of tenants no longer taken here (with the answer
+    /// a new connection would get); the MQTT ingest changes its subscriptions itself.
     pub fn reload_cluster(&self, cfg: &Config) -> Result<(), crate::cluster::live::ReloadError> {
         let changes = self.cluster.replace(cfg.cluster.clone())?;
         let map = self.cluster.current();
@@ -308,9 +306,6 @@ impl Server {
         }
         if !changes.is_empty() {
             tracing::warn!(tenants = changes.len(), connections_closed = closed, "shard map in force");
-            if self.mqtt.is_some() {
-                tracing::warn!("MQTT ingest keeps the shard map and subscriptions of the start until a restart");
-            }
         }
         Ok(())
     }

@@ -3,17 +3,30 @@
 //! The QUIC listener reads [`LiveMap::current`] once per data connection; a reload swaps the
 //! map and the server then closes the connections of tenants this shard no longer takes
 //! ([`ShardMap::route`] is no longer `Own`), so nothing of them reaches the writer after the
-//! swap but batches already handed to it. A reload may change owners, tenants and `moving`,
-//! not which shard this collector is nor whether it has a map at all: those name its MQTT
-//! session and need a restart.
+//! swap but batches already handed to it. The MQTT ingest reads it per message and waits on
+//! [`LiveMap::changes`] to subscribe and unsubscribe tenants. A reload may change owners,
+//! tenants and `moving`, not which shard this collector is nor whether it has a map at all:
+//! those name its MQTT session and need a restart.
 
 use std::sync::{Arc, PoisonError, RwLock};
 
+use tokio::sync::watch;
+
 use super::{Route, ShardMap};
 
-/// The map in force, shared by the listener and the reload. `None`: no `[cluster]`.
-#[derive(Debug, Clone, Default)]
-pub struct LiveMap(Arc<RwLock<Option<Arc<ShardMap>>>>);
+/// The map in force, shared by the listeners and the reload. `None`: no `[cluster]`.
+#[derive(Debug, Clone)]
+pub struct LiveMap {
+    map: Arc<RwLock<Option<Arc<ShardMap>>>>,
+    /// Counts the replacements; its receivers wake on each.
+    replaced: Arc<watch::Sender<u64>>,
+}
+
+impl Default for LiveMap {
+    fn default() -> LiveMap {
+        LiveMap::new(None)
+    }
+}
 
 /// Why a reloaded map is not applied.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -34,12 +47,17 @@ pub enum ReloadError {
 impl LiveMap {
     /// A live map starting with `map`.
     pub fn new(map: Option<ShardMap>) -> LiveMap {
-        LiveMap(Arc::new(RwLock::new(map.map(Arc::new))))
+        LiveMap { map: Arc::new(RwLock::new(map.map(Arc::new))), replaced: Arc::new(watch::channel(0).0) }
     }
 
     /// The map in force.
     pub fn current(&self) -> Option<Arc<ShardMap>> {
-        self.0.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.map.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Wakes (`changed()`) each time a reload puts a map in force.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.replaced.subscribe()
     }
 
     /// Checks that `next` may replace the map in force without a restart.
@@ -57,7 +75,8 @@ impl LiveMap {
     pub fn replace(&self, next: Option<ShardMap>) -> Result<Vec<String>, ReloadError> {
         self.check(next.as_ref())?;
         let next = next.map(Arc::new);
-        let old = std::mem::replace(&mut *self.0.write().unwrap_or_else(PoisonError::into_inner), next.clone());
+        let old = std::mem::replace(&mut *self.map.write().unwrap_or_else(PoisonError::into_inner), next.clone());
+        self.replaced.send_modify(|n| *n += 1);
         Ok(changes(old.as_deref(), next.as_deref()))
     }
 }

@@ -25,9 +25,10 @@ use tokio::sync::watch;
 
 use super::Writer;
 use super::quic::now_ms;
+use crate::cluster::live::LiveMap;
 use crate::cluster::{self, Route, ShardMap};
 use crate::files;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// `[mqtt]`: the broker to subscribe to. Absent: no MQTT ingest.
 #[derive(Debug, Clone, Deserialize)]
@@ -44,7 +45,8 @@ pub struct MqttConfig {
     #[serde(default)]
     pub client_id: Option<String>,
     /// Topic filter; default every device of every tenant (`ampel/v1/+/+/up`), with
-    /// `[cluster]` one `ampel/v1/<tenant>/+/up` per tenant of this shard.
+    /// `[cluster]` one `ampel/v1/<tenant>/+/up` per tenant of this shard (and per tenant moving
+    /// away from it, see [`subscriptions`]), following the map as it is reloaded.
     #[serde(default)]
     pub topic: Option<String>,
     /// The CA the broker's certificate must chain to; default `<pki-dir>/ca.pem`.
@@ -69,15 +71,59 @@ impl MqttConfig {
             (None, None) => "ampel-collector".into(),
         }
     }
+}
 
-    /// The topic filters to subscribe to.
-    pub fn topics(&self, cluster: Option<&ShardMap>) -> Vec<String> {
-        match (&self.topic, cluster) {
-            (Some(t), _) => vec![t.clone()],
-            (None, Some(map)) => map.uplink_topics(),
-            (None, None) => vec![topic::ALL_UPLINKS.into()],
+/// The topic filters to subscribe to under `map`: a hand-set `topic`; without `[cluster]` every
+/// uplink; with it, the uplinks of the tenants the map gives this shard (moving here or not)
+/// and of those moving away whose devices this store holds — the old owner keeps storing a
+/// moving tenant's messages until the move is done (see [`take`]).
+pub fn subscriptions(cfg: &MqttConfig, map: Option<&ShardMap>, store: &Store) -> Result<Vec<String>, StoreError> {
+    let Some(map) = map.filter(|_| cfg.topic.is_none()) else {
+        return Ok(vec![cfg.topic.clone().unwrap_or_else(|| topic::ALL_UPLINKS.into())]);
+    };
+    let mut topics = map.uplink_topics();
+    let held = store.tenants()?;
+    for (tenant, _, moving) in map.tenants() {
+        if moving && !matches!(map.route(tenant), Route::Own) && held.iter().any(|t| t == tenant.as_str()) {
+            let t = topic::tenant_uplinks(tenant);
+            if !topics.contains(&t) {
+                topics.push(t);
+            }
         }
     }
+    Ok(topics)
+}
+
+/// What this shard does with the messages of a tenant, by the map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Take {
+    /// Store them.
+    Store,
+    /// The tenant is moving here: hold them unacknowledged (the broker keeps them in this
+    /// shard's session) until the move is done and the import's dedupe marks are in.
+    Hold,
+    /// The tenant is moving away: store them if this store holds the device (the old owner
+    /// keeps storing until the move is done; the new owner's session holds copies of all
+    /// that arrives from its reload on, and the imported marks make what both got a
+    /// duplicate there), else refuse as foreign.
+    StoreIfHeld,
+    /// Another shard's or nobody's: acknowledge without storing.
+    Foreign,
+}
+
+fn take(map: Option<&ShardMap>, tenant: &ampel_protocol::TenantId) -> Take {
+    match cluster::route(map, tenant) {
+        Route::Own => Take::Store,
+        Route::Moving(to) if map.is_some_and(|m| m.own().name == to.name) => Take::Hold,
+        Route::Moving(_) => Take::StoreIfHeld,
+        Route::Elsewhere(_) | Route::Unowned => Take::Foreign,
+    }
+}
+
+/// Whether some tenant held under `old` is to be stored under `new`: the messages held for it
+/// are with the broker, which sends them again only on a new connection of the session.
+fn released(old: Option<&ShardMap>, new: Option<&ShardMap>) -> bool {
+    old.is_some_and(|m| m.tenants().any(|(t, _, _)| take(old, t) == Take::Hold && take(new, t) == Take::Store))
 }
 
 fn default_inflight() -> u16 {
@@ -140,16 +186,23 @@ pub struct Ingest {
     pub writer: Writer,
     /// The store, for the device registry.
     pub store: Store,
-    /// The shard map; messages of tenants this shard does not own are refused.
-    pub cluster: Option<Arc<ShardMap>>,
+    /// The shard map in force; messages of tenants this shard does not own are refused.
+    pub cluster: LiveMap,
 }
 
 /// Subscribes and ingests until `shutdown` turns true. Reconnects on its own (rumqttc keeps
-/// polling); the persistent session means nothing queued at the broker is lost meanwhile.
+/// polling); the persistent session means nothing queued at the broker is lost meanwhile. A
+/// reloaded shard map changes the subscriptions at once (see [`subscriptions`]).
 pub async fn serve(cfg: MqttConfig, options: rumqttc::MqttOptions, ingest: Ingest, mut shutdown: watch::Receiver<bool>) {
     let (client, mut eventloop) = AsyncClient::new(options, 1024);
     let limits = Limits::default();
-    let topics = cfg.topics(ingest.cluster.as_deref());
+    let mut reloads = ingest.cluster.changes();
+    let mut map = ingest.cluster.current();
+    let mut topics = subscriptions(&cfg, map.as_deref(), &ingest.store).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot read the store's tenants; subscribing to this shard's own tenants only");
+        map.as_deref().map_or_else(|| vec![topic::ALL_UPLINKS.into()], ShardMap::uplink_topics)
+    });
+    tracing::info!(topics = %topics.join(" "), "MQTT subscriptions");
     let mut failures = 0u32;
     loop {
         tokio::select! {
@@ -157,11 +210,16 @@ pub async fn serve(cfg: MqttConfig, options: rumqttc::MqttOptions, ingest: Inges
                 Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
                     failures = 0;
                     tracing::info!(broker = %cfg.broker, session_present = ack.session_present, "connected to MQTT broker");
-                    subscribe(&client, &topics);
+                    subscribe(&client, &[], &topics);
                 }
                 Ok(Event::Incoming(Incoming::Publish(p))) => {
                     let (client, ingest) = (client.clone(), ingest.clone());
                     tokio::spawn(async move { message(p, client, ingest, limits).await });
+                }
+                Ok(Event::Incoming(Incoming::SubAck(_))) => {
+                    // From here on the broker queues these topics in the session: what a move
+                    // waits for before the export (README "Moving a tenant").
+                    tracing::info!(topics = %topics.join(" "), "MQTT subscribed");
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -176,6 +234,24 @@ pub async fn serve(cfg: MqttConfig, options: rumqttc::MqttOptions, ingest: Inges
                     }
                 }
             },
+            Ok(()) = reloads.changed() => {
+                let next = ingest.cluster.current();
+                match subscriptions(&cfg, next.as_deref(), &ingest.store) {
+                    Ok(t) if t != topics => {
+                        tracing::info!(topics = %t.join(" "), "MQTT subscriptions changed with the shard map");
+                        subscribe(&client, &topics, &t);
+                        topics = t;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "cannot read the store's tenants; MQTT subscriptions unchanged"),
+                }
+                if released(map.as_deref(), next.as_deref()) {
+                    // Reconnect, so that the broker sends the held messages again.
+                    tracing::info!("a tenant moved here is ours now; reconnecting to receive its held messages");
+                    let _ = client.try_disconnect();
+                }
+                map = next;
+            }
             _ = shutdown.changed() => if *shutdown.borrow() { break },
         }
     }
@@ -193,14 +269,17 @@ pub async fn serve(cfg: MqttConfig, options: rumqttc::MqttOptions, ingest: Inges
     .await;
 }
 
-/// Subscribes to `topics` (not awaited: the caller polls the event loop). A persistent session
-/// keeps its subscriptions across restarts, so a collector that now subscribes per tenant
-/// drops the catch-all filter an earlier configuration may have left in its session.
-fn subscribe(client: &AsyncClient, topics: &[String]) {
-    if topics.iter().all(|t| t != topic::ALL_UPLINKS)
-        && let Err(e) = client.try_unsubscribe(topic::ALL_UPLINKS)
-    {
-        tracing::error!(error = %e, "cannot unsubscribe the catch-all filter");
+/// Moves the subscriptions from `old` to `topics` (not awaited: the caller polls the event
+/// loop): unsubscribes what `old` has and `topics` not, subscribes all of `topics` (again, on a
+/// reconnect). A persistent session keeps its subscriptions across restarts, so a collector
+/// that now subscribes per tenant drops the catch-all filter an earlier configuration may have
+/// left in its session.
+fn subscribe(client: &AsyncClient, old: &[String], topics: &[String]) {
+    let catch_all = [topic::ALL_UPLINKS.to_owned()];
+    for gone in old.iter().chain(&catch_all).filter(|t| !topics.contains(t)) {
+        if let Err(e) = client.try_unsubscribe(gone.clone()) {
+            tracing::error!(error = %e, topic = %gone, "cannot unsubscribe");
+        }
     }
     let filters = topics.iter().map(|t| rumqttc::SubscribeFilter::new(t.clone(), QoS::AtLeastOnce));
     if let Err(e) = client.try_subscribe_many(filters) {
@@ -218,7 +297,7 @@ async fn message(p: Publish, client: AsyncClient, ingest: Ingest, limits: Limits
             tracing::warn!(topic = %esc(topic), reason = %esc(&reason), "MQTT message refused");
         }
     };
-    match check(&p, &store, cluster.as_deref(), &limits) {
+    match check(&p, &store, cluster.current().as_deref(), &limits) {
         Err(Refusal::Foreign(reason)) => {
             // Another shard's collector gets its own copy through its own subscription.
             writer.stats().foreign_tenant.fetch_add(1, Ordering::Relaxed);
@@ -227,6 +306,12 @@ async fn message(p: Publish, client: AsyncClient, ingest: Ingest, limits: Limits
         Err(Refusal::Bad(reason)) => {
             writer.stats().batches_rejected.fetch_add(1, Ordering::Relaxed);
             refuse(reason);
+        }
+        Err(Refusal::Held(reason)) => {
+            if writer.stats().log_throttle.allow("mqtt-held", topic) {
+                tracing::info!(topic = %esc(topic), reason = %esc(&reason), "MQTT message held with the broker until the move is done");
+            }
+            return;
         }
         Err(Refusal::NotNow(reason)) => {
             tracing::error!(topic = %esc(topic), reason = %esc(&reason), "MQTT message not checked; not acknowledged");
@@ -256,27 +341,106 @@ enum Refusal {
     Foreign(String),
     /// Cannot tell now: left unacknowledged, so the broker redelivers.
     NotNow(String),
+    /// The tenant is moving here: left unacknowledged until the move is done.
+    Held(String),
 }
 
 /// The identity from the topic, checked against the shard map and the registry, and the
 /// decoded batch.
 fn check(p: &Publish, store: &Store, cluster: Option<&ShardMap>, limits: &Limits) -> Result<(Identity, ampel_protocol::Batch), Refusal> {
     let (tenant, device) = topic::parse_uplink(&p.topic).map_err(|e| Refusal::Bad(e.to_string()))?;
-    match cluster::route(cluster, &tenant) {
-        Route::Own => {}
-        Route::Elsewhere(owner) => return Err(Refusal::Foreign(format!("tenant {tenant} belongs to shard {}", owner.name))),
-        Route::Unowned => return Err(Refusal::Foreign(format!("no shard owns tenant {tenant}"))),
-        // Not acknowledged: the broker keeps it for this session until the move is done.
-        Route::Moving(to) => return Err(Refusal::NotNow(format!("tenant {tenant} is moving to shard {}", to.name))),
+    let taken = take(cluster, &tenant);
+    match (taken, cluster::route(cluster, &tenant)) {
+        (Take::Store | Take::StoreIfHeld, _) => {}
+        (Take::Hold, _) => return Err(Refusal::Held(format!("tenant {tenant} is moving here from another shard"))),
+        (Take::Foreign, Route::Elsewhere(owner)) => {
+            return Err(Refusal::Foreign(format!("tenant {tenant} belongs to shard {}", owner.name)));
+        }
+        (Take::Foreign, _) => return Err(Refusal::Foreign(format!("no shard owns tenant {tenant}"))),
     }
     match store.device(device.as_str()) {
         Ok(Some(rec)) if rec.tenant == tenant.as_str() => {}
         Ok(Some(rec)) => {
             return Err(Refusal::Bad(format!("device {device} published under tenant {tenant}, but is registered to {}", rec.tenant)));
         }
+        Ok(None) if taken == Take::StoreIfHeld => {
+            return Err(Refusal::Foreign(format!("tenant {tenant} is moving to another shard and device {device} is not stored here")));
+        }
         Ok(None) => return Err(Refusal::Bad(format!("device {device} is not registered (issue its certificate with `pki issue`)"))),
         Err(e) => return Err(Refusal::NotNow(format!("registry: {e}"))),
     }
     let batch = codec::decode_batch(&p.payload, limits).map_err(|e| Refusal::Bad(e.to_string()))?;
     Ok((Identity { tenant, device }, batch))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use ampel_protocol::TenantId;
+
+    /// eu-1 and eu-2; `acme` under the shard named by `acme_at`, moving if `moving`.
+    fn map(own: &str, acme_at: &str, moving: bool) -> ShardMap {
+        let (eu1, eu2) = if acme_at == "eu-1" { ("\"acme\", \"globex\"", "\"initech\"") } else { ("\"globex\"", "\"initech\", \"acme\"") };
+        let moving = if moving { "\"acme\"" } else { "" };
+        let src = format!(
+            "shard = \"{own}\"\nmoving = [{moving}]\n\
+             [[shards]]\nname = \"eu-1\"\nquic = \"127.0.0.1:4433\"\ntenants = [{eu1}]\n\
+             [[shards]]\nname = \"eu-2\"\nquic = \"127.0.0.1:4434\"\ntenants = [{eu2}]\n"
+        );
+        toml::from_str(&src).unwrap()
+    }
+
+    fn config(topic: Option<&str>) -> MqttConfig {
+        MqttConfig {
+            broker: "127.0.0.1:8883".into(),
+            server_name: None,
+            client_id: None,
+            topic: topic.map(str::to_owned),
+            ca: None,
+            cert: "c.pem".into(),
+            key: "k.pem".into(),
+            inflight: 100,
+        }
+    }
+
+    /// A store holding device fw-a of acme.
+    fn store_with_acme(dir: &Path) -> Store {
+        let store = Store::open(dir, crate::store::StoreOptions::default()).unwrap();
+        store.register_device(&TenantId::new("acme").unwrap(), &ampel_protocol::DeviceId::new("fw-a").unwrap(), 0).unwrap();
+        store
+    }
+
+    #[test]
+    fn a_moving_tenant_is_kept_by_its_old_shard_and_held_by_its_new_one_until_the_move_is_done() {
+        let acme = TenantId::new("acme").unwrap();
+        let (before, during, after) = (map("eu-1", "eu-1", false), map("eu-1", "eu-2", true), map("eu-1", "eu-2", false));
+        assert_eq!([&before, &during, &after].map(|m| take(Some(m), &acme)), [Take::Store, Take::StoreIfHeld, Take::Foreign]);
+        let (before, during, after) = (map("eu-2", "eu-1", false), map("eu-2", "eu-2", true), map("eu-2", "eu-2", false));
+        assert_eq!([&before, &during, &after].map(|m| take(Some(m), &acme)), [Take::Foreign, Take::Hold, Take::Store]);
+        assert_eq!(take(None, &acme), Take::Store, "without [cluster] every tenant is stored");
+        // Only the end of the hold asks the broker for the held messages again.
+        assert!(released(Some(&during), Some(&after)));
+        assert!(!released(Some(&before), Some(&during)) && !released(Some(&after), Some(&after)) && !released(None, None));
+    }
+
+    #[test]
+    fn subscriptions_follow_the_map_and_the_old_owner_listens_until_the_move_is_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let old_owner = store_with_acme(dir.path());
+        let other = tempfile::tempdir().unwrap();
+        let new_owner = Store::open(other.path(), crate::store::StoreOptions::default()).unwrap();
+        let cfg = config(None);
+        let subs =
+            |own: &str, acme_at: &str, moving: bool, store: &Store| subscriptions(&cfg, Some(&map(own, acme_at, moving)), store).unwrap();
+        let (acme, globex, initech) = ("ampel/v1/acme/+/up", "ampel/v1/globex/+/up", "ampel/v1/initech/+/up");
+        assert_eq!(subs("eu-1", "eu-1", false, &old_owner), [acme, globex]);
+        assert_eq!(subs("eu-1", "eu-2", true, &old_owner), [globex, acme], "the old owner keeps acme while it moves");
+        assert_eq!(subs("eu-1", "eu-2", false, &old_owner), [globex]);
+        assert_eq!(subs("eu-2", "eu-2", true, &new_owner), [initech, acme], "the new owner queues acme from the first reload on");
+        assert_eq!(subs("eu-1", "eu-2", true, &new_owner), [globex], "a shard holding none of acme does not listen");
+        assert_eq!(subscriptions(&cfg, None, &old_owner).unwrap(), [topic::ALL_UPLINKS]);
+        let hand_set = config(Some("ampel/v1/+/+/up"));
+        assert_eq!(subscriptions(&hand_set, Some(&map("eu-1", "eu-1", false)), &old_owner).unwrap(), ["ampel/v1/+/+/up"]);
+    }
 }

@@ -8,7 +8,8 @@ use ampel_tests::{Deployment, Proc, free_tcp_port, http_request, wait_until};
 
 use crate::enroll::{bare_agent, enroll, token};
 use crate::hostile::metric;
-use crate::shards::{cluster, two_shards};
+use crate::mqtt::Broker;
+use crate::shards::{cluster, mqtt_section, two_shards};
 use crate::spool::{assert_exactly_once, counter_config, points, start_ms};
 
 /// The map of `shards::cluster` with acme listed under eu-2, and as moving if `moving`.
@@ -124,4 +125,88 @@ fn an_agent_enrolled_at_another_shard_goes_straight_to_its_own() {
     assert_eq!(refused.unwrap_or(0), 0, "the agent knocked at eu-1 first");
     assert!(agent.stop());
     assert!(c1.stop() && c2.stop());
+}
+
+/// Puts `section` into a deployment's config before its `[cluster]` part, which [`set_map`]
+/// replaces.
+fn insert_before_map(d: &Deployment, section: &str) {
+    let text = std::fs::read_to_string(&d.config).unwrap();
+    let at = text.find("[cluster]").unwrap();
+    std::fs::write(&d.config, format!("{}{section}\n{}", &text[..at], &text[at..])).unwrap();
+}
+
+/// The same move over MQTT, both collectors running except eu-2 for the import: eu-2 subscribes
+/// to acme as soon as the map says acme is moving to it and holds acme's messages with the
+/// broker; eu-1 keeps storing acme until the move is done, so no message falls between the two.
+#[test]
+fn an_mqtt_tenant_moved_during_the_stream_keeps_every_point_exactly_once() {
+    const TOTAL: u64 = 100_000;
+    let (eu1, eu2) = two_shards(free_tcp_port());
+    let (p1, p2) = (eu1.port, eu2.port);
+    let broker = Broker::new(&eu1);
+    let certs = tempfile::tempdir().unwrap();
+    let pki = ampel_collector::pki::Pki::open(&eu1.pki_dir()).unwrap();
+    let reader = pki
+        .issue_device(&"ampel".parse().unwrap(), &"ampel-collector".parse().unwrap(), 1)
+        .unwrap()
+        .write_to(&certs.path().join("r"))
+        .unwrap();
+    for d in [&eu1, &eu2] {
+        insert_before_map(d, &mqtt_section(broker.port, &reader));
+    }
+    let moved = eu1.issue("acme", "fw-a");
+    let stays = eu1.issue("globex", "fw-b");
+    let (mut c1, mut c2) = (eu1.serve(), eu2.serve());
+    c1.wait_for_log("MQTT subscribed", Duration::from_secs(20));
+    c2.wait_for_log("MQTT subscribed", Duration::from_secs(20));
+    let start = start_ms();
+    let at = format!("127.0.0.1:{}", broker.port);
+    let (cfg_a, cfg_b) =
+        (counter_config(&moved, "fw-a", "mqtt", &at, TOTAL, start), counter_config(&stays, "fw-b", "mqtt", &at, TOTAL, start));
+    let mut agent_a = Proc::start("ampel-agent", "fw-a", &["run", "--config", cfg_a.to_str().unwrap()]);
+    let mut agent_b = Proc::start("ampel-agent", "fw-b", &["run", "--config", cfg_b.to_str().unwrap()]);
+    let streaming = wait_until(Duration::from_secs(60), || (points(&eu1, "fw-a") >= TOTAL / 5).then_some(()));
+    assert!(streaming.is_some(), "acme never streamed to eu-1\n{}\n{}", agent_a.log(), c1.log());
+
+    // 1. acme is moving to eu-2. The old shard is reloaded first: it keeps storing acme, so the
+    //    order of the reloads does not matter. eu-2 subscribes to acme and holds what comes.
+    set_map(&eu1, &acme_on_eu2("eu-1", p1, p2, true));
+    set_map(&eu2, &acme_on_eu2("eu-2", p1, p2, true));
+    reload(&mut c1, "acme: stored here -> moving to shard eu-2");
+    reload(&mut c2, "acme: sent to shard eu-1 -> moving to shard eu-2");
+    c2.wait_for_log("MQTT subscribed topics=ampel/v1/initech/+/up ampel/v1/umbrella/+/up ampel/v1/acme/+/up", Duration::from_secs(10));
+    // 2. Export on the old shard once eu-2's session queues acme.
+    std::thread::sleep(Duration::from_millis(500));
+    let file = eu1.dir.path().join("acme.tenant");
+    let out = eu1.collector(&["tenant", "export", "acme", "-o", file.to_str().unwrap()]).ok();
+    assert!(out.contains("exported tenant acme: 1 devices"), "{out}");
+    assert!(points(&eu1, "fw-a") < TOTAL, "acme had finished before the move: make TOTAL larger");
+    // 3. Import on the new shard, stopped for it; it still holds acme after the restart.
+    assert!(c2.stop(), "{}", c2.log());
+    let out = eu2.collector(&["tenant", "import", file.to_str().unwrap()]).ok();
+    assert!(out.contains("imported tenant acme (exported from shard eu-1)"), "{out}");
+    c2 = eu2.serve();
+    c2.wait_for_log("MQTT subscribed", Duration::from_secs(20));
+    // 4. Done: eu-2 stores acme, beginning with what the broker held for it; eu-1 lets go.
+    set_map(&eu1, &acme_on_eu2("eu-1", p1, p2, false));
+    set_map(&eu2, &acme_on_eu2("eu-2", p1, p2, false));
+    reload(&mut c1, "acme: moving to shard eu-2, refused everywhere -> sent to shard eu-2");
+    reload(&mut c2, "acme: moving to shard eu-2, refused everywhere -> stored here");
+    c2.wait_for_log("reconnecting to receive its held messages", Duration::from_secs(10));
+
+    let done = wait_until(Duration::from_secs(150), || (points(&eu2, "fw-a") >= TOTAL && points(&eu1, "fw-b") >= TOTAL).then_some(()));
+    assert!(
+        done.is_some(),
+        "eu-2 has {} of acme's points, eu-1 {} of globex's\neu-1 log:\n{}\neu-2 log:\n{}",
+        points(&eu2, "fw-a"),
+        points(&eu1, "fw-b"),
+        c1.log(),
+        c2.log()
+    );
+    assert!(agent_a.stop() && agent_b.stop());
+    assert!(c1.stop() && c2.stop());
+    assert_exactly_once(&eu2, "fw-a", start, TOTAL);
+    assert_exactly_once(&eu1, "fw-b", start, TOTAL);
+    assert!(eu2.device("fw-b").is_none(), "globex reached eu-2");
+    assert!(c2.log().contains("MQTT message held with the broker until the move is done"), "{}", c2.log());
 }

@@ -113,7 +113,7 @@ fn bridge(name: &str, hub: u16, ca: &std::path::Path, files: &ampel_collector::p
 }
 
 /// `[mqtt]` for a collector at `broker` with the shared reader certificate.
-fn mqtt_section(broker: u16, files: &ampel_collector::pki::DeviceFiles) -> String {
+pub(crate) fn mqtt_section(broker: u16, files: &ampel_collector::pki::DeviceFiles) -> String {
     format!("\n[mqtt]\nbroker = \"127.0.0.1:{broker}\"\ncert = \"{}\"\nkey = \"{}\"\n", files.cert.display(), files.key.display())
 }
 
