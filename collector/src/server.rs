@@ -115,13 +115,15 @@ fn start_delivery(
     store: &Store,
     ingest: &Arc<IngestStats>,
     trust: &crate::ingest::trust::Trust,
+    cluster: &crate::cluster::live::LiveMap,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<Delivery, ServeError> {
     use crate::schedule::{commands, runner};
     let Some(listen) = cfg.http.listen else { return Ok(Delivery { http: None, scheduler: None, console: None }) };
     let (delivery, key) = commands::open(cfg).map_err(ServeError::Delivery)?;
     let stats = Arc::new(runner::DeliveryStats::default());
-    let console = Arc::new(crate::console::Console::new(Arc::new(cfg.clone()), store.clone()).map_err(|e| ServeError::Delivery(e.into()))?);
+    let console = crate::console::Console::new(Arc::new(cfg.clone()), store.clone()).map_err(|e| ServeError::Delivery(e.into()))?;
+    let console = Arc::new(console.with_shard_map(cluster.clone()));
     let state = crate::http::HttpState {
         connections: Arc::default(),
         store: delivery.clone(),
@@ -226,7 +228,7 @@ impl Server {
         let local_addr = endpoint.local_addr().map_err(|source| quic::ListenError::Bind { addr: cfg.quic.listen, source })?;
         let (writer, writer_thread) = Writer::start(store.clone(), stats.clone());
         let (shutdown, rx) = watch::channel(false);
-        let Delivery { http, scheduler, console } = match start_delivery(cfg, &store, &stats, &trust, &rx) {
+        let Delivery { http, scheduler, console } = match start_delivery(cfg, &store, &stats, &trust, &live_map, &rx) {
             Ok(started) => started,
             Err(e) => {
                 let _ = shutdown.send(true);

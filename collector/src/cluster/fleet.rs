@@ -31,6 +31,7 @@ use rustls_pki_types::ServerName;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::live::LiveMap;
 use super::{HostPort, ShardConfig, ShardMap};
 use crate::console::fleet::FleetRow;
 use crate::http::{HttpState, PeerCert};
@@ -102,7 +103,8 @@ pub enum FetchError {
 
 /// The other shards, and since when each has not answered.
 pub struct Peers {
-    map: ShardMap,
+    /// The map in force (reloaded on SIGHUP): who the other shards are and their tenants.
+    map: LiveMap,
     pki_dir: PathBuf,
     down_since: Mutex<BTreeMap<String, i64>>,
 }
@@ -143,10 +145,15 @@ fn read(path: PathBuf, max: u64) -> Result<(PathBuf, Vec<u8>), PeerError> {
 }
 
 impl Peers {
-    /// The peers of `cfg`'s `[cluster]`; none without one.
-    pub fn new(cfg: &crate::config::Config) -> Option<Peers> {
-        let map = cfg.cluster.clone()?;
+    /// The peers of `cfg`'s `[cluster]` as `map` has them; none without one.
+    pub fn new(cfg: &crate::config::Config, map: LiveMap) -> Option<Peers> {
+        cfg.cluster.as_ref()?;
         Some(Peers { map, pki_dir: cfg.pki_dir(), down_since: Mutex::default() })
+    }
+
+    /// The shard map in force.
+    pub fn map(&self) -> Option<Arc<ShardMap>> {
+        self.map.current()
     }
 
     /// The TLS client: the collector's own certificate, the CA as the only root. Read at
@@ -171,7 +178,8 @@ impl Peers {
     /// map gives it when it does not answer (or when this collector's own certificate cannot
     /// be used to ask).
     pub async fn rows(&self, zone: &jiff::tz::TimeZone) -> Vec<FleetRow> {
-        let others: Vec<&ShardConfig> = self.map.shards().iter().filter(|s| s.name != self.map.own().name).collect();
+        let Some(map) = self.map.current() else { return Vec::new() };
+        let others: Vec<&ShardConfig> = map.shards().iter().filter(|s| s.name != map.own().name).collect();
         let answers = match self.client() {
             Ok(tls) => ask_all(&tls, &others).await,
             Err(e) => {
@@ -301,12 +309,12 @@ fn refuse(status: StatusCode, message: &str) -> Response {
 /// collector only (403 to anyone else, 404 without `[cluster]`, 503 before the first pass).
 pub async fn answer(State(state): State<Arc<HttpState>>, req: Request) -> Response {
     let Some(console) = state.console.as_ref() else { return refuse(StatusCode::NOT_FOUND, "not found") };
-    let Some(map) = console.cfg.cluster.as_ref() else { return refuse(StatusCode::NOT_FOUND, "not found") };
+    let Some(map) = console.shard_map() else { return refuse(StatusCode::NOT_FOUND, "not found") };
     let Some(PeerCert(der)) = req.extensions().get::<PeerCert>() else {
         tracing::warn!("fleet request refused: no client certificate (plain HTTP or TLS without one)");
         return refuse(StatusCode::FORBIDDEN, "only a collector of the shard map, over TLS with its certificate");
     };
-    if !is_collector(map, der) {
+    if !is_collector(&map, der) {
         tracing::warn!("fleet request refused: the client certificate is no collector of the shard map");
         return refuse(StatusCode::FORBIDDEN, "only a collector of the shard map, over TLS with its certificate");
     }
@@ -362,5 +370,34 @@ mod tests {
         let device = pki.issue_device(&"acme".parse().unwrap(), &"eu-2".parse().unwrap(), 1).unwrap();
         assert!(!is_collector(&map("127.0.0.1:8443", "127.0.0.1:9443"), &der(&device.cert_pem)), "a device named like a shard");
         assert!(!is_collector(&map("127.0.0.1:8443", "127.0.0.1:9443"), b"not a certificate"));
+    }
+
+    /// The shard map section with eu-2's tenants as given.
+    fn cluster_toml(eu2_tenants: &str) -> String {
+        format!(
+            "[cluster]\nshard = \"eu-1\"\n\
+             [[cluster.shards]]\nname = \"eu-1\"\nquic = \"127.0.0.1:4433\"\nhttp = \"127.0.0.1:1\"\ntenants = [\"acme\"]\n\
+             [[cluster.shards]]\nname = \"eu-2\"\nquic = \"127.0.0.1:4434\"\nhttp = \"127.0.0.1:1\"\ntenants = [{eu2_tenants}]\n"
+        )
+    }
+
+    /// A reload that gives eu-2 another tenant shows up in the next pass's grey rows of eu-2
+    /// (unreachable here: this collector has no certificate to ask with).
+    #[tokio::test]
+    async fn the_other_shards_rows_follow_a_reloaded_map() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = |eu2: &str| {
+            let src = format!("data-dir = \"{}\"\n{}", dir.path().join("data").display(), cluster_toml(eu2));
+            crate::config::Config::parse(&dir.path().join("collector.toml"), &src).unwrap()
+        };
+        let cfg = config("\"initech\"");
+        let live = LiveMap::new(cfg.cluster.clone());
+        let peers = Peers::new(&cfg, live.clone()).unwrap();
+        let tenants = |rows: Vec<FleetRow>| rows.into_iter().map(|r| (r.tenant, r.light)).collect::<Vec<_>>();
+        let grey = crate::risk::Light::Grey;
+        assert_eq!(tenants(peers.rows(&jiff::tz::TimeZone::UTC).await), [("initech".to_owned(), grey)]);
+        live.replace(config("\"initech\", \"umbrella\"").cluster).unwrap();
+        assert_eq!(tenants(peers.rows(&jiff::tz::TimeZone::UTC).await), [("initech".to_owned(), grey), ("umbrella".to_owned(), grey)]);
+        assert_eq!(peers.map().unwrap().shards()[1].tenants.len(), 2);
     }
 }

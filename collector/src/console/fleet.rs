@@ -182,7 +182,7 @@ fn row_of(
         silent: devices.iter().filter(|d| d.last_seen_ms.is_none_or(|t| now.saturating_sub(t) >= silent_after)).count(),
         last_report: reports.iter().filter(|r| r.tenant == tenant).map(|r| r.created_ms).max(),
         as_of_ms: now,
-        shard: console.cfg.cluster.as_ref().map(|c| c.own().name.clone()),
+        shard: console.shard_map().map(|c| c.own().name.clone()),
         console_url: None,
         unknown: None,
     })
@@ -214,7 +214,7 @@ pub fn local_rows(
             Err(e) => {
                 tracing::error!(tenant = %tenant, error = %e, "fleet summary: assessing the tenant failed; its row keeps its age");
                 let kept = previous.rows.iter().find(|r| r.tenant == tenant && r.console_url.is_none()).cloned();
-                let shard = console.cfg.cluster.as_ref().map(|c| c.own().name.clone());
+                let shard = console.shard_map().map(|c| c.own().name.clone());
                 rows.push(kept.unwrap_or_else(|| FleetRow { shard, ..FleetRow::unknown(&tenant, format!("assessment failed: {e}"), now) }));
             }
         }
@@ -226,7 +226,7 @@ pub fn local_rows(
 /// away is shown by its new owner only.
 fn owned_here(console: &Console, tenant: &str) -> bool {
     let Ok(id) = tenant.parse::<ampel_protocol::TenantId>() else { return true };
-    crate::cluster::route(console.cfg.cluster.as_ref(), &id) == crate::cluster::Route::Own
+    crate::cluster::route(console.shard_map().as_deref(), &id) == crate::cluster::Route::Own
 }
 
 /// One pass: the local rows, then (with `[cluster]`) the other shards' rows, published together;

@@ -247,7 +247,7 @@ impl Console {
             api_stats: api::ApiStats::default(),
             store,
             fleet: fleet::FleetCache::default(),
-            peers: crate::cluster::fleet::Peers::new(&cfg),
+            peers: crate::cluster::fleet::Peers::new(&cfg, crate::cluster::live::LiveMap::new(cfg.cluster.clone())),
             secure,
             zone,
             proxy: cfg.http.trust_proxy_header.as_ref().map(|h| (h.0.clone(), cfg.http.proxy_addresses.clone())),
@@ -256,6 +256,19 @@ impl Console {
             dummy: users::hash_password("not a password of anyone")?,
             cfg,
         })
+    }
+
+    /// Makes the console follow `map`, the shard map the server reloads on SIGHUP, rather than
+    /// the `[cluster]` of the configuration it was made with.
+    pub fn with_shard_map(mut self, map: crate::cluster::live::LiveMap) -> Console {
+        self.peers = crate::cluster::fleet::Peers::new(&self.cfg, map);
+        self
+    }
+
+    /// The shard map in force (`None` without `[cluster]`): which tenants this shard shows as
+    /// its own, and which shards it asks for the rest.
+    pub fn shard_map(&self) -> Option<Arc<crate::cluster::ShardMap>> {
+        self.peers.as_ref().and_then(crate::cluster::fleet::Peers::map)
     }
 
     /// Gives the console a scheduler to resend archived reports with (the same
