@@ -100,6 +100,27 @@ pub fn chart_points(points: &[(i64, f64)], start_ms: i64, end_ms: i64) -> Vec<(i
         .collect()
 }
 
+/// `f` of every item, in order, spread over the machine's cores: one thread per core at most,
+/// each taking a contiguous share of the items. For reads of a tenant's devices, which do not
+/// depend on each other. The first error (in item order) is returned.
+fn in_parallel<T: Sync, R: Send, E: Send>(items: &[T], f: impl Fn(&T) -> Result<R, E> + Sync) -> Result<Vec<R>, E> {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).min(items.len());
+    if threads <= 1 {
+        return items.iter().map(&f).collect();
+    }
+    let share = items.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let f = &f;
+        let running: Vec<_> = items.chunks(share).map(|part| s.spawn(move || part.iter().map(f).collect::<Result<Vec<R>, E>>())).collect();
+        let mut out = Vec::with_capacity(items.len());
+        for thread in running {
+            // A panic in a reader is a bug: it goes on up as it would have on one thread.
+            out.extend(thread.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?);
+        }
+        Ok(out)
+    })
+}
+
 /// One device's data for the rules: its input without samples, and the samples reduced.
 struct Gathered {
     input: DeviceInput,
@@ -151,14 +172,19 @@ fn gather(store: &Store, cfg: &Config, tenant: &str, period: &Period, sup: &mut 
     for a in store.alerts(tenant, period.start_ms, period.end_ms)? {
         alerts.entry(a.device.clone()).or_default().push(a.alert);
     }
-    let mut out = Vec::new();
-    for (device, record) in store.devices(Some(tenant))? {
-        let points = gather::count_points(store, &device, period.start_ms, period.end_ms)?;
+    let devices = store.devices(Some(tenant))?;
+    // The devices' samples are read independently of each other: on all cores.
+    let read = in_parallel(&devices, |(device, record)| {
+        let points = gather::count_points(store, device, period.start_ms, period.end_ms)?;
         if record.registered_ms >= period.end_ms && points == 0 {
-            continue; // not there yet: nothing to judge (and nothing "fixed" later)
+            return Ok(None); // not there yet: nothing to judge (and nothing "fixed" later)
         }
+        Ok(Some((points, gather::sample_facts(store, device, record.first_seen_ms, &cfg.risk, &window)?)))
+    })?;
+    let mut out = Vec::new();
+    for ((device, record), read) in devices.into_iter().zip(read) {
+        let Some((points, facts)) = read else { continue };
         let mut input = DeviceInput { device: device.clone(), ..DeviceInput::default() };
-        let facts = gather::sample_facts(store, &device, record.first_seen_ms, &cfg.risk, &window)?;
         input.alerts = sup.alerts(&device, alerts.remove(&device).unwrap_or_default());
         input.license = record.license.clone();
         // A device is judged on what it had sent by the end of the period. A device first heard
@@ -253,14 +279,9 @@ pub fn report_data(store: &Store, cfg: &Config, tenant: &str, period: &Period, f
     let days = period.days();
     let all_alerts = || gathered.iter().flat_map(|g| g.input.alerts.iter().map(move |a| (g.input.device.as_str(), a)));
     let section = |s: AlertSection| stats::alert_stats(all_alerts().filter(|(_, a)| AlertSection::of(a.source) == s), &days);
-    let mut traffic = Vec::new();
-    for g in &gathered {
-        traffic.extend(traffic_of(store, &g.input.device, period)?);
-    }
-    let mut devices = Vec::with_capacity(gathered.len());
-    for (g, a) in gathered.iter().zip(&assessment.devices) {
-        devices.push(device_report(store, g, a, period)?);
-    }
+    let traffic = in_parallel(&gathered, |g| traffic_of(store, &g.input.device, period))?.concat();
+    let pairs: Vec<(&Gathered, &DeviceAssessment)> = gathered.iter().zip(&assessment.devices).collect();
+    let devices = in_parallel(&pairs, |(g, a)| device_report(store, g, a, period))?;
     Ok(ReportData {
         tenant: tenant.to_owned(),
         period_start_ms: period.start_ms,
