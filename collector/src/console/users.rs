@@ -215,6 +215,10 @@ pub struct UserConfig {
     pub tenants: Tenants,
     /// argon2id hash of the password, written by `ampel-collector user passwd NAME`.
     pub password_hash: PasswordHashString,
+    /// The language of the user's console pages (`"en"` or `"de"`); unset, the browser's
+    /// `Accept-Language` decides.
+    #[serde(default)]
+    pub language: Option<crate::report::Lang>,
 }
 
 impl UserConfig {
