@@ -213,7 +213,7 @@ pub(super) async fn send_now(viewer: &Viewer, job: &str) -> Result<Vec<ArchiveRe
 /// One sentence per report sent now.
 pub(super) fn sent_line(w: &Words, r: &ArchiveRecord) -> String {
     let error = r.last_error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
-    (w.sent_line)(r.id, &r.tenant, &r.period_label, r.status.as_str(), r.recipients.len(), &error)
+    (w.sent_line)(r.id, &r.tenant, &r.period_label, w.archive_state(r.status), r.recipients.len(), &error)
 }
 
 /// `POST /console/jobs/{job}/send` (form `csrf`): [`send_now`]. The CSRF token is checked

@@ -270,8 +270,10 @@ async fn error_pages(State(state): State<Arc<HttpState>>, req: Request, next: Ne
     let client = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let mut resp = next.run(req).await;
     let Some(Refused(refusal)) = resp.extensions_mut().remove::<Refused>() else { return resp };
-    let viewer = match (&state.console, client) {
-        (Some(console), Some(client)) => console.viewer(&headers, client).ok(),
+    let viewer = match (&state.console, client, refusal.as_ref()) {
+        // The proxy's unknown user was looked up (and logged) already.
+        (_, _, Refusal::UnknownProxyUser) => None,
+        (Some(console), Some(client), _) => console.viewer(&headers, client).ok(),
         _ => None,
     };
     let lang = viewer.as_ref().map_or_else(|| words::page_lang(None, &headers), |v| v.lang);

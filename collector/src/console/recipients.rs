@@ -158,7 +158,7 @@ pub(super) async fn remove_from(viewer: &Viewer, delivery: &DeliveryStore, job: 
 fn state_text(w: &Words, r: &RecipientRow) -> &'static str {
     match (r.removed_from_job, r.state) {
         (true, _) => w.removed_from_job,
-        (false, Some(s)) => s.as_str(),
+        (false, Some(s)) => w.recipient_state(s),
         (false, None) => w.not_invited,
     }
 }
@@ -252,7 +252,7 @@ fn done_page(viewer: &Viewer, title: &str, message: &str) -> Response {
 pub(super) fn invited_message(w: &Words, address: &str, job: &str, before: Option<RecipientState>) -> String {
     match before {
         Some(RecipientState::Confirmed) => (w.invited_confirmed)(address, job),
-        Some(s) => (w.invited_again)(job, address, s.as_str()),
+        Some(s) => (w.invited_again)(job, address, w.recipient_state(s)),
         None => (w.invited)(job, address),
     }
 }

@@ -280,6 +280,20 @@ mod tests {
     }
 
     #[test]
+    fn a_user_may_set_the_console_language_and_only_one_it_speaks() {
+        let h = hash_password("correct horse battery").unwrap();
+        let user = |language: &str| {
+            parse(&format!(
+                "[[users]]\nname = \"ann\"\nrole = \"analyst\"\ntenants = [\"acme\"]\npassword-hash = \"{}\"\n{language}",
+                h.as_str()
+            ))
+        };
+        assert_eq!(user("").unwrap()[0].language, None, "a config of the previous release still loads");
+        assert_eq!(user("language = \"de\"\n").unwrap()[0].language, Some(crate::report::Lang::De));
+        assert!(user("language = \"fr\"\n").is_err());
+    }
+
+    #[test]
     fn proxy_headers_are_header_names_browsers_do_not_send() {
         let header = |s: &str| toml::from_str::<toml::Table>(&format!("h = {s:?}")).unwrap()["h"].clone().try_into::<ProxyHeader>();
         assert_eq!(header("X-Remote-User").unwrap().0.as_str(), "x-remote-user");

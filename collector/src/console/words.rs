@@ -17,6 +17,7 @@ use crate::report::strings::Strings;
 use crate::risk::Light;
 use crate::risk::change::Change;
 use crate::schedule::config::ReportPeriod;
+use crate::schedule::{ArchiveStatus, RecipientState};
 
 /// The fixed texts of the console in one language. Field names say where a text appears.
 #[derive(Debug)]
@@ -347,6 +348,10 @@ pub struct Words {
     pub job_caption: fn(&str) -> String,
     /// Recipient columns: address, field, state, consent log, actions.
     pub recipient_columns: [&'static str; 5],
+    /// Recipient states: invited, confirmed, unsubscribed, expired.
+    pub recipient_states: [&'static str; 4],
+    /// Archive states of a report: pending, sent, failed, no recipients.
+    pub archive_states: [&'static str; 4],
     /// Removed from the job.
     pub removed_from_job: &'static str,
     /// Not invited yet.
@@ -592,6 +597,8 @@ static EN: Words = Words {
     remove: "Remove",
     job_caption: |job| format!("Job {job}"),
     recipient_columns: ["Address", "Field", "State", "Consent log", "Actions"],
+    recipient_states: ["invited", "confirmed", "unsubscribed", "expired"],
+    archive_states: ["pending", "sent", "failed", "no-recipients"],
     removed_from_job: "removed from this job",
     not_invited: "not invited yet",
     action_label: |action, address, job| format!("{action} {address} (job {job})"),
@@ -814,6 +821,8 @@ static DE: Words = Words {
     remove: "Entfernen",
     job_caption: |job| format!("Auftrag {job}"),
     recipient_columns: ["Adresse", "Feld", "Zustand", "Einwilligungen", "Aktionen"],
+    recipient_states: ["eingeladen", "bestätigt", "abgemeldet", "abgelaufen"],
+    archive_states: ["ausstehend", "gesendet", "fehlgeschlagen", "ohne Empfänger"],
     removed_from_job: "aus diesem Auftrag entfernt",
     not_invited: "noch nicht eingeladen",
     action_label: |action, address, job| format!("{action}: {address} (Auftrag {job})"),
@@ -927,8 +936,39 @@ impl Words {
 
     /// A weekday's name.
     pub fn weekday(&self, w: jiff::civil::Weekday) -> &'static str {
-        let i = usize::try_from(w.to_monday_zero_offset()).unwrap_or(0);
-        self.weekdays.get(i).copied().unwrap_or_default()
+        use jiff::civil::Weekday as W;
+        let [mon, tue, wed, thu, fri, sat, sun] = self.weekdays;
+        match w {
+            W::Monday => mon,
+            W::Tuesday => tue,
+            W::Wednesday => wed,
+            W::Thursday => thu,
+            W::Friday => fri,
+            W::Saturday => sat,
+            W::Sunday => sun,
+        }
+    }
+
+    /// A recipient's state.
+    pub fn recipient_state(&self, s: RecipientState) -> &'static str {
+        let [invited, confirmed, unsubscribed, expired] = self.recipient_states;
+        match s {
+            RecipientState::Invited => invited,
+            RecipientState::Confirmed => confirmed,
+            RecipientState::Unsubscribed => unsubscribed,
+            RecipientState::Expired => expired,
+        }
+    }
+
+    /// An archived report's state.
+    pub fn archive_state(&self, s: ArchiveStatus) -> &'static str {
+        let [pending, sent, failed, nobody] = self.archive_states;
+        match s {
+            ArchiveStatus::Pending => pending,
+            ArchiveStatus::Sent => sent,
+            ArchiveStatus::Failed => failed,
+            ArchiveStatus::NoRecipients => nobody,
+        }
     }
 }
 

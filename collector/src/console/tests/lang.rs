@@ -16,6 +16,20 @@ fn set_language(rig: &Rig, user: &str, language: Option<Lang>) {
     rig.console.set_users(users);
 }
 
+/// Three hours of CPU samples of fw-acme at `percent`, a minute apart.
+fn store_cpu(rig: &Rig, percent: f64) {
+    use ampel_protocol::{Batch, Identity, Metric, PROTOCOL_VERSION, Record};
+    let now = crate::console::now_ms();
+    let me = Identity { tenant: "acme".parse().unwrap(), device: "fw-acme".parse().unwrap() };
+    let records: Vec<Record> = (0..180)
+        .map(|m| {
+            Record::Metric(Metric { ts: now - (180 - m) * 60_000, name: "cpu.usage_percent".into(), labels: Vec::new(), value: percent })
+        })
+        .collect();
+    let batch = Batch { version: PROTOCOL_VERSION, seq: 1, sender: None, records };
+    rig.console.store.commit(&[crate::store::PendingBatch { identity: me, batch, received_ms: now }]).unwrap();
+}
+
 async fn get(rig: &Rig, target: &str, cookie: &str, accept_language: Option<&str>) -> Resp {
     let language = accept_language.map(|l| format!("Accept-Language: {l}\r\n")).unwrap_or_default();
     request_with(rig.addr, "GET", target, &format!("Cookie: {cookie}\r\n{language}"), "").await
@@ -38,6 +52,7 @@ fn assert_german(r: &Resp, what: &str, admin: bool) {
 #[tokio::test]
 async fn a_german_user_sees_german_navigation_headings_and_buttons() {
     let rig = Rig::new().await;
+    store_cpu(&rig, 97.5);
     set_language(&rig, "admin", Some(Lang::De));
     let admin = session(rig.addr, "admin").await;
     let fleet = get(&rig, "/console/", &admin, None).await;
@@ -74,6 +89,11 @@ async fn a_german_user_sees_german_navigation_headings_and_buttons() {
     for word in ["<h1>Gerät fw-acme \u{b7} ", "<h2>Leistung</h2>", "<h2>Datenverkehr</h2>", "CPU-Auslastung", "<h3>Lizenz</h3>"] {
         assert!(device.body.contains(word), "device lacks {word}: {}", device.body);
     }
+    // Numbers as Germans write them, findings in German from the catalogue.
+    assert!(device.body.contains(">100,0 %</text>") && device.body.contains(">97,5 %</td>"), "{}", device.body);
+    assert!(tenant.body.contains("CPU-Auslastung bei 90 % oder mehr in 100 % von 180 Messwerten"), "{}", tenant.body);
+    let recipients = get(&rig, "/console/recipients", &admin, None).await;
+    assert!(recipients.body.contains("<th scope=\"row\">it@example.org</th><td>to</td><td>bestätigt</td>"), "{}", recipients.body);
     let jobs = get(&rig, "/console/jobs", &admin, None).await;
     assert_german(&jobs, "jobs", true);
     for word in ["<h1>Aufträge</h1>", ">Jetzt senden</button>", ">Nächster Lauf (Zone des Auftrags)<", ">Woche<", "Montag 08:00"] {
