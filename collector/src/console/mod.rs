@@ -553,6 +553,7 @@ pub fn routes(state: &Arc<HttpState>) -> Router<Arc<HttpState>> {
         .route("/console/enrollment", get(enrollment::page))
         .route("/console/enrollment/token", post(enrollment::token))
         .route("/console/enrollment/revoke", post(enrollment::revoke))
+        .route("/console/{*rest}", axum::routing::any(pages::unknown))
         .layer(axum::middleware::from_fn_with_state(state.clone(), error_pages))
         .merge(api::routes())
         .layer(axum::middleware::from_fn(security_headers))

@@ -118,6 +118,12 @@ pub fn login_page(w: &Words, csrf: &str, message: Option<&str>) -> Html<String> 
     Html(document(w, w.log_in, None, body).into_string())
 }
 
+/// Any other path under `/console`: the login for a request without a user, else the 404
+/// page with the navigation.
+pub async fn unknown(_viewer: Viewer) -> Refusal {
+    Refusal::NotFound
+}
+
 /// `GET /console/style.css`.
 pub async fn stylesheet() -> Response {
     let headers = [

@@ -151,6 +151,11 @@ async fn a_bad_period_and_a_conflict_lead_back_with_the_navigation_and_the_reaso
     for link in nav {
         assert!(conflict.body.contains(link), "the 409 page lacks {link}: {}", conflict.body);
     }
+    // A path the console does not have is its 404 page, with the way back.
+    let nowhere = get(&rig, "/console/nowhere/at/all", &manager, Some("de")).await;
+    assert_eq!(nowhere.status, 404);
+    assert!(nowhere.body.contains("<h1>Nicht gefunden</h1>") && nowhere.body.contains(">Zur Übersicht</a>"), "{}", nowhere.body);
+    assert_eq!(request(rig.addr, "GET", "/console/nowhere", "", "").await.status, 303, "anonymous: to the login");
     // Without a session a refusal leads to the login.
     let anonymous = request(rig.addr, "POST", "/console/recipients/invite", "", &stranger).await;
     assert_eq!(anonymous.status, 303, "anonymous requests still go to the login: {}", anonymous.body);
