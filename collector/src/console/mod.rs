@@ -262,9 +262,9 @@ impl IntoResponse for ConsoleError {
     }
 }
 
-/// Renders every refusal of a console page as a full page: in the viewer's language, with the
-/// navigation for a logged-in user, else a link to the login (or, without a console, the
-/// fleet), and the reason. Other responses pass as they are.
+/// Renders every refusal of a console page as a full page with the refusal's status: in the
+/// page's language, with the navigation and a link to the fleet for a request with a user,
+/// else a link to the login, and the reason. Other responses pass as they are.
 async fn error_pages(State(state): State<Arc<HttpState>>, req: Request, next: Next) -> Response {
     let headers = req.headers().clone();
     let client = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
@@ -277,14 +277,7 @@ async fn error_pages(State(state): State<Arc<HttpState>>, req: Request, next: Ne
         _ => None,
     };
     let lang = viewer.as_ref().map_or_else(|| words::page_lang(None, &headers), |v| v.lang);
-    let mut page = pages::error_page(viewer.as_ref(), Words::get(lang), refusal.status(), &refusal.reason(Words::get(lang)));
-    // Headers the handler set (cookies) stay.
-    for (name, value) in resp.headers() {
-        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-            page.headers_mut().append(name, value.clone());
-        }
-    }
-    page
+    pages::error_page(viewer.as_ref(), Words::get(lang), refusal.status(), &refusal.reason(Words::get(lang)))
 }
 
 impl Console {
