@@ -28,6 +28,7 @@ use serde::Serialize;
 use super::pages::{self, PeriodQuery, blocking, finding_text};
 use super::{ConsoleError, Refusal, Viewer, client_of, now_ms};
 use crate::http::HttpState;
+use crate::report::Lang;
 use crate::report::{DeviceReport, ReportData};
 use crate::risk::{Finding, Light};
 use crate::schedule::{ArchiveRecord, ArchiveStatus};
@@ -167,7 +168,8 @@ impl FromRequestParts<Arc<HttpState>> for ApiViewer {
         };
         // Token requests never check a CSRF token; a random one keeps `check_csrf` failing
         // should one ever be asked.
-        Ok(ApiViewer(Viewer { user, csrf: super::session::random_token(), token: String::new(), client, console }))
+        // The API is language-neutral: the few sentences it has are English.
+        Ok(ApiViewer(Viewer { user, csrf: super::session::random_token(), token: String::new(), client, console, lang: Lang::En }))
     }
 }
 
@@ -203,7 +205,7 @@ fn findings_json<'a>(data: &'a ReportData, device: Option<&str>) -> Vec<FindingJ
         .iter()
         .filter(|f| device.is_none_or(|d| f.device.as_deref() == Some(d)))
         .map(|f| {
-            let (evidence, recommendation) = finding_text(f, &tz);
+            let (evidence, recommendation) = finding_text(f, Lang::En, &tz);
             FindingJson { finding: f, service: f.service(), evidence, recommendation }
         })
         .collect()
@@ -351,7 +353,7 @@ async fn pdf(ApiViewer(viewer): ApiViewer, State(state): State<Arc<HttpState>>, 
 /// it, 502 with the reason when not.
 async fn resend(ApiViewer(viewer): ApiViewer, State(state): State<Arc<HttpState>>, Path(id): Path<String>) -> Answer {
     let done = pages::resend_report(&viewer, &state, &id).await?;
-    let message = done.message();
+    let message = done.message(viewer.words());
     if !done.ok() {
         return Ok(error(StatusCode::BAD_GATEWAY, &message));
     }
@@ -378,7 +380,7 @@ async fn invite(ApiViewer(viewer): ApiViewer, body: axum::body::Bytes) -> Answer
     let body: InviteBody =
         serde_json::from_slice(&body).map_err(|e| Refusal::Declined { status: StatusCode::BAD_REQUEST, reason: Box::new(e) })?;
     let before = super::recipients::invite_to(&viewer, &body.job, &body.address).await?;
-    let message = super::recipients::invited_message(&body.address, &body.job, before);
+    let message = super::recipients::invited_message(viewer.words(), &body.address, &body.job, before);
     ok(&serde_json::json!({ "job": body.job, "address": body.address, "was": before, "message": message }))
 }
 

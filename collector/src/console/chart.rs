@@ -7,6 +7,7 @@
 use jiff::tz::TimeZone;
 use maud::{Markup, html};
 
+use super::words::Words;
 use crate::report::Stat;
 
 /// The drawing's size in SVG units; it scales to the page's width.
@@ -33,21 +34,23 @@ pub(super) enum Unit {
 }
 
 impl Unit {
-    fn name(self) -> &'static str {
+    fn name(self, w: &Words) -> &'static str {
+        let [percent, bits] = w.units;
         match self {
-            Unit::Percent => "percent",
-            Unit::BitsPerSecond => "bits per second",
+            Unit::Percent => percent,
+            Unit::BitsPerSecond => bits,
         }
     }
 
     /// A value as the axis and the table write it.
-    pub(super) fn format(self, v: f64) -> String {
+    pub(super) fn format(self, v: f64, w: &Words) -> String {
+        let s = w.strings();
         match self {
-            Unit::Percent => format!("{v:.1} %"),
+            Unit::Percent => s.pct(v),
             Unit::BitsPerSecond => {
                 let (div, prefix) = [(1e9, "G"), (1e6, "M"), (1e3, "k")].into_iter().find(|(d, _)| v.abs() >= *d).unwrap_or((1.0, ""));
                 let digits = if div == 1.0 { 0 } else { 1 };
-                format!("{:.digits$} {prefix}bit/s", v / div)
+                format!("{} {prefix}bit/s", s.num(v / div, digits))
             }
         }
     }
@@ -100,6 +103,8 @@ pub(super) struct Chart<'a> {
     pub lines: Vec<Line<'a>>,
     /// Where the time labels are.
     pub zone: &'a TimeZone,
+    /// The words of the page (unit names, the table's head, times and numbers).
+    pub words: &'static Words,
 }
 
 /// The runs of `points` without a gap: consecutive finite points at most 1.5 buckets apart.
@@ -123,29 +128,22 @@ impl Chart<'_> {
     }
 
     fn time(&self, ms: i64) -> String {
-        let short = self.end_ms - self.start_ms <= 3 * 86_400_000;
-        let format = if short { "%d %b %H:%M" } else { "%d %b %Y" };
-        jiff::Timestamp::from_millisecond(ms)
-            .map_or_else(|_| ms.to_string(), |t| t.to_zoned(self.zone.clone()).strftime(format).to_string())
+        let Ok(t) = jiff::Timestamp::from_millisecond(ms) else { return ms.to_string() };
+        let local = t.to_zoned(self.zone.clone());
+        let s = self.words.strings();
+        if self.end_ms - self.start_ms <= 3 * 86_400_000 {
+            format!("{} {}", s.short_date(local.date()), local.strftime("%H:%M"))
+        } else {
+            s.date(local.date())
+        }
     }
 
     /// The text alternative: what is drawn, over which time, where the figures are.
     fn alternative(&self) -> String {
         let names: Vec<&str> = self.lines.iter().map(|l| l.name).collect();
         let gaps: usize = self.lines.iter().map(|l| runs(l.points, self.step_ms).len().saturating_sub(1)).sum();
-        let gaps = match gaps {
-            0 => String::new(),
-            1 => ", with 1 gap in the data".to_owned(),
-            n => format!(", with {n} gaps in the data"),
-        };
-        format!(
-            "{} in {} ({}) from {} to {}{gaps}; minimum, average and maximum are in the table below",
-            self.title,
-            self.unit.name(),
-            names.join(", "),
-            self.time(self.start_ms),
-            self.time(self.end_ms)
-        )
+        let w = self.words;
+        (w.chart_alternative)(self.title, self.unit.name(w), &names.join(", "), &self.time(self.start_ms), &self.time(self.end_ms), gaps)
     }
 
     fn axes(&self, top: f64) -> Markup {
@@ -156,7 +154,7 @@ impl Chart<'_> {
             @for v in [0.0, top / 2.0, top] {
                 @let y = self.y(v, top);
                 line x1=(x0) y1=(y) x2=(x1) y2=(y) stroke="#bdbdbd" stroke-width="1" {}
-                text x=(x0 - 4.0) y=(y + 5.0) text-anchor="end" font-size="14" fill="#333" { (self.unit.format(v)) }
+                text x=(x0 - 4.0) y=(y + 5.0) text-anchor="end" font-size="14" fill="#333" { (self.unit.format(v, self.words)) }
             }
             @for (t, anchor) in [(self.start_ms, "start"), (mid, "middle"), (self.end_ms, "end")] {
                 text x=(self.x(t)) y=(H - 8.0) text-anchor=(anchor) font-size="14" fill="#333" { (self.time(t)) }
@@ -178,10 +176,11 @@ impl Chart<'_> {
     }
 
     fn table(&self) -> Markup {
-        let unit = self.unit;
+        let (unit, w) = (self.unit, self.words);
+        let [line, min, avg, max] = w.chart_columns;
         html! {
             table.figures {
-                thead { tr { th scope="col" { "Line" } th scope="col" { "Min" } th scope="col" { "Avg" } th scope="col" { "Max" } } }
+                thead { tr { th scope="col" { (line) } th scope="col" { (min) } th scope="col" { (avg) } th scope="col" { (max) } } }
                 tbody { @for (i, l) in self.lines.iter().enumerate() {
                     @let (colour, dash) = PENS[i % PENS.len()];
                     tr {
@@ -190,8 +189,8 @@ impl Chart<'_> {
                             (l.name)
                         }
                         @match l.stat.or_else(|| Stat::of(l.points)) {
-                            Some(s) => { td.num { (unit.format(s.min)) } td.num { (unit.format(s.avg)) } td.num { (unit.format(s.max)) } }
-                            None => { td colspan="3" { "no samples" } }
+                            Some(s) => { td.num { (unit.format(s.min, w)) } td.num { (unit.format(s.avg, w)) } td.num { (unit.format(s.max, w)) } }
+                            None => { td colspan="3" { (w.no_samples) } }
                         }
                     }
                 } }
@@ -204,14 +203,14 @@ impl Chart<'_> {
 /// caption and "No samples in this period." when no line has a point.
 pub(super) fn chart(c: &Chart<'_>) -> Markup {
     if c.lines.iter().all(|l| l.points.is_empty()) {
-        return html! { figure.chart { figcaption { (c.title) } p { "No samples in this period." } } };
+        return html! { figure.chart { figcaption { (c.title) } p { (c.words.no_samples_period) } } };
     }
     let top = c.unit.top(&c.lines);
     let alternative = c.alternative();
     let viewbox = format!("0 0 {W} {H}");
     html! {
         figure.chart {
-            figcaption { (c.title) " (" (c.unit.name()) ")" }
+            figcaption { (c.title) " (" (c.unit.name(c.words)) ")" }
             svg.chart viewBox=(viewbox) role="img" aria-label=(alternative) {
                 title { (alternative) }
                 (c.axes(top))
@@ -238,6 +237,7 @@ mod tests {
             step_ms: STEP,
             lines: vec![Line { name: "received", points, stat: None }],
             zone: &zone,
+            words: Words::get(crate::report::Lang::En),
         };
         chart(&c).into_string()
     }
@@ -265,7 +265,7 @@ mod tests {
     fn the_chart_says_what_it_shows_with_units_and_figures() {
         let points = [(STEP, 1_000_000.0), (2 * STEP, 3_000_000.0)];
         let svg = chart_of(&points, Unit::BitsPerSecond);
-        assert!(svg.contains("<title>Eth0 in bits per second (received) from 01 Jan 00:00 to 01 Jan 08:20;"), "{svg}");
+        assert!(svg.contains("<title>Eth0 in bits per second (received) from 1 Jan 00:00 to 1 Jan 08:20;"), "{svg}");
         assert!(svg.contains("role=\"img\" aria-label=\"Eth0 in bits per second"), "{svg}");
         // The axis goes to 5 Mbit/s, the table has the extremes and the mean.
         assert!(svg.contains(">5.0 Mbit/s</text>") && svg.contains(">0 bit/s</text>"), "{svg}");

@@ -81,30 +81,32 @@ fn ttl_text(secs: u64) -> String {
 
 /// The token form; the tenants with devices are offered, a new one can be typed.
 fn token_form(viewer: &Viewer, tenants: &[&str]) -> Markup {
+    let w = viewer.words();
     html! {
         form.stack method="post" action={ (BASE) "/enrollment/token" } {
             input type="hidden" name="csrf" value=(viewer.csrf);
-            label for="token-tenant" { "Tenant" }
+            label for="token-tenant" { (w.tenant) }
             input #token-tenant name="tenant" type="text" list="known-tenants" autocomplete="off" required;
             datalist #known-tenants { @for t in tenants { option value=(t) {} } }
-            label for="token-device" { "Device id (unique across all tenants)" }
+            label for="token-device" { (w.device_id) }
             input #token-device name="device" type="text" autocomplete="off" required;
-            button type="submit" { "Make a one-time token" }
+            button type="submit" { (w.make_token) }
         }
     }
 }
 
 fn devices_table(viewer: &Viewer, rows: &[DeviceRow]) -> Markup {
+    let w = viewer.words();
     html! {
         div.scroll { table {
-            thead { tr { th scope="col" { "Device" } th scope="col" { "Tenant" } th scope="col" { "Last seen" } th scope="col" { "Revoked certificates" } th scope="col" { "Revoke" } } }
+            thead { tr { th scope="col" { (w.device) } th scope="col" { (w.tenant) } th scope="col" { (w.last_seen) } th scope="col" { (w.revoked_certificates) } th scope="col" { (w.revoke) } } }
             tbody { @for d in rows { tr {
-                th scope="row" { (d.device) } td { (d.tenant) } td { (when(&viewer.console, d.last_seen_ms)) }
-                td.num { @if d.revoked > 0 { (d.revoked) " (revoked)" } @else { "0" } }
+                th scope="row" { (d.device) } td { (d.tenant) } td { (when(viewer, d.last_seen_ms)) }
+                td.num { @if d.revoked > 0 { (d.revoked) " " (w.revoked_mark) } @else { "0" } }
                 td { form method="post" action={ (BASE) "/enrollment/revoke" } {
                     input type="hidden" name="csrf" value=(viewer.csrf);
                     input type="hidden" name="device" value=(d.device);
-                    button type="submit" aria-label={ "Revoke device " (d.device) } { "Revoke" }
+                    button type="submit" aria-label=((w.revoke_label)(&d.device)) { (w.revoke) }
                 } }
             } } }
         } }
@@ -119,15 +121,16 @@ pub async fn page(viewer: Viewer) -> Page {
     tenants.sort_unstable();
     tenants.dedup();
     let ttl = ttl_text(viewer.console.cfg.pki.token_ttl.as_secs());
+    let w = viewer.words();
     let body = html! {
-        h2 { "Enroll a device" }
-        p { "A token lets one agent enroll once as the named device of the tenant, within " (ttl) " ([pki] token-ttl). It is shown once." }
+        h2 { (w.enroll_device) }
+        p { ((w.token_intro)(&ttl)) }
         (token_form(&viewer, &tenants))
-        h2 { "Devices" }
-        p { "Revoking puts every certificate of the device on the CRL: the collector refuses its next connection." }
-        @if rows.is_empty() { p { "No device registered yet." } } @else { (devices_table(&viewer, &rows)) }
+        h2 { (w.devices) }
+        p { (w.revoke_intro) }
+        @if rows.is_empty() { p { (w.no_devices) } } @else { (devices_table(&viewer, &rows)) }
     };
-    Ok(pages::page(&viewer, "Enrollment", body))
+    Ok(pages::page(&viewer, w.enrollment, body))
 }
 
 /// The token form.
@@ -179,13 +182,15 @@ pub async fn token(viewer: Viewer, Form(f): Form<TokenForm>) -> Page {
     viewer.check_csrf(&f.csrf)?;
     let issued = make_token(&viewer, &f.tenant, &f.device).await?;
     let token = issued.token.to_text();
+    let w = viewer.words();
+    let until = when(&viewer, Some(issued.expires_at.saturating_mul(1000)));
     let body = html! {
-        p role="status" { "One-time token for device " strong { (issued.token.device) } " of tenant " strong { (issued.token.tenant) } ", valid until " (when(&viewer.console, Some(issued.expires_at.saturating_mul(1000)))) "." }
-        p { "Copy it now: it is shown only this once. Give it to the agent with " code { "ampel-agent enroll" } "." }
-        pre.token aria-label="Enrollment token" { code { (token) } }
-        p { a href={ (BASE) "/enrollment" } { "Back to enrollment" } }
+        p role="status" { ((w.token_for)(issued.token.device.as_ref(), issued.token.tenant.as_ref(), &until)) }
+        p { (w.token_once) " " code { "ampel-agent enroll" } "." }
+        pre.token aria-label=(w.token_label) { code { (token) } }
+        p { a href={ (BASE) "/enrollment" } { (w.back_to_enrollment) } }
     };
-    Ok(pages::page(&viewer, "Enrollment token", body))
+    Ok(pages::page(&viewer, w.token_title, body))
 }
 
 /// The revoke form.
@@ -219,12 +224,13 @@ pub(super) async fn revoke_device(viewer: &Viewer, device: &str) -> Result<(Stri
 pub async fn revoke(viewer: Viewer, Form(f): Form<RevokeForm>) -> Page {
     viewer.check_csrf(&f.csrf)?;
     let (tenant, serials) = revoke_device(&viewer, &f.device).await?;
+    let w = viewer.words();
     let body = html! {
         p role="status" {
-            @if serials.is_empty() { "Device " (f.device) " of tenant " (tenant) " had no certificate left to revoke; the CRL was re-signed." }
-            @else { "Device " (f.device) " of tenant " (tenant) ": " (serials.len()) " certificate(s) revoked (" (serials.join(", ")) ")." }
+            @if serials.is_empty() { ((w.nothing_revoked)(&f.device, &tenant)) }
+            @else { ((w.revoked_text)(&f.device, &tenant, serials.len(), &serials.join(", "))) }
         }
-        p { a href={ (BASE) "/enrollment" } { "Back to enrollment" } }
+        p { a href={ (BASE) "/enrollment" } { (w.back_to_enrollment) } }
     };
-    Ok(pages::page(&viewer, "Device revoked", body))
+    Ok(pages::page(&viewer, w.device_revoked, body))
 }

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::pages::{Page, blocking, light, page, when};
+use super::words::Words;
 use super::{BASE, Console, ConsoleError, Viewer, now_ms};
 use crate::assess::suppress::FalsePositives;
 use crate::assess::{self, Period};
@@ -297,17 +298,18 @@ fn tenant_link(r: &FleetRow) -> String {
 }
 
 fn row(viewer: &Viewer, r: &FleetRow, reporting: bool) -> Markup {
-    let c = &viewer.console;
+    let w = viewer.words();
+    let int = |n: usize| w.strings().int(n as u64);
     html! { tr {
-        th scope="row" { a href=(tenant_link(r)) { (r.tenant) } @if let Some(s) = &r.shard { br; small { "shard " (s) } } }
-        td { (light(r.light)) }
+        th scope="row" { a href=(tenant_link(r)) { (r.tenant) } @if let Some(s) = &r.shard { br; small { (w.shard) " " (s) } } }
+        td { (light(viewer, r.light)) }
         @if let Some(why) = &r.unknown {
-            td colspan=(if reporting { 5 } else { 4 }) { "unknown: " (why) }
+            td colspan=(if reporting { 5 } else { 4 }) { (w.unknown_row) " " (why) }
         } @else {
-            td.num { (r.score) } td.num { (r.devices) } td.num { (r.findings) } td.num { (r.silent) }
-            @if reporting { td { @if r.last_report.is_some() { (when(c, r.last_report)) } @else { "none" } } }
+            td.num { (r.score) } td.num { (int(r.devices)) } td.num { (int(r.findings)) } td.num { (int(r.silent)) }
+            @if reporting { td { @if r.last_report.is_some() { (when(viewer, r.last_report)) } @else { (w.none) } } }
         }
-        td { small { (clock(c, r.as_of_ms)) } }
+        td { small { (clock(viewer, r.as_of_ms)) } }
     } }
 }
 
@@ -317,16 +319,16 @@ fn console_refresh(console: &Console) -> String {
 }
 
 /// `HH:MM:SS` in the console's zone, for row ages.
-fn clock(console: &Console, ms: i64) -> String {
+fn clock(viewer: &Viewer, ms: i64) -> String {
     match jiff::Timestamp::from_millisecond(ms) {
-        Ok(t) if ms > 0 => t.to_zoned(console.zone.clone()).strftime("%H:%M:%S").to_string(),
-        _ => "never".into(),
+        Ok(t) if ms > 0 => t.to_zoned(viewer.console.zone.clone()).strftime("%H:%M:%S").to_string(),
+        _ => viewer.words().never.into(),
     }
 }
 
-fn pager(current: usize, pages: usize) -> Markup {
+fn pager(w: &Words, current: usize, pages: usize) -> Markup {
     html! {
-        @if pages > 1 { nav.pages aria-label="Fleet pages" {
+        @if pages > 1 { nav.pages aria-label=(w.fleet_pages) {
             @for p in 1..=pages {
                 @if p == current { strong aria-current="page" { (p) } } @else { a href={ (BASE) "/?page=" (p) } { (p) } }
             }
@@ -343,25 +345,25 @@ pub async fn fleet(viewer: Viewer, Query(q): Query<PageQuery>) -> Page {
     let pages = rows.len().div_ceil(PAGE_ROWS).max(1);
     let current = q.page.unwrap_or(1).clamp(1, pages);
     let shown = rows.iter().skip((current - 1) * PAGE_ROWS).take(PAGE_ROWS);
-    let c = &viewer.console;
+    let (c, w) = (&viewer.console, viewer.words());
     let body = html! {
         @match snapshot.done_ms {
-            None => p role="status" { "The fleet summary is being computed (the first pass since the start); reload in a moment." },
-            Some(done) => p { "Lights and findings over the last 24 hours, worst first; summary as of " (clock(c, done)) ", refreshed " (console_refresh(c)) " after each pass." },
+            None => p role="status" { (w.fleet_computing) },
+            Some(done) => p { ((w.fleet_as_of)(&clock(&viewer, done), &console_refresh(c))) },
         }
-        @if rows.is_empty() { p { "No tenant to show." } } @else {
-            (pager(current, pages))
+        @if rows.is_empty() { p { (w.no_tenant) } } @else {
+            (pager(w, current, pages))
             div.scroll { table {
                 thead { tr {
-                    th scope="col" { "Tenant" } th scope="col" { "Light" } th scope="col" { "Score" }
-                    th scope="col" { "Devices" } th scope="col" { "Open findings" } th scope="col" { "Silent now" }
-                    @if reporting { th scope="col" { "Last report" } }
-                    th scope="col" { "As of" }
+                    th scope="col" { (w.tenant) } th scope="col" { (w.light) } th scope="col" { (w.score) }
+                    th scope="col" { (w.devices) } th scope="col" { (w.open_findings) } th scope="col" { (w.silent_now) }
+                    @if reporting { th scope="col" { (w.last_report) } }
+                    th scope="col" { (w.as_of) }
                 } }
                 tbody { @for r in shown { (row(&viewer, r, reporting)) } }
             } }
-            (pager(current, pages))
+            (pager(w, current, pages))
         }
     };
-    Ok(page(&viewer, "Fleet", body))
+    Ok(page(&viewer, w.fleet, body))
 }

@@ -4,6 +4,8 @@
 
 use ampel_protocol::{Inventory, License};
 
+use super::words::Words;
+
 /// One field that changed in a report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct FieldChange {
@@ -24,36 +26,40 @@ pub(super) struct Changed {
     pub fields: Vec<FieldChange>,
 }
 
-/// A licence's fields as the page shows them; `time` writes an instant (expiries).
-fn license_fields(l: &License, time: &dyn Fn(i64) -> String) -> Vec<(&'static str, String)> {
+/// A licence's fields as the page shows them, in the words of `w`; `time` writes an instant
+/// (expiries).
+fn license_fields(l: &License, w: &Words, time: &dyn Fn(i64) -> String) -> Vec<(&'static str, String)> {
     let features: Vec<String> = l
         .features
         .iter()
         .map(|f| match f.expires {
-            Some(at) => format!("{} (until {})", f.name, time(at)),
+            Some(at) => (w.feature_until)(&f.name, &time(at)),
             None => f.name.clone(),
         })
         .collect();
+    let [licensed, expiry, product, model, serial, feature_names, unreadable] = w.licence_fields;
     vec![
-        ("Licensed", if l.licensed { "yes" } else { "no" }.to_owned()),
-        ("Licence expiry", l.expires.map_or_else(|| "none".to_owned(), time)),
-        ("Product", l.product.clone()),
-        ("Model", l.model.clone()),
-        ("Serial", l.serial.clone()),
-        ("Features", features.join(", ")),
-        ("Licence unreadable", l.unknown_reason.clone().unwrap_or_default()),
+        (licensed, if l.licensed { w.yes } else { w.no }.to_owned()),
+        (expiry, l.expires.map_or_else(|| w.none.to_owned(), time)),
+        (product, l.product.clone()),
+        (model, l.model.clone()),
+        (serial, l.serial.clone()),
+        (feature_names, features.join(", ")),
+        (unreadable, l.unknown_reason.clone().unwrap_or_default()),
     ]
 }
 
-/// An inventory's fields as the page shows them (not the uptime, which changes every time).
-fn inventory_fields(i: &Inventory) -> Vec<(&'static str, String)> {
+/// An inventory's fields as the page shows them in the words of `w` (not the uptime, which
+/// changes every time).
+fn inventory_fields(i: &Inventory, w: &Words) -> Vec<(&'static str, String)> {
+    let [hostname, model, firmware, os, kernel, agent] = w.inventory_fields;
     vec![
-        ("Host name", i.hostname.clone()),
-        ("Model", i.model.clone()),
-        ("Firmware", i.firmware.clone()),
-        ("Operating system", i.os.clone()),
-        ("Kernel", i.kernel.clone()),
-        ("Agent version", i.agent_version.clone()),
+        (hostname, i.hostname.clone()),
+        (model, i.model.clone()),
+        (firmware, i.firmware.clone()),
+        (os, i.os.clone()),
+        (kernel, i.kernel.clone()),
+        (agent, i.agent_version.clone()),
     ]
 }
 
@@ -90,18 +96,23 @@ fn changes<T>(reports: &[T], from_ms: i64, ts: impl Fn(&T) -> i64, fields: impl 
 
 /// The licence reports (time-ordered, the one in force at `from_ms` first) that changed
 /// something in the period.
-pub(super) fn license_changes(reports: &[License], from_ms: i64, time: &dyn Fn(i64) -> String) -> Vec<Changed> {
-    changes(reports, from_ms, |l| l.ts, |l| license_fields(l, time))
+pub(super) fn license_changes(reports: &[License], from_ms: i64, w: &Words, time: &dyn Fn(i64) -> String) -> Vec<Changed> {
+    changes(reports, from_ms, |l| l.ts, |l| license_fields(l, w, time))
 }
 
 /// The inventory reports that changed something in the period, likewise.
-pub(super) fn inventory_changes(reports: &[Inventory], from_ms: i64) -> Vec<Changed> {
-    changes(reports, from_ms, |i| i.ts, inventory_fields)
+pub(super) fn inventory_changes(reports: &[Inventory], from_ms: i64, w: &Words) -> Vec<Changed> {
+    changes(reports, from_ms, |i| i.ts, |i| inventory_fields(i, w))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::Lang;
+
+    fn en() -> &'static Words {
+        Words::get(Lang::En)
+    }
 
     fn license(ts: i64, licensed: bool, expires: Option<i64>) -> License {
         License {
@@ -130,12 +141,12 @@ mod tests {
             license(30, true, Some(500)),
             license(40, false, Some(500)),
         ];
-        let got = license_changes(&reports, 10, &time);
+        let got = license_changes(&reports, 10, en(), &time);
         let expiry = FieldChange { field: "Licence expiry", before: Some("t100".into()), after: "t500".into() };
         let lapse = FieldChange { field: "Licensed", before: Some("yes".into()), after: "no".into() };
         assert_eq!(got, vec![Changed { at_ms: 30, fields: vec![expiry] }, Changed { at_ms: 40, fields: vec![lapse] }]);
         // A change before the period is not one of the period's.
-        assert!(license_changes(&reports[..4], 31, &time).is_empty());
+        assert!(license_changes(&reports[..4], 31, en(), &time).is_empty());
     }
 
     #[test]
@@ -150,7 +161,7 @@ mod tests {
             agent_version: agent.into(),
             uptime_s: ts as u64,
         };
-        let got = inventory_changes(&[inv(50, "0.1.0"), inv(60, "0.1.0"), inv(70, "0.2.0")], 0);
+        let got = inventory_changes(&[inv(50, "0.1.0"), inv(60, "0.1.0"), inv(70, "0.2.0")], 0, en());
         let first: Vec<(&str, Option<String>, String)> =
             got[0].fields.iter().map(|f| (f.field, f.before.clone(), f.after.clone())).collect();
         assert_eq!(

@@ -18,10 +18,11 @@ use serde::{Deserialize, Serialize};
 
 use super::login::CsrfForm;
 use super::pages::{self, blocking};
+use super::words::Words;
 use super::{BASE, ConsoleError, Refusal, Viewer};
 use crate::reporting::{ReportRequest, attachment_name};
 use crate::schedule::ArchiveRecord;
-use crate::schedule::config::{JobConfig, ReportPeriod, RuleDay, SendRule};
+use crate::schedule::config::{JobConfig, RuleDay, SendRule};
 use crate::schedule::due;
 
 type Page = Result<Response, Refusal>;
@@ -70,36 +71,25 @@ pub(super) struct JobRow {
     next_run: Option<String>,
 }
 
-/// What the job covers, as the config says it.
-fn period_text(p: ReportPeriod) -> String {
-    match p {
-        ReportPeriod::Day => "day".into(),
-        ReportPeriod::Week => "week".into(),
-        ReportPeriod::Month => "month".into(),
-        ReportPeriod::Days(n) => format!("{n} days"),
-        ReportPeriod::Hours(n) => format!("{n} hours"),
-    }
-}
-
-/// A send rule as the config writes it: `daily 06:30`, `Monday 08:00`, `day 1 08:00`.
-fn rule_text(r: &SendRule) -> String {
-    let time = r.time.strftime("%H:%M");
+/// A send rule in the words of `w`: `daily 08:00`, `Monday 08:00`, `day 1 08:00`.
+fn rule_text(w: &Words, r: &SendRule) -> String {
+    let time = r.time.strftime("%H:%M").to_string();
     match r.day {
-        RuleDay::Daily => format!("daily {time}"),
-        RuleDay::Weekly(w) => format!("{w:?} {time}"),
-        RuleDay::Monthly(n) => format!("day {n} {time}"),
+        RuleDay::Daily => (w.daily)(&time),
+        RuleDay::Weekly(day) => format!("{} {time}", w.weekday(day)),
+        RuleDay::Monthly(n) => (w.monthly)(n, &time),
     }
 }
 
-/// `t` in the job's zone with the zone's abbreviation; in UTC, so labelled, should the zone
-/// have left the tz database since the config was read (the scheduler then runs in UTC too).
-fn local(job: &JobConfig, t: jiff::Timestamp) -> String {
+/// `t` in the job's zone as `w`'s language writes times, with the zone's abbreviation.
+fn local(w: &Words, job: &JobConfig, t: jiff::Timestamp) -> String {
     let zone = jiff::tz::TimeZone::get(&job.time_zone.0).unwrap_or(jiff::tz::TimeZone::UTC);
-    t.to_zoned(zone).strftime("%Y-%m-%d %H:%M %Z").to_string()
+    let abbreviation = t.to_zoned(zone.clone()).strftime("%Z").to_string();
+    format!("{} {abbreviation}", crate::report::catalogue::time(t.as_millisecond(), w.lang, &zone))
 }
 
-/// The job's row at `now`.
-fn row(v: &VisibleJob<'_>, now: jiff::Timestamp) -> JobRow {
+/// The job's row at `now`, in the words of `w`.
+fn row(w: &Words, v: &VisibleJob<'_>, now: jiff::Timestamp) -> JobRow {
     let job = v.job;
     let next = if job.enabled { due::next_slot(job, now) } else { None };
     let mut addresses: Vec<String> = job.to.0.iter().chain(&job.cc.0).map(|m| crate::recipients::bare(m)).collect();
@@ -109,30 +99,32 @@ fn row(v: &VisibleJob<'_>, now: jiff::Timestamp) -> JobRow {
         job: job.name.0.clone(),
         tenants: v.tenants.clone(),
         enabled: job.enabled,
-        period: period_text(job.window()),
-        send: job.send.0.iter().map(rule_text).collect(),
+        period: w.report_period(job.window()),
+        send: job.send.0.iter().map(|r| rule_text(w, r)).collect(),
         time_zone: job.time_zone.0.clone(),
         language: job.language.code(),
         depth: job.depth.name(),
         recipients: addresses.len(),
         next_run_ms: next.map(|t| t.as_millisecond()),
-        next_run: next.map(|t| local(job, t)),
+        next_run: next.map(|t| local(w, job, t)),
     }
 }
 
-/// The jobs the viewer manages, as rows (the page and the API).
+/// The jobs the viewer manages, as rows in the viewer's words (the page; the API's viewer
+/// speaks English).
 pub(super) fn rows(viewer: &Viewer) -> Result<Vec<JobRow>, Refusal> {
     let now = jiff::Timestamp::now();
-    Ok(visible_jobs(viewer)?.iter().map(|v| row(v, now)).collect())
+    Ok(visible_jobs(viewer)?.iter().map(|v| row(viewer.words(), v, now)).collect())
 }
 
 fn jobs_table(viewer: &Viewer, rows: &[JobRow]) -> Markup {
+    let w = viewer.words();
     html! {
         div.scroll { table {
             thead { tr {
-                th scope="col" { "Job" } th scope="col" { "Tenants" } th scope="col" { "Period" } th scope="col" { "Sends" }
-                th scope="col" { "Language" } th scope="col" { "Depth" } th scope="col" { "Recipients" }
-                th scope="col" { "Next run (job's zone)" } th scope="col" { "Preview" } th scope="col" { "Send now" }
+                th scope="col" { (w.job) } th scope="col" { (w.tenants) } th scope="col" { (w.period) } th scope="col" { (w.sends) }
+                th scope="col" { (w.language) } th scope="col" { (w.depth) } th scope="col" { (w.recipients) }
+                th scope="col" { (w.next_run) } th scope="col" { (w.preview) } th scope="col" { (w.send_now) }
             } }
             tbody { @for r in rows { tr {
                 th scope="row" { (r.job) }
@@ -140,13 +132,13 @@ fn jobs_table(viewer: &Viewer, rows: &[JobRow]) -> Markup {
                 td { (r.period) }
                 td { (r.send.join("; ")) br; small { (r.time_zone) } }
                 td { (r.language) } td { (r.depth) } td.num { (r.recipients) }
-                td { @if let Some(next) = &r.next_run { (next) } @else { "disabled" } }
+                td { @if let Some(next) = &r.next_run { (next) } @else { (w.disabled) } }
                 td { @for t in &r.tenants {
-                    a href={ (BASE) "/jobs/" (r.job) "/preview?tenant=" (t) } aria-label={ "Preview of job " (r.job) " for " (t) } { "Preview " (t) } " "
+                    a href={ (BASE) "/jobs/" (r.job) "/preview?tenant=" (t) } aria-label=((w.preview_label)(&r.job, t)) { ((w.preview_of)(t)) } " "
                 } }
                 td { form method="post" action={ (BASE) "/jobs/" (r.job) "/send" } {
                     input type="hidden" name="csrf" value=(viewer.csrf);
-                    button type="submit" aria-label={ "Send job " (r.job) " now" } { "Send now" }
+                    button type="submit" aria-label=((w.send_now_label)(&r.job)) { (w.send_now) }
                 } }
             } } }
         } }
@@ -156,11 +148,12 @@ fn jobs_table(viewer: &Viewer, rows: &[JobRow]) -> Markup {
 /// `GET /console/jobs` (tenant managers, administrators).
 pub async fn page(viewer: Viewer) -> Page {
     let rows = rows(&viewer)?;
+    let w = viewer.words();
     let body = html! {
-        p { "The report jobs of the configuration, read-only. “Send now” renders the report of the period ending now and mails it to the job's confirmed recipients, as the scheduled run would; the schedule is not changed." }
-        @if rows.is_empty() { p { "No report job for your tenants." } } @else { (jobs_table(&viewer, &rows)) }
+        p { (w.jobs_intro) }
+        @if rows.is_empty() { p { (w.no_jobs) } } @else { (jobs_table(&viewer, &rows)) }
     };
-    Ok(pages::page(&viewer, "Jobs", body))
+    Ok(pages::page(&viewer, w.jobs, body))
 }
 
 /// `?tenant=` of the preview.
@@ -218,9 +211,9 @@ pub(super) async fn send_now(viewer: &Viewer, job: &str) -> Result<Vec<ArchiveRe
 }
 
 /// One sentence per report sent now.
-pub(super) fn sent_line(r: &ArchiveRecord) -> String {
+pub(super) fn sent_line(w: &Words, r: &ArchiveRecord) -> String {
     let error = r.last_error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
-    format!("Report {} of {} for {}: {}, to {} recipient(s){error}.", r.id, r.tenant, r.period_label, r.status.as_str(), r.recipients.len())
+    (w.sent_line)(r.id, &r.tenant, &r.period_label, w.archive_state(r.status), r.recipients.len(), &error)
 }
 
 /// `POST /console/jobs/{job}/send` (form `csrf`): [`send_now`]. The CSRF token is checked
@@ -228,10 +221,11 @@ pub(super) fn sent_line(r: &ArchiveRecord) -> String {
 pub async fn send(viewer: Viewer, Path(job): Path<String>, Form(f): Form<CsrfForm>) -> Page {
     viewer.check_csrf(&f.csrf)?;
     let done = send_now(&viewer, &job).await?;
+    let w = viewer.words();
     let body = html! {
-        @if done.is_empty() { p role="status" { "Nothing was sent: this run was finished already." } }
-        @else { ul role="status" { @for r in &done { li { (sent_line(r)) } } } }
-        p { a href={ (BASE) "/reports" } { "To the reports" } " · " a href={ (BASE) "/jobs" } { "Back to the jobs" } }
+        @if done.is_empty() { p role="status" { (w.nothing_sent) } }
+        @else { ul role="status" { @for r in &done { li { (sent_line(w, r)) } } } }
+        p { a href={ (BASE) "/reports" } { (w.to_reports) } " · " a href={ (BASE) "/jobs" } { (w.back_to_jobs) } }
     };
-    Ok(pages::page(&viewer, &format!("Job {job} sent"), body))
+    Ok(pages::page(&viewer, &(w.job_sent)(&job), body))
 }

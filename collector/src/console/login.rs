@@ -17,7 +17,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::session::{self, MAX_FAILURES, WINDOW_MS};
-use super::{BASE, Console, ConsoleError, SESSION_COOKIE, Viewer, client_of, cookie, credential, now_ms, pages};
+use super::words::{self, Words};
+use super::{BASE, Console, ConsoleError, Refusal, SESSION_COOKIE, Viewer, client_of, cookie, credential, now_ms, pages};
 use crate::http::HttpState;
 
 /// The login form's CSRF cookie.
@@ -36,14 +37,14 @@ pub fn set_cookie(console: &Console, name: &str, value: &str, max_age: Option<i6
 }
 
 /// `GET /console/login`: the form, with a fresh login CSRF cookie.
-pub async fn form(State(state): State<Arc<HttpState>>) -> Response {
-    let Some(console) = state.console.clone() else { return pages::not_found() };
-    login_page(&console, StatusCode::OK, None)
+pub async fn form(State(state): State<Arc<HttpState>>, headers: axum::http::HeaderMap) -> Response {
+    let Some(console) = state.console.clone() else { return Refusal::NotFound.into_response() };
+    login_page(&console, Words::get(words::page_lang(None, &headers)), StatusCode::OK, None)
 }
 
-fn login_page(console: &Console, status: StatusCode, message: Option<&str>) -> Response {
+fn login_page(console: &Console, w: &Words, status: StatusCode, message: Option<&str>) -> Response {
     let token = session::random_token();
-    let mut resp = (status, pages::login_page(&token, message)).into_response();
+    let mut resp = (status, pages::login_page(w, &token, message)).into_response();
     resp.headers_mut().append(header::SET_COOKIE, set_cookie(console, LOGIN_COOKIE, &token, Some(LOGIN_FORM_SECS)));
     resp
 }
@@ -74,17 +75,18 @@ pub async fn submit(
     headers: axum::http::HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
-    let Some(console) = state.console.clone() else { return pages::not_found() };
+    let Some(console) = state.console.clone() else { return Refusal::NotFound.into_response() };
+    let w = Words::get(words::page_lang(None, &headers));
     if !cookie(&headers, LOGIN_COOKIE).is_some_and(|c| session::same(c, &f.csrf)) {
         tracing::warn!(client = %client, "console login refused: login form token missing or wrong");
-        return login_page(&console, StatusCode::FORBIDDEN, Some("The login form had expired. Please try again."));
+        return login_page(&console, w, StatusCode::FORBIDDEN, Some(w.login_expired));
     }
     let keys = limiter_keys(client, &f.user);
     let now = now_ms();
     if console.limiter.blocked(&keys, now) {
         tracing::warn!(client = %client, user = %esc(&f.user), "console login refused: too many failures");
-        let msg = format!("Too many failed logins ({MAX_FAILURES} within {} minutes). Try again later.", WINDOW_MS / 60_000);
-        return login_page(&console, StatusCode::TOO_MANY_REQUESTS, Some(&msg));
+        let msg = (w.login_blocked)(MAX_FAILURES, WINDOW_MS / 60_000);
+        return login_page(&console, w, StatusCode::TOO_MANY_REQUESTS, Some(&msg));
     }
     let (console2, user, password) = (console.clone(), f.user.clone(), f.password);
     // argon2 takes tens of milliseconds of CPU: off the async workers.
@@ -104,7 +106,7 @@ pub async fn submit(
         Ok(None) => {
             console.limiter.failed(&keys, now);
             tracing::warn!(client = %client, user = %esc(&f.user), "console login failed: unknown user or wrong password");
-            login_page(&console, StatusCode::UNAUTHORIZED, Some("Unknown user or wrong password."))
+            login_page(&console, w, StatusCode::UNAUTHORIZED, Some(w.login_failed))
         }
         Err(e) => ConsoleError::from(e).into_response(),
     }

@@ -24,6 +24,7 @@
 //! - [`recipients`]: recipients of the jobs with opt-in state and consent log; invite, remove.
 //! - [`enrollment`]: one-time enrollment tokens and revocation (administrators).
 //! - [`passwd`]: `ampel-collector user passwd NAME`.
+//! - [`words`]: every word of the pages, in English and German; the page's language.
 //! - [`tokens`]: per-user API tokens (`user token`, `user tokens`, `user revoke-token`).
 //! - [`api`]: the JSON API under `/api/v1`, authenticated by those tokens, and its OpenAPI
 //!   description; it answers from the same functions as the pages, through the same
@@ -43,6 +44,7 @@ pub mod recipients;
 pub mod session;
 pub mod tokens;
 pub mod users;
+pub mod words;
 
 #[cfg(test)]
 mod tests;
@@ -51,7 +53,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
 
 use axum::Router;
-use axum::extract::{ConnectInfo, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -59,10 +61,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::config::Config;
 use crate::http::HttpState;
+use crate::report::Lang;
 use crate::store::Store;
 use audit::{AuditEvent, AuditLog};
 use session::{LoginLimiter, Sessions};
 use users::{Role, UserConfig};
+use words::Words;
 
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "ampel_session";
@@ -205,29 +209,75 @@ impl From<crate::schedule::runner::ScheduleError> for Refusal {
     }
 }
 
+impl Refusal {
+    /// The status the refusal is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Refusal::NotFound => StatusCode::NOT_FOUND,
+            Refusal::StaleForm | Refusal::UnknownProxyUser => StatusCode::FORBIDDEN,
+            Refusal::BadPeriod(_) => StatusCode::BAD_REQUEST,
+            Refusal::NoResender => StatusCode::CONFLICT,
+            Refusal::Declined { status, .. } => *status,
+            Refusal::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Why, in words of the page's language. A declined request's cause is said as its
+    /// error says it (in English), after the page's lead-in.
+    pub fn reason(&self, w: &Words) -> String {
+        match self {
+            Refusal::NotFound => w.not_found.into(),
+            Refusal::StaleForm => w.stale_form.into(),
+            Refusal::BadPeriod(why) => why.say(w),
+            Refusal::UnknownProxyUser => w.unknown_proxy_user.into(),
+            Refusal::NoResender => w.no_resender.into(),
+            Refusal::Declined { reason, .. } => format!("{} {}", w.declined, crate::schedule::runner::error_chain(reason.as_ref())),
+            Refusal::Failed(_) => w.server_failed.into(),
+        }
+    }
+}
+
+/// A refusal on its way to the page that says it: the response of a handler carries it as an
+/// extension, and [`error_pages`] renders it in the page's language, with the navigation when
+/// the request has a user.
+#[derive(Clone)]
+pub(crate) struct Refused(Arc<Refusal>);
+
+/// The status of the refusal and the refusal, for [`error_pages`]; a server failure is logged
+/// with its cause here.
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        match self {
-            Refusal::NotFound => pages::not_found(),
-            Refusal::StaleForm => {
-                pages::error_page(StatusCode::FORBIDDEN, "This form has expired. Go back, reload the page and try again.")
-            }
-            Refusal::BadPeriod(why) => pages::error_page(StatusCode::BAD_REQUEST, &why.to_string()),
-            Refusal::UnknownProxyUser => {
-                pages::error_page(StatusCode::FORBIDDEN, "You are not a user of this console; ask its administrator.")
-            }
-            Refusal::NoResender => pages::error_page(StatusCode::CONFLICT, "Resending needs report jobs ([[jobs]]) in the configuration."),
-            Refusal::Declined { status, reason } => pages::error_page(status, &crate::schedule::runner::error_chain(reason.as_ref())),
-            Refusal::Failed(e) => e.into_response(),
+        if let Refusal::Failed(e) = &self {
+            tracing::error!(error = %e, "console request failed");
         }
+        let mut resp = self.status().into_response();
+        resp.extensions_mut().insert(Refused(Arc::new(self)));
+        resp
     }
 }
 
 impl IntoResponse for ConsoleError {
     fn into_response(self) -> Response {
-        tracing::error!(error = %self, "console request failed");
-        pages::error_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on the server; the log says what.")
+        Refusal::from(self).into_response()
     }
+}
+
+/// Renders every refusal of a console page as a full page with the refusal's status: in the
+/// page's language, with the navigation and a link to the fleet for a request with a user,
+/// else a link to the login, and the reason. Other responses pass as they are.
+async fn error_pages(State(state): State<Arc<HttpState>>, req: Request, next: Next) -> Response {
+    let headers = req.headers().clone();
+    let client = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let mut resp = next.run(req).await;
+    let Some(Refused(refusal)) = resp.extensions_mut().remove::<Refused>() else { return resp };
+    let viewer = match (&state.console, client, refusal.as_ref()) {
+        // The proxy's unknown user was looked up (and logged) already.
+        (_, _, Refusal::UnknownProxyUser) => None,
+        (Some(console), Some(client), _) => console.viewer(&headers, client).ok(),
+        _ => None,
+    };
+    let lang = viewer.as_ref().map_or_else(|| words::page_lang(None, &headers), |v| v.lang);
+    pages::error_page(viewer.as_ref(), Words::get(lang), refusal.status(), &refusal.reason(Words::get(lang)))
 }
 
 impl Console {
@@ -362,9 +412,16 @@ pub struct Viewer {
     pub client: IpAddr,
     /// The console.
     pub console: Arc<Console>,
+    /// The language of the viewer's pages ([`words::page_lang`]).
+    pub lang: Lang,
 }
 
 impl Viewer {
+    /// The words of the viewer's pages.
+    pub fn words(&self) -> &'static Words {
+        Words::get(self.lang)
+    }
+
     /// Whether the viewer may see `tenant`.
     pub fn sees(&self, tenant: &str) -> bool {
         self.user.sees(tenant)
@@ -412,29 +469,53 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
+/// Why a request has no [`Viewer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoViewer {
+    /// No session, or one that ended: to the login page.
+    Login,
+    /// The reverse proxy vouched for a user who is not in `[[users]]`.
+    UnknownProxyUser,
+}
+
+impl Console {
+    /// The user of a request from `client` with `headers`: the trusted proxy's user, else the
+    /// session's (which this touches), as the current `[[users]]` has them.
+    pub fn viewer(self: &Arc<Self>, headers: &HeaderMap, client: IpAddr) -> Result<Viewer, NoViewer> {
+        let viewer = |user: UserConfig, csrf: String, token: String| {
+            let lang = words::page_lang(Some(&user), headers);
+            Viewer { user, csrf, token, client, console: self.clone(), lang }
+        };
+        if let Some(name) = self.proxy_user(headers, client) {
+            let Some(user) = self.users().iter().find(|u| u.name.as_str() == name).cloned() else {
+                tracing::warn!(client = %client, user = %ampel_protocol::logsafe::esc(name), "console request refused: the proxy's user is not in [[users]]");
+                return Err(NoViewer::UnknownProxyUser);
+            };
+            let csrf = self.proxy_csrf(name);
+            return Ok(viewer(user, csrf, String::new()));
+        }
+        let Some(token) = cookie(headers, SESSION_COOKIE).map(str::to_owned) else { return Err(NoViewer::Login) };
+        let Some(session) = self.sessions.touch(&token, now_ms()) else { return Err(NoViewer::Login) };
+        let users = self.users();
+        let Some(user) = users.iter().find(|u| u.name.as_str() == session.user && credential(u) == session.credential) else {
+            self.sessions.remove(&token);
+            return Err(NoViewer::Login);
+        };
+        Ok(viewer(user.clone(), session.csrf, token))
+    }
+}
+
 impl FromRequestParts<Arc<HttpState>> for Viewer {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<HttpState>) -> Result<Self, Response> {
-        let Some(console) = state.console.clone() else { return Err(pages::not_found()) };
+        let Some(console) = state.console.clone() else { return Err(Refusal::NotFound.into_response()) };
         let client = client_of(parts).map_err(IntoResponse::into_response)?;
-        if let Some(name) = console.proxy_user(&parts.headers, client) {
-            let Some(user) = console.users().iter().find(|u| u.name.as_str() == name).cloned() else {
-                tracing::warn!(client = %client, user = %ampel_protocol::logsafe::esc(name), "console request refused: the proxy's user is not in [[users]]");
-                return Err(Refusal::UnknownProxyUser.into_response());
-            };
-            let csrf = console.proxy_csrf(name);
-            return Ok(Viewer { user, csrf, token: String::new(), client, console: console.clone() });
+        match console.viewer(&parts.headers, client) {
+            Ok(viewer) => Ok(viewer),
+            Err(NoViewer::Login) => Err(Redirect::to(&format!("{BASE}/login")).into_response()),
+            Err(NoViewer::UnknownProxyUser) => Err(Refusal::UnknownProxyUser.into_response()),
         }
-        let to_login = || Redirect::to(&format!("{BASE}/login")).into_response();
-        let Some(token) = cookie(&parts.headers, SESSION_COOKIE).map(str::to_owned) else { return Err(to_login()) };
-        let Some(session) = console.sessions.touch(&token, now_ms()) else { return Err(to_login()) };
-        let users = console.users();
-        let Some(user) = users.iter().find(|u| u.name.as_str() == session.user && credential(u) == session.credential) else {
-            console.sessions.remove(&token);
-            return Err(to_login());
-        };
-        Ok(Viewer { user: user.clone(), csrf: session.csrf, token, client, console: console.clone() })
     }
 }
 
@@ -454,8 +535,8 @@ async fn security_headers(req: Request, next: Next) -> Response {
     resp
 }
 
-/// The console's routes, to be merged into the listener's router.
-pub fn routes() -> Router<Arc<HttpState>> {
+/// The console's routes, to be merged into the listener's router of `state`.
+pub fn routes(state: &Arc<HttpState>) -> Router<Arc<HttpState>> {
     use axum::routing::{get, post};
     Router::new()
         .route("/console", get(fleet::fleet))
@@ -478,6 +559,8 @@ pub fn routes() -> Router<Arc<HttpState>> {
         .route("/console/enrollment", get(enrollment::page))
         .route("/console/enrollment/token", post(enrollment::token))
         .route("/console/enrollment/revoke", post(enrollment::revoke))
+        .route("/console/{*rest}", axum::routing::any(pages::unknown))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), error_pages))
         .merge(api::routes())
         .layer(axum::middleware::from_fn(security_headers))
 }

@@ -15,6 +15,7 @@ use super::audit::AuditEvent;
 use super::chart::{self, Chart, Line, Unit};
 use super::history;
 use super::login::CsrfForm;
+use super::words::Words;
 use super::{BASE, Console, ConsoleError, Refusal, Viewer, now_ms};
 use crate::assess::suppress::FalsePositives;
 use crate::assess::{self, Period};
@@ -38,27 +39,25 @@ pub(super) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Co
 }
 
 /// The one place the console takes a finding's texts from: (evidence, recommendation), in
-/// English (the console's language) with times in `tz`.
-pub(super) fn finding_text(f: &Finding, tz: &jiff::tz::TimeZone) -> (String, String) {
-    (catalogue::evidence(f, Lang::En, tz), catalogue::recommendation(f, Lang::En))
+/// `lang` with times in `tz`.
+pub(super) fn finding_text(f: &Finding, lang: Lang, tz: &jiff::tz::TimeZone) -> (String, String) {
+    (catalogue::evidence(f, lang, tz), catalogue::recommendation(f, lang))
 }
 
-/// The same page for "does not exist" and "not yours".
-pub fn not_found() -> Response {
-    let body = html! { p { "There is nothing here, or nothing you may see." } p { a href={ (BASE) "/" } { "To the fleet" } } };
-    (StatusCode::NOT_FOUND, Html(document("Not found", None, body).into_string())).into_response()
+/// The page of a refusal with `status` saying `reason`, in the words of `w`: with the
+/// navigation and a link to the fleet for a logged-in `viewer`, else with a link to the login.
+pub fn error_page(viewer: Option<&Viewer>, w: &'static Words, status: StatusCode, reason: &str) -> Response {
+    let body = html! {
+        p.alert role="alert" { (reason) }
+        p { @if viewer.is_some() { a href={ (BASE) "/" } { (w.to_fleet) } } @else { a href={ (BASE) "/login" } { (w.to_login) } } }
+    };
+    (status, Html(document(w, w.status_title(status), viewer, body).into_string())).into_response()
 }
 
-/// A bare page with a status and one sentence.
-pub fn error_page(status: StatusCode, text: &str) -> Response {
-    let title = status.canonical_reason().unwrap_or("Error");
-    (status, Html(document(title, None, html! { p { (text) } }).into_string())).into_response()
-}
-
-fn document(title: &str, viewer: Option<&Viewer>, body: Markup) -> Markup {
+fn document(w: &Words, title: &str, viewer: Option<&Viewer>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
-        html lang="en" {
+        html lang=(w.lang.code()) {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
@@ -74,47 +73,55 @@ fn document(title: &str, viewer: Option<&Viewer>, body: Markup) -> Markup {
 }
 
 fn nav(v: &Viewer) -> Markup {
+    let w = v.words();
     html! {
-        nav aria-label="Console" {
+        nav aria-label=(w.nav_label) {
             a.brand href={ (BASE) "/" } { "Ampel" }
-            a href={ (BASE) "/" } { "Fleet" }
+            a href={ (BASE) "/" } { (w.fleet) }
             @if v.role().sees_reports() {
-                a href={ (BASE) "/reports" } { "Reports" }
-                a href={ (BASE) "/jobs" } { "Jobs" }
-                a href={ (BASE) "/recipients" } { "Recipients" }
+                a href={ (BASE) "/reports" } { (w.reports) }
+                a href={ (BASE) "/jobs" } { (w.jobs) }
+                a href={ (BASE) "/recipients" } { (w.recipients) }
             }
             @if v.role() == super::users::Role::Administrator {
-                a href={ (BASE) "/enrollment" } { "Enrollment" }
-                a href={ (BASE) "/audit" } { "Audit log" }
+                a href={ (BASE) "/enrollment" } { (w.enrollment) }
+                a href={ (BASE) "/audit" } { (w.audit_log) }
             }
-            span.who { (v.user.name.as_str()) " (" (v.role().as_str()) ")" }
+            span.who { (v.user.name.as_str()) " (" (w.role(v.role())) ")" }
             form method="post" action={ (BASE) "/logout" } {
                 input type="hidden" name="csrf" value=(v.csrf);
-                button type="submit" { "Log out" }
+                button type="submit" { (w.log_out) }
             }
         }
     }
 }
 
-/// A page of the console for `viewer`, with the navigation.
+/// A page of the console for `viewer`, with the navigation, in the viewer's language.
 pub(super) fn page(viewer: &Viewer, title: &str, body: Markup) -> Response {
-    Html(document(title, Some(viewer), body).into_string()).into_response()
+    Html(document(viewer.words(), title, Some(viewer), body).into_string()).into_response()
 }
 
-/// The login page; `csrf` goes into the hidden field (and the cookie, see `login`).
-pub fn login_page(csrf: &str, message: Option<&str>) -> Html<String> {
+/// The login page in the words of `w`; `csrf` goes into the hidden field (and the cookie, see
+/// `login`).
+pub fn login_page(w: &Words, csrf: &str, message: Option<&str>) -> Html<String> {
     let body = html! {
         @if let Some(m) = message { p.alert role="alert" { (m) } }
         form.login method="post" action={ (BASE) "/login" } {
             input type="hidden" name="csrf" value=(csrf);
-            label for="user" { "User name" }
+            label for="user" { (w.user_name) }
             input #user name="user" type="text" autocomplete="username" required autofocus;
-            label for="password" { "Password" }
+            label for="password" { (w.password) }
             input #password name="password" type="password" autocomplete="current-password" required;
-            button type="submit" { "Log in" }
+            button type="submit" { (w.log_in) }
         }
     };
-    Html(document("Log in", None, body).into_string())
+    Html(document(w, w.log_in, None, body).into_string())
+}
+
+/// Any other path under `/console`: the login for a request without a user, else the 404
+/// page with the navigation.
+pub async fn unknown(_viewer: Viewer) -> Refusal {
+    Refusal::NotFound
 }
 
 /// `GET /console/style.css`.
@@ -126,15 +133,16 @@ pub async fn stylesheet() -> Response {
     (headers, STYLE).into_response()
 }
 
-pub(super) fn light(l: Light) -> Markup {
-    html! { span class={ "light " (l.as_str()) } { (l.as_str()) } }
+/// A light as a coloured label with its name in the viewer's language.
+pub(super) fn light(v: &Viewer, l: Light) -> Markup {
+    html! { span class={ "light " (l.as_str()) } { (v.words().light_name(l)) } }
 }
 
-/// `ms` as a local time in the console's zone, or "never".
-pub(super) fn when(console: &Console, ms: Option<i64>) -> String {
-    match ms.and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok()) {
-        Some(t) => t.to_zoned(console.zone.clone()).strftime("%Y-%m-%d %H:%M").to_string(),
-        None => "never".into(),
+/// `ms` as a local time in the console's zone, as the viewer's language writes it, or "never".
+pub(super) fn when(v: &Viewer, ms: Option<i64>) -> String {
+    match ms {
+        Some(ms) => catalogue::time(ms, v.lang, &v.console.zone),
+        None => v.words().never.into(),
     }
 }
 
@@ -148,8 +156,9 @@ pub struct PeriodQuery {
     pub(super) to: Option<String>,
 }
 
-/// The periods pages offer: the last 24 hours, and the last complete day, week and month.
-const PERIODS: [(&str, &str); 4] = [("last-24h", "Last 24 hours"), ("day", "Yesterday"), ("week", "Last week"), ("month", "Last month")];
+/// The periods pages offer: the last 24 hours, and the last complete day, week and month;
+/// their names are [`Words::periods`], in this order.
+const PERIODS: [&str; 4] = ["last-24h", "day", "week", "month"];
 
 /// The longest custom period a page shows: the page runs the rules over the period and the one
 /// before it, and counts its days one by one (see [`Period::days`]).
@@ -157,20 +166,17 @@ const MAX_CUSTOM_DAYS: i64 = 400;
 
 const DAY_MS: i64 = 86_400_000;
 
-/// Why the period asked for is not shown: a 400 with this sentence.
-#[derive(Debug, thiserror::Error)]
+/// Why the period asked for is not shown: a 400 with the sentence [`BadPeriod::say`] gives
+/// (in English, its `Display`, for the API and the log).
+#[derive(Debug)]
 pub enum BadPeriod {
     /// Not one of the offered names nor a range of dates.
-    #[error("There is no period {0:?}: choose one of the links on the page, or a first and a last day.")]
     Unknown(String),
     /// The form was sent with one date only.
-    #[error("A custom period needs both a first and a last day.")]
     Incomplete,
     /// A date that does not parse.
-    #[error("{0:?} is not a date; write it as YYYY-MM-DD, e.g. 2026-03-01.")]
     NotADate(String),
     /// The last day lies before the first.
-    #[error("The period ends on {to}, before it starts on {from}: swap the two dates.")]
     Reversed {
         /// The first day asked for.
         from: jiff::civil::Date,
@@ -178,7 +184,6 @@ pub enum BadPeriod {
         to: jiff::civil::Date,
     },
     /// Longer than the store keeps the figures the page shows, or than a page may cover.
-    #[error("The period spans {days} days; a page covers at most {max} days (what the store keeps of the charts' figures).")]
     TooLong {
         /// Days asked for.
         days: i64,
@@ -186,8 +191,36 @@ pub enum BadPeriod {
         max: i64,
     },
     /// The dates cannot be placed in the time zone (out of jiff's range).
-    #[error("The period cannot be computed: {0}")]
-    Uncomputable(#[source] crate::assess::PeriodError),
+    Uncomputable(crate::assess::PeriodError),
+}
+
+impl BadPeriod {
+    /// The sentence saying why, in the words of `w`.
+    pub fn say(&self, w: &Words) -> String {
+        match self {
+            BadPeriod::Unknown(p) => (w.period_unknown)(p),
+            BadPeriod::Incomplete => w.period_incomplete.into(),
+            BadPeriod::NotADate(s) => (w.period_not_a_date)(s),
+            BadPeriod::Reversed { from, to } => (w.period_reversed)(&catalogue::day(*from, w.lang), &catalogue::day(*to, w.lang)),
+            BadPeriod::TooLong { days, max } => (w.period_too_long)(*days, *max),
+            BadPeriod::Uncomputable(e) => (w.period_uncomputable)(&e.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for BadPeriod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.say(Words::get(Lang::En)))
+    }
+}
+
+impl std::error::Error for BadPeriod {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BadPeriod::Uncomputable(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// Which period a page shows: one of [`PERIODS`] or a custom range of days.
@@ -231,7 +264,7 @@ pub(super) fn choice_of(q: &PeriodQuery) -> Result<Choice, BadPeriod> {
         _ => return Err(BadPeriod::Incomplete),
     }
     let asked = q.period.as_deref().unwrap_or("last-24h");
-    if let Some((name, _)) = PERIODS.iter().find(|(p, _)| *p == asked) {
+    if let Some(name) = PERIODS.iter().find(|p| **p == asked) {
         return Ok(Choice::Named(name));
     }
     match asked.split_once("..") {
@@ -267,8 +300,8 @@ pub(super) fn period_of(console: &Console, q: &PeriodQuery) -> Result<(Period, C
 }
 
 /// The day/week/month links and the custom-period form (two dates, no script), the form
-/// filled with the dates of the period shown.
-fn period_links(path: &str, choice: &Choice, period: &Period) -> Markup {
+/// filled with the dates of the period shown, in the words of `w`.
+fn period_links(w: &Words, path: &str, choice: &Choice, period: &Period) -> Markup {
     let day = |ms: i64| period.local(ms).map(|z| z.date().to_string()).unwrap_or_default();
     let (from, to) = match choice {
         Choice::Custom(a, b) => (a.to_string(), b.to_string()),
@@ -276,15 +309,15 @@ fn period_links(path: &str, choice: &Choice, period: &Period) -> Markup {
     };
     html! {
         div.periods {
-            nav aria-label="Period" {
-                @for (p, name) in PERIODS {
+            nav aria-label=(w.period_nav) {
+                @for (p, name) in PERIODS.into_iter().zip(w.periods) {
                     @if *choice == Choice::Named(p) { strong aria-current="page" { (name) } } @else { a href={ (path) "?period=" (p) } { (name) } }
                 }
             }
-            form.custom method="get" action=(path) aria-label="Custom period" {
-                span { label for="from" { "From" } " " input #from name="from" type="date" required value=(from); }
-                span { label for="to" { "to" } " " input #to name="to" type="date" required value=(to); }
-                button type="submit" { "Show" }
+            form.custom method="get" action=(path) aria-label=(w.custom_period) {
+                span { label for="from" { (w.from) } " " input #from name="from" type="date" required value=(from); }
+                span { label for="to" { (w.to) } " " input #to name="to" type="date" required value=(to); }
+                button type="submit" { (w.show) }
             }
         }
     }
@@ -309,22 +342,24 @@ pub(super) async fn tenant_data(
     .await
 }
 
-fn findings_table(console: &Console, findings: &[Finding], tz: &jiff::tz::TimeZone) -> Markup {
+/// The findings with their texts in the viewer's language, times in `tz`.
+fn findings_table(v: &Viewer, findings: &[Finding], tz: &jiff::tz::TimeZone) -> Markup {
+    let w = v.words();
     html! {
-        @if findings.is_empty() { p { "No findings: everything judged is green." } } @else {
+        @if findings.is_empty() { p { (w.no_findings) } } @else {
             div.scroll { table {
                 thead { tr {
-                    th scope="col" { "Light" } th scope="col" { "Device" } th scope="col" { "Evidence" }
-                    th scope="col" { "Recommendation" } th scope="col" { "Change" }
+                    th scope="col" { (w.light) } th scope="col" { (w.device) } th scope="col" { (w.evidence) }
+                    th scope="col" { (w.recommendation) } th scope="col" { (w.change) }
                 } }
                 tbody { @for f in findings {
-                    @let (evidence, recommendation) = finding_text(f, tz);
+                    @let (evidence, recommendation) = finding_text(f, v.lang, tz);
                     tr {
-                        td { (light(f.level)) }
-                        td { @if let Some(d) = &f.device { a href={ (BASE) "/devices/" (d) } { (d) } } @else { "tenant" } }
-                        td { (evidence) @let [s, e] = f.window_ms; br; small { (when(console, Some(s))) " – " (when(console, Some(e))) } }
+                        td { (light(v, f.level)) }
+                        td { @if let Some(d) = &f.device { a href={ (BASE) "/devices/" (d) } { (d) } } @else { (w.tenant_wide) } }
+                        td { (evidence) @let [s, e] = f.window_ms; br; small { (when(v, Some(s))) " – " (when(v, Some(e))) } }
                         td { (recommendation) }
-                        td { (f.change.map_or("", |c| c.as_str())) }
+                        td { (f.change.map_or("", |c| w.change_name(c))) }
                     }
                 } }
             } }
@@ -333,80 +368,80 @@ fn findings_table(console: &Console, findings: &[Finding], tz: &jiff::tz::TimeZo
 }
 
 /// The findings of the previous period that are gone now.
-fn fixed_list(changes: &[crate::risk::FindingChange]) -> Markup {
+fn fixed_list(w: &Words, changes: &[crate::risk::FindingChange]) -> Markup {
     let fixed: Vec<&crate::risk::FindingChange> = changes.iter().filter(|c| c.change == crate::risk::Change::Fixed).collect();
     html! {
         @if !fixed.is_empty() {
-            h2 { "Fixed since the previous period" }
+            h2 { (w.fixed_since) }
             ul { @for c in fixed {
-                li { (c.rule) @if let Some(d) = &c.device { " on " (d) } @if let Some(s) = &c.subject { " (" (s) ")" }
-                     @if let Some(l) = c.previous { ", was " (l.as_str()) } }
+                li { (c.rule) @if let Some(d) = &c.device { ((w.on_device)(d)) } @if let Some(s) = &c.subject { " (" (s) ")" }
+                     @if let Some(l) = c.previous { ((w.was)(w.light_name(l))) } }
             } }
         }
     }
 }
 
 /// Share of the period covered by samples, with the number of gaps.
-fn coverage(d: &DeviceReport) -> String {
+fn coverage(w: &Words, d: &DeviceReport) -> String {
     match d.coverage {
-        Some(share) => format!("{:.0} % ({} gaps)", share * 100.0, d.gaps.len()),
-        None => "not judged".into(),
+        Some(share) => (w.coverage_value)(&w.strings().num(share * 100.0, 0), d.gaps.len()),
+        None => w.not_judged.into(),
     }
 }
 
-fn licensed(d: &DeviceReport) -> &'static str {
+fn licensed(w: &Words, d: &DeviceReport) -> &'static str {
     match &d.license {
-        Some(l) if l.licensed => "yes",
-        Some(_) => "no",
-        None => "unknown",
+        Some(l) if l.licensed => w.yes,
+        Some(_) => w.no,
+        None => w.unknown,
     }
 }
 
-fn expiry(console: &Console, d: &DeviceReport) -> String {
+fn expiry(v: &Viewer, d: &DeviceReport) -> String {
     match &d.license {
-        Some(l) if l.expires.is_some() => when(console, l.expires),
-        Some(_) => "no expiry".into(),
-        None => "unknown".into(),
+        Some(l) if l.expires.is_some() => when(v, l.expires),
+        Some(_) => v.words().no_expiry.into(),
+        None => v.words().unknown.into(),
     }
 }
 
 /// `GET /console/tenants/{tenant}?period=`.
 pub async fn tenant(viewer: Viewer, Path(tenant): Path<String>, Query(q): Query<PeriodQuery>) -> Page {
     let (period, choice) = period_of(&viewer.console, &q)?;
-    let name = period.name(Lang::En);
-    let links = period_links(&format!("{BASE}/tenants/{tenant}"), &choice, &period);
-    let Some(data) = tenant_data(&viewer, tenant.clone(), period).await? else { return Err(Refusal::NotFound) };
-    let c = &viewer.console;
+    let (v, w) = (&viewer, viewer.words());
+    let name = period.name(v.lang);
+    let links = period_links(w, &format!("{BASE}/tenants/{tenant}"), &choice, &period);
+    let Some(data) = tenant_data(v, tenant.clone(), period).await? else { return Err(Refusal::NotFound) };
     let body = html! {
         (links)
-        p { "Tenant light " (light(data.light)) ", score " (data.score) ", " (when(c, Some(data.period_start_ms))) " – " (when(c, Some(data.period_end_ms))) " (" (data.time_zone) ")." }
-        h2 { "Services" }
-        ul.services { @for s in &data.services { li { (s.service) " " (light(s.light)) } } }
-        h2 { "Devices" }
+        p { (w.tenant_light) " " (light(v, data.light)) ", " (w.score_word) " " (data.score) ", " (when(v, Some(data.period_start_ms))) " – " (when(v, Some(data.period_end_ms))) " (" (data.time_zone) ")." }
+        h2 { (w.services) }
+        ul.services { @for s in &data.services { li { (w.strings().service(s.service)) " " (light(v, s.light)) } } }
+        h2 { (w.devices) }
         div.scroll { table {
             thead { tr {
-                th scope="col" { "Device" } th scope="col" { "Light" } th scope="col" { "Model" } th scope="col" { "Licensed" }
-                th scope="col" { "Licence expiry" } th scope="col" { "Agent" } th scope="col" { "Last seen" } th scope="col" { "Coverage" }
+                th scope="col" { (w.device) } th scope="col" { (w.light) } th scope="col" { (w.model) } th scope="col" { (w.licensed) }
+                th scope="col" { (w.licence_expiry) } th scope="col" { (w.agent) } th scope="col" { (w.last_seen) } th scope="col" { (w.coverage) }
             } }
             tbody { @for d in &data.devices {
                 tr {
                     th scope="row" { a href={ (BASE) "/devices/" (d.device) } { (d.device) } }
-                    td { (light(d.light)) } td { (known(model_of(d))) } td { (licensed(d)) }
-                    td { (expiry(c, d)) }
-                    td { (known(&d.agent_version)) } td { (when(c, d.last_seen_ms)) } td { (coverage(d)) }
+                    td { (light(v, d.light)) } td { (known(w, model_of(d))) } td { (licensed(w, d)) }
+                    td { (expiry(v, d)) }
+                    td { (known(w, &d.agent_version)) } td { (when(v, d.last_seen_ms)) } td { (coverage(w, d)) }
                 }
             } }
         } }
-        h2 { "Findings" }
-        (findings_table(c, &data.findings, &data.zone()))
-        (fixed_list(&data.changes))
+        h2 { (w.findings) }
+        (findings_table(v, &data.findings, &data.zone()))
+        (fixed_list(w, &data.changes))
     };
-    Ok(page(&viewer, &format!("Tenant {tenant} \u{b7} {name}"), body))
+    Ok(page(v, &(w.tenant_title)(&tenant, &name), body))
 }
 
 /// An inventory field, or "unknown" while the device has sent none.
-fn known(s: &str) -> &str {
-    if s.is_empty() { "unknown" } else { s }
+fn known<'a>(w: &Words, s: &'a str) -> &'a str {
+    if s.is_empty() { w.unknown } else { s }
 }
 
 /// The model the licence names, else the inventory's.
@@ -454,43 +489,45 @@ fn bits(points: &[(i64, f64)]) -> Vec<(i64, f64)> {
 
 /// The device's charts: CPU and memory (from the report data), disks and traffic per
 /// interface, all through [`chart::chart`].
-fn device_charts(console: &Console, d: &DeviceReport, charts: &assess::DeviceCharts, range: (i64, i64)) -> Markup {
-    let (start_ms, end_ms) = range;
+fn device_charts(v: &Viewer, d: &DeviceReport, charts: &assess::DeviceCharts, range: (i64, i64)) -> Markup {
+    let (start_ms, end_ms, w) = (range.0, range.1, v.words());
+    let [cpu, memory, received, sent] = w.lines;
     let chart_of = |title: &str, unit: Unit, lines: Vec<Line<'_>>| {
-        chart::chart(&Chart { title, unit, start_ms, end_ms, step_ms: charts.step_ms, lines, zone: &console.zone })
+        chart::chart(&Chart { title, unit, start_ms, end_ms, step_ms: charts.step_ms, lines, zone: &v.console.zone, words: w })
     };
     let disks: Vec<Line<'_>> = charts.disks.iter().map(|(mount, points, stat)| Line { name: mount, points, stat: *stat }).collect();
     let traffic: Vec<(&str, assess::ChartLine, assess::ChartLine)> =
         charts.traffic.iter().map(|(i, rx, tx)| (i.as_str(), bits(rx), bits(tx))).collect();
     html! {
-        h2 { "Performance" }
-        (chart_of("CPU usage", Unit::Percent, vec![Line { name: "CPU", points: &d.cpu, stat: d.cpu_stat }]))
-        (chart_of("Memory usage", Unit::Percent, vec![Line { name: "memory", points: &d.memory, stat: d.memory_stat }]))
-        (chart_of("Disk usage per mount", Unit::Percent, disks))
-        h2 { "Traffic" }
-        @if traffic.is_empty() { p { "No interface traffic was reported in this period." } }
+        h2 { (w.performance) }
+        (chart_of(w.cpu_usage, Unit::Percent, vec![Line { name: cpu, points: &d.cpu, stat: d.cpu_stat }]))
+        (chart_of(w.memory_usage, Unit::Percent, vec![Line { name: memory, points: &d.memory, stat: d.memory_stat }]))
+        (chart_of(w.disk_usage, Unit::Percent, disks))
+        h2 { (w.traffic) }
+        @if traffic.is_empty() { p { (w.no_traffic) } }
         @for (interface, rx, tx) in &traffic {
-            @let title = if interface.is_empty() { "Traffic".to_owned() } else { format!("Traffic on {interface}") };
+            @let title = if interface.is_empty() { w.traffic.to_owned() } else { (w.traffic_on)(interface) };
             (chart_of(&title, Unit::BitsPerSecond, vec![
-                Line { name: "received", points: rx, stat: None },
-                Line { name: "sent", points: tx, stat: None },
+                Line { name: received, points: rx, stat: None },
+                Line { name: sent, points: tx, stat: None },
             ]))
         }
     }
 }
 
 /// One list of "what changed when".
-fn changes_list(console: &Console, changes: &[history::Changed]) -> Markup {
+fn changes_list(v: &Viewer, changes: &[history::Changed]) -> Markup {
+    let w = v.words();
     html! {
         ul.changes { @for c in changes.iter().rev() {
             li {
-                time { (when(console, Some(c.at_ms))) } ": "
-                @if c.fields.iter().all(|f| f.before.is_none()) { "first report: " }
+                time { (when(v, Some(c.at_ms))) } ": "
+                @if c.fields.iter().all(|f| f.before.is_none()) { (w.first_report) }
                 @for (i, f) in c.fields.iter().enumerate() {
                     @if i > 0 { "; " }
                     (f.field) " "
                     @match &f.before {
-                        Some(b) => { (known(b)) " \u{2192} " (known(&f.after)) }
+                        Some(b) => { (known(w, b)) " \u{2192} " (known(w, &f.after)) }
                         None => { (f.after) }
                     }
                 }
@@ -501,53 +538,52 @@ fn changes_list(console: &Console, changes: &[history::Changed]) -> Markup {
 
 /// The licence and inventory history of the period, newest first: only reports that changed
 /// something, and what the store no longer keeps said plainly.
-fn history_section(console: &Console, h: &DeviceHistory, period: &Period) -> Markup {
-    let time = |ms: i64| when(console, Some(ms));
-    let licences = history::license_changes(&h.licenses, period.start_ms, &time);
-    let inventory = history::inventory_changes(&h.inventories, period.start_ms);
+fn history_section(v: &Viewer, h: &DeviceHistory, period: &Period) -> Markup {
+    let w = v.words();
+    let time = |ms: i64| when(v, Some(ms));
+    let licences = history::license_changes(&h.licenses, period.start_ms, w, &time);
+    let inventory = history::inventory_changes(&h.inventories, period.start_ms, w);
     html! {
-        h2 { "Licence and inventory history" }
-        @if h.horizon_ms > period.start_ms {
-            p { "Before " (when(console, Some(h.horizon_ms))) " the store keeps only the latest licence and inventory report, so earlier changes are not known." }
-        }
-        @if h.truncated { p { "Only the latest " (crate::store::HISTORY_MAX) " reports of the period are compared." } }
-        h3 { "Licence" }
-        @if h.licenses.is_empty() { p { "The device has sent no licence report." } }
-        @else if licences.is_empty() { p { "No change in this period." } }
-        @else { (changes_list(console, &licences)) }
-        h3 { "Inventory" }
-        @if h.inventories.is_empty() { p { "The device has sent no inventory report." } }
-        @else if inventory.is_empty() { p { "No change in this period." } }
-        @else { (changes_list(console, &inventory)) }
+        h2 { (w.history) }
+        @if h.horizon_ms > period.start_ms { p { ((w.history_horizon)(&when(v, Some(h.horizon_ms)))) } }
+        @if h.truncated { p { ((w.history_truncated)(crate::store::HISTORY_MAX)) } }
+        h3 { (w.licence) }
+        @if h.licenses.is_empty() { p { (w.no_licence_report) } }
+        @else if licences.is_empty() { p { (w.no_change) } }
+        @else { (changes_list(v, &licences)) }
+        h3 { (w.inventory) }
+        @if h.inventories.is_empty() { p { (w.no_inventory_report) } }
+        @else if inventory.is_empty() { p { (w.no_change) } }
+        @else { (changes_list(v, &inventory)) }
     }
 }
 
 /// `GET /console/devices/{device}?period=`.
 pub async fn device(viewer: Viewer, Path(device): Path<String>, Query(q): Query<PeriodQuery>) -> Page {
     let (period, choice) = period_of(&viewer.console, &q)?;
-    let links = period_links(&format!("{BASE}/devices/{device}"), &choice, &period);
-    let (tenant, data) = device_data(&viewer, &device, period.clone()).await?;
+    let (v, w) = (&viewer, viewer.words());
+    let links = period_links(w, &format!("{BASE}/devices/{device}"), &choice, &period);
+    let (tenant, data) = device_data(v, &device, period.clone()).await?;
     let Some(d) = data.devices.iter().find(|d| d.device == device) else { return Err(Refusal::NotFound) };
     let (charts, history) = device_extras(&viewer.console, &device, &period).await?;
     let findings: Vec<Finding> = data.findings.iter().filter(|f| f.device.as_deref() == Some(device.as_str())).cloned().collect();
-    let c = &viewer.console;
     let body = html! {
         (links)
-        p { "Tenant " a href={ (BASE) "/tenants/" (tenant) } { (tenant) } ", light " (light(d.light)) ", score " (d.score) "." }
+        p { (w.tenant) " " a href={ (BASE) "/tenants/" (tenant) } { (tenant) } ", " (w.light_word) " " (light(v, d.light)) ", " (w.score_word) " " (d.score) "." }
         dl {
-            dt { "Model" } dd { (known(model_of(d))) }
-            dt { "Host name" } dd { (known(&d.hostname)) }
-            dt { "Agent" } dd { (known(&d.agent_version)) }
-            dt { "Licensed" } dd { (licensed(d)) }
-            dt { "Licence expiry" } dd { (expiry(c, d)) }
-            dt { "Last seen" } dd { (when(c, d.last_seen_ms)) }
+            dt { (w.model) } dd { (known(w, model_of(d))) }
+            dt { (w.host_name) } dd { (known(w, &d.hostname)) }
+            dt { (w.agent) } dd { (known(w, &d.agent_version)) }
+            dt { (w.licensed) } dd { (licensed(w, d)) }
+            dt { (w.licence_expiry) } dd { (expiry(v, d)) }
+            dt { (w.last_seen) } dd { (when(v, d.last_seen_ms)) }
         }
-        h2 { "Findings" }
-        (findings_table(c, &findings, &data.zone()))
-        (device_charts(c, d, &charts, (data.period_start_ms, data.period_end_ms)))
-        (history_section(c, &history, &period))
+        h2 { (w.findings) }
+        (findings_table(v, &findings, &data.zone()))
+        (device_charts(v, d, &charts, (data.period_start_ms, data.period_end_ms)))
+        (history_section(v, &history, &period))
     };
-    Ok(page(&viewer, &format!("Device {device} \u{b7} {}", period.name(Lang::En)), body))
+    Ok(page(v, &(w.device_title)(&device, &period.name(v.lang)), body))
 }
 
 /// `GET /console/reports`: the archive of the viewer's tenants (not for analysts).
@@ -557,32 +593,32 @@ pub async fn reports(viewer: Viewer, State(state): State<Arc<HttpState>>) -> Pag
     let mut list: Vec<ArchiveRecord> =
         blocking(move || Ok(delivery.reports()?)).await?.into_iter().filter(|r| viewer.sees(&r.tenant)).collect();
     list.sort_by_key(|r| std::cmp::Reverse(r.id));
-    let c = &viewer.console;
-    let language = |job: &str| c.cfg.jobs.iter().find(|j| j.name.0 == job).map_or("(job removed)", |j| j.language.code());
+    let (c, w) = (&viewer.console, viewer.words());
+    let language = |job: &str| c.cfg.jobs.iter().find(|j| j.name.0 == job).map_or(w.job_removed, |j| j.language.code());
     let body = html! {
-        @if list.is_empty() { p { "No reports archived yet." } } @else {
+        @if list.is_empty() { p { (w.no_reports) } } @else {
             div.scroll { table {
                 thead { tr {
-                    th scope="col" { "Job" } th scope="col" { "Tenant" } th scope="col" { "Period" } th scope="col" { "Language" }
-                    th scope="col" { "Recipients" } th scope="col" { "Size" } th scope="col" { "Deliveries" } th scope="col" { "Failures" } th scope="col" { "PDF" } th scope="col" { "Resend" }
+                    th scope="col" { (w.job) } th scope="col" { (w.tenant) } th scope="col" { (w.period) } th scope="col" { (w.language) }
+                    th scope="col" { (w.recipients) } th scope="col" { (w.size) } th scope="col" { (w.deliveries) } th scope="col" { (w.failures) } th scope="col" { (w.pdf) } th scope="col" { (w.resend) }
                 } }
                 tbody { @for r in &list {
                     @let failures = usize::from(r.status == crate::schedule::ArchiveStatus::Failed) + r.resends.iter().filter(|x| x.error.is_some()).count();
                     tr {
                         td { (r.job) } td { (r.tenant) } td { (r.period_label) } td { (language(&r.job)) }
-                        td { (r.recipients.join(", ")) } td.num { (r.bytes / 1024) " KiB" }
+                        td { (r.recipients.join(", ")) } td.num { (w.strings().int(r.bytes / 1024)) " KiB" }
                         td.num { (1 + r.resends.len()) } td.num { (failures) @if let Some(e) = &r.last_error { br; small { (e) } } }
-                        td { a href={ (BASE) "/reports/" (r.id) "/pdf" } { "Download" } }
+                        td { a href={ (BASE) "/reports/" (r.id) "/pdf" } { (w.download) } }
                         td { form method="post" action={ (BASE) "/reports/" (r.id) "/resend" } {
                             input type="hidden" name="csrf" value=(viewer.csrf);
-                            button type="submit" aria-label={ "Resend report " (r.id) } { "Resend" }
+                            button type="submit" aria-label=((w.resend_label)(r.id)) { (w.resend) }
                         } }
                     }
                 } }
             } }
         }
     };
-    Ok(page(&viewer, "Reports", body))
+    Ok(page(&viewer, w.reports, body))
 }
 
 /// The archived report `id` (as the path has it) when the viewer may see reports and its
@@ -626,16 +662,17 @@ impl Resent {
         self.result.as_ref().is_ok_and(|r| r.resends.last().is_some_and(|x| x.error.is_none()))
     }
 
-    /// One sentence on the outcome, for the page and the API.
-    pub fn message(&self) -> String {
+    /// One sentence on the outcome in the words of `w`: the page's language, or English for
+    /// the API.
+    pub fn message(&self, w: &Words) -> String {
         let id = self.id;
         match &self.result {
             Ok(done) => match done.resends.last() {
-                Some(r) if r.error.is_none() => format!("Report {id} resent to {} recipient(s) as {}.", r.recipients.len(), r.mode),
-                Some(r) => format!("Report {id} not resent to everyone: {}", r.error.as_deref().unwrap_or("unknown error")),
-                None => format!("Report {id}: the resend was not recorded."),
+                Some(r) if r.error.is_none() => (w.resent)(id, r.recipients.len(), &r.mode),
+                Some(r) => (w.resent_partly)(id, r.error.as_deref().unwrap_or(w.unknown)),
+                None => (w.resend_unrecorded)(id),
             },
-            Err(e) => format!("Report {id} was not resent: {e}"),
+            Err(e) => (w.not_resent)(id, &e.to_string()),
         }
     }
 }
@@ -674,9 +711,10 @@ pub(super) async fn resend_report(viewer: &Viewer, state: &HttpState, id: &str) 
 /// user. The CSRF token is checked first: without it nothing is looked up.
 pub async fn resend(viewer: Viewer, State(state): State<Arc<HttpState>>, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> Page {
     viewer.check_csrf(&f.csrf)?;
-    let message = resend_report(&viewer, &state, &id).await?.message();
-    let body = html! { p role="status" { (message) } p { a href={ (BASE) "/reports" } { "Back to the reports" } } };
-    Ok(page(&viewer, "Resend", body))
+    let w = viewer.words();
+    let message = resend_report(&viewer, &state, &id).await?.message(w);
+    let body = html! { p role="status" { (message) } p { a href={ (BASE) "/reports" } { (w.back_to_reports) } } };
+    Ok(page(&viewer, w.resend, body))
 }
 
 /// `GET /console/audit`: the last state changes (administrators).
@@ -685,13 +723,14 @@ pub async fn audit(viewer: Viewer) -> Page {
     let console = viewer.console.clone();
     let mut events: Vec<AuditEvent> = blocking(move || Ok(console.audit.tail(AUDIT_SHOWN)?)).await?;
     events.reverse();
-    let c = &viewer.console;
+    let w = viewer.words();
+    let [at, user, action, target, client] = w.audit_columns;
     let body = html! {
-        p { "The last " (AUDIT_SHOWN) " state changes, newest first." }
+        p { ((w.audit_intro)(AUDIT_SHOWN)) }
         div.scroll { table {
-            thead { tr { th scope="col" { "When" } th scope="col" { "User" } th scope="col" { "Action" } th scope="col" { "Target" } th scope="col" { "Client" } } }
-            tbody { @for e in &events { tr { td { (when(c, Some(e.at_ms))) } td { (e.user) } td { (e.action) } td { (e.target) } td { (e.client) } } } }
+            thead { tr { th scope="col" { (at) } th scope="col" { (user) } th scope="col" { (action) } th scope="col" { (target) } th scope="col" { (client) } } }
+            tbody { @for e in &events { tr { td { (when(&viewer, Some(e.at_ms))) } td { (e.user) } td { (e.action) } td { (e.target) } td { (e.client) } } } }
         } }
     };
-    Ok(page(&viewer, "Audit log", body))
+    Ok(page(&viewer, w.audit_log, body))
 }

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::jobs::{VisibleJob, visible_job, visible_jobs};
 use super::pages::{self, blocking, when};
+use super::words::Words;
 use super::{BASE, Refusal, Viewer};
 use crate::http::HttpState;
 use crate::schedule::{ConsentEvent, DeliveryStore, RecipientState};
@@ -154,11 +155,11 @@ pub(super) async fn remove_from(viewer: &Viewer, delivery: &DeliveryStore, job: 
     Ok(())
 }
 
-fn state_text(r: &RecipientRow) -> &'static str {
+fn state_text(w: &Words, r: &RecipientRow) -> &'static str {
     match (r.removed_from_job, r.state) {
-        (true, _) => "removed from this job",
-        (false, Some(s)) => s.as_str(),
-        (false, None) => "not invited yet",
+        (true, _) => w.removed_from_job,
+        (false, Some(s)) => w.recipient_state(s),
+        (false, None) => w.not_invited,
     }
 }
 
@@ -169,24 +170,26 @@ fn row_action(viewer: &Viewer, action: &str, job: &str, address: &str, label: &s
             input type="hidden" name="csrf" value=(viewer.csrf);
             input type="hidden" name="job" value=(job);
             input type="hidden" name="address" value=(address);
-            button type="submit" aria-label={ (label) " " (address) " (job " (job) ")" } { (label) }
+            button type="submit" aria-label=((viewer.words().action_label)(label, address, job)) { (label) }
         }
     }
 }
 
 fn job_table(viewer: &Viewer, j: &JobRecipients) -> Markup {
+    let w = viewer.words();
+    let [address, field, state, consent, actions] = w.recipient_columns;
     html! {
         div.scroll { table {
-            caption { "Job " (j.job) }
-            thead { tr { th scope="col" { "Address" } th scope="col" { "Field" } th scope="col" { "State" } th scope="col" { "Consent log" } th scope="col" { "Actions" } } }
+            caption { ((w.job_caption)(&j.job)) }
+            thead { tr { th scope="col" { (address) } th scope="col" { (field) } th scope="col" { (state) } th scope="col" { (consent) } th scope="col" { (actions) } } }
             tbody { @for r in &j.recipients { tr {
-                th scope="row" { (r.address) } td { (r.field) } td { (state_text(r)) }
-                td { @if r.consent.is_empty() { "none" } @else { ul.log { @for e in &r.consent {
-                    li { (when(&viewer.console, Some(e.at_ms))) " " strong { (e.event) } " (" (e.source) @if !e.detail.is_empty() { ", " (e.detail) } ")" }
+                th scope="row" { (r.address) } td { (r.field) } td { (state_text(w, r)) }
+                td { @if r.consent.is_empty() { (w.none) } @else { ul.log { @for e in &r.consent {
+                    li { (when(viewer, Some(e.at_ms))) " " strong { (e.event) } " (" (e.source) @if !e.detail.is_empty() { ", " (e.detail) } ")" }
                 } } } }
                 td {
-                    (row_action(viewer, "invite", &j.job, &r.address, "Invite"))
-                    @if r.state.is_some() && !r.removed_from_job { (row_action(viewer, "remove", &j.job, &r.address, "Remove")) }
+                    (row_action(viewer, "invite", &j.job, &r.address, w.invite))
+                    @if r.state.is_some() && !r.removed_from_job { (row_action(viewer, "remove", &j.job, &r.address, w.remove)) }
                 }
             } } }
         } }
@@ -194,14 +197,15 @@ fn job_table(viewer: &Viewer, j: &JobRecipients) -> Markup {
 }
 
 fn invite_form(viewer: &Viewer, jobs: &[JobRecipients]) -> Markup {
+    let w = viewer.words();
     html! {
         form.stack method="post" action={ (BASE) "/recipients/invite" } {
             input type="hidden" name="csrf" value=(viewer.csrf);
-            label for="invite-job" { "Job" }
+            label for="invite-job" { (w.job) }
             select #invite-job name="job" required { @for j in jobs { option value=(j.job) { (j.job) } } }
-            label for="invite-address" { "Address (one of the job's to or cc)" }
+            label for="invite-address" { (w.invite_address) }
             input #invite-address name="address" type="email" autocomplete="off" required;
-            button type="submit" { "Send invitation" }
+            button type="submit" { (w.send_invitation) }
         }
     }
 }
@@ -210,18 +214,19 @@ fn invite_form(viewer: &Viewer, jobs: &[JobRecipients]) -> Markup {
 pub async fn page(viewer: Viewer, State(state): State<Arc<HttpState>>) -> Page {
     let jobs = listing(&viewer, &state.store).await?;
     let tenants: BTreeSet<&String> = jobs.iter().flat_map(|j| &j.tenants).collect();
+    let w = viewer.words();
     let body = html! {
-        p { "An address gets a job's reports once it has confirmed the invitation mail; unsubscribing stops all of them. Invite sends a fresh invitation; remove stops this job's reports to the address." }
-        @if jobs.is_empty() { p { "No report job for your tenants." } } @else {
-            h2 { "Invite" }
+        p { (w.recipients_intro) }
+        @if jobs.is_empty() { p { (w.no_jobs) } } @else {
+            h2 { (w.invite) }
             (invite_form(&viewer, &jobs))
             @for t in tenants {
-                h2 { "Tenant " (t) }
+                h2 { (w.tenant) " " (t) }
                 @for j in jobs.iter().filter(|j| j.tenants.contains(t)) { (job_table(&viewer, j)) }
             }
         }
     };
-    Ok(pages::page(&viewer, "Recipients", body))
+    Ok(pages::page(&viewer, w.recipients, body))
 }
 
 /// The invite and remove forms.
@@ -239,16 +244,16 @@ pub struct RecipientForm {
 }
 
 fn done_page(viewer: &Viewer, title: &str, message: &str) -> Response {
-    let body = html! { p role="status" { (message) } p { a href={ (BASE) "/recipients" } { "Back to the recipients" } } };
+    let body = html! { p role="status" { (message) } p { a href={ (BASE) "/recipients" } { (viewer.words().back_to_recipients) } } };
     pages::page(viewer, title, body)
 }
 
-/// One sentence on an invitation.
-pub(super) fn invited_message(address: &str, job: &str, before: Option<RecipientState>) -> String {
+/// One sentence on an invitation, in the words of `w`.
+pub(super) fn invited_message(w: &Words, address: &str, job: &str, before: Option<RecipientState>) -> String {
     match before {
-        Some(RecipientState::Confirmed) => format!("{address} has confirmed already; it gets job {job}'s reports."),
-        Some(s) => format!("Invitation for job {job} sent to {address} (it was {}).", s.as_str()),
-        None => format!("Invitation for job {job} sent to {address}."),
+        Some(RecipientState::Confirmed) => (w.invited_confirmed)(address, job),
+        Some(s) => (w.invited_again)(job, address, w.recipient_state(s)),
+        None => (w.invited)(job, address),
     }
 }
 
@@ -256,12 +261,14 @@ pub(super) fn invited_message(address: &str, job: &str, before: Option<Recipient
 pub async fn invite(viewer: Viewer, Form(f): Form<RecipientForm>) -> Page {
     viewer.check_csrf(&f.csrf)?;
     let before = invite_to(&viewer, &f.job, &f.address).await?;
-    Ok(done_page(&viewer, "Invitation", &invited_message(&f.address, &f.job, before)))
+    let w = viewer.words();
+    Ok(done_page(&viewer, w.invitation, &invited_message(w, &f.address, &f.job, before)))
 }
 
 /// `POST /console/recipients/remove` (form `csrf`, `job`, `address`).
 pub async fn remove(viewer: Viewer, State(state): State<Arc<HttpState>>, Form(f): Form<RecipientForm>) -> Page {
     viewer.check_csrf(&f.csrf)?;
     remove_from(&viewer, &state.store, &f.job, &f.address).await?;
-    Ok(done_page(&viewer, "Removed", &format!("{} gets no more reports of job {}.", f.address, f.job)))
+    let w = viewer.words();
+    Ok(done_page(&viewer, w.removed, &(w.removed_text)(&f.address, &f.job)))
 }

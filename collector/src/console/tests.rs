@@ -23,6 +23,7 @@ use crate::schedule::{ArchiveRecord, ArchiveStatus, ConsentEvent, DeliveryStore,
 use crate::store::{Store, StoreOptions};
 
 mod actions;
+mod lang;
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -232,9 +233,10 @@ async fn every_route_for_every_role_on_own_and_foreign_tenants() {
         ("/console/reports/999999/pdf".into(), 404, 404, 404),
         ("/console/audit".into(), 200, 404, 404),
     ];
-    let not_found = request(rig.addr, "GET", "/console/tenants/nosuch", &session(rig.addr, "admin").await, "").await.body;
     for (i, user) in ["admin", "manager", "analyst"].into_iter().enumerate() {
         let cookie = session(rig.addr, user).await;
+        // The user's page for a thing that does not exist (with the user's navigation).
+        let not_found = request(rig.addr, "GET", "/console/tenants/nosuch", &cookie, "").await.body;
         for (route, a, m, n) in &matrix {
             let want = [a, m, n][i];
             let r = request(rig.addr, "GET", route, &cookie, "").await;

@@ -215,6 +215,10 @@ pub struct UserConfig {
     pub tenants: Tenants,
     /// argon2id hash of the password, written by `ampel-collector user passwd NAME`.
     pub password_hash: PasswordHashString,
+    /// The language of the user's console pages (`"en"` or `"de"`); unset, the browser's
+    /// `Accept-Language` decides.
+    #[serde(default)]
+    pub language: Option<crate::report::Lang>,
 }
 
 impl UserConfig {
@@ -273,6 +277,20 @@ mod tests {
         validate(&users).unwrap();
         let twice = [users[0].clone(), users[0].clone()];
         assert!(validate(&twice).unwrap_err().contains("twice"));
+    }
+
+    #[test]
+    fn a_user_may_set_the_console_language_and_only_one_it_speaks() {
+        let h = hash_password("correct horse battery").unwrap();
+        let user = |language: &str| {
+            parse(&format!(
+                "[[users]]\nname = \"ann\"\nrole = \"analyst\"\ntenants = [\"acme\"]\npassword-hash = \"{}\"\n{language}",
+                h.as_str()
+            ))
+        };
+        assert_eq!(user("").unwrap()[0].language, None, "a config of the previous release still loads");
+        assert_eq!(user("language = \"de\"\n").unwrap()[0].language, Some(crate::report::Lang::De));
+        assert!(user("language = \"fr\"\n").is_err());
     }
 
     #[test]

@@ -262,15 +262,16 @@ impl HttpServer {
 
 /// The routes.
 pub fn router(state: HttpState) -> Router {
+    let state = Arc::new(state);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/confirm", get(confirm_page).post(confirm_post))
         .route("/unsubscribe", get(unsubscribe_page).post(unsubscribe_post))
         .route("/download", get(download))
-        .merge(crate::console::routes())
+        .merge(crate::console::routes(&state))
         .route(crate::cluster::fleet::PATH, get(crate::cluster::fleet::answer))
-        .with_state(Arc::new(state))
+        .with_state(state)
 }
 
 type St = State<Arc<HttpState>>;

@@ -78,15 +78,18 @@ struct Browser {
 }
 
 impl Browser {
-    fn start() -> Browser {
+    /// A browser whose language (UI and `Accept-Language`) is `lang`, e.g. `en-US`.
+    fn start(lang: &str) -> Browser {
         let chromium = require("chromium", "chromium");
         let driver = require("chromedriver", "chromium-driver");
         let port = free_tcp_port();
         let child = Command::new(driver).arg(format!("--port={port}")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         let proc = Proc::adopt("chromedriver", child);
         wait_until(Duration::from_secs(20), || std::net::TcpStream::connect(("127.0.0.1", port)).ok()).expect("chromedriver listens");
-        let args = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"];
-        let caps = json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {"binary": chromium, "args": args}}}});
+        let lang_arg = format!("--lang={lang}");
+        let args = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900", &lang_arg];
+        let prefs = json!({ "intl.accept_languages": lang });
+        let caps = json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {"binary": chromium, "args": args, "prefs": prefs}}}});
         let id = wd(port, "POST", "/session", Some(caps))["sessionId"].as_str().unwrap().to_owned();
         Browser { port, id, _driver: proc }
     }
@@ -104,7 +107,8 @@ impl Browser {
         v.as_object().and_then(|o| o.values().next()).and_then(Value::as_str).unwrap().to_owned()
     }
 
-    fn login(&self, base: &str, user: &str) {
+    /// Logs in as `user` and waits for the fleet page, whose heading is `fleet`.
+    fn login(&self, base: &str, user: &str, fleet: &str) {
         self.go(&format!("{base}/console/login"));
         for (css, text) in [("#user", user), ("#password", PASSWORD)] {
             let el = self.element(css);
@@ -112,7 +116,8 @@ impl Browser {
         }
         let button = self.element("form.login button");
         wd(self.port, "POST", &format!("/session/{}/element/{button}/click", self.id), Some(json!({})));
-        wait_until(Duration::from_secs(10), || self.source().contains("<h1>Fleet</h1>").then_some(()))
+        let heading = format!("<h1>{fleet}</h1>");
+        wait_until(Duration::from_secs(10), || self.source().contains(&heading).then_some(()))
             .unwrap_or_else(|| panic!("{user} did not reach the fleet page: {}", self.source()));
     }
 
@@ -186,9 +191,9 @@ fn each_role_sees_exactly_its_tenants_in_chromium() {
     let mut collector = d.serve();
     collector.wait_for_log("fleet summary ready", Duration::from_secs(20));
     let base = format!("http://127.0.0.1:{http}");
-    let browser = Browser::start();
+    let browser = Browser::start("en-US");
     for (user, globex, reports) in [("admin", true, true), ("manager", false, true), ("analyst", false, false)] {
-        browser.login(&base, user);
+        browser.login(&base, user, "Fleet");
         let fleet = browser.source();
         assert!(fleet.contains("/console/tenants/acme"), "{user}: {fleet}");
         assert_eq!(fleet.contains("globex"), globex, "{user} and the foreign tenant: {fleet}");
@@ -209,6 +214,50 @@ fn each_role_sees_exactly_its_tenants_in_chromium() {
         browser.logout();
         wait_until(Duration::from_secs(10), || browser.source().contains("<h1>Log in</h1>").then_some(())).expect("logged out");
     }
+}
+
+/// A German browser gets the console in German without a user setting; a user's `language`
+/// beats the browser; a refused period is a page with the way back. Screenshots of the German
+/// fleet and tenant pages are kept beside the deployment and are not blank.
+#[test]
+fn a_german_browser_gets_german_pages_in_chromium() {
+    let http = free_tcp_port();
+    let hash = ampel_collector::console::users::hash_password(PASSWORD).unwrap();
+    let h = hash.as_str();
+    let d = Deployment::new(&format!(
+        "[http]\nlisten = \"127.0.0.1:{http}\"\n\
+         [[users]]\nname = \"admin\"\nrole = \"administrator\"\ntenants = \"*\"\npassword-hash = \"{h}\"\n\
+         [[users]]\nname = \"ann\"\nrole = \"analyst\"\ntenants = [\"acme\"]\npassword-hash = \"{h}\"\nlanguage = \"en\"\n"
+    ));
+    d.issue("acme", "fw-acme");
+    let mut collector = d.serve();
+    collector.wait_for_log("fleet summary ready", Duration::from_secs(20));
+    let base = format!("http://127.0.0.1:{http}");
+    let browser = Browser::start("de-DE");
+    browser.go(&format!("{base}/console/login"));
+    assert!(browser.source().contains("<h1>Anmelden</h1>"), "{}", browser.source());
+    browser.login(&base, "admin", "Übersicht");
+    let fleet = browser.source();
+    assert!(fleet.contains("<html lang=\"de\">") && fleet.contains(">Abmelden</button>") && !fleet.contains(">Log out<"), "{fleet}");
+    for (page, path, words) in [
+        ("fleet", "/console/", ["Offene Befunde", "Jetzt stumm"]),
+        ("tenant", "/console/tenants/acme", ["<h2>Geräte</h2>", "Zuletzt gesehen"]),
+    ] {
+        browser.go(&format!("{base}{path}"));
+        let source = browser.source();
+        assert!(words.iter().all(|w| source.contains(w)), "the German {page} page: {source}");
+        let png = browser.screenshot();
+        std::fs::write(d.dir.path().join(format!("{page}-de.png")), &png).unwrap();
+        let variety = png_variety(&png);
+        assert!(variety > 50, "the German {page} page screenshot looks blank ({variety} distinct values)");
+    }
+    browser.go(&format!("{base}/console/tenants/acme?from=2026-03-15&to=2026-03-01"));
+    let refused = browser.source();
+    assert!(refused.contains("Der Zeitraum endet am 01.03.2026") && refused.contains(">Zur Übersicht</a>"), "{refused}");
+    browser.logout();
+    wait_until(Duration::from_secs(10), || browser.source().contains("<h1>Anmelden</h1>").then_some(())).expect("logged out");
+    // `language = "en"` beats the German browser.
+    browser.login(&base, "ann", "Fleet");
 }
 
 /// A GET with `Authorization: Bearer <token>`; returns status and body.

@@ -127,9 +127,10 @@ async fn the_new_pages_for_every_role_on_own_and_foreign_tenants() {
     for user in users {
         cookies.push(session(rig.addr, user).await);
     }
-    let not_found = request(rig.addr, "GET", "/console/tenants/nosuch", &cookies[0], "").await.body;
     for (i, (user, cookie)) in users.into_iter().zip(&cookies).enumerate() {
         let token = api_token_of(&rig, user);
+        // The user's page for a thing that does not exist (with the user's navigation).
+        let not_found = request(rig.addr, "GET", "/console/tenants/nosuch", cookie, "").await.body;
         for (route, a, m, n) in matrix {
             let want = [a, m, n][i];
             let r = if route.starts_with("/api/") {
@@ -183,6 +184,7 @@ async fn the_new_pages_for_every_role_on_own_and_foreign_tenants() {
         let cookie = &cookies[users.iter().position(|u| *u == user).unwrap()];
         let body = format!("csrf={}&{form}", rig.csrf(cookie).await);
         let r = request(rig.addr, "POST", route, cookie, &body).await;
+        let not_found = request(rig.addr, "GET", "/console/tenants/nosuch", cookie, "").await.body;
         assert_eq!((r.status, &r.body), (404, &not_found), "{user} POST {route} {form}");
     }
     // The API's actions likewise (no CSRF there: the bearer token is no ambient credential).

@@ -49,6 +49,20 @@ pub fn new_since(first_seen_ms: i64, lang: Lang, tz: &TimeZone) -> String {
     }
 }
 
+/// A moment as findings give it, for pages that show times beside them: `2026-03-29 14:05` /
+/// `29.03.2026 14:05`, in `tz`.
+pub fn time(ms: i64, lang: Lang, tz: &TimeZone) -> String {
+    Fmt { lang, tz }.time(ms)
+}
+
+/// A calendar day as findings write dates: `2026-03-29` / `29.03.2026`.
+pub fn day(d: jiff::civil::Date, lang: Lang) -> String {
+    match lang {
+        Lang::En => d.to_string(),
+        Lang::De => Strings::get(Lang::De).date(d),
+    }
+}
+
 /// Dates, numbers and durations in one language and zone.
 struct Fmt<'a> {
     lang: Lang,
