@@ -589,10 +589,7 @@ async fn download(State(s): St, Query(q): Query<TokenParam>, headers: HeaderMap)
     };
     let rec = match s.store.report(id) {
         Ok(Some(r)) => r,
-        Ok(None) => {
-            let m = MailStrings::get(lang);
-            return page(StatusCode::NOT_FOUND, lang, m.gone_title, &format!("<p>{}</p>", attr(m.gone_text)));
-        }
+        Ok(None) => return not_archived(&s.store, id, lang),
         Err(e) => return failed(lang, e),
     };
     // Records of releases that rendered one edition list none: `file` is it.
@@ -609,6 +606,21 @@ async fn download(State(s): St, Query(q): Query<TokenParam>, headers: HeaderMap)
     let name = format!("ampel-{}-{}.pdf", rec.tenant, rec.period_label);
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")).unwrap_or(HeaderValue::from_static("attachment"));
     ([(header::CONTENT_TYPE, HeaderValue::from_static("application/pdf")), (header::CONTENT_DISPOSITION, disposition)], pdf).into_response()
+}
+
+/// The page of a download link whose report is not in the archive: moved away with its
+/// tenant (where to, when the shard map named it), or gone.
+fn not_archived(store: &DeliveryStore, id: u64, lang: Lang) -> Response {
+    let m = MailStrings::get(lang);
+    match store.moved_report(id) {
+        Ok(Some(moved)) => {
+            let to = moved.to.unwrap_or_else(|| "?".into());
+            let text = fill(m.moved_text, &[("tenant", &moved.tenant), ("shard", &to)]);
+            page(StatusCode::GONE, lang, m.moved_title, &format!("<p>{}</p>", attr(&text)))
+        }
+        Ok(None) => page(StatusCode::NOT_FOUND, lang, m.gone_title, &format!("<p>{}</p>", attr(m.gone_text))),
+        Err(e) => failed(lang, e),
+    }
 }
 
 /// One value of an `application/x-www-form-urlencoded` body.
