@@ -116,8 +116,15 @@ fn digest_of(path: &Path) -> std::io::Result<ring::digest::Digest> {
     }
 }
 
-/// `name`, then `<stem>-<alt>.pdf`, `<stem>-<alt>-2.pdf`, … `-99`.
-fn candidates<'a>(name: &'a str, alt: &'a str) -> impl Iterator<Item = String> + 'a {
+/// The mail summary kept beside rendering `file`, which a resent or resumed delivery puts in
+/// the mail body.
+pub fn summary_name(file: &str) -> String {
+    format!("{file}.summary")
+}
+
+/// Names for a PDF arriving as `name` when that is taken by other bytes: `name`, then
+/// `<stem>-<alt>.pdf`, `<stem>-<alt>-2.pdf`, … `-99`.
+pub fn alternatives<'a>(name: &'a str, alt: &'a str) -> impl Iterator<Item = String> + 'a {
     let stem = name.strip_suffix(".pdf").unwrap_or(name);
     std::iter::once(name.to_owned())
         .chain(std::iter::once(format!("{stem}-{alt}.pdf")))
@@ -145,9 +152,9 @@ impl Archive {
         Ok(Incoming { tmp: Some(tmp), out: BufWriter::new(f), hash: ring::digest::Context::new(&ring::digest::SHA256) })
     }
 
-    /// Gives an arrived file its name, never overwriting a file: `name` if free or holding the
-    /// same bytes, else the first of `<stem>-<alt>.pdf`, `<stem>-<alt>-2.pdf`, … that is.
-    pub fn settle(&self, mut incoming: Incoming, name: &str, alt: &str) -> Result<Settled, ArchiveError> {
+    /// Gives an arrived file the first of `names` that is free or holds the same bytes (e.g.
+    /// [`alternatives`]), never overwriting a file.
+    pub fn settle(&self, mut incoming: Incoming, names: impl IntoIterator<Item = String>) -> Result<Settled, ArchiveError> {
         let tmp = incoming.tmp.clone().unwrap_or_default();
         let io = |path: &Path| {
             let path = path.to_owned();
@@ -155,7 +162,8 @@ impl Archive {
         };
         incoming.out.flush().and_then(|()| incoming.out.get_ref().sync_all()).map_err(io(&tmp))?;
         let ours = std::mem::replace(&mut incoming.hash, ring::digest::Context::new(&ring::digest::SHA256)).finish();
-        for candidate in candidates(name, alt) {
+        let mut last = None;
+        for candidate in names {
             check(&candidate)?;
             let path = self.dir.join(&candidate);
             // A hard link fails on an existing name: nothing is ever overwritten.
@@ -165,11 +173,13 @@ impl Archive {
                     if digest_of(&path).map_err(io(&path))?.as_ref() == ours.as_ref() {
                         return Ok(Settled { name: candidate, created: false });
                     }
+                    last = Some(path);
                 }
                 Err(e) => return Err(io(&path)(e)),
             }
         }
-        Err(io(&self.dir.join(name))(std::io::Error::new(std::io::ErrorKind::AlreadyExists, "every alternative name is taken")))
+        let taken = std::io::Error::new(std::io::ErrorKind::AlreadyExists, "taken by another file with other bytes");
+        Err(io(&last.unwrap_or_else(|| self.dir.clone()))(taken))
     }
 
     /// Removes a report file; one already gone is no error.
@@ -209,12 +219,15 @@ mod tests {
         let arrive = |bytes: &[u8]| {
             let mut i = a.incoming().unwrap();
             i.write(bytes).unwrap();
-            a.settle(i, "r.pdf", "from-eu-1").unwrap()
+            a.settle(i, alternatives("r.pdf", "from-eu-1")).unwrap()
         };
         assert_eq!(arrive(b"ours"), Settled { name: "r.pdf".into(), created: false }, "the same bytes: kept");
         assert_eq!(arrive(b"theirs"), Settled { name: "r-from-eu-1.pdf".into(), created: true });
         assert_eq!(arrive(b"theirs"), Settled { name: "r-from-eu-1.pdf".into(), created: false }, "again: found");
         assert_eq!(arrive(b"third"), Settled { name: "r-from-eu-1-2.pdf".into(), created: true });
+        let mut i = a.incoming().unwrap();
+        i.write(b"fourth").unwrap();
+        assert!(matches!(a.settle(i, ["r.pdf".to_owned()]), Err(ArchiveError::Io { .. })), "the one name asked for is taken");
         assert_eq!(a.read("r.pdf").unwrap(), b"ours");
         assert_eq!(a.read("r-from-eu-1.pdf").unwrap(), b"theirs");
         // No temporary file is left, settled or dropped.

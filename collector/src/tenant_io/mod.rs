@@ -8,9 +8,9 @@
 //! frame = length u32 BE (at most MAX_FRAME) | CBOR of a Frame
 //! frames: Header, then the tenant's Items (devices first), then its delivery part, then End
 //!         with the counts
-//! delivery part (version 2): per archive record, each of its PDF files not sent before as
-//!         File (name, size) and Pieces of at most FILE_PIECE bytes, then the Report; then
-//!         the Runs, Recipients and Consent entries
+//! delivery part (version 2): per archive record, each of its PDF files not sent before and
+//!         the mail summary beside it (`<pdf>.summary`) as File (name, size) and Pieces of at
+//!         most FILE_PIECE bytes, then the Report; then the Runs, Recipients and Consent entries
 //! ```
 //!
 //! Version 1 files (no delivery part) still import. The delivery part is what
@@ -47,7 +47,7 @@ mod piece;
 
 use piece::Piece;
 
-use crate::archive::{Archive, ArchiveError, Incoming};
+use crate::archive::{Archive, ArchiveError, Incoming, alternatives, summary_name};
 use crate::schedule::store::{DeliveryMerge, Run, TenantDelivery, files_of, renamed};
 use crate::schedule::{ArchiveRecord, ConsentEvent, DeliveryStore, DeliveryStoreError, Recipient};
 use crate::store::transfer::{ExportError, Item, TransferCounts};
@@ -344,7 +344,8 @@ fn write_delivery<W: Write>(
 ) -> Result<Vec<String>, Written> {
     let (mut sent, mut missing) = (BTreeSet::new(), Vec::new());
     for rec in part.reports {
-        for name in files_of(&rec) {
+        // Each rendering, and the mail summary beside it that a resend puts in the body.
+        for name in files_of(&rec).iter().flat_map(|f| [f.clone(), summary_name(f)]) {
             if sent.insert(name.clone()) && !write_file(w, archive, &name, t)? {
                 missing.push(name);
             }
@@ -669,6 +670,17 @@ struct Placed {
     renamed: Vec<(String, String)>,
 }
 
+impl Placed {
+    /// The names a file arriving as `name` may take here: a mail summary follows its PDF
+    /// (`<pdf here>.summary`, nothing else); a PDF takes its name or an alternative.
+    fn names_for(&self, name: &str) -> Vec<String> {
+        match name.strip_suffix(".summary") {
+            Some(pdf) => vec![self.names.get(pdf).map_or_else(|| name.to_owned(), |here| summary_name(here))],
+            None => alternatives(name, &self.alt).collect(),
+        }
+    }
+}
+
 /// Reads the delivery part, placing each file as it completes.
 fn read_delivery(archive: &Archive, path: &Path, placed: &mut Placed) -> Result<TenantDelivery, TenantIoError> {
     let mut r = FrameReader::open(path)?;
@@ -695,7 +707,7 @@ fn read_delivery(archive: &Archive, path: &Path, placed: &mut Placed) -> Result<
             Frame::End(_) => return Ok(part),
         }
         if let Some((name, _, incoming)) = arriving.take_if(|a| a.1 == 0) {
-            let settled = archive.settle(incoming, &name, &placed.alt)?;
+            let settled = archive.settle(incoming, placed.names_for(&name))?;
             if settled.created {
                 placed.created.push(settled.name.clone());
             } else {
@@ -709,12 +721,12 @@ fn read_delivery(archive: &Archive, path: &Path, placed: &mut Placed) -> Result<
     }
 }
 
-/// What [`delete`] removed of the tenant's delivery part.
+/// What [`delete_archive`] removed of the tenant's delivery part.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ArchiveRemoved {
     /// Archive records (their ids are kept as moved, never given again).
     pub reports: u64,
-    /// PDF files.
+    /// PDF files (each with its mail summary).
     pub files: u64,
 }
 
@@ -728,6 +740,7 @@ pub fn delete_archive(delivery: Delivery<'_>, tenant: &TenantId, to: Option<&str
     let files: BTreeSet<String> = gone.iter().flat_map(files_of).filter(|f| !others.contains(f)).collect();
     for name in files {
         delivery.archive.remove(&name)?;
+        delivery.archive.remove(&summary_name(&name))?;
         removed.files += 1;
     }
     Ok(removed)

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
-use crate::archive::file_name;
+use crate::archive::{file_name, summary_name};
 use crate::recipients::{LinkKey, Links, bare, confirmed, record_invitation};
 use crate::report::{Depth, Edition, Lang};
 use crate::schedule::store::{ArchivedEdition, merge_recipient};
@@ -53,6 +53,7 @@ fn record(tenant: &str, slot_ms: i64, created_ms: i64, file: &str, bytes: usize,
 /// Archives `rec` with `pdf` as its file; returns its id.
 fn archive(s: &Shard, rec: ArchiveRecord, pdf: &[u8]) -> u64 {
     s.archive.write(&rec.file, pdf).unwrap();
+    s.archive.write(&summary_name(&rec.file), format!("{} findings", rec.tenant).as_bytes()).unwrap();
     s.delivery.add_report(rec).unwrap()
 }
 
@@ -73,6 +74,7 @@ pub(super) fn fill_source(s: &Shard) {
     let mut r1 = record("acme", SLOT1, SLOT1 + 60_000, &f1, 4_000, &["Ops <ops@acme.example>", "Chef <chef@acme.example>"]);
     let de = f1.replace(".pdf", "-de-summary.pdf");
     s.archive.write(&de, &pdf(2, 1_000)).unwrap();
+    s.archive.write(&summary_name(&de), "acme Befunde".as_bytes()).unwrap();
     r1.editions = vec![
         ArchivedEdition { edition: Edition::default(), file: f1.clone(), bytes: 4_009 },
         ArchivedEdition { edition: DE_SUMMARY, file: de, bytes: 1_009 },
@@ -144,7 +146,11 @@ fn reports_runs_pdfs_and_opt_ins_move_without_touching_the_targets_own() {
     let file = export_acme(&a, tmp.path());
     let (_, totals) = verify(&file).unwrap();
     let big = 2 * FILE_PIECE + 5 + 9;
-    assert_eq!((totals.reports, totals.runs, totals.files, totals.file_bytes), (2, 2, 3, 4_009 + 1_009 + big));
+    assert_eq!(
+        (totals.reports, totals.runs, totals.files, totals.file_bytes),
+        (2, 2, 6, 4_009 + 1_009 + big + 38),
+        "three PDFs, each with its mail summary"
+    );
     // ops, chef (delivered to), gone, boss (the jobs); not globex's.
     assert_eq!((totals.recipients, totals.consent), (4, 5));
 
@@ -156,10 +162,14 @@ fn reports_runs_pdfs_and_opt_ins_move_without_touching_the_targets_own() {
     assert_eq!((m.reports, m.reports_kept, m.runs, m.runs_kept), (2, 0, 1, 1));
     assert_eq!(m.remapped, [(1, 3), (3, 4)], "both ids were taken here");
     assert_eq!((m.recipients, m.recipients_changed, m.consent), (2, 2, 5));
-    assert_eq!((done.delivery.files, done.delivery.files_kept), (3, 0));
+    assert_eq!((done.delivery.files, done.delivery.files_kept), (6, 0));
     let f1 = file_name("weekly", SLOT1, "acme", "week-1");
     let f1_here = f1.replace(".pdf", "-from-eu-1.pdf");
-    assert_eq!(done.delivery.renamed, [(f1.clone(), f1_here.clone())]);
+    assert_eq!(
+        done.delivery.renamed,
+        [(f1.clone(), f1_here.clone()), (summary_name(&f1), summary_name(&f1_here))],
+        "the summary follows its PDF"
+    );
 
     // The target's own reports and file are as they were.
     let all = b.delivery.reports().unwrap();
@@ -174,6 +184,7 @@ fn reports_runs_pdfs_and_opt_ins_move_without_touching_the_targets_own() {
         assert_eq!(got, want);
         for (theirs, ours) in files_of(&a.delivery.report(src_id).unwrap().unwrap()).iter().zip(files_of(&got)) {
             assert_eq!(b.archive.read(&ours).unwrap(), a.archive.read(theirs).unwrap(), "{ours}");
+            assert_eq!(b.archive.read(&summary_name(&ours)).unwrap(), a.archive.read(&summary_name(theirs)).unwrap(), "{ours}");
         }
     }
     // What `report resend` and the console look up: the run made here stays this shard's.
@@ -201,7 +212,7 @@ fn reports_runs_pdfs_and_opt_ins_move_without_touching_the_targets_own() {
     let again = import_into(&b, &file).unwrap();
     let m = &again.delivery.merge;
     assert_eq!((m.reports, m.reports_kept, m.runs, m.runs_kept, m.recipients, m.recipients_changed, m.consent), (0, 2, 0, 2, 0, 0, 0));
-    assert_eq!((again.delivery.files, again.delivery.files_kept), (0, 3));
+    assert_eq!((again.delivery.files, again.delivery.files_kept), (0, 6));
     assert_eq!(files_in(&b), files);
     assert_eq!(b.delivery.reports().unwrap().len(), 4);
 }
@@ -343,7 +354,8 @@ async fn delete_removes_the_archive_part_and_old_links_say_where_it_went() {
     let globex = a.archive.read(&a.delivery.report(2).unwrap().unwrap().file).unwrap();
     let removed = delete_archive(a.d(), &TenantId::new("acme").unwrap(), Some("eu-2"), T0).unwrap();
     assert_eq!((removed.reports, removed.files), (2, 3));
-    assert_eq!(files_in(&a), [file_name("weekly", SLOT1, "globex", "week-1")]);
+    let g = file_name("weekly", SLOT1, "globex", "week-1");
+    assert_eq!(files_in(&a), [g.clone(), summary_name(&g)]);
     assert_eq!(a.archive.read(&files_in(&a)[0]).unwrap(), globex);
     assert_eq!(a.delivery.reports().unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), [2]);
     assert!(a.delivery.report_of_run("weekly", SLOT2, "acme").unwrap().is_none());
