@@ -132,6 +132,18 @@ fn target(dir: &Path) -> Shard {
     b
 }
 
+/// The length of every frame of an export file.
+fn frame_lengths(bytes: &[u8]) -> Vec<u64> {
+    let (mut at, end, mut out) = (12, bytes.len() - 32, Vec::new());
+    while at < end {
+        let len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        out.push(len as u64);
+        at += 4 + len;
+    }
+    assert_eq!(at, end);
+    out
+}
+
 fn files_in(s: &Shard) -> Vec<String> {
     let mut out: Vec<String> =
         std::fs::read_dir(s.dir.join("archive")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
@@ -153,6 +165,10 @@ fn reports_runs_pdfs_and_opt_ins_move_without_touching_the_targets_own() {
     );
     // ops, chef (delivered to), gone, boss (the jobs); not globex's.
     assert_eq!((totals.recipients, totals.consent), (4, 5));
+    // The PDF of 8 MiB went in pieces: no frame is much larger than one.
+    let lengths = frame_lengths(&std::fs::read(&file).unwrap());
+    assert!(lengths.iter().all(|l| *l <= FILE_PIECE + 64), "{lengths:?}");
+    assert_eq!(lengths.iter().filter(|l| **l > FILE_PIECE / 2).count(), 2, "two full pieces, then the rest");
 
     let b = target(&tmp.path().join("b"));
     let own = b.delivery.reports().unwrap();
