@@ -43,6 +43,7 @@ use crate::report::Lang;
 use crate::report::mail::{MailStrings, fill};
 use crate::schedule::DeliveryStore;
 use crate::schedule::runner::DeliveryStats;
+use crate::schedule::store::MovedReport;
 
 /// `[http]`.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -609,16 +610,15 @@ async fn download(State(s): St, Query(q): Query<TokenParam>, headers: HeaderMap)
 }
 
 /// The page of a download link whose report is not in the archive: moved away with its
-/// tenant (where to, when the shard map named it), or gone.
+/// tenant to the shard the map named then, or gone (deleted without a shard to go to).
 fn not_archived(store: &DeliveryStore, id: u64, lang: Lang) -> Response {
     let m = MailStrings::get(lang);
     match store.moved_report(id) {
-        Ok(Some(moved)) => {
-            let to = moved.to.unwrap_or_else(|| "?".into());
-            let text = fill(m.moved_text, &[("tenant", &moved.tenant), ("shard", &to)]);
+        Ok(Some(MovedReport { tenant, to: Some(to), .. })) => {
+            let text = fill(m.moved_text, &[("tenant", &tenant), ("shard", &to)]);
             page(StatusCode::GONE, lang, m.moved_title, &format!("<p>{}</p>", attr(&text)))
         }
-        Ok(None) => page(StatusCode::NOT_FOUND, lang, m.gone_title, &format!("<p>{}</p>", attr(m.gone_text))),
+        Ok(_) => page(StatusCode::NOT_FOUND, lang, m.gone_title, &format!("<p>{}</p>", attr(m.gone_text))),
         Err(e) => failed(lang, e),
     }
 }

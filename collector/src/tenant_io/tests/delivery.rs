@@ -389,4 +389,8 @@ async fn delete_removes_the_archive_part_and_old_links_say_where_it_went() {
     let next = a.delivery.add_report(record("globex", SLOT2, SLOT2, "g2.pdf", 1, &[])).unwrap();
     assert_eq!(next, 4);
     assert_eq!(get(http, &link(3, 0, Lang::En)).await.0, 410);
+    // A tenant deleted with no shard to go to: its links find nothing, and say so.
+    delete_archive(a.d(), &TenantId::new("globex").unwrap(), None, T0).unwrap();
+    let (status, page) = get(http, &link(2, 0, Lang::En)).await;
+    assert!(status == 404 && page.contains("no longer in the archive"), "{page}");
 }
