@@ -152,6 +152,26 @@ impl Archive {
         Ok(Incoming { tmp: Some(tmp), out: BufWriter::new(f), hash: ring::digest::Context::new(&ring::digest::SHA256) })
     }
 
+    /// Removes the temporary files of arrivals a crash left behind. Only `tenant import`
+    /// makes them, under the store's writer lock: call it holding that lock.
+    pub fn clear_incoming(&self) -> Result<(), ArchiveError> {
+        let io = |source| ArchiveError::Io { path: self.dir.clone(), source };
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io(e)),
+        };
+        for entry in entries {
+            let name = entry.map_err(io)?.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(".incoming-") && name.ends_with(".partial") {
+                let path = self.dir.join(&*name);
+                std::fs::remove_file(&path).map_err(|source| ArchiveError::Io { path, source })?;
+            }
+        }
+        Ok(())
+    }
+
     /// Gives an arrived file the first of `names` that is free or holds the same bytes (e.g.
     /// [`alternatives`]), never overwriting a file.
     pub fn settle(&self, mut incoming: Incoming, names: impl IntoIterator<Item = String>) -> Result<Settled, ArchiveError> {
@@ -230,8 +250,10 @@ mod tests {
         assert!(matches!(a.settle(i, ["r.pdf".to_owned()]), Err(ArchiveError::Io { .. })), "the one name asked for is taken");
         assert_eq!(a.read("r.pdf").unwrap(), b"ours");
         assert_eq!(a.read("r-from-eu-1.pdf").unwrap(), b"theirs");
-        // No temporary file is left, settled or dropped.
+        // No temporary file is left, settled or dropped, or after a crash and the next import.
         drop(a.incoming().unwrap());
+        std::mem::forget(a.incoming().unwrap());
+        a.clear_incoming().unwrap();
         let mut left: Vec<String> =
             std::fs::read_dir(dir.path().join("archive")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         left.sort();

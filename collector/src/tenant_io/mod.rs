@@ -628,7 +628,9 @@ pub struct DeliveryImported {
 }
 
 /// Imports the export at `path` into `store` and `delivery`: checks all of it first, then
-/// applies it (see the module docs). Importing the same file again adds nothing.
+/// applies it (see the module docs). Importing the same file again adds nothing. The caller
+/// holds the store's writer lock ([`Store::import_tenant`]), which also keeps a second import
+/// from placing files meanwhile: a temporary file found in the archive is a crash's leftover.
 pub fn import(store: &Store, delivery: Delivery<'_>, path: &Path) -> Result<Imported, TenantIoError> {
     let (header, totals) = verify(path)?;
     let added = store.import_tenant(&header.tenant, || Items::of(path))?;
@@ -640,6 +642,7 @@ pub fn import(store: &Store, delivery: Delivery<'_>, path: &Path) -> Result<Impo
 /// the records into the delivery store in one transaction.
 fn import_delivery(delivery: Delivery<'_>, path: &Path, header: &Header) -> Result<DeliveryImported, TenantIoError> {
     let shard = header.shard.as_deref().unwrap_or("unnamed");
+    delivery.archive.clear_incoming()?;
     let mut placed = Placed { alt: format!("from-{shard}"), ..Placed::default() };
     let merged = read_delivery(delivery.archive, path, &mut placed).and_then(|mut part| {
         part.reports.iter_mut().for_each(|rec| renamed(rec, &placed.names));
