@@ -67,7 +67,8 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum TenantCommand {
     /// Write everything stored of a tenant (devices, points, rollups, alerts, states, dedupe
-    /// marks) to a new file. Works beside a running collector, from one consistent snapshot.
+    /// marks, archived reports with their PDFs, its recipients' opt-in states and consent log)
+    /// to a new file. Works beside a running collector, from one consistent snapshot.
     Export {
         /// The tenant.
         tenant: TenantId,
@@ -75,14 +76,16 @@ pub enum TenantCommand {
         #[arg(short = 'o', long = "output")]
         output: PathBuf,
     },
-    /// Check an export file and merge it into this collector's store, all or nothing; importing
-    /// it again changes nothing. The collector must be stopped (its store is locked while it runs).
+    /// Check an export file and merge it into this collector's store, all or nothing, then into
+    /// its delivery store and archive; importing it again changes nothing. The collector must be
+    /// stopped (its store is locked while it runs).
     Import {
         /// The file `tenant export` wrote.
         file: PathBuf,
     },
-    /// Remove everything stored of a tenant (the old shard's copy after a move). Refused for a
-    /// tenant `[cluster]` lists under this shard. The collector must be stopped.
+    /// Remove everything stored of a tenant (the old shard's copy after a move), its archived
+    /// reports and their PDFs included; recipients' opt-in states stay. Refused for a tenant
+    /// `[cluster]` lists under this shard. The collector must be stopped.
     Delete {
         /// The tenant.
         tenant: TenantId,

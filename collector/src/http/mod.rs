@@ -43,6 +43,7 @@ use crate::report::Lang;
 use crate::report::mail::{MailStrings, fill};
 use crate::schedule::DeliveryStore;
 use crate::schedule::runner::DeliveryStats;
+use crate::schedule::store::MovedReport;
 
 /// `[http]`.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -590,10 +591,7 @@ async fn download(State(s): St, Query(q): Query<TokenParam>, headers: HeaderMap)
     };
     let rec = match s.store.report(id) {
         Ok(Some(r)) => r,
-        Ok(None) => {
-            let m = MailStrings::get(lang);
-            return page(StatusCode::NOT_FOUND, lang, m.gone_title, &format!("<p>{}</p>", attr(m.gone_text)));
-        }
+        Ok(None) => return not_archived(&s.store, id, lang),
         Err(e) => return failed(lang, e),
     };
     // Records of releases that rendered one edition list none: `file` is it.
@@ -610,6 +608,20 @@ async fn download(State(s): St, Query(q): Query<TokenParam>, headers: HeaderMap)
     let name = format!("ampel-{}-{}.pdf", rec.tenant, rec.period_label);
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")).unwrap_or(HeaderValue::from_static("attachment"));
     ([(header::CONTENT_TYPE, HeaderValue::from_static("application/pdf")), (header::CONTENT_DISPOSITION, disposition)], pdf).into_response()
+}
+
+/// The page of a download link whose report is not in the archive: moved away with its
+/// tenant to the shard the map named then, or gone (deleted without a shard to go to).
+fn not_archived(store: &DeliveryStore, id: u64, lang: Lang) -> Response {
+    let m = MailStrings::get(lang);
+    match store.moved_report(id) {
+        Ok(Some(MovedReport { tenant, to: Some(to), .. })) => {
+            let text = fill(m.moved_text, &[("tenant", &tenant), ("shard", &to)]);
+            page(StatusCode::GONE, lang, m.moved_title, &format!("<p>{}</p>", attr(&text)))
+        }
+        Ok(_) => page(StatusCode::NOT_FOUND, lang, m.gone_title, &format!("<p>{}</p>", attr(m.gone_text))),
+        Err(e) => failed(lang, e),
+    }
 }
 
 /// One value of an `application/x-www-form-urlencoded` body.

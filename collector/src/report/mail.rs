@@ -67,6 +67,10 @@ pub struct MailStrings {
     pub gone_title: &'static str,
     /// Text of that page.
     pub gone_text: &'static str,
+    /// Page title: report moved to another collector with its tenant.
+    pub moved_title: &'static str,
+    /// Text of that page: `{tenant}`, `{shard}`.
+    pub moved_text: &'static str,
     /// Page title: internal error.
     pub error_title: &'static str,
     /// Text of that page.
@@ -105,6 +109,10 @@ static EN: MailStrings = MailStrings {
     invalid_text: "This link is not valid or has expired. Ask your administrator for a new invitation.",
     gone_title: "Not found",
     gone_text: "This report is no longer in the archive.",
+    moved_title: "Report moved",
+    moved_text: "This report has moved with the other reports of {tenant} to another collector (shard {shard}); \
+                 links mailed before the move end here. Later report mails come from the new collector; ask \
+                 your administrator to send this report again.",
     error_title: "Error",
     error_text: "Something went wrong; please try again later.",
 };
@@ -141,6 +149,10 @@ static DE: MailStrings = MailStrings {
     invalid_text: "Dieser Link ist ungültig oder abgelaufen. Bitten Sie Ihre Administration um eine neue Einladung.",
     gone_title: "Nicht gefunden",
     gone_text: "Dieser Bericht ist nicht mehr im Archiv.",
+    moved_title: "Bericht umgezogen",
+    moved_text: "Dieser Bericht ist mit den übrigen Berichten von {tenant} auf einen anderen Collector umgezogen \
+                 (Shard {shard}); Links aus Mails von vor dem Umzug enden hier. Spätere Bericht-Mails kommen vom \
+                 neuen Collector; bitten Sie Ihre Administration, diesen Bericht erneut zu senden.",
     error_title: "Fehler",
     error_text: "Etwas ist schiefgegangen; bitte versuchen Sie es später noch einmal.",
 };
@@ -185,6 +197,8 @@ impl MailStrings {
             self.invalid_text,
             self.gone_title,
             self.gone_text,
+            self.moved_title,
+            self.moved_text,
             self.error_title,
             self.error_text,
         ];

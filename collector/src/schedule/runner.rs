@@ -440,7 +440,7 @@ impl Scheduler {
         let file = archive::file_name(&job.name.0, slot.as_millisecond(), tenant, &name);
         self.archive.write(&file, &rendered.pdf)?;
         // The mail summary is kept beside the PDF so a resumed or resent delivery shows it.
-        self.archive.write(&format!("{file}.summary"), rendered.findings.join("\n").as_bytes())?;
+        self.archive.write(&archive::summary_name(&file), rendered.findings.join("\n").as_bytes())?;
         Ok(ArchivedEdition { edition, file, bytes: rendered.pdf.len() as u64 })
     }
 
@@ -568,7 +568,7 @@ impl Scheduler {
         now: Timestamp,
     ) -> Result<OutgoingMail, ScheduleError> {
         // A missing summary is an error, not "no findings": the mail would say all is well.
-        let summary = String::from_utf8_lossy(&self.archive.read(&format!("{}.summary", rendering.file))?).into_owned();
+        let summary = String::from_utf8_lossy(&self.archive.read(&archive::summary_name(&rendering.file))?).into_owned();
         let (to, cc) = self.audience(job)?;
         let lang = rendering.edition.lang;
         let carrier = if link {

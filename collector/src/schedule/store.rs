@@ -11,6 +11,11 @@
 //! | `consent` | sequence, `u64` big-endian | [`ConsentEvent`] |
 //! | `archive` | report id, `u64` big-endian | [`ArchiveRecord`] |
 //! | `runs` | job, `0x00`, slot ms `u64` BE, tenant | report id, `u64` BE |
+//! | `moved` | report id, `u64` BE | [`MovedReport`] |
+//!
+//! `moved` keeps the ids of reports that left with their tenant (`tenant delete` after a
+//! move): such an id is never given to another report, so a download link mailed before the
+//! move can never fetch another tenant's report, and the link's page says where it went.
 //!
 //! Transactions are short and never held across `.await`. The store is only written by the
 //! scheduler task, the HTTP handlers and the CLI, all rare; LMDB serialises them.
@@ -24,6 +29,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::report::Edition;
 
+mod transfer;
+
+pub use transfer::{DeliveryMerge, Run, TenantDelivery, files_of, merge_recipient, renamed};
+
 /// Database names.
 pub mod names {
     /// Scheduler cursors.
@@ -36,6 +45,8 @@ pub mod names {
     pub const ARCHIVE: &str = "archive";
     /// (job, slot, tenant) -> report id.
     pub const RUNS: &str = "runs";
+    /// Report id -> where the report went (ids of reports moved away).
+    pub const MOVED: &str = "moved";
 }
 
 /// Map size of the delivery environment. Records are a few hundred bytes; the PDFs live in
@@ -120,7 +131,7 @@ pub struct Recipient {
 }
 
 /// One consent log entry: who, what, when, from where.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
 pub struct ConsentEvent {
     /// When (Unix ms).
     pub at_ms: i64,
@@ -259,6 +270,17 @@ pub struct Resend {
     pub error: Option<String>,
 }
 
+/// A report that left this collector with its tenant (`tenant delete` after a move).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MovedReport {
+    /// Its tenant.
+    pub tenant: String,
+    /// When it was removed here (Unix ms).
+    pub moved_ms: i64,
+    /// The shard that owns the tenant now, as the shard map named it then.
+    pub to: Option<String>,
+}
+
 /// The delivery store. Cheap to clone.
 #[derive(Clone)]
 pub struct DeliveryStore {
@@ -269,6 +291,7 @@ pub struct DeliveryStore {
     consent: Db,
     archive: Db,
     runs: Db,
+    moved: Db,
 }
 
 impl std::fmt::Debug for DeliveryStore {
@@ -317,18 +340,18 @@ impl DeliveryStore {
         let dbs = env
             .create_databases_and_commit(wtxn, |opener, wtxn| -> Result<_, heed::Error> {
                 let mut out = Vec::new();
-                for name in [names::CURSORS, names::RECIPIENTS, names::CONSENT, names::ARCHIVE, names::RUNS] {
+                for name in [names::CURSORS, names::RECIPIENTS, names::CONSENT, names::ARCHIVE, names::RUNS, names::MOVED] {
                     out.push(opener.create_database::<Bytes, Bytes>(wtxn, Some(name))?);
                 }
-                let arr: [Database<'_, Bytes, Bytes>; 5] =
+                let arr: [Database<'_, Bytes, Bytes>; 6] =
                     out.try_into().map_err(|_| heed::Error::Io(std::io::Error::other("database count")))?;
                 Ok(heed::CommitOrAbort::<_, ()>::Commit(arr))
             })
             .map_err(lmdb)?;
-        let heed::CommitOrAbort::Commit([cursors, recipients, consent, archive, runs]) = dbs else {
+        let heed::CommitOrAbort::Commit([cursors, recipients, consent, archive, runs, moved]) = dbs else {
             return Err(DeliveryStoreError::Corrupt { db: "cursors", detail: "database creation aborted".into() });
         };
-        Ok(DeliveryStore { env, path: dir.to_owned(), cursors, recipients, consent, archive, runs })
+        Ok(DeliveryStore { env, path: dir.to_owned(), cursors, recipients, consent, archive, runs, moved })
     }
 
     fn err(&self) -> impl Fn(heed::Error) -> DeliveryStoreError + '_ {
@@ -460,15 +483,33 @@ impl DeliveryStore {
     /// (job, slot, tenant). Returns the id.
     pub fn add_report(&self, mut rec: ArchiveRecord) -> Result<u64, DeliveryStoreError> {
         let mut wtxn = self.env.write_txn().map_err(self.err())?;
-        let id = match self.archive.last(&wtxn).map_err(self.err())? {
-            Some((k, _)) => from_be(k).unwrap_or(0) + 1,
-            None => 1,
-        };
+        let id = self.next_report_id(&wtxn)?;
         rec.id = id;
         self.archive.put(&mut wtxn, &be(id), &encode(names::ARCHIVE, &rec)?).map_err(self.err())?;
         self.runs.put(&mut wtxn, &run_key(&rec.job, rec.slot_ms, &rec.tenant), &be(id)).map_err(self.err())?;
         wtxn.commit().map_err(self.err())?;
         Ok(id)
+    }
+
+    /// The id after every report id in use or moved away: ids are never given twice.
+    fn next_report_id(&self, txn: &heed::RoTxn<'_>) -> Result<u64, DeliveryStoreError> {
+        let mut next = 1;
+        for (db, name) in [(self.archive, names::ARCHIVE), (self.moved, names::MOVED)] {
+            if let Some((k, _)) = db.last(txn).map_err(self.err())? {
+                let id = from_be(k).ok_or_else(|| DeliveryStoreError::Corrupt { db: name, detail: "short key".into() })?;
+                next = next.max(id + 1);
+            }
+        }
+        Ok(next)
+    }
+
+    /// Where report `id` went, if it left with its tenant.
+    pub fn moved_report(&self, id: u64) -> Result<Option<MovedReport>, DeliveryStoreError> {
+        let rtxn = self.env.read_txn().map_err(self.err())?;
+        match self.moved.get(&rtxn, &be(id)).map_err(self.err())? {
+            Some(v) => decode(names::MOVED, v).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Replaces a report record (same id).

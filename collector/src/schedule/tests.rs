@@ -648,3 +648,42 @@ fn recipients_are_addresses_or_tables_and_a_misspelt_key_is_named() {
     assert!(job(r#"[{ address = "b@example.org", depth = "brief" }]"#).is_err());
     assert!(job("\"a@example.org; b@example.org\"").unwrap().to.1.is_empty());
 }
+
+#[tokio::test]
+async fn a_report_moved_here_with_its_tenant_is_resent_to_its_confirmed_recipients_without_an_invitation() {
+    use crate::tenant_io::{Delivery, export, import};
+    let invitations = |rig: &Rig| rig.received().iter().filter(|m| m["subject"].as_str().unwrap().contains("please confirm")).count();
+    let time_series = |rig: &Rig| crate::store::Store::open(&rig.dir.path().join("store"), Default::default()).unwrap();
+    let archive = |rig: &Rig| Archive::new(&rig.dir.path().join("archive"));
+    // eu-1 mailed acme's report to its two confirmed recipients.
+    let eu1 = Rig::new(33_554_432);
+    confirm_all(&eu1.store, &["ops@example.org", "sec@example.org"]);
+    let source = eu1.scheduler(DAILY, fast(), fake_renderer(2000, Arc::default(), &[]));
+    let moved = source.send_now("daily", &["acme".into()], today_at(8, 0)).await.unwrap().remove(0);
+    let file = eu1.dir.path().join("acme.tenant");
+    let (eu1_store, eu1_archive) = (time_series(&eu1), archive(&eu1));
+    let d = Delivery { store: &eu1.store, archive: &eu1_archive };
+    export(&eu1_store, d, &Default::default(), &"acme".parse().unwrap(), Some("eu-1"), 0, &file).unwrap();
+
+    // eu-2 made a report of its own (id 1) and invited the same addresses for it.
+    let eu2 = Rig::new(33_554_432);
+    let jobs = DAILY.replace("tenants = [\"acme\"]", "tenants = [\"acme\", \"initech\"]");
+    let sched = eu2.scheduler(&jobs, fast(), fake_renderer(1000, Arc::default(), &[]));
+    sched.tick(today_at(7, 0)).await.unwrap();
+    assert_eq!(sched.send_now("daily", &["initech".into()], today_at(7, 30)).await.unwrap()[0].id, 1);
+    let invited = invitations(&eu2);
+    assert_eq!(invited, 2);
+
+    let (eu2_store, eu2_archive) = (time_series(&eu2), archive(&eu2));
+    let done = import(&eu2_store, Delivery { store: &eu2.store, archive: &eu2_archive }, &file).unwrap();
+    assert_eq!(done.delivery.merge.remapped, [(moved.id, 2)]);
+    let rec = sched.resend(2, today_at(9, 0), "cli (test)").await.unwrap();
+    assert_eq!((rec.tenant.as_str(), rec.resends.len(), rec.resends[0].recipients.len()), ("acme", 1, 2));
+    let pdf = eu1_archive.read(&moved.file).unwrap();
+    let resent = eu2.reports();
+    assert_eq!(resent.len(), 2, "to both, confirmed at eu-1");
+    for m in &resent {
+        assert_eq!(std::fs::read(m["attachments"][0]["path"].as_str().unwrap()).unwrap(), pdf, "eu-1's PDF, byte for byte");
+    }
+    assert_eq!(invitations(&eu2), invited, "no new invitation");
+}
