@@ -687,3 +687,43 @@ async fn a_report_moved_here_with_its_tenant_is_resent_to_its_confirmed_recipien
     }
     assert_eq!(invitations(&eu2), invited, "no new invitation");
 }
+
+/// A delivery store as the previous release left it — its five databases, no `moved` — opens
+/// under this one: the table is added, the old record reads, and the next report gets the id
+/// after it.
+#[test]
+fn a_delivery_store_of_the_previous_release_opens_and_goes_on_numbering() {
+    use heed::types::Bytes;
+    let dir = tempfile::tempdir().unwrap();
+    let old = r#"{"id":7,"job":"daily","tenant":"acme","slot_ms":1796630400000,"period_start_ms":1796544000000,
+        "period_end_ms":1796630400000,"period_label":"1d-2026-12-07T0800","created_ms":1796630400000,
+        "file":"1796630400000-daily-ampel-acme-1d-2026-12-07T0800.pdf","bytes":1234,"light":"green","score":100,
+        "late":false,"mode":"attachment","recipients":["ops@example.org"],"status":"sent","attempts":1,
+        "last_error":null,"message_id":"<x@example.org>","link_reason":null,"resends":[]}"#;
+    {
+        let mut options = heed::EnvOpenOptions::new();
+        options.map_size(1 << 24).max_dbs(8);
+        // SAFETY: opened once, by this test, and closed before the store opens it.
+        #[allow(unsafe_code)]
+        let env = unsafe { options.open(dir.path()) }.unwrap();
+        let wtxn = env.write_txn().unwrap();
+        let made = env
+            .create_databases_and_commit(wtxn, |opener, wtxn| -> Result<_, heed::Error> {
+                for name in ["cursors", "recipients", "consent", "runs"] {
+                    opener.create_database::<Bytes, Bytes>(wtxn, Some(name))?;
+                }
+                let archive = opener.create_database::<Bytes, Bytes>(wtxn, Some("archive"))?;
+                archive.put(wtxn, &7u64.to_be_bytes(), old.as_bytes())?;
+                Ok(heed::CommitOrAbort::<(), ()>::Commit(()))
+            })
+            .unwrap();
+        assert!(matches!(made, heed::CommitOrAbort::Commit(())));
+        env.prepare_for_closing().wait();
+    }
+    let store = super::DeliveryStore::open(dir.path()).unwrap();
+    let kept = store.report(7).unwrap().unwrap();
+    assert_eq!((kept.tenant.as_str(), kept.bytes), ("acme", 1234));
+    let next = store.add_report(super::ArchiveRecord { id: 0, ..kept }).unwrap();
+    assert_eq!(next, 8, "a new report never takes an id the old store gave");
+    assert_eq!(store.reports().unwrap().len(), 2);
+}
