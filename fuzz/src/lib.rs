@@ -3,7 +3,7 @@
 //! The harnesses are plain functions over `&[u8]` with no fuzzer in them, so that the
 //! workspace builds and tests them like any code: `tests/corpus.rs` replays every committed
 //! input (`fuzz/corpus/<target>/`) through its target on every `cargo test`, some 7 s in a
-//! debug build for the ~6 800 inputs — the smoke `tests/run` runs. The coverage-guided fuzzing itself is `fuzz/run`:
+//! debug build for the ~11 600 inputs — the smoke `tests/run` runs. The coverage-guided fuzzing itself is `fuzz/run`:
 //! AFL++ through `cargo afl` on the stable toolchain (`fuzz/afl/`, outside the workspace
 //! because the `afl` crate only builds under `cargo afl`).
 //!
