@@ -175,21 +175,29 @@ fn png_variety(png: &[u8]) -> usize {
     seen.iter().filter(|s| **s).count()
 }
 
-#[test]
-fn each_role_sees_exactly_its_tenants_in_chromium() {
+/// A collector with the console on a free HTTP port and `users` (`[[users]]` tables whose
+/// `password-hash` is written `HASH`, all with [`PASSWORD`]) and devices of `tenants`, serving
+/// once its first fleet summary is ready.
+fn console_with(users: &str, tenants: &[&str]) -> (u16, Deployment, Proc) {
     let http = free_tcp_port();
     let hash = ampel_collector::console::users::hash_password(PASSWORD).unwrap();
-    let h = hash.as_str();
-    let d = Deployment::new(&format!(
-        "[http]\nlisten = \"127.0.0.1:{http}\"\n\
-         [[users]]\nname = \"admin\"\nrole = \"administrator\"\ntenants = \"*\"\npassword-hash = \"{h}\"\n\
-         [[users]]\nname = \"manager\"\nrole = \"tenant-manager\"\ntenants = [\"acme\"]\npassword-hash = \"{h}\"\n\
-         [[users]]\nname = \"analyst\"\nrole = \"analyst\"\ntenants = [\"acme\"]\npassword-hash = \"{h}\"\n"
-    ));
-    d.issue("acme", "fw-acme");
-    d.issue("globex", "fw-globex");
+    let d = Deployment::new(&format!("[http]\nlisten = \"127.0.0.1:{http}\"\n{}", users.replace("HASH", hash.as_str())));
+    for t in tenants {
+        d.issue(t, &format!("fw-{t}"));
+    }
     let mut collector = d.serve();
     collector.wait_for_log("fleet summary ready", Duration::from_secs(20));
+    (http, d, collector)
+}
+
+#[test]
+fn each_role_sees_exactly_its_tenants_in_chromium() {
+    let (http, d, _collector) = console_with(
+        "[[users]]\nname = \"admin\"\nrole = \"administrator\"\ntenants = \"*\"\npassword-hash = \"HASH\"\n\
+         [[users]]\nname = \"manager\"\nrole = \"tenant-manager\"\ntenants = [\"acme\"]\npassword-hash = \"HASH\"\n\
+         [[users]]\nname = \"analyst\"\nrole = \"analyst\"\ntenants = [\"acme\"]\npassword-hash = \"HASH\"\n",
+        &["acme", "globex"],
+    );
     let base = format!("http://127.0.0.1:{http}");
     let browser = Browser::start("en-US");
     for (user, globex, reports) in [("admin", true, true), ("manager", false, true), ("analyst", false, false)] {
@@ -221,17 +229,11 @@ fn each_role_sees_exactly_its_tenants_in_chromium() {
 /// fleet and tenant pages are kept beside the deployment and are not blank.
 #[test]
 fn a_german_browser_gets_german_pages_in_chromium() {
-    let http = free_tcp_port();
-    let hash = ampel_collector::console::users::hash_password(PASSWORD).unwrap();
-    let h = hash.as_str();
-    let d = Deployment::new(&format!(
-        "[http]\nlisten = \"127.0.0.1:{http}\"\n\
-         [[users]]\nname = \"admin\"\nrole = \"administrator\"\ntenants = \"*\"\npassword-hash = \"{h}\"\n\
-         [[users]]\nname = \"ann\"\nrole = \"analyst\"\ntenants = [\"acme\"]\npassword-hash = \"{h}\"\nlanguage = \"en\"\n"
-    ));
-    d.issue("acme", "fw-acme");
-    let mut collector = d.serve();
-    collector.wait_for_log("fleet summary ready", Duration::from_secs(20));
+    let (http, d, _collector) = console_with(
+        "[[users]]\nname = \"admin\"\nrole = \"administrator\"\ntenants = \"*\"\npassword-hash = \"HASH\"\n\
+         [[users]]\nname = \"ann\"\nrole = \"analyst\"\ntenants = [\"acme\"]\npassword-hash = \"HASH\"\nlanguage = \"en\"\n",
+        &["acme"],
+    );
     let base = format!("http://127.0.0.1:{http}");
     let browser = Browser::start("de-DE");
     browser.go(&format!("{base}/console/login"));
@@ -278,17 +280,10 @@ fn api_get(port: u16, target: &str, token: &str) -> (u16, String) {
 /// ends it at the next request, and the token is neither in the collector's log nor at rest.
 #[test]
 fn api_tokens_from_the_command_line_work_against_serve_until_revoked() {
-    let http = free_tcp_port();
-    let hash = ampel_collector::console::users::hash_password(PASSWORD).unwrap();
-    let d = Deployment::new(&format!(
-        "[http]\nlisten = \"127.0.0.1:{http}\"\n\
-         [[users]]\nname = \"manager\"\nrole = \"tenant-manager\"\ntenants = [\"acme\"]\npassword-hash = \"{}\"\n",
-        hash.as_str()
-    ));
-    d.issue("acme", "fw-acme");
-    d.issue("globex", "fw-globex");
-    let mut collector = d.serve();
-    collector.wait_for_log("fleet summary ready", Duration::from_secs(20));
+    let (http, d, collector) = console_with(
+        "[[users]]\nname = \"manager\"\nrole = \"tenant-manager\"\ntenants = [\"acme\"]\npassword-hash = \"HASH\"\n",
+        &["acme", "globex"],
+    );
     let token = d.collector(&["user", "token", "manager", "--ttl", "1d"]).ok().trim().to_owned();
     assert!(token.starts_with("ampel_") && !token.contains('\n'), "{token}");
     let (status, body) = api_get(http, "/api/v1/tenants", &token);

@@ -35,15 +35,37 @@ fn reload(collector: &mut Proc, expect: &str) {
     collector.wait_for_log(expect, Duration::from_secs(10));
 }
 
+/// Step 1 (`moving`: acme listed under eu-2 and moving) or step 4 (moved) of README "Moving a
+/// tenant" on both shards: each map written, each collector reloaded (eu-1 first), and the
+/// change each logs awaited.
+fn move_acme([eu1, eu2]: [&Deployment; 2], [c1, c2]: [&mut Proc; 2], moving: bool) {
+    let (p1, p2) = (eu1.port, eu2.port);
+    set_map(eu1, &acme_on_eu2("eu-1", p1, p2, moving));
+    set_map(eu2, &acme_on_eu2("eu-2", p1, p2, moving));
+    if moving {
+        reload(c1, "acme: stored here -> moving to shard eu-2");
+        reload(c2, "acme: sent to shard eu-1 -> moving to shard eu-2");
+    } else {
+        reload(c1, "acme: moving to shard eu-2, refused everywhere -> sent to shard eu-2");
+        reload(c2, "acme: moving to shard eu-2, refused everywhere -> stored here");
+    }
+}
+
+/// Waits until eu-2 holds all of acme's points and eu-1 all of globex's; fails with their
+/// counts and `logs` otherwise.
+fn wait_for_all(eu1: &Deployment, eu2: &Deployment, total: u64, logs: impl Fn() -> String) {
+    let done = wait_until(Duration::from_secs(150), || (points(eu2, "fw-a") >= total && points(eu1, "fw-b") >= total).then_some(()));
+    assert!(done.is_some(), "eu-2 has {} of acme's points, eu-1 {} of globex's\n{}", points(eu2, "fw-a"), points(eu1, "fw-b"), logs());
+}
+
 #[test]
 fn a_tenant_moved_between_shards_during_the_stream_keeps_every_point_exactly_once() {
     const TOTAL: u64 = 60_000;
     let (eu1, eu2) = two_shards(free_tcp_port());
-    let (p1, p2) = (eu1.port, eu2.port);
     let moved = eu1.issue("acme", "fw-a");
     let stays = eu1.issue("globex", "fw-b");
     let start = start_ms();
-    let eu1_addr = format!("127.0.0.1:{p1}");
+    let eu1_addr = format!("127.0.0.1:{}", eu1.port);
     let (cfg_a, cfg_b) =
         (counter_config(&moved, "fw-a", "quic", &eu1_addr, TOTAL, start), counter_config(&stays, "fw-b", "quic", &eu1_addr, TOTAL, start));
     let (mut c1, mut c2) = (eu1.serve(), eu2.serve());
@@ -53,10 +75,7 @@ fn a_tenant_moved_between_shards_during_the_stream_keeps_every_point_exactly_onc
     assert!(streaming.is_some(), "acme never streamed to eu-1\n{}", agent_a.log());
 
     // 1. acme belongs to eu-2 but is moving: nobody takes it.
-    set_map(&eu1, &acme_on_eu2("eu-1", p1, p2, true));
-    set_map(&eu2, &acme_on_eu2("eu-2", p1, p2, true));
-    reload(&mut c1, "acme: stored here -> moving to shard eu-2");
-    reload(&mut c2, "acme: sent to shard eu-1 -> moving to shard eu-2");
+    move_acme([&eu1, &eu2], [&mut c1, &mut c2], true);
     // 2. Export on the old shard, beside the running collector.
     let file = eu1.dir.path().join("acme.tenant");
     let out = eu1.collector(&["tenant", "export", "acme", "-o", file.to_str().unwrap()]).ok();
@@ -71,20 +90,9 @@ fn a_tenant_moved_between_shards_during_the_stream_keeps_every_point_exactly_onc
     let exported = points(&eu1, "fw-a");
     assert!(exported < TOTAL, "acme had finished before the move ({exported} points): make TOTAL larger");
     // 4. The move is done: eu-2 takes acme, eu-1 sends its agents there.
-    set_map(&eu1, &acme_on_eu2("eu-1", p1, p2, false));
-    set_map(&eu2, &acme_on_eu2("eu-2", p1, p2, false));
-    reload(&mut c1, "acme: moving to shard eu-2, refused everywhere -> sent to shard eu-2");
-    reload(&mut c2, "acme: moving to shard eu-2, refused everywhere -> stored here");
+    move_acme([&eu1, &eu2], [&mut c1, &mut c2], false);
 
-    let done = wait_until(Duration::from_secs(150), || (points(&eu2, "fw-a") >= TOTAL && points(&eu1, "fw-b") >= TOTAL).then_some(()));
-    assert!(
-        done.is_some(),
-        "eu-2 has {} of acme's points, eu-1 {} of globex's\nfw-a log:\n{}\neu-2 log:\n{}",
-        points(&eu2, "fw-a"),
-        points(&eu1, "fw-b"),
-        agent_a.log(),
-        c2.log()
-    );
+    wait_for_all(&eu1, &eu2, TOTAL, || format!("fw-a log:\n{}\neu-2 log:\n{}", agent_a.log(), c2.log()));
     assert!(agent_a.log().contains("collector sent us to the shard owning our tenant"), "{}", agent_a.log());
     assert!(agent_a.stop() && agent_b.stop());
     assert!(c1.stop() && c2.stop());
@@ -142,7 +150,6 @@ fn insert_before_map(d: &Deployment, section: &str) {
 fn an_mqtt_tenant_moved_during_the_stream_keeps_every_point_exactly_once() {
     const TOTAL: u64 = 100_000;
     let (eu1, eu2) = two_shards(free_tcp_port());
-    let (p1, p2) = (eu1.port, eu2.port);
     let broker = Broker::new(&eu1);
     let certs = tempfile::tempdir().unwrap();
     let pki = ampel_collector::pki::Pki::open(&eu1.pki_dir()).unwrap();
@@ -170,10 +177,7 @@ fn an_mqtt_tenant_moved_during_the_stream_keeps_every_point_exactly_once() {
 
     // 1. acme is moving to eu-2. The old shard is reloaded first: it keeps storing acme, so the
     //    order of the reloads does not matter. eu-2 subscribes to acme and holds what comes.
-    set_map(&eu1, &acme_on_eu2("eu-1", p1, p2, true));
-    set_map(&eu2, &acme_on_eu2("eu-2", p1, p2, true));
-    reload(&mut c1, "acme: stored here -> moving to shard eu-2");
-    reload(&mut c2, "acme: sent to shard eu-1 -> moving to shard eu-2");
+    move_acme([&eu1, &eu2], [&mut c1, &mut c2], true);
     c2.wait_for_log("MQTT subscribed topics=ampel/v1/initech/+/up ampel/v1/umbrella/+/up ampel/v1/acme/+/up", Duration::from_secs(10));
     // 2. Export on the old shard once eu-2's session queues acme.
     std::thread::sleep(Duration::from_millis(500));
@@ -188,21 +192,10 @@ fn an_mqtt_tenant_moved_during_the_stream_keeps_every_point_exactly_once() {
     c2 = eu2.serve();
     c2.wait_for_log("MQTT subscribed", Duration::from_secs(20));
     // 4. Done: eu-2 stores acme, beginning with what the broker held for it; eu-1 lets go.
-    set_map(&eu1, &acme_on_eu2("eu-1", p1, p2, false));
-    set_map(&eu2, &acme_on_eu2("eu-2", p1, p2, false));
-    reload(&mut c1, "acme: moving to shard eu-2, refused everywhere -> sent to shard eu-2");
-    reload(&mut c2, "acme: moving to shard eu-2, refused everywhere -> stored here");
+    move_acme([&eu1, &eu2], [&mut c1, &mut c2], false);
     c2.wait_for_log("reconnecting to receive its held messages", Duration::from_secs(10));
 
-    let done = wait_until(Duration::from_secs(150), || (points(&eu2, "fw-a") >= TOTAL && points(&eu1, "fw-b") >= TOTAL).then_some(()));
-    assert!(
-        done.is_some(),
-        "eu-2 has {} of acme's points, eu-1 {} of globex's\neu-1 log:\n{}\neu-2 log:\n{}",
-        points(&eu2, "fw-a"),
-        points(&eu1, "fw-b"),
-        c1.log(),
-        c2.log()
-    );
+    wait_for_all(&eu1, &eu2, TOTAL, || format!("eu-1 log:\n{}\neu-2 log:\n{}", c1.log(), c2.log()));
     assert!(agent_a.stop() && agent_b.stop());
     assert!(c1.stop() && c2.stop());
     assert_exactly_once(&eu2, "fw-a", start, TOTAL);
